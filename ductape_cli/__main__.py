@@ -1,0 +1,3 @@
+from ductape_cli.cli.app import main
+
+main()

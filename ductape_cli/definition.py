@@ -1,0 +1,224 @@
+"""Workflow definitions: `define(...)` and its decorator form `@workflow(...)`.
+
+A definition is plain data plus the handler; modules that call `define` at
+import time register it with whichever collector discovery has installed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ductape_cli.durations import parse_duration
+from ductape_cli.errors import DefinitionError, InvalidInput
+from ductape_cli.models import RollbackStrategy
+
+SIGNAL_FIELD_TYPES = {"string", "number", "integer", "boolean", "object", "array", "any"}
+
+# Discovery swaps this list in while importing a module, to learn what it defines.
+_collector: list[WorkflowDefinition] | None = None
+
+
+@dataclass
+class WorkflowDefinition:
+    tag: str
+    handler: Callable[..., Any]
+    name: str = ""
+    description: str = ""
+    rollback_strategy: RollbackStrategy = RollbackStrategy.REVERSE_ALL
+    timeout_ms: int | None = None
+    signals: dict[str, dict[str, str]] = field(default_factory=dict)
+    queries: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    branch_overrides: dict[str, Any] = field(default_factory=dict)
+    record_input: dict[str, Any] | None = None
+    record_scenarios: list[dict[str, Any]] = field(default_factory=list)
+    input_model: Any = None
+    max_events: int | None = None
+    envs: list[str] | None = None
+    source_file: str | None = None
+    source_line: int | None = None
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.handler)
+
+    def query(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator form of `queries=`: ``@wf.query("getProgress")``."""
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.queries[name] = fn
+            return fn
+
+        return register
+
+    def options_summary(self) -> dict[str, Any]:
+        """The options that matter to a stored definition (JSON-able)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "rollback_strategy": str(self.rollback_strategy),
+            "timeout_ms": self.timeout_ms,
+            "signals": self.signals,
+            "queries": sorted(self.queries),
+            "max_events": self.max_events,
+        }
+
+    def validate_input(self, value: Any) -> Any:
+        """Check input against `input_model` (pydantic) before a run is created."""
+        if self.input_model is None:
+            return value
+        try:
+            model = self.input_model.model_validate(value)
+        except Exception as exc:  # pydantic.ValidationError, without importing pydantic here
+            errors = getattr(exc, "errors", None)
+            if callable(errors):
+                first = errors()[0]
+                where = ".".join(str(p) for p in first.get("loc", ())) or "input"
+                raise InvalidInput(f"invalid input for {self.tag}: {where}: {first.get('msg')}") from None
+            raise InvalidInput(f"invalid input for {self.tag}: {exc}") from None
+        return model.model_dump(mode="json")
+
+    def validate_signal(self, name: str, payload: Any) -> None:
+        """Refuse undeclared signals and payloads whose fields are missing or mistyped."""
+        if not self.signals:
+            return
+        if name not in self.signals:
+            known = ", ".join(sorted(self.signals)) or "none"
+            raise InvalidInput(f"workflow {self.tag} declares no signal {name!r} (declared: {known})")
+        spec = self.signals[name]
+        if not spec:
+            return
+        if not isinstance(payload, dict):
+            raise InvalidInput(f"signal {name!r} expects a JSON object with fields {', '.join(spec)}")
+        for field_name, type_name in spec.items():
+            optional = type_name.endswith("?")
+            type_name = type_name.rstrip("?")
+            if field_name not in payload or payload[field_name] is None:
+                if optional:
+                    continue
+                raise InvalidInput(f"signal {name!r} is missing field {field_name!r} ({type_name})")
+            if not _has_type(payload[field_name], type_name):
+                got = type(payload[field_name]).__name__
+                raise InvalidInput(f"signal {name!r} field {field_name!r} must be {type_name}, got {got}")
+
+
+def _has_type(value: Any, type_name: str) -> bool:
+    checks: dict[str, Callable[[Any], bool]] = {
+        "string": lambda v: isinstance(v, str),
+        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "boolean": lambda v: isinstance(v, bool),
+        "object": lambda v: isinstance(v, dict),
+        "array": lambda v: isinstance(v, list),
+        "any": lambda v: True,
+    }
+    return checks[type_name](value)
+
+
+def _normalise_signals(tag: str, signals: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
+    result: dict[str, dict[str, str]] = {}
+    for name, spec in (signals or {}).items():
+        if isinstance(spec, Mapping) and set(spec) == {"input"} and isinstance(spec["input"], Mapping):
+            spec = spec["input"]  # the seed's {"approve": {"input": {...}}} form
+        if spec is None:
+            spec = {}
+        if not isinstance(spec, Mapping):
+            raise DefinitionError(f"workflow {tag}: signal {name!r} must map field names to types")
+        for field_name, type_name in spec.items():
+            if not isinstance(type_name, str) or type_name.rstrip("?") not in SIGNAL_FIELD_TYPES:
+                raise DefinitionError(
+                    f"workflow {tag}: signal {name!r} field {field_name!r} has type {type_name!r}; "
+                    f"use one of {', '.join(sorted(SIGNAL_FIELD_TYPES))} (append ? for optional)"
+                )
+        result[str(name)] = {str(k): str(v) for k, v in spec.items()}
+    return result
+
+
+def _normalise_queries(tag: str, queries: Mapping[str, Any] | None) -> dict[str, Callable[..., Any]]:
+    result: dict[str, Callable[..., Any]] = {}
+    for name, spec in (queries or {}).items():
+        handler = spec.get("handler") if isinstance(spec, Mapping) else spec
+        if not callable(handler):
+            raise DefinitionError(f"workflow {tag}: query {name!r} needs a callable handler")
+        result[str(name)] = handler
+    return result
+
+
+def define(
+    tag: str | None = None,
+    handler: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str = "",
+    rollback_strategy: str | None = None,
+    timeout: int | str | None = None,
+    signals: Mapping[str, Any] | None = None,
+    queries: Mapping[str, Any] | None = None,
+    branch_overrides: Mapping[str, Any] | None = None,
+    record_input: Mapping[str, Any] | None = None,
+    record_scenarios: list[Mapping[str, Any]] | None = None,
+    input_model: Any = None,
+    max_events: int | None = None,
+    envs: list[Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    product: str | None = None,
+) -> WorkflowDefinition:
+    """Define a workflow (the seed's ``ductape.workflows.define({...})``).
+
+    Example: ``define(tag="user-onboarding", handler=onboard, timeout="5m")``.
+    `options` accepts the seed's nested form (``{"timeout": 300000,
+    "rollback_strategy": "reverse_all"}``); keyword arguments win over it.
+    """
+    if not tag or not isinstance(tag, str):
+        raise DefinitionError("a workflow needs a non-empty string tag")
+    if handler is None or not callable(handler):
+        raise DefinitionError(f"workflow {tag}: handler must be a function taking ctx")
+    opts = dict(options or {})
+    strategy_text = rollback_strategy or opts.get("rollback_strategy") or "reverse_all"
+    try:
+        strategy = RollbackStrategy(strategy_text)
+    except ValueError:
+        known = ", ".join(s.value for s in RollbackStrategy)
+        raise DefinitionError(f"workflow {tag}: unknown rollback_strategy {strategy_text!r} (use {known})") from None
+    try:
+        timeout_ms = parse_duration(timeout if timeout is not None else opts.get("timeout"), what="timeout")
+    except InvalidInput as exc:
+        raise DefinitionError(f"workflow {tag}: {exc.message}") from None
+    max_events = max_events if max_events is not None else opts.get("max_events")
+    env_names = None
+    if envs:
+        env_names = [e["slug"] if isinstance(e, Mapping) else str(e) for e in envs]
+    source = inspect.getsourcefile(handler) if hasattr(handler, "__code__") else None
+    line = handler.__code__.co_firstlineno if hasattr(handler, "__code__") else None
+    definition = WorkflowDefinition(
+        tag=tag,
+        handler=handler,
+        name=name or tag,
+        description=description,
+        rollback_strategy=strategy,
+        timeout_ms=timeout_ms,
+        signals=_normalise_signals(tag, signals),
+        queries=_normalise_queries(tag, queries),
+        branch_overrides=dict(branch_overrides or {}),
+        record_input=dict(record_input) if record_input is not None else None,
+        record_scenarios=[dict(s) for s in record_scenarios or []],
+        input_model=input_model,
+        max_events=max_events,
+        envs=env_names,
+        source_file=source,
+        source_line=line,
+    )
+    if _collector is not None:
+        _collector.append(definition)
+    return definition
+
+
+def workflow(tag: str, **options: Any) -> Callable[[Callable[..., Any]], WorkflowDefinition]:
+    """Decorator over `define`: ``@workflow("order-fulfillment", timeout="5m")``."""
+
+    def wrap(handler: Callable[..., Any]) -> WorkflowDefinition:
+        return define(tag=tag, handler=handler, **options)
+
+    return wrap

@@ -1,0 +1,285 @@
+"""`ctx`: what a handler sees. Every effect goes through here to the journal.
+
+Methods that do something durable (`step`, `sleep`, `wait_for_signal`,
+`checkpoint`, ...) return awaitables in an ``async def`` handler. In a plain
+``def`` handler (which runs in its own thread) they block and return the value.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ductape_cli.engine.transform import Transform
+
+if TYPE_CHECKING:
+    from ductape_cli.engine.execution import Execution
+
+
+class InputView(dict):  # type: ignore[type-arg]
+    """The run input with attribute access: ``ctx.input.email`` and ``ctx.input["email"]``.
+
+    A missing attribute is None (the seed's `undefined`), so ``ctx.default(ctx.input.x, 1)`` works.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return wrap(self.get(name))
+
+    def __getitem__(self, key: Any) -> Any:
+        return wrap(dict.__getitem__(self, key))
+
+
+def wrap(value: Any) -> Any:
+    if isinstance(value, dict) and not isinstance(value, InputView):
+        return InputView(value)
+    if isinstance(value, list):
+        return [wrap(v) for v in value]
+    return value
+
+
+class StepCall:
+    """A not-yet-started step: awaiting it runs it; `ctx.parallel` runs several at once."""
+
+    __slots__ = ("execution", "tag", "fn", "rollback", "options", "site", "_consumed")
+
+    def __init__(
+        self, execution: Execution, tag: str, fn: Callable[..., Any], rollback: Callable[..., Any] | None,
+        options: dict[str, Any], site: tuple[str, int],
+    ) -> None:  # fmt: skip
+        self.execution = execution
+        self.tag = tag
+        self.fn = fn
+        self.rollback = rollback
+        self.options = options
+        self.site = site
+        self._consumed = False
+
+    def __await__(self) -> Any:
+        return self.execution.run_step(self).__await__()
+
+    def __repr__(self) -> str:
+        return f"<step {self.tag!r}>"
+
+
+class Log:
+    """`ctx.log.info("msg", {...})`: stored as history events, not repeated on replay."""
+
+    def __init__(self, execution: Execution) -> None:
+        self._execution = execution
+
+    def _emit(self, level: str, message: str, data: Any = None, **fields: Any) -> None:
+        payload = dict(data) if isinstance(data, Mapping) else ({} if data is None else {"data": data})
+        payload.update(fields)
+        self._execution.log(level, str(message), payload)
+
+    def debug(self, message: str, data: Any = None, **fields: Any) -> None:
+        self._emit("debug", message, data, **fields)
+
+    def info(self, message: str, data: Any = None, **fields: Any) -> None:
+        self._emit("info", message, data, **fields)
+
+    def warn(self, message: str, data: Any = None, **fields: Any) -> None:
+        self._emit("warn", message, data, **fields)
+
+    warning = warn
+
+    def error(self, message: str, data: Any = None, **fields: Any) -> None:
+        self._emit("error", message, data, **fields)
+
+
+def _site(depth: int = 2) -> tuple[str, int]:
+    frame = sys._getframe(depth)
+    return frame.f_code.co_filename, frame.f_lineno
+
+
+class Context:
+    """The handler's view of its run (see DESIGN §1 for the full list)."""
+
+    def __init__(self, execution: Execution) -> None:
+        self._x = execution
+        run = execution.run
+        self.workflow_id: str = run.id
+        self.workflow_tag: str = run.tag
+        self.env: str | None = run.env
+        self.product: str = execution.product
+        self.input: Any = wrap(run.input)
+        self.context: dict[str, Any] = dict(run.context or {})
+        self.parent_id: str | None = run.parent_id
+        self.is_replay: bool = run.replayed_from is not None
+        self.replayed_from: str | None = run.replayed_from
+        self.replay_reason: str | None = run.lineage.get("replay_reason") if run.lineage else None
+        self.restarted_from: str | None = run.restarted_from
+        self.log = Log(execution)
+        self.transform = Transform(execution)
+
+    # -- read-only views ---------------------------------------------------
+
+    @property
+    def steps(self) -> dict[str, Any]:
+        return self._x.step_outputs
+
+    @property
+    def completed_steps(self) -> list[str]:
+        return list(self._x.completed_steps)
+
+    @property
+    def current_step(self) -> str | None:
+        return self._x.current_step
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self._x.state
+
+    @property
+    def checkpoint_name(self) -> str | None:
+        return self._x.checkpoint[0] if self._x.checkpoint else None
+
+    @property
+    def checkpoint_data(self) -> Any:
+        return self._x.checkpoint[1] if self._x.checkpoint else None
+
+    @property
+    def is_restored(self) -> bool:
+        return self._x.restored is not None
+
+    @property
+    def restored_checkpoint(self) -> dict[str, Any] | None:
+        return self._x.restored
+
+    # -- state -------------------------------------------------------------
+
+    def set_state(self, key: str, value: Any) -> None:
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"state {key!r} must be JSON-serialisable, got {type(value).__name__}") from None
+        self._x.state[key] = value
+        self._x.state_dirty = True
+
+    def get_state(self, key: str, default: Any = None) -> Any:
+        return self._x.state.get(key, default)
+
+    setState = set_state  # noqa: N815 - the seed's spelling
+    getState = get_state  # noqa: N815
+
+    # -- helpers -------------------------------------------------------------
+
+    @staticmethod
+    def default(value: Any, fallback: Any) -> Any:
+        return fallback if value is None else value
+
+    def variable(self, app: str, key: str) -> Any:
+        return self._x.components().variable(app, key)
+
+    def constant(self, app: str, key: str) -> Any:
+        return self._x.components().constant(app, key)
+
+    # -- durable operations -----------------------------------------------------
+
+    def step(
+        self,
+        tag: str,
+        fn: Callable[..., Any],
+        rollback: Callable[..., Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Run `fn` once per run; later executions get its journaled output.
+
+        Options (keyword or an `options` mapping with the seed's names): retries,
+        retry_delay, backoff, max_delay, timeout, allow_fail, critical, on_error,
+        condition, input.
+        """
+        merged = dict(options or {})
+        merged.update(kwargs)
+        call = StepCall(self._x, tag, fn, rollback, merged, _site())
+        return self._x.deliver(call)
+
+    def parallel(self, calls: Iterable[Any], *, concurrency: int | None = None) -> Any:
+        """Run not-yet-awaited step (or child workflow) calls concurrently; results in order."""
+        return self._x.deliver(self._x.parallel(list(calls), concurrency))
+
+    def sleep(self, duration: int | float | str, *, name: str | None = None) -> Any:
+        return self._x.deliver(self._x.sleep(duration, name, _site()))
+
+    def wait_for_signal(
+        self, names: str | list[str], options: Mapping[str, Any] | None = None, *, timeout: int | str | None = None
+    ) -> Any:
+        if timeout is None and options:
+            timeout = options.get("timeout")
+        return self._x.deliver(self._x.wait_for_signal(names, timeout, _site()))
+
+    waitForSignal = wait_for_signal  # noqa: N815
+
+    def checkpoint(self, name: str, data: Any = None) -> Any:
+        return self._x.deliver(self._x.record_checkpoint(name, data, _site()))
+
+    def trigger_rollback(self, reason: str = "manual rollback") -> Any:
+        return self._x.deliver(self._x.trigger_rollback(reason, _site()))
+
+    triggerRollback = trigger_rollback  # noqa: N815
+
+    def patched(self, change_id: str) -> bool:
+        """True where new code may run (new runs), False for runs whose journal predates the change."""
+        return self._x.patched(change_id, _site())
+
+    def workflow(
+        self, child_id: str, tag: str, input: Any = None, options: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> Any:
+        """Start child workflow `tag` as run `child_id` and wait for its output."""
+        merged = dict(options or {})
+        merged.update(kwargs)
+        return self._x.deliver(self._x.child_call(child_id, tag, input, merged, _site()))
+
+    def create_hook(self, name: str, data: Any = None) -> Any:
+        """A single-use token an outsider passes to `ductape hook TOKEN`; await `hook.wait()`."""
+        return self._x.deliver(self._x.create_hook(name, data, _site()))
+
+    def emit_event(self, type: str, payload: Any = None) -> None:
+        self._x.emit_custom(type, payload)
+
+    def now(self) -> datetime:
+        """Journaled current time (the same value on every replay)."""
+        ms = self.transform.now()
+        return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+    # -- components (declared in ductape.toml) ---------------------------------
+
+    @property
+    def action(self) -> Any:
+        return self._x.component("action")
+
+    @property
+    def database(self) -> Any:
+        return self._x.component("database")
+
+    @property
+    def notification(self) -> Any:
+        return self._x.component("notification")
+
+    @property
+    def storage(self) -> Any:
+        return self._x.component("storage")
+
+    @property
+    def messaging(self) -> Any:
+        return self._x.component("messaging")
+
+    publish = messaging
+
+    @property
+    def quota(self) -> Any:
+        return self._x.component("quota")
+
+    @property
+    def fallback(self) -> Any:
+        return self._x.component("fallback")
+
+    @property
+    def graph(self) -> Any:
+        return self._x.component("graph")

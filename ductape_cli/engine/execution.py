@@ -1,0 +1,486 @@
+"""One execution of a run: re-run the handler, replaying the journal, until it ends or waits.
+
+Every durable operation takes the next journal position. If the journal has
+a row there, the operation returns what it recorded (and must be the same
+kind and tag, or replay diverged); otherwise it runs and is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ductape_cli.definition import WorkflowDefinition
+from ductape_cli.engine import rollback as rollback_module
+from ductape_cli.engine.context import Context, StepCall
+from ductape_cli.engine.steps import StepsMixin
+from ductape_cli.engine.waits import WaitsMixin
+from ductape_cli.errors import (
+    Cancelled,
+    ChildWorkflowFailed,
+    CircuitBroken,
+    NonDeterminismError,
+    SignalTimeout,
+    StepError,
+    StepFailed,
+    WorkflowInterrupt,
+    WorkflowTimedOut,
+)
+from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord, StepStatus
+from ductape_cli.store import EventRow, dumps
+
+if TYPE_CHECKING:
+    from ductape_cli.engine.engine import Engine
+
+
+class Suspend(WorkflowInterrupt):
+    """The handler reached a wait that is not satisfied: release the run until `ready_at`."""
+
+    def __init__(self, ready_at: float | None, waiting: dict[str, Any]) -> None:
+        super().__init__("suspended")
+        self.ready_at = ready_at
+        self.waiting = waiting
+
+
+class Frontier(WorkflowInterrupt):
+    """Replay reached the end of the journal while only re-registering rollbacks."""
+
+
+class LostOwnership(WorkflowInterrupt):
+    """Another owner recorded this run's next position: stop without writing."""
+
+
+@dataclass
+class Outcome:
+    status: RunStatus
+    output: Any = None
+    error: dict[str, Any] | None = None
+    failed_step: str | None = None
+    rollback_result: dict[str, Any] | None = None
+    ready_at: float | None = None
+    waiting: dict[str, Any] | None = None
+    lost: bool = False
+
+    @property
+    def suspended(self) -> bool:
+        return self.status in (RunStatus.RUNNING, RunStatus.PENDING) and not self.lost
+
+
+Observer = Callable[[str, dict[str, Any]], None]
+
+
+class Execution(StepsMixin, WaitsMixin):
+    def __init__(
+        self,
+        engine: Engine,
+        run: Run,
+        definition: WorkflowDefinition,
+        *,
+        inline_wait: float = 5.0,
+        observer: Observer | None = None,
+        conditions: dict[str, Any] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.clock = engine.clock
+        self.owner = engine.owner
+        self.product = engine.config.name
+        self.run = run
+        self.definition = definition
+        self.inline_wait = inline_wait
+        self.observer = observer
+        self.conditions = conditions or {}
+        self.journal: dict[int, StepRecord] = self.store.load_journal(run.id)
+        self.max_seq = max(self.journal, default=-1)
+        self.seq = 0
+        self.tags: set[str] = set()
+        self.rollbacks: dict[int, Callable[..., Any]] = {}
+        self.step_outputs: dict[str, Any] = {}
+        self.completed_steps: list[str] = []
+        self.current_step: str | None = None
+        self.state: dict[str, Any] = {}
+        self.state_dirty = False
+        self.checkpoint: tuple[str, Any, int] | None = None
+        self.restored: dict[str, Any] | None = run.lineage.get("restored_checkpoint") if run.lineage else None
+        self.cancel_reason: str | None = run.cancel_requested
+        self.deadline = run.deadline
+        self.frontier_mode = False
+        self.lost = False
+        self.manual_rollback: dict[str, Any] | None = None
+        self.pending_events: list[EventRow] = []
+        self.max_events = definition.max_events
+        self.event_count = self.store.count_events(run.id) if self.max_events else 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop_thread: int | None = None
+        self._components: Any = None
+
+    # -- plumbing for ctx -------------------------------------------------------
+
+    def deliver(self, awaitable: Any) -> Any:
+        """Hand `awaitable` back in an async handler; block on it in a sync handler's thread."""
+        if threading.get_ident() == self.loop_thread or self.loop is None:
+            return awaitable
+        return asyncio.run_coroutine_threadsafe(_await(awaitable), self.loop).result()
+
+    def notify(self, kind: str, **data: Any) -> None:
+        if self.observer is not None:
+            self.observer(kind, data)
+
+    def take_events(self, *extra: EventRow) -> list[EventRow]:
+        events = self.pending_events
+        self.pending_events = []
+        events.extend(extra)
+        self.event_count += len(events)
+        return events
+
+    def replaying(self) -> bool:
+        return self.seq <= self.max_seq
+
+    def next_op(self, kind: OpKind, tag: str, site: tuple[str, int]) -> tuple[int, StepRecord | None]:
+        """Take the next journal position; check replay agrees with what the journal holds there."""
+        seq = self.seq
+        self.seq += 1
+        record = self.journal.get(seq)
+        if record is not None:
+            if record.kind != kind or record.tag != tag:
+                raise NonDeterminismError(
+                    f"run {self.run.id}: replay diverged at position {seq} ({site[0]}:{site[1]}): "
+                    f"the journal holds {record.kind} {record.tag!r} but the code now reaches {kind} {tag!r}. "
+                    "Revert the change, guard it with ctx.patched(...), or start a new run "
+                    "(ductape replay / restart)"
+                )
+            return seq, record
+        self.boundary()
+        return seq, None
+
+    def boundary(self) -> None:
+        """Checks made before any new durable operation."""
+        if self.frontier_mode:
+            raise Frontier()
+        if self.lost:
+            raise LostOwnership()
+        if self.cancel_reason is not None:
+            raise Cancelled(self.cancel_reason)
+        if self.deadline is not None and self.clock.now() > self.deadline:
+            raise WorkflowTimedOut()
+        if self.max_events is not None and self.event_count > self.max_events:
+            raise CircuitBroken()
+
+    def commit(self, record: StepRecord, events: list[EventRow], output_json: str | None = None) -> None:
+        state = self.state if self.state_dirty else None
+        try:
+            self.store.commit_step(record, events, state, output_json=output_json)
+        except Exception as exc:
+            if type(exc).__name__ == "IntegrityError":
+                raise LostOwnership() from None
+            raise
+        self.state_dirty = False
+        self.journal[record.seq] = record
+
+    def log(self, level: str, message: str, data: dict[str, Any]) -> None:
+        if self.replaying():
+            return
+        payload = {"level": level, "message": message}
+        if data:
+            payload["data"] = json.loads(json.dumps(data, default=str))
+        self.pending_events.append((self.clock.now(), EventType.LOG, self.current_step, payload))
+        self.notify("log", level=level, message=message, data=data)
+
+    def emit_custom(self, type_: str, payload: Any) -> None:
+        if self.replaying():
+            return
+        data = {"event": str(type_), "payload": json.loads(json.dumps(payload, default=str))}
+        self.pending_events.append((self.clock.now(), EventType.CUSTOM, self.current_step, data))
+
+    def journaled_value(self, name: str, produce: Callable[[], Any]) -> Any:
+        seq, record = self.next_op(OpKind.VALUE, name, ("<ctx.transform>", 0))
+        if record is not None:
+            return record.output
+        value = produce()
+        now = self.clock.now()
+        self.commit(
+            StepRecord(self.run.id, seq, OpKind.VALUE, name, StepStatus.COMPLETED, output=value, started_at=now, ended_at=now),
+            self.take_events(),
+        )
+        return value
+
+    def patched(self, change_id: str, site: tuple[str, int]) -> bool:
+        record = self.journal.get(self.seq)
+        if record is not None:
+            if record.kind == OpKind.PATCH and record.tag == change_id:
+                self.seq += 1
+                return True
+            return False  # the journal predates the change: keep the old path
+        if self.seq <= self.max_seq:
+            return False
+        seq = self.seq
+        self.seq += 1
+        self.boundary()
+        now = self.clock.now()
+        self.commit(
+            StepRecord(self.run.id, seq, OpKind.PATCH, change_id, StepStatus.COMPLETED, started_at=now, ended_at=now,
+                       source=f"{site[0]}:{site[1]}"),
+            self.take_events((now, EventType.PATCH_APPLIED, None, {"change_id": change_id})),
+        )  # fmt: skip
+        return True
+
+    async def record_checkpoint(self, name: str, data: Any, site: tuple[str, int]) -> None:
+        seq, record = self.next_op(OpKind.CHECKPOINT, name, site)
+        if record is None:
+            try:
+                text = dumps(data)
+            except (TypeError, ValueError):
+                raise StepError(f"checkpoint {name!r} data must be JSON-serialisable, got {type(data).__name__}") from None
+            now = self.clock.now()
+            record = StepRecord(self.run.id, seq, OpKind.CHECKPOINT, name, StepStatus.COMPLETED, output=json.loads(text),
+                                started_at=now, ended_at=now, source=f"{site[0]}:{site[1]}")  # fmt: skip
+            self.commit(record, self.take_events((now, EventType.CHECKPOINT_CREATED, None, {"name": name, "data": record.output})))
+            self.notify("checkpoint", name=name)
+        self.checkpoint = (name, record.output, seq)
+
+    async def trigger_rollback(self, reason: str, site: tuple[str, int]) -> dict[str, Any]:
+        seq, record = self.next_op(OpKind.ROLLBACK, "rollback", site)
+        if record is not None and record.status == StepStatus.COMPLETED:
+            self.manual_rollback = record.output
+            return record.output  # type: ignore[no-any-return]
+        now = self.clock.now()
+        if record is None:
+            record = StepRecord(self.run.id, seq, OpKind.ROLLBACK, "rollback", StepStatus.RUNNING, input=reason, started_at=now)
+            self.commit(record, self.take_events((now, EventType.ROLLBACK_STARTED, None, {"reason": reason, "manual": True})))
+        result = await rollback_module.apply(self, rollback_module.select(self), reason)
+        self.store.update_op(self.run.id, seq, {"status": "completed", "output": result, "ended_at": self.clock.now()})
+        self.manual_rollback = result
+        return result
+
+    def components(self) -> Any:
+        if self._components is None:
+            self._components = self.engine.components_for(self)
+        return self._components
+
+    def component(self, kind: str) -> Any:
+        return getattr(self.components(), kind)
+
+    # -- the run ------------------------------------------------------------------
+
+    async def execute(self) -> Outcome:
+        self.loop = asyncio.get_running_loop()
+        self.loop_thread = threading.get_ident()
+        ctx = Context(self)
+        self.engine.leases.add(self)
+        try:
+            if self.run.phase == "rolling_back":
+                return await self._finish_interrupted_rollback(ctx)
+            return await self._execute(ctx)
+        finally:
+            self.engine.leases.remove(self)
+
+    async def _execute(self, ctx: Context) -> Outcome:
+        try:
+            output = await self._call_handler(ctx)
+        except Suspend as suspend:
+            return self._suspend(suspend)
+        except LostOwnership:
+            return Outcome(RunStatus.RUNNING, lost=True)
+        except Cancelled as cancel:
+            error = {"message": f"cancelled: {cancel.reason}", "step": self.current_step, "code": "CANCELLED"}
+            return await self._fail(error, None, cancelled=True)
+        except WorkflowTimedOut:
+            limit = self.run.options.get("timeout_ms")
+            error = {"message": f"workflow timed out after {limit} ms", "step": self.current_step, "code": "TIMEOUT"}
+            return await self._fail(error, self.current_step)
+        except CircuitBroken:
+            error = {
+                "message": f"circuit breaker: more than {self.max_events} events (max_events)",
+                "step": self.current_step,
+                "code": "MAX_EVENTS_EXCEEDED",
+            }
+            return await self._fail(error, self.current_step)
+        except NonDeterminismError as exc:
+            # The journal no longer matches the code: never roll back or continue on a guess.
+            return self._finish(RunStatus.FAILED, error={"message": exc.message, "step": None, "code": exc.code})
+        except StepFailed as exc:
+            return await self._fail(exc.to_dict(), exc.step)
+        except StepError as exc:
+            return await self._fail({"message": exc.message, "step": self.current_step, "code": exc.code}, self.current_step)
+        except SignalTimeout as exc:
+            return await self._fail({"message": str(exc), "step": None, "code": "SIGNAL_TIMEOUT"}, None)
+        except ChildWorkflowFailed as exc:
+            error = {"message": str(exc), "step": exc.child_id, "code": exc.error.get("code") or "CHILD_FAILED"}
+            return await self._fail(error, exc.child_id)
+        except Exception as exc:  # noqa: BLE001 - the handler's own error fails the run
+            message = str(exc) or type(exc).__name__
+            error = {"message": f"{type(exc).__name__}: {message}", "step": None, "code": "HANDLER_ERROR"}
+            return await self._fail(error, None)
+        try:
+            dumps(output)
+        except (TypeError, ValueError):
+            error = {
+                "message": f"the handler returned a {type(output).__name__}, which is not JSON-serialisable",
+                "step": None,
+                "code": "OUTPUT_NOT_JSON",
+            }
+            return await self._fail(error, None)
+        status = RunStatus.ROLLED_BACK if self.manual_rollback else RunStatus.COMPLETED
+        return self._finish(status, output=output, rollback_result=_rollback_summary(self.manual_rollback))
+
+    async def _call_handler(self, ctx: Context) -> Any:
+        handler = self.definition.handler
+        if self.definition.is_async:
+            task: asyncio.Future[Any] = asyncio.ensure_future(handler(ctx))
+        else:
+            task = self._run_sync_handler(handler, ctx)
+        timer = None
+        if self.deadline is not None:
+            remaining = max(0.0, self.deadline - self.clock.now())
+            timer = self.loop.call_later(remaining, self._deadline_passed, task)  # type: ignore[union-attr]
+        try:
+            result = await task
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
+        except asyncio.CancelledError:
+            if self.deadline is not None and self.clock.now() >= self.deadline:
+                raise WorkflowTimedOut() from None
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _deadline_passed(self, task: asyncio.Future[Any]) -> None:
+        if not task.done() and self.definition.is_async:
+            task.cancel()
+
+    def _run_sync_handler(self, handler: Callable[..., Any], ctx: Context) -> asyncio.Future[Any]:
+        """Run a plain `def` handler in a daemon thread; its ctx calls block on this loop."""
+        loop = self.loop
+        assert loop is not None
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def settle(result: Any = None, error: BaseException | None = None) -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+        def target() -> None:
+            try:
+                result = handler(ctx)
+            except BaseException as exc:  # noqa: BLE001 - carried back to the loop
+                loop.call_soon_threadsafe(settle, None, exc)
+            else:
+                loop.call_soon_threadsafe(settle, result, None)
+
+        threading.Thread(target=target, name=f"ductape-handler-{self.run.id}", daemon=True).start()
+        return future
+
+    async def _finish_interrupted_rollback(self, ctx: Context) -> Outcome:
+        """A process died mid-rollback: replay only to re-register handlers, then finish the rest."""
+        self.frontier_mode = True
+        try:
+            await self._call_handler(ctx)
+        except (Exception, WorkflowInterrupt):  # noqa: BLE001 - we only needed the rollback handlers
+            pass
+        self.frontier_mode = False
+        run = self.run
+        return await self._fail(run.error or {"message": "rollback interrupted"}, run.failed_step,
+                                cancelled=run.cancel_requested is not None, resumed=True)  # fmt: skip
+
+    async def _fail(
+        self, error: dict[str, Any], failed_step: str | None, *, cancelled: bool = False, resumed: bool = False
+    ) -> Outcome:
+        """Apply the rollback strategy, then record the final status."""
+        candidates = rollback_module.select(self)
+        result = None
+        if candidates or resumed:
+            if not resumed:
+                now = self.clock.now()
+                events = self.take_events((now, EventType.ROLLBACK_STARTED, None, {
+                    "reason": error.get("message"), "strategy": str(self.definition.rollback_strategy),
+                    "steps": [c.tag for c in candidates],
+                }))  # fmt: skip
+                self.store.set_run_fields(self.run.id, {"phase": "rolling_back", "error": error, "failed_step": failed_step}, events)
+            result = await rollback_module.apply(self, candidates, error.get("message") or "failure")
+        if self.manual_rollback:
+            result = _merge_rollbacks(self.manual_rollback, result)
+        summary = _rollback_summary(result)
+        if cancelled:
+            status = RunStatus.CANCELLED
+        elif summary and summary["rolled_back_steps"] and not summary["failed_steps"]:
+            status = RunStatus.ROLLED_BACK
+        else:
+            status = RunStatus.FAILED
+        return self._finish(status, error=error, failed_step=failed_step, rollback_result=summary)
+
+    def _finish(
+        self,
+        status: RunStatus,
+        *,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+        failed_step: str | None = None,
+        rollback_result: dict[str, Any] | None = None,
+    ) -> Outcome:
+        now = self.clock.now()
+        event_type = {
+            RunStatus.COMPLETED: EventType.WORKFLOW_COMPLETED,
+            RunStatus.FAILED: EventType.WORKFLOW_FAILED,
+            RunStatus.ROLLED_BACK: EventType.WORKFLOW_ROLLED_BACK,
+            RunStatus.CANCELLED: EventType.WORKFLOW_CANCELLED,
+        }[status]
+        data: dict[str, Any] = {}
+        if error:
+            data["error"] = error
+        if rollback_result:
+            data["rollback_result"] = rollback_result
+        if self.run.lineage.get("restored_checkpoint"):
+            self.run.lineage.pop("restored_checkpoint")  # it described this resume only
+        fields = {
+            "status": str(status), "output": output, "error": error, "failed_step": failed_step,
+            "rollback_result": rollback_result, "state": self.state or None, "ended_at": now, "owner": None,
+            "lease_expires_at": None, "ready_at": None, "waiting": None, "current_step": None, "phase": None,
+        }  # fmt: skip
+        if not self.store.finish_run(self.run.id, self.owner, fields, self.take_events((now, event_type, None, data))):
+            return Outcome(RunStatus.RUNNING, lost=True)
+        self.run.status, self.run.output, self.run.error = status, output, error
+        self.run.failed_step, self.run.rollback_result, self.run.ended_at = failed_step, rollback_result, now
+        self.notify("finished", status=str(status), error=error)
+        return Outcome(status, output=output, error=error, failed_step=failed_step, rollback_result=rollback_result)
+
+    def _suspend(self, suspend: Suspend) -> Outcome:
+        ready_at = suspend.ready_at
+        if self.deadline is not None:
+            ready_at = self.deadline if ready_at is None else min(ready_at, self.deadline)
+        ready_at = self.store.suspend_run(
+            self.run.id, self.owner, suspend.waiting, ready_at, self.state or None, self.clock.now(), self.take_events()
+        )
+        self.run.waiting, self.run.ready_at = suspend.waiting, ready_at
+        self.notify("waiting", waiting=suspend.waiting)
+        return Outcome(RunStatus.RUNNING, ready_at=ready_at, waiting=suspend.waiting)
+
+    def step_call(self, tag: str, fn: Callable[..., Any], rollback: Callable[..., Any] | None, options: dict[str, Any]) -> StepCall:
+        return StepCall(self, tag, fn, rollback, options, ("<internal>", 0))
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _rollback_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not result:
+        return None
+    return {"rolled_back_steps": list(result.get("rolled_back_steps", [])), "failed_steps": list(result.get("failed_steps", []))}
+
+
+def _merge_rollbacks(first: dict[str, Any], second: dict[str, Any] | None) -> dict[str, Any]:
+    if not second:
+        return first
+    return {
+        "rolled_back_steps": [*first.get("rolled_back_steps", []), *second.get("rolled_back_steps", [])],
+        "failed_steps": [*first.get("failed_steps", []), *second.get("failed_steps", [])],
+    }

@@ -1,0 +1,370 @@
+"""Running steps: options, attempts with retries and timeouts, conditions, parallel groups."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ductape_cli.durations import parse_duration
+from ductape_cli.engine.context import StepCall
+from ductape_cli.errors import InvalidInput, StepError, StepFailed, WorkflowInterrupt
+from ductape_cli.models import Attempt, EventType, OpKind, StepRecord, StepStatus
+from ductape_cli.store import dumps
+
+if TYPE_CHECKING:
+    from ductape_cli.engine.execution import Execution
+
+# True while a step function (or rollback handler) runs: component calls made
+# there belong to that step; outside, they become steps of their own.
+IN_STEP: contextvars.ContextVar[str | None] = contextvars.ContextVar("ductape_in_step", default=None)
+
+_SEED_NAMES = {"retryDelay": "retry_delay", "allowFail": "allow_fail", "maxDelay": "max_delay", "onError": "on_error"}
+_KNOWN = {"retries", "retry_delay", "backoff", "max_delay", "timeout", "allow_fail", "critical", "on_error", "condition", "input"}
+
+
+@dataclass
+class StepOptions:
+    retries: int = 0
+    retry_delay_ms: int = 0
+    backoff: float = 1.0
+    max_delay_ms: int | None = None
+    timeout_ms: int | None = None
+    allow_fail: bool = False
+    critical: bool = False
+    on_error: Callable[..., Any] | None = None
+    condition: str | None = None
+    input: Any = None
+    has_input: bool = False
+
+    @classmethod
+    def parse(cls, tag: str, raw: Mapping[str, Any]) -> StepOptions:
+        if not raw:
+            return _DEFAULT_OPTIONS
+        options = cls()
+        for key, value in raw.items():
+            key = _SEED_NAMES.get(key, key)
+            if key not in _KNOWN:
+                raise StepError(f"step {tag!r}: unknown option {key!r} (known: {', '.join(sorted(_KNOWN))})")
+            try:
+                if key == "retries":
+                    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                        raise InvalidInput(f"retries must be a non-negative integer, got {value!r}")
+                    options.retries = value
+                elif key == "retry_delay":
+                    options.retry_delay_ms = parse_duration(value, what="retry_delay") or 0
+                elif key == "max_delay":
+                    options.max_delay_ms = parse_duration(value, what="max_delay")
+                elif key == "timeout":
+                    options.timeout_ms = parse_duration(value, what="timeout")
+                elif key == "backoff":
+                    if not isinstance(value, (int, float)) or value < 1:
+                        raise InvalidInput(f"backoff must be a number >= 1, got {value!r}")
+                    options.backoff = float(value)
+                elif key == "input":
+                    options.input, options.has_input = value, True
+                else:
+                    setattr(options, key, value)
+            except InvalidInput as exc:
+                raise StepError(f"step {tag!r}: {exc.message}") from None
+        return options
+
+    def delay_ms(self, attempt: int) -> int:
+        """Delay before retry number `attempt` (1-based): retry_delay × backoff^(attempt-1), capped."""
+        delay = self.retry_delay_ms * (self.backoff ** (attempt - 1))
+        if self.max_delay_ms is not None:
+            delay = min(delay, self.max_delay_ms)
+        return int(delay)
+
+    def stored(self) -> dict[str, Any]:
+        """The options worth showing later (`ductape step`), JSON-able."""
+        shown: dict[str, Any] = {}
+        if self.retries:
+            shown["retries"] = self.retries
+            shown["retry_delay_ms"] = self.retry_delay_ms
+            if self.backoff != 1:
+                shown["backoff"] = self.backoff
+            if self.max_delay_ms is not None:
+                shown["max_delay_ms"] = self.max_delay_ms
+        if self.timeout_ms is not None:
+            shown["timeout_ms"] = self.timeout_ms
+        if self.allow_fail:
+            shown["allow_fail"] = True
+        if self.condition:
+            shown["condition"] = self.condition
+        return shown
+
+
+_DEFAULT_OPTIONS = StepOptions()
+
+
+class StepTimeout(Exception):
+    code = "STEP_TIMEOUT"
+
+
+def error_dict(exc: BaseException, tag: str | None) -> dict[str, Any]:
+    message = str(exc) or type(exc).__name__
+    code = getattr(exc, "code", None)
+    error: dict[str, Any] = {"message": message, "step": tag, "code": code if isinstance(code, str) else "STEP_FAILED"}
+    error["type"] = type(exc).__name__
+    for attr in ("status_code", "body"):
+        if hasattr(exc, attr):
+            error[attr] = getattr(exc, attr)
+    return error
+
+
+def _encode(tag: str, value: Any) -> tuple[Any, str]:
+    """Encode a step output; the handler gets back what the journal will give on replay."""
+    try:
+        text = dumps(value)
+    except (TypeError, ValueError):
+        raise StepError(
+            f"step {tag!r} returned a {type(value).__name__}, which is not JSON-serialisable; "
+            "return dicts, lists, strings, numbers, booleans or None"
+        ) from None
+    if value is None or type(value) in (str, int, float, bool):
+        return value, text
+    return json.loads(text), text
+
+
+class StepsMixin:
+    """The step half of `Execution`."""
+
+    async def run_step(self: Execution, call: StepCall) -> Any:  # type: ignore[misc]
+        seq, record = self.prepare_step(call)
+        return await self.execute_step(call, seq, record)
+
+    def prepare_step(self: Execution, call: StepCall) -> tuple[int, StepRecord | None]:  # type: ignore[misc]
+        if call._consumed:
+            raise StepError(f"step {call.tag!r} was already awaited; call ctx.step again for a new step")
+        call._consumed = True
+        tag = call.tag
+        if not isinstance(tag, str) or not tag:
+            raise StepError(f"a step tag must be a non-empty string, got {tag!r}")
+        if tag in self.tags:
+            raise StepError(
+                f"duplicate step tag {tag!r} in one run ({call.site[0]}:{call.site[1]}); "
+                "give each iteration its own tag, e.g. f\"process-{item['id']}\""
+            )
+        self.tags.add(tag)
+        return self.next_op(OpKind.STEP, tag, call.site)
+
+    async def execute_step(self: Execution, call: StepCall, seq: int, record: StepRecord | None) -> Any:  # type: ignore[misc]
+        tag = call.tag
+        if record is not None:
+            return self._replayed_step(call, record)
+        options = StepOptions.parse(tag, call.options)
+        condition = options.condition or self.conditions.get(tag)
+        if condition:
+            skipped = self._check_condition(tag, seq, condition, options, call)
+            if skipped:
+                return None
+        self.current_step = tag
+        self.notify("step_started", tag=tag)
+        started = self.clock.now()
+        attempt = 0
+        while True:
+            attempt += 1
+            attempt_start = self.clock.now()
+            try:
+                output = await self._invoke(call.fn, options, tag)
+                break
+            except (WorkflowInterrupt, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - any step error counts as a failed attempt
+                error = error_dict(exc, tag)
+                if isinstance(exc, StepError):
+                    raise
+                now = self.clock.now()
+                if options.on_error is not None:
+                    await _call_on_error(options.on_error, exc)
+                attempt_row = Attempt(self.run.id, seq, attempt, attempt_start, int((now - attempt_start) * 1000), error)
+                if attempt <= options.retries:
+                    delay = options.delay_ms(attempt)
+                    self.store.record_attempt(attempt_row, self.take_events(
+                        (now, EventType.STEP_RETRIED, tag, {"attempt": attempt, "error": error, "delay_ms": delay})
+                    ))  # fmt: skip
+                    self.notify("step_retried", tag=tag, attempt=attempt, error=error)
+                    await self.clock.sleep(delay / 1000)
+                    self.boundary()
+                    continue
+                self.store.record_attempt(attempt_row, ())
+                return self._step_failed(call, seq, options, error, attempt, started)
+        self.current_step = None
+        value, text = _encode(tag, output)
+        ended = self.clock.now()
+        self.commit(
+            StepRecord(
+                self.run.id, seq, OpKind.STEP, tag, StepStatus.COMPLETED, input=options.input, output=value,
+                attempts=attempt, started_at=started, ended_at=ended, options=options.stored(),
+                has_rollback=call.rollback is not None, critical=bool(options.critical),
+                source=f"{call.site[0]}:{call.site[1]}",
+            ),
+            self.take_events(
+                (started, EventType.STEP_STARTED, tag, None),
+                (ended, EventType.STEP_COMPLETED, tag, {"attempt": attempt, "duration_ms": int((ended - started) * 1000)}),
+            ),
+            output_json=text,
+        )  # fmt: skip
+        self._remember(call, seq, value)
+        self.notify("step_completed", tag=tag, duration_ms=int((ended - started) * 1000))
+        return value
+
+    def _remember(self: Execution, call: StepCall, seq: int, value: Any) -> None:  # type: ignore[misc]
+        self.step_outputs[call.tag] = value
+        self.completed_steps.append(call.tag)
+        if call.rollback is not None:
+            self.rollbacks[seq] = call.rollback
+
+    def _replayed_step(self: Execution, call: StepCall, record: StepRecord) -> Any:  # type: ignore[misc]
+        status = record.status
+        if status == StepStatus.COMPLETED:
+            self._remember(call, record.seq, record.output)
+            return record.output
+        if status == StepStatus.ROLLED_BACK:
+            self.step_outputs[call.tag] = record.output
+            self.completed_steps.append(call.tag)
+            return record.output
+        if status == StepStatus.SKIPPED:
+            self.step_outputs[call.tag] = None
+            return None
+        error = record.error or {}
+        raise StepFailed(call.tag, error.get("message") or "step failed", error.get("code"), error.get("type"))
+
+    def _step_failed(
+        self: Execution, call: StepCall, seq: int, options: StepOptions, error: dict[str, Any], attempts: int, started: float,  # type: ignore[misc]
+    ) -> None:
+        tag = call.tag
+        now = self.clock.now()
+        status = StepStatus.SKIPPED if options.allow_fail else StepStatus.FAILED
+        events = [(started, EventType.STEP_STARTED, tag, None), (now, EventType.STEP_FAILED, tag, {"error": error, "attempts": attempts, "allow_fail": options.allow_fail})]
+        if options.allow_fail:
+            events.append((now, EventType.STEP_SKIPPED, tag, {"reason": "allow_fail", "error": error}))
+        self.commit(
+            StepRecord(
+                self.run.id, seq, OpKind.STEP, tag, status, input=options.input, error=error, attempts=attempts,
+                started_at=started, ended_at=now, options=options.stored(), has_rollback=call.rollback is not None,
+                critical=bool(options.critical), source=f"{call.site[0]}:{call.site[1]}",
+            ),
+            self.take_events(*events),
+        )  # fmt: skip
+        self.current_step = None
+        self.notify("step_failed", tag=tag, error=error, allow_fail=options.allow_fail)
+        if options.allow_fail:
+            self.step_outputs[tag] = None
+            return None
+        raise StepFailed(tag, error["message"], error.get("code"), error.get("type"))
+
+    def _check_condition(
+        self: Execution, tag: str, seq: int, condition: str, options: StepOptions, call: StepCall  # type: ignore[misc]
+    ) -> bool:
+        """Evaluate a step's condition; when false, journal the step as skipped. Returns skipped?"""
+        from ductape_cli import conditions
+
+        try:
+            node = conditions.parse(condition)
+        except conditions.ConditionSyntaxError as exc:
+            raise StepError(f"step {tag!r}: invalid condition: {exc}") from None
+        if conditions.evaluate(node, self.run.input, self.step_outputs):
+            return False
+        now = self.clock.now()
+        values = conditions.read_values(node, self.run.input, self.step_outputs)
+        reason = {"reason": "condition", "condition": conditions.to_text(node), "values": values}
+        self.commit(
+            StepRecord(self.run.id, seq, OpKind.STEP, tag, StepStatus.SKIPPED, output=None, error=None,
+                       started_at=now, ended_at=now, options={**options.stored(), "condition": condition, "skip": reason},
+                       source=f"{call.site[0]}:{call.site[1]}"),
+            self.take_events((now, EventType.STEP_SKIPPED, tag, reason)),
+        )  # fmt: skip
+        self.step_outputs[tag] = None
+        self.notify("step_skipped", tag=tag, condition=condition)
+        return True
+
+    async def _invoke(self: Execution, fn: Callable[..., Any], options: StepOptions, tag: str) -> Any:  # type: ignore[misc]
+        token = IN_STEP.set(tag)
+        try:
+            args = (options.input,) if options.has_input else ()
+            if options.timeout_ms is None:
+                result = fn(*args)
+                if inspect.isawaitable(result):
+                    result = await result
+                return result
+            timeout = options.timeout_ms / 1000
+            try:
+                if inspect.iscoroutinefunction(fn):
+                    return await asyncio.wait_for(fn(*args), timeout)
+                return await asyncio.wait_for(_in_thread(fn, args), timeout)
+            except TimeoutError:
+                raise StepTimeout(f"step {tag!r} timed out after {options.timeout_ms} ms") from None
+        finally:
+            IN_STEP.reset(token)
+
+    async def parallel(self: Execution, calls: list[Any], concurrency: int | None) -> list[Any]:  # type: ignore[misc]
+        """Start each call in order (so journal positions are stable), run them together."""
+        prepared: list[Callable[[], Any]] = []
+        for call in calls:
+            if isinstance(call, StepCall):
+                seq, record = self.prepare_step(call)
+                prepared.append(lambda c=call, s=seq, r=record: self.execute_step(c, s, r))
+            elif hasattr(call, "prepare"):
+                prepared.append(call.prepare())
+            elif inspect.isawaitable(call):
+                prepared.append(lambda a=call: a)
+            else:
+                raise StepError(f"ctx.parallel takes un-awaited ctx.step(...) or ctx.workflow(...) calls, got {call!r}")
+        if concurrency is not None and concurrency < 1:
+            raise StepError("ctx.parallel concurrency must be at least 1")
+        limit = asyncio.Semaphore(concurrency or len(prepared) or 1)
+
+        async def one(start: Callable[[], Any]) -> Any:
+            async with limit:
+                return await start()
+
+        results = await asyncio.gather(*(one(p) for p in prepared), return_exceptions=True)
+        # Interrupts (suspend, cancel, timeout) outrank ordinary failures.
+        for result in results:
+            if isinstance(result, WorkflowInterrupt):
+                raise result
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return results
+
+
+async def _call_on_error(callback: Callable[..., Any], exc: BaseException) -> None:
+    try:
+        result = callback(exc)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:  # noqa: BLE001 - an on_error hook must not change the step's outcome
+        pass
+
+
+async def _in_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """Run a sync step function in a daemon thread so a timeout can abandon it."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if not future.done():
+            future.set_exception(error) if error is not None else future.set_result(result)
+
+    def target() -> None:
+        try:
+            result = context.run(fn, *args)
+        except BaseException as exc:  # noqa: BLE001
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=target, daemon=True, name="ductape-step").start()
+    result = await future
+    if inspect.isawaitable(result):
+        result = await result
+    return result

@@ -1,0 +1,162 @@
+"""Durable waits: sleeps, signals and hooks.
+
+A wait is a journal row in state `waiting` with its deadline (`wake_at`).
+When it cannot be satisfied now, the execution suspends: the run is released
+with a `ready_at` time and re-executed (replaying) when that time comes or a
+signal arrives.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ductape_cli.durations import parse_duration
+from ductape_cli.errors import Cancelled, SignalTimeout, StepError, WorkflowTimedOut
+from ductape_cli.models import EventType, OpKind, StepRecord, StepStatus
+
+if TYPE_CHECKING:
+    from ductape_cli.engine.execution import Execution
+
+HOOK_SIGNAL_PREFIX = "hook:"
+
+
+@dataclass
+class Hook:
+    """What `ctx.create_hook` returns: give `token` to the outside world, then `await hook.wait()`."""
+
+    token: str
+    name: str
+    data: Any
+    _execution: Any
+
+    def wait(self, timeout: int | str | None = None) -> Any:
+        x = self._execution
+        return x.deliver(x.wait_for_signal([HOOK_SIGNAL_PREFIX + self.token], timeout, ("<hook>", 0), hook=self.name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"token": self.token, "name": self.name, "data": self.data}
+
+
+class WaitsMixin:
+    """The waiting half of `Execution`."""
+
+    async def sleep(self: Execution, duration: int | float | str, name: str | None, site: tuple[str, int]) -> None:  # type: ignore[misc]
+        try:
+            ms = parse_duration(duration, what="sleep duration")
+        except Exception as exc:
+            raise StepError(f"ctx.sleep({duration!r}) at {site[0]}:{site[1]}: {exc}") from None
+        assert ms is not None
+        tag = name or "sleep"
+        seq, record = self.next_op(OpKind.SLEEP, tag, site)
+        if record is None:
+            now = self.clock.now()
+            record = StepRecord(
+                self.run.id, seq, OpKind.SLEEP, tag, StepStatus.WAITING, started_at=now, wake_at=now + ms / 1000,
+                options={"duration_ms": ms}, source=f"{site[0]}:{site[1]}",
+            )  # fmt: skip
+            self.commit(record, self.take_events((now, EventType.SLEEP_STARTED, None, {"duration_ms": ms, "wake_at": record.wake_at})))
+            self.notify("sleeping", wake_at=record.wake_at, duration_ms=ms)
+        if record.status == StepStatus.COMPLETED:
+            return
+        wake_at = record.wake_at or 0.0
+        while True:
+            self._check_waiting()
+            remaining = wake_at - self.clock.now()
+            if remaining <= 0:
+                break
+            if remaining > self.inline_wait:
+                from ductape_cli.engine.execution import Suspend
+
+                raise Suspend(wake_at, {"kind": "sleep", "wake_at": wake_at, "seq": seq})
+            await self.clock.sleep(min(remaining, 0.25))
+        now = self.clock.now()
+        self.store.update_op(self.run.id, seq, {"status": "completed", "ended_at": now},
+                             self.take_events((now, EventType.SLEEP_COMPLETED, None, {"duration_ms": ms if record.options else None})))  # fmt: skip
+        record.status = StepStatus.COMPLETED
+
+    def _check_waiting(self: Execution) -> None:  # type: ignore[misc]
+        """While a wait is pending: stop for rollback recovery, cancellation or the workflow deadline."""
+        from ductape_cli.engine.execution import Frontier
+
+        if self.frontier_mode:
+            raise Frontier()
+        if self.cancel_reason is not None:
+            raise Cancelled(self.cancel_reason)
+        if self.deadline is not None and self.clock.now() > self.deadline:
+            raise WorkflowTimedOut()
+
+    async def wait_for_signal(  # type: ignore[misc]
+        self: Execution, names: str | list[str], timeout: int | str | None, site: tuple[str, int], hook: str | None = None
+    ) -> Any:
+        wanted = [names] if isinstance(names, str) else list(names)
+        if not wanted or not all(isinstance(n, str) and n for n in wanted):
+            raise StepError(f"wait_for_signal at {site[0]}:{site[1]} needs one or more signal names")
+        declared = self.definition.signals
+        if declared and hook is None:
+            unknown = [n for n in wanted if n not in declared]
+            if unknown:
+                raise StepError(f"wait_for_signal({unknown[0]!r}) at {site[0]}:{site[1]}: the workflow declares no such signal")
+        try:
+            timeout_ms = parse_duration(timeout, what="signal timeout")
+        except Exception as exc:
+            raise StepError(f"wait_for_signal at {site[0]}:{site[1]}: {exc}") from None
+        tag = ",".join(wanted)
+        seq, record = self.next_op(OpKind.SIGNAL, tag, site)
+        if record is None:
+            now = self.clock.now()
+            deadline = None if timeout_ms is None else now + timeout_ms / 1000
+            record = StepRecord(
+                self.run.id, seq, OpKind.SIGNAL, tag, StepStatus.WAITING, started_at=now, wake_at=deadline,
+                options={"signals": wanted, "timeout_ms": timeout_ms, **({"hook": hook} if hook else {})},
+                source=f"{site[0]}:{site[1]}",
+            )  # fmt: skip
+            self.commit(record, self.take_events((now, EventType.SIGNAL_WAITING, None, {"signals": wanted, "deadline": deadline})))
+        if record.status == StepStatus.COMPLETED:
+            return _delivered(record.output, len(wanted) > 1 or hook is not None)
+        if record.status == StepStatus.FAILED:
+            raise SignalTimeout(wanted, (record.options or {}).get("timeout_ms") or 0)
+        from ductape_cli.engine.execution import Frontier, Suspend
+
+        if self.frontier_mode:
+            raise Frontier()
+        now = self.clock.now()
+        event_type = EventType.HOOK_RECEIVED if hook else EventType.SIGNAL_RECEIVED
+        signal = self.store.consume_signal(self.run.id, seq, wanted, now, event_type, hook)
+        if signal is not None:
+            output = {"signal": signal.name, "payload": signal.payload}
+            record.status, record.output = StepStatus.COMPLETED, output
+            self.notify("signal_received", name=signal.name)
+            return _delivered(output, len(wanted) > 1 or hook is not None)
+        if record.wake_at is not None and now >= record.wake_at:
+            self.store.update_op(self.run.id, seq, {"status": "failed", "ended_at": now, "error": {"message": "timed out", "code": "SIGNAL_TIMEOUT"}},
+                                 self.take_events((now, EventType.SIGNAL_TIMED_OUT, None, {"signals": wanted})))  # fmt: skip
+            record.status = StepStatus.FAILED
+            raise SignalTimeout(wanted, (record.options or {}).get("timeout_ms") or 0)
+        self._check_waiting()
+        waiting: dict[str, Any] = {"kind": "hook" if hook else "signal", "signals": wanted, "deadline": record.wake_at, "seq": seq}
+        if hook:
+            waiting["hook"] = hook
+        raise Suspend(record.wake_at, waiting)
+
+    async def create_hook(self: Execution, name: str, data: Any, site: tuple[str, int]) -> Hook:  # type: ignore[misc]
+        seq, record = self.next_op(OpKind.HOOK, name, site)
+        if record is None:
+            now = self.clock.now()
+            token = secrets.token_urlsafe(24)
+            record = StepRecord(self.run.id, seq, OpKind.HOOK, name, StepStatus.COMPLETED, input=data, output={"token": token},
+                                started_at=now, ended_at=now, source=f"{site[0]}:{site[1]}")  # fmt: skip
+            self.store.create_hook(token, self.run.id, seq, name, data, now)
+            self.commit(record, self.take_events((now, EventType.HOOK_CREATED, None, {"name": name, "data": data})))
+        return Hook(token=record.output["token"], name=name, data=record.input, _execution=self)
+
+
+def _delivered(output: dict[str, Any] | None, tagged: bool) -> Any:
+    """A signal's payload as the handler sees it; with several names, `_signal` says which came."""
+    output = output or {}
+    payload = output.get("payload")
+    name = output.get("signal")
+    if isinstance(payload, dict):
+        return {**payload, "_signal": name} if tagged else payload
+    return {"_signal": name, "value": payload} if tagged else payload

@@ -1,0 +1,198 @@
+"""Records the store returns and the names of statuses and events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.ROLLED_BACK, RunStatus.CANCELLED})
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    ROLLED_BACK = "rolled_back"
+
+
+class OpKind(StrEnum):
+    """What a journal row records; replay compares kind and tag at each position."""
+
+    STEP = "step"
+    SLEEP = "sleep"
+    SIGNAL = "signal"
+    CHECKPOINT = "checkpoint"
+    VALUE = "value"  # journaled non-deterministic values (now, uuid, random)
+    PATCH = "patch"
+    ROLLBACK = "rollback"  # a manual trigger_rollback
+    CHILD = "child"
+    HOOK = "hook"
+
+
+class EventType(StrEnum):
+    WORKFLOW_STARTED = "workflow_started"
+    WORKFLOW_RESUMED = "workflow_resumed"
+    WORKFLOW_SUSPENDED = "workflow_suspended"
+    WORKFLOW_COMPLETED = "workflow_completed"
+    WORKFLOW_FAILED = "workflow_failed"
+    WORKFLOW_ROLLED_BACK = "workflow_rolled_back"
+    WORKFLOW_CANCELLED = "workflow_cancelled"
+    STEP_STARTED = "step_started"
+    STEP_COMPLETED = "step_completed"
+    STEP_FAILED = "step_failed"
+    STEP_RETRIED = "step_retried"
+    STEP_SKIPPED = "step_skipped"
+    CHECKPOINT_CREATED = "checkpoint_created"
+    SLEEP_STARTED = "sleep_started"
+    SLEEP_COMPLETED = "sleep_completed"
+    SIGNAL_WAITING = "signal_waiting"
+    SIGNAL_RECEIVED = "signal_received"
+    SIGNAL_TIMED_OUT = "signal_timed_out"
+    CANCEL_REQUESTED = "cancel_requested"
+    ROLLBACK_STARTED = "rollback_started"
+    STEP_ROLLED_BACK = "step_rolled_back"
+    STEP_ROLLBACK_FAILED = "step_rollback_failed"
+    ROLLBACK_COMPLETED = "rollback_completed"
+    CHILD_STARTED = "child_started"
+    CHILD_COMPLETED = "child_completed"
+    HOOK_CREATED = "hook_created"
+    HOOK_RECEIVED = "hook_received"
+    PATCH_APPLIED = "patch_applied"
+    LOG = "log"
+    CUSTOM = "custom"
+
+
+class RollbackStrategy(StrEnum):
+    REVERSE_ALL = "reverse_all"
+    CRITICAL_ONLY = "critical_only"
+    TO_CHECKPOINT = "to_checkpoint"
+    NONE = "none"
+
+
+@dataclass
+class Run:
+    id: str
+    tag: str
+    status: RunStatus
+    input: Any
+    version: str | None = None
+    env: str | None = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    failed_step: str | None = None
+    rollback_result: dict[str, Any] | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+    parent_id: str | None = None
+    replayed_from: str | None = None
+    restarted_from: str | None = None
+    resumed_from: str | None = None
+    lineage: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    started_at: float | None = None
+    ended_at: float | None = None
+    deadline: float | None = None
+    owner: str | None = None
+    lease_expires_at: float | None = None
+    ready_at: float | None = None
+    waiting: dict[str, Any] | None = None
+    cancel_requested: str | None = None
+    current_step: str | None = None
+    phase: str | None = None
+    schedule_id: str | None = None
+
+    @property
+    def execution_time_ms(self) -> int:
+        if self.started_at is None:
+            return 0
+        end = self.ended_at if self.ended_at is not None else self.started_at
+        return int((end - self.started_at) * 1000)
+
+
+@dataclass
+class StepRecord:
+    """One journal row: a step, or any other replayed operation (sleep, signal, ...)."""
+
+    run_id: str
+    seq: int
+    kind: OpKind
+    tag: str
+    status: StepStatus
+    input: Any = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    attempts: int = 0
+    started_at: float | None = None
+    ended_at: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    has_rollback: bool = False
+    critical: bool = False
+    rollback_status: str | None = None
+    rollback_error: str | None = None
+    wake_at: float | None = None
+    source: str | None = None
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return int((self.ended_at - self.started_at) * 1000)
+
+
+@dataclass
+class Attempt:
+    run_id: str
+    seq: int
+    attempt: int
+    started_at: float
+    duration_ms: int
+    error: dict[str, Any] | None
+
+
+@dataclass
+class Event:
+    id: int
+    run_id: str
+    ts: float
+    type: str
+    step: str | None
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "timestamp": int(self.ts * 1000),
+            "step": self.step,
+            "data": self.data,
+        }
+
+
+@dataclass
+class Signal:
+    id: int
+    run_id: str
+    name: str
+    payload: Any
+    created_at: float
+    consumed_seq: int | None

@@ -1,0 +1,17 @@
+"""Where runs, journals and events are kept. All SQL lives in this package.
+
+`Store` is the interface the engine talks to; `SqliteStore` is the
+implementation (a PostgreSQL one can stand beside it with the same methods).
+"""
+
+from ductape_cli.store.sqlite import EventRow, SqliteStore, dumps
+
+Store = SqliteStore
+
+
+def open_store(path: str, *, durability: str = "normal") -> SqliteStore:
+    """Open (creating and migrating if needed) the store at `path`; ":memory:" for tests."""
+    return SqliteStore(path, durability=durability)
+
+
+__all__ = ["EventRow", "SqliteStore", "Store", "dumps", "open_store"]

@@ -1,0 +1,765 @@
+"""The SQLite store: every SQL statement ductape runs against its state lives here.
+
+One connection per `SqliteStore` (and so per thread). Writers use
+``BEGIN IMMEDIATE`` so they queue on the busy timeout instead of failing
+half-way; readers never block in WAL mode. Public methods open their own
+transaction; ``_txn`` helpers run inside the caller's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ductape_cli.errors import StoreError
+from ductape_cli.models import (
+    Attempt,
+    Event,
+    OpKind,
+    Run,
+    RunStatus,
+    Signal,
+    StepRecord,
+    StepStatus,
+)
+from ductape_cli.store.migrations import MIGRATIONS
+
+BUSY_TIMEOUT_MS = 30_000
+EventRow = tuple[float, str, str | None, dict[str, Any] | None]  # (ts, type, step, data)
+
+_RUN_COLUMNS = (
+    "id, tag, version, status, env, input, output, error, failed_step, rollback_result, context, "
+    "state, idempotency_key, parent_id, replayed_from, restarted_from, resumed_from, lineage, "
+    "options, created_at, started_at, ended_at, deadline, owner, lease_expires_at, ready_at, "
+    "waiting, cancel_requested, current_step, phase, schedule_id"
+)
+_STEP_COLUMNS = (
+    "run_id, seq, kind, tag, status, input, output, error, attempts, started_at, ended_at, "
+    "options, has_rollback, critical, rollback_status, rollback_error, wake_at, source"
+)
+_INSERT_EVENT = "INSERT INTO events (run_id, ts, type, step, data) VALUES (?, ?, ?, ?, ?)"
+_INSERT_STEP = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 18)})"
+_ACTIVE = ("pending", "running")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _translate(exc: sqlite3.Error, path: str) -> StoreError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return StoreError(f"store {path} stayed busy for {BUSY_TIMEOUT_MS // 1000}s; another process holds a long write")
+    if "readonly" in text or "read-only" in text:
+        return StoreError(f"store {path} is read-only: {text}")
+    if "disk is full" in text or "disk I/O" in text:
+        return StoreError(f"cannot write store {path}: {text}")
+    if "not a database" in text or "malformed" in text:
+        return StoreError(f"store {path} is corrupt or not a ductape store: {text}")
+    if "unable to open" in text:
+        return StoreError(f"cannot open store {path}: {text}")
+    return StoreError(f"store {path}: {text}")
+
+
+class SqliteStore:
+    """ductape's state in one SQLite file (WAL)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, durability: str = "normal") -> None:
+        self.path = str(path)
+        self.durability = durability
+        if self.path != ":memory:":
+            folder = Path(self.path).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create store folder {folder}: {exc.strerror or exc}") from None
+        try:
+            self.conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+            )
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if self.path != ":memory:":
+                mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise StoreError(f"store {self.path}: cannot switch to WAL mode (got {mode})")
+            sync = "FULL" if durability == "full" else "NORMAL"
+            self.conn.execute(f"PRAGMA synchronous = {sync}")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+
+    # -- plumbing ---------------------------------------------------------
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc, self.path) from None
+            raise
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"store {self.path} has schema version {version}, newer than this ductape "
+                f"({len(MIGRATIONS)}); upgrade ductape"
+            )
+        if version == len(MIGRATIONS):
+            return
+        with self._write() as conn:
+            # Re-read inside the lock: another process may have migrated meanwhile.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for statement in MIGRATIONS[version:]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    @staticmethod
+    def _events_txn(conn: sqlite3.Connection, run_id: str, events: Sequence[EventRow]) -> None:
+        conn.executemany(
+            _INSERT_EVENT,
+            [(run_id, ts, type_, step, None if data is None else dumps(data)) for ts, type_, step, data in events],
+        )
+
+    # -- definitions ------------------------------------------------------
+
+    def save_definition(self, tag: str, version: str, name: str, source_path: str, schema: dict[str, Any]) -> bool:
+        """Store a definition version; returns False when that exact version already exists."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO definitions (tag, version, name, source_path, schema, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (tag, version, name, source_path, dumps(schema), time.time()),
+            )
+            return cur.rowcount == 1
+
+    def latest_definition(self, tag: str) -> dict[str, Any] | None:
+        rows = self._read(
+            "SELECT tag, version, name, source_path, schema, created_at FROM definitions "
+            "WHERE tag = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (tag,),
+        )
+        return self._definition(rows[0]) if rows else None
+
+    def get_definition(self, tag: str, version: str) -> dict[str, Any] | None:
+        rows = self._read(
+            "SELECT tag, version, name, source_path, schema, created_at FROM definitions "
+            "WHERE tag = ? AND (version = ? OR version LIKE ?) ORDER BY created_at DESC LIMIT 1",
+            (tag, version, version + "%"),
+        )
+        return self._definition(rows[0]) if rows else None
+
+    def list_definitions(self, tag: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT tag, version, name, source_path, schema, created_at FROM definitions"
+        params: tuple[Any, ...] = ()
+        if tag:
+            sql += " WHERE tag = ?"
+            params = (tag,)
+        return [self._definition(r) for r in self._read(sql + " ORDER BY tag, created_at, rowid", params)]
+
+    @staticmethod
+    def _definition(row: tuple[Any, ...]) -> dict[str, Any]:
+        tag, version, name, source_path, schema, created_at = row
+        return {
+            "tag": tag,
+            "version": version,
+            "name": name,
+            "source_path": source_path,
+            "schema": json.loads(schema),
+            "created_at": created_at,
+        }
+
+    # -- runs -------------------------------------------------------------
+
+    def create_run(self, run: Run, events: Sequence[EventRow]) -> tuple[Run, bool]:
+        """Insert a run unless its idempotency key already names one.
+
+        Returns ``(run, created)``; with an existing key the stored run comes
+        back and nothing is written. A taken run id raises `StoreError`'s
+        sibling `KeyError` for the engine to phrase.
+        """
+        with self._write() as conn:
+            if run.idempotency_key is not None:
+                row = conn.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE tag = ? AND idempotency_key = ?",
+                    (run.tag, run.idempotency_key),
+                ).fetchone()
+                if row is not None:
+                    return self._run(row), False
+            if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone():
+                raise KeyError(run.id)
+            conn.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 31)})", self._run_values(run))
+            self._events_txn(conn, run.id, events)
+        return run, True
+
+    def get_run(self, run_id: str) -> Run | None:
+        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        return self._run(rows[0]) if rows else None
+
+    def find_runs_by_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        return [r[0] for r in self._read("SELECT id FROM runs WHERE id LIKE ? LIMIT ?", (prefix + "%", limit))]
+
+    def list_runs(
+        self,
+        *,
+        tag: str | None = None,
+        status: str | None = None,
+        parent_id: str | None = None,
+        schedule_id: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> list[Run]:
+        clauses, params = [], []
+        for column, value in (("tag", tag), ("status", status), ("parent_id", parent_id), ("schedule_id", schedule_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._read(
+            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return [self._run(r) for r in rows]
+
+    def related_runs(self, run_id: str) -> list[Run]:
+        """Runs linked to `run_id` by replay, restart, resume or parenthood (one hop)."""
+        rows = self._read(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE replayed_from = ? OR restarted_from = ? "
+            "OR resumed_from = ? OR parent_id = ? ORDER BY created_at",
+            (run_id, run_id, run_id, run_id),
+        )
+        return [self._run(r) for r in rows]
+
+    def claim_run(self, run_id: str, owner: str, now: float, ttl: float, dead_owners: Sequence[str] = ()) -> Run | None:
+        """Take the lease of an unfinished run if nobody live holds it."""
+        with self._write() as conn:
+            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            run = self._run(row)
+            if run.status not in _ACTIVE:
+                return None
+            held = run.owner is not None and run.owner != owner and (run.lease_expires_at or 0) > now
+            if held and run.owner not in dead_owners:
+                return None
+            conn.execute(
+                "UPDATE runs SET owner = ?, lease_expires_at = ?, status = 'running', "
+                "started_at = COALESCE(started_at, ?) WHERE id = ?",
+                (owner, now + ttl, now, run_id),
+            )
+            run.owner, run.lease_expires_at = owner, now + ttl
+            if run.started_at is None:
+                run.started_at = now
+            return run
+
+    def claim_ready(
+        self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None = None,
+        dead_owners: Sequence[str] = (),
+    ) -> list[Run]:
+        """Claim up to `limit` runs that are due: queued, woken, signalled, or orphaned."""
+        tag_clause = f" AND tag IN ({', '.join('?' * len(tags))})" if tags else ""
+        dead_clause = f" OR owner IN ({', '.join('?' * len(dead_owners))})" if dead_owners else ""
+        with self._write() as conn:
+            rows = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('pending', 'running') "
+                f"AND ready_at <= ? AND (owner IS NULL OR lease_expires_at < ?{dead_clause}){tag_clause} "
+                "ORDER BY ready_at LIMIT ?",
+                (now, now, *dead_owners, *(tags or ()), limit),
+            ).fetchall()
+            runs = [self._run(r) for r in rows]
+            for run in runs:
+                conn.execute(
+                    "UPDATE runs SET owner = ?, lease_expires_at = ?, status = 'running', "
+                    "started_at = COALESCE(started_at, ?) WHERE id = ?",
+                    (owner, now + ttl, now, run.id),
+                )
+                run.owner, run.lease_expires_at = owner, now + ttl
+            return runs
+
+    def owners_on_host(self, host: str) -> list[str]:
+        """Owners (host:pid:token) holding unexpired leases from `host`, to check for dead pids."""
+        rows = self._read(
+            "SELECT DISTINCT owner FROM runs WHERE status IN ('pending', 'running') AND owner LIKE ?",
+            (host + ":%",),
+        )
+        return [r[0] for r in rows]
+
+    def next_ready_at(self) -> float | None:
+        rows = self._read("SELECT MIN(ready_at) FROM runs WHERE status IN ('pending', 'running') AND ready_at IS NOT NULL")
+        return rows[0][0] if rows else None
+
+    def renew_leases(self, owner: str, run_ids: Sequence[str], now: float, ttl: float) -> None:
+        if not run_ids:
+            return
+        with self._write() as conn:
+            conn.execute(
+                f"UPDATE runs SET lease_expires_at = ? WHERE owner = ? AND id IN ({', '.join('?' * len(run_ids))})",
+                (now + ttl, owner, *run_ids),
+            )
+
+    def cancel_requests(self, run_ids: Sequence[str]) -> dict[str, str]:
+        if not run_ids:
+            return {}
+        rows = self._read(
+            f"SELECT id, cancel_requested FROM runs WHERE cancel_requested IS NOT NULL "
+            f"AND id IN ({', '.join('?' * len(run_ids))})",
+            tuple(run_ids),
+        )
+        return dict(rows)
+
+    def suspend_run(
+        self, run_id: str, owner: str, waiting: dict[str, Any] | None, ready_at: float | None,
+        state: dict[str, Any] | None, now: float, events: Sequence[EventRow],
+    ) -> float | None:
+        """Release a waiting run. Returns its ready time, which is `now` when a signal it
+        waits for, or a cancel request, arrived meanwhile (checked under the write lock,
+        so no wake-up is lost between the handler's check and this write)."""
+        with self._write() as conn:
+            row = conn.execute("SELECT cancel_requested FROM runs WHERE id = ? AND owner = ?", (run_id, owner)).fetchone()
+            if row is None:
+                return None
+            names = list((waiting or {}).get("signals") or ())
+            if row[0] is not None:
+                ready_at = now
+            elif names and conn.execute(
+                f"SELECT 1 FROM signals WHERE run_id = ? AND consumed_seq IS NULL AND name IN ({', '.join('?' * len(names))}) LIMIT 1",
+                (run_id, *names),
+            ).fetchone():
+                ready_at = now
+            conn.execute(
+                "UPDATE runs SET owner = NULL, lease_expires_at = NULL, ready_at = ?, waiting = ?, state = ?, "
+                "current_step = NULL WHERE id = ?",
+                (ready_at, None if waiting is None else dumps(waiting), None if state is None else dumps(state), run_id),
+            )
+            self._events_txn(conn, run_id, events)
+            return ready_at
+
+    def finish_run(self, run_id: str, owner: str, fields: dict[str, Any], events: Sequence[EventRow]) -> bool:
+        """Record a run's end if `owner` still holds it; False means another owner took over."""
+        json_columns = {"output", "error", "rollback_result", "state", "waiting"}
+        values = [dumps(v) if k in json_columns and v is not None else v for k, v in fields.items()]
+        with self._write() as conn:
+            cur = conn.execute(
+                f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ? AND owner = ?",
+                (*values, run_id, owner),
+            )
+            if cur.rowcount != 1:
+                return False
+            self._events_txn(conn, run_id, events)
+            return True
+
+    def release_run(self, run_id: str, owner: str) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET owner = NULL, lease_expires_at = NULL WHERE id = ? AND owner = ?", (run_id, owner))
+
+    def set_run_fields(self, run_id: str, fields: dict[str, Any], events: Sequence[EventRow] = ()) -> None:
+        """Update chosen run columns (JSON columns are encoded here) and append events."""
+        json_columns = {"input", "output", "error", "rollback_result", "context", "state", "lineage", "options", "waiting"}
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        values = [dumps(v) if name in json_columns and v is not None else v for name, v in fields.items()]
+        with self._write() as conn:
+            if fields:
+                conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*values, run_id))
+            self._events_txn(conn, run_id, events)
+
+    def request_cancel(self, run_id: str, reason: str, now: float) -> Run | None:
+        """Mark a run for cancellation and make it due now; None when it already ended."""
+        with self._write() as conn:
+            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            run = self._run(row)
+            if run.status not in _ACTIVE:
+                return run
+            conn.execute(
+                "UPDATE runs SET cancel_requested = ?, ready_at = ? WHERE id = ?", (reason, now, run_id)
+            )
+            conn.execute(_INSERT_EVENT, (run_id, now, "cancel_requested", None, dumps({"reason": reason})))
+            run.cancel_requested = reason
+            return run
+
+    def delete_run(self, run_id: str) -> None:
+        with self._write() as conn:
+            for table in ("steps", "attempts", "events", "signals", "hooks"):
+                conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    def count_runs(self) -> int:
+        return int(self._read("SELECT COUNT(*) FROM runs")[0][0])
+
+    @staticmethod
+    def _run_values(run: Run) -> tuple[Any, ...]:
+        def j(value: Any) -> str | None:
+            return None if value is None else dumps(value)
+
+        return (
+            run.id, run.tag, run.version, str(run.status), run.env, dumps(run.input), j(run.output),
+            j(run.error), run.failed_step, j(run.rollback_result), j(run.context or None), j(run.state or None),
+            run.idempotency_key, run.parent_id, run.replayed_from, run.restarted_from, run.resumed_from,
+            j(run.lineage or None), j(run.options or None), run.created_at, run.started_at, run.ended_at,
+            run.deadline, run.owner, run.lease_expires_at, run.ready_at, j(run.waiting), run.cancel_requested,
+            run.current_step, run.phase, run.schedule_id,
+        )  # fmt: skip
+
+    @staticmethod
+    def _run(row: tuple[Any, ...]) -> Run:
+        (
+            id_, tag, version, status, env, input_, output, error, failed_step, rollback_result, context,
+            state, idem, parent_id, replayed_from, restarted_from, resumed_from, lineage, options,
+            created_at, started_at, ended_at, deadline, owner, lease, ready_at, waiting, cancel,
+            current_step, phase, schedule_id,
+        ) = row  # fmt: skip
+        return Run(
+            id=id_, tag=tag, version=version, status=RunStatus(status), env=env, input=json.loads(input_),
+            output=_loads(output), error=_loads(error), failed_step=failed_step,
+            rollback_result=_loads(rollback_result), context=_loads(context) or {}, state=_loads(state) or {},
+            idempotency_key=idem, parent_id=parent_id, replayed_from=replayed_from,
+            restarted_from=restarted_from, resumed_from=resumed_from, lineage=_loads(lineage) or {},
+            options=_loads(options) or {}, created_at=created_at, started_at=started_at, ended_at=ended_at,
+            deadline=deadline, owner=owner, lease_expires_at=lease, ready_at=ready_at, waiting=_loads(waiting),
+            cancel_requested=cancel, current_step=current_step, phase=phase, schedule_id=schedule_id,
+        )  # fmt: skip
+
+    # -- journal ----------------------------------------------------------
+
+    def load_journal(self, run_id: str) -> dict[int, StepRecord]:
+        rows = self._read(f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,))
+        return {r[1]: self._step(r) for r in rows}
+
+    def commit_step(
+        self, record: StepRecord, events: Sequence[EventRow], state: dict[str, Any] | None = None,
+        *, output_json: str | None = None,
+    ) -> None:
+        """The hot path: one journal row, its events and (if changed) the run state, in one transaction.
+
+        The row is a plain INSERT: if another owner already recorded this
+        position, the primary key refuses it and the caller learns it lost the run.
+        """
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+        try:
+            values = self._step_values(record)
+            if output_json is not None:
+                values = (*values[:6], output_json, *values[7:])
+            conn.execute(_INSERT_STEP, values)
+            run_id = record.run_id
+            for ts, type_, step, data in events:
+                conn.execute(_INSERT_EVENT, (run_id, ts, type_, step, None if data is None else dumps(data)))
+            if state is not None:
+                conn.execute("UPDATE runs SET state = ? WHERE id = ?", (dumps(state), run_id))
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                raise _translate(exc, self.path) from None
+            raise
+
+    def update_op(
+        self, run_id: str, seq: int, fields: dict[str, Any], events: Sequence[EventRow] = (),
+        run_fields: dict[str, Any] | None = None,
+    ) -> None:
+        """Change a journal row (a wait that completed, a rollback status) with its events."""
+        json_columns = {"input", "output", "error", "options"}
+        values = [dumps(v) if k in json_columns and v is not None else v for k, v in fields.items()]
+        with self._write() as conn:
+            conn.execute(
+                f"UPDATE steps SET {', '.join(f'{k} = ?' for k in fields)} WHERE run_id = ? AND seq = ?",
+                (*values, run_id, seq),
+            )
+            if run_fields:
+                conn.execute(
+                    f"UPDATE runs SET {', '.join(f'{k} = ?' for k in run_fields)} WHERE id = ?",
+                    (*run_fields.values(), run_id),
+                )
+            self._events_txn(conn, run_id, events)
+
+    def record_attempt(self, attempt: Attempt, events: Sequence[EventRow]) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO attempts (run_id, seq, attempt, started_at, duration_ms, error) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (attempt.run_id, attempt.seq, attempt.attempt, attempt.started_at, attempt.duration_ms,
+                 None if attempt.error is None else dumps(attempt.error)),
+            )  # fmt: skip
+            self._events_txn(conn, attempt.run_id, events)
+
+    def attempts(self, run_id: str, seq: int) -> list[Attempt]:
+        rows = self._read(
+            "SELECT run_id, seq, attempt, started_at, duration_ms, error FROM attempts "
+            "WHERE run_id = ? AND seq = ? ORDER BY attempt",
+            (run_id, seq),
+        )
+        return [Attempt(r[0], r[1], r[2], r[3], r[4], _loads(r[5])) for r in rows]
+
+    def delete_ops(self, run_id: str, seqs: Sequence[int]) -> None:
+        if not seqs:
+            return
+        marks = ", ".join("?" * len(seqs))
+        with self._write() as conn:
+            conn.execute(f"DELETE FROM steps WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs))
+            conn.execute(f"DELETE FROM attempts WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs))
+            conn.execute(f"UPDATE signals SET consumed_seq = NULL WHERE run_id = ? AND consumed_seq IN ({marks})", (run_id, *seqs))
+
+    def replace_journal(self, run_id: str, records: Sequence[StepRecord]) -> None:
+        """Seed a new run's journal (replay from a step copies the original's outputs)."""
+        with self._write() as conn:
+            conn.executemany(_INSERT_STEP, [self._step_values(r) for r in records])
+
+    @staticmethod
+    def _step_values(r: StepRecord) -> tuple[Any, ...]:
+        return (
+            r.run_id, r.seq, str(r.kind), r.tag, str(r.status),
+            None if r.input is None else dumps(r.input),
+            None if r.output is None else dumps(r.output),
+            None if r.error is None else dumps(r.error),
+            r.attempts, r.started_at, r.ended_at, dumps(r.options) if r.options else None,
+            int(r.has_rollback), int(r.critical), r.rollback_status, r.rollback_error, r.wake_at, r.source,
+        )  # fmt: skip
+
+    @staticmethod
+    def _step(row: tuple[Any, ...]) -> StepRecord:
+        return StepRecord(
+            run_id=row[0], seq=row[1], kind=OpKind(row[2]), tag=row[3], status=StepStatus(row[4]),
+            input=_loads(row[5]), output=_loads(row[6]), error=_loads(row[7]), attempts=row[8],
+            started_at=row[9], ended_at=row[10], options=_loads(row[11]) or {}, has_rollback=bool(row[12]),
+            critical=bool(row[13]), rollback_status=row[14], rollback_error=row[15], wake_at=row[16],
+            source=row[17],
+        )  # fmt: skip
+
+    # -- events -----------------------------------------------------------
+
+    def append_events(self, run_id: str, events: Sequence[EventRow]) -> None:
+        with self._write() as conn:
+            self._events_txn(conn, run_id, events)
+
+    def events(self, run_id: str, *, after_id: int = 0, types: Sequence[str] | None = None, limit: int | None = None) -> list[Event]:
+        sql = "SELECT id, run_id, ts, type, step, data FROM events WHERE run_id = ? AND id > ?"
+        params: list[Any] = [run_id, after_id]
+        if types:
+            sql += f" AND type IN ({', '.join('?' * len(types))})"
+            params.extend(types)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [Event(r[0], r[1], r[2], r[3], r[4], _loads(r[5]) or {}) for r in self._read(sql, params)]
+
+    def count_events(self, run_id: str) -> int:
+        return int(self._read("SELECT COUNT(*) FROM events WHERE run_id = ?", (run_id,))[0][0])
+
+    # -- signals and hooks ---------------------------------------------
+
+    def add_signal(self, run_id: str, name: str, payload: Any, now: float) -> Run | None:
+        """Buffer a signal; wake the run if it waits for this name. None if the run ended."""
+        with self._write() as conn:
+            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            run = self._run(row)
+            if run.status not in _ACTIVE:
+                return run
+            conn.execute(
+                "INSERT INTO signals (run_id, name, payload, created_at) VALUES (?, ?, ?, ?)",
+                (run_id, name, dumps(payload), now),
+            )
+            waiting = run.waiting or {}
+            if name in waiting.get("signals", ()):
+                conn.execute("UPDATE runs SET ready_at = ? WHERE id = ?", (now, run_id))
+            return run
+
+    def consume_signal(
+        self, run_id: str, seq: int, names: Sequence[str], now: float, event_type: str, hook: str | None = None
+    ) -> Signal | None:
+        """Deliver the oldest buffered signal among `names` to journal position `seq`, atomically."""
+        with self._write() as conn:
+            row = conn.execute(
+                f"SELECT id, run_id, name, payload, created_at, consumed_seq FROM signals "
+                f"WHERE run_id = ? AND consumed_seq IS NULL AND name IN ({', '.join('?' * len(names))}) "
+                "ORDER BY id LIMIT 1",
+                (run_id, *names),
+            ).fetchone()
+            if row is None:
+                return None
+            signal = Signal(row[0], row[1], row[2], _loads(row[3]), row[4], seq)
+            conn.execute("UPDATE signals SET consumed_seq = ? WHERE id = ?", (seq, signal.id))
+            output = {"signal": signal.name, "payload": signal.payload}
+            conn.execute(
+                "UPDATE steps SET status = 'completed', output = ?, ended_at = ? WHERE run_id = ? AND seq = ?",
+                (dumps(output), now, run_id, seq),
+            )
+            data = {"signal": hook or signal.name, "payload": signal.payload}
+            conn.execute(_INSERT_EVENT, (run_id, now, event_type, None, dumps(data)))
+            return signal
+
+    def signals(self, run_id: str) -> list[Signal]:
+        rows = self._read(
+            "SELECT id, run_id, name, payload, created_at, consumed_seq FROM signals WHERE run_id = ? ORDER BY id",
+            (run_id,),
+        )
+        return [Signal(r[0], r[1], r[2], _loads(r[3]), r[4], r[5]) for r in rows]
+
+    def create_hook(self, token: str, run_id: str, seq: int, name: str, data: Any, now: float) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO hooks (token, run_id, seq, name, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (token, run_id, seq, name, dumps(data), now),
+            )
+
+    def use_hook(self, token: str, now: float) -> tuple[str, str, str | None]:
+        """Mark a hook used; returns (run_id, name, refusal) where refusal explains a bad token."""
+        with self._write() as conn:
+            row = conn.execute("SELECT run_id, name, used_at FROM hooks WHERE token = ?", (token,)).fetchone()
+            if row is None:
+                return "", "", "unknown hook token"
+            if row[2] is not None:
+                return row[0], row[1], "hook token was already used"
+            conn.execute("UPDATE hooks SET used_at = ? WHERE token = ?", (now, token))
+            return row[0], row[1], None
+
+    # -- schedules --------------------------------------------------------
+
+    _SCHEDULE_COLUMNS = (
+        "id, tag, input, env, kind, cron, timezone, run_at, next_fire_at, options, paused, created_at, "
+        "last_fired_at, last_run_id, fire_count, missed"
+    )
+
+    def save_schedule(self, schedule: dict[str, Any]) -> None:
+        with self._write() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO schedules ({self._SCHEDULE_COLUMNS}) VALUES ({', '.join('?' * 16)})",
+                self._schedule_values(schedule),
+            )
+
+    def get_schedule(self, schedule_id: str) -> dict[str, Any] | None:
+        rows = self._read(f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE id = ?", (schedule_id,))
+        return self._schedule(rows[0]) if rows else None
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        return [self._schedule(r) for r in self._read(f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules ORDER BY created_at")]
+
+    def delete_schedule(self, schedule_id: str) -> bool:
+        with self._write() as conn:
+            return conn.execute("DELETE FROM schedules WHERE id = ?", (schedule_id,)).rowcount == 1
+
+    def claim_due_schedules(self, now: float, advance: Any) -> list[tuple[dict[str, Any], list[float]]]:
+        """Atomically take the due schedules and move each to its next fire time.
+
+        `advance(schedule, now)` returns ``(fire_times_due, next_fire_at)``. Doing it in
+        one write transaction makes a due time fire once however many workers poll.
+        """
+        with self._write() as conn:
+            rows = conn.execute(
+                f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE paused = 0 AND next_fire_at <= ? ORDER BY next_fire_at",
+                (now,),
+            ).fetchall()
+            claimed = []
+            for row in rows:
+                schedule = self._schedule(row)
+                due, next_fire = advance(schedule, now)
+                schedule["next_fire_at"] = next_fire
+                schedule["last_fired_at"] = now
+                schedule["fire_count"] += 1
+                schedule["missed"] = due[:-1]
+                conn.execute(
+                    f"INSERT OR REPLACE INTO schedules ({self._SCHEDULE_COLUMNS}) VALUES ({', '.join('?' * 16)})",
+                    self._schedule_values(schedule),
+                )
+                claimed.append((schedule, due))
+            return claimed
+
+    @staticmethod
+    def _schedule_values(s: dict[str, Any]) -> tuple[Any, ...]:
+        return (
+            s["id"], s["tag"], dumps(s.get("input")), s.get("env"), s["kind"], s.get("cron"), s.get("timezone"),
+            s.get("run_at"), s.get("next_fire_at"), dumps(s.get("options") or {}), int(bool(s.get("paused"))),
+            s["created_at"], s.get("last_fired_at"), s.get("last_run_id"), s.get("fire_count", 0),
+            dumps(s.get("missed") or []),
+        )  # fmt: skip
+
+    @staticmethod
+    def _schedule(r: tuple[Any, ...]) -> dict[str, Any]:
+        return {
+            "id": r[0], "tag": r[1], "input": _loads(r[2]), "env": r[3], "kind": r[4], "cron": r[5],
+            "timezone": r[6], "run_at": r[7], "next_fire_at": r[8], "options": _loads(r[9]) or {},
+            "paused": bool(r[10]), "created_at": r[11], "last_fired_at": r[12], "last_run_id": r[13],
+            "fire_count": r[14], "missed": _loads(r[15]) or [],
+        }  # fmt: skip
+
+    # -- topics and quotas (components) ---------------------------------
+
+    def append_message(self, broker: str, topic: str, message: Any, run_id: str | None, now: float) -> int:
+        """Append to a topic log; returns the message's offset (0-based, gap-free per topic)."""
+        with self._write() as conn:
+            offset = conn.execute(
+                "SELECT COALESCE(MAX(offset) + 1, 0) FROM topic_messages WHERE broker = ? AND topic = ?",
+                (broker, topic),
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO topic_messages (broker, topic, offset, message, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (broker, topic, offset, dumps(message), run_id, now),
+            )
+            return int(offset)
+
+    def read_messages(self, broker: str, topic: str, from_offset: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT offset, message, run_id, created_at FROM topic_messages "
+            "WHERE broker = ? AND topic = ? AND offset >= ? ORDER BY offset LIMIT ?",
+            (broker, topic, from_offset, limit),
+        )
+        return [{"offset": r[0], "message": json.loads(r[1]), "run_id": r[2], "created_at": r[3]} for r in rows]
+
+    def list_topics(self) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT broker, topic, COUNT(*), MAX(created_at) FROM topic_messages GROUP BY broker, topic ORDER BY broker, topic"
+        )
+        return [{"broker": r[0], "topic": r[1], "messages": r[2], "last_at": r[3]} for r in rows]
+
+    def take_quota(self, quota: str, key: str, limit: int, per_seconds: float, now: float) -> tuple[bool, int, float]:
+        """Token bucket shared by every process on this store: ``(allowed, remaining, reset_at)``."""
+        rate = limit / per_seconds
+        with self._write() as conn:
+            row = conn.execute("SELECT tokens, updated_at FROM quota_buckets WHERE quota = ? AND key = ?", (quota, key)).fetchone()
+            tokens = float(limit) if row is None else min(float(limit), row[0] + (now - row[1]) * rate)
+            allowed = tokens >= 1.0
+            if allowed:
+                tokens -= 1.0
+            conn.execute(
+                "INSERT OR REPLACE INTO quota_buckets (quota, key, tokens, updated_at) VALUES (?, ?, ?, ?)",
+                (quota, key, tokens, now),
+            )
+        reset_at = now + (limit - tokens) / rate
+        return allowed, int(tokens), reset_at
