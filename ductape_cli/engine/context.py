@@ -19,19 +19,59 @@ if TYPE_CHECKING:
     from ductape_cli.engine.execution import Execution
 
 
+_MAPPING_METHODS = frozenset({"get", "keys", "values", "items", "copy"})
+
+
 class InputView(dict):  # type: ignore[type-arg]
     """The run input with attribute access: ``ctx.input.email`` and ``ctx.input["email"]``.
 
-    A missing attribute is None (the seed's `undefined`), so ``ctx.default(ctx.input.x, 1)`` works.
+    Fields win over dict methods (``ctx.input.items`` is the `items` field when
+    there is one). A missing field is None (the seed's `undefined`), so
+    ``ctx.default(ctx.input.x, 1)`` works; only get/keys/values/items/copy fall
+    back to the dict methods.
     """
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return wrap(self.get(name))
+    def __getattribute__(self, name: str) -> Any:
+        if name[:1] != "_" and dict.__contains__(self, name):
+            value = wrap(dict.__getitem__(self, name))
+            if name in _MAPPING_METHODS:
+                # `items` is both a common field and a dict method (json and dict() call it):
+                # a list or object field answers to both.
+                return _shared_name(value, object.__getattribute__(self, name))
+            return value
+        if name[:1] == "_" or name in _MAPPING_METHODS:
+            return object.__getattribute__(self, name)
+        return None
 
     def __getitem__(self, key: Any) -> Any:
         return wrap(dict.__getitem__(self, key))
+
+
+class _ListField(list):  # type: ignore[type-arg]
+    """A list field named like a dict method: iterate it as the field, call it as the method."""
+
+    _method: Any = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._method(*args, **kwargs)
+
+
+class _ObjectField(InputView):
+    _method: Any = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._method(*args, **kwargs)
+
+
+def _shared_name(value: Any, method: Any) -> Any:
+    if isinstance(value, list):
+        field: Any = _ListField(value)
+    elif isinstance(value, dict):
+        field = _ObjectField(value)
+    else:
+        return method
+    field._method = method
+    return field
 
 
 def wrap(value: Any) -> Any:

@@ -106,6 +106,7 @@ class Execution(StepsMixin, WaitsMixin):
         self.state_dirty = False
         self.checkpoint: tuple[str, Any, int] | None = None
         self.restored: dict[str, Any] | None = run.lineage.get("restored_checkpoint") if run.lineage else None
+        self.skip_steps: frozenset[str] = frozenset(run.lineage.get("skip_steps", ())) if run.lineage else frozenset()
         self.cancel_reason: str | None = run.cancel_requested
         self.deadline = run.deadline
         self.frontier_mode = False
@@ -163,6 +164,9 @@ class Execution(StepsMixin, WaitsMixin):
             raise Frontier()
         if self.lost:
             raise LostOwnership()
+        if self.engine.shutting_down:
+            now = self.clock.now()
+            raise Suspend(now, {"kind": "released", "detail": "worker shut down; due again at once"})
         if self.cancel_reason is not None:
             raise Cancelled(self.cancel_reason)
         if self.deadline is not None and self.clock.now() > self.deadline:

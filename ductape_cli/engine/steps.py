@@ -159,6 +159,9 @@ class StepsMixin:
         if record is not None:
             return self._replayed_step(call, record)
         options = StepOptions.parse(tag, call.options)
+        if tag in self.skip_steps:
+            self._record_skip(call, seq, options, {"reason": "skipped by resume --skip"})
+            return None
         condition = options.condition or self.conditions.get(tag)
         if condition:
             skipped = self._check_condition(tag, seq, condition, options, call)
@@ -272,18 +275,22 @@ class StepsMixin:
             raise StepError(f"step {tag!r}: invalid condition: {exc}") from None
         if conditions.evaluate(node, self.run.input, self.step_outputs):
             return False
-        now = self.clock.now()
         values = conditions.read_values(node, self.run.input, self.step_outputs)
         reason = {"reason": "condition", "condition": conditions.to_text(node), "values": values}
-        self.commit(
-            StepRecord(self.run.id, seq, OpKind.STEP, tag, StepStatus.SKIPPED, output=None, error=None,
-                       started_at=now, ended_at=now, options={**options.stored(), "condition": condition, "skip": reason},
-                       source=f"{call.site[0]}:{call.site[1]}"),
-            self.take_events((now, EventType.STEP_SKIPPED, tag, reason)),
-        )  # fmt: skip
-        self.step_outputs[tag] = None
-        self.notify("step_skipped", tag=tag, condition=condition)
+        self._record_skip(call, seq, options, reason)
         return True
+
+    def _record_skip(self: Execution, call: StepCall, seq: int, options: StepOptions, reason: dict[str, Any]) -> None:  # type: ignore[misc]
+        """Journal a step that will not run (false condition, or skipped by a resume); it returns None."""
+        now = self.clock.now()
+        self.commit(
+            StepRecord(self.run.id, seq, OpKind.STEP, call.tag, StepStatus.SKIPPED, output=None, error=None,
+                       started_at=now, ended_at=now, options={**options.stored(), "skip": reason},
+                       source=f"{call.site[0]}:{call.site[1]}"),
+            self.take_events((now, EventType.STEP_SKIPPED, call.tag, reason)),
+        )  # fmt: skip
+        self.step_outputs[call.tag] = None
+        self.notify("step_skipped", tag=call.tag, condition=reason.get("condition") or reason.get("reason"))
 
     async def _invoke(self: Execution, fn: Callable[..., Any], options: StepOptions, tag: str) -> Any:  # type: ignore[misc]
         token = IN_STEP.set(tag)

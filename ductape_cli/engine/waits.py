@@ -66,7 +66,7 @@ class WaitsMixin:
             remaining = wake_at - self.clock.now()
             if remaining <= 0:
                 break
-            if remaining > self.inline_wait:
+            if remaining > self.inline_wait or self.engine.shutting_down:
                 from ductape_cli.engine.execution import Suspend
 
                 raise Suspend(wake_at, {"kind": "sleep", "wake_at": wake_at, "seq": seq})

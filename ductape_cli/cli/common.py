@@ -1,0 +1,116 @@
+"""What every command shares: options defined once, the engine, argument parsing, exit codes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from ductape_cli.errors import (
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_ROLLED_BACK,
+    EXIT_RUNNING,
+    DuctapeError,
+    InvalidInput,
+)
+
+if TYPE_CHECKING:
+    from ductape_cli.engine.engine import Engine
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines (stable keys, no colour).")]
+RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="Run id (a unique prefix of at least 6 characters also works).")]
+Tag = Annotated[str, typer.Argument(metavar="TAG", help="Workflow tag, e.g. user-onboarding.")]
+
+_EXIT_BY_STATUS = {
+    "completed": EXIT_OK,
+    "failed": EXIT_FAILED,
+    "rolled_back": EXIT_ROLLED_BACK,
+    "cancelled": EXIT_CANCELLED,
+    "running": EXIT_RUNNING,
+    "pending": EXIT_RUNNING,
+}
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(fn: F) -> F:
+    """The one place a `DuctapeError` becomes one line on stderr and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DuctapeError as exc:
+            typer.echo(f"ductape: {exc.message}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("ductape: interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def command(app: typer.Typer, fn: Callable[..., Any], name: str | None = None) -> None:
+    app.command(name)(guarded(fn))
+
+
+def exit_code_for(status: str) -> int:
+    return _EXIT_BY_STATUS.get(status, EXIT_FAILED)
+
+
+def engine() -> Engine:
+    from ductape_cli.config import load_config
+    from ductape_cli.engine.engine import Engine
+
+    return Engine(load_config())
+
+
+def parse_json_arg(text: str | None, what: str = "--input", *, default: Any = None) -> Any:
+    """JSON given inline, as @file.json, or as - for stdin."""
+    if text is None:
+        return default
+    source = what
+    if text == "-":
+        text = sys.stdin.read()
+        source = f"{what} (stdin)"
+    elif text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InvalidInput(f"{what}: file {path} not found") from None
+        except OSError as exc:
+            raise InvalidInput(f"{what}: cannot read {path}: {exc.strerror}") from None
+        source = str(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def parse_assignment(text: str, what: str) -> tuple[str, Any]:
+    """`key=value` where value is JSON when it parses, else the literal string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise InvalidInput(f"{what} expects KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+def use_rich() -> bool:
+    return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"

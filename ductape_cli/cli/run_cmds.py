@@ -1,0 +1,191 @@
+"""Commands that start or move runs: run, resume, signal, hook, cancel, query."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from ductape_cli.cli.common import command, JsonOption, RunId, Tag, engine, exit_code_for, parse_json_arg, print_json, use_rich
+
+InputOption = Annotated[str | None, typer.Option("--input", "-i", help="Input as JSON, @file.json, or - for stdin.")]
+WaitOption = Annotated[bool, typer.Option("--wait", help="Keep going until the run ends, however long it waits.")]
+
+
+def show_result(result: dict[str, Any], as_json: bool, *, steps: list[dict[str, Any]] | None = None) -> None:
+    """Print a run's result and exit with the code its status maps to."""
+    if as_json:
+        print_json(result)
+    else:
+        from ductape_cli.render.views import console, result_panel
+
+        console().print(result_panel(result, steps))
+    raise typer.Exit(exit_code_for(result["status"]))
+
+
+def progress(tag: str, as_json: bool) -> Any:
+    if as_json:
+        return None
+    if use_rich():
+        from ductape_cli.render.live import LiveProgress
+
+        return LiveProgress(tag)
+    from ductape_cli.render.live import PlainProgress
+
+    return PlainProgress()
+
+
+def with_progress(tag: str, as_json: bool, action: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    observer = progress(tag, as_json)
+    try:
+        return action(observer)
+    finally:
+        if observer is not None:
+            observer.close()
+
+
+def notices(eng: Any, as_json: bool) -> None:
+    if not as_json:
+        for notice in eng.notices:
+            typer.echo(f"ductape: {notice}", err=True)
+
+
+def run(
+    tag: Tag,
+    input: InputOption = None,
+    env: Annotated[str | None, typer.Option("--env", "-e", help="Env from ductape.toml [envs] (default: project default_env).")] = None,
+    workflow_id: Annotated[str | None, typer.Option("--workflow-id", help="Custom run id; must be unused.")] = None,
+    idempotency_key: Annotated[str | None, typer.Option("--idempotency-key", help="Return the existing run with this key instead of starting another.")] = None,
+    timeout: Annotated[str | None, typer.Option("--timeout", help="Overall run timeout: ms or 30s, 5m, 1h.")] = None,
+    context: Annotated[str | None, typer.Option("--context", help="Extra context as JSON (ctx.context).")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Queue the run for a worker and return at once.")] = False,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a workflow run and follow it until it ends or waits.
+
+    Example: ductape run user-onboarding --input '{"email": "jane@example.com", "name": "Jane"}'
+
+    Exit codes: 0 completed, 1 failed, 3 rolled back, 4 cancelled, 5 still running
+    (waiting for a signal or a long sleep), 2 bad input.
+    """
+    payload = parse_json_arg(input, "--input", default={})
+    extra = parse_json_arg(context, "--context", default=None)
+    if extra is not None and not isinstance(extra, dict):
+        from ductape_cli.errors import InvalidInput
+
+        raise InvalidInput("--context must be a JSON object")
+    eng = engine()
+    started, created = eng.start(
+        tag, payload, env=env, workflow_id=workflow_id, idempotency_key=idempotency_key, timeout=timeout,
+        context=extra, detach=detach,
+    )  # fmt: skip
+    notices(eng, as_json)
+    if detach or not created:
+        if not created and not as_json:
+            typer.echo(f"ductape: idempotency key {idempotency_key!r} already started run {started.id}", err=True)
+        show_result(eng.result(started.id), as_json)
+    result = with_progress(tag, as_json, lambda obs: eng.drive(started.id, wait=wait, observer=obs))
+    show_result(result, as_json)
+
+
+def resume(
+    run_id: RunId,
+    from_checkpoint: Annotated[str | None, typer.Option("--from-checkpoint", help="Re-run the steps after this checkpoint.")] = None,
+    from_step: Annotated[str | None, typer.Option("--from-step", help="Re-run this step and the ones after it.")] = None,
+    skip: Annotated[list[str] | None, typer.Option("--skip", help="Record this step as skipped (repeatable).")] = None,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Continue a run from its journal: a crashed run, or (with options) a failed one.
+
+    Example: ductape resume wf_3f2a9c1d7b4e --from-step create-shipment --skip send-confirmation
+    """
+    eng = engine()
+    if from_checkpoint or from_step or skip:
+        from ductape_cli.engine.lineage import resume_from
+
+        result = with_progress(run_id, as_json, lambda obs: resume_from(
+            eng, run_id, from_checkpoint=from_checkpoint, from_step=from_step, skip=skip or [], observer=obs, wait=wait))  # fmt: skip
+    else:
+        result = with_progress(run_id, as_json, lambda obs: eng.resume(run_id, observer=obs, wait=wait))
+    show_result(result, as_json)
+
+
+def signal(
+    run_id: RunId,
+    name: Annotated[str, typer.Argument(help="Signal name, as declared on the workflow.")],
+    data: Annotated[str | None, typer.Option("--data", "-d", help="Payload as JSON, @file.json, or -.")] = None,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Only store the signal; do not continue the run here.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Send a signal to a waiting run; continue it here when no process owns it.
+
+    Example: ductape signal wf_3f2a9c1d7b4e approve --data '{"approver_id": "u1", "comments": "ok"}'
+    """
+    payload = parse_json_arg(data, "--data", default={})
+    eng = engine()
+    result = with_progress(run_id, as_json, lambda obs: eng.signal(run_id, name, payload, continue_inline=not no_wait, observer=obs))
+    show_result(result, as_json)
+
+
+def hook(
+    token: Annotated[str, typer.Argument(help="The hook token the workflow handed out.")],
+    data: Annotated[str | None, typer.Option("--data", "-d", help="Payload as JSON, @file.json, or -.")] = None,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Only deliver; do not continue the run here.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Deliver a hook created by ctx.create_hook (single use).
+
+    Example: ductape hook Jx2...token --data '{"approved": true}'
+    """
+    payload = parse_json_arg(data, "--data", default={})
+    eng = engine()
+    result = with_progress("hook", as_json, lambda obs: eng.deliver_hook(token, payload, continue_inline=not no_wait, observer=obs))
+    show_result(result, as_json)
+
+
+def cancel(
+    run_id: RunId,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why; recorded in the history.")] = "cancelled by user",
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel a run: the rollback strategy applies and the run ends `cancelled`.
+
+    Example: ductape cancel wf_3f2a9c1d7b4e --reason "customer asked"
+    """
+    eng = engine()
+    result = with_progress(run_id, as_json, lambda obs: eng.cancel(run_id, reason, observer=obs))
+    if as_json:
+        print_json(result)
+    else:
+        typer.echo(f"cancelled: {str(result['cancelled']).lower()}")
+        typer.echo(f"status: {result['status']}")
+        typer.echo(f"rolled_back_steps: {', '.join(result['rolled_back_steps']) or '-'}")
+    raise typer.Exit(exit_code_for(result["status"]))
+
+
+def query(
+    run_id: RunId,
+    name: Annotated[str, typer.Argument(help="Query name, as declared on the workflow.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Ask a run a declared query (read-only), e.g. its progress.
+
+    Example: ductape query wf_3f2a9c1d7b4e getProgress
+    """
+    answer = engine().query(run_id, name)
+    if as_json or not use_rich():
+        print_json(answer)
+    else:
+        from rich.pretty import Pretty
+
+        from ductape_cli.render.views import console
+
+        console().print(Pretty(answer))
+
+
+def register(app: typer.Typer) -> None:
+    for fn in (run, resume, signal, hook, cancel, query):
+        command(app, fn)

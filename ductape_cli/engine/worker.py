@@ -1,0 +1,123 @@
+"""The worker: adopts due runs (queued, woken, signalled, cancelled, orphaned) and due schedules.
+
+Claims happen in one BEGIN IMMEDIATE transaction, so several workers on one
+store never execute the same run at once. Stopping is graceful: executions
+release their runs at the next step boundary, and another worker can adopt
+them at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ductape_cli.engine.leases import HOST, LEASE_TTL, owner_is_dead
+
+if TYPE_CHECKING:
+    from ductape_cli.engine.engine import Engine
+
+Report = Callable[[str], None]
+
+
+class Worker:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        concurrency: int = 1,
+        tags: Sequence[str] | None = None,
+        poll_interval: float = 0.25,
+        inline_wait: float = 1.0,
+        report: Report | None = None,
+    ) -> None:
+        self.engine = engine
+        self.concurrency = max(1, concurrency)
+        self.tags = list(tags) if tags else None
+        self.poll_interval = poll_interval
+        self.inline_wait = inline_wait
+        self.report = report or (lambda line: None)
+        self.stop_event = threading.Event()
+        self.processed = 0
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._idle = [False] * self.concurrency
+
+    def stop(self) -> None:
+        """Ask every thread to finish its current step, release its run and exit."""
+        self.engine.shutting_down = True
+        self.stop_event.set()
+
+    def run(self, *, once: bool = False) -> int:
+        """Work until stopped (or, with `once`, until nothing is due). Returns runs executed."""
+        threads = [
+            threading.Thread(target=self._loop, args=(i, once), name=f"ductape-worker-{i}", daemon=True)
+            for i in range(self.concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            while any(t.is_alive() for t in threads):
+                if not once:
+                    self.tick_schedules()
+                for thread in threads:
+                    thread.join(timeout=self.poll_interval)
+        except KeyboardInterrupt:
+            self.stop()
+            for thread in threads:
+                thread.join()
+        return self.processed
+
+    def tick_schedules(self) -> int:
+        """Fire due schedules (each due time exactly once across workers)."""
+        try:
+            from ductape_cli.engine.schedules import fire_due
+        except ImportError:
+            return 0
+        try:
+            fired = fire_due(self.engine, self.engine.clock.now())
+        except Exception as exc:  # noqa: BLE001 - report and keep working
+            self.report(f"schedule error: {exc}")
+            return 0
+        for line in fired:
+            self.report(line)
+        return len(fired)
+
+    def _dead_owners(self) -> list[str]:
+        store = self.engine.store
+        return [o for o in store.owners_on_host(HOST) if owner_is_dead(o, self.engine.owner)]
+
+    def _loop(self, index: int, once: bool) -> None:
+        engine = self.engine
+        while not self.stop_event.is_set():
+            if once:
+                self.tick_schedules()
+            claimed = engine.store.claim_ready(
+                engine.owner, engine.clock.now(), LEASE_TTL, 1, self.tags, self._dead_owners()
+            )
+            if not claimed:
+                if once:
+                    return
+                self.stop_event.wait(self.poll_interval)
+                continue
+            for run in claimed:
+                self._execute(run)
+
+    def _execute(self, run: Any) -> None:
+        self.report(f"▶ {run.id} {run.tag}")
+        try:
+            outcome, _ = self.engine.execute(run, inline_wait=self.inline_wait)
+        except Exception as exc:  # noqa: BLE001 - one broken run must not stop the worker
+            self.errors.append(f"{run.id}: {exc}")
+            self.report(f"✗ {run.id} {run.tag}: {exc}")
+            self.engine.store.release_run(run.id, self.engine.owner)
+            return
+        with self._lock:
+            self.processed += 1
+        if outcome.lost:
+            self.report(f"· {run.id} taken over by another owner")
+        elif outcome.suspended:
+            detail = (outcome.waiting or {}).get("kind", "waiting")
+            self.report(f"◷ {run.id} {run.tag} {detail}")
+        else:
+            self.report(f"■ {run.id} {run.tag} {outcome.status}")

@@ -1,0 +1,125 @@
+"""Progress while `ductape run` executes: a live step tree on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from ductape_cli.durations import format_duration
+
+
+class PlainProgress:
+    """One line per step event, for logs and CI (no colour, no cursor movement)."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        line = _line(kind, data)
+        if line:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        pass
+
+
+def _line(kind: str, data: dict[str, Any]) -> str | None:
+    tag = data.get("tag")
+    if kind == "step_started":
+        return f"… {tag}"
+    if kind == "step_completed":
+        return f"✓ {tag} ({format_duration(data.get('duration_ms'))})"
+    if kind == "step_failed":
+        mark = "⊘" if data.get("allow_fail") else "✗"
+        return f"{mark} {tag}: {(data.get('error') or {}).get('message')}"
+    if kind == "step_retried":
+        return f"↻ {tag} attempt {data.get('attempt')} failed: {(data.get('error') or {}).get('message')}"
+    if kind == "step_skipped":
+        return f"⊘ {tag} skipped ({data.get('condition')})"
+    if kind == "rolled_back":
+        return f"↺ {tag} rolled back"
+    if kind == "rollback_failed":
+        return f"✗ rollback of {tag} failed: {data.get('error')}"
+    if kind == "checkpoint":
+        return f"◆ checkpoint {data.get('name')}"
+    if kind == "sleeping":
+        return f"◷ sleeping {format_duration(data.get('duration_ms'))}"
+    if kind == "signal_received":
+        return f"✉ signal {data.get('name')}"
+    if kind == "waiting":
+        waiting = data.get("waiting") or {}
+        if waiting.get("kind") in ("signal", "hook"):
+            return f"◷ waiting for {', '.join(waiting.get('signals') or [])}"
+    return None
+
+
+class LiveProgress:
+    """A rich Live step tree with a spinner on the running step."""
+
+    def __init__(self, title: str) -> None:
+        from rich.live import Live
+
+        from ductape_cli.render.views import console
+
+        self.title = title
+        self.steps: dict[str, dict[str, Any]] = {}
+        self.notes: list[str] = []
+        self.live = Live(self._render(), console=console(), refresh_per_second=12, transient=False)
+        self.live.start()
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        tag = data.get("tag")
+        if kind == "step_started":
+            self.steps[tag] = {"status": "running", "started": time.monotonic()}
+        elif kind == "step_completed":
+            self.steps[tag] = {"status": "completed", "duration": data.get("duration_ms")}
+        elif kind == "step_failed":
+            self.steps[tag] = {"status": "skipped" if data.get("allow_fail") else "failed", "error": (data.get("error") or {}).get("message")}
+        elif kind == "step_retried":
+            self.steps.setdefault(tag, {"status": "running", "started": time.monotonic()})["retry"] = data.get("attempt")
+        elif kind == "step_skipped":
+            self.steps[tag] = {"status": "skipped", "error": f"condition {data.get('condition')}"}
+        elif kind == "rolled_back" and tag in self.steps:
+            self.steps[tag]["rolled_back"] = True
+        elif kind == "rollback_failed" and tag in self.steps:
+            self.steps[tag]["rollback_error"] = data.get("error")
+        else:
+            line = _line(kind, data)
+            if line:
+                self.notes.append(line)
+        self.live.update(self._render())
+
+    def _render(self) -> Any:
+        from rich.console import Group
+        from rich.spinner import Spinner
+        from rich.text import Text
+        from rich.tree import Tree
+
+        from ductape_cli.render.views import GLYPHS
+
+        tree = Tree(Text(self.title, style="bold"))
+        for tag, step in self.steps.items():
+            status = step["status"]
+            if status == "running":
+                elapsed = format_duration((time.monotonic() - step["started"]) * 1000)
+                retry = f"  retry {step['retry']}" if step.get("retry") else ""
+                tree.add(Spinner("dots", text=Text(f"{tag}  {elapsed}{retry}", style="cyan")))
+                continue
+            glyph, style = GLYPHS.get(status, ("?", ""))
+            label = Text(f"{glyph} ", style=style)
+            label.append(tag, style="bold")
+            if step.get("duration") is not None:
+                label.append(f"  {format_duration(step['duration'])}", style="dim")
+            if step.get("rolled_back"):
+                label.append("  ↺ rolled back", style="magenta")
+            node = tree.add(label)
+            if step.get("error"):
+                node.add(Text(str(step["error"]), style="red" if status == "failed" else "yellow"))
+            if step.get("rollback_error"):
+                node.add(Text(f"rollback failed: {step['rollback_error']}", style="red"))
+        return Group(tree, *(Text(n, style="dim") for n in self.notes[-5:]))
+
+    def close(self) -> None:
+        self.live.stop()
