@@ -107,10 +107,15 @@ def _print_events(events: list[dict], as_json: bool) -> None:  # type: ignore[ty
     if not events:
         return
     if not use_rich():
+        import json
+        from datetime import UTC, datetime
+
         for event in events:
             data = dict(event["data"])
-            step = data.pop("step", None) or ""
-            typer.echo(f"{event['timestamp']}\t{event['type']}\t{step}\t{data if data else ''}".rstrip())
+            step = data.pop("step", None) or "-"
+            when = datetime.fromtimestamp(event["timestamp"] / 1000, tz=UTC).isoformat(timespec="milliseconds")
+            details = json.dumps(data, default=str, ensure_ascii=False) if data else ""
+            typer.echo(f"{when.replace('+00:00', 'Z')}  {event['type']:<22} {step:<20} {details}".rstrip())
         return
     from ductape_cli.render.views import console, timeline
 

@@ -65,6 +65,12 @@ class Engine:
             return self._memory_store
         return open_store(self.store_path, durability=self.config.durability)
 
+    def has_store(self) -> bool:
+        """Whether the store exists yet; reads and bad input must not create it."""
+        if self.store_path == ":memory:" or getattr(self._local, "store", None) is not None:
+            return True
+        return Path(self.store_path).exists()
+
     @property
     def store(self) -> SqliteStore:
         store = getattr(self._local, "store", None)
@@ -101,7 +107,7 @@ class Engine:
         """The workflow `tag`; imports only its module when the store knows where it lives."""
         if self._registry is not None and tag in self._registry.by_tag:
             return self._registry.by_tag[tag]
-        if not self._full_registry:
+        if not self._full_registry and self.has_store():
             stored = self.store.latest_definition(tag)
             path = Path(stored["source_path"]) if stored and stored.get("source_path") else None
             if path is not None and path.is_file():
@@ -277,6 +283,8 @@ class Engine:
     # -- reading ---------------------------------------------------------------------
 
     def get_run(self, run_id: str) -> Run:
+        if not self.has_store():
+            raise RunNotFound(f"no run with id {run_id!r} in {self.store_path} (no store yet)")
         run = self.store.get_run(run_id)
         if run is None:
             matches = self.store.find_runs_by_prefix(run_id) if len(run_id) >= 6 else []
@@ -315,7 +323,7 @@ class Engine:
         return unreached
 
     def list_runs(self, **filters: Any) -> list[Run]:
-        return self.store.list_runs(**filters)
+        return self.store.list_runs(**filters) if self.has_store() else []
 
     def history(self, run_id: str, *, types: list[str] | None = None, after_id: int = 0) -> list[dict[str, Any]]:
         run = self.get_run(run_id)
