@@ -22,11 +22,21 @@ from ductape_cli.engine.clock import SystemClock
 from ductape_cli.engine.execution import Execution, Observer, Outcome
 from ductape_cli.engine.leases import LEASE_TTL, HOST, LeaseKeeper, new_owner_id, owner_is_dead, owner_pid, pid_alive
 from ductape_cli.engine.results import completed_step_tags, run_status, step_view, workflow_result
-from ductape_cli.errors import InvalidInput, InvalidState, RunNotFound
+from ductape_cli.errors import DefinitionError, InvalidInput, InvalidState, RunNotFound
 from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord
 from ductape_cli.store import SqliteStore, dumps, open_store
 
 INLINE_WAIT = 5.0  # `run` waits in-process for sleeps up to this long, then returns "running"
+
+
+def uncompiled_schema(wf: WorkflowDefinition, source_hash: str, reason: str) -> dict[str, Any]:
+    """A definition record for a workflow the recorder could not walk: options only, no steps."""
+    import hashlib
+
+    schema: dict[str, Any] = {"tag": wf.tag, "name": wf.name, "options": wf.options_summary(), "steps": [], "recording_error": reason}
+    schema["version"] = hashlib.sha256(dumps(schema).encode()).hexdigest()[:16]
+    schema["source_hash"] = source_hash
+    return schema
 
 
 def new_run_id() -> str:
@@ -134,7 +144,12 @@ class Engine:
         stored = self.store.latest_definition(wf.tag)
         if stored and stored["schema"].get("source_hash") == current_hash:
             return str(stored["version"])
-        schema = compile_definition(wf, current_hash)
+        try:
+            schema = compile_definition(wf, current_hash)
+        except DefinitionError as exc:
+            # A handler the recorder cannot walk still runs; it just has no compiled conditions.
+            schema = uncompiled_schema(wf, current_hash, exc.message)
+            self.notices.append(f"could not record {wf.tag} ({exc.message}); running it without a compiled schema")
         version = schema["version"]
         self.store.save_definition(wf.tag, version, wf.name, wf.source_file or "", schema)
         verb = "compiled" if stored is None else "recompiled (source changed)"

@@ -255,7 +255,7 @@ class Execution(StepsMixin, WaitsMixin):
         if record is None:
             record = StepRecord(self.run.id, seq, OpKind.ROLLBACK, "rollback", StepStatus.RUNNING, input=reason, started_at=now)
             self.commit(record, self.take_events((now, EventType.ROLLBACK_STARTED, None, {"reason": reason, "manual": True})))
-        result = await rollback_module.apply(self, rollback_module.select(self), reason)
+        result = await rollback_module.apply(self, rollback_module.select(self, manual=True), reason)
         self.store.update_op(self.run.id, seq, {"status": "completed", "output": result, "ended_at": self.clock.now()})
         self.manual_rollback = result
         return result

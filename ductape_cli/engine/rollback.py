@@ -16,11 +16,17 @@ if TYPE_CHECKING:
     from ductape_cli.engine.execution import Execution
 
 
-def select(execution: Execution) -> list[StepRecord]:
-    """Steps to roll back under the workflow's strategy, newest first."""
+def select(execution: Execution, *, manual: bool = False) -> list[StepRecord]:
+    """Steps to roll back under the workflow's strategy, newest first.
+
+    `none` disables automatic rollback only: a manual `trigger_rollback` under it
+    undoes every completed step, as the seed's example expects.
+    """
     strategy = execution.definition.rollback_strategy
     if strategy == RollbackStrategy.NONE:
-        return []
+        if not manual:
+            return []
+        strategy = RollbackStrategy.REVERSE_ALL
     records = sorted(execution.journal.values(), key=lambda r: r.seq, reverse=True)
     after = -1
     if strategy == RollbackStrategy.TO_CHECKPOINT:
