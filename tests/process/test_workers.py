@@ -1,0 +1,85 @@
+"""Workers as separate processes: crash recovery of a sleeping run, and two workers sharing 50 runs."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+
+from tests.process.helpers import lines, spawn, wait_for
+
+EFFECTS = """
+    import os
+    from pathlib import Path
+    from ductape_cli import workflow
+
+    LOG = Path(os.environ.get("DUCTAPE_PROJECT", ".")) / "effects.log"
+
+    def effect(line):
+        with LOG.open("a") as f:
+            f.write(line + "\\n")
+            f.flush()
+        return line
+
+    @workflow("nap")
+    async def nap(ctx):
+        await ctx.step("before", lambda: effect(f"{ctx.workflow_id}:before"))
+        await ctx.sleep("2s")
+        return await ctx.step("after", lambda: effect(f"{ctx.workflow_id}:after"))
+
+    @workflow("three")
+    async def three(ctx):
+        for n in range(3):
+            await ctx.step(f"s{n}", lambda n=n: effect(f"{ctx.workflow_id}:s{n}"))
+        return "ok"
+"""
+
+
+def stop(proc) -> str:
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    return stderr
+
+
+def test_worker_killed_while_a_run_sleeps_a_new_worker_wakes_it_on_time(project) -> None:
+    project.write("effects", EFFECTS)
+    engine = project.engine()
+    run, _ = engine.start("nap", {}, detach=True)
+    effects = project.root / "effects.log"
+    first = spawn(project.root, "worker")
+    wait_for(lambda: f"{run.id}:before" in lines(effects), what="the first step")
+    wait_for(lambda: (engine.get_run(run.id).waiting or {}).get("kind") == "sleep", what="the run to sleep")
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    wake_at = engine.store.load_journal(run.id)[1].wake_at
+    second = spawn(project.root, "worker")
+    try:
+        wait_for(lambda: engine.get_run(run.id).status.terminal, timeout=30, what="the run to finish")
+    finally:
+        stderr = stop(second)
+    finished = engine.get_run(run.id)
+    assert finished.status == "completed", stderr
+    assert finished.ended_at >= wake_at
+    assert finished.ended_at - wake_at < 2.0  # woken on time (polling granularity, not the lease)
+    assert Counter(lines(effects)) == {f"{run.id}:before": 1, f"{run.id}:after": 1}
+    assert "worker stopped" in stderr
+
+
+def test_two_workers_and_fifty_detached_runs(project) -> None:
+    project.write("effects", EFFECTS)
+    engine = project.engine()
+    ids = [engine.start("three", {}, detach=True)[0].id for _ in range(50)]
+    workers = [spawn(project.root, "worker", "--concurrency", "2") for _ in range(2)]
+    try:
+        wait_for(lambda: all(r.status.terminal for r in engine.list_runs(limit=100)), timeout=90, what="50 runs")
+    finally:
+        errors = [stop(w) for w in workers]
+    runs = engine.list_runs(limit=100)
+    assert len(runs) == 50 and all(r.status == "completed" for r in runs)
+    counts = Counter(lines(project.root / "effects.log"))
+    assert len(counts) == 150 and set(counts.values()) == {1}, [k for k, v in counts.items() if v != 1]
+    for stderr in errors:
+        assert "locked" not in stderr and "Traceback" not in stderr
+    completions = sum(1 for run_id in ids for e in engine.history(run_id) if e["type"] == "workflow_completed")
+    assert completions == 50
+    print(f"two workers: runs=50 steps=150 duplicates=0")
