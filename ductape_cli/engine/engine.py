@@ -410,8 +410,20 @@ class Engine:
             status = stored.status if stored else "gone"
             raise InvalidState(f"run {run.id} already {status}; signal {name!r} refused")
         if continue_inline and not self._owned_elsewhere(stored):
-            return self.drive(run.id, observer=observer)
+            result = self.drive(run.id, observer=observer)
+            self._continue_parent(stored)
+            return result
         return self.result(run.id)
+
+    def _continue_parent(self, run: Run) -> None:
+        """A child finished here: carry its suspended parent on too (no worker needed)."""
+        parent_id = run.parent_id
+        while parent_id:
+            parent = self.store.get_run(parent_id)
+            if parent is None or parent.status.terminal or parent.owner or (parent.ready_at or float("inf")) > self.clock.now():
+                return
+            self.drive(parent_id)
+            parent_id = parent.parent_id
 
     def deliver_hook(self, token: str, data: Any = None, *, continue_inline: bool = True, observer: Observer | None = None) -> dict[str, Any]:
         run_id, name, refusal = self.store.use_hook(token, self.clock.now())

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ductape_cli.definition import WorkflowDefinition
 from ductape_cli.engine import rollback as rollback_module
+from ductape_cli.engine.children import ChildrenMixin, apply_close_policies
 from ductape_cli.engine.context import Context, StepCall
 from ductape_cli.engine.steps import StepsMixin
 from ductape_cli.engine.waits import WaitsMixin
@@ -73,7 +74,7 @@ class Outcome:
 Observer = Callable[[str, dict[str, Any]], None]
 
 
-class Execution(StepsMixin, WaitsMixin):
+class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
     def __init__(
         self,
         engine: Engine,
@@ -453,6 +454,10 @@ class Execution(StepsMixin, WaitsMixin):
             return Outcome(RunStatus.RUNNING, lost=True)
         self.run.status, self.run.output, self.run.error = status, output, error
         self.run.failed_step, self.run.rollback_result, self.run.ended_at = failed_step, rollback_result, now
+        if self.run.parent_id:
+            self.store.wake_parent(self.run.parent_id, now)
+        if any(r.kind == OpKind.CHILD for r in self.journal.values()):
+            apply_close_policies(self.engine, self.run.id)
         self.notify("finished", status=str(status), error=error)
         return Outcome(status, output=output, error=error, failed_step=failed_step, rollback_result=rollback_result)
 

@@ -333,13 +333,17 @@ class StepsMixin:
                 return await start()
 
         results = await asyncio.gather(*(one(p) for p in prepared), return_exceptions=True)
-        # Interrupts (suspend, cancel, timeout) outrank ordinary failures.
-        for result in results:
-            if isinstance(result, WorkflowInterrupt):
-                raise result
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        # Cancellation and timeouts outrank failures, which outrank waiting: like
+        # Promise.all, a failed branch fails the group even while another waits.
+        from ductape_cli.engine.execution import Frontier, Suspend
+
+        errors = [r for r in results if isinstance(r, BaseException)]
+        waits = [e for e in errors if isinstance(e, (Suspend, Frontier))]
+        interrupts = [e for e in errors if isinstance(e, WorkflowInterrupt) and e not in waits]
+        failures = [e for e in errors if isinstance(e, Exception)]
+        for group in (interrupts, failures, waits, errors):
+            if group:
+                raise group[0]
         return results
 
 

@@ -349,8 +349,13 @@ class SqliteStore:
             if row is None:
                 return None
             names = list((waiting or {}).get("signals") or ())
+            child_id = (waiting or {}).get("child_id")
             if row[0] is not None:
                 ready_at = now
+            elif child_id and conn.execute(
+                "SELECT 1 FROM runs WHERE id = ? AND status NOT IN ('pending', 'running')", (child_id,)
+            ).fetchone():
+                ready_at = now  # the child ended while we were deciding to wait for it
             elif names and conn.execute(
                 f"SELECT 1 FROM signals WHERE run_id = ? AND consumed_seq IS NULL AND name IN ({', '.join('?' * len(names))}) LIMIT 1",
                 (run_id, *names),
@@ -377,6 +382,15 @@ class SqliteStore:
                 return False
             self._events_txn(conn, run_id, events)
             return True
+
+    def wake_parent(self, parent_id: str, now: float) -> None:
+        """A child ended: make its parent due if it is suspended waiting for a child."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE runs SET ready_at = ? WHERE id = ? AND owner IS NULL AND status = 'running' "
+                "AND waiting LIKE '%\"kind\":\"child\"%'",
+                (now, parent_id),
+            )
 
     def release_run(self, run_id: str, owner: str) -> None:
         with self._write() as conn:
@@ -763,3 +777,29 @@ class SqliteStore:
             )
         reset_at = now + (limit - tokens) / rate
         return allowed, int(tokens), reset_at
+
+    # -- lineage: resume from a step or checkpoint (issue 7) --------------------
+
+    def rewind_run(
+        self, run_id: str, seqs: Sequence[int], expect: tuple[str, str | None], fields: dict[str, Any],
+        events: Sequence[EventRow],
+    ) -> bool:
+        """Drop journal rows `seqs` (their attempts too; signals they consumed become pending again)
+        and set run columns, in one transaction, if the run still has `expect` = (status, owner).
+        False when it changed meanwhile; then nothing is written."""
+        json_columns = {"input", "output", "error", "rollback_result", "context", "state", "lineage", "options", "waiting"}
+        with self._write() as conn:
+            row = conn.execute("SELECT status, owner FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None or (row[0], row[1]) != expect:
+                return False
+            if seqs:
+                marks = ", ".join("?" * len(seqs))
+                conn.execute(f"DELETE FROM steps WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs))
+                conn.execute(f"DELETE FROM attempts WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs))
+                conn.execute(
+                    f"UPDATE signals SET consumed_seq = NULL WHERE run_id = ? AND consumed_seq IN ({marks})", (run_id, *seqs)
+                )
+            values = [dumps(v) if k in json_columns and v is not None else v for k, v in fields.items()]
+            conn.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?", (*values, run_id))
+            self._events_txn(conn, run_id, events)
+            return True

@@ -1,0 +1,152 @@
+"""Child workflows: start a linked run, wait for it durably, apply the parent-close policy.
+
+The child is a run of its own (id chosen by the parent, so starting it is
+idempotent across replays). The parent's process executes it inline on a
+helper thread when it can; if the child has to wait, the parent suspends too,
+and the child's end wakes the parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ductape_cli.durations import parse_duration
+from ductape_cli.errors import ChildWorkflowFailed, DuctapeError, StepError
+from ductape_cli.models import EventType, OpKind, StepRecord, StepStatus
+
+if TYPE_CHECKING:
+    from ductape_cli.engine.engine import Engine
+    from ductape_cli.engine.execution import Execution
+
+POLICIES = ("terminate", "abandon", "request_cancel")
+
+
+class ChildCall:
+    """A not-yet-started child workflow call; await it, or hand it to `ctx.parallel`."""
+
+    def __init__(self, execution: Execution, child_id: str, tag: str, input: Any, options: dict[str, Any], site: tuple[str, int]) -> None:
+        self.execution = execution
+        self.child_id = child_id
+        self.tag = tag
+        self.input = input
+        self.options = options
+        self.site = site
+
+    def prepare(self) -> Any:
+        seq, record = self.execution.next_op(OpKind.CHILD, self.child_id, self.site)
+        return lambda: self.execution.run_child(self, seq, record)
+
+    def __await__(self) -> Any:
+        return self.prepare()().__await__()
+
+
+class ChildrenMixin:
+    """The child-workflow half of `Execution`."""
+
+    def child_call(self: Execution, child_id: str, tag: str, input: Any, options: dict[str, Any], site: tuple[str, int]) -> ChildCall:  # type: ignore[misc]
+        if not isinstance(child_id, str) or not child_id:
+            raise StepError(f"ctx.workflow at {site[0]}:{site[1]} needs a child workflow id")
+        unknown = set(options) - {"timeout", "retries", "parent_close_policy"}
+        if unknown:
+            raise StepError(f"ctx.workflow({child_id!r}): unknown option {sorted(unknown)[0]!r} (known: timeout, retries, parent_close_policy)")
+        policy = options.get("parent_close_policy", "terminate")
+        if policy not in POLICIES:
+            raise StepError(f"ctx.workflow({child_id!r}): parent_close_policy must be one of {', '.join(POLICIES)}")
+        return ChildCall(self, child_id, tag, input, options, site)
+
+    async def run_child(self: Execution, call: ChildCall, seq: int, record: StepRecord | None) -> Any:  # type: ignore[misc]
+        if record is not None and record.status == StepStatus.COMPLETED:
+            return record.output
+        if record is not None and record.status == StepStatus.FAILED:
+            error = record.error or {}
+            raise ChildWorkflowFailed(error.get("child_id", call.child_id), error.get("status", "failed"), error)
+        retries = int(call.options.get("retries") or 0)
+        attempt = (record.input or {}).get("attempt", 0) if record is not None else 0
+        if record is None:
+            current_id = self._start_child(call, call.child_id)
+            now = self.clock.now()
+            record = StepRecord(
+                self.run.id, seq, OpKind.CHILD, call.child_id, StepStatus.WAITING, started_at=now,
+                input={"tag": call.tag, "current": current_id, "attempt": 0, "policy": call.options.get("parent_close_policy", "terminate")},
+                source=f"{call.site[0]}:{call.site[1]}",
+            )  # fmt: skip
+            self.commit(record, self.take_events((now, EventType.CHILD_STARTED, None, {"child_id": current_id, "workflow_tag": call.tag})))
+        while True:
+            current_id = record.input["current"]
+            result = await self._drive_child(current_id)
+            status = result["status"]
+            if status in ("running", "pending"):
+                from ductape_cli.engine.execution import Suspend
+
+                self._check_waiting()
+                raise Suspend(None, {"kind": "child", "child_id": current_id, "seq": seq})
+            now = self.clock.now()
+            if status == "completed":
+                self.store.update_op(self.run.id, seq, {"status": "completed", "output": result["output"], "ended_at": now},
+                                     self.take_events((now, EventType.CHILD_COMPLETED, None, {"child_id": current_id, "status": status})))  # fmt: skip
+                record.status, record.output = StepStatus.COMPLETED, result["output"]
+                return result["output"]
+            if attempt < retries:
+                attempt += 1
+                next_id = f"{call.child_id}-retry-{attempt}"
+                self._start_child(call, next_id, restarted_from=current_id)
+                record.input = {**record.input, "current": next_id, "attempt": attempt}
+                self.store.update_op(self.run.id, seq, {"input": record.input},
+                                     self.take_events((now, EventType.CHILD_STARTED, None, {"child_id": next_id, "retry_of": current_id})))  # fmt: skip
+                continue
+            error = {**(result.get("error") or {}), "child_id": current_id, "status": status}
+            self.store.update_op(self.run.id, seq, {"status": "failed", "error": error, "ended_at": now},
+                                 self.take_events((now, EventType.CHILD_COMPLETED, None, {"child_id": current_id, "status": status})))  # fmt: skip
+            record.status, record.error = StepStatus.FAILED, error
+            raise ChildWorkflowFailed(current_id, status, error)
+
+    def _start_child(self: Execution, call: ChildCall, child_id: str, restarted_from: str | None = None) -> str:  # type: ignore[misc]
+        existing = self.store.get_run(child_id)
+        if existing is not None:
+            if existing.parent_id != self.run.id:
+                raise StepError(f"child workflow id {child_id!r} is already used by another run")
+            return child_id
+        try:
+            timeout = parse_duration(call.options.get("timeout"), what="child timeout")
+            self.engine.start(
+                call.tag, call.input, env=self.run.env, workflow_id=child_id, timeout=timeout, detach=True,
+                parent_id=self.run.id, lineage={"parent_close_policy": call.options.get("parent_close_policy", "terminate")},
+                links={"restarted_from": restarted_from} if restarted_from else None,
+            )  # fmt: skip
+        except DuctapeError as exc:
+            raise StepError(f"cannot start child workflow {child_id!r} ({call.tag}): {exc.message}") from None
+        return child_id
+
+    async def _drive_child(self: Execution, child_id: str) -> dict[str, Any]:  # type: ignore[misc]
+        """Execute the child on a helper thread (its own store connection and event loop)."""
+        engine = self.engine
+        inline = self.inline_wait
+        return await asyncio.get_running_loop().run_in_executor(None, lambda: engine.drive(child_id, inline_wait=inline))
+
+
+def apply_close_policies(engine: Engine, parent_id: str) -> None:
+    """When a parent ends, act on its unfinished children as each one's policy says."""
+    children = [c for c in engine.store.list_runs(parent_id=parent_id, limit=10_000) if not c.status.terminal]
+    if not children:
+        return
+
+    def work() -> None:
+        for child in children:
+            policy = (child.lineage or {}).get("parent_close_policy", "terminate")
+            if policy == "abandon":
+                continue
+            reason = f"parent {parent_id} closed ({policy})"
+            try:
+                if policy == "request_cancel":
+                    engine.store.request_cancel(child.id, reason, engine.clock.now())
+                else:
+                    engine.cancel(child.id, reason, wait_seconds=5.0)
+            except DuctapeError:
+                continue  # it ended meanwhile
+
+    # The caller is inside the parent's event loop; children are driven on their own thread.
+    thread = threading.Thread(target=work, name="ductape-close-policy")
+    thread.start()
+    thread.join()
