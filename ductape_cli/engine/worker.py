@@ -70,10 +70,8 @@ class Worker:
 
     def tick_schedules(self) -> int:
         """Fire due schedules (each due time exactly once across workers)."""
-        try:
-            from ductape_cli.engine.schedules import fire_due
-        except ImportError:
-            return 0
+        from ductape_cli.engine.schedules import fire_due
+
         try:
             fired = fire_due(self.engine, self.engine.clock.now())
         except Exception as exc:  # noqa: BLE001 - report and keep working
@@ -121,3 +119,9 @@ class Worker:
             self.report(f"◷ {run.id} {run.tag} {detail}")
         else:
             self.report(f"■ {run.id} {run.tag} {outcome.status}")
+            if run.schedule_id and outcome.status in ("failed", "rolled_back"):
+                from ductape_cli.engine.schedules import retry_if_scheduled
+
+                retry = retry_if_scheduled(self.engine, run.id)
+                if retry:
+                    self.report(f"↻ {run.id} failed; scheduled retry {retry}")

@@ -689,31 +689,25 @@ class SqliteStore:
         with self._write() as conn:
             return conn.execute("DELETE FROM schedules WHERE id = ?", (schedule_id,)).rowcount == 1
 
-    def claim_due_schedules(self, now: float, advance: Any) -> list[tuple[dict[str, Any], list[float]]]:
-        """Atomically take the due schedules and move each to its next fire time.
+    def due_schedules(self, now: float) -> list[dict[str, Any]]:
+        rows = self._read(
+            f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE paused = 0 AND next_fire_at <= ? ORDER BY next_fire_at",
+            (now,),
+        )
+        return [self._schedule(r) for r in rows]
 
-        `advance(schedule, now)` returns ``(fire_times_due, next_fire_at)``. Doing it in
-        one write transaction makes a due time fire once however many workers poll.
-        """
+    def advance_schedule(
+        self, schedule_id: str, expected_next: float, next_fire_at: float | None, run_id: str,
+        missed: Sequence[float], now: float,
+    ) -> bool:
+        """Move a schedule past a due time it fired, if nobody else did (compare-and-set)."""
         with self._write() as conn:
-            rows = conn.execute(
-                f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE paused = 0 AND next_fire_at <= ? ORDER BY next_fire_at",
-                (now,),
-            ).fetchall()
-            claimed = []
-            for row in rows:
-                schedule = self._schedule(row)
-                due, next_fire = advance(schedule, now)
-                schedule["next_fire_at"] = next_fire
-                schedule["last_fired_at"] = now
-                schedule["fire_count"] += 1
-                schedule["missed"] = due[:-1]
-                conn.execute(
-                    f"INSERT OR REPLACE INTO schedules ({self._SCHEDULE_COLUMNS}) VALUES ({', '.join('?' * 16)})",
-                    self._schedule_values(schedule),
-                )
-                claimed.append((schedule, due))
-            return claimed
+            cur = conn.execute(
+                "UPDATE schedules SET next_fire_at = ?, last_fired_at = ?, last_run_id = ?, fire_count = fire_count + 1, "
+                "missed = ? WHERE id = ? AND next_fire_at = ?",
+                (next_fire_at, now, run_id, dumps(list(missed)), schedule_id, expected_next),
+            )
+            return cur.rowcount == 1
 
     @staticmethod
     def _schedule_values(s: dict[str, Any]) -> tuple[Any, ...]:

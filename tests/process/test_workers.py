@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections import Counter
 
 from tests.process.helpers import lines, spawn, wait_for
+from tests.process.helpers import run as run_cli
 
 EFFECTS = """
     import os
@@ -83,3 +85,20 @@ def test_two_workers_and_fifty_detached_runs(project) -> None:
     completions = sum(1 for run_id in ids for e in engine.history(run_id) if e["type"] == "workflow_completed")
     assert completions == 50
     print(f"two workers: runs=50 steps=150 duplicates=0")
+
+
+def test_dispatch_in_one_second_fired_once_by_two_workers(project) -> None:
+    project.write("effects", EFFECTS)
+    dispatched = run_cli(project.root, "dispatch", "three", "--in", "1s", "--json")
+    job_id = json.loads(dispatched.stdout)["job_id"]
+    engine = project.engine()
+    workers = [spawn(project.root, "worker") for _ in range(2)]
+    try:
+        wait_for(lambda: any(r.status.terminal for r in engine.list_runs(schedule_id=job_id)), timeout=30, what="the job")
+        time.sleep(0.5)  # give a second firing the chance to happen, if it were going to
+    finally:
+        for w in workers:
+            stop(w)
+    runs = engine.list_runs(schedule_id=job_id)
+    assert len(runs) == 1 and runs[0].status == "completed"
+    assert runs[0].created_at >= engine.store.get_schedule(job_id)["created_at"] + 1

@@ -1,0 +1,221 @@
+"""Dispatch and schedules: one-shot (`--at`, `--in`) and cron jobs that start runs.
+
+Cron times are computed on the local wall clock of the schedule's time zone:
+a time that falls in a spring-forward gap fires just after the change, a time
+repeated by a fall-back fires once (its first occurrence).
+
+Firing is exactly once per due time: the run id is derived from the schedule
+and the due time, so a second worker (or a retry after a crash) finds the run
+already there; only then is the schedule advanced, with a compare-and-set.
+
+Catch-up policy: when no worker ran over several due times, one run fires (for
+the latest due time) and the skipped times are recorded on the schedule
+(`missed`) and the run (`lineage.missed`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ductape_cli.durations import parse_duration
+from ductape_cli.errors import InvalidInput, InvalidState
+
+if TYPE_CHECKING:
+    from ductape_cli.engine.engine import Engine
+
+MAX_CATCH_UP = 10_000  # due times counted when catching up, so a forgotten minutely job cannot spin forever
+
+
+def zone(name: str | None) -> ZoneInfo | None:
+    if name is None:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown time zone {name!r}; use an IANA name such as America/New_York") from None
+
+
+def check_cron(expression: str) -> None:
+    from croniter import croniter
+
+    if not croniter.is_valid(expression):
+        raise InvalidInput(f"invalid cron expression {expression!r}; expected 5 fields, e.g. '0 0 * * *'")
+
+
+def next_fire_times(expression: str, tz_name: str | None, after: float, count: int = 1) -> list[float]:
+    """The next `count` fire times strictly after `after` (epoch seconds), DST-correct."""
+    from croniter import croniter
+
+    tz = zone(tz_name) or UTC
+    local = datetime.fromtimestamp(after, tz).replace(tzinfo=None)
+    iterator = croniter(expression, local)
+    times: list[float] = []
+    while len(times) < count:
+        naive = iterator.get_next(datetime)
+        moment = naive.replace(tzinfo=tz).timestamp()  # fold=0: the first of a repeated hour
+        if moment > after and (not times or moment > times[-1]):
+            times.append(moment)
+    return times
+
+
+def parse_at(text: str, tz_name: str | None, now: float) -> float:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"invalid --at {text!r}: use ISO 8601, e.g. 2026-12-01T09:00 or 2026-12-01T09:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone(tz_name)) if tz_name else moment.astimezone()
+    when = moment.timestamp()
+    if when <= now:
+        raise InvalidInput(f"--at {text} is in the past")
+    return when
+
+
+def create(
+    engine: Engine,
+    tag: str,
+    input: Any,
+    *,
+    at: str | None = None,
+    in_: str | None = None,
+    cron: str | None = None,
+    timezone: str | None = None,
+    env: str | None = None,
+    retries: int | None = None,
+    timeout: str | None = None,
+) -> dict[str, Any]:
+    """Validate everything first, then store the schedule (nothing is written on bad input)."""
+    if sum(x is not None for x in (at, in_, cron)) != 1:
+        raise InvalidInput("give exactly one of --at, --in or --cron")
+    engine.definition(tag)
+    env = engine.config.check_env(env or engine.config.default_env)
+    zone(timezone)
+    if timeout is not None:
+        parse_duration(timeout, what="timeout")
+    if retries is not None and retries < 0:
+        raise InvalidInput("--retries must be zero or more")
+    now = engine.clock.now()
+    schedule: dict[str, Any] = {
+        "id": "job_" + secrets.token_hex(5), "tag": tag, "input": input if input is not None else {}, "env": env,
+        "timezone": timezone, "created_at": now, "options": {"retries": retries or 0, "timeout": timeout},
+        "paused": False, "fire_count": 0, "missed": [],
+    }  # fmt: skip
+    if cron is not None:
+        check_cron(cron)
+        schedule.update(kind="cron", cron=cron, next_fire_at=next_fire_times(cron, timezone, now)[0])
+    elif at is not None:
+        run_at = parse_at(at, timezone, now)
+        schedule.update(kind="once", run_at=run_at, next_fire_at=run_at)
+    else:
+        delay = parse_duration(in_, what="--in") or 0
+        if delay <= 0:
+            raise InvalidInput("--in must be a positive duration, e.g. 30s or 1h")
+        schedule.update(kind="once", run_at=now + delay / 1000, next_fire_at=now + delay / 1000)
+    engine.store.save_schedule(schedule)
+    return describe(engine, schedule)
+
+
+def describe(engine: Engine, schedule: dict[str, Any], upcoming: int = 3) -> dict[str, Any]:
+    view = dict(schedule)
+    view["job_id"] = schedule["id"]
+    view["scheduled_at"] = _iso(schedule.get("next_fire_at"), schedule.get("timezone"))
+    times: list[float] = []
+    if schedule["kind"] == "cron" and schedule.get("next_fire_at") is not None:
+        times = [schedule["next_fire_at"], *next_fire_times(schedule["cron"], schedule.get("timezone"), schedule["next_fire_at"], upcoming - 1)]
+    elif schedule.get("next_fire_at") is not None:
+        times = [schedule["next_fire_at"]]
+    view["next_fire_times"] = [_iso(t, schedule.get("timezone")) for t in times]
+    view["missed"] = [_iso(t, schedule.get("timezone")) for t in schedule.get("missed") or []]
+    return view
+
+
+def _iso(ts: float | None, tz_name: str | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, zone(tz_name) or UTC).isoformat(timespec="seconds")
+
+
+def due_times(schedule: dict[str, Any], now: float) -> tuple[list[float], float | None]:
+    """Every due time up to `now` (for the catch-up report) and the next fire time after it."""
+    first = schedule["next_fire_at"]
+    if schedule["kind"] != "cron":
+        return [first], None
+    due = [first]
+    cursor = first
+    while len(due) < MAX_CATCH_UP:
+        (following,) = next_fire_times(schedule["cron"], schedule.get("timezone"), cursor)
+        if following > now:
+            return due, following
+        due.append(following)
+        cursor = following
+    return due, next_fire_times(schedule["cron"], schedule.get("timezone"), now)[0]
+
+
+def fire_due(engine: Engine, now: float) -> list[str]:
+    """Start a run for every due schedule; returns report lines."""
+    store = engine.store
+    lines = []
+    for schedule in store.due_schedules(now):
+        due, following = due_times(schedule, now)
+        fire_at = due[-1]
+        run_id = f"{schedule['id']}-{int(fire_at)}"
+        if store.get_run(run_id) is None:
+            options = schedule.get("options") or {}
+            try:
+                engine.start(
+                    schedule["tag"], schedule["input"], env=schedule.get("env"), workflow_id=run_id,
+                    timeout=options.get("timeout"), detach=True, schedule_id=schedule["id"],
+                    lineage={"scheduled_for": fire_at, "missed": due[:-1], "retries_left": options.get("retries", 0)},
+                )  # fmt: skip
+            except InvalidInput as exc:
+                if "already exists" not in exc.message:  # another worker won the race: fine
+                    lines.append(f"schedule {schedule['id']}: cannot start {schedule['tag']}: {exc.message}")
+                    continue
+        if store.advance_schedule(schedule["id"], schedule["next_fire_at"], following, run_id, due[:-1], now):
+            note = f" (caught up; skipped {len(due) - 1} earlier due times)" if len(due) > 1 else ""
+            lines.append(f"⏰ {schedule['id']} fired {schedule['tag']} as {run_id}{note}")
+    return lines
+
+
+def retry_if_scheduled(engine: Engine, run_id: str) -> str | None:
+    """A scheduled run failed: start its retry (linked by restarted_from) while retries remain."""
+    run = engine.store.get_run(run_id)
+    if run is None or not run.schedule_id or run.status not in ("failed", "rolled_back"):
+        return None
+    left = int((run.lineage or {}).get("retries_left") or 0)
+    if left <= 0:
+        return None
+    retry_id = f"{run.id}-r{left}"
+    if engine.store.get_run(retry_id) is not None:
+        return None
+    engine.start(
+        run.tag, run.input, env=run.env, workflow_id=retry_id, detach=True, schedule_id=run.schedule_id,
+        timeout=run.options.get("timeout_ms"), lineage={**run.lineage, "retries_left": left - 1},
+        links={"restarted_from": run.id},
+    )  # fmt: skip
+    return retry_id
+
+
+def set_paused(engine: Engine, schedule_id: str, paused: bool) -> dict[str, Any]:
+    schedule = get(engine, schedule_id)
+    schedule["paused"] = paused
+    if not paused and schedule["kind"] == "cron":
+        schedule["next_fire_at"] = next_fire_times(schedule["cron"], schedule.get("timezone"), engine.clock.now())[0]
+    engine.store.save_schedule(schedule)
+    return describe(engine, schedule)
+
+
+def get(engine: Engine, schedule_id: str) -> dict[str, Any]:
+    schedule = engine.store.get_schedule(schedule_id) if engine.has_store() else None
+    if schedule is None:
+        raise InvalidInput(f"no schedule with id {schedule_id!r}")
+    return schedule
+
+
+def delete(engine: Engine, schedule_id: str) -> None:
+    get(engine, schedule_id)
+    if not engine.store.delete_schedule(schedule_id):
+        raise InvalidState(f"schedule {schedule_id} was deleted meanwhile")
