@@ -22,7 +22,7 @@ app = typer.Typer(
 )
 
 
-COMMAND_MODULES = ("project_cmds", "run_cmds", "inspect_cmds", "worker_cmds")
+COMMAND_MODULES = ("project_cmds", "run_cmds", "inspect_cmds", "worker_cmds", "lineage_cmds", "schedule_cmds")
 
 
 def _register() -> None:

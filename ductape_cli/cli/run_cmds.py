@@ -102,14 +102,11 @@ def resume(
 
     Example: ductape resume wf_3f2a9c1d7b4e --from-step create-shipment --skip send-confirmation
     """
-    eng = engine()
-    if from_checkpoint or from_step or skip:
-        from ductape_cli.engine.lineage import resume_from
+    from ductape_cli.engine.lineage import resume_from
 
-        result = with_progress(run_id, as_json, lambda obs: resume_from(
-            eng, run_id, from_checkpoint=from_checkpoint, from_step=from_step, skip=skip or [], observer=obs, wait=wait))  # fmt: skip
-    else:
-        result = with_progress(run_id, as_json, lambda obs: eng.resume(run_id, observer=obs, wait=wait))
+    eng = engine()
+    result = with_progress(run_id, as_json, lambda obs: resume_from(
+        eng, run_id, from_checkpoint=from_checkpoint, from_step=from_step, skip=skip or [], observer=obs, wait=wait))  # fmt: skip
     show_result(result, as_json)
 
 

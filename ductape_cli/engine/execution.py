@@ -443,12 +443,15 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             data["error"] = error
         if rollback_result:
             data["rollback_result"] = rollback_result
+        extra: dict[str, Any] = {}
         if self.run.lineage.get("restored_checkpoint"):
             self.run.lineage.pop("restored_checkpoint")  # it described this resume only
+            extra["lineage"] = dumps(self.run.lineage)
         fields = {
             "status": str(status), "output": output, "error": error, "failed_step": failed_step,
             "rollback_result": rollback_result, "state": self.state or None, "ended_at": now, "owner": None,
             "lease_expires_at": None, "ready_at": None, "waiting": None, "current_step": None, "phase": None,
+            **extra,
         }  # fmt: skip
         if not self.store.finish_run(self.run.id, self.owner, fields, self.take_events((now, event_type, None, data))):
             return Outcome(RunStatus.RUNNING, lost=True)

@@ -1,0 +1,129 @@
+"""Commands that make runs from runs and read their family: replay, restart, related, compare."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from ductape_cli.cli.common import JsonOption, RunId, command, engine, parse_assignment, parse_json_arg, print_json
+from ductape_cli.cli.run_cmds import WaitOption, notices, show_result, with_progress
+from ductape_cli.errors import InvalidInput
+
+ReasonOption = Annotated[str | None, typer.Option("--reason", "-r", help="Why; the new run sees it as ctx.replay_reason.")]
+IdempotencyOption = Annotated[str | None, typer.Option("--idempotency-key", help="Return the existing run with this key instead of starting another.")]
+TimeoutOption = Annotated[str | None, typer.Option("--timeout", help="Overall run timeout: ms or 30s, 5m, 1h (default: the original's).")]
+
+
+def replay(
+    run_id: RunId,
+    reason: ReasonOption = None,
+    idempotency_key: IdempotencyOption = None,
+    timeout: TimeoutOption = None,
+    from_step: Annotated[str | None, typer.Option("--from-step", help="Steps before this one return the original's outputs; it and later steps run.")] = None,
+    step_output: Annotated[list[str] | None, typer.Option("--step-output", help="TAG=JSON: the output a step before --from-step returns (repeatable).")] = None,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a workflow again as a new run with the original input and fresh state.
+
+    Example: ductape replay wf_3f2a9c1d7b4e --from-step process-payment --step-output 'validate={"available": true}'
+    """
+    from ductape_cli.engine.lineage import replay as replay_run
+
+    outputs = dict(_step_output(text) for text in step_output or [])
+    eng = engine()
+    result = with_progress(run_id, as_json, lambda obs: replay_run(
+        eng, run_id, reason=reason, idempotency_key=idempotency_key, timeout=timeout, from_step=from_step,
+        step_outputs=outputs, observer=obs, wait=wait))  # fmt: skip
+    _announce(eng, as_json, f"replay of {result.get('replayed_from')}: {result['workflow_id']}")
+    show_result(result, as_json)
+
+
+def restart(
+    run_id: RunId,
+    input: Annotated[str | None, typer.Option("--input", "-i", help="New input as JSON, @file.json, or - for stdin.")] = None,
+    set_values: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE on the original input; VALUE is JSON if it parses, dotted keys reach nested fields (repeatable).")] = None,
+    input_override: Annotated[str | None, typer.Option("--input-override", help="JSON object of fields to change; with --merge merged into the original input.")] = None,
+    merge: Annotated[bool, typer.Option("--merge", help="Deep-merge --input/--input-override into the original input instead of replacing it.")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why; kept with the new run's lineage.")] = None,
+    idempotency_key: IdempotencyOption = None,
+    timeout: TimeoutOption = None,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a workflow again as a new run with new or corrected input and fresh state.
+
+    Example: ductape restart wf_3f2a9c1d7b4e --set email=corrected@example.com
+    """
+    from ductape_cli.engine.lineage import restart as restart_run
+
+    new_input = parse_json_arg(input, "--input")
+    override = parse_json_arg(input_override, "--input-override")
+    pairs = [parse_assignment(text, "--set") for text in set_values or []]
+    eng = engine()
+    result = with_progress(run_id, as_json, lambda obs: restart_run(
+        eng, run_id, input=new_input, set_values=pairs, input_override=override, merge=merge, reason=reason,
+        idempotency_key=idempotency_key, timeout=timeout, observer=obs, wait=wait))  # fmt: skip
+    _announce(eng, as_json, f"restart of {result.get('restarted_from')}: {result['workflow_id']}")
+    show_result(result, as_json)
+
+
+def related(run_id: RunId, as_json: JsonOption = False) -> None:
+    """Show a run's family: the original, its replays, restarts, resumes and children, with each status.
+
+    Example: ductape related wf_3f2a9c1d7b4e
+    """
+    from ductape_cli.engine.lineage import related as family
+
+    data = family(engine(), run_id)
+    if as_json:
+        print_json(data)
+        return
+    from ductape_cli.render.lineage import related_tree
+    from ductape_cli.render.views import console
+
+    console().print(related_tree(data))
+
+
+def compare(
+    run_a: Annotated[str, typer.Argument(metavar="RUN_A", help="First run id (or unique prefix).")],
+    run_b: Annotated[str, typer.Argument(metavar="RUN_B", help="Second run id (or unique prefix).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Compare two runs: input fields, each step's status, output and error, the outputs, durations.
+
+    Example: ductape compare wf_3f2a9c1d7b4e wf_9c1d7b4e3f2a
+    """
+    from ductape_cli.engine.lineage import compare as compare_runs
+
+    data = compare_runs(engine(), run_a, run_b)
+    if as_json:
+        print_json(data)
+        return
+    from ductape_cli.render.lineage import compare_view
+    from ductape_cli.render.views import console
+
+    console().print(compare_view(data))
+
+
+def _step_output(text: str) -> tuple[str, Any]:
+    tag, sep, value = text.partition("=")
+    if not sep or not tag.strip():
+        raise InvalidInput(f"--step-output expects TAG=JSON, got {text!r}")
+    try:
+        return tag.strip(), json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"--step-output {tag.strip()}: not valid JSON: {exc.msg} at column {exc.colno}") from None
+
+
+def _announce(eng: Any, as_json: bool, line: str) -> None:
+    notices(eng, as_json)
+    if not as_json:
+        typer.echo(line)
+
+
+def register(app: typer.Typer) -> None:
+    for fn in (replay, restart, related, compare):
+        command(app, fn)
