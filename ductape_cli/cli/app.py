@@ -22,7 +22,9 @@ app = typer.Typer(
 )
 
 
-COMMAND_MODULES = ("project_cmds", "run_cmds", "inspect_cmds", "worker_cmds", "lineage_cmds", "schedule_cmds")
+COMMAND_MODULES = (
+    "project_cmds", "run_cmds", "inspect_cmds", "worker_cmds", "lineage_cmds", "schedule_cmds", "topic_cmds",
+)
 
 
 def _register() -> None:

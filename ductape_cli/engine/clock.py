@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import Any
 
 
 class SystemClock:
@@ -20,3 +22,7 @@ class SystemClock:
         """Blocking wait, for loops outside asyncio (the worker's poll, `run --wait`)."""
         if seconds > 0:
             time.sleep(seconds)
+
+    def call_later(self, loop: asyncio.AbstractEventLoop, delay: float, callback: Callable[..., Any], *args: Any) -> Any:
+        """Call `callback` on `loop` after `delay` seconds of this clock's time; returns a handle with `cancel()`."""
+        return loop.call_later(delay, callback, *args)

@@ -28,6 +28,7 @@ from ductape_cli.errors import (
     SignalTimeout,
     StepError,
     StepFailed,
+    StoreError,
     WorkflowInterrupt,
     WorkflowTimedOut,
 )
@@ -313,6 +314,8 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             return await self._fail({"message": exc.message, "step": self.current_step, "code": exc.code}, self.current_step)
         except SignalTimeout as exc:
             return await self._fail({"message": str(exc), "step": None, "code": "SIGNAL_TIMEOUT"}, None)
+        except StoreError:
+            raise  # the store itself failed: recording a failure would fail the same way
         except ChildWorkflowFailed as exc:
             error = {"message": str(exc), "step": exc.child_id, "code": exc.error.get("code") or "CHILD_FAILED"}
             return await self._fail(error, exc.child_id)
@@ -341,7 +344,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         timer = None
         if self.deadline is not None:
             remaining = max(0.0, self.deadline - self.clock.now())
-            timer = self.loop.call_later(remaining, self._deadline_passed, task)  # type: ignore[union-attr]
+            timer = self.clock.call_later(self.loop, remaining, self._deadline_passed, task)  # type: ignore[arg-type]
         try:
             result = await task
             if asyncio.iscoroutine(result):

@@ -1,0 +1,656 @@
+"""The component tables of `ductape.toml`: their shape, env overrides, `${VAR}` and secrets.
+
+Checked with pydantic the first time a workflow uses a component (or when
+`ductape components check` asks), never on plain runs or `--help`. Every
+mistake is reported as ``file:line: [table] message``. `${NAME}` (or
+`${NAME:-default}`) is filled from the environment only when the component
+that holds it is used, so an unset token for one app does not break the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ductape_cli.config import ProjectConfig, config_error, locate
+from ductape_cli.durations import format_duration, parse_duration
+from ductape_cli.errors import ConfigError, InvalidInput
+
+TABLES = ("apps", "databases", "notifications", "storage", "brokers", "quotas", "fallbacks", "graphs")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _ms(value: Any) -> Any:
+    try:
+        return parse_duration(value)
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+Ms = Annotated[int, BeforeValidator(_ms)]
+Secret = Annotated[list[str], Field(default_factory=list, description="fields redacted in anything recorded")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+def _http_url(value: str | None, what: str) -> str | None:
+    if value is not None and "${" not in value and not value.startswith(("http://", "https://")):
+        raise ValueError(f"{what} must start with http:// or https://, got {value!r}")
+    return value
+
+
+# -- apps (ctx.action) ---------------------------------------------------------
+
+
+class AppEvent(_Model):
+    method: Annotated[Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"], BeforeValidator(_upper)] = "GET"
+    path: str = "/"
+    headers: dict[str, str] = {}
+    query: dict[str, str | int | float | bool] = {}
+    timeout: Ms | None = None
+    retries: int | None = Field(None, ge=0, le=20)
+    secret: Secret
+    description: str | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"path must start with '/', got {value!r}")
+        return value
+
+
+class AppEnv(_Model):
+    base_url: str | None = None
+    headers: dict[str, str] = {}
+    variables: dict[str, Any] = {}
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return _http_url(value, "base_url")
+
+
+class App(_Model):
+    base_url: str | None = None
+    headers: dict[str, str] = {}
+    variables: dict[str, Any] = {}
+    constants: dict[str, Any] = {}
+    timeout: Ms = 30_000
+    retries: int = Field(0, ge=0, le=20)
+    retry_delay: Ms = 100
+    secret: Secret
+    description: str | None = None
+    envs: dict[str, AppEnv] = {}
+    events: dict[str, AppEvent] = {}
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return _http_url(value, "base_url")
+
+
+# -- databases ------------------------------------------------------------------
+
+
+def _db_url(value: str) -> str:
+    if "${" not in value and not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ValueError(f"url must be sqlite:///path.db or postgresql://..., got {value!r}")
+    return value
+
+
+class DatabaseEvent(_Model):
+    sql: str
+    secret: Secret
+    description: str | None = None
+
+
+class DatabaseEnv(_Model):
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _db_url(value)
+
+
+class Database(_Model):
+    url: str
+    ddl: str | list[str] | None = Field(None, alias="schema")
+    secret: Secret
+    description: str | None = None
+    envs: dict[str, DatabaseEnv] = {}
+    events: dict[str, DatabaseEvent] = {}
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _db_url(value)
+
+
+# -- notifications -----------------------------------------------------------------
+
+
+class Smtp(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(25, ge=1, le=65535)
+    starttls: bool = False
+    ssl: bool = False
+    sender: str = Field(alias="from")
+    username: str | None = None
+    password: str | None = None
+    timeout: Ms = 10_000
+
+
+class Webhook(_Model):
+    webhook: str
+    headers: dict[str, str] = {}
+    timeout: Ms = 10_000
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook(cls, value: str) -> str | None:
+        return _http_url(value, "webhook")
+
+
+class NotificationEvent(_Model):
+    subject: str | None = None  # email
+    body: str | None = None  # email and push
+    html: str | None = None  # email, optional HTML part
+    message: str | None = None  # sms
+    title: str | None = None  # push
+    secret: Secret
+    description: str | None = None
+
+
+class Notification(_Model):
+    outbox: str | None = None
+    smtp: Smtp | None = None
+    sms: Webhook | None = None
+    push: Webhook | None = None
+    retries: int = Field(0, ge=0, le=20)
+    secret: Secret
+    description: str | None = None
+    events: dict[str, NotificationEvent] = {}
+
+    @model_validator(mode="after")
+    def _transport(self) -> Notification:
+        if not (self.outbox or self.smtp or self.sms or self.push):
+            raise ValueError("needs an outbox folder or a transport (smtp, sms, push)")
+        return self
+
+
+# -- storage, brokers, quotas, fallbacks ---------------------------------------------
+
+
+class StorageEvent(_Model):
+    prefix: str = ""
+    description: str | None = None
+
+
+class Storage(_Model):
+    path: str
+    max_size: int | None = Field(None, ge=1, description="largest upload in bytes")
+    description: str | None = None
+    events: dict[str, StorageEvent] = {}
+
+
+class Broker(_Model):
+    topics: list[str] = Field(min_length=1)
+    secret: Secret
+    description: str | None = None
+
+    @field_validator("topics")
+    @classmethod
+    def _topics(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("topics must be unique")
+        for topic in value:
+            if not topic or ":" in topic:
+                raise ValueError(f"invalid topic name {topic!r} (no ':' allowed)")
+        return value
+
+
+class Quota(_Model):
+    limit: int = Field(ge=1)
+    per: Ms
+    description: str | None = None
+
+    @field_validator("per")
+    @classmethod
+    def _per(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("per must be longer than 0 ms")
+        return value
+
+
+class Provider(_Model):
+    app: str
+    event: str
+    timeout: Ms | None = None
+    retries: int | None = Field(None, ge=0, le=20)
+
+
+class Fallback(_Model):
+    providers: list[Provider] = Field(min_length=1)
+    description: str | None = None
+
+
+# -- graphs ----------------------------------------------------------------------------
+
+
+class GraphAction(_Model):
+    kind: Literal["neighbors", "shortest_path", "nodes", "sql"]
+    depth: int = Field(1, ge=1, le=50)
+    max_depth: int = Field(6, ge=1, le=50)
+    label: str | None = None
+    type: str | None = None
+    direction: Literal["out", "in", "both"] = "both"
+    params: dict[str, str] = Field(default_factory=dict, description="built-in param name -> caller's name")
+    sql: str | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _sql(self) -> GraphAction:
+        if self.kind == "sql" and not self.sql:
+            raise ValueError("kind = \"sql\" needs sql = \"SELECT ...\"")
+        if self.kind != "sql" and self.sql:
+            raise ValueError(f"sql is only for kind = \"sql\", not {self.kind!r}")
+        return self
+
+
+class Graph(_Model):
+    path: str
+    description: str | None = None
+    actions: dict[str, GraphAction] = {}
+
+
+class Components(_Model):
+    apps: dict[str, App] = {}
+    databases: dict[str, Database] = {}
+    notifications: dict[str, Notification] = {}
+    storage: dict[str, Storage] = {}
+    brokers: dict[str, Broker] = {}
+    quotas: dict[str, Quota] = {}
+    fallbacks: dict[str, Fallback] = {}
+    graphs: dict[str, Graph] = {}
+
+
+# -- resolved views (env applied, ${VAR} filled) ------------------------------------------
+
+
+@dataclass
+class ResolvedApp:
+    name: str
+    env: str | None
+    base_url: str
+    headers: dict[str, str]
+    variables: dict[str, Any]
+    constants: dict[str, Any]
+    model: App
+    secret_values: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ResolvedDatabase:
+    name: str
+    url: str
+    model: Database
+    secret_values: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ResolvedNotification:
+    name: str
+    model: Notification
+    smtp: Smtp | None
+    sms: Webhook | None
+    push: Webhook | None
+    outbox: Path | None
+    secret_values: list[str] = field(default_factory=list)
+
+
+class ComponentConfig:
+    """The validated component tables of one project, and lookups that name the file on error."""
+
+    def __init__(self, project: ProjectConfig, model: Components) -> None:
+        self.project = project
+        self.model = model
+        self.source = project.source
+        self.text = project.text
+
+    def error(self, table: str, key: str | None, message: str) -> ConfigError:
+        return config_error(self.source, self.text, table, key, message)
+
+    def path(self, value: str) -> Path:
+        """A path from the config: absolute as given, relative to the project root."""
+        path = Path(os.path.expanduser(value))
+        return path if path.is_absolute() else self.project.root / path
+
+    def _pick(self, table: str, name: str) -> Any:
+        declared = getattr(self.model, table)
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            line = locate(self.text, table)
+            where = f"{self.source}:{line}" if line else self.source
+            raise ConfigError(f"{where}: no [{table}.{name}] declared ({table}: {known})")
+        return declared[name]
+
+    def event(self, table: str, name: str, component: Any, event: str, attr: str = "events") -> Any:
+        events = getattr(component, attr)
+        if event not in events:
+            known = ", ".join(sorted(events)) or "none"
+            raise self.error(f"{table}.{name}", None, f"no {attr[:-1]} {event!r} (declared: {known})")
+        return events[event]
+
+    def _fill(self, value: Any, table: str, key: str, used: list[str]) -> Any:
+        def missing(var: str) -> ConfigError:
+            return self.error(table, key, f"{key}: environment variable {var} is not set")
+
+        return interpolate(value, missing, used)
+
+    def app(self, name: str, env: str | None) -> ResolvedApp:
+        app: App = self._pick("apps", name)
+        table = f"apps.{name}"
+        used: list[str] = []
+        base_url = self._fill(app.base_url, table, "base_url", used)
+        headers = self._fill(dict(app.headers), table, "headers", used)
+        variables = self._fill(dict(app.variables), table, "variables", used)
+        override = app.envs.get(env) if env else None
+        if override is not None:
+            env_table = f"{table}.envs.{env}"
+            if override.base_url is not None:
+                base_url = self._fill(override.base_url, env_table, "base_url", used)
+            headers.update(self._fill(dict(override.headers), env_table, "headers", used))
+            variables.update(self._fill(dict(override.variables), env_table, "variables", used))
+        if not base_url:
+            raise self.error(table, None, f"no base_url (set it here or in [{table}.envs.{env}])")
+        try:
+            _http_url(base_url, "base_url")
+        except ValueError as exc:
+            raise self.error(table, "base_url", str(exc)) from None
+        secrets = [*used, *headers.values()]
+        return ResolvedApp(name, env, base_url.rstrip("/"), headers, variables, dict(app.constants), app, secrets)
+
+    def database(self, name: str, env: str | None) -> ResolvedDatabase:
+        db: Database = self._pick("databases", name)
+        used: list[str] = []
+        override = db.envs.get(env) if env else None
+        if override is not None:
+            url = self._fill(override.url, f"databases.{name}.envs.{env}", "url", used)
+        else:
+            url = self._fill(db.url, f"databases.{name}", "url", used)
+        password = _url_password(url)
+        return ResolvedDatabase(name, url, db, [*used, *([password] if password else [])])
+
+    def notification(self, name: str) -> ResolvedNotification:
+        note: Notification = self._pick("notifications", name)
+        table = f"notifications.{name}"
+        used: list[str] = []
+        smtp = sms = push = None
+        if note.smtp is not None:
+            smtp = Smtp.model_validate(self._fill(note.smtp.model_dump(by_alias=True), table, "smtp", used))
+        if note.sms is not None:
+            sms = Webhook.model_validate(self._fill(note.sms.model_dump(), table, "sms", used))
+        if note.push is not None:
+            push = Webhook.model_validate(self._fill(note.push.model_dump(), table, "push", used))
+        secrets = list(used)
+        if smtp is not None and smtp.password:
+            secrets.append(smtp.password)
+        for hook in (sms, push):
+            if hook is not None:
+                secrets.extend(hook.headers.values())
+        outbox = self.path(note.outbox) if note.outbox else None
+        return ResolvedNotification(name, note, smtp, sms, push, outbox, secrets)
+
+    def storage(self, name: str) -> Storage:
+        return self._pick("storage", name)  # type: ignore[no-any-return]
+
+    def broker(self, name: str) -> Broker:
+        return self._pick("brokers", name)  # type: ignore[no-any-return]
+
+    def quota(self, name: str) -> Quota:
+        return self._pick("quotas", name)  # type: ignore[no-any-return]
+
+    def fallback(self, name: str) -> Fallback:
+        return self._pick("fallbacks", name)  # type: ignore[no-any-return]
+
+    def graph(self, name: str) -> Graph:
+        return self._pick("graphs", name)  # type: ignore[no-any-return]
+
+    def check_env_vars(self, env: str | None) -> list[str]:
+        """Problems filling `${VAR}` for every component in `env` (for `components check`)."""
+        problems = []
+        lookups = [
+            *((self.app, (n, env)) for n in self.model.apps),
+            *((self.database, (n, env)) for n in self.model.databases),
+            *((self.notification, (n,)) for n in self.model.notifications),
+        ]
+        for lookup, args in lookups:
+            try:
+                lookup(*args)  # type: ignore[operator]
+            except ConfigError as exc:
+                problems.append(exc.message)
+        return problems
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per declared component, for `ductape components check`."""
+        rows: list[dict[str, Any]] = []
+        for table in TABLES:
+            for name, item in getattr(self.model, table).items():
+                detail = ""
+                if isinstance(item, App):
+                    detail = f"{item.base_url or '(per env)'}; events: {', '.join(item.events) or '-'}"
+                elif isinstance(item, Database):
+                    detail = f"{_hide_password(item.url)}; events: {', '.join(item.events) or '-'}"
+                elif isinstance(item, Notification):
+                    channels = [c for c in ("smtp", "sms", "push") if getattr(item, c)] + (["outbox"] if item.outbox else [])
+                    detail = f"{', '.join(channels)}; events: {', '.join(item.events) or '-'}"
+                elif isinstance(item, (Storage, Graph)):
+                    detail = item.path
+                elif isinstance(item, Broker):
+                    detail = "topics: " + ", ".join(item.topics)
+                elif isinstance(item, Quota):
+                    detail = f"{item.limit} per {format_duration(item.per)}"
+                elif isinstance(item, Fallback):
+                    detail = " -> ".join(f"{p.app}.{p.event}" for p in item.providers)
+                rows.append({"table": table, "name": name, "detail": detail})
+        return rows
+
+
+def interpolate(value: Any, missing: Any, used: list[str]) -> Any:
+    """Fill `${NAME}` / `${NAME:-default}` in every string of `value`; values used go to `used`."""
+    if isinstance(value, str):
+
+        def one(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                used.append(os.environ[name])
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise missing(name)
+
+        return _VAR.sub(one, value)
+    if isinstance(value, dict):
+        return {k: interpolate(v, missing, used) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, missing, used) for v in value]
+    return value
+
+
+def _url_password(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def _hide_password(url: str) -> str:
+    password = _url_password(url)
+    return url.replace(f":{password}@", ":***@") if password else url
+
+
+# -- loading and error messages ----------------------------------------------------------------
+
+_cache: dict[tuple[str, str], ComponentConfig] = {}
+
+
+def load_components(project: ProjectConfig) -> ComponentConfig:
+    """Validate the component tables of `project` (once per file content)."""
+    key = (project.source, project.text)
+    cached = _cache.get(key)
+    if cached is not None and cached.project.root == project.root:
+        return cached
+    raw = {table: project.raw.get(table, {}) for table in TABLES}
+    try:
+        model = Components.model_validate(raw)
+    except ValidationError as exc:
+        raise _config_error(project, raw, exc) from None
+    components = ComponentConfig(project, model)
+    _cross_check(components)
+    _cache[key] = components
+    return components
+
+
+def _cross_check(components: ComponentConfig) -> None:
+    model, envs = components.model, components.project.envs
+    for name, fallback in model.fallbacks.items():
+        for provider in fallback.providers:
+            app = model.apps.get(provider.app)
+            if app is None:
+                raise components.error(f"fallbacks.{name}", "providers", f"provider app {provider.app!r} is not declared in [apps]")
+            if provider.event not in app.events:
+                raise components.error(
+                    f"fallbacks.{name}", "providers", f"provider event {provider.event!r} is not declared in [apps.{provider.app}.events]"
+                )
+    if envs:
+        for table in ("apps", "databases"):
+            for name, item in getattr(model, table).items():
+                for env in item.envs:
+                    if env not in envs:
+                        raise components.error(f"{table}.{name}.envs.{env}", None, f"env {env!r} is not declared in [envs] ({', '.join(envs)})")
+
+
+def _config_error(project: ProjectConfig, raw: dict[str, Any], exc: ValidationError) -> ConfigError:
+    error = exc.errors()[0]
+    kind = error["type"]
+    shown: list[str | int] = []
+    node: Any = raw
+    loc = list(error["loc"])
+    for index, part in enumerate(loc):
+        if _holds(node, part):
+            node = node[part]
+            shown.append(part)
+        elif kind == "missing" and index == len(loc) - 1:
+            shown.append(part)
+        elif isinstance(node, dict) and isinstance(part, str) and _alias_of(part) in node:
+            node = node[_alias_of(part)]
+            shown.append(_alias_of(part))
+    # The deepest [header] that exists in the file is the table we name.
+    table_len = 1
+    for length in range(1, len(shown) + 1):
+        prefix = shown[:length]
+        if not all(isinstance(p, str) for p in prefix):
+            break
+        if locate(project.text, ".".join(prefix)) is not None:  # type: ignore[arg-type]
+            table_len = length
+    if table_len == len(shown) and kind in ("missing", "extra_forbidden"):
+        table_len = max(1, len(shown) - 1)
+    table = ".".join(str(p) for p in shown[:table_len])
+    rest = shown[table_len:]
+    key = rest[0] if rest and isinstance(rest[0], str) else None
+    if kind == "extra_forbidden":
+        known = _known_keys(shown[:-1])
+        field = _dotted(rest[:-1])
+        message = f"unknown key {str(shown[-1])!r}" + (f" (known: {', '.join(known)})" if known else "")
+        message = f"{field}: {message}" if field else message
+    elif kind == "missing":
+        field = _dotted(rest[:-1])
+        message = f"missing required key {str(shown[-1])!r}"
+        message = f"{field}: {message}" if field else message
+    else:
+        text = str(error["msg"]).removeprefix("Value error, ")
+        if kind in ("dict_type", "model_type", "model_attributes_type"):
+            text = "must be a table"
+        field = _dotted(rest)
+        message = f"{field}: {text}" if field else text
+    return config_error(project.source, project.text, table, key if isinstance(key, str) else None, message)
+
+
+def _holds(node: Any, part: str | int) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and part < len(node)
+
+
+def _alias_of(name: str) -> str:
+    return {"sender": "from", "ddl": "schema"}.get(name, name)
+
+
+def _dotted(parts: list[str | int]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _known_keys(path: list[str | int]) -> list[str]:
+    """The keys allowed at `path` (table names and keys as written in TOML)."""
+    current: Any = Components
+    for part in path:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            found = None
+            for name, info in current.model_fields.items():
+                if part in (name, info.alias):
+                    found = info.annotation
+            if found is None:
+                return []
+            current = found
+        elif typing.get_origin(current) is dict:
+            current = typing.get_args(current)[1]
+        elif typing.get_origin(current) is list:
+            current = typing.get_args(current)[0]
+        else:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(info.alias or name for name, info in current.model_fields.items())
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` -> X; `Annotated[X, ...]` -> X."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = next((a for a in args if typing.get_origin(a) in (dict, list) or isinstance(a, type) and issubclass(a, BaseModel)), args[0])
+        else:
+            return annotation

@@ -1,0 +1,228 @@
+"""`ctx.database.*`: run a declared SQL event against a project database.
+
+`url = "sqlite:///data/app.db"` is relative to the project root (four
+slashes for an absolute path); `postgresql://` needs psycopg (the `postgres`
+extra). Named parameters (`:email`) are always bound, never formatted into
+the SQL; lists and objects are bound as JSON text. An optional `schema`
+(string or list) runs once, on first use, so samples work on a fresh clone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import decimal
+import hashlib
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ductape_cli.components.config import ResolvedDatabase
+from ductape_cli.components.errors import DatabaseError, redact, scrub
+from ductape_cli.components.runtime import Component, check_mapping, secret_values, seed_style
+from ductape_cli.errors import InvalidInput
+
+_RETURNING = re.compile(r"\breturning\b", re.IGNORECASE)
+_INSERT = re.compile(r"^\s*(insert|replace)\b", re.IGNORECASE)
+_schema_done: set[tuple[str, str]] = set()
+_schema_lock = threading.Lock()
+Values = Mapping[str, Any] | None
+
+
+class DatabaseComponent(Component):
+    kind = "database"
+
+    # Every method binds whichever of data / params / where / input it is given (merged);
+    # they differ only in what they return.
+
+    @seed_style
+    def insert(self, database: str, event: str, data: Values = None, *, params: Values = None, where: Values = None, input: Values = None) -> Any:
+        """Run an INSERT; returns the inserted row as a dict (RETURNING * is added when missing)."""
+        return self._call("insert", database, event, data=data, params=params, where=where, input=input)
+
+    @seed_style
+    def query(self, database: str, event: str, params: Values = None, *, data: Values = None, where: Values = None, input: Values = None) -> Any:
+        """Run a SELECT; returns a list of row dicts."""
+        return self._call("query", database, event, data=data, params=params, where=where, input=input)
+
+    @seed_style
+    def update(self, database: str, event: str, data: Values = None, where: Values = None, *, params: Values = None, input: Values = None) -> Any:
+        """Run an UPDATE with `data` and `where` bound together; returns the number of rows changed."""
+        return self._call("update", database, event, data=data, params=params, where=where, input=input)
+
+    @seed_style
+    def delete(self, database: str, event: str, where: Values = None, *, data: Values = None, params: Values = None, input: Values = None) -> Any:
+        """Run a DELETE; returns the number of rows removed."""
+        return self._call("delete", database, event, data=data, params=params, where=where, input=input)
+
+    @seed_style
+    def execute(self, database: str, event: str, input: Values = None, *, data: Values = None, params: Values = None, where: Values = None) -> Any:
+        """Run any statement: returns its rows when it yields some, else the affected count."""
+        return self._call("execute", database, event, data=data, params=params, where=where, input=input)
+
+    def _call(self, mode: str, database: str, event: str, **given: Any) -> Any:
+        resolved = self.config.database(database, self.runtime.env)
+        spec = self.config.event("databases", database, resolved.model, event)
+        bind: dict[str, Any] = {}
+        recorded: dict[str, Any] = {"database": database, "event": event}
+        secret_fields = [*resolved.model.secret, *spec.secret]
+        secrets = list(resolved.secret_values)
+        for name, value in given.items():
+            if value is None:
+                continue
+            values = check_mapping(value, name)
+            for key, item in values.items():
+                if key in bind and bind[key] != item:
+                    given_names = ", ".join(k for k, v in given.items() if v is not None)
+                    raise InvalidInput(f"database {database}.{event}: {key!r} has different values in {given_names}")
+                bind[key] = item
+            recorded[name] = redact(values, secret_fields)
+            secrets.extend(secret_values(values, secret_fields))
+        recorded = scrub(recorded, secrets)
+        root = self.config.project.root
+
+        async def work() -> Any:
+            return await asyncio.to_thread(run_statement, resolved, root, spec.sql, bind, mode, event, secrets)
+
+        return self._dispatch(f"database:{database}:{event}", recorded, work)
+
+
+def run_statement(
+    db: ResolvedDatabase, root: Path, sql: str, bind: dict[str, Any], mode: str, event: str, secrets: list[str]
+) -> Any:
+    if mode == "insert" and _INSERT.match(sql) and not _RETURNING.search(sql):
+        sql = sql.rstrip().rstrip(";") + " RETURNING *"
+    values = {k: _bindable(v) for k, v in bind.items()}
+    try:
+        if db.url.startswith("sqlite:///"):
+            rows, count = _sqlite(db, root, sql, values)
+        else:
+            rows, count = _postgres(db, sql, values)
+    except DatabaseError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - driver errors become one clear DatabaseError
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise DatabaseError(scrub(f"{db.name}.{event}: {message}", secrets)) from None
+    if mode == "insert":
+        return rows[0] if rows else None
+    if mode == "query":
+        return rows or []
+    if mode in ("update", "delete"):
+        return count
+    return rows if rows is not None else count
+
+
+def _bindable(value: Any) -> Any:
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def sqlite_path(url: str, root: Path) -> str:
+    rest = url[len("sqlite:///"):]
+    if rest == ":memory:":
+        return rest
+    path = Path(rest)
+    if not path.is_absolute():
+        path = root / path
+    return str(path)
+
+
+def _sqlite(db: ResolvedDatabase, root: Path, sql: str, values: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, int]:
+    path = sqlite_path(db.url, root)
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        conn.row_factory = sqlite3.Row
+        _ensure_schema(path, db, lambda ddl: conn.executescript(ddl))
+        cursor = conn.execute(sql, values)
+        rows = [_row(dict(r)) for r in cursor.fetchall()] if cursor.description else None
+        return rows, cursor.rowcount
+    finally:
+        conn.close()
+
+
+def _ensure_schema(key: str, db: ResolvedDatabase, run: Any) -> None:
+    ddl = db.model.ddl
+    if not ddl:
+        return
+    statements = [ddl] if isinstance(ddl, str) else list(ddl)
+    digest = hashlib.sha256("\n;\n".join(statements).encode()).hexdigest()
+    fresh = key != ":memory:" and not key.startswith(("postgres://", "postgresql://"))
+    with _schema_lock:
+        if (key, digest) in _schema_done and (not fresh or Path(key).exists()):
+            return
+        for statement in statements:
+            try:
+                run(statement)
+            except Exception as exc:  # noqa: BLE001
+                raise DatabaseError(f"{db.name}: schema failed: {exc}") from None
+        _schema_done.add((key, digest))
+
+
+def _postgres(db: ResolvedDatabase, sql: str, values: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, int]:
+    try:
+        import psycopg
+        from psycopg.rows import dict_row
+    except ImportError:
+        raise DatabaseError(
+            f"database {db.name} is PostgreSQL but psycopg is not installed: pip install 'ductape[postgres]'"
+        ) from None
+    with psycopg.connect(db.url, row_factory=dict_row, autocommit=True) as conn:
+        _ensure_schema(db.url, db, lambda ddl: conn.execute(ddl))
+        cursor = conn.execute(pg_placeholders(sql), values)
+        rows = [_row(dict(r)) for r in cursor.fetchall()] if cursor.description else None
+        return rows, cursor.rowcount
+
+
+def _row(row: dict[str, Any]) -> dict[str, Any]:
+    """Column values as JSON (the journal stores step outputs as JSON)."""
+    return {key: _json_value(value) for key, value in row.items()}
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
+        return value
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return str(value)  # UUID, intervals, network types...
+
+
+def pg_placeholders(sql: str) -> str:
+    """`:name` -> `%(name)s` outside quotes, leaving `::type` casts alone; a literal `%` becomes `%%`."""
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch in ("'", '"'):
+            end = sql.find(ch, i + 1)
+            while end != -1 and end + 1 < n and sql[end + 1] == ch:  # doubled quote inside a literal
+                end = sql.find(ch, end + 2)
+            end = n - 1 if end == -1 else end
+            out.append(sql[i : end + 1].replace("%", "%%"))
+            i = end + 1
+            continue
+        if ch == ":" and i + 1 < n and sql[i + 1] == ":":
+            out.append("::")
+            i += 2
+            continue
+        if ch == ":" and i + 1 < n and (sql[i + 1].isalpha() or sql[i + 1] == "_") and (i == 0 or sql[i - 1] != ":"):
+            j = i + 1
+            while j < n and (sql[j].isalnum() or sql[j] == "_"):
+                j += 1
+            out.append(f"%({sql[i + 1 : j]})s")
+            i = j
+            continue
+        out.append("%%" if ch == "%" else ch)
+        i += 1
+    return "".join(out)
