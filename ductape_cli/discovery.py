@@ -96,6 +96,9 @@ def import_module_file(path: Path, folder: Path) -> LoadedModule:
             raise DefinitionError(f"{path}: cannot be imported")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
+        # No bytecode cache for workflow modules: an edit within the same second and
+        # size as the cached one (common under `ductape dev`) would load stale code.
+        writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
         try:
             spec.loader.exec_module(module)
         except BaseException as exc:
@@ -103,6 +106,8 @@ def import_module_file(path: Path, folder: Path) -> LoadedModule:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             raise _module_error(path, exc) from None
+        finally:
+            sys.dont_write_bytecode = writes_bytecode
     finally:
         definition_module._collector = previous
     return LoadedModule(path=path, source_hash=source_hash(path), definitions=collected)

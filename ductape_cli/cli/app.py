@@ -23,7 +23,8 @@ app = typer.Typer(
 
 
 COMMAND_MODULES = (
-    "project_cmds", "run_cmds", "inspect_cmds", "worker_cmds", "lineage_cmds", "schedule_cmds", "topic_cmds",
+    "project_cmds", "define_cmds", "run_cmds", "inspect_cmds", "worker_cmds", "lineage_cmds", "schedule_cmds",
+    "topic_cmds",
 )
 
 

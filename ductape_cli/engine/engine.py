@@ -145,7 +145,8 @@ class Engine:
         if stored and stored["schema"].get("source_hash") == current_hash:
             return str(stored["version"])
         try:
-            schema = compile_definition(wf, current_hash)
+            # Not strict: a handler that raises while recording keeps the steps recorded so far.
+            schema = compile_definition(wf, current_hash, strict=False)
         except DefinitionError as exc:
             # A handler the recorder cannot walk still runs; it just has no compiled conditions.
             schema = uncompiled_schema(wf, current_hash, exc.message)
@@ -162,8 +163,11 @@ class Engine:
             found: dict[str, str] = {}
             stored = self.store.get_definition(run.tag, run.version) if run.version else None
             for step in (stored or {}).get("schema", {}).get("steps", []):
-                if step.get("condition") and not step.get("explicit_condition"):
-                    found[step["tag"]] = step["condition"]
+                # An explicit condition travels with the step's own options; the compiled map
+                # holds only what recording implied (scenarios, branch overrides).
+                implied = step.get("implied_condition") if step.get("explicit_condition") else step.get("condition")
+                if implied:
+                    found[step["tag"]] = implied
             self._conditions[key] = found
         return self._conditions[key]
 

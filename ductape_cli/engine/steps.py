@@ -162,7 +162,8 @@ class StepsMixin:
         if tag in self.skip_steps:
             self._record_skip(call, seq, options, {"reason": "skipped by resume --skip"})
             return None
-        condition = options.condition or self.conditions.get(tag)
+        explicit, implied = options.condition, self.conditions.get(tag)
+        condition = f"({explicit}) && ({implied})" if explicit and implied else explicit or implied
         if condition:
             skipped = self._check_condition(tag, seq, condition, options, call)
             if skipped:

@@ -154,14 +154,17 @@ class SqliteStore:
     # -- definitions ------------------------------------------------------
 
     def save_definition(self, tag: str, version: str, name: str, source_path: str, schema: dict[str, Any]) -> bool:
-        """Store a definition version; returns False when that exact version already exists."""
+        """Store a definition version (and make it the latest); True when that version is new."""
         with self._write() as conn:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO definitions (tag, version, name, source_path, schema, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+            existed = conn.execute("SELECT 1 FROM definitions WHERE tag = ? AND version = ?", (tag, version)).fetchone()
+            # An upsert: a reverted version becomes the latest again, and a new source hash is kept.
+            conn.execute(
+                "INSERT INTO definitions (tag, version, name, source_path, schema, created_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (tag, version) DO UPDATE SET name = excluded.name, source_path = excluded.source_path, "
+                "schema = excluded.schema, created_at = excluded.created_at",
                 (tag, version, name, source_path, dumps(schema), time.time()),
             )
-            return cur.rowcount == 1
+            return existed is None
 
     def latest_definition(self, tag: str) -> dict[str, Any] | None:
         rows = self._read(
