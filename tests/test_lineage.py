@@ -49,7 +49,7 @@ ORDER = {"orderId": "ORD-123", "total": 100}
 @pytest.fixture
 def shop(project: Any) -> Any:
     project.write("shipping", SHIPPING)
-    project.write("order_fulfillment", (REPO / "workflows" / "order_fulfillment.py").read_text(encoding="utf-8"))
+    project.write("order_fulfillment", (REPO / "tests" / "fixtures" / "order_fulfillment_plain.py").read_text(encoding="utf-8"))
     return project
 
 

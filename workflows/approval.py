@@ -16,6 +16,8 @@ TOTAL_STEPS = 3
         "approved": {"approver_id": "string", "comments": "string?"},
         "rejected": {"approver_id": "string", "reason": "string"},
     },
+    # So `define` records the approval branch (signal results are placeholders while recording).
+    branch_overrides={"approved": {"approver_id": "mgr-1", "comments": "ok"}},
     queries={
         "getProgress": lambda ctx: {
             "completed_steps": ctx.completed_steps,
@@ -28,7 +30,7 @@ TOTAL_STEPS = 3
 async def expense_approval(ctx):
     request = await ctx.step("request-expense", lambda: {"status": "pending", "amount": ctx.input.amount})
     ctx.set_state("decision", "waiting")
-    decision = await ctx.wait_for_signal(["approved", "rejected"], timeout=ctx.input.timeout or "24h")
+    decision = await ctx.wait_for_signal(["approved", "rejected"], timeout=ctx.default(ctx.input.timeout, "24h"))
     ctx.set_state("decision", decision["_signal"])
     if decision["_signal"] == "approved":
         payment = await ctx.step("process-payment", lambda: {"paid": request["amount"], "by": decision["approver_id"]})

@@ -7,7 +7,12 @@ def process_item(item: dict) -> dict:
     return {"id": item["id"], "success": item.get("value", 0) >= 0, "doubled": item.get("value", 0) * 2}
 
 
-@workflow("batch-process", name="Batch Process", record_input={"items": [{"id": "1"}, {"id": "2"}]})
+@workflow(
+    "batch-process",
+    name="Batch Process",
+    # The loop runs over a step result: give recording a sample so it records the per-item steps.
+    branch_overrides={"get-batch": [{"id": "1"}, {"id": "2"}]},
+)
 async def batch_process(ctx):
     items = await ctx.step("get-batch", lambda: list(ctx.input.items or []))
     results = await ctx.parallel(

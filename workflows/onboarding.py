@@ -1,24 +1,42 @@
-"""User onboarding, from the seed's "Getting Started": create the user, welcome them, audit it."""
+"""User onboarding, from the seed's "Getting Started": create the user, welcome them, audit it.
+
+The user goes into a SQLite users-db, the welcome email into the outbox folder
+(.ductape/outbox), the audit entry into audit-db — all declared in ductape.toml.
+"""
 
 from ductape_cli import workflow
 
 
-def create_user(email: str, name: str, created_at: int) -> dict:
-    if "@" not in email:
-        raise ValueError(f"invalid email address {email!r}")
-    return {"id": "usr_" + email.split("@")[0].lower(), "email": email, "name": name, "created_at": created_at}
-
-
 @workflow("user-onboarding", name="User Onboarding", description="Onboards new users with welcome email and audit log")
 async def user_onboarding(ctx):
-    created_at = ctx.transform.now()
-    user = await ctx.step("create-user", lambda: create_user(ctx.input.email, ctx.input.name, created_at))
-
-    def send_welcome():
-        if ctx.input.get("fail_email"):
-            raise ConnectionError("SMTP server unavailable")
-        return {"sent_to": ctx.input.email, "subject": f"Welcome, {ctx.input.name}"}
-
-    await ctx.step("send-welcome", send_welcome, None, {"allow_fail": True})
-    await ctx.step("audit-log", lambda: {"action": "user_created", "user_id": user["id"], "timestamp": created_at})
+    created_at = ctx.transform.format_date(ctx.transform.now(), "YYYY-MM-DDTHH:mm:ss")
+    user = await ctx.step(
+        "create-user",
+        lambda: ctx.database.insert(
+            database="users-db",
+            event="create-user",
+            data={"email": ctx.input.email, "name": ctx.input.name, "created_at": created_at},
+        ),
+        lambda created: ctx.database.delete(database="users-db", event="delete-user", where={"id": created["id"]}),
+    )
+    await ctx.step(
+        "send-welcome",
+        lambda: ctx.notification.email(
+            notification="transactional",
+            event="welcome-email",
+            recipients=[ctx.input.email],
+            subject={"name": ctx.input.name},
+            template={"name": ctx.input.name},
+        ),
+        None,
+        {"allow_fail": True},  # an email failure must not undo the signup
+    )
+    await ctx.step(
+        "audit-log",
+        lambda: ctx.database.insert(
+            database="audit-db",
+            event="create-log",
+            data={"action": "user_created", "user_id": user["id"], "run_id": ctx.workflow_id, "timestamp": created_at},
+        ),
+    )
     return {"success": True, "userId": user["id"]}

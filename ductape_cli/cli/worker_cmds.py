@@ -53,5 +53,30 @@ def worker(
     eng.close()
 
 
+def dev(
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=64, help="Runs executed at once.")] = 1,
+) -> None:
+    """Develop: re-define on every change to workflows/ or ductape.toml, with a worker on the newest code.
+
+    Example: ductape dev
+
+    A module with an error is reported and the last good code keeps serving; Ctrl-C stops cleanly.
+    """
+    from ductape_cli.config import load_config
+    from ductape_cli.engine.devloop import DevLoop
+
+    def report(line: str) -> None:
+        typer.echo(line, err=True)
+
+    def show(define_report: object) -> None:
+        from ductape_cli.render.definitions import define_report as render
+        from ductape_cli.render.views import console
+
+        console(stderr=True).print(render(define_report))  # type: ignore[arg-type]
+
+    DevLoop(load_config().root, report=report, show=show, concurrency=concurrency).run()
+
+
 def register(app: typer.Typer) -> None:
     command(app, worker)
+    command(app, dev)
