@@ -106,3 +106,19 @@ def ductape_subprocess_env(project_root: Path) -> dict[str, str]:
 
 def ductape_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "ductape_cli", *args]
+
+
+_DURABILITY_LINES: list[str] = []
+
+
+@pytest.fixture
+def durability_report() -> Callable[[str], None]:
+    """Process and torture tests report what they checked (runs, kills, duplicates); printed at the end."""
+    return _DURABILITY_LINES.append
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _DURABILITY_LINES:
+        terminalreporter.section("durability checks")
+        for line in _DURABILITY_LINES:
+            terminalreporter.write_line(line)

@@ -251,3 +251,32 @@ def test_query_cannot_write(project) -> None:
     with pytest.raises(TypeError):
         engine.query(run_id, "sneaky")
     assert engine.status(run_id)["state"] == {}
+
+
+def test_status_shows_the_step_in_flight(project) -> None:
+    project.write("inflight", """
+        import time
+        from ductape_cli import workflow
+
+        @workflow("inflight")
+        def inflight(ctx):
+            ctx.step("quick", lambda: 1)
+            ctx.step("slow", lambda: time.sleep(1.2) or 2)
+    """)
+    import threading
+
+    engine = project.engine()
+    run, _ = engine.start("inflight", {})
+    worker = threading.Thread(target=lambda: engine.drive(run.id))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 5
+        steps: list = []
+        while time.monotonic() < deadline:
+            steps = project.engine().status(run.id)["steps"]
+            if any(s["tag"] == "slow" and s["status"] == "running" for s in steps):
+                break
+            time.sleep(0.05)
+        assert [(s["tag"], s["status"]) for s in steps] == [("quick", "completed"), ("slow", "running")]
+    finally:
+        worker.join()

@@ -97,6 +97,7 @@ class LeaseKeeper:
     def _loop(self) -> None:
         store = None
         last_renew = 0.0
+        shown: dict[str, str | None] = {}
         while not self._stopped:
             self._wake.wait(CANCEL_POLL_EVERY)
             with self._lock:
@@ -110,6 +111,11 @@ class LeaseKeeper:
                 cancels = store.cancel_requests(list(active))  # type: ignore[attr-defined]
                 for run_id, reason in cancels.items():
                     active[run_id].cancel_reason = reason
+                # Publish each run's step in flight (for `status`), only when it changed.
+                moved = {rid: x.current_step for rid, x in active.items() if shown.get(rid) != x.current_step}
+                if moved:
+                    store.set_current_steps(moved)  # type: ignore[attr-defined]
+                    shown.update(moved)
                 if now - last_renew >= RENEW_EVERY:
                     store.renew_leases(self.owner, list(active), now, LEASE_TTL)  # type: ignore[attr-defined]
                     last_renew = now

@@ -99,6 +99,8 @@ def run_status(run: Run, journal: dict[int, StepRecord], children: list[Run], un
     """`ductape status`: the result plus steps, state, lineage and children."""
     status = workflow_result(run, completed_step_tags(journal))
     steps = [step_view(r) for r in sorted(journal.values(), key=lambda r: r.seq)]
+    if run.current_step and not run.status.terminal and run.current_step not in {r.tag for r in journal.values()}:
+        steps.append({"tag": run.current_step, "kind": "step", "status": "running", "output": None, "error": None})
     steps.extend(unreached)
     status.update(
         {

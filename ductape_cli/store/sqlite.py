@@ -330,6 +330,13 @@ class SqliteStore:
                 (now + ttl, owner, *run_ids),
             )
 
+    def set_current_steps(self, steps: dict[str, str | None]) -> None:
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE runs SET current_step = ? WHERE id = ? AND status IN ('pending', 'running')",
+                [(step, run_id) for run_id, step in steps.items()],
+            )
+
     def cancel_requests(self, run_ids: Sequence[str]) -> dict[str, str]:
         if not run_ids:
             return {}

@@ -35,7 +35,7 @@ TEN_STEPS = """
 """
 
 
-def test_sigkill_after_step_4_then_resume_finishes_exactly(project) -> None:
+def test_sigkill_after_step_4_then_resume_finishes_exactly(project, durability_report) -> None:
     project.write("ten", TEN_STEPS)
     (project.root / "block").write_text("")
     effects = project.root / "effects.log"
@@ -64,7 +64,7 @@ def test_sigkill_after_step_4_then_resume_finishes_exactly(project) -> None:
     assert sorted(r.tag for r in journal.values()) == sorted(f"step-{n}" for n in range(1, 11))
     completions = [e for e in engine.history("crashy") if e["type"] == "step_completed"]
     assert len(completions) == 10  # each completion recorded exactly once
-    print(f"crash test: steps=10 kills=1 re-executed=['step-5'] duplicates_recorded=0")
+    durability_report(f"crash test: steps=10 kills=1 re-executed=['step-5'] duplicates_recorded=0")
 
 
 def test_resume_refuses_a_run_whose_owner_is_alive(project) -> None:

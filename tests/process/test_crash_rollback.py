@@ -40,7 +40,7 @@ FIVE_COMPENSATIONS = """
 """
 
 
-def test_sigkill_during_rollback_then_resume_finishes_it_once(project) -> None:
+def test_sigkill_during_rollback_then_resume_finishes_it_once(project, durability_report) -> None:
     project.write("five", FIVE_COMPENSATIONS)
     (project.root / "block").write_text("")
     effects = project.root / "effects.log"
@@ -63,4 +63,4 @@ def test_sigkill_during_rollback_then_resume_finishes_it_once(project) -> None:
     events = json.loads(history.stdout)["events"]
     assert sum(1 for e in events if e["type"] == "step_rolled_back") == 5
     assert sum(1 for e in events if e["type"] == "rollback_started") == 1
-    print("rollback crash test: compensations=5 kills=1 repeated=0")
+    durability_report("rollback crash test: compensations=5 kills=1 repeated=0")

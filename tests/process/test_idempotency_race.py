@@ -7,7 +7,7 @@ import json
 from tests.process.helpers import spawn
 
 
-def test_eight_processes_one_key_one_run(project) -> None:
+def test_eight_processes_one_key_one_run(project, durability_report) -> None:
     project.write("once", """
         from ductape_cli import workflow
 
@@ -24,4 +24,4 @@ def test_eight_processes_one_key_one_run(project) -> None:
     assert len(ids) == 1
     runs = project.engine().list_runs()
     assert len(runs) == 1 and runs[0].id in ids
-    print(f"idempotency race: processes=8 runs=1 ids_reported={len(ids)}")
+    durability_report(f"idempotency race: processes=8 runs=1 ids_reported={len(ids)}")

@@ -24,7 +24,7 @@ PING = """
 """
 
 
-def test_four_processes_for_twenty_seconds(project) -> None:
+def test_four_processes_for_twenty_seconds(project, durability_report) -> None:
     project.write("ping", PING)
     project.engine().ensure_defined(project.engine().definition("ping"))
     logs = [project.root / f"driver-{i}.log" for i in range(4)]
@@ -69,4 +69,4 @@ def test_four_processes_for_twenty_seconds(project) -> None:
             assert events.count("signal_received") == 2 and events[-1] == "workflow_completed"
         else:
             assert run.status == "cancelled" and events[-1] == "workflow_cancelled"
-    print(f"concurrency: processes=4 seconds={SECONDS:g} runs={len(runs)} signals_sent={len(sent)} lost=0 lock_errors=0")
+    durability_report(f"concurrency: processes=4 seconds={SECONDS:g} runs={len(runs)} signals_sent={len(sent)} lost=0 lock_errors=0")

@@ -41,7 +41,7 @@ STORM = """
 """
 
 
-def test_crash_storm(project) -> None:
+def test_crash_storm(project, durability_report) -> None:
     project.write("storm", STORM)
     engine = project.engine()
     ids = [engine.start("storm", {}, detach=True)[0].id for _ in range(RUNS)]
@@ -85,4 +85,4 @@ def test_crash_storm(project) -> None:
     assert len(effects) == RUNS * 10
     repeated = sum(count - 1 for count in effects.values())
     assert repeated <= kills, (repeated, kills)
-    print(f"crash storm: runs={RUNS} kills={kills} steps={RUNS * 10} re-executed={repeated} duplicates_recorded={duplicates_recorded}")
+    durability_report(f"crash storm: runs={RUNS} kills={kills} steps={RUNS * 10} re-executed={repeated} duplicates_recorded={duplicates_recorded}")
