@@ -10,8 +10,8 @@ from ductape_cli import define
 from ductape_cli.errors import InvalidInput, InvalidState
 
 
-def test_replay_returns_stored_outputs_without_calling_the_step_again(project) -> None:
-    project.write("counter", """
+def test_replay_returns_stored_outputs_without_calling_the_step_again(project, ductape_env) -> None:
+    (wf,) = ductape_env.load(project.write("counter", """
         from ductape_cli import workflow
         CALLS = []
 
@@ -21,20 +21,13 @@ def test_replay_returns_stored_outputs_without_calling_the_step_again(project) -
             await ctx.sleep("10s")
             b = await ctx.step("b", lambda: CALLS.append("b") or a["n"] + 1)
             return {"a": a, "b": b}
-    """)
-    engine = project.engine()
-    first = engine.run("counter", {})
-    assert first["status"] == "running"
-    assert first["waiting"]["kind"] == "sleep"
-    module = engine.definition("counter").handler.__globals__
-    assert module["CALLS"] == ["a"]
-    # Make the sleep due and continue: `a` comes from the journal, only `b` runs.
-    engine.store.set_run_fields(first["workflow_id"], {"ready_at": 0})
-    engine.store.conn.execute("UPDATE steps SET wake_at = 0 WHERE run_id = ?", (first["workflow_id"],))
-    result = engine.drive(first["workflow_id"])
-    assert result["status"] == "completed"
-    assert result["output"] == {"a": {"n": 1}, "b": 2}
-    assert module["CALLS"] == ["a", "b"]
+    """))
+    calls = wf.handler.__globals__["CALLS"]
+    run = ductape_env.start("counter", {})
+    assert run.waiting["kind"] == "sleep" and calls == ["a"]
+    ductape_env.advance("10s")  # the run re-executes from the top: `a` comes from the journal
+    assert run.result()["output"] == {"a": {"n": 1}, "b": 2}
+    assert calls == ["a", "b"]
 
 
 def test_non_determinism_names_file_line_expected_and_found(project) -> None:

@@ -79,8 +79,9 @@ def history(
     eng = engine()
     events = eng.history(run_id, types=type_)
     if as_json and not follow:
-        run = eng.get_run(run_id)
-        print_json({"workflow_id": run.id, "workflow_tag": run.tag, "status": str(run.status), "events": events})
+        from ductape_cli.testing.replayer import export_run
+
+        print_json(export_run(eng, run_id, events))
         return
     _print_events(events, as_json)
     if not follow:

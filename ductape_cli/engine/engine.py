@@ -11,6 +11,7 @@ import asyncio
 import json
 import secrets
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ class Engine:
         self.leases = LeaseKeeper(self.owner, self.open_store, self.clock)
         self.notices: list[str] = []
         self.shutting_down = False
+        self.step_overrides: dict[str, Callable[..., Any]] = {}  # tag -> replacement fn (the testing kit's mock_step)
         self._local = threading.local()
         self._registry = registry
         self._full_registry = registry is not None
