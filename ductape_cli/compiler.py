@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ductape_cli import conditions, recording
+from ductape_cli import conditions, placeholders, recording
 from ductape_cli.definition import WorkflowDefinition
 from ductape_cli.errors import DefinitionError
 
@@ -79,9 +79,9 @@ def compile_definition(wf: WorkflowDefinition, source_hash: str | None = None, *
         "name": wf.name,
         "options": wf.options_summary(),
         "recording": {
-            "branch_overrides": recording.to_json(wf.branch_overrides),
-            "record_input": recording.to_json(wf.record_input),
-            "record_scenarios": recording.to_json(wf.record_scenarios),
+            "branch_overrides": placeholders.to_json(wf.branch_overrides),
+            "record_input": placeholders.to_json(wf.record_input),
+            "record_scenarios": placeholders.to_json(wf.record_scenarios),
         },
         "source_file": wf.source_file,
         "source_line": wf.source_line,
@@ -149,7 +149,7 @@ def _handler_error(wf: WorkflowDefinition, exc: BaseException, where: str, rec: 
     site = _user_frame(exc)
     at = f" at {recording.display_path(site)}" if site else ""
     text = " ".join(str(exc).split())
-    kind = "TypeError" if isinstance(exc, recording.PlaceholderUsed) else type(exc).__name__
+    kind = "TypeError" if isinstance(exc, placeholders.PlaceholderUsed) else type(exc).__name__
     message = f"workflow {wf.tag!r}{where} raised {kind} while recording{at}" + (f": {text}" if text else "")
     hint = _hint(exc)
     if hint is None and rec.warnings:
@@ -167,7 +167,7 @@ def _user_frame(exc: BaseException) -> str | None:
 
 
 def _hint(exc: BaseException) -> str | None:
-    if isinstance(exc, recording.PlaceholderUsed):
+    if isinstance(exc, placeholders.PlaceholderUsed):
         ph = exc.placeholder
         field = repr(ph.path[0]) if ph.path else "'field'"
         if ph.root == "Input":

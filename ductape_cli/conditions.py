@@ -13,7 +13,7 @@ import operator
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Union
+from typing import NamedTuple, TypeAlias
 
 __all__ = [
     "BoolOp", "Compare", "ConditionSyntaxError", "InputRef", "Literal", "Node", "StepRef",
@@ -139,8 +139,8 @@ class BoolOp:
         object.__setattr__(self, "operands", tuple(flat))
 
 
-Node = Union[Literal, InputRef, StepRef, Compare, BoolOp]
-Ref = Union[InputRef, StepRef]
+Node: TypeAlias = Literal | InputRef | StepRef | Compare | BoolOp
+Ref: TypeAlias = InputRef | StepRef
 
 
 class _Token(NamedTuple):
@@ -410,7 +410,7 @@ def _json_equal(a: object, b: object) -> bool:
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and a == b
 
 

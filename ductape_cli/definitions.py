@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 from ductape_cli.compiler import compile_definition, source_hash_of
 from ductape_cli.discovery import discover
 from ductape_cli.durations import format_duration
-from ductape_cli.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigError, DuctapeError, WorkflowNotFound
+from ductape_cli.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    ConfigError,
+    DuctapeError,
+    WorkflowNotFound,
+)
 from ductape_cli.recording import display_path
 
 if TYPE_CHECKING:

@@ -185,7 +185,7 @@ def test_iterating_a_placeholder_records_nothing_and_warns() -> None:
 def test_input_fields_named_like_dict_methods_and_json() -> None:
     def handler(ctx: Any) -> None:
         ctx.step("copy", lambda: 1, input={"raw": json.dumps(ctx.input), "items": [i.id for i in ctx.input.items]})
-        for key, value in ctx.input.items():
+        for key, _value in ctx.input.items():
             ctx.step(f"key-{key}", lambda: 1)
         ctx.step("later", lambda: 1, input={"maybe": ctx.input.get("missing"), "keys": sorted(ctx.input.keys())})
 

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from ductape_cli.cli.common import command, JsonOption, RunId, engine, exit_code_for, print_json, use_rich
+from ductape_cli.cli.common import (
+    JsonOption,
+    RunId,
+    command,
+    engine,
+    exit_code_for,
+    print_json,
+    use_rich,
+)
 
 
 def status(run_id: RunId, as_json: JsonOption = False) -> None:

@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from ductape_cli.cli.common import JsonOption, RunId, command, engine, parse_assignment, parse_json_arg, print_json
+from ductape_cli.cli.common import (
+    JsonOption,
+    RunId,
+    command,
+    engine,
+    parse_assignment,
+    parse_json_arg,
+    print_json,
+)
 from ductape_cli.cli.run_cmds import WaitOption, notices, show_result, with_progress
 from ductape_cli.errors import InvalidInput
 

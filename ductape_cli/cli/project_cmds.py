@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from ductape_cli.cli.common import command
-
 from ductape_cli.errors import InvalidInput
 
 CONFIG_TEMPLATE = """\

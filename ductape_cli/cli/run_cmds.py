@@ -7,7 +7,17 @@ from typing import Annotated, Any
 
 import typer
 
-from ductape_cli.cli.common import command, JsonOption, RunId, Tag, engine, exit_code_for, parse_json_arg, print_json, use_rich
+from ductape_cli.cli.common import (
+    JsonOption,
+    RunId,
+    Tag,
+    command,
+    engine,
+    exit_code_for,
+    parse_json_arg,
+    print_json,
+    use_rich,
+)
 
 InputOption = Annotated[str | None, typer.Option("--input", "-i", help="Input as JSON, @file.json, or - for stdin.")]
 WaitOption = Annotated[bool, typer.Option("--wait", help="Keep going until the run ends, however long it waits.")]

@@ -21,7 +21,15 @@ from ductape_cli.discovery import Registry, discover, load_one
 from ductape_cli.durations import parse_duration
 from ductape_cli.engine.clock import SystemClock
 from ductape_cli.engine.execution import Execution, Observer, Outcome
-from ductape_cli.engine.leases import LEASE_TTL, HOST, LeaseKeeper, new_owner_id, owner_is_dead, owner_pid, pid_alive
+from ductape_cli.engine.leases import (
+    HOST,
+    LEASE_TTL,
+    LeaseKeeper,
+    new_owner_id,
+    owner_is_dead,
+    owner_pid,
+    pid_alive,
+)
 from ductape_cli.engine.results import completed_step_tags, run_status, step_view, workflow_result
 from ductape_cli.errors import DefinitionError, InvalidInput, InvalidState, RunNotFound
 from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord

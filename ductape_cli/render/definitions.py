@@ -15,7 +15,7 @@ from ductape_cli.recording import display_path
 from ductape_cli.render.views import when
 
 if TYPE_CHECKING:
-    from ductape_cli.definitions import Changes, DefineReport, Defined
+    from ductape_cli.definitions import Changes, Defined, DefineReport
 
 GLYPHS = {
     "step": "●", "sleep": "◷", "signal": "✉", "checkpoint": "⚑", "child": "↳", "component": "⚙",

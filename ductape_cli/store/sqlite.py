@@ -28,7 +28,10 @@ from ductape_cli.models import (
     StepRecord,
     StepStatus,
 )
+from ductape_cli.store.encoding import dumps
+from ductape_cli.store.encoding import loads as _loads
 from ductape_cli.store.migrations import MIGRATIONS
+from ductape_cli.store.sqlite_jobs import SchedulesAndTopicsMixin
 
 BUSY_TIMEOUT_MS = 30_000
 EventRow = tuple[float, str, str | None, dict[str, Any] | None]  # (ts, type, step, data)
@@ -48,14 +51,6 @@ _INSERT_STEP = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 18
 _ACTIVE = ("pending", "running")
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
 def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     text = str(exc)
     if "locked" in text or "busy" in text:
@@ -71,7 +66,7 @@ def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     return StoreError(f"store {path}: {text}")
 
 
-class SqliteStore:
+class SqliteStore(SchedulesAndTopicsMixin):
     """ductape's state in one SQLite file (WAL)."""
 
     def __init__(self, path: str | os.PathLike[str], *, durability: str = "normal") -> None:
@@ -673,114 +668,6 @@ class SqliteStore:
                 return row[0], row[1], "hook token was already used"
             conn.execute("UPDATE hooks SET used_at = ? WHERE token = ?", (now, token))
             return row[0], row[1], None
-
-    # -- schedules --------------------------------------------------------
-
-    _SCHEDULE_COLUMNS = (
-        "id, tag, input, env, kind, cron, timezone, run_at, next_fire_at, options, paused, created_at, "
-        "last_fired_at, last_run_id, fire_count, missed"
-    )
-
-    def save_schedule(self, schedule: dict[str, Any]) -> None:
-        with self._write() as conn:
-            conn.execute(
-                f"INSERT OR REPLACE INTO schedules ({self._SCHEDULE_COLUMNS}) VALUES ({', '.join('?' * 16)})",
-                self._schedule_values(schedule),
-            )
-
-    def get_schedule(self, schedule_id: str) -> dict[str, Any] | None:
-        rows = self._read(f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE id = ?", (schedule_id,))
-        return self._schedule(rows[0]) if rows else None
-
-    def list_schedules(self) -> list[dict[str, Any]]:
-        return [self._schedule(r) for r in self._read(f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules ORDER BY created_at")]
-
-    def delete_schedule(self, schedule_id: str) -> bool:
-        with self._write() as conn:
-            return conn.execute("DELETE FROM schedules WHERE id = ?", (schedule_id,)).rowcount == 1
-
-    def due_schedules(self, now: float) -> list[dict[str, Any]]:
-        rows = self._read(
-            f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE paused = 0 AND next_fire_at <= ? ORDER BY next_fire_at",
-            (now,),
-        )
-        return [self._schedule(r) for r in rows]
-
-    def advance_schedule(
-        self, schedule_id: str, expected_next: float, next_fire_at: float | None, run_id: str,
-        missed: Sequence[float], now: float,
-    ) -> bool:
-        """Move a schedule past a due time it fired, if nobody else did (compare-and-set)."""
-        with self._write() as conn:
-            cur = conn.execute(
-                "UPDATE schedules SET next_fire_at = ?, last_fired_at = ?, last_run_id = ?, fire_count = fire_count + 1, "
-                "missed = ? WHERE id = ? AND next_fire_at = ?",
-                (next_fire_at, now, run_id, dumps(list(missed)), schedule_id, expected_next),
-            )
-            return cur.rowcount == 1
-
-    @staticmethod
-    def _schedule_values(s: dict[str, Any]) -> tuple[Any, ...]:
-        return (
-            s["id"], s["tag"], dumps(s.get("input")), s.get("env"), s["kind"], s.get("cron"), s.get("timezone"),
-            s.get("run_at"), s.get("next_fire_at"), dumps(s.get("options") or {}), int(bool(s.get("paused"))),
-            s["created_at"], s.get("last_fired_at"), s.get("last_run_id"), s.get("fire_count", 0),
-            dumps(s.get("missed") or []),
-        )  # fmt: skip
-
-    @staticmethod
-    def _schedule(r: tuple[Any, ...]) -> dict[str, Any]:
-        return {
-            "id": r[0], "tag": r[1], "input": _loads(r[2]), "env": r[3], "kind": r[4], "cron": r[5],
-            "timezone": r[6], "run_at": r[7], "next_fire_at": r[8], "options": _loads(r[9]) or {},
-            "paused": bool(r[10]), "created_at": r[11], "last_fired_at": r[12], "last_run_id": r[13],
-            "fire_count": r[14], "missed": _loads(r[15]) or [],
-        }  # fmt: skip
-
-    # -- topics and quotas (components) ---------------------------------
-
-    def append_message(self, broker: str, topic: str, message: Any, run_id: str | None, now: float) -> int:
-        """Append to a topic log; returns the message's offset (0-based, gap-free per topic)."""
-        with self._write() as conn:
-            offset = conn.execute(
-                "SELECT COALESCE(MAX(offset) + 1, 0) FROM topic_messages WHERE broker = ? AND topic = ?",
-                (broker, topic),
-            ).fetchone()[0]
-            conn.execute(
-                "INSERT INTO topic_messages (broker, topic, offset, message, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (broker, topic, offset, dumps(message), run_id, now),
-            )
-            return int(offset)
-
-    def read_messages(self, broker: str, topic: str, from_offset: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
-        rows = self._read(
-            "SELECT offset, message, run_id, created_at FROM topic_messages "
-            "WHERE broker = ? AND topic = ? AND offset >= ? ORDER BY offset LIMIT ?",
-            (broker, topic, from_offset, limit),
-        )
-        return [{"offset": r[0], "message": json.loads(r[1]), "run_id": r[2], "created_at": r[3]} for r in rows]
-
-    def list_topics(self) -> list[dict[str, Any]]:
-        rows = self._read(
-            "SELECT broker, topic, COUNT(*), MAX(created_at) FROM topic_messages GROUP BY broker, topic ORDER BY broker, topic"
-        )
-        return [{"broker": r[0], "topic": r[1], "messages": r[2], "last_at": r[3]} for r in rows]
-
-    def take_quota(self, quota: str, key: str, limit: int, per_seconds: float, now: float) -> tuple[bool, int, float]:
-        """Token bucket shared by every process on this store: ``(allowed, remaining, reset_at)``."""
-        rate = limit / per_seconds
-        with self._write() as conn:
-            row = conn.execute("SELECT tokens, updated_at FROM quota_buckets WHERE quota = ? AND key = ?", (quota, key)).fetchone()
-            tokens = float(limit) if row is None else min(float(limit), row[0] + (now - row[1]) * rate)
-            allowed = tokens >= 1.0
-            if allowed:
-                tokens -= 1.0
-            conn.execute(
-                "INSERT OR REPLACE INTO quota_buckets (quota, key, tokens, updated_at) VALUES (?, ?, ?, ?)",
-                (quota, key, tokens, now),
-            )
-        reset_at = now + (limit - tokens) / rate
-        return allowed, int(tokens), reset_at
 
     # -- lineage: resume from a step or checkpoint (issue 7) --------------------
 

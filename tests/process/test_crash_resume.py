@@ -64,7 +64,7 @@ def test_sigkill_after_step_4_then_resume_finishes_exactly(project, durability_r
     assert sorted(r.tag for r in journal.values()) == sorted(f"step-{n}" for n in range(1, 11))
     completions = [e for e in engine.history("crashy") if e["type"] == "step_completed"]
     assert len(completions) == 10  # each completion recorded exactly once
-    durability_report(f"crash test: steps=10 kills=1 re-executed=['step-5'] duplicates_recorded=0")
+    durability_report("crash test: steps=10 kills=1 re-executed=['step-5'] duplicates_recorded=0")
 
 
 def test_resume_refuses_a_run_whose_owner_is_alive(project) -> None:

@@ -49,7 +49,7 @@ def test_sigkill_during_rollback_then_resume_finishes_it_once(project, durabilit
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     (project.root / "block").unlink()
-    assert [l for l in lines(effects) if l.startswith("undo")] == ["undo-5", "undo-4"]
+    assert [line for line in lines(effects) if line.startswith("undo")] == ["undo-5", "undo-4"]
 
     resumed = run(project.root, "resume", "rb", "--json")
     result = json.loads(resumed.stdout)

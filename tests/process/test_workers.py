@@ -84,7 +84,7 @@ def test_two_workers_and_fifty_detached_runs(project, durability_report) -> None
         assert "locked" not in stderr and "Traceback" not in stderr
     completions = sum(1 for run_id in ids for e in engine.history(run_id) if e["type"] == "workflow_completed")
     assert completions == 50
-    durability_report(f"two workers: runs=50 steps=150 duplicates=0")
+    durability_report("two workers: runs=50 steps=150 duplicates=0")
 
 
 def test_dispatch_in_one_second_fired_once_by_two_workers(project) -> None:
