@@ -556,16 +556,8 @@ def _step_data(rec: Recorder, tag: str, raw: dict[str, Any], has_rollback: bool,
             explicit = conditions.parse(condition)
         except conditions.ConditionSyntaxError as exc:
             raise RecordingError(f"step {tag!r}: invalid condition: {exc}", site) from None
-    options: dict[str, Any] = {}
-    if parsed.retries:
-        options["retries"] = parsed.retries
-        options["retry_delay_ms"] = parsed.retry_delay_ms
-        if parsed.backoff != 1:
-            options["backoff"] = parsed.backoff
-        if parsed.max_delay_ms is not None:
-            options["max_delay_ms"] = parsed.max_delay_ms
-    if parsed.timeout_ms is not None:
-        options["timeout_ms"] = parsed.timeout_ms
+    # The same normalised options the executor stores; allow_fail and the condition are kept apart here.
+    options = {k: v for k, v in parsed.stored().items() if k not in ("allow_fail", "condition")}
     if parsed.on_error is not None:
         options["on_error"] = True
     if parsed.has_input:
