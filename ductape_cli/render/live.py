@@ -66,7 +66,8 @@ class LiveProgress:
         self.title = title
         self.steps: dict[str, dict[str, Any]] = {}
         self.notes: list[str] = []
-        self.live = Live(self._render(), console=console(), refresh_per_second=12, transient=False)
+        # Live re-renders `self` on every refresh (via __rich__), so the running step's clock ticks.
+        self.live = Live(self, console=console(), refresh_per_second=12, transient=False)
         self.live.start()
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
@@ -89,9 +90,9 @@ class LiveProgress:
             line = _line(kind, data)
             if line:
                 self.notes.append(line)
-        self.live.update(self._render())
+        self.live.refresh()
 
-    def _render(self) -> Any:
+    def __rich__(self) -> Any:
         from rich.console import Group
         from rich.spinner import Spinner
         from rich.text import Text
