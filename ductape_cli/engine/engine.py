@@ -334,14 +334,17 @@ class Engine:
         return run_status(run, journal, children, self._unreached_steps(run, journal))
 
     def _unreached_steps(self, run: Run, journal: dict[int, StepRecord]) -> list[dict[str, Any]]:
-        """Compiled steps a finished run never reached, reported as skipped with the reason."""
-        if not run.status.terminal or not run.version:
+        """Compiled steps the run has not reached: `pending` while it runs, `skipped` (with why) once it ended."""
+        if not run.version:
             return []
         stored = self.store.get_definition(run.tag, run.version)
         seen = {r.tag for r in journal.values()}
         unreached = []
         for step in (stored or {}).get("schema", {}).get("steps", []):
             if step.get("tag") in seen or step.get("dynamic"):
+                continue
+            if not run.status.terminal:
+                unreached.append({"tag": step["tag"], "kind": "step", "status": "pending", "output": None, "error": None})
                 continue
             reason = "not reached"
             if step.get("condition"):

@@ -102,3 +102,43 @@ def test_dispatch_in_one_second_fired_once_by_two_workers(project) -> None:
     runs = engine.list_runs(schedule_id=job_id)
     assert len(runs) == 1 and runs[0].status == "completed"
     assert runs[0].created_at >= engine.store.get_schedule(job_id)["created_at"] + 1
+
+
+def test_sigterm_finishes_the_current_step_and_releases_the_run(project) -> None:
+    project.write("slow", """
+        import os, time
+        from pathlib import Path
+        from ductape_cli import workflow
+
+        LOG = Path(os.environ.get("DUCTAPE_PROJECT", ".")) / "slow.log"
+
+        def effect(n):
+            with LOG.open("a") as f:
+                f.write(f"start-{n}\\n")
+            time.sleep(0.3)
+            with LOG.open("a") as f:
+                f.write(f"end-{n}\\n")
+            return n
+
+        @workflow("slow-steps")
+        async def slow_steps(ctx):
+            return [await ctx.step(f"s{n}", lambda n=n: effect(n)) for n in range(8)]
+    """)
+    engine = project.engine()
+    run, _ = engine.start("slow-steps", {}, detach=True)
+    log = project.root / "slow.log"
+    first = spawn(project.root, "worker")
+    wait_for(lambda: "start-2" in lines(log), what="the third step")
+    first.send_signal(signal.SIGTERM)
+    _, stderr = first.communicate(timeout=30)
+    assert first.returncode == 0 and "worker stopped" in stderr, stderr
+    released = engine.get_run(run.id)
+    assert released.owner is None and released.status == "running"  # released, not left to a lease expiry
+    assert lines(log)[-1].startswith("end-")  # the step in flight finished before the worker exited
+    second = spawn(project.root, "worker")
+    try:
+        wait_for(lambda: engine.get_run(run.id).status.terminal, timeout=30, what="the second worker")
+    finally:
+        stop(second)
+    assert engine.get_run(run.id).output == list(range(8))
+    assert Counter(lines(log)) == Counter([f"start-{n}" for n in range(8)] + [f"end-{n}" for n in range(8)])
