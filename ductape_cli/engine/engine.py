@@ -338,7 +338,7 @@ class Engine:
         if not run.version:
             return []
         stored = self.store.get_definition(run.tag, run.version)
-        seen = {r.tag for r in journal.values()}
+        seen = {r.tag for r in journal.values()} | {run.current_step}
         unreached = []
         for step in (stored or {}).get("schema", {}).get("steps", []):
             if step.get("tag") in seen or step.get("dynamic"):
