@@ -18,31 +18,18 @@ import sysconfig
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ductape_cli import conditions, placeholders, recording
-from ductape_cli.definition import WorkflowDefinition
+from ductape_cli.definition import SCHEMA_FORMAT as FORMAT
+from ductape_cli.definition import WorkflowDefinition, source_hash_of
 from ductape_cli.errors import DefinitionError
-
-FORMAT = 1  # bump when the schema's shape changes: every stored definition becomes stale
 
 # Keys that say where things are or what to tell a person, not what the workflow does.
 _UNVERSIONED = ("version", "source_hash", "source_file", "source_line", "warnings")
 _LIBRARY_DIRS = tuple(
     {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")} | set(recording._PACKAGE_DIRS)
 )
-
-
-def source_hash_of(wf: WorkflowDefinition) -> str:
-    """Hash of the module source and options: when it changes, the definition is stale."""
-    digest = hashlib.sha256(f"ductape-schema-{FORMAT}".encode())
-    if wf.source_file and Path(wf.source_file).is_file():
-        digest.update(Path(wf.source_file).read_bytes())
-    else:
-        digest.update(getattr(wf.handler, "__qualname__", wf.tag).encode())
-    digest.update(json.dumps(wf.options_summary(), sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:16]
 
 
 def version_of(schema: Mapping[str, Any]) -> str:

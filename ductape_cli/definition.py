@@ -6,15 +6,19 @@ import time register it with whichever collector discovery has installed.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ductape_cli.durations import parse_duration
 from ductape_cli.errors import DefinitionError, InvalidInput
 from ductape_cli.models import RollbackStrategy
 
+SCHEMA_FORMAT = 1  # bump when the compiled schema's shape changes: every stored definition becomes stale
 SIGNAL_FIELD_TYPES = {"string", "number", "integer", "boolean", "object", "array", "any"}
 
 # Discovery swaps this list in while importing a module, to learn what it defines.
@@ -102,6 +106,20 @@ class WorkflowDefinition:
             if not _has_type(payload[field_name], type_name):
                 got = type(payload[field_name]).__name__
                 raise InvalidInput(f"signal {name!r} field {field_name!r} must be {type_name}, got {got}")
+
+
+def source_hash_of(wf: WorkflowDefinition) -> str:
+    """Hash of the module source and options: when it changes, the stored definition is stale.
+
+    Lives here, not in the compiler, so that `run` can check freshness without importing it.
+    """
+    digest = hashlib.sha256(f"ductape-schema-{SCHEMA_FORMAT}".encode())
+    if wf.source_file and Path(wf.source_file).is_file():
+        digest.update(Path(wf.source_file).read_bytes())
+    else:
+        digest.update(getattr(wf.handler, "__qualname__", wf.tag).encode())
+    digest.update(json.dumps(wf.options_summary(), sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
 
 
 def _has_type(value: Any, type_name: str) -> bool:

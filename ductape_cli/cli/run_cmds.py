@@ -27,10 +27,14 @@ def show_result(result: dict[str, Any], as_json: bool, *, steps: list[dict[str, 
     """Print a run's result and exit with the code its status maps to."""
     if as_json:
         print_json(result)
-    else:
+    elif use_rich() or steps is not None:
         from ductape_cli.render.views import console, result_panel
 
         console().print(result_panel(result, steps))
+    else:
+        from ductape_cli.render.plain import result_lines
+
+        typer.echo("\n".join(result_lines(result)))
     raise typer.Exit(exit_code_for(result["status"]))
 
 

@@ -148,12 +148,14 @@ class Engine:
 
     def ensure_defined(self, wf: WorkflowDefinition) -> str:
         """The stored definition version for `wf`, compiling it first when missing or stale."""
-        from ductape_cli.compiler import compile_definition, source_hash_of
+        from ductape_cli.definition import source_hash_of
 
         current_hash = source_hash_of(wf)
         stored = self.store.latest_definition(wf.tag)
         if stored and stored["schema"].get("source_hash") == current_hash:
             return str(stored["version"])
+        from ductape_cli.compiler import compile_definition
+
         try:
             # Not strict: a handler that raises while recording keeps the steps recorded so far.
             schema = compile_definition(wf, current_hash, strict=False)
