@@ -100,7 +100,7 @@ def run(
         if not created and not as_json:
             typer.echo(f"ductape: idempotency key {idempotency_key!r} already started run {started.id}", err=True)
         show_result(eng.result(started.id), as_json)
-    result = with_progress(tag, as_json, lambda obs: eng.drive(started.id, wait=wait, observer=obs))
+    result = with_progress(tag, as_json, lambda obs: eng.drive(started.id, wait=wait, observer=obs, started=started))
     show_result(result, as_json)
 
 

@@ -73,6 +73,7 @@ class Engine:
         self._registry = registry
         self._full_registry = registry is not None
         self._conditions: dict[tuple[str, str | None], dict[str, str]] = {}
+        self._versions: dict[str, tuple[WorkflowDefinition, str]] = {}
         self._memory_store: SqliteStore | None = None
 
     # -- resources ----------------------------------------------------------------
@@ -148,6 +149,14 @@ class Engine:
 
     def ensure_defined(self, wf: WorkflowDefinition) -> str:
         """The stored definition version for `wf`, compiling it first when missing or stale."""
+        known = self._versions.get(wf.tag)
+        if known is not None and known[0] is wf:
+            return known[1]  # the code in memory cannot have changed since we checked
+        version = self._define(wf)
+        self._versions[wf.tag] = (wf, version)
+        return version
+
+    def _define(self, wf: WorkflowDefinition) -> str:
         from ductape_cli.definition import source_hash_of
 
         current_hash = source_hash_of(wf)
@@ -251,23 +260,31 @@ class Engine:
             return self.result(run.id)
         if not created:
             return self.result(run.id)
-        return self.drive(run.id, wait=wait, observer=observer)
+        return self.drive(run.id, wait=wait, observer=observer, started=run)
 
     def drive(
         self, run_id: str, *, wait: bool = False, observer: Observer | None = None, inline_wait: float = INLINE_WAIT,
-        dead_owners: tuple[str, ...] = (),
+        dead_owners: tuple[str, ...] = (), started: Run | None = None,
     ) -> dict[str, Any]:
-        """Execute a run in this process until it ends, or until it waits longer than `inline_wait`."""
+        """Execute a run in this process until it ends, or until it waits longer than `inline_wait`.
+
+        `started` is a run this engine has just created and owns: its first execution
+        needs no claim and no journal read (the hot path of `run`).
+        """
+        fresh = started
         while True:
-            now = self.clock.now()
-            run = self.store.claim_run(run_id, self.owner, now, LEASE_TTL, dead_owners)
+            journal: dict[int, StepRecord] | None = None
+            if fresh is not None:
+                run, journal, fresh = fresh, {}, None
+            else:
+                run = self.store.claim_run(run_id, self.owner, self.clock.now(), LEASE_TTL, dead_owners)
             if run is None:
                 current = self.get_run(run_id)
                 if current.status.terminal or not wait:
                     return self.result(run_id)
                 self.clock.block(0.2)
                 continue
-            outcome, completed = self.execute(run, observer=observer, inline_wait=inline_wait)
+            outcome, completed = self.execute(run, observer=observer, inline_wait=inline_wait, journal=journal)
             if outcome.lost:
                 return self.result(run_id)
             if not outcome.suspended:
@@ -282,10 +299,14 @@ class Engine:
                 return self.result(run_id)
             self._wait_until_ready(run_id)
 
-    def execute(self, run: Run, *, observer: Observer | None = None, inline_wait: float = INLINE_WAIT) -> tuple[Outcome, list[str]]:
-        """One execution of a claimed run on this thread's event loop."""
+    def execute(
+        self, run: Run, *, observer: Observer | None = None, inline_wait: float = INLINE_WAIT,
+        journal: dict[int, StepRecord] | None = None,
+    ) -> tuple[Outcome, list[str]]:
+        """One execution of a claimed run on this thread's event loop (`journal`: already known, e.g. empty)."""
         wf = self.definition(run.tag)
-        execution = Execution(self, run, wf, inline_wait=inline_wait, observer=observer, conditions=self.conditions_for(run))
+        execution = Execution(self, run, wf, inline_wait=inline_wait, observer=observer,
+                              conditions=self.conditions_for(run), journal=journal)  # fmt: skip
         if execution.cancel_reason is not None and not execution.journal:
             outcome = execution._finish(RunStatus.CANCELLED, error={"message": f"cancelled: {execution.cancel_reason}", "step": None, "code": "CANCELLED"})
             return outcome, []
@@ -360,20 +381,15 @@ class Engine:
         return self.store.list_runs(**filters) if self.has_store() else []
 
     def history(self, run_id: str, *, types: list[str] | None = None, after_id: int = 0) -> list[dict[str, Any]]:
+        from ductape_cli.engine import history
+
         run = self.get_run(run_id)
-        events = self.store.events(run.id, after_id=after_id, types=types)
-        outputs: dict[str, Any] | None = None
-        rows = []
-        for event in events:
-            item = event.to_dict()
-            if event.type == EventType.STEP_COMPLETED and event.step:
-                if outputs is None:
-                    outputs = {r.tag: r.output for r in self.store.load_journal(run.id).values() if r.kind == OpKind.STEP}
-                item["data"] = {**item["data"], "step": event.step, "output": outputs.get(event.step)}
-            elif event.step and "step" not in item["data"]:
-                item["data"] = {"step": event.step, **item["data"]}
-            rows.append(item)
-        return rows
+        events = self.store.events(run.id, after_id=after_id, types=history.store_types(types))
+
+        def outputs() -> dict[str, Any]:
+            return {r.tag: r.output for r in self.store.load_journal(run.id).values() if r.kind == OpKind.STEP}
+
+        return history.expand(events, outputs, types)
 
     def step_detail(self, run_id: str, tag: str) -> dict[str, Any]:
         run = self.get_run(run_id)

@@ -211,12 +211,13 @@ class StepsMixin:
                 has_rollback=call.rollback is not None, critical=bool(options.critical),
                 source=f"{call.site[0]}:{call.site[1]}",
             ),
+            # One row for the hot path: history expands it into step_started + step_completed.
             self.take_events(
-                (started, EventType.STEP_STARTED, tag, None),
-                (ended, EventType.STEP_COMPLETED, tag, {"attempt": attempt, "duration_ms": int((ended - started) * 1000)}),
+                (ended, EventType.STEP_COMPLETED, tag, {"attempt": attempt, "duration_ms": int((ended - started) * 1000), "started_at": started}),
             ),
             output_json=text,
         )  # fmt: skip
+        self.event_count += 1  # the step_started that history synthesises from the completion row
         self._remember(call, seq, value)
         self.notify("step_completed", tag=tag, duration_ms=int((ended - started) * 1000))
         return value

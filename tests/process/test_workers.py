@@ -77,11 +77,11 @@ def test_two_workers_and_fifty_detached_runs(project, durability_report) -> None
     finally:
         errors = [stop(w) for w in workers]
     runs = engine.list_runs(limit=100)
-    assert len(runs) == 50 and all(r.status == "completed" for r in runs)
+    assert len(runs) == 50 and all(r.status == "completed" for r in runs), (errors, [(r.id, r.status, r.error) for r in runs if r.status != "completed"])
     counts = Counter(lines(project.root / "effects.log"))
     assert len(counts) == 150 and set(counts.values()) == {1}, [k for k, v in counts.items() if v != 1]
     for stderr in errors:
-        assert "locked" not in stderr and "Traceback" not in stderr
+        assert "locked" not in stderr and "Traceback" not in stderr, stderr
     completions = sum(1 for run_id in ids for e in engine.history(run_id) if e["type"] == "workflow_completed")
     assert completions == 50
     durability_report("two workers: runs=50 steps=150 duplicates=0")
