@@ -182,7 +182,7 @@ def query(
     name: Annotated[str, typer.Argument(help="Query name, as declared on the workflow.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Ask a run a declared query (read-only), e.g. its progress.
+    """Ask a run a declared, read-only query, such as its progress.
 
     Example: ductape query wf_3f2a9c1d7b4e getProgress
     """
