@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
+import threading
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,8 @@ from ductape_cli.definition import WorkflowDefinition
 from ductape_cli.errors import DefinitionError, WorkflowNotFound
 
 _MODULE_PREFIX = "ductape_workflows"
+# Importing swaps the process-wide definition collector: one import at a time (engines on several threads).
+_IMPORT_LOCK = threading.RLock()
 
 
 @dataclass
@@ -87,6 +90,11 @@ def import_module_file(path: Path, folder: Path) -> LoadedModule:
     project_root = str(folder.parent)
     if project_root not in sys.path:
         sys.path.insert(0, project_root)
+    with _IMPORT_LOCK:
+        return _import_locked(path, folder, name)
+
+
+def _import_locked(path: Path, folder: Path, name: str) -> LoadedModule:
     collected: list[WorkflowDefinition] = []
     previous = definition_module._collector
     definition_module._collector = collected

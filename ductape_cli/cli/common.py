@@ -108,8 +108,12 @@ def parse_assignment(text: str, what: str) -> tuple[str, Any]:
         return key.strip(), value
 
 
-def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
+def print_json(value: Any, *, compact: bool = False) -> None:
+    """JSON on stdout; `compact` for large payloads (indenting falls back to the slow pure-Python encoder)."""
+    if compact:
+        sys.stdout.write(json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
 def use_rich() -> bool:

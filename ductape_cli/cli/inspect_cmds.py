@@ -89,46 +89,55 @@ def history(
     if as_json and not follow:
         from ductape_cli.testing.replayer import export_run
 
-        print_json(export_run(eng, run_id, events))
+        print_json(export_run(eng, run_id, events), compact=len(events) > 200)
         return
     _print_events(events, as_json)
     if not follow:
         return
-    last = max((e["id"] for e in events), default=0)
+    from ductape_cli.engine.history import entry_key
+
+    seen = {entry_key(e) for e in events}
     while True:
         run = eng.get_run(run_id)
-        new = eng.history(run_id, types=type_, after_id=last)
+        new = [e for e in eng.history(run_id, types=type_) if entry_key(e) not in seen]
         if new:
             _print_events(new, as_json)
-            last = new[-1]["id"]
+            seen.update(entry_key(e) for e in new)
         if run.status.terminal and not new:
             return
         time.sleep(0.25)
 
 
-def _print_events(events: list[dict], as_json: bool) -> None:  # type: ignore[type-arg]
-    if as_json:
-        import json
+TERMINAL_ROWS = 500  # a rich table of 10,000 rows takes seconds to lay out
 
-        for event in events:
-            typer.echo(json.dumps(event, default=str))
+
+def _print_events(events: list[dict], as_json: bool) -> None:  # type: ignore[type-arg]
+    import json
+    import sys
+
+    if as_json:
+        sys.stdout.write("".join(json.dumps(event, default=str) + "\n" for event in events))
         return
     if not events:
         return
     if not use_rich():
-        import json
         from datetime import UTC, datetime
 
+        lines = []
         for event in events:
             data = dict(event["data"])
             step = data.pop("step", None) or "-"
             when = datetime.fromtimestamp(event["timestamp"] / 1000, tz=UTC).isoformat(timespec="milliseconds")
             details = json.dumps(data, default=str, ensure_ascii=False) if data else ""
-            typer.echo(f"{when.replace('+00:00', 'Z')}  {event['type']:<22} {step:<20} {details}".rstrip())
+            lines.append(f"{when.replace('+00:00', 'Z')}  {event['type']:<22} {step:<20} {details}".rstrip() + "\n")
+        sys.stdout.write("".join(lines))  # one write: a long history is mostly printing
         return
     from ductape_cli.render.views import console, timeline
 
-    console().print(timeline(events))
+    shown = events[-TERMINAL_ROWS:]
+    if len(shown) < len(events):
+        typer.echo(f"(the last {len(shown)} of {len(events)} events; pipe or --json for all)")
+    console().print(timeline(shown))
 
 
 def step(

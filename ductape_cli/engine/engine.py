@@ -11,6 +11,7 @@ import asyncio
 import json
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,8 @@ def uncompiled_schema(wf: WorkflowDefinition, source_hash: str, reason: str) -> 
 
 
 def new_run_id() -> str:
-    return "wf_" + secrets.token_hex(6)
+    """Time-ordered ids (ms, then randomness): new runs land at the end of the runs index, not in random pages."""
+    return f"wf_{int(time.time() * 1000):011x}{secrets.token_hex(3)}"
 
 
 class Engine:
@@ -380,16 +382,13 @@ class Engine:
     def list_runs(self, **filters: Any) -> list[Run]:
         return self.store.list_runs(**filters) if self.has_store() else []
 
-    def history(self, run_id: str, *, types: list[str] | None = None, after_id: int = 0) -> list[dict[str, Any]]:
+    def history(self, run_id: str, *, types: list[str] | None = None) -> list[dict[str, Any]]:
+        """Every event of a run in time order (completed steps derived from the journal)."""
         from ductape_cli.engine import history
 
         run = self.get_run(run_id)
-        events = self.store.events(run.id, after_id=after_id, types=history.store_types(types))
-
-        def outputs() -> dict[str, Any]:
-            return {r.tag: r.output for r in self.store.load_journal(run.id).values() if r.kind == OpKind.STEP}
-
-        return history.expand(events, outputs, types)
+        events = self.store.events(run.id, types=history.store_types(types))
+        return history.merge(events, self.store.load_journal(run.id).values(), types)
 
     def step_detail(self, run_id: str, tag: str) -> dict[str, Any]:
         run = self.get_run(run_id)

@@ -117,7 +117,10 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         self.manual_rollback: dict[str, Any] | None = None
         self.pending_events: list[EventRow] = []
         self.max_events = definition.max_events
-        self.event_count = self.store.count_events(run.id) if self.max_events else 0
+        self.event_count = 0
+        if self.max_events:  # events stored, plus the two history derives from each completed step
+            done = sum(1 for r in self.journal.values() if r.kind == OpKind.STEP and r.status in (StepStatus.COMPLETED, StepStatus.ROLLED_BACK))
+            self.event_count = self.store.count_events(run.id) + 2 * done
         self.loop: asyncio.AbstractEventLoop | None = None
         self.loop_thread: int | None = None
         self._components: Any = None

@@ -1,46 +1,58 @@
-"""A run's history as users read it, from the events table.
+"""A run's history as users read it: the events table merged with the journal.
 
-A completed step is stored as one `step_completed` row that carries its start
-time (one row fewer per step on the hot path); reading expands it back into
-`step_started` + `step_completed`, and adds the step's output from the journal.
+A step that completes writes no event row (one row fewer per step on the hot
+path): its `step_started` and `step_completed` entries are derived from its
+journal row (start and end times, attempt, output). Everything else — waits,
+signals, failures, rollbacks, logs, lineage — is an event row. The two are
+merged by time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ductape_cli.models import Event, EventType
+from ductape_cli.models import Event, EventType, OpKind, StepRecord, StepStatus
+
+_DERIVED = (EventType.STEP_STARTED, EventType.STEP_COMPLETED)
 
 
 def store_types(types: Sequence[str] | None) -> list[str] | None:
-    """The stored event types to read for the requested ones."""
-    if not types:
-        return None
-    wanted = set(types)
-    if EventType.STEP_STARTED in wanted:
-        wanted.add(EventType.STEP_COMPLETED)
-    return sorted(wanted)
+    """The stored event types to read for the requested ones (None: all)."""
+    return sorted(set(types)) if types else None
 
 
-def expand(events: Sequence[Event], outputs: Callable[[], dict[str, Any]], types: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def merge(events: Sequence[Event], journal: Iterable[StepRecord], types: Sequence[str] | None = None) -> list[dict[str, Any]]:
     wanted = set(types) if types else None
-    loaded: dict[str, Any] | None = None
-    rows: list[dict[str, Any]] = []
+    explicit = {e.step for e in events if e.type == EventType.STEP_COMPLETED and e.step}
+    keyed: list[tuple[tuple[float, int, int], dict[str, Any]]] = []
     for event in events:
         item = event.to_dict()
         data = dict(item["data"])
         if event.step:
             data = {"step": event.step, **data}
-        if event.type == EventType.STEP_COMPLETED and event.step:
-            started_at = data.pop("started_at", None)
-            if started_at is not None and (wanted is None or EventType.STEP_STARTED in wanted):
-                rows.append({**item, "type": str(EventType.STEP_STARTED), "timestamp": int(started_at * 1000), "data": {"step": event.step}})
-            if wanted is not None and EventType.STEP_COMPLETED not in wanted:
-                continue
-            if loaded is None:
-                loaded = outputs()
-            data["output"] = loaded.get(event.step)
         item["data"] = data
-        rows.append(item)
-    return rows
+        keyed.append(((event.ts, 1, event.id), item))
+    if wanted is None or wanted & set(_DERIVED):
+        for record in journal:
+            if record.kind != OpKind.STEP or record.tag in explicit or record.started_at is None or record.ended_at is None:
+                continue
+            if record.status not in (StepStatus.COMPLETED, StepStatus.ROLLED_BACK):
+                continue
+            if wanted is None or EventType.STEP_STARTED in wanted:
+                keyed.append(((record.started_at, 0, record.seq), _derived(record, EventType.STEP_STARTED, record.started_at, {})))
+            if wanted is None or EventType.STEP_COMPLETED in wanted:
+                data = {"attempt": record.attempts, "duration_ms": record.duration_ms, "output": record.output}
+                keyed.append(((record.ended_at, 2, record.seq), _derived(record, EventType.STEP_COMPLETED, record.ended_at, data)))
+    keyed.sort(key=lambda pair: pair[0])
+    return [item for _, item in keyed]
+
+
+def _derived(record: StepRecord, type_: str, ts: float, data: dict[str, Any]) -> dict[str, Any]:
+    # Derived entries have no event id; `key` identifies them for --follow.
+    return {"id": None, "type": str(type_), "timestamp": int(ts * 1000), "step": record.tag, "data": {"step": record.tag, **data}}
+
+
+def entry_key(entry: dict[str, Any]) -> tuple[Any, ...]:
+    """A stable identity for an entry (event id, or step and type for derived ones)."""
+    return (entry["id"],) if entry["id"] is not None else (entry["type"], entry["step"])

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 LEASE_TTL = 30.0
 RENEW_EVERY = 10.0
 CANCEL_POLL_EVERY = 0.5
+CHECKPOINT_EVERY = 0.2
 
 HOST = socket.gethostname()
 
@@ -63,7 +64,7 @@ def owner_is_dead(owner: str | None, current_owner: str | None = None) -> bool:
 
 
 class LeaseKeeper:
-    """One background thread per engine: renews leases and notices cancel requests.
+    """One background thread per engine: renews leases, notices cancel requests, checkpoints the WAL.
 
     It opens its own store connection (SQLite connections stay in their thread).
     """
@@ -96,10 +97,10 @@ class LeaseKeeper:
 
     def _loop(self) -> None:
         store = None
-        last_renew = 0.0
+        last_renew = last_poll = 0.0
         shown: dict[str, str | None] = {}
         while not self._stopped:
-            self._wake.wait(CANCEL_POLL_EVERY)
+            self._wake.wait(CHECKPOINT_EVERY)
             with self._lock:
                 active = dict(self._active)
             if not active:
@@ -107,15 +108,19 @@ class LeaseKeeper:
             try:
                 if store is None:
                     store = self._open_store()
+                # WAL checkpoints happen here, off the committing thread, so no step commit pays for one.
+                store.checkpoint()  # type: ignore[attr-defined]
                 now = self._clock.now()  # type: ignore[attr-defined]
-                cancels = store.cancel_requests(list(active))  # type: ignore[attr-defined]
-                for run_id, reason in cancels.items():
-                    active[run_id].cancel_reason = reason
-                # Publish each run's step in flight (for `status`), only when it changed.
-                moved = {rid: x.current_step for rid, x in active.items() if shown.get(rid) != x.current_step}
-                if moved:
-                    store.set_current_steps(moved)  # type: ignore[attr-defined]
-                    shown.update(moved)
+                if now - last_poll >= CANCEL_POLL_EVERY:
+                    last_poll = now
+                    cancels = store.cancel_requests(list(active))  # type: ignore[attr-defined]
+                    for run_id, reason in cancels.items():
+                        active[run_id].cancel_reason = reason
+                    # Publish each run's step in flight (for `status`), only when it changed.
+                    moved = {rid: x.current_step for rid, x in active.items() if shown.get(rid) != x.current_step}
+                    if moved:
+                        store.set_current_steps(moved)  # type: ignore[attr-defined]
+                        shown.update(moved)
                 if now - last_renew >= RENEW_EVERY:
                     store.renew_leases(self.owner, list(active), now, LEASE_TTL)  # type: ignore[attr-defined]
                     last_renew = now

@@ -211,13 +211,11 @@ class StepsMixin:
                 has_rollback=call.rollback is not None, critical=bool(options.critical),
                 source=f"{call.site[0]}:{call.site[1]}",
             ),
-            # One row for the hot path: history expands it into step_started + step_completed.
-            self.take_events(
-                (ended, EventType.STEP_COMPLETED, tag, {"attempt": attempt, "duration_ms": int((ended - started) * 1000), "started_at": started}),
-            ),
+            # No event row: history derives step_started/step_completed from this journal row.
+            self.take_events(),
             output_json=text,
         )  # fmt: skip
-        self.event_count += 1  # the step_started that history synthesises from the completion row
+        self.event_count += 2  # the step_started and step_completed that history derives from the row
         self._remember(call, seq, value)
         self.notify("step_completed", tag=tag, duration_ms=int((ended - started) * 1000))
         return value

@@ -34,6 +34,7 @@ from ductape_cli.store.migrations import MIGRATIONS
 from ductape_cli.store.sqlite_jobs import SchedulesAndTopicsMixin
 
 BUSY_TIMEOUT_MS = 30_000
+AUTOCHECKPOINT_PAGES = 10_000
 EventRow = tuple[float, str, str | None, dict[str, Any] | None]  # (ts, type, step, data)
 
 _RUN_COLUMNS = (
@@ -89,6 +90,8 @@ class SqliteStore(SchedulesAndTopicsMixin):
                     raise StoreError(f"store {self.path}: cannot switch to WAL mode (got {mode})")
             sync = "FULL" if durability == "full" else "NORMAL"
             self.conn.execute(f"PRAGMA synchronous = {sync}")
+            # Checkpoints run on the lease keeper's thread (`checkpoint`); this is only the backstop.
+            self.conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
             self._migrate()
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
@@ -97,6 +100,11 @@ class SqliteStore(SchedulesAndTopicsMixin):
 
     def close(self) -> None:
         self.conn.close()
+
+    def checkpoint(self) -> None:
+        """Copy the WAL back into the database without waiting for readers or writers (PASSIVE)."""
+        if self.path != ":memory:":
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

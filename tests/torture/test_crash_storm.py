@@ -77,8 +77,8 @@ def test_crash_storm(project, durability_report) -> None:
     for run_id in ids:
         journal = engine.store.load_journal(run_id)
         assert sorted(r.tag for r in journal.values()) == [f"s{n}" for n in range(10)]
-        for event in engine.store.events(run_id, types=["step_completed"]):
-            completions[(run_id, event.step)] += 1
+        for event in engine.history(run_id, types=["step_completed"]):
+            completions[(run_id, event["step"])] += 1
     duplicates_recorded = sum(1 for c in completions.values() if c != 1)
     assert len(completions) == RUNS * 10 and duplicates_recorded == 0
     effects = Counter(lines(project.root / "effects.log"))
