@@ -1,43 +1,41 @@
 """ductape: a local-first durable workflow engine.
 
 Public API: `workflow`, `define`, `Context`, `Engine`, and the errors a handler
-may catch (`StepFailed`, `SignalTimeout`, `ChildWorkflowFailed`). The engine is
-imported lazily so that `ductape --help` stays fast.
+may catch (`StepFailed`, `SignalTimeout`, `ChildWorkflowFailed`). Everything is
+imported on first use, so `ductape --help` pays for none of it.
 """
 
-from typing import Any
+from __future__ import annotations
 
-from ductape_cli.definition import WorkflowDefinition, define, workflow
-from ductape_cli.errors import (
-    ChildWorkflowFailed,
-    DuctapeError,
-    NonDeterminismError,
-    SignalTimeout,
-    StepFailed,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "ChildWorkflowFailed",
-    "Context",
-    "DuctapeError",
-    "Engine",
-    "NonDeterminismError",
-    "SignalTimeout",
-    "StepFailed",
-    "WorkflowDefinition",
-    "define",
-    "workflow",
-]
+if TYPE_CHECKING:
+    from ductape_cli.definition import WorkflowDefinition, define, workflow
+    from ductape_cli.engine.context import Context
+    from ductape_cli.engine.engine import Engine
+    from ductape_cli.errors import ChildWorkflowFailed, DuctapeError, NonDeterminismError, SignalTimeout, StepFailed
+
+_WHERE = {
+    "workflow": "ductape_cli.definition",
+    "define": "ductape_cli.definition",
+    "WorkflowDefinition": "ductape_cli.definition",
+    "Context": "ductape_cli.engine.context",
+    "Engine": "ductape_cli.engine.engine",
+    "ChildWorkflowFailed": "ductape_cli.errors",
+    "DuctapeError": "ductape_cli.errors",
+    "NonDeterminismError": "ductape_cli.errors",
+    "SignalTimeout": "ductape_cli.errors",
+    "StepFailed": "ductape_cli.errors",
+}
+
+__all__ = sorted(_WHERE)
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Context":
-        from ductape_cli.engine.context import Context
-
-        return Context
-    if name == "Engine":
-        from ductape_cli.engine.engine import Engine
-
-        return Engine
-    raise AttributeError(name)
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ductape_cli' has no attribute {name!r}")
