@@ -120,6 +120,8 @@ def error_dict(exc: BaseException, tag: str | None) -> dict[str, Any]:
 
 def _encode(tag: str, value: Any) -> tuple[Any, str]:
     """Encode a step output; the handler gets back what the journal will give on replay."""
+    if value is None:
+        return None, "null"
     try:
         text = dumps(value)
     except (TypeError, ValueError):

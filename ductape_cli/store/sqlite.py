@@ -493,14 +493,23 @@ class SqliteStore(SchedulesAndTopicsMixin):
         position, the primary key refuses it and the caller learns it lost the run.
         """
         conn = self.conn
+        values = self._step_values(record)
+        if output_json is not None:
+            values = (*values[:6], output_json, *values[7:])
+        if not events and state is None:
+            # A lone statement is its own transaction: no BEGIN/COMMIT round trips on the common path.
+            try:
+                conn.execute(_INSERT_STEP, values)
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from None
+            return
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
         try:
-            values = self._step_values(record)
-            if output_json is not None:
-                values = (*values[:6], output_json, *values[7:])
             conn.execute(_INSERT_STEP, values)
             run_id = record.run_id
             for ts, type_, step, data in events:
