@@ -55,13 +55,17 @@ class StorageComponent(Component):
 
         return self._dispatch(self._label(storage, event, "upload"), recorded, work)
 
-    @seed_style
-    def download(self, storage: str, event: str | None = None, input: Mapping[str, Any] | None = None) -> Any:
-        """Read `input.file_key`: ``{file_key, content, encoding, size, mime_type, url}``."""
+    def _locate(self, storage: str, event: str | None, input: Mapping[str, Any] | None) -> tuple[Mapping[str, Any], str, Any]:
+        """The call's input, the file key it names, and its path inside the storage folder (never outside)."""
         root, prefix = self._root(storage, event)
         values = check_mapping(input, "input")
         key = prefix + _key(values, "file_key", "fileKey", "key", "fileName")
-        target = safe_path(root, key)
+        return values, key, safe_path(root, key)
+
+    @seed_style
+    def download(self, storage: str, event: str | None = None, input: Mapping[str, Any] | None = None) -> Any:
+        """Read `input.file_key`: ``{file_key, content, encoding, size, mime_type, url}``."""
+        values, key, target = self._locate(storage, event, input)
 
         async def work() -> Any:
             try:
@@ -80,10 +84,7 @@ class StorageComponent(Component):
     @seed_style
     def delete(self, storage: str, event: str | None = None, input: Mapping[str, Any] | None = None) -> Any:
         """Remove `input.file_key`; ``{file_key, deleted}`` (False when it was not there)."""
-        root, prefix = self._root(storage, event)
-        values = check_mapping(input, "input")
-        key = prefix + _key(values, "file_key", "fileKey", "key", "fileName")
-        target = safe_path(root, key)
+        values, key, target = self._locate(storage, event, input)
 
         async def work() -> Any:
             try:
