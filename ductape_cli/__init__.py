@@ -14,7 +14,13 @@ if TYPE_CHECKING:
     from ductape_cli.definition import WorkflowDefinition, define, workflow
     from ductape_cli.engine.context import Context
     from ductape_cli.engine.engine import Engine
-    from ductape_cli.errors import ChildWorkflowFailed, DuctapeError, NonDeterminismError, SignalTimeout, StepFailed
+    from ductape_cli.errors import (
+        ChildWorkflowFailed,
+        DuctapeError,
+        NonDeterminismError,
+        SignalTimeout,
+        StepFailed,
+    )
 
 _WHERE = {
     "workflow": "ductape_cli.definition",
@@ -29,7 +35,18 @@ _WHERE = {
     "StepFailed": "ductape_cli.errors",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "ChildWorkflowFailed",
+    "Context",
+    "DuctapeError",
+    "Engine",
+    "NonDeterminismError",
+    "SignalTimeout",
+    "StepFailed",
+    "WorkflowDefinition",
+    "define",
+    "workflow",
+]
 __version__ = "0.1.0"
 
 

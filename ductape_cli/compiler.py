@@ -191,7 +191,7 @@ class _Merged:
     def kind(self) -> str:
         return self.op.kind
 
-    def condition(self) -> conditions.Node | None:
+    def condition(self) -> conditions.Node | None:  # type: ignore[name-defined]
         """One condition per recording the op appeared in, ``||``-ed; any unconditional one wins."""
         if not self.conditions or any(c is None for c in self.conditions):
             return None

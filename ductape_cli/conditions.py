@@ -13,7 +13,7 @@ import operator
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, TypeAlias
+from typing import NamedTuple, TypeAlias, Union
 
 __all__ = [
     "BoolOp", "Compare", "ConditionSyntaxError", "InputRef", "Literal", "Node", "StepRef",
@@ -139,7 +139,7 @@ class BoolOp:
         object.__setattr__(self, "operands", tuple(flat))
 
 
-Node: TypeAlias = Literal | InputRef | StepRef | Compare | BoolOp
+Node: TypeAlias = Union[Literal, InputRef, StepRef, Compare, BoolOp]  # noqa: UP007 - mypy reads this alias, not the | form
 Ref: TypeAlias = InputRef | StepRef
 
 
@@ -191,7 +191,8 @@ def _scan_ref(text: str, start: int) -> tuple[Ref, int]:
 
 
 def _scan_string(text: str, start: int) -> tuple[str, int]:
-    quote, pos, chars = text[start], start + 1, []
+    quote, pos = text[start], start + 1
+    chars: list[str] = []
     while pos < len(text):
         c = text[pos]
         if c == quote:
@@ -423,7 +424,7 @@ def _compare(op: str, a: object, b: object) -> bool:
     if op in ("!=", "!=="):
         return not _json_equal(a, b)
     if (_is_number(a) and _is_number(b)) or (isinstance(a, str) and isinstance(b, str)):
-        return bool(_ORDER[op](a, b))
+        return bool(_ORDER[op](a, b))  # type: ignore[arg-type]  # both numbers or both strings, checked above
     return False  # mixed types and null never order
 
 
@@ -490,4 +491,4 @@ def equals_condition(operand_text: str, value: object) -> Node:
     operand = parse(operand_text)
     if not isinstance(operand, (InputRef, StepRef)):
         raise ValueError(f"expected a $Input or $Step reference, got {operand_text!r}")
-    return Compare("==", operand, Literal(value))
+    return Compare("==", operand, Literal(value))  # type: ignore[arg-type]  # Literal checks the value itself

@@ -29,7 +29,11 @@ class PlaceholderUsed(TypeError):
 class Placeholder:
     """Stands for a value known only at run time: ``$Input{a.b}``, ``$Step{tag}{a}``, ``$Signal{x}``."""
 
-    __slots__ = ("_root", "_tag", "_path", "_recorder")
+    __slots__ = ("_path", "_recorder", "_root", "_tag")
+    _root: str
+    _tag: str | None
+    _path: tuple[str, ...]
+    _recorder: Recorder | None
 
     def __init__(self, root: str, tag: str | None, path: tuple[str, ...], recorder: Recorder | None = None) -> None:
         object.__setattr__(self, "_root", root)
@@ -40,15 +44,15 @@ class Placeholder:
     # What it is
     @property
     def root(self) -> str:
-        return self._root  # type: ignore[no-any-return]
+        return self._root
 
     @property
     def tag(self) -> str | None:
-        return self._tag  # type: ignore[no-any-return]
+        return self._tag
 
     @property
     def path(self) -> tuple[str, ...]:
-        return self._path  # type: ignore[no-any-return]
+        return self._path
 
     def text(self) -> str:
         if self._root == "Input":
@@ -159,7 +163,7 @@ class RecordedMapping(dict):  # type: ignore[type-arg]
         if dict.__contains__(self, name):
             value = self[name]
             if name in _MAPPING_METHODS and isinstance(value, (RecordedList, RecordedMapping)):
-                shared = (_CallableList if isinstance(value, list) else _CallableMapping)(value, value._origin)
+                shared = (_CallableList if isinstance(value, list) else _CallableMapping)(value, value._origin)  # type: ignore[arg-type]
                 shared._method = object.__getattribute__(self, name)
                 return shared
             return object.__getattribute__(self, name) if name in _MAPPING_METHODS else value

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import json
 import sys
 import threading
@@ -531,8 +532,12 @@ class RecordingContext:
     # Components (ctx.action, ctx.database, ...) are added below, one property each.
 
 
+def _component_of(ctx: RecordingContext, kind: str) -> _Component:
+    return _Component(ctx._r, kind)
+
+
 for _kind in ("action", "database", "notification", "storage", "messaging", "quota", "fallback", "graph"):
-    setattr(RecordingContext, _kind, property(lambda self, kind=_kind: _Component(self._r, kind)))
+    setattr(RecordingContext, _kind, property(functools.partial(_component_of, kind=_kind)))
 RecordingContext.publish = RecordingContext.messaging  # type: ignore[attr-defined]
 
 

@@ -12,7 +12,6 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +69,8 @@ class Engine:
         self.leases = LeaseKeeper(self.owner, self.open_store, self.clock)
         self.notices: list[str] = []
         self.shutting_down = False
-        self.step_overrides: dict[str, Callable[..., Any]] = {}  # tag -> replacement fn (the testing kit's mock_step)
+        # tag -> replacement fn: a dict, or the testing kit's mock table (anything with get(tag, default))
+        self.step_overrides: Any = {}
         self._local = threading.local()
         self._registry = registry
         self._full_registry = registry is not None
@@ -276,6 +276,7 @@ class Engine:
         fresh = started
         while True:
             journal: dict[int, StepRecord] | None = None
+            run: Run | None
             if fresh is not None:
                 run, journal, fresh = fresh, {}, None
             else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
 import json
 import threading
@@ -243,8 +244,8 @@ class StepsMixin:
         error = record.error or {}
         raise StepFailed(call.tag, error.get("message") or "step failed", error.get("code"), error.get("type"))
 
-    def _step_failed(
-        self: Execution, call: StepCall, seq: int, options: StepOptions, error: dict[str, Any], attempts: int, started: float,  # type: ignore[misc]
+    def _step_failed(  # type: ignore[misc]
+        self: Execution, call: StepCall, seq: int, options: StepOptions, error: dict[str, Any], attempts: int, started: float,
     ) -> None:
         tag = call.tag
         now = self.clock.now()
@@ -267,8 +268,8 @@ class StepsMixin:
             return None
         raise StepFailed(tag, error["message"], error.get("code"), error.get("type"))
 
-    def _check_condition(
-        self: Execution, tag: str, seq: int, condition: str, options: StepOptions, call: StepCall  # type: ignore[misc]
+    def _check_condition(  # type: ignore[misc]
+        self: Execution, tag: str, seq: int, condition: str, options: StepOptions, call: StepCall
     ) -> bool:
         """Evaluate a step's condition; when false, journal the step as skipped. Returns skipped?"""
         from ductape_cli import conditions
@@ -321,11 +322,11 @@ class StepsMixin:
         for call in calls:
             if isinstance(call, StepCall):
                 seq, record = self.prepare_step(call)
-                prepared.append(lambda c=call, s=seq, r=record: self.execute_step(c, s, r))
+                prepared.append(functools.partial(self.execute_step, call, seq, record))
             elif hasattr(call, "prepare"):
                 prepared.append(call.prepare())
             elif inspect.isawaitable(call):
-                prepared.append(lambda a=call: a)
+                prepared.append(functools.partial(_same, call))
             else:
                 raise StepError(f"ctx.parallel takes un-awaited ctx.step(...) or ctx.workflow(...) calls, got {call!r}")
         if concurrency is not None and concurrency < 1:
@@ -349,6 +350,10 @@ class StepsMixin:
             if group:
                 raise group[0]
         return results
+
+
+def _same(awaitable: Any) -> Any:
+    return awaitable
 
 
 async def _call_on_error(callback: Callable[..., Any], exc: BaseException) -> None:

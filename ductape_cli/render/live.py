@@ -71,7 +71,7 @@ class LiveProgress:
         self.live.start()
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
-        tag = data.get("tag")
+        tag = str(data.get("tag"))
         if kind == "step_started":
             self.steps[tag] = {"status": "running", "started": time.monotonic()}
         elif kind == "step_completed":
