@@ -90,9 +90,15 @@ class Worker:
         while not self.stop_event.is_set():
             if once:
                 self.tick_schedules()
-            claimed = engine.store.claim_ready(
-                engine.owner, engine.clock.now(), LEASE_TTL, 1, self.tags, self._dead_owners()
-            )
+            try:
+                claimed = engine.store.claim_ready(
+                    engine.owner, engine.clock.now(), LEASE_TTL, 1, self.tags, self._dead_owners()
+                )
+            except Exception as exc:  # noqa: BLE001 - a store hiccup must not end this worker thread
+                self.errors.append(str(exc))
+                self.report(f"✗ claim failed: {exc}; retrying")
+                self.stop_event.wait(self.poll_interval)
+                continue
             if not claimed:
                 if once:
                     return
