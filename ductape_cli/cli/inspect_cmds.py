@@ -87,7 +87,7 @@ def history(
     eng = engine()
     events = eng.history(run_id, types=type_)
     if as_json and not follow:
-        from ductape_cli.testing.replayer import export_run
+        from ductape_cli.engine.history import export_run
 
         print_json(export_run(eng, run_id, events), compact=len(events) > 200)
         return

@@ -9,10 +9,14 @@ merged by time.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ductape_cli.models import Event, EventType, OpKind, StepRecord, StepStatus
+
+if TYPE_CHECKING:
+    from ductape_cli.engine.engine import Engine
 
 _DERIVED = (EventType.STEP_STARTED, EventType.STEP_COMPLETED)
 
@@ -56,3 +60,28 @@ def _derived(record: StepRecord, type_: str, ts: float, data: dict[str, Any]) ->
 def entry_key(entry: dict[str, Any]) -> tuple[Any, ...]:
     """A stable identity for an entry (event id, or step and type for derived ones)."""
     return (entry["id"],) if entry["id"] is not None else (entry["type"], entry["step"])
+
+
+def journal_rows(engine: Engine, run_id: str) -> list[dict[str, Any]]:
+    """A run's journal as JSON-able rows, in position order."""
+    rows = []
+    for record in sorted(engine.store.load_journal(run_id).values(), key=lambda r: r.seq):
+        row = dataclasses.asdict(record)
+        row.pop("run_id")
+        row["kind"], row["status"] = str(record.kind), str(record.status)
+        rows.append(row)
+    return rows
+
+
+def export_run(engine: Engine, run_id: str, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """What `ductape history ID --json` prints: the run, its events and its journal."""
+    run = engine.get_run(run_id)
+    return {
+        "workflow_id": run.id,
+        "workflow_tag": run.tag,
+        "status": str(run.status),
+        "input": run.input,
+        "env": run.env,
+        "events": engine.history(run.id) if events is None else events,
+        "journal": journal_rows(engine, run.id),
+    }

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ductape_cli.engine.context import Context
 from ductape_cli.engine.execution import Execution, Frontier
+from ductape_cli.engine.history import export_run
 from ductape_cli.errors import InvalidInput, NonDeterminismError, WorkflowInterrupt
 from ductape_cli.models import OpKind, Run, RunStatus, StepRecord, StepStatus
 
@@ -40,31 +41,6 @@ if TYPE_CHECKING:
 
 
 # -- export ------------------------------------------------------------------------------
-
-
-def journal_rows(engine: Engine, run_id: str) -> list[dict[str, Any]]:
-    """A run's journal as JSON-able rows, in position order."""
-    rows = []
-    for record in sorted(engine.store.load_journal(run_id).values(), key=lambda r: r.seq):
-        row = dataclasses.asdict(record)
-        row.pop("run_id")
-        row["kind"], row["status"] = str(record.kind), str(record.status)
-        rows.append(row)
-    return rows
-
-
-def export_run(engine: Engine, run_id: str, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """What `ductape history ID --json` prints: the run, its events and its journal."""
-    run = engine.get_run(run_id)
-    return {
-        "workflow_id": run.id,
-        "workflow_tag": run.tag,
-        "status": str(run.status),
-        "input": run.input,
-        "env": run.env,
-        "events": engine.history(run.id) if events is None else events,
-        "journal": journal_rows(engine, run.id),
-    }
 
 
 def load_history(engine: Engine, source: Any) -> dict[str, Any]:
