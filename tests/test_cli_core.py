@@ -190,3 +190,28 @@ def test_json_output_is_pure_json(greet, cli) -> None:
     result = cli("run", "greet", "--json")
     json.loads(result.stdout)
     assert result.stderr == ""  # the compile notice is suppressed in --json mode
+
+
+def test_every_command_is_mapped_to_its_family() -> None:
+    """`main` builds only the invoked command's family; the table must name every command."""
+    from ductape_cli.cli import app as app_module
+
+    full = app_module.build()
+    names = {c.name or c.callback.__name__ for c in full.registered_commands} | {g.name for g in full.registered_groups}
+    assert names == set(app_module.COMMAND_FAMILIES)
+    for name, family in app_module.COMMAND_FAMILIES.items():
+        one = app_module.build((family,))
+        here = {c.name or c.callback.__name__ for c in one.registered_commands} | {g.name for g in one.registered_groups}
+        assert name in here, (name, family)
+
+
+def test_main_runs_a_command_built_alone(greet, monkeypatch, capsys) -> None:
+    import sys
+
+    from ductape_cli.cli import app as app_module
+
+    monkeypatch.setattr(sys, "argv", ["ductape", "run", "greet", "--input", '{"name": "Solo"}', "--json"])
+    with pytest.raises(SystemExit) as exit_info:
+        app_module.main()
+    assert exit_info.value.code == 0
+    assert json.loads(capsys.readouterr().out)["output"] == {"text": "Hello Solo"}

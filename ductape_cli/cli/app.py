@@ -1,46 +1,77 @@
 """The `ductape` command: a typer app whose commands live in one module per family.
 
-One handler turns a `DuctapeError` into one line on stderr and its exit code.
+One handler (`cli.common.guarded`) turns a `DuctapeError` into one line on
+stderr and its exit code. `main` builds only the family of the command being
+run (typer builds every registered command before dispatching, and importing
+them all is start-up time `ductape run` does not need); `--help` and anything
+unknown get the whole app.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import Any
 
 import typer
 
 from ductape_cli.errors import EXIT_USAGE, DuctapeError
 
-app = typer.Typer(
-    name="ductape",
-    help="Local-first durable workflows: define, run, signal, replay and inspect them.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+HELP = "Local-first durable workflows: define, run, signal, replay and inspect them."
+
+# command -> the module (family) that registers it; a test checks it against the full app
+COMMAND_FAMILIES = {
+    "init": "project_cmds",
+    "define": "define_cmds", "show": "define_cmds", "workflows": "define_cmds",
+    "run": "run_cmds", "resume": "run_cmds", "signal": "run_cmds", "hook": "run_cmds", "cancel": "run_cmds",
+    "query": "run_cmds",
+    "status": "inspect_cmds", "list": "inspect_cmds", "history": "inspect_cmds", "step": "inspect_cmds",
+    "events": "inspect_cmds",
+    "worker": "worker_cmds", "dev": "worker_cmds",
+    "replay": "lineage_cmds", "restart": "lineage_cmds", "related": "lineage_cmds", "compare": "lineage_cmds",
+    "dispatch": "schedule_cmds", "schedules": "schedule_cmds",
+    "topics": "topic_cmds", "components": "topic_cmds",
+}  # fmt: skip
+COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_FAMILIES.values()))
 
 
-COMMAND_MODULES = (
-    "project_cmds", "define_cmds", "run_cmds", "inspect_cmds", "worker_cmds", "lineage_cmds", "schedule_cmds",
-    "topic_cmds",
-)
+def build(modules: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
+    """A ductape app with the commands of `modules`."""
+    new = typer.Typer(
+        name="ductape",
+        help=HELP,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    # A callback keeps a one-family app a group: `ductape run TAG`, never `ductape TAG`.
+    new.callback()(_root)
+    for name in modules:
+        importlib.import_module(f"ductape_cli.cli.{name}").register(new)
+    return new
 
 
-def _register() -> None:
-    import importlib
-
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"ductape_cli.cli.{name}").register(app)
+def _root() -> None:
+    """Local-first durable workflows: define, run, signal, replay and inspect them."""
 
 
-_register()
+def __getattr__(name: str) -> Any:
+    # `app` (every command) is built on first use: tests, docs, and `main` for --help.
+    if name == "app":
+        full = build()
+        globals()["app"] = full
+        return full
+    raise AttributeError(name)
 
 
 def main() -> None:
+    command = sys.argv[1] if len(sys.argv) > 1 else None
+    family = COMMAND_FAMILIES.get(command or "")
+    target = build((family,)) if family else build()
     try:
-        app()
+        target()
     except DuctapeError as exc:  # raised outside a command (should not happen, but never a traceback)
         print(f"ductape: {exc.message}", file=sys.stderr)
         sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
