@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ductape_cli.engine.context import MAPPING_METHODS, MethodField
+
 if TYPE_CHECKING:
     from ductape_cli.recording import Recorder
 
@@ -162,13 +164,13 @@ class RecordedMapping(dict):  # type: ignore[type-arg]
             return object.__getattribute__(self, name)
         if dict.__contains__(self, name):
             value = self[name]
-            if name in _MAPPING_METHODS and isinstance(value, (RecordedList, RecordedMapping)):
+            if name in MAPPING_METHODS and isinstance(value, (RecordedList, RecordedMapping)):
                 shared = (_CallableList if isinstance(value, list) else _CallableMapping)(value, value._origin)  # type: ignore[arg-type]
                 shared._method = object.__getattribute__(self, name)
                 return shared
-            return object.__getattribute__(self, name) if name in _MAPPING_METHODS else value
+            return object.__getattribute__(self, name) if name in MAPPING_METHODS else value
         value = object.__getattribute__(self, name)
-        if name in _MAPPING_METHODS:
+        if name in MAPPING_METHODS:
             return _MethodOrPlaceholder(value, object.__getattribute__(self, "_origin").child(name))
         return value
 
@@ -194,7 +196,6 @@ class RecordedMapping(dict):  # type: ignore[type-arg]
         return RecordedMapping(copy.deepcopy(dict(self), memo), self._origin)
 
 
-_MAPPING_METHODS = frozenset({"get", "keys", "values", "items", "copy"})
 
 
 class _MethodOrPlaceholder(Placeholder):
@@ -235,20 +236,12 @@ class RecordedList(list):  # type: ignore[type-arg]
                 recorder.iterating -= 1
 
 
-class _CallableMapping(RecordedMapping):
-    """A mapping field named like a dict method: read it as the field, call it as the method."""
-
-    _method: Any = None
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._method(*args, **kwargs)
+class _CallableMapping(MethodField, RecordedMapping):
+    pass
 
 
-class _CallableList(RecordedList):
-    _method: Any = None
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._method(*args, **kwargs)
+class _CallableList(MethodField, RecordedList):
+    pass
 
 
 def _wrap(value: Any, origin: Placeholder) -> Any:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ductape_cli.engine.execution import Execution
 
 
-_MAPPING_METHODS = frozenset({"get", "keys", "values", "items", "copy"})
+MAPPING_METHODS = frozenset({"get", "keys", "values", "items", "copy"})
 
 
 class InputView(dict):  # type: ignore[type-arg]
@@ -34,12 +34,12 @@ class InputView(dict):  # type: ignore[type-arg]
     def __getattribute__(self, name: str) -> Any:
         if name[:1] != "_" and dict.__contains__(self, name):
             value = wrap(dict.__getitem__(self, name))
-            if name in _MAPPING_METHODS:
+            if name in MAPPING_METHODS:
                 # `items` is both a common field and a dict method (json and dict() call it):
                 # a list or object field answers to both.
                 return _shared_name(value, object.__getattribute__(self, name))
             return value
-        if name[:1] == "_" or name in _MAPPING_METHODS:
+        if name[:1] == "_" or name in MAPPING_METHODS:
             return object.__getattribute__(self, name)
         return None
 
@@ -47,8 +47,11 @@ class InputView(dict):  # type: ignore[type-arg]
         return wrap(dict.__getitem__(self, key))
 
 
-class _ListField(list):  # type: ignore[type-arg]
-    """A list field named like a dict method: iterate it as the field, call it as the method."""
+class MethodField:
+    """A field named like a dict method (`items`): read it as the field, call it as the method.
+
+    Mixed into list and mapping types here and in recording's placeholders.
+    """
 
     _method: Any = None
 
@@ -56,11 +59,12 @@ class _ListField(list):  # type: ignore[type-arg]
         return self._method(*args, **kwargs)
 
 
-class _ObjectField(InputView):
-    _method: Any = None
+class _ListField(MethodField, list):  # type: ignore[type-arg]
+    pass
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._method(*args, **kwargs)
+
+class _ObjectField(MethodField, InputView):
+    pass
 
 
 def _shared_name(value: Any, method: Any) -> Any:
