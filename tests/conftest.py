@@ -117,6 +117,16 @@ def durability_report() -> Callable[[str], None]:
     return _DURABILITY_LINES.append
 
 
+_SLOW_FOLDERS = ("process", "torture")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Process and torture tests are `slow`: `pytest -m "not slow"` is the quick loop."""
+    for item in items:
+        if any(f"tests/{folder}/" in item.nodeid for folder in _SLOW_FOLDERS):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _DURABILITY_LINES:
         terminalreporter.section("durability checks")
