@@ -3,9 +3,13 @@
 An export is a superset of `ductape history ID --json` (so `replay_history`
 reads it as it is) plus every stored row of the run and its descendants
 (journal, attempts, events, signals, hooks) and the definition versions they
-ran. Payloads are exported as the store holds them, and the store never holds
-a secret in clear (headers and `secret` fields are redacted before they are
-written), so an export carries none either.
+ran. The store already redacts header values and `secret` fields in step
+inputs, history and errors; an export leaves the machine, so it applies the
+same redaction to everything it carries, step outputs included (a response
+that echoes a secret field back is kept in clear in the local store, never
+in an export): every field named in a component's `secret = [...]` becomes
+`***`, and every header value and `${VAR}` value the components use is
+scrubbed wherever it appears.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ def export_bundle(engine: Engine, run_id: str) -> dict[str, Any]:
     runs = [engine.store.export_rows(member) for member in family]
     versions = sorted({(r["runs"][0]["tag"], r["runs"][0]["version"]) for r in runs if r["runs"][0].get("version")})
     definitions = [d for d in (engine.store.get_definition(tag, version) for tag, version in versions) if d]
-    return {
+    bundle = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "exported_at": datetime.now(tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -46,6 +50,47 @@ def export_bundle(engine: Engine, run_id: str) -> dict[str, Any]:
         "runs": runs,
         "definitions": definitions,
     }
+    return redacted(bundle, engine.config.raw)
+
+
+def redacted(value: Any, raw_config: dict[str, Any]) -> Any:
+    """`value` with the project's secret fields set to ``***`` and its secret values scrubbed."""
+    from ductape_cli.components.errors import redact, scrub
+
+    fields, values = _secrets(raw_config)
+    return scrub(redact(value, fields), values)
+
+
+def _secrets(raw_config: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """Field names listed in any `secret = [...]`, and the header values and `${VAR}` values of the component tables."""
+    import os
+    import re
+
+    variable = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
+    fields: set[str] = set()
+    values: set[str] = set()
+
+    def walk(node: Any, key: str | None) -> None:
+        if isinstance(node, dict):
+            for name, item in node.items():
+                if name == "secret" and isinstance(item, list):
+                    fields.update(str(f) for f in item)
+                elif name == "headers" and isinstance(item, dict):
+                    values.update(str(v) for v in item.values() if isinstance(v, str) and not variable.search(v))
+                    walk(item, name)
+                else:
+                    walk(item, name)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, key)
+        elif isinstance(node, str):
+            for match in variable.finditer(node):
+                found = os.environ.get(match.group(1))
+                if found:
+                    values.add(found)
+
+    walk({k: v for k, v in raw_config.items() if k not in ("project", "envs")}, None)
+    return fields, values
 
 
 def read_bundle(source: str) -> dict[str, Any]:
