@@ -222,9 +222,10 @@ def test_wait_blocks_until_the_run_ends_and_exits_by_status(order, cli) -> None:
     engine = order.engine()
     driver = threading.Thread(target=lambda: engine.drive(run_id))
     driver.start()
-    done = cli("wait", run_id, "--timeout", "30s", "--json")
+    done = cli("wait", run_id, "--timeout", "30s", "--json", "--junit", str(order.root / "wait.xml"))
     driver.join()
     assert done.exit_code == 0 and done.json()["status"] == "completed"
+    assert list(cases(order.root / "wait.xml")) == ["validate", "gift-wrap", "reserve", "charge"]
     failed = cli("run", "order", "--input", '{"fail": true}', "--json").json()["workflow_id"]
     assert cli("wait", failed).exit_code == 1
 

@@ -131,6 +131,18 @@ def test_a_detached_run_joins_the_trace_its_creation_started(traced) -> None:
     assert spans["execute kid"][0].parent.span_id == spans["run kid"][0].context.span_id
 
 
+def test_a_run_that_is_never_stored_leaves_no_open_span(traced) -> None:
+    make, exporter = traced
+    engine = make()
+    first, created = engine.start("kid", {"item": "a"}, idempotency_key="k1")
+    again, created_again = engine.start("kid", {"item": "a"}, idempotency_key="k1")
+    assert created and not created_again and again.id == first.id
+    tracer = engine.listeners[-1]
+    assert list(tracer._runs) == [first.id]
+    discarded = [s for s in exporter.get_finished_spans() if s.attributes.get("ductape.discarded")]
+    assert len(discarded) == 1 and discarded[0].attributes["ductape.run_id"] != first.id
+
+
 def test_no_tracing_without_configuration(project) -> None:
     engine = project.engine()
     assert engine.listeners == []

@@ -7,7 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
-from ductape_cli.cli.ci_options import AnnotationsOption, JunitOption, check_junit_path, report_for_ci
+from ductape_cli.cli.ci_options import (
+    AnnotationsOption,
+    JunitOption,
+    check_junit_path,
+    report_for_ci,
+)
 from ductape_cli.cli.common import (
     JsonOption,
     RunId,

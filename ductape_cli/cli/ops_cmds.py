@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ductape_cli.cli.ci_options import AnnotationsOption, JunitOption, check_junit_path, report_for_ci
 from ductape_cli.cli.common import JsonOption, RunId, command, engine, print_json
 from ductape_cli.cli.run_cmds import show_result
 
@@ -13,6 +14,8 @@ from ductape_cli.cli.run_cmds import show_result
 def wait(
     run_id: RunId,
     timeout: Annotated[str | None, typer.Option("--timeout", help="Give up after this long (10m, 1h): exit 5.")] = None,
+    junit: JunitOption = None,
+    annotations: AnnotationsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Block until a run ends, then exit with its status (for pipelines that start with --detach).
@@ -23,7 +26,11 @@ def wait(
     """
     from ductape_cli.engine.ci import wait_for_end
 
-    show_result(wait_for_end(engine(), run_id, timeout), as_json)
+    check_junit_path(junit)
+    eng = engine()
+    result = wait_for_end(eng, run_id, timeout)
+    report_for_ci(eng, result, junit, annotations)
+    show_result(result, as_json)
 
 
 def export(run_id: RunId) -> None:

@@ -276,9 +276,14 @@ class Engine:
             if getattr(run, key):
                 data[key] = getattr(run, key)
         try:
-            return self.store.create_run(run, [(now, EventType.WORKFLOW_STARTED, None, data)])
+            stored, created = self.store.create_run(run, [(now, EventType.WORKFLOW_STARTED, None, data)])
         except KeyError:
+            if self.listeners:
+                self.emit(None, "run_discarded", {"run": run})
             raise InvalidInput(f"a run with id {run.id!r} already exists; choose another --workflow-id") from None
+        if not created and self.listeners:
+            self.emit(None, "run_discarded", {"run": run})  # the idempotency key named an existing run
+        return stored, created
 
     def run(self, tag: str, input: Any = None, *, wait: bool = False, observer: Observer | None = None, **options: Any) -> dict[str, Any]:
         """Start `tag` and drive it until it ends or waits (the Python form of `ductape run`)."""

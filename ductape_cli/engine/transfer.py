@@ -34,7 +34,8 @@ _MAX_FAMILY = 10_000
 def export_bundle(engine: Engine, run_id: str) -> dict[str, Any]:
     """The run `run_id`, its descendants and their definition versions, as one JSON-able dict."""
     run = engine.get_run(run_id)
-    family, pending = [], [run.id]
+    family: list[str] = []
+    pending = [run.id]
     while pending and len(family) < _MAX_FAMILY:
         current = pending.pop(0)
         family.append(current)

@@ -130,8 +130,10 @@ def enable(engine: Engine) -> Metrics:
 
 def serve(engine: Engine, port: int, host: str = "127.0.0.1") -> tuple[Metrics, Any]:
     """Expose `engine`'s metrics at http://host:port/metrics on a background thread; returns (metrics, server)."""
-    from prometheus_client import start_http_server
-
+    try:
+        from prometheus_client import start_http_server
+    except ImportError:
+        raise InvalidInput("--metrics-port needs prometheus-client: pip install 'ductape[metrics]'") from None
     metrics = enable(engine)
     try:
         server, _thread = start_http_server(port, addr=host, registry=metrics.registry)

@@ -186,6 +186,14 @@ class Tracer:
         with self._lock:
             self._runs[run.id] = span
 
+    def _on_run_discarded(self, _: Any, data: dict[str, Any]) -> None:
+        """The run was never stored (a taken id, or an idempotency key naming another run)."""
+        with self._lock:
+            span = self._runs.pop(data["run"].id, None)
+        if span is not None:
+            span.set_attribute("ductape.discarded", True)
+            span.end()
+
     def _on_execution_started(self, execution: Execution, data: dict[str, Any]) -> None:
         from opentelemetry import propagate
 
@@ -309,7 +317,7 @@ class Tracer:
         segment = self._segment(execution)
         if segment is None:
             return
-        attributes = {"ductape.wait": str(data.get("wait")), "ductape.tag": str(data.get("tag"))}
+        attributes: dict[str, Any] = {"ductape.wait": str(data.get("wait")), "ductape.tag": str(data.get("tag"))}
         if data.get("timed_out"):
             attributes["ductape.timed_out"] = True
         span = self._child(segment, f"wait {data.get('wait')} {data.get('tag')}", attributes, start_time=_ns(data.get("started_at")))

@@ -95,10 +95,10 @@ def define_annotations(report: Any) -> list[str]:
         else:
             lines.append(command("error", error, title="ductape define --check"))
     for defined in report.out_of_date:
-        file = relative_source(defined.source_path)[0] if defined.source_path else None
+        source = relative_source(defined.source_path)[0] if defined.source_path else None
         what = "has no stored definition" if defined.status == "missing" else "changed since its stored definition"
         message = f"workflow {defined.tag} {what}; run `ductape define` and commit the result"
-        lines.append(command("error", message, file=file, title=f"ductape: {defined.tag} is {defined.status}"))
+        lines.append(command("error", message, file=source, title=f"ductape: {defined.tag} is {defined.status}"))
     return lines
 
 
