@@ -6,7 +6,12 @@ from typing import Annotated
 
 import typer
 
-from ductape_cli.cli.ci_options import AnnotationsOption, JunitOption, check_junit_path, report_for_ci
+from ductape_cli.cli.ci_options import (
+    AnnotationsOption,
+    JunitOption,
+    check_junit_path,
+    report_for_ci,
+)
 from ductape_cli.cli.common import JsonOption, RunId, command, engine, print_json
 from ductape_cli.cli.run_cmds import show_result
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from ductape_cli.durations import format_duration
+
+def exact(ms: int) -> str:
+    """A duration in the largest unit that divides it exactly, as users write it: 30d, 36h, 90m, 1500ms."""
+    for unit, size in (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
 
 
 def prune_lines(report: dict[str, Any]) -> list[str]:
     verb = "would remove" if report["dry_run"] else "removed"
-    age = format_duration(report["older_than_ms"])
+    age = exact(report["older_than_ms"])
     lines = [f"{verb} {report['count']} run{'s' if report['count'] != 1 else ''} ended more than {age} ago"]
     for tag, count in report["by_workflow"].items():
         lines.append(f"  {tag}: {count}")
