@@ -241,3 +241,46 @@ def test_wait_bad_input(order, cli, args, message) -> None:
     result = cli(*args)
     assert result.exit_code == 2
     assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+FAMILY = """
+    from ductape_cli import workflow
+
+    @workflow("label")
+    async def label(ctx):
+        await ctx.step("print", lambda: 1 / 0 if ctx.input.jam else "ok")
+        return "printed"
+
+    @workflow("parcel")
+    async def parcel(ctx):
+        await ctx.step("pack", lambda: "packed")
+        return await ctx.workflow("label-" + ctx.workflow_id, "label", {"jam": ctx.input.jam})
+"""
+
+
+def test_children_are_testsuites_of_their_own(project, cli, tmp_path: Path) -> None:
+    project.write("family", FAMILY)
+    result = cli("run", "parcel", "--input", '{"jam": true}', "--junit", str(tmp_path / "f.xml"), "--json")
+    assert result.exit_code == 1
+    run_id = result.json()["workflow_id"]
+    root = ET.parse(tmp_path / "f.xml").getroot()
+    check_schema(root)
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == [f"parcel {run_id}", f"label label-{run_id}"]
+    parent_cases = {c.get("name"): c for c in suites[0].iter("testcase")}
+    assert list(parent_cases) == ["pack", f"child label-{run_id}"]
+    assert parent_cases[f"child label-{run_id}"].find("failure") is not None
+    child_failure = suites[1].find("testcase/failure")
+    assert child_failure is not None and child_failure.get("message") == "division by zero"
+    assert root.get("tests") == "3" and root.get("failures") == "2"
+
+
+def test_a_failure_outside_any_step_is_one_annotation_for_the_run(order, cli) -> None:
+    result = cli("run", "order", "--input", '{"crash": true}', "--json", "--annotations")
+    run_id = result.json()["workflow_id"]
+    commands = [text for text in result.stderr.splitlines() if text.startswith("::")]
+    reserve = line_of('ctx.step("reserve"')
+    assert commands == [
+        f"::error file=workflows/order.py,line={reserve},title=ductape%3A compensation of reserve failed (order {run_id})::warehouse offline",
+        f"::error title=ductape%3A order {run_id} failed::ValueError: handler broke",
+    ]

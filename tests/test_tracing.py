@@ -143,6 +143,24 @@ def test_a_run_that_is_never_stored_leaves_no_open_span(traced) -> None:
     assert len(discarded) == 1 and discarded[0].attributes["ductape.run_id"] != first.id
 
 
+def test_runs_join_a_remote_trace(traced, monkeypatch) -> None:
+    from ductape_cli.observe.tracing import parent_from
+
+    make, exporter = traced
+    engine = make()
+    trace_id, span_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with parent_from({"traceparent": f"00-{trace_id}-{span_id}-01"}):  # what a server does with a request's headers
+        engine.run("kid", {"item": "a"})
+    monkeypatch.setenv("TRACEPARENT", f"00-{trace_id}-{'1' * 16}-01")  # what a CI job exports
+    engine.run("kid", {"item": "b"})
+    with parent_from({"traceparent": "garbage"}):
+        loose = engine.run("kid", {"item": "c"})["workflow_id"]
+    runs = [s for s in exporter.get_finished_spans() if s.name == "run kid"]
+    assert [format(s.context.trace_id, "032x") for s in runs[:2]] == [trace_id, trace_id]
+    assert [format(s.parent.span_id, "016x") for s in runs[:2]] == [span_id, "1" * 16]
+    assert runs[2].attributes["ductape.run_id"] == loose and format(runs[2].context.trace_id, "032x") == trace_id  # TRACEPARENT still set
+
+
 def test_no_tracing_without_configuration(project) -> None:
     engine = project.engine()
     assert engine.listeners == []

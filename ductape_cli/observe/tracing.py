@@ -21,6 +21,8 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -56,6 +58,28 @@ def inject(headers: dict[str, str]) -> None:
     from opentelemetry import propagate, trace
 
     propagate.inject(headers, context=trace.set_span_in_context(span))
+
+
+@contextmanager
+def parent_from(headers: Mapping[str, str]) -> Iterator[None]:
+    """Runs created inside this block join the trace `headers` carry (a server passes the request's headers).
+
+    A no-op without the otel extra or without a valid `traceparent`.
+    """
+    try:
+        from opentelemetry import propagate, trace
+    except ImportError:
+        yield
+        return
+    span = trace.get_current_span(propagate.extract(dict(headers)))
+    if not span.get_span_context().is_valid:
+        yield
+        return
+    token = CURRENT.set(span)
+    try:
+        yield
+    finally:
+        CURRENT.reset(token)
 
 
 def enable(engine: Engine, provider: Any = None) -> Tracer:
@@ -168,7 +192,7 @@ class Tracer:
         from opentelemetry import propagate
 
         run = data["run"]
-        parent = CURRENT.get()
+        parent = CURRENT.get()  # a child's parent span, or a server request's remote parent (`parent_from`)
         if parent is not None:
             context = self._trace.set_span_in_context(parent)
         elif os.environ.get("TRACEPARENT"):  # a CI job's own trace, as otel-cli and others hand it down

@@ -137,8 +137,9 @@ class OpsMixin:
         try:
             destination = sqlite3.connect(str(partial))
             try:
-                # Pages in steps of 256, yielding between them, so writers are not held up for long.
-                self.conn.backup(destination, pages=256, sleep=0.005)
+                # All pages in one step: a single read transaction, so the copy is one snapshot.
+                # In WAL mode writers go on meanwhile (a stepwise copy would restart on every write).
+                self.conn.backup(destination, pages=-1)
             finally:
                 destination.close()
             partial.replace(target)
