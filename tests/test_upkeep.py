@@ -85,6 +85,8 @@ def test_prune_filters_by_status_and_workflow_in_batches(flows, cli) -> None:
     ids = [engine.run("quick", {"fail": n % 2 == 1})["workflow_id"] for n in range(7)]
     for run_id in ids:
         age(engine, run_id, 2)
+    paged = cli("prune", "--older-than", "1d", "--batch", "2", "--dry-run", "--json").json()
+    assert sorted(paged["runs"]) == sorted(ids)
     only_failed = cli("prune", "--older-than", "1d", "--status", "failed", "--json").json()
     assert sorted(only_failed["runs"]) == sorted(ids[1::2])
     assert cli("prune", "--older-than", "1d", "--workflow", "waiter", "--json").json()["count"] == 0

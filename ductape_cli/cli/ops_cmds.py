@@ -78,7 +78,7 @@ def prune(
     status: Annotated[list[str] | None, typer.Option("--status", help="Only runs that ended with this status (repeatable).")] = None,
     workflow: Annotated[list[str] | None, typer.Option("--workflow", "-w", help="Only runs of this workflow tag (repeatable).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed; remove nothing.")] = False,
-    batch: Annotated[int, typer.Option("--batch", min=1, max=100_000, help="Runs deleted per transaction.")] = 500,
+    batch: Annotated[int | None, typer.Option("--batch", min=1, max=100_000, help="Runs deleted per transaction (default: [retention] batch, or 500).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Delete ended runs with their journals, events and signals, in small batches.
@@ -88,20 +88,11 @@ def prune(
     Never removes a run that has not ended, a parent whose child still runs, or a
     child whose parent still runs. With no --older-than, the [retention] table of ductape.toml applies.
     """
-    from ductape_cli.engine.upkeep import RetentionPolicy, policy_from_config
+    from ductape_cli.engine.upkeep import policy_for
     from ductape_cli.engine.upkeep import prune as prune_runs
-    from ductape_cli.errors import InvalidInput
 
     eng = engine()
-    if older_than is not None:
-        policy = RetentionPolicy.build(older_than, status, workflow, batch)
-    else:
-        configured = policy_from_config(eng.config)
-        if configured is None:
-            raise InvalidInput("prune needs --older-than (e.g. --older-than 30d) or a [retention] table in ductape.toml")
-        policy = configured if not (status or workflow) else RetentionPolicy.build(
-            configured.older_than_ms, status or configured.statuses, workflow or configured.workflows, batch)  # fmt: skip
-    report = prune_runs(eng, policy, dry_run=dry_run)
+    report = prune_runs(eng, policy_for(eng.config, older_than, status, workflow, batch), dry_run=dry_run)
     if as_json:
         print_json(report)
         return

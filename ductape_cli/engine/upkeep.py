@@ -93,6 +93,21 @@ def policy_from_config(config: ProjectConfig) -> RetentionPolicy | None:
         raise fail(key, exc.message.replace("--older-than", "older_than").replace("--status", "status").replace("--batch", "batch")) from None
 
 
+def policy_for(
+    config: ProjectConfig, older_than: str | None, statuses: list[str] | None, workflows: list[str] | None,
+    batch: int | None = None,
+) -> RetentionPolicy:
+    """The policy `ductape prune` applies: its options, falling back on `[retention]` for what they leave out."""
+    configured = policy_from_config(config)
+    if older_than is None and configured is None:
+        raise InvalidInput("prune needs --older-than (e.g. --older-than 30d) or a [retention] table in ductape.toml")
+    base = configured or RetentionPolicy(0)
+    return RetentionPolicy.build(
+        older_than if older_than is not None else base.older_than_ms,
+        statuses or base.statuses, workflows or base.workflows, batch or base.batch,
+    )  # fmt: skip
+
+
 def prune(engine: Engine, policy: RetentionPolicy, *, dry_run: bool = False) -> dict[str, Any]:
     """Delete ended runs older than the policy allows, batch by batch; report what went (or would go).
 
