@@ -120,6 +120,8 @@ class Run:
     current_step: str | None = None
     phase: str | None = None
     schedule_id: str | None = None
+    # Not stored: the owner whose lease a claim just took over (metrics count takeovers).
+    taken_from: str | None = None
 
     @property
     def execution_time_ms(self) -> int:

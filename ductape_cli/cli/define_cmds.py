@@ -13,6 +13,11 @@ def define(
     check: Annotated[
         bool, typer.Option("--check", help="Write nothing; exit 1 when a stored definition is missing, stale or invalid.")
     ] = False,
+    annotations: Annotated[
+        bool | None,
+        typer.Option("--annotations/--no-annotations", show_default=False,
+                     help="GitHub Actions workflow commands for each problem (default: on when GITHUB_ACTIONS=true)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Compile the project's workflows into versioned definitions and show what changed.
@@ -35,6 +40,11 @@ def define(
         console().print(check_report(report) if check else define_report(report))
     for error in report.errors:
         typer.echo(f"ductape: {error}", err=True)
+    from ductape_cli.render import github
+
+    if github.enabled(annotations):
+        for line in github.define_annotations(report):
+            typer.echo(line, err=True)
     raise typer.Exit(report.exit_code)
 
 

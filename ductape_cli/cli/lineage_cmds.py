@@ -7,6 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
+from ductape_cli.cli.ci_options import (
+    AnnotationsOption,
+    JunitOption,
+    check_junit_path,
+    report_for_ci,
+)
 from ductape_cli.cli.common import (
     JsonOption,
     RunId,
@@ -32,6 +38,8 @@ def replay(
     from_step: Annotated[str | None, typer.Option("--from-step", help="Steps before this one return the original's outputs; it and later steps run.")] = None,
     step_output: Annotated[list[str] | None, typer.Option("--step-output", help="TAG=JSON: the output a step before --from-step returns (repeatable).")] = None,
     wait: WaitOption = False,
+    junit: JunitOption = None,
+    annotations: AnnotationsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run a workflow again as a new run with the original input and fresh state.
@@ -41,11 +49,13 @@ def replay(
     from ductape_cli.engine.lineage import replay as replay_run
 
     outputs = dict(_step_output(text) for text in step_output or [])
+    check_junit_path(junit)
     eng = engine()
     result = with_progress(run_id, as_json, lambda obs: replay_run(
         eng, run_id, reason=reason, idempotency_key=idempotency_key, timeout=timeout, from_step=from_step,
         step_outputs=outputs, observer=obs, wait=wait))  # fmt: skip
     _announce(eng, as_json, f"replay of {result.get('replayed_from')}: {result['workflow_id']}")
+    report_for_ci(eng, result, junit, annotations)
     show_result(result, as_json)
 
 

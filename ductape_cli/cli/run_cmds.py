@@ -7,6 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
+from ductape_cli.cli.ci_options import (
+    AnnotationsOption,
+    JunitOption,
+    check_junit_path,
+    report_for_ci,
+)
 from ductape_cli.cli.common import (
     JsonOption,
     RunId,
@@ -75,6 +81,8 @@ def run(
     context: Annotated[str | None, typer.Option("--context", help="Extra context as JSON (ctx.context).")] = None,
     detach: Annotated[bool, typer.Option("--detach", help="Queue the run for a worker and return at once.")] = False,
     wait: WaitOption = False,
+    junit: JunitOption = None,
+    annotations: AnnotationsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start a workflow run and follow it until it ends or waits.
@@ -85,6 +93,7 @@ def run(
     (waiting for a signal or a long sleep), 2 bad input.
     """
     payload = parse_json_arg(input, "--input", default={})
+    check_junit_path(junit)
     extra = parse_json_arg(context, "--context", default=None)
     if extra is not None and not isinstance(extra, dict):
         from ductape_cli.errors import InvalidInput
@@ -99,8 +108,11 @@ def run(
     if detach or not created:
         if not created and not as_json:
             typer.echo(f"ductape: idempotency key {idempotency_key!r} already started run {started.id}", err=True)
-        show_result(eng.result(started.id), as_json)
+        result = eng.result(started.id)
+        report_for_ci(eng, result, junit, annotations)
+        show_result(result, as_json)
     result = with_progress(tag, as_json, lambda obs: eng.drive(started.id, wait=wait, observer=obs, started=started))
+    report_for_ci(eng, result, junit, annotations)
     show_result(result, as_json)
 
 
@@ -110,6 +122,8 @@ def resume(
     from_step: Annotated[str | None, typer.Option("--from-step", help="Re-run this step and the ones after it.")] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", help="Record this step as skipped (repeatable).")] = None,
     wait: WaitOption = False,
+    junit: JunitOption = None,
+    annotations: AnnotationsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Continue a run from its journal: a crashed run, or (with options) a failed one.
@@ -118,9 +132,11 @@ def resume(
     """
     from ductape_cli.engine.lineage import resume_from
 
+    check_junit_path(junit)
     eng = engine()
     result = with_progress(run_id, as_json, lambda obs: resume_from(
         eng, run_id, from_checkpoint=from_checkpoint, from_step=from_step, skip=skip or [], observer=obs, wait=wait))  # fmt: skip
+    report_for_ci(eng, result, junit, annotations)
     show_result(result, as_json)
 
 
@@ -129,6 +145,8 @@ def signal(
     name: Annotated[str, typer.Argument(help="Signal name, as declared on the workflow.")],
     data: Annotated[str | None, typer.Option("--data", "-d", help="Payload as JSON, @file.json, or -.")] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Only store the signal; do not continue the run here.")] = False,
+    junit: JunitOption = None,
+    annotations: AnnotationsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Send a signal to a waiting run; continue it here when no process owns it.
@@ -136,8 +154,10 @@ def signal(
     Example: ductape signal wf_3f2a9c1d7b4e approve --data '{"approver_id": "u1", "comments": "ok"}'
     """
     payload = parse_json_arg(data, "--data", default={})
+    check_junit_path(junit)
     eng = engine()
     result = with_progress(run_id, as_json, lambda obs: eng.signal(run_id, name, payload, continue_inline=not no_wait, observer=obs))
+    report_for_ci(eng, result, junit, annotations)
     show_result(result, as_json)
 
 

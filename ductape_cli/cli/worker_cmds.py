@@ -16,6 +16,8 @@ def worker(
     workflow: Annotated[list[str] | None, typer.Option("--workflow", "-w", help="Only runs of this tag (repeatable).")] = None,
     once: Annotated[bool, typer.Option("--once", help="Execute what is due now, then exit.")] = False,
     poll: Annotated[float, typer.Option("--poll", min=0.05, max=60.0, help="Seconds between polls when idle.")] = 0.25,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", min=1, max=65535, help="Serve Prometheus metrics at http://HOST:PORT/metrics.")] = None,
+    metrics_host: Annotated[str, typer.Option("--metrics-host", help="Address the metrics server listens on.")] = "127.0.0.1",
 ) -> None:
     """Run due work: queued and woken runs, signals, cancellations, crash recovery, schedules.
 
@@ -39,7 +41,27 @@ def worker(
         else:
             typer.echo(line, err=True)
 
-    w = Worker(eng, concurrency=concurrency, tags=workflow, poll_interval=poll, report=report)
+    from ductape_cli.engine.upkeep import RetentionTimer, policy_from_config
+
+    ticks = []
+    policy = policy_from_config(eng.config)
+    if policy is not None:
+        timer = RetentionTimer(eng, policy)
+
+        def prune_daily() -> None:
+            pruned = timer.tick()
+            if pruned is not None:
+                from ductape_cli.render.upkeep import prune_lines
+
+                report("retention: " + prune_lines(pruned)[0])
+
+        ticks.append(prune_daily)
+    if metrics_port is not None:
+        from ductape_cli.observe.metrics import serve
+
+        serve(eng, metrics_port, metrics_host)
+        report(f"metrics on http://{metrics_host}:{metrics_port}/metrics")
+    w = Worker(eng, concurrency=concurrency, tags=workflow, poll_interval=poll, report=report, ticks=ticks)
 
     def stop(signum: int, frame: object) -> None:
         report("stopping: finishing current steps and releasing runs")

@@ -26,6 +26,7 @@ from ductape_cli.components.runtime import (
 )
 from ductape_cli.durations import parse_duration
 from ductape_cli.errors import InvalidInput
+from ductape_cli.observe import tracing
 
 if TYPE_CHECKING:
     from ductape_cli.components.config import AppEvent
@@ -131,7 +132,9 @@ async def send(request: Request) -> Any:
 
     attempts = request.retries + 1
     error: ActionError | None = None
-    kwargs: dict[str, Any] = {"params": _query(request.query), "headers": request.headers}
+    headers = dict(request.headers)
+    tracing.inject(headers)  # the calling step's span as `traceparent`, when tracing is on
+    kwargs: dict[str, Any] = {"params": _query(request.query), "headers": headers}
     body, form = request.input.get("body"), request.input.get("form")
     if form is not None:
         kwargs["data"] = form
@@ -140,7 +143,7 @@ async def send(request: Request) -> Any:
     elif isinstance(body, str):
         kwargs["content"] = body.encode()
         if not any(k.lower() == "content-type" for k in request.headers):
-            kwargs["headers"] = {**request.headers, "Content-Type": "text/plain; charset=utf-8"}
+            kwargs["headers"] = {**headers, "Content-Type": "text/plain; charset=utf-8"}
     elif body is not None:
         kwargs["json"] = body
     where = f"{request.method} {request.path}"

@@ -65,6 +65,7 @@ class ChildrenMixin:
         retries = int(call.options.get("retries") or 0)
         attempt = (record.input or {}).get("attempt", 0) if record is not None else 0
         if record is None:
+            self.notify("child_started", child_id=call.child_id, tag=call.tag)
             current_id = self._start_child(call, call.child_id)
             now = self.clock.now()
             record = StepRecord(
@@ -87,10 +88,13 @@ class ChildrenMixin:
                 self.store.update_op(self.run.id, seq, {"status": "completed", "output": result["output"], "ended_at": now},
                                      self.take_events((now, EventType.CHILD_COMPLETED, None, {"child_id": current_id, "status": status})))  # fmt: skip
                 record.status, record.output = StepStatus.COMPLETED, result["output"]
+                self.notify("child_ended", child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
                 return result["output"]
             if attempt < retries:
                 attempt += 1
                 next_id = f"{call.child_id}-retry-{attempt}"
+                self.notify("child_ended", child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
+                self.notify("child_started", child_id=next_id, tag=call.tag)
                 self._start_child(call, next_id, restarted_from=current_id)
                 record.input = {**record.input, "current": next_id, "attempt": attempt}
                 self.store.update_op(self.run.id, seq, {"input": record.input},
@@ -100,6 +104,7 @@ class ChildrenMixin:
             self.store.update_op(self.run.id, seq, {"status": "failed", "error": error, "ended_at": now},
                                  self.take_events((now, EventType.CHILD_COMPLETED, None, {"child_id": current_id, "status": status})))  # fmt: skip
             record.status, record.error = StepStatus.FAILED, error
+            self.notify("child_ended", child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
             raise ChildWorkflowFailed(current_id, status, error)
 
     def _start_child(self: Execution, call: ChildCall, child_id: str, restarted_from: str | None = None) -> str:  # type: ignore[misc]

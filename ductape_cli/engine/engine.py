@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import threading
 import time
@@ -20,7 +21,7 @@ from ductape_cli.definition import WorkflowDefinition
 from ductape_cli.discovery import Registry, discover, load_one
 from ductape_cli.durations import parse_duration
 from ductape_cli.engine.clock import SystemClock
-from ductape_cli.engine.execution import Execution, Observer, Outcome
+from ductape_cli.engine.execution import Execution, Listener, Observer, Outcome
 from ductape_cli.engine.leases import (
     HOST,
     LEASE_TTL,
@@ -36,6 +37,7 @@ from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord
 from ductape_cli.store import SqliteStore, dumps, open_store
 
 INLINE_WAIT = 5.0  # `run` waits in-process for sleeps up to this long, then returns "running"
+logger = logging.getLogger("ductape.engine")
 
 
 def uncompiled_schema(wf: WorkflowDefinition, source_hash: str, reason: str) -> dict[str, Any]:
@@ -77,6 +79,11 @@ class Engine:
         self._conditions: dict[tuple[str, str | None], dict[str, str]] = {}
         self._versions: dict[str, tuple[WorkflowDefinition, str]] = {}
         self._memory_store: SqliteStore | None = None
+        # Engine-wide listeners (metrics, traces): see `emit`. Empty unless a feature enables one.
+        self.listeners: list[Listener] = []
+        from ductape_cli.observe import install_from_environment
+
+        install_from_environment(self)
 
     # -- resources ----------------------------------------------------------------
 
@@ -107,7 +114,23 @@ class Engine:
             loop = self._local.loop = asyncio.new_event_loop()
         return loop  # type: ignore[no-any-return]
 
+    def emit(self, execution: Execution | None, kind: str, data: dict[str, Any]) -> None:
+        """Tell every engine-wide listener about a lifecycle event (the one seam metrics and traces use).
+
+        `execution` is None for events outside an execution (`run_created`). A listener's
+        error is logged, never raised into the run.
+        """
+        for listener in self.listeners:
+            try:
+                listener(execution, kind, data)
+            except Exception:  # noqa: BLE001 - observability must never break a run
+                logger.exception("listener %r failed on %s", listener, kind)
+
     def close(self) -> None:
+        for listener in self.listeners:
+            closing = getattr(listener, "close", None)
+            if closing is not None:
+                closing()
         self.leases.stop()
         store = getattr(self._local, "store", None)
         if store is not None and store is not self._memory_store:
@@ -244,6 +267,8 @@ class Engine:
         )  # fmt: skip
         for field_name, value in (links or {}).items():
             setattr(run, field_name, value)
+        if self.listeners:
+            self.emit(None, "run_created", {"run": run})  # e.g. tracing stores the trace context in run.options
         data: dict[str, Any] = {"input": input, "env": env, "version": version}
         if context:
             data["context"] = context
@@ -251,9 +276,14 @@ class Engine:
             if getattr(run, key):
                 data[key] = getattr(run, key)
         try:
-            return self.store.create_run(run, [(now, EventType.WORKFLOW_STARTED, None, data)])
+            stored, created = self.store.create_run(run, [(now, EventType.WORKFLOW_STARTED, None, data)])
         except KeyError:
+            if self.listeners:
+                self.emit(None, "run_discarded", {"run": run})
             raise InvalidInput(f"a run with id {run.id!r} already exists; choose another --workflow-id") from None
+        if not created and self.listeners:
+            self.emit(None, "run_discarded", {"run": run})  # the idempotency key named an existing run
+        return stored, created
 
     def run(self, tag: str, input: Any = None, *, wait: bool = False, observer: Observer | None = None, **options: Any) -> dict[str, Any]:
         """Start `tag` and drive it until it ends or waits (the Python form of `ductape run`)."""

@@ -73,6 +73,8 @@ class Outcome:
 
 
 Observer = Callable[[str, dict[str, Any]], None]
+# An engine-wide listener hears every execution's events: (execution or None, kind, data).
+Listener = Callable[["Execution | None", str, dict[str, Any]], None]
 
 
 class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
@@ -136,6 +138,8 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
     def notify(self, kind: str, **data: Any) -> None:
         if self.observer is not None:
             self.observer(kind, data)
+        if self.engine.listeners:
+            self.engine.emit(self, kind, data)
 
     def take_events(self, *extra: EventRow) -> list[EventRow]:
         events = self.pending_events
@@ -281,12 +285,17 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         self.loop_thread = threading.get_ident()
         ctx = Context(self)
         self.engine.leases.add(self)
+        outcome: Outcome | None = None
+        self.notify("execution_started", first=not self.journal and self.run.phase is None)
         try:
             if self.run.phase == "rolling_back":
-                return await self._finish_interrupted_rollback(ctx)
-            return await self._execute(ctx)
+                outcome = await self._finish_interrupted_rollback(ctx)
+            else:
+                outcome = await self._execute(ctx)
+            return outcome
         finally:
             self.engine.leases.remove(self)
+            self.notify("execution_ended", outcome=outcome)
 
     async def _execute(self, ctx: Context) -> Outcome:
         try:

@@ -75,6 +75,7 @@ class WaitsMixin:
         self.store.update_op(self.run.id, seq, {"status": "completed", "ended_at": now},
                              self.take_events((now, EventType.SLEEP_COMPLETED, None, {"duration_ms": ms if record.options else None})))  # fmt: skip
         record.status = StepStatus.COMPLETED
+        self.notify("wait_ended", wait="sleep", tag=tag, started_at=record.started_at)
 
     def _check_waiting(self: Execution) -> None:  # type: ignore[misc]
         """While a wait is pending: stop for rollback recovery, cancellation or the workflow deadline."""
@@ -128,11 +129,13 @@ class WaitsMixin:
             output = {"signal": signal.name, "payload": signal.payload}
             record.status, record.output = StepStatus.COMPLETED, output
             self.notify("signal_received", name=signal.name)
+            self.notify("wait_ended", wait="hook" if hook else "signal", tag=tag, started_at=record.started_at)
             return _delivered(output, len(wanted) > 1 or hook is not None)
         if record.wake_at is not None and now >= record.wake_at:
             self.store.update_op(self.run.id, seq, {"status": "failed", "ended_at": now, "error": {"message": "timed out", "code": "SIGNAL_TIMEOUT"}},
                                  self.take_events((now, EventType.SIGNAL_TIMED_OUT, None, {"signals": wanted})))  # fmt: skip
             record.status = StepStatus.FAILED
+            self.notify("wait_ended", wait="hook" if hook else "signal", tag=tag, started_at=record.started_at, timed_out=True)
             raise SignalTimeout(wanted, (record.options or {}).get("timeout_ms") or 0)
         self._check_waiting()
         waiting: dict[str, Any] = {"kind": "hook" if hook else "signal", "signals": wanted, "deadline": record.wake_at, "seq": seq}

@@ -30,8 +30,10 @@ class Worker:
         poll_interval: float = 0.25,
         inline_wait: float = 1.0,
         report: Report | None = None,
+        ticks: Sequence[Callable[[], Any]] = (),
     ) -> None:
         self.engine = engine
+        self.ticks = list(ticks)  # periodic chores beside schedules (the daily retention prune)
         self.concurrency = max(1, concurrency)
         self.tags = list(tags) if tags else None
         self.poll_interval = poll_interval
@@ -57,9 +59,11 @@ class Worker:
         for thread in threads:
             thread.start()
         try:
+            self.tick_chores()
             while any(t.is_alive() for t in threads):
                 if not once:
                     self.tick_schedules()
+                    self.tick_chores()
                 for thread in threads:
                     thread.join(timeout=self.poll_interval)
         except KeyboardInterrupt:
@@ -80,6 +84,14 @@ class Worker:
         for line in fired:
             self.report(line)
         return len(fired)
+
+    def tick_chores(self) -> None:
+        """Give each periodic chore its turn; it decides itself whether it is due."""
+        for chore in self.ticks:
+            try:
+                chore()
+            except Exception as exc:  # noqa: BLE001 - report and keep working
+                self.report(f"chore error: {exc}")
 
     def _dead_owners(self) -> list[str]:
         store = self.engine.store

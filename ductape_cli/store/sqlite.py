@@ -32,6 +32,7 @@ from ductape_cli.store.encoding import dumps
 from ductape_cli.store.encoding import loads as _loads
 from ductape_cli.store.migrations import MIGRATIONS
 from ductape_cli.store.sqlite_jobs import SchedulesAndTopicsMixin
+from ductape_cli.store.sqlite_ops import OpsMixin
 
 BUSY_TIMEOUT_MS = 30_000
 AUTOCHECKPOINT_PAGES = 10_000
@@ -67,7 +68,7 @@ def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     return StoreError(f"store {path}: {text}")
 
 
-class SqliteStore(SchedulesAndTopicsMixin):
+class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
     """ductape's state in one SQLite file (WAL)."""
 
     def __init__(self, path: str | os.PathLike[str], *, durability: str = "normal") -> None:
@@ -283,6 +284,8 @@ class SqliteStore(SchedulesAndTopicsMixin):
                 "started_at = COALESCE(started_at, ?) WHERE id = ?",
                 (owner, now + ttl, now, run_id),
             )
+            if run.owner is not None and run.owner != owner:
+                run.taken_from = run.owner
             run.owner, run.lease_expires_at = owner, now + ttl
             if run.started_at is None:
                 run.started_at = now
@@ -309,6 +312,8 @@ class SqliteStore(SchedulesAndTopicsMixin):
                     "started_at = COALESCE(started_at, ?) WHERE id = ?",
                     (owner, now + ttl, now, run.id),
                 )
+                if run.owner is not None and run.owner != owner:
+                    run.taken_from = run.owner
                 run.owner, run.lease_expires_at = owner, now + ttl
             return runs
 
