@@ -468,6 +468,10 @@ class Engine:
         run = self.get_run(run_id)
         return [h for h in self.store.open_hooks(run.id) if name is None or h["name"] == name]
 
+    def enable_feed(self) -> None:
+        """Start recording this store's changes for `feed` (what `serve` does on start)."""
+        self.store.enable_feed()
+
     def feed_position(self) -> int:
         """A cursor for `feed` that skips everything already written."""
         return self.store.feed_position() if self.has_store() else 0
