@@ -8,7 +8,8 @@ separate process on a free loopback port (its in-process worker executes the
 runs), and then:
 
 * 20 concurrent clients POST the runs; the first 100 runs each get a WebSocket
-  subscription opened right after their start;
+  subscription opened right after their start (their steps take 30 ms each, so
+  most of them commit while the subscription is open: live events);
 * it waits until every run has completed (time-limited), checks that every
   subscriber got every event of its run exactly once and in order, closes the
   subscriptions and checks the server holds none afterwards;
@@ -37,15 +38,24 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "load-test-token-0123456789"
+PAUSE = 0.03  # seconds each step of a subscribed run takes
 WORKFLOW = '''
+import time
+
 from ductape_cli import workflow
+
+
+def work(value, pause):
+    time.sleep(pause)  # subscribed runs pause, so their steps commit after the subscription opens
+    return {"i": value}
 
 
 @workflow("load")
 async def load(ctx):
-    a = await ctx.step("a", lambda: {"i": ctx.input.get("i")})
-    b = await ctx.step("b", lambda: {"i": a["i"]})
-    await ctx.step("c", lambda: {"i": b["i"]})
+    pause = ctx.input.get("pause", 0)
+    a = await ctx.step("a", lambda: work(ctx.input.get("i"), pause))
+    b = await ctx.step("b", lambda: work(a["i"], pause))
+    await ctx.step("c", lambda: work(b["i"], pause))
     return {"i": ctx.input.get("i")}
 '''
 EXPECTED = [
@@ -167,7 +177,8 @@ async def load(url: str, runs: int, clients: int, subscriptions: int, time_limit
                 if time.monotonic() > deadline:
                     raise TimeoutError("time limit reached while starting runs")
                 began = time.perf_counter()
-                response = await http.post("/api/workflows/runs", json={"workflow": "load", "input": {"i": i}})
+                body = {"workflow": "load", "input": {"i": i, "pause": PAUSE if i < subscriptions else 0}}
+                response = await http.post("/api/workflows/runs", json=body)
                 latencies.append((time.perf_counter() - began) * 1000)
                 response.raise_for_status()
                 run_id = response.json()["executionId"]
