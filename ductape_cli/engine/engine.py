@@ -31,7 +31,14 @@ from ductape_cli.engine.leases import (
     pid_alive,
 )
 from ductape_cli.engine.results import completed_step_tags, run_status, step_view, workflow_result
-from ductape_cli.errors import Conflict, DefinitionError, HookNotFound, InvalidInput, InvalidState, RunNotFound
+from ductape_cli.errors import (
+    Conflict,
+    DefinitionError,
+    HookNotFound,
+    InvalidInput,
+    InvalidState,
+    RunNotFound,
+)
 from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord
 from ductape_cli.store import SqliteStore, dumps, open_store
 
@@ -270,7 +277,7 @@ class Engine:
             created_at=now, started_at=None if detach else now,
             deadline=now + timeout_ms / 1000 if timeout_ms else None,
             owner=None if detach else self.owner, lease_expires_at=None if detach else now + LEASE_TTL,
-            ready_at=now, schedule_id=schedule_id, metadata=metadata,
+            ready_at=now, schedule_id=schedule_id, metadata=metadata or {},
         )  # fmt: skip
         for field_name, value in (links or {}).items():
             setattr(run, field_name, value)
