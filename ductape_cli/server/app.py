@@ -86,7 +86,7 @@ def create_app(engine: Engine, settings: ServeSettings, *, wake: Callable[[], No
 
     app = FastAPI(
         title="ductape", summary="Durable workflows over HTTP: start, inspect, signal, cancel and subscribe to runs.",
-        openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None, lifespan=lifespan,
+        openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan,
     )  # fmt: skip
     app.state.hub = hub
     install_error_handlers(app)
@@ -266,6 +266,10 @@ def create_app(engine: Engine, settings: ServeSettings, *, wake: Callable[[], No
 
     app.include_router(streams)
     app.include_router(api)
+
+    @app.get("/api/openapi.json", include_in_schema=False, dependencies=[Depends(authorize)])
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
 
     @app.get("/sdk.js", include_in_schema=False)
     def sdk() -> FileResponse:
