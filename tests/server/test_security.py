@@ -122,6 +122,7 @@ def test_other_commands_do_not_import_the_server() -> None:
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_serve_command_prints_the_new_token_once(project: Project) -> None:
     """`ductape serve` as a process: the first start prints the token, the second does not; SIGTERM stops it."""
     import socket
