@@ -32,6 +32,7 @@ COMMAND_FAMILIES = {
     "dispatch": "schedule_cmds", "schedules": "schedule_cmds",
     "topics": "topic_cmds", "components": "topic_cmds",
     "wait": "ops_cmds", "export": "ops_cmds", "import": "ops_cmds", "prune": "ops_cmds", "store": "ops_cmds",
+    "serve": "serve_cmds",
 }  # fmt: skip
 COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_FAMILIES.values()))
 
