@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -70,8 +70,13 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
-def create_app(engine: Engine, settings: ServeSettings, *, wake: Callable[[], None] | None = None) -> FastAPI:
-    """The app over `engine`; `wake` tells an in-process worker that a run was queued."""
+def create_app(
+    engine: Engine, settings: ServeSettings, *, wake: Callable[[], None] | None = None, metrics: Any = None,
+) -> FastAPI:  # fmt: skip
+    """The app over `engine`; `wake` tells an in-process worker that a run was queued.
+
+    `metrics`, when given, is the `observe.metrics.Metrics` served at `/metrics` (behind the token).
+    """
     hub = Hub(engine, max_subscriptions=settings.max_subscriptions, queue_limit=settings.queue_limit,
               poll_interval=settings.poll_interval)  # fmt: skip
     notify = wake or (lambda: None)
@@ -274,6 +279,12 @@ def create_app(engine: Engine, settings: ServeSettings, *, wake: Callable[[], No
     @app.get("/sdk.js", include_in_schema=False)
     def sdk() -> FileResponse:
         return FileResponse(WEB / "sdk.js", media_type="text/javascript; charset=utf-8")
+
+    if metrics is not None:
+
+        @app.get("/metrics", include_in_schema=False, dependencies=[Depends(authorize)])
+        def scrape() -> Response:
+            return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, Any]:

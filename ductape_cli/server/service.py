@@ -69,12 +69,27 @@ class Service:
         if self.problems is None:
             self.prepare()
         wake = self.worker.wake if self.worker is not None else None
-        app = create_app(self.engine, self.settings, wake=wake)
+        app = create_app(self.engine, self.settings, wake=wake, metrics=self._metrics())
         config = uvicorn.Config(
             app, host=self.host, port=self.port, access_log=False, log_level="warning", lifespan="on",
             ws_max_size=WS_MAX_MESSAGE_BYTES, timeout_graceful_shutdown=3,
         )  # fmt: skip
         return _quiet_server(uvicorn)(config)
+
+    def _metrics(self) -> Any:
+        """One Metrics over the API's engine (runs started) and the worker's (steps, ends); None without prometheus-client."""
+        try:
+            from ductape_cli.observe import metrics
+        except ImportError:
+            return None
+        try:
+            counted = metrics.enable(self.engine)
+        except ImportError:
+            log.info("prometheus-client is not installed: /metrics is off (pip install 'ductape[metrics]')")
+            return None
+        if self.worker is not None and counted not in self.worker.engine.listeners:
+            self.worker.engine.listeners.append(counted)
+        return counted
 
     def _start_worker(self) -> None:
         if self.worker is not None:

@@ -321,3 +321,18 @@ def test_body_size_is_bounded(project: Any) -> None:
         assert listed["count"] == 0
     finally:
         service.stop()
+
+
+def test_metrics_are_scraped_behind_the_token(served: Served) -> None:
+    run_id = start(served, "greet", {"name": "m"})
+    wait_status(served, run_id, {"completed"})
+    import httpx
+
+    assert httpx.get(served.url + "/metrics").status_code == 401
+    with served.client() as c:
+        response = c.get("/metrics")
+    assert response.status_code == 200
+    text = response.text
+    assert 'ductape_runs_ended_total{status="completed",workflow="greet"} 1.0' in text
+    assert 'ductape_step_duration_seconds_count{status="completed",workflow="greet"} 3.0' in text
+    assert "ductape_queue_depth" in text or "ductape_runs_by_state" in text
