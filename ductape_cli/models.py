@@ -120,6 +120,7 @@ class Run:
     current_step: str | None = None
     phase: str | None = None
     schedule_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def execution_time_ms(self) -> int:
@@ -186,6 +187,27 @@ class Event:
             "step": self.step,
             "data": self.data,
         }
+
+
+@dataclass
+class FeedRow:
+    """One row of the store's change feed with what it names (see `SqliteStore.read_feed`)."""
+
+    id: int
+    run_id: str
+    tag: str
+    kind: str  # "status", "event" or "step"
+    status: str | None
+    ts: float | None
+    event_type: str | None
+    event_step: str | None
+    event_data: dict[str, Any]
+    step_tag: str | None
+    step_output: Any
+    step_started_at: float | None
+    step_ended_at: float | None
+    step_attempts: int | None
+    run_output: Any
 
 
 @dataclass

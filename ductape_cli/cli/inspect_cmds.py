@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Annotated
 
@@ -35,6 +36,8 @@ def status(run_id: RunId, as_json: JsonOption = False) -> None:
         for key in ("parent_id", "replayed_from", "restarted_from", "resumed_from"):
             if info.get(key):
                 typer.echo(f"{key}: {info[key]}")
+        if info.get("metadata"):
+            typer.echo("metadata: " + json.dumps(info["metadata"], sort_keys=True))
     raise typer.Exit(exit_code_for(info["status"]) if info["status"] != "running" else 0)
 
 
@@ -58,12 +61,9 @@ def list_runs(
         raise InvalidInput(f"unknown status {status!r} (use one of {', '.join(s.value for s in RunStatus)})")
     runs = engine().list_runs(tag=workflow, status=status, parent_id=parent, schedule_id=schedule, limit=limit, offset=offset)
     if as_json:
-        print_json([
-            {"workflow_id": r.id, "workflow_tag": r.tag, "status": str(r.status), "env": r.env,
-             "created_at": r.created_at, "ended_at": r.ended_at, "execution_time": r.execution_time_ms,
-             "parent_id": r.parent_id, "schedule_id": r.schedule_id}
-            for r in runs
-        ])  # fmt: skip
+        from ductape_cli.engine.results import run_summary
+
+        print_json([run_summary(r) for r in runs])
         return
     if not use_rich():
         for r in runs:

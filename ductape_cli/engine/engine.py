@@ -48,6 +48,24 @@ def uncompiled_schema(wf: WorkflowDefinition, source_hash: str, reason: str) -> 
     return schema
 
 
+MAX_METADATA_BYTES = 16_384
+
+
+def check_metadata(metadata: Any) -> dict[str, Any] | None:
+    """A run's metadata: a JSON object of at most 16 KiB, or None."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise InvalidInput(f"metadata must be a JSON object, got {type(metadata).__name__}")
+    try:
+        text = dumps(metadata)
+    except (TypeError, ValueError):
+        raise InvalidInput("metadata must be JSON-serialisable") from None
+    if len(text.encode()) > MAX_METADATA_BYTES:
+        raise InvalidInput(f"metadata is {len(text.encode())} bytes; the limit is {MAX_METADATA_BYTES}")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
 def new_run_id() -> str:
     """Time-ordered ids (ms, then randomness): new runs land at the end of the runs index, not in random pages."""
     return f"wf_{int(time.time() * 1000):011x}{secrets.token_hex(3)}"
@@ -216,8 +234,15 @@ class Engine:
         schedule_id: str | None = None,
         lineage: dict[str, Any] | None = None,
         links: dict[str, str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        retries: int | None = None,
     ) -> tuple[Run, bool]:
-        """Create a run (owned by this engine unless `detach`). Returns ``(run, created)``."""
+        """Create a run (owned by this engine unless `detach`). Returns ``(run, created)``.
+
+        `metadata` is the caller's JSON object kept with the run (shown by status, list and
+        the API); `retries` is how many fresh runs a worker starts if this one fails, as a
+        schedule's retries do.
+        """
         wf = self.definition(tag)
         env = self.config.check_env(env or self.config.default_env)
         if wf.envs and env not in wf.envs:
@@ -231,6 +256,11 @@ class Engine:
         timeout_ms = parse_duration(timeout, what="timeout") if timeout is not None else wf.timeout_ms
         if workflow_id is not None and (not workflow_id or len(workflow_id) > 200 or any(c.isspace() for c in workflow_id)):
             raise InvalidInput(f"invalid workflow id {workflow_id!r}: use 1-200 characters without spaces")
+        metadata = check_metadata(metadata)
+        if retries is not None:
+            if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
+                raise InvalidInput(f"retries must be a whole number from 0 to 100, got {retries!r}")
+            lineage = {**(lineage or {}), "retries_left": retries}
         version = self.ensure_defined(wf)
         now = self.clock.now()
         run = Run(
@@ -240,11 +270,13 @@ class Engine:
             created_at=now, started_at=None if detach else now,
             deadline=now + timeout_ms / 1000 if timeout_ms else None,
             owner=None if detach else self.owner, lease_expires_at=None if detach else now + LEASE_TTL,
-            ready_at=now, schedule_id=schedule_id,
+            ready_at=now, schedule_id=schedule_id, metadata=metadata,
         )  # fmt: skip
         for field_name, value in (links or {}).items():
             setattr(run, field_name, value)
         data: dict[str, Any] = {"input": input, "env": env, "version": version}
+        if metadata:
+            data["metadata"] = metadata
         if context:
             data["context"] = context
         for key in ("parent_id", "replayed_from", "restarted_from", "schedule_id"):
@@ -383,6 +415,59 @@ class Engine:
     def list_runs(self, **filters: Any) -> list[Run]:
         return self.store.list_runs(**filters) if self.has_store() else []
 
+    def count_runs(self, *, tag: str | None = None, status: str | None = None) -> int:
+        """How many runs match (the total behind a page of `list_runs`)."""
+        return self.store.count_runs(tag=tag, status=status) if self.has_store() else 0
+
+    def children(self, run_id: str) -> list[Run]:
+        """The child runs a run started, oldest first."""
+        run = self.get_run(run_id)
+        return list(reversed(self.store.list_runs(parent_id=run.id, limit=10_000)))
+
+    def parent(self, run_id: str) -> Run | None:
+        """The run that started this one as a child, if any."""
+        run = self.get_run(run_id)
+        return self.get_run(run.parent_id) if run.parent_id else None
+
+    def workflows(self) -> list[dict[str, Any]]:
+        """Each stored workflow (latest version, versions, steps) with its run counts by status."""
+        from ductape_cli.definitions import list_workflows
+
+        if not self.has_store():
+            return []
+        counts = self.store.run_counts()
+        return [{**row, "runs": counts.get(row["tag"], {})} for row in list_workflows(self)]
+
+    def custom_events(self, run_id: str, type_: str | None = None) -> list[dict[str, Any]]:
+        """The custom events of a run (`ctx.emit_event` or `emit_event`), oldest first."""
+        return [
+            {"id": e["id"], "timestamp": e["timestamp"], "type": e["data"].get("event"), "payload": e["data"].get("payload"), "step": e.get("step")}
+            for e in self.history(run_id, types=[EventType.CUSTOM])
+            if type_ is None or e["data"].get("event") == type_
+        ]  # fmt: skip
+
+    def open_hooks(self, run_id: str, name: str | None = None) -> list[dict[str, Any]]:
+        """The hooks a run created (`ctx.create_hook`) and nobody used yet; `name` picks one kind."""
+        run = self.get_run(run_id)
+        return [h for h in self.store.open_hooks(run.id) if name is None or h["name"] == name]
+
+    def feed_position(self) -> int:
+        """A cursor for `feed` that skips everything already written."""
+        return self.store.feed_position() if self.has_store() else 0
+
+    def feed(
+        self, after: int = 0, *, run_id: str | None = None, tag: str | None = None, limit: int = 500
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Live-stream events after cursor `after` across the store (any writer), oldest first,
+        optionally of one run or one workflow. Returns ``(events, new cursor)``."""
+        from ductape_cli.engine.feed import stream_events
+
+        if not self.has_store():
+            return [], after
+        rows = self.store.read_feed(after, run_id=run_id, tag=tag, limit=limit)
+        events = [event for row in rows for event in stream_events(row)]
+        return events, rows[-1].id if rows else after
+
     def history(self, run_id: str, *, types: list[str] | None = None) -> list[dict[str, Any]]:
         """Every event of a run in time order (completed steps derived from the journal)."""
         from ductape_cli.engine import history
@@ -409,6 +494,29 @@ class Engine:
         raise InvalidInput(f"run {run.id} has no step {tag!r} (steps: {known})")
 
     # -- control ---------------------------------------------------------------------
+
+    def set_metadata(self, run_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Merge `changes` into a run's metadata (a null value removes its key); returns the new metadata."""
+        run = self.get_run(run_id)
+        if not isinstance(changes, dict):
+            raise InvalidInput(f"metadata must be a JSON object, got {type(changes).__name__}")
+        merged = {**run.metadata, **changes}
+        merged = check_metadata({k: v for k, v in merged.items() if v is not None}) or {}
+        self.store.set_metadata(run.id, merged)
+        return merged
+
+    def emit_event(self, run_id: str, type_: str, payload: Any = None) -> dict[str, Any]:
+        """Record a custom event on a run from outside it (what `ctx.emit_event` records inside)."""
+        run = self.get_run(run_id)
+        if not isinstance(type_, str) or not type_.strip() or len(type_) > 200:
+            raise InvalidInput("an event needs a type of 1-200 characters")
+        try:
+            payload = json.loads(dumps(payload))
+        except (TypeError, ValueError):
+            raise InvalidInput("event payload must be JSON-serialisable") from None
+        now = self.clock.now()
+        self.store.append_events(run.id, [(now, EventType.CUSTOM, None, {"event": type_, "payload": payload})])
+        return {"executionId": run.id, "type": type_, "payload": payload, "timestamp": int(now * 1000)}
 
     def resume(self, run_id: str, *, observer: Observer | None = None, wait: bool = False) -> dict[str, Any]:
         """Continue an unfinished run from its journal (e.g. after its process died)."""

@@ -32,6 +32,15 @@ def workflow_result(run: Run, completed_steps: list[str]) -> dict[str, Any]:
     return result
 
 
+def run_summary(run: Run) -> dict[str, Any]:
+    """One row of `ductape list --json` (and of the API's run lists)."""
+    return {
+        "workflow_id": run.id, "workflow_tag": run.tag, "status": str(run.status), "env": run.env,
+        "created_at": run.created_at, "ended_at": run.ended_at, "execution_time": run.execution_time_ms,
+        "parent_id": run.parent_id, "schedule_id": run.schedule_id, "metadata": run.metadata,
+    }  # fmt: skip
+
+
 def describe_wait(run: Run) -> dict[str, Any] | None:
     """What an unfinished run waits for, in words a status line can show."""
     if run.status == RunStatus.PENDING:
@@ -118,6 +127,7 @@ def run_status(run: Run, journal: dict[int, StepRecord], children: list[Run], un
             "restarted_from": run.restarted_from,
             "resumed_from": run.resumed_from,
             "idempotency_key": run.idempotency_key,
+            "metadata": run.metadata,
             "children": [{"workflow_id": c.id, "workflow_tag": c.tag, "status": str(c.status)} for c in children],
         }
     )

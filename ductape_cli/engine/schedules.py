@@ -180,10 +180,11 @@ def fire_due(engine: Engine, now: float) -> list[str]:
     return lines
 
 
-def retry_if_scheduled(engine: Engine, run_id: str) -> str | None:
-    """A scheduled run failed: start its retry (linked by restarted_from) while retries remain."""
+def retry_failed(engine: Engine, run_id: str) -> str | None:
+    """A run with retries (a schedule's, or `retries` given at start) failed: start its retry,
+    a fresh run linked by restarted_from, while retries remain."""
     run = engine.store.get_run(run_id)
-    if run is None or not run.schedule_id or run.status not in ("failed", "rolled_back"):
+    if run is None or run.status not in ("failed", "rolled_back"):
         return None
     left = int((run.lineage or {}).get("retries_left") or 0)
     if left <= 0:
@@ -194,7 +195,7 @@ def retry_if_scheduled(engine: Engine, run_id: str) -> str | None:
     engine.start(
         run.tag, run.input, env=run.env, workflow_id=retry_id, detach=True, schedule_id=run.schedule_id,
         timeout=run.options.get("timeout_ms"), lineage={**run.lineage, "retries_left": left - 1},
-        links={"restarted_from": run.id},
+        links={"restarted_from": run.id}, metadata=run.metadata or None,
     )  # fmt: skip
     return retry_id
 

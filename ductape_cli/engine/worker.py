@@ -38,6 +38,7 @@ class Worker:
         self.inline_wait = inline_wait
         self.report = report or (lambda line: None)
         self.stop_event = threading.Event()
+        self._wake = threading.Event()
         self.processed = 0
         self.errors: list[str] = []
         self._lock = threading.Lock()
@@ -47,6 +48,11 @@ class Worker:
         """Ask every thread to finish its current step, release its run and exit."""
         self.engine.shutting_down = True
         self.stop_event.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Poll now: something was just queued (`serve` calls this after starting a run)."""
+        self._wake.set()
 
     def run(self, *, once: bool = False) -> int:
         """Work until stopped (or, with `once`, until nothing is due). Returns runs executed."""
@@ -102,7 +108,8 @@ class Worker:
             if not claimed:
                 if once:
                     return
-                self.stop_event.wait(self.poll_interval)
+                self._wake.wait(self.poll_interval)
+                self._wake.clear()
                 continue
             for run in claimed:
                 self._execute(run)
@@ -125,9 +132,9 @@ class Worker:
             self.report(f"◷ {run.id} {run.tag} {detail}")
         else:
             self.report(f"■ {run.id} {run.tag} {outcome.status}")
-            if run.schedule_id and outcome.status in ("failed", "rolled_back"):
-                from ductape_cli.engine.schedules import retry_if_scheduled
+            if (run.lineage or {}).get("retries_left") and outcome.status in ("failed", "rolled_back"):
+                from ductape_cli.engine.schedules import retry_failed
 
-                retry = retry_if_scheduled(self.engine, run.id)
+                retry = retry_failed(self.engine, run.id)
                 if retry:
                     self.report(f"↻ {run.id} failed; scheduled retry {retry}")

@@ -139,13 +139,17 @@ def result_panel(result: dict[str, Any], steps: list[dict[str, Any]] | None = No
 
 def runs_table(runs: list[Any]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("run", "workflow", "status", "env", "started", "duration"):
+    with_metadata = any(getattr(run, "metadata", None) for run in runs)
+    for column in ("run", "workflow", "status", "env", "started", "duration", *(("metadata",) if with_metadata else ())):
         table.add_column(column)
     for run in runs:
-        table.add_row(
+        cells = [
             run.id, run.tag, status_text(str(run.status)), run.env or "-", when(run.created_at),
             format_duration(run.execution_time_ms if run.ended_at else None),
-        )  # fmt: skip
+        ]  # fmt: skip
+        if with_metadata:
+            cells.append(", ".join(f"{k}={v}" for k, v in sorted(run.metadata.items())) or "-")
+        table.add_row(*cells)
     return table
 
 

@@ -146,4 +146,31 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL,
         PRIMARY KEY (quota, key)
     ) WITHOUT ROWID""",
+    # The serve API (issue 20): caller metadata kept with a run, shown by status, list and the API.
+    "ALTER TABLE runs ADD COLUMN metadata TEXT",
+    # The change feed: one row per status change, event and completed step, in commit order,
+    # so `serve` can tail every run of the store (written by any process) with one cursor.
+    # Triggers fill it, so no writer (CLI, worker, another host's process) can forget to.
+    """CREATE TABLE feed (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        ref INTEGER,
+        status TEXT,
+        ts REAL
+    )""",
+    "CREATE INDEX feed_run ON feed (run_id, id)",
+    """CREATE TRIGGER feed_run_created AFTER INSERT ON runs BEGIN
+        INSERT INTO feed (run_id, kind, status, ts) VALUES (NEW.id, 'status', NEW.status, NEW.created_at);
+    END""",
+    """CREATE TRIGGER feed_run_status AFTER UPDATE OF status ON runs WHEN OLD.status IS NOT NEW.status BEGIN
+        INSERT INTO feed (run_id, kind, status, ts)
+        VALUES (NEW.id, 'status', NEW.status, (julianday('now') - 2440587.5) * 86400.0);
+    END""",
+    """CREATE TRIGGER feed_event AFTER INSERT ON events BEGIN
+        INSERT INTO feed (run_id, kind, ref, ts) VALUES (NEW.run_id, 'event', NEW.id, NEW.ts);
+    END""",
+    """CREATE TRIGGER feed_step AFTER INSERT ON steps WHEN NEW.kind = 'step' AND NEW.status = 'completed' BEGIN
+        INSERT INTO feed (run_id, kind, ref, ts) VALUES (NEW.run_id, 'step', NEW.seq, NEW.ended_at);
+    END""",
 ]

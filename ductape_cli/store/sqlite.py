@@ -21,6 +21,7 @@ from ductape_cli.errors import StoreError
 from ductape_cli.models import (
     Attempt,
     Event,
+    FeedRow,
     OpKind,
     Run,
     RunStatus,
@@ -41,7 +42,7 @@ _RUN_COLUMNS = (
     "id, tag, version, status, env, input, output, error, failed_step, rollback_result, context, "
     "state, idempotency_key, parent_id, replayed_from, restarted_from, resumed_from, lineage, "
     "options, created_at, started_at, ended_at, deadline, owner, lease_expires_at, ready_at, "
-    "waiting, cancel_requested, current_step, phase, schedule_id"
+    "waiting, cancel_requested, current_step, phase, schedule_id, metadata"
 )
 _STEP_COLUMNS = (
     "run_id, seq, kind, tag, status, input, output, error, attempts, started_at, ended_at, "
@@ -224,7 +225,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
                     return self._run(row), False
             if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone():
                 raise KeyError(run.id)
-            conn.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 31)})", self._run_values(run))
+            conn.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 32)})", self._run_values(run))
             self._events_txn(conn, run.id, events)
         return run, True
 
@@ -411,7 +412,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
 
     def set_run_fields(self, run_id: str, fields: dict[str, Any], events: Sequence[EventRow] = ()) -> None:
         """Update chosen run columns (JSON columns are encoded here) and append events."""
-        json_columns = {"input", "output", "error", "rollback_result", "context", "state", "lineage", "options", "waiting"}
+        json_columns = {"input", "output", "error", "rollback_result", "context", "state", "lineage", "options", "waiting", "metadata"}
         assignments = ", ".join(f"{name} = ?" for name in fields)
         values = [dumps(v) if name in json_columns and v is not None else v for name, v in fields.items()]
         with self._write() as conn:
@@ -437,12 +438,62 @@ class SqliteStore(SchedulesAndTopicsMixin):
 
     def delete_run(self, run_id: str) -> None:
         with self._write() as conn:
-            for table in ("steps", "attempts", "events", "signals", "hooks"):
+            for table in ("steps", "attempts", "events", "signals", "hooks", "feed"):
                 conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
-    def count_runs(self) -> int:
-        return int(self._read("SELECT COUNT(*) FROM runs")[0][0])
+    def count_runs(self, *, tag: str | None = None, status: str | None = None) -> int:
+        clauses = [f"{column} = ?" for column, value in (("tag", tag), ("status", status)) if value is not None]
+        params = [value for value in (tag, status) if value is not None]
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        return int(self._read(f"SELECT COUNT(*) FROM runs{where}", params)[0][0])
+
+    def run_counts(self) -> dict[str, dict[str, int]]:
+        """How many runs each workflow has, by status (for workflow listings)."""
+        counts: dict[str, dict[str, int]] = {}
+        for tag, status, number in self._read("SELECT tag, status, COUNT(*) FROM runs GROUP BY tag, status"):
+            counts.setdefault(tag, {})[status] = number
+        return counts
+
+    def set_metadata(self, run_id: str, metadata: dict[str, Any]) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET metadata = ? WHERE id = ?", (dumps(metadata) if metadata else None, run_id))
+
+    # -- the change feed (tailed by `serve`) ----------------------------------
+
+    def feed_position(self) -> int:
+        """The newest feed id: a cursor that skips everything written so far."""
+        return int(self._read("SELECT COALESCE(MAX(id), 0) FROM feed")[0][0])
+
+    def read_feed(
+        self, after: int, *, run_id: str | None = None, tag: str | None = None, limit: int = 500
+    ) -> list[FeedRow]:
+        """Feed rows after the cursor `after`, oldest first, with what each names: the status,
+        the event (ts, type, step, data) or the completed step (tag, output, timings, attempts).
+        `output` is the run's output, for a `workflow_completed` event."""
+        sql = (
+            "SELECT f.id, f.run_id, r.tag, f.kind, f.status, f.ts, e.type, e.step, e.data, "
+            "s.tag, s.output, s.started_at, s.ended_at, s.attempts, "
+            "CASE WHEN e.type = 'workflow_completed' THEN r.output END "
+            "FROM feed f JOIN runs r ON r.id = f.run_id "
+            "LEFT JOIN events e ON f.kind = 'event' AND e.id = f.ref "
+            "LEFT JOIN steps s ON f.kind = 'step' AND s.run_id = f.run_id AND s.seq = f.ref "
+            "WHERE f.id > ?"
+        )
+        params: list[Any] = [after]
+        if run_id is not None:
+            sql += " AND f.run_id = ?"
+            params.append(run_id)
+        if tag is not None:
+            sql += " AND r.tag = ?"
+            params.append(tag)
+        sql += " ORDER BY f.id LIMIT ?"
+        params.append(limit)
+        return [
+            FeedRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _loads(r[8]) or {}, r[9], _loads(r[10]),
+                    r[11], r[12], r[13], _loads(r[14]))
+            for r in self._read(sql, params)
+        ]  # fmt: skip
 
     @staticmethod
     def _run_values(run: Run) -> tuple[Any, ...]:
@@ -455,7 +506,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
             run.idempotency_key, run.parent_id, run.replayed_from, run.restarted_from, run.resumed_from,
             j(run.lineage or None), j(run.options or None), run.created_at, run.started_at, run.ended_at,
             run.deadline, run.owner, run.lease_expires_at, run.ready_at, j(run.waiting), run.cancel_requested,
-            run.current_step, run.phase, run.schedule_id,
+            run.current_step, run.phase, run.schedule_id, j(run.metadata or None),
         )  # fmt: skip
 
     @staticmethod
@@ -464,7 +515,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
             id_, tag, version, status, env, input_, output, error, failed_step, rollback_result, context,
             state, idem, parent_id, replayed_from, restarted_from, resumed_from, lineage, options,
             created_at, started_at, ended_at, deadline, owner, lease, ready_at, waiting, cancel,
-            current_step, phase, schedule_id,
+            current_step, phase, schedule_id, metadata,
         ) = row  # fmt: skip
         return Run(
             id=id_, tag=tag, version=version, status=RunStatus(status), env=env, input=json.loads(input_),
@@ -475,6 +526,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
             options=_loads(options) or {}, created_at=created_at, started_at=started_at, ended_at=ended_at,
             deadline=deadline, owner=owner, lease_expires_at=lease, ready_at=ready_at, waiting=_loads(waiting),
             cancel_requested=cancel, current_step=current_step, phase=phase, schedule_id=schedule_id,
+            metadata=_loads(metadata) or {},
         )  # fmt: skip
 
     # -- journal ----------------------------------------------------------
@@ -675,6 +727,14 @@ class SqliteStore(SchedulesAndTopicsMixin):
                 (token, run_id, seq, name, dumps(data), now),
             )
 
+    def open_hooks(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's hooks not used yet, oldest first."""
+        rows = self._read(
+            "SELECT token, name, data, created_at FROM hooks WHERE run_id = ? AND used_at IS NULL ORDER BY created_at",
+            (run_id,),
+        )
+        return [{"token": r[0], "name": r[1], "data": _loads(r[2]), "created_at": r[3]} for r in rows]
+
     def use_hook(self, token: str, now: float) -> tuple[str, str, str | None]:
         """Mark a hook used; returns (run_id, name, refusal) where refusal explains a bad token."""
         with self._write() as conn:
@@ -695,7 +755,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
         """Drop journal rows `seqs` (their attempts too; signals they consumed become pending again)
         and set run columns, in one transaction, if the run still has `expect` = (status, owner).
         False when it changed meanwhile; then nothing is written."""
-        json_columns = {"input", "output", "error", "rollback_result", "context", "state", "lineage", "options", "waiting"}
+        json_columns = {"input", "output", "error", "rollback_result", "context", "state", "lineage", "options", "waiting", "metadata"}
         with self._write() as conn:
             row = conn.execute("SELECT status, owner FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None or (row[0], row[1]) != expect:

@@ -516,7 +516,7 @@ class WorkflowTestEnv:
 
     def _drain(self) -> None:
         """Fire due schedules and execute every due run until none is due (as a worker would)."""
-        from ductape_cli.engine.schedules import fire_due, retry_if_scheduled
+        from ductape_cli.engine.schedules import fire_due, retry_failed
 
         engine = self.engine
         for _ in range(_MAX_ROUNDS):
@@ -526,8 +526,8 @@ class WorkflowTestEnv:
                 return
             run = claimed[0]
             result = engine.drive(run.id, inline_wait=0.0)
-            if run.schedule_id and result["status"] in (RunStatus.FAILED, RunStatus.ROLLED_BACK):
-                retry_if_scheduled(engine, run.id)
+            if (run.lineage or {}).get("retries_left") and result["status"] in (RunStatus.FAILED, RunStatus.ROLLED_BACK):
+                retry_failed(engine, run.id)
         raise RuntimeError(f"runs were due {_MAX_ROUNDS} times without settling; is a workflow looping?")
 
     def _settle(self, run_id: str) -> None:
