@@ -84,56 +84,62 @@ export const api = {
 };
 
 /**
- * Follow a stream of events (Server-Sent Events): one run's, or every run's
- * (`runId` null, optionally one workflow's). Browsers cannot put a header on an
- * EventSource, so the token travels as `?token=`. On a drop the stream is
- * reopened with `since` = the last event seen, so nothing is missed.
- * Returns a function that closes the stream.
+ * Follow live events over the subscribe WebSocket: one run's (`runId`) or
+ * every run of one workflow's (`workflow`). Browsers cannot put a header on a
+ * WebSocket, so the token travels as `?token=`. After a drop the socket is
+ * reopened with `since` = the last event's cursor, so nothing is missed.
+ * Returns a function that closes it.
  */
 export function subscribe({ runId = null, workflow = null, onEvent, onState = () => {} }) {
   let since = null;
-  let source = null;
+  let socket = null;
   let closed = false;
   let retry = 500;
   const open = () => {
     if (closed) return;
-    const path = runId ? `${run(runId)}/subscribe` : `${BASE}/runs/subscribe`;
-    source = new EventSource(path + query({ token: token.get(), workflow, since }));
-    source.onopen = () => {
+    const path = runId ? `${run(runId)}/subscribe` : `${BASE}/${enc(workflow)}/subscribe`;
+    const url = new URL(path + query({ token: token.get(), since }), location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    socket = new WebSocket(url);
+    socket.onopen = () => {
       retry = 500;
       onState("live");
     };
-    source.onmessage = (message) => handle(message);
-    for (const type of EVENT_TYPES) source.addEventListener(type, (message) => handle(message, type));
-    source.onerror = () => {
+    socket.onmessage = (message) => {
+      let event;
+      try {
+        event = JSON.parse(message.data);
+      } catch {
+        return;
+      }
+      if (event.type === "error") {
+        // LAGGING says where to pick up again; the socket closes next.
+        if (event.error && event.error.since !== undefined) since = event.error.since;
+        return;
+      }
+      if (event.id !== undefined && event.id !== null) since = event.id;
+      onEvent(event);
+    };
+    socket.onclose = (close) => {
+      if (closed) return;
+      if (close.code === 4401 || close.code === 4404) {
+        onState("refused");
+        return;
+      }
       onState("reconnecting");
-      source.close();
-      if (!closed) setTimeout(open, retry);
+      setTimeout(open, retry);
       retry = Math.min(retry * 2, 10000);
     };
-  };
-  const handle = (message, type) => {
-    if (message.lastEventId) since = message.lastEventId;
-    let event;
-    try {
-      event = JSON.parse(message.data);
-    } catch {
-      return;
-    }
-    if (event && typeof event === "object" && !event.type && type) event.type = type;
-    if (event && event.id !== undefined && event.id !== null) since = event.id;
-    onEvent(event);
   };
   open();
   return () => {
     closed = true;
-    if (source) source.close();
+    if (socket) socket.close();
   };
 }
 
-// Named SSE events the server may send (the seed's vocabulary); plain `message`
-// events are handled too.
-const EVENT_TYPES = [
-  "status_changed", "step_started", "step_completed", "completed", "failed",
-  "signal_received", "rolled_back", "cancelled", "event",
-];
+/** Every run of each of `tags` (the API streams per run or per workflow). */
+export function subscribeAll(tags, onEvent, onState) {
+  const closers = tags.map((workflow) => subscribe({ workflow, onEvent, onState }));
+  return () => closers.forEach((close) => close());
+}

@@ -39,6 +39,9 @@ async function route() {
     showTokenForm();
     return;
   }
+  const live = document.getElementById("live");
+  live.textContent = "";
+  delete live.dataset.state;
   const { path, params } = parseHash();
   const page = PAGES.find((p) => p.pattern.test(path));
   if (!page) {

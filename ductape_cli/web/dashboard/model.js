@@ -47,7 +47,7 @@ export async function definition(tag, version) {
 export function showLive(state) {
   const el = document.getElementById("live");
   if (!el) return;
-  el.textContent = state === "live" ? "● live" : "○ reconnecting…";
+  el.textContent = { live: "● live", reconnecting: "○ reconnecting…", refused: "✗ live updates refused" }[state] || "";
   el.dataset.state = state;
 }
 

@@ -4,7 +4,7 @@
 
 import { drawActions } from "./actions.js";
 import { ApiError, api, subscribe } from "./api.js";
-import { GLYPHS, badge, debounce, duration, facts, h, jsonBlock, message, replace, runLink, section, short, timeTag, workflowLink } from "./dom.js";
+import { GLYPHS, badge, debounce, duration, facts, h, jsonBlock, message, replace, runLink, section, short, timeTag, toDate, toMillis, when, workflowLink } from "./dom.js";
 import { definition, eventsOf, listOf, normalizeExecution, showLive } from "./model.js";
 import { drawTimeline } from "./timeline.js";
 
@@ -87,7 +87,7 @@ function drawHead(area, run) {
       ["Env", run.env],
       ["Created", timeTag(run.created_at)],
       ["Ended", run.ended_at ? timeTag(run.ended_at) : null],
-      ["Time", duration(run.execution_time)],
+      ["Time", isTerminal(run) ? duration(run.execution_time) : run.started_at ? `running for ${duration(Date.now() - toMillis(run.started_at))}` : "queued"],
       ["Current step", !isTerminal(run) ? run.current_step : null],
       ["Failed step", run.failed_step],
       ["Idempotency key", run.idempotency_key],
@@ -183,12 +183,20 @@ function drawHistory(area, events, filter) {
     h("caption", {}, `${shown.length} of ${events.length} events`),
     h("thead", {}, h("tr", {}, ["Time", "+", "Type", "Step", "Data"].map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, shown.map((e) => h("tr", { "data-type": e.type },
-      h("td", {}, timeTag(e.ts)),
+      h("td", {}, clock(e.ts)),
       h("td", { class: "num" }, duration(e.ts - start)),
       h("td", {}, h("code", {}, e.type)),
       h("td", {}, e.step || (e.data && e.data.step) || ""),
       h("td", { class: "mono data" }, e.data && Object.keys(e.data).length ? short(e.data, 140) : "")))));
   replace(area, boxes, table);
+}
+
+/** Time of day with milliseconds (the date is in the title): history rows are often ms apart. */
+function clock(ts) {
+  const d = toDate(ts);
+  if (!d) return "–";
+  const text = when(ts).slice(11) + "." + String(d.getMilliseconds()).padStart(3, "0");
+  return h("time", { datetime: d.toISOString(), title: when(ts) }, text);
 }
 
 async function drawFamily(area, run) {

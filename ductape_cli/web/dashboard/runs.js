@@ -1,7 +1,7 @@
 // Runs: newest first, filtered by workflow, status and text, paged, and live —
 // a run started anywhere on the store appears and changes status without a reload.
 
-import { api, subscribe } from "./api.js";
+import { api, subscribeAll } from "./api.js";
 import { badge, debounce, duration, h, message, replace, runLink, short, timeTag, workflowLink } from "./dom.js";
 import { normalizeRun, showLive, workflowList } from "./model.js";
 
@@ -31,7 +31,8 @@ export async function render(main, _match, params, stale) {
   };
   await load();
   const reload = debounce(() => load().catch((err) => replace(tableArea, message(err.message, "error"))), 150);
-  return subscribe({ workflow: filters.workflow || null, onEvent: reload, onState: showLive });
+  const tags = filters.workflow ? [filters.workflow] : workflows.map((w) => w.tag);
+  return subscribeAll(tags, reload, showLive);
 }
 
 function filterForm(filters, tags) {
@@ -67,15 +68,17 @@ function drawTable(area, page, filters) {
     replace(area, message(filters.offset ? "No more runs." : "No runs match.", "info"), pager(filters, count, 0));
     return;
   }
+  // Input (or, without it, the run's metadata) is shown when the API sends it.
+  const extra = rows.some((r) => r.input !== undefined) ? "Input" : rows.some((r) => r.metadata) ? "Metadata" : null;
   const table = h("table", { class: "runs" },
     h("caption", {}, `Runs ${filters.offset + 1}–${filters.offset + rows.length} of ${count}, newest first`),
     h("thead", {}, h("tr", {},
-      ["Status", "Run", "Workflow", "Input", "Env", "Created", "Time"].map((c) => h("th", { scope: "col" }, c)))),
+      ["Status", "Run", "Workflow", extra, "Env", "Created", "Time"].filter(Boolean).map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, rows.map((r) => h("tr", { "data-run": r.id, "data-status": r.status },
       h("td", {}, badge(r.status)),
       h("td", {}, runLink(r.id)),
       h("td", {}, workflowLink(r.tag)),
-      h("td", { class: "mono dim" }, r.input === undefined ? "" : short(r.input, 48)),
+      extra ? h("td", { class: "mono dim" }, short(extra === "Input" ? r.input : r.metadata || "", 48)) : null,
       h("td", {}, r.env || ""),
       h("td", {}, timeTag(r.createdAt)),
       h("td", { class: "num" }, r.status === "pending" || r.status === "running" ? "…" : duration(r.executionTime))))));
