@@ -36,12 +36,23 @@ class InvalidInput(DuctapeError):
     code = "INVALID_INPUT"
 
 
+class Conflict(InvalidInput):
+    """The request names something that exists differently: a taken run id, or an idempotency
+    key already used with other input. (An `InvalidInput` for the CLI; 409 over HTTP.)"""
+
+    code = "CONFLICT"
+
+
 class WorkflowNotFound(DuctapeError):
     code = "WORKFLOW_NOT_FOUND"
 
 
 class RunNotFound(DuctapeError):
     code = "RUN_NOT_FOUND"
+
+
+class HookNotFound(DuctapeError):
+    code = "HOOK_NOT_FOUND"
 
 
 class StoreError(DuctapeError):

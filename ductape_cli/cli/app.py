@@ -31,6 +31,7 @@ COMMAND_FAMILIES = {
     "replay": "lineage_cmds", "restart": "lineage_cmds", "related": "lineage_cmds", "compare": "lineage_cmds",
     "dispatch": "schedule_cmds", "schedules": "schedule_cmds",
     "topics": "topic_cmds", "components": "topic_cmds",
+    "serve": "serve_cmds",
 }  # fmt: skip
 COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_FAMILIES.values()))
 

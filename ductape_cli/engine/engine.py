@@ -31,7 +31,7 @@ from ductape_cli.engine.leases import (
     pid_alive,
 )
 from ductape_cli.engine.results import completed_step_tags, run_status, step_view, workflow_result
-from ductape_cli.errors import DefinitionError, InvalidInput, InvalidState, RunNotFound
+from ductape_cli.errors import Conflict, DefinitionError, HookNotFound, InvalidInput, InvalidState, RunNotFound
 from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord
 from ductape_cli.store import SqliteStore, dumps, open_store
 
@@ -285,7 +285,24 @@ class Engine:
         try:
             return self.store.create_run(run, [(now, EventType.WORKFLOW_STARTED, None, data)])
         except KeyError:
-            raise InvalidInput(f"a run with id {run.id!r} already exists; choose another --workflow-id") from None
+            raise Conflict(f"a run with id {run.id!r} already exists; choose another --workflow-id") from None
+
+    def submit(self, tag: str, input: Any = None, **options: Any) -> tuple[Run, bool]:
+        """Queue a run for a worker (what `serve` does for a remote caller). Returns ``(run, created)``.
+
+        An idempotency key already used with other input is a `Conflict`, not a silent
+        return of the other run: a remote caller cannot see that the key was reused.
+        """
+        run, created = self.start(tag, input, detach=True, **options)
+        if not created:
+            given = {} if input is None else input
+            try:
+                given = self.definition(tag).validate_input(json.loads(dumps(given)))
+            except (TypeError, ValueError):
+                pass
+            if given != run.input:
+                raise Conflict(f"idempotency key {run.idempotency_key!r} was used by run {run.id} with other input")
+        return run, created
 
     def run(self, tag: str, input: Any = None, *, wait: bool = False, observer: Observer | None = None, **options: Any) -> dict[str, Any]:
         """Start `tag` and drive it until it ends or waits (the Python form of `ductape run`)."""
@@ -571,7 +588,7 @@ class Engine:
     def deliver_hook(self, token: str, data: Any = None, *, continue_inline: bool = True, observer: Observer | None = None) -> dict[str, Any]:
         run_id, name, refusal = self.store.use_hook(token, self.clock.now())
         if refusal:
-            raise InvalidInput(refusal)
+            raise (InvalidState if run_id else HookNotFound)(refusal)
         run = self.get_run(run_id)
         if run.status.terminal:
             raise InvalidState(f"run {run.id} already {run.status}; hook {name!r} refused")

@@ -1,0 +1,95 @@
+"""A live `ductape serve` (uvicorn in a thread, a free port) over a temporary project."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.conftest import Project
+
+TOKEN = "test-token-0123456789abcdef"
+
+WORKFLOWS = '''
+from ductape_cli import workflow
+
+
+@workflow("greet")
+async def greet(ctx):
+    first = await ctx.step("first", lambda: {"n": 1})
+    second = await ctx.step("second", lambda: {"n": first["n"] + 1})
+    await ctx.step("third", lambda: {"n": second["n"] + 1})
+    return {"hello": ctx.input.get("name", "world"), "n": 3}
+
+
+@workflow("approval", signals={"approve": {"by": "string"}})
+async def approval(ctx):
+    await ctx.step("request", lambda: {"requested": True})
+    decision = await ctx.wait_for_signal("approve")
+    return {"approved_by": decision["by"]}
+
+
+@workflow("hooked")
+async def hooked(ctx):
+    hook = await ctx.create_hook("document-approval", {"doc": ctx.input.get("doc")})
+    answer = await hook.wait()
+    return {"answer": answer}
+
+
+def explode():
+    raise RuntimeError("boom")
+
+
+@workflow("failing")
+async def failing(ctx):
+    await ctx.step("ok", lambda: 1)
+    await ctx.step("explode", explode)
+
+
+@workflow("family")
+async def family(ctx):
+    child = await ctx.workflow("child-" + ctx.workflow_id, "greet", {"name": "kid"})
+    return {"child": child}
+'''
+
+
+@dataclass
+class Served:
+    project: Project
+    service: Any
+    url: str
+    token: str
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def client(self) -> Any:
+        import httpx
+
+        return httpx.Client(base_url=self.url, headers=self.headers(), timeout=30)
+
+    def ws_url(self, path: str) -> str:
+        return "ws" + self.url[len("http"):] + path
+
+
+def start_service(project: Project, *, worker: bool = True, cors: list[str] | None = None, **limits: Any) -> Any:
+    from ductape_cli.config import load_config
+    from ductape_cli.server.service import Service
+    from ductape_cli.server.settings import ServeSettings
+
+    settings = ServeSettings(token=TOKEN, cors=cors or [], **limits)
+    service = Service(load_config(project.root), settings, port=0, worker=worker, concurrency=2)
+    service.start()
+    return service
+
+
+@pytest.fixture
+def served(project: Project) -> Iterator[Served]:
+    project.write("flows", WORKFLOWS)
+    service = start_service(project, cors=["http://app.example"])
+    try:
+        yield Served(project, service, f"http://127.0.0.1:{service.port}", TOKEN)
+    finally:
+        service.stop()
