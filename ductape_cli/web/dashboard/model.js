@@ -5,16 +5,14 @@ import { api } from "./api.js";
 import { toMillis } from "./dom.js";
 
 export function normalizeRun(r) {
-  const input = r.input;
   return {
     raw: r,
     id: r.workflow_id || r.executionId || r.id,
     tag: r.workflow_tag || r.workflow || r.workflowTag || "",
     status: r.status,
     env: r.env,
-    input,
+    input: r.input,
     metadata: r.metadata,
-    inputText: [input, r.metadata].filter((v) => v !== undefined && v !== null).map((v) => JSON.stringify(v)).join(" "),
     createdAt: r.created_at ?? r.createdAt ?? r.started_at ?? r.startedAt,
     executionTime: r.execution_time ?? r.executionTime,
   };

@@ -58,11 +58,8 @@ function filterForm(filters, tags) {
 }
 
 function drawTable(area, page, filters) {
-  const all = (page.executions || page.runs || page.items || []).map(normalizeRun);
-  const needle = filters.q.toLowerCase();
-  // The server filters by text when it can; rows are also checked here so the
-  // page never shows a row that does not match what was typed.
-  const rows = needle ? all.filter((r) => r.id.toLowerCase().includes(needle) || r.inputText.toLowerCase().includes(needle)) : all;
+  // The server matches the text against run ids, inputs and metadata (`search`).
+  const rows = (page.executions || page.runs || page.items || []).map(normalizeRun);
   const count = page.count ?? page.total ?? rows.length;
   if (!rows.length) {
     replace(area, message(filters.offset ? "No more runs." : "No runs match.", "info"), pager(filters, count, 0));
