@@ -36,8 +36,8 @@ import time
 from ductape_cli import workflow
 
 
-def pause(result):
-    time.sleep(0.4)
+def pause(result, seconds=0.3):
+    time.sleep(seconds)
     return result
 
 
@@ -59,8 +59,8 @@ async def orders(ctx):
     check = await ctx.step("check", lambda: {"ok": ctx.input.amount < 1000})
     if not check["ok"]:
         return {"status": "refused"}
-    await ctx.step("reserve", lambda: {"hold": "h-1"}, rollback=lambda out: {"released": out["hold"]})
-    await ctx.step("charge", lambda: {"charge": "ch-1"}, rollback=lambda out: {"refunded": out["charge"]}, retries=2)
+    await ctx.step("reserve", lambda: pause({"hold": "h-1"}), rollback=lambda out: pause({"released": out["hold"]}))
+    await ctx.step("charge", lambda: pause({"charge": "ch-1"}), rollback=lambda out: pause({"refunded": out["charge"]}), retries=2)
     decision = await ctx.wait_for_signal(["approved"], timeout="1h")
     await ctx.step("ship", lambda: {"by": decision["approver_id"]})
     return {"status": "shipped", "by": decision["approver_id"]}

@@ -56,6 +56,7 @@ export const GLYPHS = {
   waiting: "◷",
   pending: "○",
   cancelled: "■",
+  interrupted: "■",
 };
 
 export function badge(status) {

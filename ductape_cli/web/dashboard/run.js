@@ -109,7 +109,7 @@ function stepTree(run) {
   const steps = run.steps || [];
   if (!steps.length) return message("No steps yet.");
   return h("ol", { class: "steps", "aria-label": "Steps in order" }, steps.map((step) => {
-    const status = step.status || "pending";
+    const status = shownStatus(step, run);
     const marks = [];
     if (step.attempts > 1) marks.push(h("span", { class: "mark" }, `${step.attempts} attempts`));
     if (step.has_rollback && !step.rollback_status) marks.push(h("span", { class: "mark", title: "has a rollback handler" }, "↺ rollback"));
@@ -132,6 +132,13 @@ function stepTree(run) {
       step.rollback_error ? message(`compensation error: ${step.rollback_error}`, "error") : null);
     return h("li", { "data-step": step.tag, "data-kind": step.kind || "step", "data-status": status }, h("details", {}, summary, detail));
   }));
+}
+
+/** A wait or step left open by a run that ended (cancelled, timed out) did not go on waiting. */
+function shownStatus(step, run) {
+  const status = step.status || "pending";
+  if (isTerminal(run) && (status === "waiting" || status === "running")) return run.status === "cancelled" ? "cancelled" : "interrupted";
+  return status;
 }
 
 function stepName(step) {

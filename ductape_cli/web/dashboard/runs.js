@@ -66,7 +66,7 @@ function drawTable(area, page, filters) {
     return;
   }
   // Input (or, without it, the run's metadata) is shown when the API sends it.
-  const extra = rows.some((r) => r.input !== undefined) ? "Input" : rows.some((r) => r.metadata) ? "Metadata" : null;
+  const extra = rows.some((r) => r.input !== undefined) ? "Input" : rows.some((r) => r.metadata && Object.keys(r.metadata).length) ? "Metadata" : null;
   const table = h("table", { class: "runs" },
     h("caption", {}, `Runs ${filters.offset + 1}–${filters.offset + rows.length} of ${count}, newest first`),
     h("thead", {}, h("tr", {},

@@ -31,7 +31,9 @@ export function timelineRows(status, events, now = Date.now()) {
       rows.push({ kind, label: `⚑ ${step.tag}`, status: step.status, start, end: start, instant: true });
       continue;
     }
-    const row = { kind, label: labelOf(step), status: step.status, start, end, open, segments: [] };
+    // A wait left open by a run that ended (cancelled, say) stopped where the run did.
+    const shown = open && runEnd !== null ? (status.status === "cancelled" ? "cancelled" : "interrupted") : step.status;
+    const row = { kind, label: labelOf(step), status: shown, start, end, open: open && runEnd === null, segments: [] };
     if (kind === "step") {
       // Each failed attempt is its own segment; the retry delay is the gap after it.
       let from = start;
@@ -39,9 +41,9 @@ export function timelineRows(status, events, now = Date.now()) {
         row.segments.push({ start: from, end: r.ts, status: "failed", title: `attempt failed: ${(r.error && r.error.message) || ""}` });
         from = r.ts + r.delay;
       }
-      row.segments.push({ start: Math.min(from, end), end, status: step.status, title: step.status });
+      row.segments.push({ start: Math.min(from, end), end, status: shown, title: shown });
     } else {
-      row.segments.push({ start, end, status: step.status, title: step.status });
+      row.segments.push({ start, end, status: shown, title: shown });
     }
     rows.push(row);
   }
