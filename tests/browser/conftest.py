@@ -32,6 +32,7 @@ TOKEN = "browser-test-token"
 
 WORKFLOWS = '''
 import time
+from pathlib import Path
 
 from ductape_cli import workflow
 
@@ -64,6 +65,40 @@ async def orders(ctx):
     decision = await ctx.wait_for_signal(["approved"], timeout="1h")
     await ctx.step("ship", lambda: {"by": decision["approver_id"]})
     return {"status": "shipped", "by": decision["approver_id"]}
+
+
+def needs_flag():
+    # Fails until the test creates the flag file: a failed run to resume.
+    if not Path("flag").exists():
+        raise RuntimeError("flag file missing")
+    return {"flag": True}
+
+
+@workflow("fragile", name="Fragile")
+def fragile(ctx):
+    ctx.step("prepare", lambda: {"ready": True})
+    ctx.step("use-flag", needs_flag)
+    return {"ok": True}
+'''
+
+VERSION_1 = '''
+from ductape_cli import workflow
+
+
+@workflow("evolving")
+async def evolving(ctx):
+    await ctx.step("first", lambda: 1)
+'''
+
+VERSION_2 = '''
+from ductape_cli import workflow
+
+
+@workflow("evolving")
+async def evolving(ctx):
+    await ctx.step("first", lambda: 1, retries=3)
+    await ctx.step("second", lambda: 2)
+    await ctx.workflow("child-" + ctx.workflow_id, "quick", {})
 '''
 
 
@@ -110,6 +145,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     (root / "ductape.toml").write_text(CONFIG, encoding="utf-8")
     (root / "workflows").mkdir()
     (root / "workflows" / "shop.py").write_text(textwrap.dedent(WORKFLOWS), encoding="utf-8")
+    (root / "workflows" / "evolving.py").write_text(VERSION_1, encoding="utf-8")
     shots = Path(os.environ.get("DUCTAPE_SCREENSHOTS") or tmp_path_factory.mktemp("dashboard-screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
     env = ductape_subprocess_env(root)

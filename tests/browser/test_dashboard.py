@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import TOKEN, Served
+from tests.browser.conftest import TOKEN, VERSION_2, Served
 
 pytestmark = pytest.mark.slow
 
@@ -28,8 +28,11 @@ def status(served: Served, run_id: str) -> dict[str, Any]:
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
-def shoot(page: Any, served: Served, name: str) -> None:
+def shoot(page: Any, served: Served, name: str, top: bool = False) -> None:
+    """Save the whole page; with `top`, also what fits the window (the README's pictures)."""
     page.screenshot(path=str(served.shots / f"{name}.png"), full_page=True)
+    if top:
+        page.screenshot(path=str(served.shots / f"{name}-top.png"))
 
 
 def unlabelled(page: Any) -> list[str]:
@@ -106,6 +109,46 @@ def test_run_page_draws_a_timeline_with_one_bar_per_step(page: Any, served: Serv
     assert page.evaluate("document.activeElement.tagName") == "H1"  # focus lands on the page's heading
     assert unlabelled(page) == []
 
+    # The history's type filters: hide the step events, keep the rest.
+    history = page.locator("table.history tbody tr")
+    everything = history.count()
+    page.get_by_label(re.compile(r"^steps \(6\)$")).uncheck()
+    assert history.count() == everything - 6
+    assert page.locator("table.history tr[data-type^=step_]").count() == 0
+    assert page.locator("table.history caption").inner_text() == f"{everything - 6} of {everything} events"
+
+
+def test_replay_starts_a_new_run_linked_to_the_original(page: Any, served: Served) -> None:
+    original = started(served, "quick")["workflow_id"]
+    page.goto(f"/#/runs/{original}")
+    page.locator("#replay-reason").fill("after the fix")
+    asked = accept_next_dialog(page)
+    page.get_by_role("button", name="Replay").click()
+
+    page.wait_for_url(re.compile(r"#/runs/(?!" + re.escape(original) + ")"), timeout=LIVE)
+    replayed = page.url.rsplit("/", 1)[1]
+    assert asked == [f"Replay {original} as a new run?"]
+    page.locator("h1 .badge[data-status=completed]").wait_for(timeout=LIVE)
+    assert page.get_by_role("link", name=original).count() >= 1  # "replay of" in the run's facts
+    assert status(served, replayed)["replayed_from"] == original
+
+
+def test_resume_continues_a_failed_run_from_its_journal(page: Any, served: Served) -> None:
+    failed = served.cli("run", "fragile", "--json")
+    assert failed.returncode == 1, failed.stderr
+    run_id = json.loads(failed.stdout)["workflow_id"]
+    page.goto(f"/#/runs/{run_id}")
+    page.locator("ol.steps li[data-step=use-flag][data-status=failed]").wait_for()
+    (served.root / "flag").write_text("now it works")
+    page.get_by_label("Continue from").select_option(label="step use-flag")
+    asked = accept_next_dialog(page)
+    page.get_by_role("button", name="Resume").click()
+
+    page.locator("h1 .badge[data-status=completed]").wait_for(timeout=LIVE)
+    assert asked == [f"Resume {run_id} from step use-flag?"]
+    after = status(served, run_id)
+    assert after["status"] == "completed" and after["output"] == {"ok": True}
+
 
 def test_signal_form_completes_a_waiting_run(page: Any, served: Served) -> None:
     run = started(served, "orders", "--input", '{"amount": 40}')
@@ -143,7 +186,7 @@ def test_cancel_rolls_the_run_back_and_shows_the_compensations(page: Any, served
     after = status(served, run["workflow_id"])
     assert after["status"] == "cancelled"
     assert after["rollback_result"]["rolled_back_steps"] == ["charge", "reserve"]
-    shoot(page, served, "run")
+    shoot(page, served, "run", top=True)
 
 
 def test_compare_shows_the_input_difference_of_a_restarted_run(page: Any, served: Served) -> None:
@@ -163,7 +206,7 @@ def test_compare_shows_the_input_difference_of_a_restarted_run(page: Any, served
 
     row = page.locator("table.input-diff tr[data-field=amount]")
     row.wait_for()
-    assert [row.locator("td").nth(i).inner_text() for i in range(2)] in (["5", "7"], ["7", "5"])
+    assert [row.locator("td").nth(i).inner_text() for i in range(2)] == ["5", "7"]  # the original on the left
     assert page.locator("h1").inner_text() == "Compare runs"
     shoot(page, served, "compare")
 
@@ -181,7 +224,24 @@ def test_workflow_page_draws_the_graph_with_the_condition_text(page: Any, served
     page.locator("#versions li[data-version]").first.wait_for()
     assert "first version" in page.locator("#versions").inner_text()
     assert unlabelled(page) == []
-    shoot(page, served, "workflow")
+    shoot(page, served, "workflow", top=True)
+
+
+def test_workflow_page_lists_versions_with_what_changed_and_links_child_workflows(page: Any, served: Served) -> None:
+    (served.root / "workflows" / "evolving.py").write_text(VERSION_2, encoding="utf-8")
+    defined = served.cli("define")
+    assert defined.returncode == 0, defined.stderr
+    page.goto("/#/workflows/evolving")
+    newest = page.locator("#versions > ol > li").first
+    newest.wait_for()
+    assert page.locator("#versions > ol > li").count() == 2
+    changes = newest.locator("ul.changes li").all_inner_texts()
+    assert changes == ["+ step second", "~ step first: retries, retry_delay_ms", "+ child quick"]
+    child = page.locator("svg.graph a g.node[data-kind=child]")
+    assert child.get_attribute("data-label") == "⎘ child quick"
+    page.locator("svg.graph a[aria-label='child workflow quick']").click()
+    page.wait_for_url(re.compile(r"#/workflows/quick$"))
+    page.locator("svg.graph g.node[data-label=step-1]").wait_for()
 
 
 def test_schedules_page_lists_and_pauses_and_resumes(page: Any, served: Served) -> None:

@@ -13,7 +13,8 @@ export async function render(main, [a, b], _params, stale) {
   const runs = diff.runs || {};
   const head = (id, run) => h("div", { class: "side" },
     h("p", {}, badge((runs[id] || run).status), " ", runLink(id)),
-    h("p", {}, workflowLink(run.workflow_tag), " · ", duration((runs[id] || run).execution_time)));
+    h("p", {}, workflowLink(run.workflow_tag), " · ",
+      ["completed", "failed", "rolled_back", "cancelled"].includes(run.status) ? duration(run.execution_time) : "not finished"));
   replace(main,
     h("h1", { tabindex: "-1" }, "Compare runs"),
     h("div", { class: "two" }, head(idA, runA), head(idB, runB)),

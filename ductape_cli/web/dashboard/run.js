@@ -35,7 +35,7 @@ export async function render(main, [runId], _params, stale) {
     events = eventsOf(history);
     drawHead(parts.head, run);
     replace(parts.waiting, waitingNotice(run));
-    replace(parts.steps, stepTree(run));
+    drawSteps(parts.steps, run);
     drawTimelineInto(parts.timeline, run, events);
     replace(parts.io, ioBlocks(run));
     drawHistory(parts.history, events, historyFilter);
@@ -75,7 +75,16 @@ function drawTimelineInto(area, run, events) {
   replace(area, drawTimeline(run, events, { width }));
 }
 
+/** Redraw the step tree, keeping open the steps the reader opened. */
+function drawSteps(area, run) {
+  const open = new Set([...area.querySelectorAll("li[data-step] > details[open]")].map((d) => d.parentElement.dataset.step));
+  replace(area, stepTree(run));
+  for (const li of area.querySelectorAll("li[data-step]")) if (open.has(li.dataset.step)) li.firstChild.open = true;
+}
+
 function drawHead(area, run) {
+  // A live redraw must not take focus away from the heading the router focused.
+  const focused = area.contains(document.activeElement);
   const lineage = [
     ["parent", run.parent_id], ["replay of", run.replayed_from], ["restart of", run.restarted_from], ["resumed from", run.resumed_from],
   ].filter(([, id]) => id);
@@ -93,6 +102,7 @@ function drawHead(area, run) {
       ["Idempotency key", run.idempotency_key],
       ...lineage.map(([what, id]) => [what, runLink(id)]),
     ]));
+  if (focused) area.querySelector("h1").focus({ preventScroll: true });
 }
 
 const isTerminal = (run) => ["completed", "failed", "rolled_back", "cancelled"].includes(run.status);
@@ -198,6 +208,13 @@ function drawHistory(area, events, filter) {
   replace(area, boxes, table);
 }
 
+/** Compare the older run (left) with the newer (right). */
+function compareLink(run, other) {
+  const [a, b] = (toMillis(other.created_at) ?? 0) <= (toMillis(run.created_at) ?? 0)
+    ? [other.workflow_id, run.workflow_id] : [run.workflow_id, other.workflow_id];
+  return h("a", { href: `#/compare/${encodeURIComponent(a)}/${encodeURIComponent(b)}`, class: "compare-link" }, "compare with this run");
+}
+
 /** Time of day with milliseconds (the date is in the title): history rows are often ms apart. */
 function clock(ts) {
   const d = toDate(ts);
@@ -228,7 +245,7 @@ async function drawFamily(area, run) {
       return h("li", { style: `margin-left: ${(r.depth || 0) * 1.5}em`, "aria-current": me ? "true" : null },
         badge(r.status), " ", me ? h("strong", { class: "mono" }, r.workflow_id + " (this run)") : runLink(r.workflow_id),
         " ", h("span", { class: "dim" }, r.type || ""),
-        me ? null : [" ", h("a", { href: `#/compare/${encodeURIComponent(run.workflow_id)}/${encodeURIComponent(r.workflow_id)}`, class: "compare-link" }, "compare with this run")]);
+        me ? null : [" ", compareLink(run, r)]);
     })));
   }
   replace(area, blocks.length ? blocks : message("No children, replays, restarts or resumes."));
