@@ -128,8 +128,8 @@ def test_replay_starts_a_new_run_linked_to_the_original(page: Any, served: Serve
     page.wait_for_url(re.compile(r"#/runs/(?!" + re.escape(original) + ")"), timeout=LIVE)
     replayed = page.url.rsplit("/", 1)[1]
     assert asked == [f"Replay {original} as a new run?"]
-    page.locator("h1 .badge[data-status=completed]").wait_for(timeout=LIVE)
-    assert page.get_by_role("link", name=original).count() >= 1  # "replay of" in the run's facts
+    page.locator(f"h1:has-text('{replayed}') .badge[data-status=completed]").wait_for(timeout=LIVE)
+    page.locator("dl.facts").get_by_role("link", name=original).wait_for()  # "replay of" in the run's facts
     assert status(served, replayed)["replayed_from"] == original
 
 
@@ -198,6 +198,7 @@ def test_compare_shows_the_input_difference_of_a_restarted_run(page: Any, served
 
     page.wait_for_url(re.compile(r"#/runs/(?!" + re.escape(run["workflow_id"]) + ")"), timeout=LIVE)
     restarted = page.url.rsplit("/", 1)[1]
+    page.locator(f"h1:has-text('{restarted}')").wait_for()
     page.get_by_text(f"restarted: new run {restarted}").wait_for()
     assert status(served, restarted)["restarted_from"] == run["workflow_id"]
     link = page.get_by_role("link", name="compare with this run")
