@@ -7,7 +7,9 @@ store exactly as it would with a worker in another process.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -72,7 +74,7 @@ class Service:
             app, host=self.host, port=self.port, access_log=False, log_level="warning", lifespan="on",
             ws_max_size=WS_MAX_MESSAGE_BYTES, timeout_graceful_shutdown=3,
         )  # fmt: skip
-        return uvicorn.Server(config)
+        return _quiet_server(uvicorn)(config)
 
     def _start_worker(self) -> None:
         if self.worker is not None:
@@ -86,12 +88,21 @@ class Service:
             self.worker.engine.close()
 
     def run(self) -> None:
-        """Serve until SIGINT/SIGTERM (uvicorn handles them), then stop the worker cleanly."""
-        self._server = self._uvicorn()
+        """Serve until SIGINT/SIGTERM, then stop the worker cleanly (its runs are released) and return."""
+        server = self._server = self._uvicorn()
+
+        def stop(signum: int, frame: object) -> None:
+            if server.should_exit and signum == signal.SIGINT:
+                server.force_exit = True  # a second Ctrl-C: stop waiting for open streams
+            server.should_exit = True
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         self._start_worker()
         try:
-            self._server.run()
+            server.run()
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             self._stop_worker()
             self.engine.close()
 
@@ -120,3 +131,15 @@ class Service:
             self._server_thread.join(timeout=30)
         self._stop_worker()
         self.engine.close()
+
+
+def _quiet_server(uvicorn: Any) -> Any:
+    """uvicorn's Server without its signal handling: it re-raises SIGTERM after shutdown, which
+    would kill the process before the worker is stopped; `Service.run` handles signals itself."""
+
+    class QuietServer(uvicorn.Server):  # type: ignore[misc, name-defined]
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:
+            yield
+
+    return QuietServer
