@@ -46,7 +46,7 @@ def test_public_files_need_no_token(served: Served) -> None:
     assert sdk.status_code == 200 and sdk.headers["content-type"].startswith("text/javascript")
     assert "export class Ductape" in sdk.text
     assert httpx.get(served.url + "/api/openapi.json").status_code == 200
-    assert httpx.get(served.url + "/").status_code == 404  # `/` is left to the dashboard
+    assert httpx.get(served.url + "/").status_code == 200  # the dashboard (issue 21)
 
 
 def test_cors_preflight_and_simple_requests(served: Served) -> None:
