@@ -32,6 +32,7 @@ def shoot(page: Any, served: Served, name: str, top: bool = False) -> None:
     """Save the whole page; with `top`, also what fits the window (the README's pictures)."""
     page.screenshot(path=str(served.shots / f"{name}.png"), full_page=True)
     if top:
+        page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(served.shots / f"{name}-top.png"))
 
 

@@ -22,10 +22,12 @@ export async function render(main, [tag], params, stale) {
       " · rollback ", options.rollback_strategy || "reverse_all",
       options.timeout_ms ? ` · timeout ${duration(options.timeout_ms)}` : "",
       def.source_path ? [" · ", h("span", { class: "mono" }, def.source_path)] : ""),
-    section("Graph", h("div", { class: "scroll-x" }, drawGraph(schema)), stepTable(schema)),
-    section("Signals and queries", signalsOf(options)),
-    section("Versions", h("div", { id: "versions" }, message("Loading versions…"))),
-    section("Recent runs", recentRuns(runs, tag)));
+    h("div", { class: "wf-grid" },
+      section("Graph", h("div", { class: "scroll-x" }, drawGraph(schema)), stepTable(schema)),
+      h("div", {},
+        section("Versions", h("div", { id: "versions" }, message("Loading versions…"))),
+        section("Recent runs", recentRuns(runs, tag)),
+        section("Signals and queries", signalsOf(options)))));
   drawVersions(document.getElementById("versions"), tag, versions, def.version, stale).catch((err) =>
     replace(document.getElementById("versions"), message(err.message, "error")));
 }
