@@ -17,6 +17,10 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 def mount(app: FastAPI) -> None:
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
-        return FileResponse(WEB / "index.html", media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+        return FileResponse(
+            WEB / "index.html",
+            media_type="text/html; charset=utf-8",
+            headers={"Cache-Control": "no-cache"},
+        )
 
     app.mount("/dashboard", StaticFiles(directory=WEB / "dashboard"), name="dashboard")

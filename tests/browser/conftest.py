@@ -14,7 +14,7 @@ import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 TOKEN = "browser-test-token"
 
-WORKFLOWS = '''
+WORKFLOWS = """
 import time
 from pathlib import Path
 
@@ -79,18 +79,18 @@ def fragile(ctx):
     ctx.step("prepare", lambda: {"ready": True})
     ctx.step("use-flag", needs_flag)
     return {"ok": True}
-'''
+"""
 
-VERSION_1 = '''
+VERSION_1 = """
 from ductape_cli import workflow
 
 
 @workflow("evolving")
 async def evolving(ctx):
     await ctx.step("first", lambda: 1)
-'''
+"""
 
-VERSION_2 = '''
+VERSION_2 = """
 from ductape_cli import workflow
 
 
@@ -99,7 +99,7 @@ async def evolving(ctx):
     await ctx.step("first", lambda: 1, retries=3)
     await ctx.step("second", lambda: 2)
     await ctx.workflow("child-" + ctx.workflow_id, "quick", {})
-'''
+"""
 
 
 def free_port() -> int:
@@ -114,7 +114,6 @@ class Served:
     url: str
     log: Path
     shots: Path
-    cli_runs: list[Any] = field(default_factory=list)
 
     def cli(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
         """`ductape ARGS` in its own process on the served project."""
@@ -146,16 +145,26 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     (root / "workflows").mkdir()
     (root / "workflows" / "shop.py").write_text(textwrap.dedent(WORKFLOWS), encoding="utf-8")
     (root / "workflows" / "evolving.py").write_text(VERSION_1, encoding="utf-8")
-    shots = Path(os.environ.get("DUCTAPE_SCREENSHOTS") or tmp_path_factory.mktemp("dashboard-screenshots"))
+    shots = Path(
+        os.environ.get("DUCTAPE_SCREENSHOTS") or tmp_path_factory.mktemp("dashboard-screenshots")
+    )
     shots.mkdir(parents=True, exist_ok=True)
     env = ductape_subprocess_env(root)
-    defined = subprocess.run(ductape_cmd("define"), cwd=root, env=env, capture_output=True, text=True, timeout=90)
+    defined = subprocess.run(
+        ductape_cmd("define"), cwd=root, env=env, capture_output=True, text=True, timeout=90
+    )
     assert defined.returncode == 0, defined.stderr
     port = free_port()
     log = root / "serve.log"
     env["DUCTAPE_TOKEN"] = TOKEN
     with log.open("wb") as out:
-        proc = subprocess.Popen(ductape_cmd("serve", "--port", str(port)), cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            ductape_cmd("serve", "--port", str(port)),
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(url, proc, log)

@@ -78,7 +78,9 @@ def test_the_token_is_asked_once_and_kept_for_the_tab(browser: Any, served: Serv
         context.close()
 
 
-def test_runs_page_shows_a_run_started_elsewhere_and_its_completion_without_reload(page: Any, served: Served) -> None:
+def test_runs_page_shows_a_run_started_elsewhere_and_its_completion_without_reload(
+    page: Any, served: Served
+) -> None:
     page.goto("/#/runs")
     page.locator("#live[data-state=live]").wait_for()
     page.evaluate("window.__sameDocument = true")
@@ -103,11 +105,17 @@ def test_run_page_draws_a_timeline_with_one_bar_per_step(page: Any, served: Serv
     bars = page.locator("svg.timeline g.bar[data-kind=step]")
     bars.first.wait_for()
     assert bars.count() == 3
-    assert [bars.nth(i).get_attribute("data-label") for i in range(3)] == ["step-1", "step-2", "step-3"]
+    assert [bars.nth(i).get_attribute("data-label") for i in range(3)] == [
+        "step-1",
+        "step-2",
+        "step-3",
+    ]
     assert {bars.nth(i).get_attribute("data-status") for i in range(3)} == {"completed"}
     assert page.locator("ol.steps li[data-status=completed]").count() == 3
     assert page.locator("table.history tr[data-type=step_completed]").count() == 3
-    assert page.evaluate("document.activeElement.tagName") == "H1"  # focus lands on the page's heading
+    assert (
+        page.evaluate("document.activeElement.tagName") == "H1"
+    )  # focus lands on the page's heading
     assert unlabelled(page) == []
 
     # The history's type filters: hide the step events, keep the rest.
@@ -116,7 +124,10 @@ def test_run_page_draws_a_timeline_with_one_bar_per_step(page: Any, served: Serv
     page.get_by_label(re.compile(r"^steps \(6\)$")).uncheck()
     assert history.count() == everything - 6
     assert page.locator("table.history tr[data-type^=step_]").count() == 0
-    assert page.locator("table.history caption").inner_text() == f"{everything - 6} of {everything} events"
+    assert (
+        page.locator("table.history caption").inner_text()
+        == f"{everything - 6} of {everything} events"
+    )
 
 
 def test_replay_starts_a_new_run_linked_to_the_original(page: Any, served: Served) -> None:
@@ -130,7 +141,9 @@ def test_replay_starts_a_new_run_linked_to_the_original(page: Any, served: Serve
     replayed = page.url.rsplit("/", 1)[1]
     assert asked == [f"Replay {original} as a new run?"]
     page.locator(f"h1:has-text('{replayed}') .badge[data-status=completed]").wait_for(timeout=LIVE)
-    page.locator("dl.facts").get_by_role("link", name=original).wait_for()  # "replay of" in the run's facts
+    page.locator("dl.facts").get_by_role(
+        "link", name=original
+    ).wait_for()  # "replay of" in the run's facts
     assert status(served, replayed)["replayed_from"] == original
 
 
@@ -181,9 +194,17 @@ def test_cancel_rolls_the_run_back_and_shows_the_compensations(page: Any, served
     assert asked and "rollback strategy applies" in asked[0]
     page.get_by_text("compensated: charge, reserve").wait_for()
     for tag in ("reserve", "charge"):
-        assert page.locator(f"ol.steps li[data-step={tag}][data-status=rolled_back] .mark.compensated").count() == 1
+        assert (
+            page.locator(
+                f"ol.steps li[data-step={tag}][data-status=rolled_back] .mark.compensated"
+            ).count()
+            == 1
+        )
     undo = page.locator("svg.timeline g.bar[data-kind=compensation]")
-    assert [undo.nth(i).get_attribute("data-label") for i in range(undo.count())] == ["↺ undo charge", "↺ undo reserve"]
+    assert [undo.nth(i).get_attribute("data-label") for i in range(undo.count())] == [
+        "↺ undo charge",
+        "↺ undo reserve",
+    ]
     after = status(served, run["workflow_id"])
     assert after["status"] == "cancelled"
     assert after["rollback_result"]["rolled_back_steps"] == ["charge", "reserve"]
@@ -208,7 +229,10 @@ def test_compare_shows_the_input_difference_of_a_restarted_run(page: Any, served
 
     row = page.locator("table.input-diff tr[data-field=amount]")
     row.wait_for()
-    assert [row.locator("td").nth(i).inner_text() for i in range(2)] == ["5", "7"]  # the original on the left
+    assert [row.locator("td").nth(i).inner_text() for i in range(2)] == [
+        "5",
+        "7",
+    ]  # the original on the left
     assert page.locator("h1").inner_text() == "Compare runs"
     shoot(page, served, "compare")
 
@@ -229,7 +253,9 @@ def test_workflow_page_draws_the_graph_with_the_condition_text(page: Any, served
     shoot(page, served, "workflow", top=True)
 
 
-def test_workflow_page_lists_versions_with_what_changed_and_links_child_workflows(page: Any, served: Served) -> None:
+def test_workflow_page_lists_versions_with_what_changed_and_links_child_workflows(
+    page: Any, served: Served
+) -> None:
     (served.root / "workflows" / "evolving.py").write_text(VERSION_2, encoding="utf-8")
     defined = served.cli("define")
     assert defined.returncode == 0, defined.stderr
@@ -247,7 +273,9 @@ def test_workflow_page_lists_versions_with_what_changed_and_links_child_workflow
 
 
 def test_schedules_page_lists_and_pauses_and_resumes(page: Any, served: Served) -> None:
-    made = served.cli("dispatch", "orders", "--input", '{"amount": 1}', "--cron", "0 9 * * *", "--json")
+    made = served.cli(
+        "dispatch", "orders", "--input", '{"amount": 1}', "--cron", "0 9 * * *", "--json"
+    )
     assert made.returncode == 0, made.stderr
     job = json.loads(made.stdout)["job_id"]
     page.goto("/#/schedules")

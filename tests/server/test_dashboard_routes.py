@@ -23,8 +23,16 @@ def test_the_page_and_its_modules_are_served_without_a_token(served: Served) -> 
 def test_run_lists_search_the_id_input_and_metadata(served: Served) -> None:
     with served.client() as c:
         ids = {}
-        for name, meta in (("alice", {"team": "blue"}), ("bob", {"team": "red"}), ("50%_off", None)):
-            body = {"workflow": "greet", "input": {"name": name}, "options": {"metadata": meta} if meta else {}}
+        for name, meta in (
+            ("alice", {"team": "blue"}),
+            ("bob", {"team": "red"}),
+            ("50%_off", None),
+        ):
+            body = {
+                "workflow": "greet",
+                "input": {"name": name},
+                "options": {"metadata": meta} if meta else {},
+            }
             response = c.post("/api/workflows/runs", json=body)
             assert response.status_code == 201, response.text
             ids[name] = response.json()["executionId"]
@@ -49,14 +57,21 @@ def test_schedules_list_show_pause_and_resume(served: Served) -> None:
 
     engine = served.project.engine()
     try:
-        job = schedules.create(engine, "greet", {"name": "cron"}, cron="0 9 * * *", timezone="Europe/Paris")["job_id"]
+        job = schedules.create(
+            engine, "greet", {"name": "cron"}, cron="0 9 * * *", timezone="Europe/Paris"
+        )["job_id"]
     finally:
         engine.close()
     with served.client() as c:
         listed = c.get("/api/schedules").json()
         assert listed["count"] == 1
         row = listed["schedules"][0]
-        assert (row["job_id"], row["tag"], row["cron"], row["paused"]) == (job, "greet", "0 9 * * *", False)
+        assert (row["job_id"], row["tag"], row["cron"], row["paused"]) == (
+            job,
+            "greet",
+            "0 9 * * *",
+            False,
+        )
         assert len(row["next_fire_times"]) == 3 and "T09:00:00+0" in row["next_fire_times"][0]
 
         assert c.post(f"/api/schedules/{job}/pause").json()["paused"] is True
