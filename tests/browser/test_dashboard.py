@@ -98,6 +98,23 @@ def test_runs_page_shows_a_run_started_elsewhere_and_its_completion_without_relo
     shoot(page, served, "runs")
 
 
+def test_runs_page_filters_by_workflow_status_and_text(page: Any, served: Served) -> None:
+    marked = started(served, "quick", "--input", '{"customer": "zebra-17"}')["workflow_id"]
+    other = started(served, "quick", "--input", '{"customer": "okapi-3"}')["workflow_id"]
+    page.goto("/#/runs")
+    page.locator(f"tr[data-run='{other}']").wait_for()
+    page.get_by_label("Workflow").select_option("quick")
+    page.get_by_label("Status").select_option("completed")
+    page.get_by_label("Text").fill("ZEBRA")
+    page.get_by_role("button", name="Filter").click()
+
+    page.wait_for_url(re.compile(r"workflow=quick&status=completed&q=ZEBRA"))
+    page.locator(f"tr[data-run='{other}']").wait_for(state="detached")
+    rows = page.locator("table.runs tbody tr")
+    assert [rows.nth(i).get_attribute("data-run") for i in range(rows.count())] == [marked]
+    assert page.locator("table.runs caption").inner_text() == "Runs 1–1 of 1, newest first"
+
+
 def test_run_page_draws_a_timeline_with_one_bar_per_step(page: Any, served: Served) -> None:
     run = started(served, "quick")
     assert run["status"] == "completed"
