@@ -67,7 +67,8 @@ def list_runs(
         return
     if not use_rich():
         for r in runs:
-            typer.echo(f"{r.id}\t{r.tag}\t{r.status}\t{r.env or '-'}")
+            meta = "\t" + json.dumps(r.metadata, sort_keys=True) if r.metadata else ""
+            typer.echo(f"{r.id}\t{r.tag}\t{r.status}\t{r.env or '-'}{meta}")
         return
     from ductape_cli.render.views import console, runs_table
 

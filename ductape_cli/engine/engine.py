@@ -31,7 +31,14 @@ from ductape_cli.engine.leases import (
     pid_alive,
 )
 from ductape_cli.engine.results import completed_step_tags, run_status, step_view, workflow_result
-from ductape_cli.errors import Conflict, DefinitionError, HookNotFound, InvalidInput, InvalidState, RunNotFound
+from ductape_cli.errors import (
+    Conflict,
+    DefinitionError,
+    HookNotFound,
+    InvalidInput,
+    InvalidState,
+    RunNotFound,
+)
 from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord
 from ductape_cli.store import SqliteStore, dumps, open_store
 
@@ -270,7 +277,7 @@ class Engine:
             created_at=now, started_at=None if detach else now,
             deadline=now + timeout_ms / 1000 if timeout_ms else None,
             owner=None if detach else self.owner, lease_expires_at=None if detach else now + LEASE_TTL,
-            ready_at=now, schedule_id=schedule_id, metadata=metadata,
+            ready_at=now, schedule_id=schedule_id, metadata=metadata or {},
         )  # fmt: skip
         for field_name, value in (links or {}).items():
             setattr(run, field_name, value)
@@ -467,6 +474,10 @@ class Engine:
         """The hooks a run created (`ctx.create_hook`) and nobody used yet; `name` picks one kind."""
         run = self.get_run(run_id)
         return [h for h in self.store.open_hooks(run.id) if name is None or h["name"] == name]
+
+    def enable_feed(self) -> None:
+        """Start recording this store's changes for `feed` (what `serve` does on start)."""
+        self.store.enable_feed()
 
     def feed_position(self) -> int:
         """A cursor for `feed` that skips everything already written."""

@@ -279,7 +279,7 @@ def create_app(engine: Engine, settings: ServeSettings, *, wake: Callable[[], No
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, Any]:
-        return {"ok": True}
+        return {"ok": True, "subscriptions": hub.count}
 
     if settings.cors:
         app.add_middleware(

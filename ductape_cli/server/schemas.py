@@ -29,7 +29,7 @@ class RunOptions(Body):
 class StartRun(Body):
     workflow: str = Field(description="Workflow tag, e.g. process-order.")
     input: Any = Field(None, description="The run's input (JSON).")
-    options: RunOptions = Field(default_factory=RunOptions)
+    options: RunOptions = Field(default_factory=lambda: RunOptions.model_validate({}))
 
 
 class SignalBody(Body):

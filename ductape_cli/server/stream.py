@@ -78,6 +78,7 @@ class Hub:
     # -- the tailer thread --------------------------------------------------------
 
     def start(self) -> None:
+        self.engine.enable_feed()
         self.cursor = self.engine.feed_position()
         self._thread = threading.Thread(target=self._tail, name="ductape-feed", daemon=True)
         self._thread.start()

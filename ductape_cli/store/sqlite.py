@@ -31,7 +31,7 @@ from ductape_cli.models import (
 )
 from ductape_cli.store.encoding import dumps
 from ductape_cli.store.encoding import loads as _loads
-from ductape_cli.store.migrations import MIGRATIONS
+from ductape_cli.store.migrations import FEED_TRIGGERS, MIGRATIONS
 from ductape_cli.store.sqlite_jobs import SchedulesAndTopicsMixin
 
 BUSY_TIMEOUT_MS = 30_000
@@ -454,6 +454,13 @@ class SqliteStore(SchedulesAndTopicsMixin):
             conn.execute("UPDATE runs SET metadata = ? WHERE id = ?", (dumps(metadata) if metadata else None, run_id))
 
     # -- the change feed (tailed by `serve`) ----------------------------------
+
+    def enable_feed(self) -> None:
+        """Install the triggers that fill the change feed (idempotent); from now on every writer
+        of this store, in any process, records its changes there."""
+        with self._write() as conn:
+            for statement in FEED_TRIGGERS:
+                conn.execute(statement)
 
     def feed_position(self) -> int:
         """The newest feed id: a cursor that skips everything written so far."""

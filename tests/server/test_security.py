@@ -139,7 +139,7 @@ def test_serve_command_prints_the_new_token_once(project: Project) -> None:
         proc = subprocess.Popen(ductape_cmd("serve", "--port", str(port), "--no-worker"), cwd=project.root, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
         try:
-            def up() -> bool:
+            def up(port: int = port) -> bool:
                 try:
                     return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
                 except httpx.HTTPError:
