@@ -64,9 +64,12 @@ export async function render(main, [runId], _params, stale) {
       drawTimelineInto(parts.timeline, current, events);
     }
   }, 1000);
+  const resized = debounce(() => current && drawTimelineInto(parts.timeline, current, events), 150);
+  window.addEventListener("resize", resized);
   return () => {
     stop();
     clearInterval(tick);
+    window.removeEventListener("resize", resized);
   };
 }
 
