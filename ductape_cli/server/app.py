@@ -88,7 +88,7 @@ def create_app(engine: Engine, settings: ServeSettings, *, wake: Callable[[], No
 
     app = FastAPI(
         title="ductape", summary="Durable workflows over HTTP: start, inspect, signal, cancel and subscribe to runs.",
-        openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None, lifespan=lifespan,
+        openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan,
     )  # fmt: skip
     app.state.hub = hub
     install_error_handlers(app)
@@ -272,6 +272,10 @@ def create_app(engine: Engine, settings: ServeSettings, *, wake: Callable[[], No
     app.include_router(api)
     app.include_router(schedules.router(engine, authorize))
     dashboard.mount(app)
+
+    @app.get("/api/openapi.json", include_in_schema=False, dependencies=[Depends(authorize)])
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
 
     @app.get("/sdk.js", include_in_schema=False)
     def sdk() -> FileResponse:
@@ -459,8 +463,11 @@ async def websocket_stream(
     websocket: WebSocket, settings: ServeSettings, hub: Hub,
     run_of: Callable[[], str] | None, tag_of: Callable[[], str] | None,
 ) -> None:  # fmt: skip
-    """One subscription over a WebSocket: JSON events out; the client's close ends it."""
-    await websocket.accept()
+    """One subscription over a WebSocket: JSON events out; the client's close ends it.
+
+    The subscription is registered before the handshake completes, so a client that sees the
+    socket open (and then starts a run) cannot miss that run's first events.
+    """
     try:
         check_token(settings.token, websocket.headers.get("authorization"), websocket.query_params.get("token"))
         run_id = await asyncio.to_thread(run_of) if run_of else None
@@ -471,9 +478,11 @@ async def websocket_stream(
         since = int(text) if text is not None else (0 if run_id else None)
         sub, live_from = hub.subscribe(run_id=run_id, tag=tag)
     except DuctapeError as exc:
+        await websocket.accept()
         await _close_with_error(websocket, exc.code, exc.message, 4000 + http_status(exc))
         return
     try:
+        await websocket.accept()
         await _pump(websocket, hub.events(sub, since, live_from))
     except Lagging as lag:
         await _close_with_error(websocket, "LAGGING", str(lag), 4408, since=lag.cursor)

@@ -18,7 +18,7 @@ from tests.server.conftest import Served
 def api_routes(served: Served) -> list[tuple[str, str]]:
     import httpx
 
-    schema = httpx.get(served.url + "/api/openapi.json").json()
+    schema = httpx.get(served.url + "/api/openapi.json", headers=served.headers()).json()
     routes = []
     for path, methods in schema["paths"].items():
         concrete = re.sub(r"\{[^}]+\}", "x", path)
@@ -45,7 +45,8 @@ def test_public_files_need_no_token(served: Served) -> None:
     sdk = httpx.get(served.url + "/sdk.js")
     assert sdk.status_code == 200 and sdk.headers["content-type"].startswith("text/javascript")
     assert "export class Ductape" in sdk.text
-    assert httpx.get(served.url + "/api/openapi.json").status_code == 200
+    assert httpx.get(served.url + "/api/openapi.json").status_code == 401  # the schema is part of the API
+    assert httpx.get(served.url + "/api/docs").status_code == 404  # no pages that load scripts from a CDN
     assert httpx.get(served.url + "/").status_code == 200  # the dashboard (issue 21)
 
 
@@ -121,6 +122,7 @@ def test_other_commands_do_not_import_the_server() -> None:
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_serve_command_prints_the_new_token_once(project: Project) -> None:
     """`ductape serve` as a process: the first start prints the token, the second does not; SIGTERM stops it."""
     import socket

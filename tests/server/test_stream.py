@@ -74,12 +74,15 @@ def test_websocket_run_stream_from_the_beginning(served: Served) -> None:
 def test_subscribe_sees_a_detached_run_of_another_process_in_order(served: Served) -> None:
     """A workflow subscription (bearer header) sees a `ductape run --detach` from a separate process
     go pending → running → each step → completed, executed by serve's worker."""
+    import httpx
+
     url = served.ws_url("/api/workflows/greet/subscribe")
     headers = served.headers()
 
     async def scenario() -> list[dict[str, Any]]:
         collecting = asyncio.ensure_future(ws_collect(url, lambda e: e["type"] in DONE, headers=headers, timeout=60))
-        await asyncio.sleep(0.5)  # the subscription is registered before the run exists
+        while (await asyncio.to_thread(httpx.get, served.url + "/healthz")).json()["subscriptions"] < 1:
+            await asyncio.sleep(0.02)  # the subscription is registered before the run exists
         done = await asyncio.to_thread(run_cli, served.project.root, "run", "greet", "--detach", "--workflow-id", "from-cli",
                                        "--input", '{"name": "cli"}')  # fmt: skip
         assert done.returncode in (0, 5), done.stderr
