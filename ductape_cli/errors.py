@@ -55,6 +55,10 @@ class HookNotFound(DuctapeError):
     code = "HOOK_NOT_FOUND"
 
 
+class ScheduleNotFound(DuctapeError):
+    code = "SCHEDULE_NOT_FOUND"
+
+
 class StoreError(DuctapeError):
     code = "STORE_ERROR"
 

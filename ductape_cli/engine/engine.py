@@ -469,9 +469,9 @@ class Engine:
     def list_runs(self, **filters: Any) -> list[Run]:
         return self.store.list_runs(**filters) if self.has_store() else []
 
-    def count_runs(self, *, tag: str | None = None, status: str | None = None) -> int:
+    def count_runs(self, *, tag: str | None = None, status: str | None = None, search: str | None = None) -> int:
         """How many runs match (the total behind a page of `list_runs`)."""
-        return self.store.count_runs(tag=tag, status=status) if self.has_store() else 0
+        return self.store.count_runs(tag=tag, status=status, search=search) if self.has_store() else 0
 
     def children(self, run_id: str) -> list[Run]:
         """The child runs a run started, oldest first."""

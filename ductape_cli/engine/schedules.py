@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ductape_cli.durations import parse_duration
-from ductape_cli.errors import InvalidInput, InvalidState
+from ductape_cli.errors import InvalidInput, InvalidState, ScheduleNotFound
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
@@ -209,10 +209,15 @@ def set_paused(engine: Engine, schedule_id: str, paused: bool) -> dict[str, Any]
     return describe(engine, schedule)
 
 
+def list_all(engine: Engine, upcoming: int = 3) -> list[dict[str, Any]]:
+    """Every schedule, described with its next `upcoming` fire times."""
+    return [describe(engine, s, upcoming) for s in (engine.store.list_schedules() if engine.has_store() else [])]
+
+
 def get(engine: Engine, schedule_id: str) -> dict[str, Any]:
     schedule = engine.store.get_schedule(schedule_id) if engine.has_store() else None
     if schedule is None:
-        raise InvalidInput(f"no schedule with id {schedule_id!r}")
+        raise ScheduleNotFound(f"no schedule with id {schedule_id!r}")
     return schedule
 
 

@@ -36,10 +36,11 @@ from ductape_cli.errors import (
     InvalidInput,
     InvalidState,
     RunNotFound,
+    ScheduleNotFound,
     StoreError,
     WorkflowNotFound,
 )
-from ductape_cli.server import schemas, views
+from ductape_cli.server import dashboard, schedules, schemas, views
 from ductape_cli.server.stream import Hub, Lagging, TooManySubscriptions
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ HEARTBEAT_SECONDS = 15.0
 
 _STATUS_BY_ERROR: list[tuple[type[DuctapeError], int]] = [
     (Conflict, 409), (InvalidState, 409), (RunNotFound, 404), (WorkflowNotFound, 404), (HookNotFound, 404),
+    (ScheduleNotFound, 404),
     (TooManySubscriptions, 429), (StoreError, 503), (InvalidInput, 400),
 ]  # fmt: skip
 
@@ -123,10 +125,12 @@ def create_app(
     def list_runs(
         workflow: str | None = None, status: str | None = None,
         limit: int = Query(20, ge=1, le=1000), offset: int = Query(0, ge=0),
+        search: str | None = Query(None, max_length=200, description="text in the run id, input or metadata"),
     ) -> dict[str, Any]:  # fmt: skip
         check_status(status)
-        runs = engine.list_runs(tag=workflow, status=status, limit=limit, offset=offset)
-        return {"count": engine.count_runs(tag=workflow, status=status), "executions": [views.summary(r) for r in runs]}
+        runs = engine.list_runs(tag=workflow, status=status, search=search, limit=limit, offset=offset)
+        return {"count": engine.count_runs(tag=workflow, status=status, search=search),
+                "executions": [views.summary(r) for r in runs]}  # fmt: skip
 
     @api.get("/runs/{run_id}", summary="A run: status, result, error, steps")
     def get_run(run_id: str) -> dict[str, Any]:
@@ -271,6 +275,8 @@ def create_app(
 
     app.include_router(streams)
     app.include_router(api)
+    app.include_router(schedules.router(engine, authorize))
+    dashboard.mount(app)
 
     @app.get("/api/openapi.json", include_in_schema=False, dependencies=[Depends(authorize)])
     def openapi() -> dict[str, Any]:

@@ -244,15 +244,11 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
         status: str | None = None,
         parent_id: str | None = None,
         schedule_id: str | None = None,
+        search: str | None = None,
         limit: int = 20,
         offset: int = 0,
     ) -> list[Run]:
-        clauses, params = [], []
-        for column, value in (("tag", tag), ("status", status), ("parent_id", parent_id), ("schedule_id", schedule_id)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _run_filter(tag=tag, status=status, parent_id=parent_id, schedule_id=schedule_id, search=search)
         rows = self._read(
             f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
             (*params, limit, offset),
@@ -447,11 +443,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
                 conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
-    def count_runs(self, *, tag: str | None = None, status: str | None = None) -> int:
-        clauses = [f"{column} = ?" for column, value in (("tag", tag), ("status", status)) if value is not None]
-        params = [value for value in (tag, status) if value is not None]
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        return int(self._read(f"SELECT COUNT(*) FROM runs{where}", params)[0][0])
+    def count_runs(self, *, tag: str | None = None, status: str | None = None, search: str | None = None) -> int:
+        where, params = _run_filter(tag=tag, status=status, search=search)
+        return int(self._read(f"SELECT COUNT(*) FROM runs {where}", params)[0][0])
 
     def run_counts(self) -> dict[str, dict[str, int]]:
         """How many runs each workflow has, by status (for workflow listings)."""
@@ -783,3 +777,18 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
             conn.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?", (*values, run_id))
             self._events_txn(conn, run_id, events)
             return True
+
+
+def _run_filter(*, search: str | None = None, **equal: str | None) -> tuple[str, list[Any]]:
+    """The WHERE clause of a run listing: columns equal to the given values, and `search` as
+    a case-insensitive substring of the run id, its input JSON or its metadata JSON."""
+    clauses, params = [], []
+    for column, value in equal.items():
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if search:
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clauses.append("(id LIKE ? ESCAPE '\\' OR input LIKE ? ESCAPE '\\' OR metadata LIKE ? ESCAPE '\\')")
+        params.extend([pattern] * 3)
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params

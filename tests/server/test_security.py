@@ -47,7 +47,7 @@ def test_public_files_need_no_token(served: Served) -> None:
     assert "export class Ductape" in sdk.text
     assert httpx.get(served.url + "/api/openapi.json").status_code == 401  # the schema is part of the API
     assert httpx.get(served.url + "/api/docs").status_code == 404  # no pages that load scripts from a CDN
-    assert httpx.get(served.url + "/").status_code == 404  # `/` is left to the dashboard
+    assert httpx.get(served.url + "/").status_code == 200  # the dashboard (issue 21)
 
 
 def test_cors_preflight_and_simple_requests(served: Served) -> None:
