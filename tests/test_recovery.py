@@ -1,0 +1,296 @@
+"""Recovery you can trust (issue 13): replay, restart, resume, signals and rollbacks.
+
+The rule behind every test: a compensation or side effect that the journal says
+happened never happens again, and what the journal says is what happened.
+Side effects are appended to effects.log in the project folder and counted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from ductape_cli.config import load_config
+from ductape_cli.engine.engine import Engine
+from ductape_cli.testing.clock import VirtualClock
+
+FLOWS = '''
+from pathlib import Path
+
+from ductape_cli import SignalTimeout, workflow
+
+def effect(line, value=None, fail_flag=None):
+    with open("effects.log", "a", encoding="utf-8") as log:
+        log.write(line + "\\n")
+    if fail_flag and Path(fail_flag).exists():
+        raise RuntimeError(f"{line}: {fail_flag}")
+    return value
+
+
+@workflow("pay-and-ship")
+async def pay_and_ship(ctx):
+    await ctx.step("validate", lambda: effect("VALIDATE", {"ok": True}))
+    charge = await ctx.step("charge", lambda: effect("CHARGE", {"id": "ch_1"}), lambda out: effect("REFUND " + out["id"]))
+    await ctx.step("ship", lambda: effect("SHIP", {"sent": True}, "carrier-down"))
+    return {"charge": charge["id"]}
+
+
+@workflow("late-signal", signals={"go": {}})
+async def late_signal(ctx):
+    await ctx.step("prepare", lambda: effect("PREPARE", 1))
+    try:
+        got = await ctx.wait_for_signal("go", timeout="8s")
+    except SignalTimeout:
+        return "timed out"
+    return {"got": got}
+
+
+@workflow("payment-processing")
+async def payment_processing(ctx):
+    return await ctx.step("capture", lambda: effect("CAPTURE " + str(ctx.input.amount), {"captured": ctx.input.amount}))
+
+
+@workflow("order-with-child")
+async def order_with_child(ctx):
+    await ctx.step("check", lambda: effect("CHECK", {"ok": True}, "bad-check"))
+    payment = await ctx.workflow("payment-" + ctx.input.orderId, "payment-processing", {"amount": ctx.input.amount})
+    return {"payment": payment}
+
+
+@workflow("approval-child", signals={"go": {}})
+async def approval_child(ctx):
+    await ctx.wait_for_signal("go")
+    return "approved"
+
+
+@workflow("waits-on-child")
+async def waits_on_child(ctx):
+    result = await ctx.workflow("child-of-" + ctx.workflow_id, "approval-child", {})
+    return {"child": result}
+
+
+@workflow("manual-rollbacks", rollback_strategy="none")
+async def manual_rollbacks(ctx):
+    await ctx.step("a", lambda: effect("A", 1), lambda out: effect("UNDO A"))
+    first = await ctx.trigger_rollback("first")
+    await ctx.step("b", lambda: effect("B", 2), lambda out: effect("UNDO B"))
+    await ctx.step("c", lambda: effect("C", 3), lambda out: effect("UNDO C"))
+    second = await ctx.trigger_rollback("second")
+    return {"first": first["rolled_back_steps"], "second": second["rolled_back_steps"]}
+
+
+@workflow("manual-then-fail")
+async def manual_then_fail(ctx):
+    await ctx.step("a", lambda: effect("A", 1), lambda out: effect("UNDO A"))
+    await ctx.trigger_rollback("first")
+    await ctx.step("b", lambda: effect("B", 2), lambda out: effect("UNDO B"))
+    await ctx.step("boom", lambda: effect("BOOM", None, "boom"))
+
+
+@workflow("tolerant")
+async def tolerant(ctx):
+    await ctx.step("one", lambda: effect("ONE", 1))
+    return "done"
+'''
+
+
+@pytest.fixture
+def flows(project: Any) -> Any:
+    project.write("flows", FLOWS)
+    return project
+
+
+def effects(project: Any) -> Counter[str]:
+    path = project.root / "effects.log"
+    return Counter(path.read_text(encoding="utf-8").splitlines() if path.exists() else [])
+
+
+def flag(project: Any, name: str, on: bool = True) -> None:
+    path = project.root / name
+    path.touch() if on else path.unlink(missing_ok=True)
+
+
+def events_of(cli: Any, run_id: str) -> list[dict[str, Any]]:
+    return list(cli("history", run_id, "--json").json()["events"])
+
+
+# -- 1. replay --from-step never re-compensates ---------------------------------------
+
+
+def test_replay_from_step_after_a_compensated_step_is_refused_and_refunds_nothing(flows: Any, cli: Any) -> None:
+    flag(flows, "carrier-down")
+    first = cli("run", "pay-and-ship", "--json")
+    assert first.exit_code == 3, first.stderr
+    run_id = first.json()["workflow_id"]
+    assert effects(flows)["REFUND ch_1"] == 1
+
+    replay = cli("replay", run_id, "--from-step", "ship", "--json")
+    assert replay.exit_code == 2
+    assert "charge" in replay.stderr and "compensated" in replay.stderr and "--from-step charge" in replay.stderr
+    assert "Traceback" not in replay.stderr
+    assert effects(flows)["REFUND ch_1"] == 1
+    assert len(cli("list", "--json").json()) == 1  # nothing written
+
+    # From the compensated step itself (or earlier) is allowed: the charge runs again, and its
+    # own refund is the only new one.
+    again = cli("replay", run_id, "--from-step", "charge", "--json")
+    assert again.exit_code == 3, again.stderr
+    counts = effects(flows)
+    assert counts["CHARGE"] == 2 and counts["REFUND ch_1"] == 2 and counts["VALIDATE"] == 1
+
+
+# -- 3. a late signal loses to an expired signal timeout ------------------------------------
+
+
+def test_a_signal_after_the_wait_deadline_loses_to_the_timeout(flows: Any) -> None:
+    clock = VirtualClock(1_800_000_000)
+    engine = Engine(load_config(flows.root), clock=clock)
+    try:
+        started = engine.run("late-signal", {})
+        assert started["status"] == "running"
+        clock.advance(9)  # nobody polled in time
+        result = engine.signal(started["workflow_id"], "go", {})
+        assert result["status"] == "completed" and result["output"] == "timed out"
+        history = engine.history(started["workflow_id"])
+        refused = [e for e in history if e["type"] == "signal_refused"]
+        assert refused and refused[0]["data"]["signal"] == "go" and "deadline" in refused[0]["data"]["reason"]
+        assert not [e for e in history if e["type"] == "signal_received"]
+    finally:
+        engine.close()
+
+
+def test_a_signal_before_the_deadline_still_wins_when_processed_late(flows: Any) -> None:
+    clock = VirtualClock(1_800_000_000)
+    engine = Engine(load_config(flows.root), clock=clock)
+    try:
+        started = engine.run("late-signal", {})
+        clock.advance(7)
+        engine.signal(started["workflow_id"], "go", {}, continue_inline=False)
+        clock.advance(5)  # processed after the deadline, but it arrived in time
+        result = engine.resume(started["workflow_id"])
+        assert result["status"] == "completed" and result["output"] == {"got": {}}
+    finally:
+        engine.close()
+
+
+# -- 4. replay / restart of a parent with a deterministic child id ------------------------
+
+
+def test_restart_and_replay_of_a_parent_give_their_children_their_own_ids(flows: Any, cli: Any) -> None:
+    flag(flows, "bad-check")
+    failed = cli("run", "order-with-child", "--input", '{"orderId": "O1", "amount": 10}', "--json")
+    assert failed.exit_code == 1
+    flag(flows, "bad-check", False)
+    original = cli("run", "order-with-child", "--input", '{"orderId": "O2", "amount": 20}', "--json")
+    assert original.exit_code == 0, original.stderr
+    original_id = original.json()["workflow_id"]
+
+    restarted = cli("restart", failed.json()["workflow_id"], "--set", "amount=15", "--json")
+    assert restarted.exit_code == 0, restarted.stderr
+    assert restarted.json()["output"] == {"payment": {"captured": 15}}
+
+    replayed = cli("replay", original_id, "--json")
+    assert replayed.exit_code == 0, replayed.stderr
+    replay_id = replayed.json()["workflow_id"]
+    child_id = f"payment-O2@{replay_id}"
+    child = cli("status", child_id, "--json").json()
+    assert child["status"] == "completed" and child["parent_id"] == replay_id
+    family = {e["workflow_id"]: e for e in cli("related", original_id, "--json").json()["executions"]}
+    assert family[child_id]["replaces_child"] == "payment-O2"
+    assert effects(flows)["CAPTURE 20"] == 2 and effects(flows)["CAPTURE 15"] == 1
+
+    # A resume of the same run keeps its child.
+    resumed = cli("resume", replay_id, "--from-step", "check", "--json")
+    assert resumed.exit_code == 2 and "already completed" in resumed.stderr
+
+
+# -- 5. code that now returns early is a non-determinism error ----------------------------
+
+
+EARLY_V1 = '''
+from ductape_cli import workflow
+
+@workflow("early", signals={"go": {}})
+async def early(ctx):
+    await ctx.step("first", lambda: 1)
+    await ctx.step("second", lambda: 2)
+    await ctx.wait_for_signal("go")
+    return "v1"
+'''
+
+EARLY_V2 = '''
+from ductape_cli import workflow
+
+@workflow("early", signals={"go": {}})
+async def early(ctx):
+    await ctx.step("first", lambda: 1)
+    return "v2"
+'''
+
+
+def test_a_handler_that_now_returns_before_journaled_operations_is_non_determinism(project: Any, cli: Any) -> None:
+    project.write("early", EARLY_V1)
+    started = cli("run", "early", "--json")
+    assert started.exit_code == 5
+    run_id = started.json()["workflow_id"]
+    project.write("early", EARLY_V2)
+    result = cli("signal", run_id, "go", "--json")
+    assert result.exit_code == 1, result.stdout
+    status = cli("status", run_id, "--json").json()
+    assert status["status"] == "failed" and status["error"]["code"] == "NON_DETERMINISM"
+    assert "second" in status["error"]["message"] and status["output"] is None
+
+
+# -- 7. rollback_result after several trigger_rollback calls ------------------------------
+
+
+def test_rollback_result_is_the_union_of_manual_rollbacks_newest_first(flows: Any, cli: Any) -> None:
+    result = cli("run", "manual-rollbacks", "--json")
+    assert result.exit_code == 3, result.stderr
+    data = result.json()
+    assert data["output"] == {"first": ["a"], "second": ["c", "b"]}
+    assert data["rollback_result"]["rolled_back_steps"] == ["c", "b", "a"]
+    assert cli("status", data["workflow_id"], "--json").json()["rollback_result"]["rolled_back_steps"] == ["c", "b", "a"]
+    counts = effects(flows)
+    assert counts["UNDO A"] == counts["UNDO B"] == counts["UNDO C"] == 1
+
+
+def test_rollback_result_after_a_manual_rollback_then_a_failure(flows: Any, cli: Any) -> None:
+    flag(flows, "boom")
+    result = cli("run", "manual-then-fail", "--json")
+    assert result.exit_code == 3, result.stderr
+    assert result.json()["rollback_result"] == {"rolled_back_steps": ["b", "a"], "failed_steps": []}
+    counts = effects(flows)
+    assert counts["UNDO A"] == counts["UNDO B"] == 1
+
+
+# -- 8. cancelling a child carries its parent on ----------------------------------------
+
+
+def test_cancelling_a_child_directly_ends_its_waiting_parent(flows: Any, cli: Any) -> None:
+    started = cli("run", "waits-on-child", "--json")
+    assert started.exit_code == 5
+    parent_id = started.json()["workflow_id"]
+    child_id = "child-of-" + parent_id
+    cancelled = cli("cancel", child_id, "--reason", "no longer needed", "--json")
+    assert cancelled.exit_code == 4, cancelled.stderr
+    parent = cli("status", parent_id, "--json").json()
+    assert parent["status"] == "failed" and parent["error"]["code"] == "CANCELLED"
+    assert child_id in parent["error"]["message"]
+
+
+# -- 12. idempotency key reused with different input ---------------------------------------
+
+
+def test_idempotency_key_with_different_input_is_refused_naming_the_run(flows: Any, cli: Any) -> None:
+    first = cli("run", "tolerant", "--input", '{"n": 1}', "--idempotency-key", "k-1", "--json")
+    assert first.exit_code == 0
+    run_id = first.json()["workflow_id"]
+    same = cli("run", "tolerant", "--input", '{"n": 1}', "--idempotency-key", "k-1", "--json")
+    assert same.exit_code == 0 and same.json()["workflow_id"] == run_id
+    other = cli("run", "tolerant", "--input", '{"n": 2}', "--idempotency-key", "k-1", "--json")
+    assert other.exit_code == 2 and run_id in other.stderr and "different input" in other.stderr
+    assert effects(flows)["ONE"] == 1
+    assert len(cli("list", "--json").json()) == 1
