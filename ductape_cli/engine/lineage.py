@@ -64,17 +64,30 @@ def _rows_before_step(original: Run, journal: dict[int, StepRecord], tag: str, o
     if unknown:
         raise InvalidInput(f"--step-output {unknown[0]}: not a step before {tag!r} in run {original.id} "
                            f"(steps before it: {_tags(before, OpKind.STEP)})")  # fmt: skip
+    _refuse_compensated(original, before, tag)
     copies = []
     for record in before:
         options = {**record.options, "replayed_from": original.id}
-        record = copy_record(record, options=options, rollback_status=None, rollback_error=None)
-        if record.status == StepStatus.ROLLED_BACK:
-            record.status = StepStatus.COMPLETED  # a fresh run: nothing of it has been compensated
+        record = copy_record(record, options=options)
         if record.kind == OpKind.STEP and record.tag in overrides:
             record.status, record.output, record.error = StepStatus.COMPLETED, overrides[record.tag], None
             record.options["overridden"] = True
         copies.append(record)
     return copies
+
+
+def _refuse_compensated(original: Run, before: list[StepRecord], tag: str) -> None:
+    """A copied step whose compensation ran (or was tried) would be undone again by the new run:
+    the journal says its effect is gone, so the new run may not reuse its output."""
+    undone = [r for r in before if r.kind == OpKind.STEP and r.rollback_status is not None]
+    if not undone:
+        return
+    names = ", ".join(f"{r.tag} ({'compensated' if r.rollback_status == 'completed' else 'compensation failed'})" for r in undone)
+    raise InvalidState(
+        f"cannot replay run {original.id} from {tag!r}: steps before it were compensated by its rollback: {names}. "
+        f"Replay from the first of them so it runs again (`ductape replay {original.id} --from-step {undone[0].tag}`) "
+        f"or start fresh with `ductape restart {original.id}`"
+    )
 
 
 _COPIED_EVENT = {StepStatus.COMPLETED: EventType.STEP_COMPLETED, StepStatus.SKIPPED: EventType.STEP_SKIPPED,
