@@ -12,6 +12,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from ductape_cli.engine.leases import (
 from ductape_cli.engine.results import completed_step_tags, run_status, step_view, workflow_result
 from ductape_cli.errors import DefinitionError, InvalidInput, InvalidState, RunNotFound
 from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord
-from ductape_cli.store import SqliteStore, dumps, open_store
+from ductape_cli.store import EventRow, SqliteStore, dumps, open_store
 
 INLINE_WAIT = 5.0  # `run` waits in-process for sleeps up to this long, then returns "running"
 
@@ -216,8 +217,13 @@ class Engine:
         schedule_id: str | None = None,
         lineage: dict[str, Any] | None = None,
         links: dict[str, str] | None = None,
+        journal: Callable[[str], tuple[list[StepRecord], list[EventRow]]] | None = None,
     ) -> tuple[Run, bool]:
-        """Create a run (owned by this engine unless `detach`). Returns ``(run, created)``."""
+        """Create a run (owned by this engine unless `detach`). Returns ``(run, created)``.
+
+        `journal` gives, for the new run's id, the rows it starts from and their events
+        (a replay's copies): they are written in the transaction that creates the run.
+        """
         wf = self.definition(tag)
         env = self.config.check_env(env or self.config.default_env)
         if wf.envs and env not in wf.envs:
@@ -250,8 +256,9 @@ class Engine:
         for key in ("parent_id", "replayed_from", "restarted_from", "schedule_id"):
             if getattr(run, key):
                 data[key] = getattr(run, key)
+        rows, seeded_events = journal(run.id) if journal is not None else ([], [])
         try:
-            return self.store.create_run(run, [(now, EventType.WORKFLOW_STARTED, None, data)])
+            return self.store.create_run(run, [(now, EventType.WORKFLOW_STARTED, None, data), *seeded_events], rows)
         except KeyError:
             raise InvalidInput(f"a run with id {run.id!r} already exists; choose another --workflow-id") from None
 

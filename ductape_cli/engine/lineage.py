@@ -45,10 +45,9 @@ def replay(
         raise InvalidInput("--step-output needs --from-step: it replaces the outputs of steps before that step")
     lineage = {k: v for k, v in (("replay_reason", reason), ("replay_from_step", from_step)) if v}
 
-    def seed(run: Run) -> None:
-        rows = [copy_record(r, run_id=run.id) for r in seeded]
-        engine.store.replace_journal(run.id, rows)
-        engine.store.append_events(run.id, _copied_events(rows, original.id, engine.clock.now()))
+    def seed(run_id: str) -> tuple[list[StepRecord], list[EventRow]]:
+        rows = [copy_record(r, run_id=run_id) for r in seeded]
+        return rows, _copied_events(rows, original.id, engine.clock.now())
 
     return _start_linked(engine, original, original.input, "replayed_from", lineage, idempotency_key, timeout,
                          observer, wait, seed if seeded else None)  # fmt: skip
@@ -467,18 +466,20 @@ def _same(a: Any, b: Any) -> bool:
 
 def _start_linked(
     engine: Engine, original: Run, input: Any, link: str, lineage: dict[str, Any], idempotency_key: str | None,
-    timeout: int | str | None, observer: Observer | None, wait: bool, prepare: Callable[[Run], None] | None = None,
+    timeout: int | str | None, observer: Observer | None, wait: bool,
+    journal: Callable[[str], tuple[list[StepRecord], list[EventRow]]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Start a new run of the original's workflow (same env, context and timeout unless given), drive it."""
+    """Start a new run of the original's workflow (same env, context and timeout unless given), drive it.
+
+    `journal` seeds the new run's journal in the transaction that creates it: a crash can
+    never leave the run without the rows it must not re-execute."""
     run, created = engine.start(
         original.tag, input, env=original.env, context=original.context or None, idempotency_key=idempotency_key,
         timeout=timeout if timeout is not None else original.options.get("timeout_ms"), lineage=lineage,
-        links={link: original.id},
+        links={link: original.id}, journal=journal,
     )  # fmt: skip
     if not created:  # the idempotency key named an existing run
         return _linked(engine.result(run.id), engine.get_run(run.id))
-    if prepare is not None:
-        prepare(run)
     return _linked(engine.drive(run.id, wait=wait, observer=observer), run)
 
 

@@ -207,8 +207,9 @@ class SqliteStore(SchedulesAndTopicsMixin):
 
     # -- runs -------------------------------------------------------------
 
-    def create_run(self, run: Run, events: Sequence[EventRow]) -> tuple[Run, bool]:
-        """Insert a run unless its idempotency key already names one.
+    def create_run(self, run: Run, events: Sequence[EventRow], journal: Sequence[StepRecord] = ()) -> tuple[Run, bool]:
+        """Insert a run (with `journal` rows it starts from, e.g. a replay's copies) unless its
+        idempotency key already names one, all in one transaction.
 
         Returns ``(run, created)``; with an existing key the stored run comes
         back and nothing is written. A taken run id raises `StoreError`'s
@@ -225,6 +226,8 @@ class SqliteStore(SchedulesAndTopicsMixin):
             if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone():
                 raise KeyError(run.id)
             conn.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 31)})", self._run_values(run))
+            if journal:
+                conn.executemany(_INSERT_STEP, [self._step_values(r) for r in journal])
             self._events_txn(conn, run.id, events)
         return run, True
 
@@ -569,11 +572,6 @@ class SqliteStore(SchedulesAndTopicsMixin):
             conn.execute(f"DELETE FROM steps WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs))
             conn.execute(f"DELETE FROM attempts WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs))
             conn.execute(f"UPDATE signals SET consumed_seq = NULL WHERE run_id = ? AND consumed_seq IN ({marks})", (run_id, *seqs))
-
-    def replace_journal(self, run_id: str, records: Sequence[StepRecord]) -> None:
-        """Seed a new run's journal (replay from a step copies the original's outputs)."""
-        with self._write() as conn:
-            conn.executemany(_INSERT_STEP, [self._step_values(r) for r in records])
 
     @staticmethod
     def _step_values(r: StepRecord) -> tuple[Any, ...]:

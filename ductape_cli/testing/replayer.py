@@ -199,8 +199,7 @@ def replay_history(engine: Engine, source: Any) -> ReplayReport:
     )  # fmt: skip
     loop = asyncio.new_event_loop()
     try:
-        scratch.store.create_run(run, [])
-        scratch.store.replace_journal(run.id, records)
+        scratch.store.create_run(run, [], records)
         execution = ReplayExecution(scratch, run, definition)
         outcome, value = loop.run_until_complete(execution.replay())
     finally:
