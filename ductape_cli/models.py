@@ -70,6 +70,7 @@ class EventType(StrEnum):
     ROLLBACK_STARTED = "rollback_started"
     STEP_ROLLED_BACK = "step_rolled_back"
     STEP_ROLLBACK_FAILED = "step_rollback_failed"
+    STEP_ROLLBACK_RETRIED = "step_rollback_retried"
     ROLLBACK_COMPLETED = "rollback_completed"
     CHILD_STARTED = "child_started"
     CHILD_COMPLETED = "child_completed"

@@ -294,3 +294,84 @@ def test_idempotency_key_with_different_input_is_refused_naming_the_run(flows: A
     assert other.exit_code == 2 and run_id in other.stderr and "different input" in other.stderr
     assert effects(flows)["ONE"] == 1
     assert len(cli("list", "--json").json()) == 1
+
+
+# -- 6. failed compensations are retried, and recoverable by resume --------------------------
+
+COMPENSATIONS = '''
+from pathlib import Path
+
+from ductape_cli import workflow
+
+def effect(line, value=None, fail_flag=None):
+    with open("effects.log", "a", encoding="utf-8") as log:
+        log.write(line + "\\n")
+    if fail_flag and Path(fail_flag).exists():
+        raise RuntimeError(f"{line}: {fail_flag}")
+    return value
+
+
+def flaky_refund(out):
+    """Fails until it has been attempted `refund-fails` times (a number in that file)."""
+    tries = Path("refund-tries")
+    n = int(tries.read_text()) + 1 if tries.exists() else 1
+    tries.write_text(str(n))
+    limit = int(Path("refund-fails").read_text()) if Path("refund-fails").exists() else 0
+    effect("REFUND-ATTEMPT")
+    if n <= limit:
+        raise RuntimeError(f"payment provider down (attempt {n})")
+    effect("REFUND " + out["id"])
+
+
+@workflow("compensated-order")
+async def compensated_order(ctx):
+    await ctx.step("reserve", lambda: effect("RESERVE", {"r": 1}), lambda out: effect("RELEASE"))
+    await ctx.step("charge", lambda: effect("CHARGE", {"id": "ch_9"}), flaky_refund, retries=0,
+                   rollback_retries=2, rollback_retry_delay="10ms")
+    await ctx.step("ship", lambda: effect("SHIP", None, "carrier-down"))
+'''
+
+
+@pytest.fixture
+def orders(project: Any) -> Any:
+    project.write("orders", COMPENSATIONS)
+    flag(project, "carrier-down")
+    return project
+
+
+def test_a_failing_compensation_is_retried_and_each_attempt_is_journaled(orders: Any, cli: Any) -> None:
+    (orders.root / "refund-fails").write_text("2")
+    result = cli("run", "compensated-order", "--json")
+    assert result.exit_code == 3, result.stdout + result.stderr
+    assert result.json()["rollback_result"] == {"rolled_back_steps": ["charge", "reserve"], "failed_steps": []}
+    counts = effects(orders)
+    assert counts["REFUND-ATTEMPT"] == 3 and counts["REFUND ch_9"] == 1 and counts["RELEASE"] == 1
+    retried = [e for e in events_of(cli, result.json()["workflow_id"]) if e["type"] == "step_rollback_retried"]
+    assert [e["data"]["attempt"] for e in retried] == [1, 2]
+    assert "provider down" in retried[0]["data"]["error"]
+
+
+def test_resume_retries_only_the_failed_compensations_and_ends_rolled_back(orders: Any, cli: Any) -> None:
+    (orders.root / "refund-fails").write_text("100")
+    failed = cli("run", "compensated-order", "--json")
+    assert failed.exit_code == 1, failed.stdout + failed.stderr
+    run_id = failed.json()["workflow_id"]
+    assert failed.json()["rollback_result"]["failed_steps"][0]["tag"] == "charge"
+    assert effects(orders)["REFUND-ATTEMPT"] == 3  # the first try and two retries
+
+    refused = cli("resume", run_id, "--from-step", "ship")
+    assert refused.exit_code == 2 and f"ductape resume {run_id}" in refused.stderr
+
+    (orders.root / "refund-fails").write_text("0")
+    resumed = cli("resume", run_id, "--json")
+    assert resumed.exit_code == 3, resumed.stdout + resumed.stderr
+    data = resumed.json()
+    assert data["status"] == "rolled_back"
+    assert data["rollback_result"] == {"rolled_back_steps": ["charge", "reserve"], "failed_steps": []}
+    counts = effects(orders)
+    assert counts["REFUND ch_9"] == 1 and counts["RELEASE"] == 1  # the release is not repeated
+    assert counts["RESERVE"] == counts["CHARGE"] == counts["SHIP"] == 1  # no forward step re-ran
+    charge = cli("step", run_id, "charge", "--json").json()
+    assert charge["rollback_status"] == "completed"
+    again = cli("resume", run_id)
+    assert again.exit_code == 2 and "rolled back" in again.stderr

@@ -18,7 +18,7 @@ from ductape_cli.definition import WorkflowDefinition
 from ductape_cli.engine import rollback as rollback_module
 from ductape_cli.engine.children import ChildrenMixin, apply_close_policies
 from ductape_cli.engine.context import Context, StepCall
-from ductape_cli.engine.steps import StepsMixin
+from ductape_cli.engine.steps import StepOptions, StepsMixin, in_thread
 from ductape_cli.engine.waits import WaitsMixin
 from ductape_cli.errors import (
     Cancelled,
@@ -101,7 +101,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         self.max_seq = max(self.journal, default=-1)
         self.seq = 0
         self.tags: set[str] = set()
-        self.rollbacks: dict[int, Callable[..., Any]] = {}
+        self.rollbacks: dict[int, tuple[Callable[..., Any], StepOptions]] = {}
         self.step_outputs: dict[str, Any] = {}
         self.completed_steps: list[str] = []
         self.current_step: str | None = None
@@ -368,28 +368,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
 
     def _run_sync_handler(self, handler: Callable[..., Any], ctx: Context) -> asyncio.Future[Any]:
         """Run a plain `def` handler in a daemon thread; its ctx calls block on this loop."""
-        loop = self.loop
-        assert loop is not None
-        future: asyncio.Future[Any] = loop.create_future()
-
-        def settle(result: Any = None, error: BaseException | None = None) -> None:
-            if future.done():
-                return
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
-
-        def target() -> None:
-            try:
-                result = handler(ctx)
-            except BaseException as exc:  # noqa: BLE001 - carried back to the loop
-                loop.call_soon_threadsafe(settle, None, exc)
-            else:
-                loop.call_soon_threadsafe(settle, result, None)
-
-        threading.Thread(target=target, name=f"ductape-handler-{self.run.id}", daemon=True).start()
-        return future
+        return in_thread(handler, (ctx,), name=f"ductape-handler-{self.run.id}")
 
     async def _finish_interrupted_rollback(self, ctx: Context) -> Outcome:
         """A process died mid-rollback: replay only to re-register handlers, then finish the rest."""

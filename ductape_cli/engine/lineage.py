@@ -202,6 +202,14 @@ def resume_from(
     if from_checkpoint is None and from_step is None and not skips and not run.status.terminal:
         return engine.resume(run.id, observer=observer, wait=wait)
     rows = sorted(engine.store.load_journal(run.id).values(), key=lambda r: r.seq)
+    unfinished = [r for r in rows if r.kind == OpKind.STEP and r.rollback_status == "failed"]
+    if unfinished and run.status.terminal:
+        if from_checkpoint is not None or from_step is not None or skips:
+            raise InvalidState(
+                f"run {run.id} has failed compensations ({', '.join(r.tag for r in unfinished)}); "
+                f"finish its rollback first: `ductape resume {run.id}` retries them"
+            )
+        return _retry_compensations(engine, run, unfinished, observer, wait)
     _refuse_unresumable(run, rows)
     restored = None
     if from_step is not None:
@@ -246,6 +254,29 @@ def resume_from(
         raise InvalidState(f"run {run.id} changed while the resume was prepared; look at it again and retry")
     result = engine.drive(run.id, wait=wait, observer=observer, dead_owners=dead)
     result["resumed"] = {k: data[k] for k in ("previous_status", "from_step", "from_checkpoint", "skip", "rerun")}
+    return result
+
+
+def _retry_compensations(
+    engine: Engine, run: Run, unfinished: list[StepRecord], observer: Observer | None, wait: bool
+) -> dict[str, Any]:
+    """Finish a rollback whose handlers failed: only those handlers run again (with their
+    retries); compensations that succeeded are reported, never repeated; no forward step runs."""
+    dead = _check_owner(engine, run)
+    now = engine.clock.now()
+    tags = [r.tag for r in unfinished]
+    fields: dict[str, Any] = {
+        "status": str(RunStatus.RUNNING), "phase": "rolling_back", "rollback_result": None, "ended_at": None,
+        "ready_at": now, "owner": None, "lease_expires_at": None, "waiting": None, "current_step": None,
+        "deadline": None,  # the run's own time is over; its compensations are not bound by it
+    }  # fmt: skip
+    data = {"resumed_by": "resume", "previous_status": str(run.status), "retry_compensations": tags}
+    if not engine.store.rewind_run(run.id, [], (str(run.status), run.owner), fields,
+                                   [(now, EventType.WORKFLOW_RESUMED, None, data)],
+                                   reset_rollbacks=[r.seq for r in unfinished]):  # fmt: skip
+        raise InvalidState(f"run {run.id} changed while the resume was prepared; look at it again and retry")
+    result = engine.drive(run.id, wait=wait, observer=observer, dead_owners=dead)
+    result["resumed"] = {"previous_status": str(run.status), "retry_compensations": tags}
     return result
 
 

@@ -25,8 +25,14 @@ if TYPE_CHECKING:
 # there belong to that step; outside, they become steps of their own.
 IN_STEP: contextvars.ContextVar[str | None] = contextvars.ContextVar("ductape_in_step", default=None)
 
-_SEED_NAMES = {"retryDelay": "retry_delay", "allowFail": "allow_fail", "maxDelay": "max_delay", "onError": "on_error"}
-_KNOWN = {"retries", "retry_delay", "backoff", "max_delay", "timeout", "allow_fail", "critical", "on_error", "condition", "input"}
+_SEED_NAMES = {
+    "retryDelay": "retry_delay", "allowFail": "allow_fail", "maxDelay": "max_delay", "onError": "on_error",
+    "rollbackRetries": "rollback_retries", "rollbackRetryDelay": "rollback_retry_delay",
+}  # fmt: skip
+_KNOWN = {
+    "retries", "retry_delay", "backoff", "max_delay", "timeout", "allow_fail", "critical", "on_error", "condition",
+    "input", "rollback_retries", "rollback_retry_delay",
+}  # fmt: skip
 
 
 @dataclass
@@ -42,6 +48,8 @@ class StepOptions:
     condition: str | None = None
     input: Any = None
     has_input: bool = False
+    rollback_retries: int | None = None  # None: the step's own retries
+    rollback_retry_delay_ms: int | None = None  # None: the step's own retry_delay
 
     @classmethod
     def parse(cls, tag: str, raw: Mapping[str, Any]) -> StepOptions:
@@ -53,12 +61,14 @@ class StepOptions:
             if key not in _KNOWN:
                 raise StepError(f"step {tag!r}: unknown option {key!r} (known: {', '.join(sorted(_KNOWN))})")
             try:
-                if key == "retries":
+                if key in ("retries", "rollback_retries"):
                     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                        raise InvalidInput(f"retries must be a non-negative integer, got {value!r}")
-                    options.retries = value
+                        raise InvalidInput(f"{key} must be a non-negative integer, got {value!r}")
+                    setattr(options, key, value)
                 elif key == "retry_delay":
                     options.retry_delay_ms = parse_duration(value, what="retry_delay") or 0
+                elif key == "rollback_retry_delay":
+                    options.rollback_retry_delay_ms = parse_duration(value, what="rollback_retry_delay") or 0
                 elif key == "max_delay":
                     options.max_delay_ms = parse_duration(value, what="max_delay")
                 elif key == "timeout":
@@ -75,9 +85,17 @@ class StepOptions:
                 raise StepError(f"step {tag!r}: {exc.message}") from None
         return options
 
-    def delay_ms(self, attempt: int) -> int:
-        """Delay before retry number `attempt` (1-based): retry_delay × backoff^(attempt-1), capped."""
-        delay = self.retry_delay_ms * (self.backoff ** (attempt - 1))
+    @property
+    def compensation_retries(self) -> int:
+        """How often a failed rollback handler is tried again: rollback_retries, else the step's retries."""
+        return self.retries if self.rollback_retries is None else self.rollback_retries
+
+    def delay_ms(self, attempt: int, *, rollback: bool = False) -> int:
+        """Delay before retry number `attempt` (1-based): retry_delay × backoff^(attempt-1), capped.
+
+        With `rollback`, the base is rollback_retry_delay when given."""
+        base = self.rollback_retry_delay_ms if rollback and self.rollback_retry_delay_ms is not None else self.retry_delay_ms
+        delay = base * (self.backoff ** (attempt - 1))
         if self.max_delay_ms is not None:
             delay = min(delay, self.max_delay_ms)
         return int(delay)
@@ -98,6 +116,10 @@ class StepOptions:
             shown["allow_fail"] = True
         if self.condition:
             shown["condition"] = self.condition
+        if self.rollback_retries is not None:
+            shown["rollback_retries"] = self.rollback_retries
+        if self.rollback_retry_delay_ms is not None:
+            shown["rollback_retry_delay_ms"] = self.rollback_retry_delay_ms
         return shown
 
 
@@ -227,7 +249,7 @@ class StepsMixin:
         self.step_outputs[call.tag] = value
         self.completed_steps.append(call.tag)
         if call.rollback is not None:
-            self.rollbacks[seq] = call.rollback
+            self.rollbacks[seq] = (call.rollback, StepOptions.parse(call.tag, call.options))
 
     def _replayed_step(self: Execution, call: StepCall, record: StepRecord) -> Any:  # type: ignore[misc]
         status = record.status
@@ -302,15 +324,9 @@ class StepsMixin:
         try:
             args = (options.input,) if options.has_input else ()
             if options.timeout_ms is None:
-                result = fn(*args)
-                if inspect.isawaitable(result):
-                    result = await result
-                return result
-            timeout = options.timeout_ms / 1000
+                return await call_function(fn, args)
             try:
-                if inspect.iscoroutinefunction(fn):
-                    return await asyncio.wait_for(fn(*args), timeout)
-                return await asyncio.wait_for(_in_thread(fn, args), timeout)
+                return await asyncio.wait_for(call_function(fn, args), options.timeout_ms / 1000)
             except TimeoutError:
                 raise StepTimeout(f"step {tag!r} timed out after {options.timeout_ms} ms") from None
         finally:
@@ -365,8 +381,25 @@ async def _call_on_error(callback: Callable[..., Any], exc: BaseException) -> No
         pass
 
 
-async def _in_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-    """Run a sync step function in a daemon thread so a timeout can abandon it."""
+async def call_function(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """Call a step function or rollback handler: `async def` on the loop, plain `def` in a thread.
+
+    A blocking function must never hold the event loop, or the steps of a parallel
+    group would run one after another; a lambda that returns a coroutine is awaited here.
+    """
+    if inspect.iscoroutinefunction(fn):
+        return await fn(*args)
+    result = await in_thread(fn, args, name="ductape-step")
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def in_thread(fn: Callable[..., Any], args: tuple[Any, ...], *, name: str) -> asyncio.Future[Any]:
+    """The one bridge from the loop to blocking code: run `fn(*args)` in a daemon thread
+    (with the caller's context variables) and settle a future on the running loop.
+
+    Daemon, so a timed-out step or a handler stuck in a wait can be abandoned."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
     context = contextvars.copy_context()
@@ -378,13 +411,10 @@ async def _in_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     def target() -> None:
         try:
             result = context.run(fn, *args)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001 - carried back to the loop
             loop.call_soon_threadsafe(settle, None, exc)
         else:
             loop.call_soon_threadsafe(settle, result, None)
 
-    threading.Thread(target=target, daemon=True, name="ductape-step").start()
-    result = await future
-    if inspect.isawaitable(result):
-        result = await result
-    return result
+    threading.Thread(target=target, daemon=True, name=name).start()
+    return future

@@ -688,9 +688,10 @@ class SqliteStore(SchedulesAndTopicsMixin):
 
     def rewind_run(
         self, run_id: str, seqs: Sequence[int], expect: tuple[str, str | None], fields: dict[str, Any],
-        events: Sequence[EventRow],
+        events: Sequence[EventRow], *, reset_rollbacks: Sequence[int] = (),
     ) -> bool:
-        """Drop journal rows `seqs` (their attempts too; signals they consumed become pending again)
+        """Drop journal rows `seqs` (their attempts too; signals they consumed become pending again),
+        clear the rollback outcome of rows `reset_rollbacks` (so their compensation runs again)
         and set run columns, in one transaction, if the run still has `expect` = (status, owner).
         False when it changed meanwhile; then nothing is written."""
         json_columns = {"input", "output", "error", "rollback_result", "context", "state", "lineage", "options", "waiting"}
@@ -704,6 +705,12 @@ class SqliteStore(SchedulesAndTopicsMixin):
                 conn.execute(f"DELETE FROM attempts WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs))
                 conn.execute(
                     f"UPDATE signals SET consumed_seq = NULL WHERE run_id = ? AND consumed_seq IN ({marks})", (run_id, *seqs)
+                )
+            if reset_rollbacks:
+                marks = ", ".join("?" * len(reset_rollbacks))
+                conn.execute(
+                    f"UPDATE steps SET rollback_status = NULL, rollback_error = NULL WHERE run_id = ? AND seq IN ({marks})",
+                    (run_id, *reset_rollbacks),
                 )
             values = [dumps(v) if k in json_columns and v is not None else v for k, v in fields.items()]
             conn.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?", (*values, run_id))
