@@ -255,7 +255,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
     async def trigger_rollback(self, reason: str, site: tuple[str, int]) -> dict[str, Any]:
         seq, record = self.next_op(OpKind.ROLLBACK, "rollback", site)
         if record is not None and record.status == StepStatus.COMPLETED:
-            self.manual_rollback = record.output
+            self.manual_rollback = union_rollbacks(record.output, self.manual_rollback)
             return record.output  # type: ignore[no-any-return]
         now = self.clock.now()
         if record is None:
@@ -263,7 +263,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             self.commit(record, self.take_events((now, EventType.ROLLBACK_STARTED, None, {"reason": reason, "manual": True})))
         result = await rollback_module.apply(self, rollback_module.select(self, manual=True), reason)
         self.store.update_op(self.run.id, seq, {"status": "completed", "output": result, "ended_at": self.clock.now()})
-        self.manual_rollback = result
+        self.manual_rollback = union_rollbacks(result, self.manual_rollback)
         return result
 
     def components(self) -> Any:
@@ -398,7 +398,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
                 self.store.set_run_fields(self.run.id, {"phase": "rolling_back", "error": error, "failed_step": failed_step}, events)
             result = await rollback_module.apply(self, candidates, error.get("message") or "failure")
         if self.manual_rollback:
-            result = _merge_rollbacks(self.manual_rollback, result)
+            result = union_rollbacks(result, self.manual_rollback)
         summary = _rollback_summary(result)
         if cancelled:
             status = RunStatus.CANCELLED
@@ -475,10 +475,14 @@ def _rollback_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"rolled_back_steps": list(result.get("rolled_back_steps", [])), "failed_steps": list(result.get("failed_steps", []))}
 
 
-def _merge_rollbacks(first: dict[str, Any], second: dict[str, Any] | None) -> dict[str, Any]:
-    if not second:
-        return first
-    return {
-        "rolled_back_steps": [*first.get("rolled_back_steps", []), *second.get("rolled_back_steps", [])],
-        "failed_steps": [*first.get("failed_steps", []), *second.get("failed_steps", [])],
-    }
+def union_rollbacks(newer: dict[str, Any] | None, older: dict[str, Any] | None) -> dict[str, Any]:
+    """Everything compensated over several rollbacks of one run: newest first, each step once.
+
+    A step whose compensation failed in one pass and succeeded in a later one counts as rolled back."""
+    newer, older = newer or {}, older or {}
+    rolled_back = list(dict.fromkeys([*newer.get("rolled_back_steps", []), *older.get("rolled_back_steps", [])]))
+    failed: list[dict[str, Any]] = []
+    for entry in [*newer.get("failed_steps", []), *older.get("failed_steps", [])]:
+        if entry["tag"] not in rolled_back and entry["tag"] not in {f["tag"] for f in failed}:
+            failed.append(entry)
+    return {**older, **newer, "rolled_back_steps": rolled_back, "failed_steps": failed, "success": not failed}
