@@ -66,6 +66,7 @@ class EventType(StrEnum):
     SIGNAL_WAITING = "signal_waiting"
     SIGNAL_RECEIVED = "signal_received"
     SIGNAL_TIMED_OUT = "signal_timed_out"
+    SIGNAL_REFUSED = "signal_refused"
     CANCEL_REQUESTED = "cancel_requested"
     ROLLBACK_STARTED = "rollback_started"
     STEP_ROLLED_BACK = "step_rolled_back"

@@ -636,15 +636,18 @@ class SqliteStore(SchedulesAndTopicsMixin):
             return run
 
     def consume_signal(
-        self, run_id: str, seq: int, names: Sequence[str], now: float, event_type: str, hook: str | None = None
+        self, run_id: str, seq: int, names: Sequence[str], now: float, event_type: str, hook: str | None = None,
+        deadline: float | None = None,
     ) -> Signal | None:
-        """Deliver the oldest buffered signal among `names` to journal position `seq`, atomically."""
+        """Deliver the oldest buffered signal among `names` that arrived by `deadline` to journal
+        position `seq`, atomically."""
+        late = "" if deadline is None else " AND created_at <= ?"
         with self._write() as conn:
             row = conn.execute(
                 f"SELECT id, run_id, name, payload, created_at, consumed_seq FROM signals "
-                f"WHERE run_id = ? AND consumed_seq IS NULL AND name IN ({', '.join('?' * len(names))}) "
+                f"WHERE run_id = ? AND consumed_seq IS NULL AND name IN ({', '.join('?' * len(names))}){late} "
                 "ORDER BY id LIMIT 1",
-                (run_id, *names),
+                (run_id, *names, *(() if deadline is None else (deadline,))),
             ).fetchone()
             if row is None:
                 return None
@@ -658,6 +661,29 @@ class SqliteStore(SchedulesAndTopicsMixin):
             data = {"signal": hook or signal.name, "payload": signal.payload}
             conn.execute(_INSERT_EVENT, (run_id, now, event_type, None, dumps(data)))
             return signal
+
+    def expire_wait(
+        self, run_id: str, seq: int, names: Sequence[str], deadline: float, now: float, events: Sequence[EventRow]
+    ) -> list[Signal]:
+        """Fail the signal wait at `seq` (its deadline passed) with `events`, and record each signal among
+        `names` that arrived after the deadline as refused by this wait (it stays buffered). Returns those."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE steps SET status = 'failed', ended_at = ?, error = ? WHERE run_id = ? AND seq = ?",
+                (now, dumps({"message": "timed out", "code": "SIGNAL_TIMEOUT"}), run_id, seq),
+            )
+            self._events_txn(conn, run_id, events)
+            rows = conn.execute(
+                f"SELECT id, run_id, name, payload, created_at, consumed_seq FROM signals WHERE run_id = ? "
+                f"AND consumed_seq IS NULL AND created_at > ? AND name IN ({', '.join('?' * len(names))}) ORDER BY id",
+                (run_id, deadline, *names),
+            ).fetchall()
+            late = [Signal(r[0], r[1], r[2], _loads(r[3]), r[4], r[5]) for r in rows]
+            for signal in late:
+                data = {"signal": signal.name, "payload": signal.payload, "arrived_at": signal.created_at,
+                        "deadline": deadline, "reason": "arrived after the wait's deadline; the timeout won"}  # fmt: skip
+                conn.execute(_INSERT_EVENT, (run_id, now, "signal_refused", None, dumps(data)))
+            return late
 
     def signals(self, run_id: str) -> list[Signal]:
         rows = self._read(
