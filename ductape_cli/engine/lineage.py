@@ -394,6 +394,8 @@ def _execution_entry(engine: Engine, run: Run, root_id: str, depth: int) -> dict
         entry["reason"] = reason
     if run.lineage.get("replay_from_step"):
         entry["from_step"] = run.lineage["replay_from_step"]
+    if run.lineage.get("replaces_child"):
+        entry["replaces_child"] = run.lineage["replaces_child"]  # the original's child for the same call
     entry.update({"created_at": int(run.created_at * 1000), "execution_time": run.execution_time_ms, "depth": depth})
     resumes = [
         {"timestamp": e.to_dict()["timestamp"], **{k: v for k, v in e.data.items() if v not in (None, [])}}
