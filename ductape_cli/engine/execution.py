@@ -324,9 +324,13 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             error = {"message": str(exc), "step": exc.child_id, "code": exc.error.get("code") or "CHILD_FAILED"}
             return await self._fail(error, exc.child_id)
         except Exception as exc:  # noqa: BLE001 - the handler's own error fails the run
+            if (missing := self.unreached()) is not None:
+                return self._diverged(missing, f"raises {type(exc).__name__}")
             message = str(exc) or type(exc).__name__
             error = {"message": f"{type(exc).__name__}: {message}", "step": None, "code": "HANDLER_ERROR"}
             return await self._fail(error, None)
+        if (missing := self.unreached()) is not None:
+            return self._diverged(missing, "returns")
         try:
             dumps(output)
         except (TypeError, ValueError):
@@ -338,6 +342,22 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             return await self._fail(error, None)
         status = RunStatus.ROLLED_BACK if self.manual_rollback else RunStatus.COMPLETED
         return self._finish(status, output=output, rollback_result=_rollback_summary(self.manual_rollback))
+
+    def unreached(self) -> StepRecord | None:
+        """The first journaled operation the handler ended without reaching, or None.
+
+        One rule for the engine and the testing kit's `replay_history`: code that now ends
+        before operations its journal holds has diverged from what happened."""
+        later = [seq for seq in self.journal if seq >= self.seq]
+        return self.journal[min(later)] if later else None
+
+    def _diverged(self, record: StepRecord, how: str) -> Outcome:
+        message = (
+            f"run {self.run.id}: replay diverged: the code now {how} before position {record.seq}, where the journal "
+            f"holds {record.kind} {record.tag!r} ({record.source or 'unknown site'}). Revert the change, guard it with "
+            "ctx.patched(...), or start a new run (ductape replay / restart)"
+        )
+        return self._finish(RunStatus.FAILED, error={"message": message, "step": None, "code": NonDeterminismError.code})
 
     async def _call_handler(self, ctx: Context) -> Any:
         handler = self.definition.handler
