@@ -492,6 +492,7 @@ class Engine:
         else:
             dead = (updated.owner,) if updated.owner and owner_is_dead(updated.owner) else ()
             result = self.drive(run.id, observer=observer, dead_owners=dead)
+            self._continue_parent(updated)  # a cancelled child ends its parent's wait, as a signal does
         rollback = result.get("rollback_result") or {}
         return {
             **result,
