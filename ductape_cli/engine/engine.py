@@ -258,9 +258,16 @@ class Engine:
                 data[key] = getattr(run, key)
         rows, seeded_events = journal(run.id) if journal is not None else ([], [])
         try:
-            return self.store.create_run(run, [(now, EventType.WORKFLOW_STARTED, None, data), *seeded_events], rows)
+            stored, created = self.store.create_run(run, [(now, EventType.WORKFLOW_STARTED, None, data), *seeded_events], rows)
         except KeyError:
             raise InvalidInput(f"a run with id {run.id!r} already exists; choose another --workflow-id") from None
+        if not created and json.dumps(stored.input, sort_keys=True) != json.dumps(input, sort_keys=True):
+            # The Stripe rule: a key names one request; the same key with other input is a mistake.
+            raise InvalidInput(
+                f"idempotency key {idempotency_key!r} already names run {stored.id}, started with different input; "
+                "send the same input to get that run back, or use a new key"
+            )
+        return stored, created
 
     def run(self, tag: str, input: Any = None, *, wait: bool = False, observer: Observer | None = None, **options: Any) -> dict[str, Any]:
         """Start `tag` and drive it until it ends or waits (the Python form of `ductape run`)."""
