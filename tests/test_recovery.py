@@ -375,3 +375,240 @@ def test_resume_retries_only_the_failed_compensations_and_ends_rolled_back(order
     assert charge["rollback_status"] == "completed"
     again = cli("resume", run_id)
     assert again.exit_code == 2 and "rolled back" in again.stderr
+
+
+# -- 9. resume --from-checkpoint / --from-step takes --input -----------------------------
+
+CHECKOUT = '''
+from pathlib import Path
+
+from ductape_cli import workflow
+
+def effect(line, value=None, fail_flag=None):
+    with open("effects.log", "a", encoding="utf-8") as log:
+        log.write(line + "\\n")
+    if fail_flag and Path(fail_flag).exists():
+        raise RuntimeError(f"{line}: {fail_flag}")
+    return value
+
+
+@workflow("checkout", rollback_strategy="none")
+async def checkout(ctx):
+    await ctx.step("cart", lambda: effect("CART", {"total": 5}))
+    await ctx.checkpoint("payment-complete", {"charge": "ch_1"})
+    paid = await ctx.step("pay", lambda: effect("PAY", {"retry": ctx.input.retry_payment}, "pay-down"))
+    return {"paid": paid, "order": ctx.input.order, "retry_payment": ctx.input.retry_payment}
+'''
+
+
+def test_resume_from_a_checkpoint_with_input_merges_it_for_the_re_executed_part(project: Any, cli: Any) -> None:
+    project.write("checkout", CHECKOUT)
+    flag(project, "pay-down")
+    failed = cli("run", "checkout", "--input", '{"order": "O1", "retry_payment": true}', "--json")
+    assert failed.exit_code == 1
+    run_id = failed.json()["workflow_id"]
+    flag(project, "pay-down", False)
+
+    bad = cli("resume", run_id, "--from-checkpoint", "payment-complete", "--input", "{nope")
+    assert bad.exit_code == 2 and "not valid JSON" in bad.stderr
+    alone = cli("resume", run_id, "--input", '{"retry_payment": false}')
+    assert alone.exit_code == 2 and "--from-checkpoint" in alone.stderr
+
+    resumed = cli("resume", run_id, "--from-checkpoint", "payment-complete", "--input", '{"retry_payment": false}', "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert resumed.json()["output"] == {"paid": {"retry": False}, "order": "O1", "retry_payment": False}
+    assert effects(project)["CART"] == 1 and effects(project)["PAY"] == 2
+
+    resume_events = [e for e in events_of(cli, run_id) if e["type"] == "workflow_resumed"]
+    assert resume_events[-1]["data"]["input"] == {"retry_payment": False}
+    comparison = cli("compare", run_id, run_id, "--json").json()
+    assert comparison["input_diff"] == {"retry_payment": [True, False]}
+    before, after = comparison["workflow_ids"]
+    pay = next(d for d in comparison["step_diffs"] if d["step"] == "pay")
+    assert pay[before]["status"] == "failed" and pay[after]["status"] == "completed"
+
+
+def test_a_rolled_back_run_is_refused_by_resume_naming_replay_from_step_and_restart(flows: Any, cli: Any) -> None:
+    flag(flows, "carrier-down")
+    run_id = cli("run", "pay-and-ship", "--json").json()["workflow_id"]
+    refused = cli("resume", run_id, "--from-step", "ship", "--input", '{"x": 1}')
+    assert refused.exit_code == 2
+    assert f"ductape replay {run_id} --from-step" in refused.stderr and f"ductape restart {run_id}" in refused.stderr
+
+
+# -- 10. a query handler that raises --------------------------------------------------------
+
+QUERIES = '''
+from ductape_cli import workflow
+
+@workflow("asked", signals={"go": {}},
+          queries={"ratio": lambda ctx: 1 / 0, "scribble": lambda ctx: ctx.state.__setitem__("x", 1)})
+async def asked(ctx):
+    await ctx.wait_for_signal("go")
+'''
+
+
+@pytest.mark.parametrize(("name", "exception"), [("ratio", "ZeroDivisionError"), ("scribble", "TypeError")])
+def test_a_query_that_raises_is_one_line_exit_1(project: Any, cli: Any, name: str, exception: str) -> None:
+    project.write("asked", QUERIES)
+    run_id = cli("run", "asked", "--json").json()["workflow_id"]
+    result = cli("query", run_id, name)
+    assert result.exit_code == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert name in result.stderr and exception in result.stderr
+
+
+# -- 11. signals nobody declared ------------------------------------------------------------
+
+UNDECLARED = '''
+from ductape_cli import workflow
+
+@workflow("open-waiter")
+async def open_waiter(ctx):
+    return await ctx.wait_for_signal("go")
+
+
+@workflow("strict-waiter", signals={"go": {}})
+async def strict_waiter(ctx):
+    return await ctx.wait_for_signal("go")
+'''
+
+
+def test_an_undeclared_signal_is_shown_pending_and_one_that_can_never_be_consumed_is_exit_2(project: Any, cli: Any) -> None:
+    project.write("undeclared", UNDECLARED)
+    run_id = cli("run", "open-waiter", "--json").json()["workflow_id"]
+    stray = cli("signal", run_id, "stray", "--data", '{"n": 1}', "--json")
+    assert stray.exit_code == 5, stray.stderr
+    buffered = [e for e in events_of(cli, run_id) if e["type"] == "signal_buffered"]
+    assert buffered and buffered[0]["data"] == {"signal": "stray", "payload": {"n": 1}}
+    pending = cli("status", run_id, "--json").json()["pending_signals"]
+    assert [(p["name"], p["payload"]) for p in pending] == [("stray", {"n": 1})]
+
+    done = cli("signal", run_id, "go", "--data", '"yes"', "--json")
+    assert done.exit_code == 0 and done.json()["output"] == "yes"
+    late = cli("signal", run_id, "go")
+    assert late.exit_code == 2 and "completed" in late.stderr
+
+    strict = cli("run", "strict-waiter", "--json").json()["workflow_id"]
+    refused = cli("signal", strict, "stray")
+    assert refused.exit_code == 2 and "stray" in refused.stderr
+    assert cli("status", strict, "--json").json()["pending_signals"] == []
+
+
+# -- 13. sync steps never block the event loop -----------------------------------------------
+
+BLOCKING = '''
+import time
+
+from ductape_cli import workflow
+
+def nap(n):
+    time.sleep(0.3)
+    return n
+
+@workflow("naps")
+async def naps(ctx):
+    return await ctx.parallel([ctx.step(f"nap-{n}", lambda n=n: nap(n)) for n in range(6)])
+
+@workflow("naps-with-timeout")
+async def naps_with_timeout(ctx):
+    return await ctx.parallel([ctx.step(f"nap-{n}", lambda n=n: nap(n), timeout="10s") for n in range(6)])
+'''
+
+
+@pytest.mark.parametrize("tag", ["naps", "naps-with-timeout"])
+def test_a_parallel_group_of_blocking_sync_steps_takes_about_its_slowest_step(project: Any, tag: str) -> None:
+    import time
+
+    project.write("naps", BLOCKING)
+    engine = project.engine()
+    try:
+        engine.run(tag, {})  # compile and warm up the first time
+        started = time.monotonic()
+        result = engine.run(tag, {})
+        elapsed = time.monotonic() - started
+    finally:
+        engine.close()
+    assert result["output"] == [0, 1, 2, 3, 4, 5]
+    assert elapsed < 1.2, f"6 parallel 0.3 s steps took {elapsed:.2f} s"  # one after another: 1.8 s
+
+
+# -- 14. every recording ctx method can be awaited in an async handler -----------------------
+
+AWAITED = '''
+from ductape_cli import workflow
+
+@workflow("awaited")
+async def awaited(ctx):
+    await ctx.emit_event("order-placed", {"id": 1})
+    await ctx.set_state("phase", "placed")
+    await ctx.log.info("placed", {"id": 1})
+    ctx.emit_event("not-awaited", {"id": 2})
+    return ctx.get_state("phase")
+'''
+
+
+def test_emit_event_set_state_and_log_can_be_awaited(project: Any, cli: Any) -> None:
+    project.write("awaited", AWAITED)
+    result = cli("run", "awaited", "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert result.json()["output"] == "placed"
+    listed = cli("events", result.json()["workflow_id"], "--json").json()
+    assert [e["event"] for e in listed] == ["order-placed", "not-awaited"]
+
+
+# -- 15. a step option that can never be valid stops run before the first step --------------
+
+MALFORMED = '''
+from ductape_cli import workflow
+
+@workflow("malformed")
+async def malformed(ctx):
+    with open("effects.log", "a") as log:
+        log.write("HANDLER\\n")
+    await ctx.step("first", lambda: open("effects.log", "a").write("FIRST\\n"))
+    await ctx.step("second", lambda: 2, condition="$Input{amount} >= >= 10")
+'''
+
+
+def test_a_malformed_condition_is_a_definition_error_before_anything_runs(project: Any, cli: Any) -> None:
+    project.write("malformed", MALFORMED)
+    result = cli("run", "malformed", "--input", '{"amount": 20}', "--json")
+    assert result.exit_code == 2
+    assert "invalid condition" in result.stderr and "second" in result.stderr and "Traceback" not in result.stderr
+    assert effects(project)["FIRST"] == 0
+    assert cli("list", "--json").json() == []
+
+
+# -- 16. recorded branch conditions describe; they never skip a step the handler reaches ------
+
+BRANCHED = '''
+from ductape_cli import workflow
+
+def effect(line, value=None):
+    with open("effects.log", "a", encoding="utf-8") as log:
+        log.write(line + "\\n")
+    return value
+
+@workflow("validated", branch_overrides={"validate": {"valid": True}})
+async def validated(ctx):
+    check = await ctx.step("validate", lambda: effect("VALIDATE", {"valid": ctx.input.valid}))
+    if check["valid"]:
+        await ctx.step("charge", lambda: effect("CHARGE", 1))
+    await ctx.step("audit", lambda: effect("AUDIT", 1))
+    return "ok"
+'''
+
+
+def test_an_unconditional_step_after_an_overridden_branch_always_runs(project: Any, cli: Any) -> None:
+    project.write("validated", BRANCHED)
+    defined = cli("define", "--json")
+    assert defined.exit_code == 0, defined.stderr
+    schema = next(s for s in defined.json() if s["tag"] == "validated") if isinstance(defined.json(), list) else defined.json()["validated"]
+    conditions = {s["tag"]: s["condition"] for s in schema["steps"]}
+    assert conditions == {"validate": None, "charge": "$Step{validate}{valid} == true", "audit": None}
+
+    result = cli("run", "validated", "--input", '{"valid": false}', "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["completed_steps"] == ["validate", "audit"]
+    assert effects(project)["AUDIT"] == 1 and effects(project)["CHARGE"] == 0
