@@ -439,10 +439,12 @@ def test_a_rolled_back_run_is_refused_by_resume_naming_replay_from_step_and_rest
 # -- 10. a query handler that raises --------------------------------------------------------
 
 QUERIES = '''
+import operator
+
 from ductape_cli import workflow
 
 @workflow("asked", signals={"go": {}},
-          queries={"ratio": lambda ctx: 1 / 0, "scribble": lambda ctx: ctx.state.__setitem__("x", 1)})
+          queries={"ratio": lambda ctx: 1 / 0, "scribble": lambda ctx: operator.setitem(ctx.state, "x", 1)})
 async def asked(ctx):
     await ctx.wait_for_signal("go")
 '''
