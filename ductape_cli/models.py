@@ -65,6 +65,7 @@ class EventType(StrEnum):
     SLEEP_COMPLETED = "sleep_completed"
     SIGNAL_WAITING = "signal_waiting"
     SIGNAL_RECEIVED = "signal_received"
+    SIGNAL_BUFFERED = "signal_buffered"
     SIGNAL_TIMED_OUT = "signal_timed_out"
     SIGNAL_REFUSED = "signal_refused"
     CANCEL_REQUESTED = "cancel_requested"

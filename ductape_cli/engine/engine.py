@@ -371,7 +371,12 @@ class Engine:
         run = self.get_run(run_id)
         journal = self.store.load_journal(run.id)
         children = self.store.list_runs(parent_id=run.id, limit=1000)
-        return run_status(run, journal, children, self._unreached_steps(run, journal))
+        status = run_status(run, journal, children, self._unreached_steps(run, journal))
+        status["pending_signals"] = [
+            {"name": s.name, "payload": s.payload, "received_at": int(s.created_at * 1000)}
+            for s in self.store.signals(run.id) if s.consumed_seq is None and not s.name.startswith("hook:")
+        ]  # fmt: skip
+        return status
 
     def _unreached_steps(self, run: Run, journal: dict[int, StepRecord]) -> list[dict[str, Any]]:
         """Compiled steps the run has not reached: `pending` while it runs, `skipped` (with why) once it ended."""

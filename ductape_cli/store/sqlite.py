@@ -633,6 +633,9 @@ class SqliteStore(SchedulesAndTopicsMixin):
             waiting = run.waiting or {}
             if name in waiting.get("signals", ()):
                 conn.execute("UPDATE runs SET ready_at = ? WHERE id = ?", (now, run_id))
+            elif not name.startswith("hook:"):
+                # Nothing waits for it now: history shows it arrived and waits in the buffer.
+                conn.execute(_INSERT_EVENT, (run_id, now, "signal_buffered", None, dumps({"signal": name, "payload": payload})))
             return run
 
     def consume_signal(
