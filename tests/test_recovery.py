@@ -556,7 +556,7 @@ def test_emit_event_set_state_and_log_can_be_awaited(project: Any, cli: Any) -> 
     assert result.exit_code == 0, result.stdout + result.stderr
     assert result.json()["output"] == "placed"
     listed = cli("events", result.json()["workflow_id"], "--json").json()
-    assert [e["event"] for e in listed] == ["order-placed", "not-awaited"]
+    assert [e["type"] for e in listed] == ["order-placed", "not-awaited"]
 
 
 # -- 15. a step option that can never be valid stops run before the first step --------------
