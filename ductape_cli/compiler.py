@@ -32,6 +32,12 @@ _LIBRARY_DIRS = tuple(
 )
 
 
+class InvalidCall(DefinitionError):
+    """A ctx call that can never be valid (a malformed condition, a bad literal duration or step
+    option, a duplicate tag, an undeclared signal). Even `run`, which compiles leniently, refuses
+    to start a workflow with one: it would run the steps before it and then fail."""
+
+
 def version_of(schema: Mapping[str, Any]) -> str:
     """Content hash of what a schema says; source positions and warnings do not count."""
     content = {k: v for k, v in schema.items() if k not in _UNVERSIONED}
@@ -123,7 +129,8 @@ def _record(
             raise exc from None
         if isinstance(exc, (recording.RecordingError, recording.RecordingLimit)):
             at = f" at {recording.display_path(exc.site)}" if exc.site else ""
-            raise DefinitionError(f"workflow {wf.tag!r}{where}{at}: {exc.message}") from None
+            error = InvalidCall if isinstance(exc, recording.RecordingError) else DefinitionError
+            raise error(f"workflow {wf.tag!r}{where}{at}: {exc.message}") from None
         message = _handler_error(wf, exc, where, failed.recording)
         if strict:
             raise DefinitionError(message) from None

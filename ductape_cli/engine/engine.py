@@ -166,11 +166,13 @@ class Engine:
         stored = self.store.latest_definition(wf.tag)
         if stored and stored["schema"].get("source_hash") == current_hash:
             return str(stored["version"])
-        from ductape_cli.compiler import compile_definition
+        from ductape_cli.compiler import InvalidCall, compile_definition
 
         try:
             # Not strict: a handler that raises while recording keeps the steps recorded so far.
             schema = compile_definition(wf, current_hash, strict=False)
+        except InvalidCall:
+            raise  # found before the first step runs: exit 2, nothing written
         except DefinitionError as exc:
             # A handler the recorder cannot walk still runs; it just has no compiled conditions.
             schema = uncompiled_schema(wf, current_hash, exc.message)
