@@ -606,7 +606,7 @@ def test_an_unconditional_step_after_an_overridden_branch_always_runs(project: A
     project.write("validated", BRANCHED)
     defined = cli("define", "--json")
     assert defined.exit_code == 0, defined.stderr
-    schema = next(s for s in defined.json() if s["tag"] == "validated") if isinstance(defined.json(), list) else defined.json()["validated"]
+    schema = next(w["schema"] for w in defined.json()["workflows"] if w["tag"] == "validated")
     conditions = {s["tag"]: s["condition"] for s in schema["steps"]}
     assert conditions == {"validate": None, "charge": "$Step{validate}{valid} == true", "audit": None}
 

@@ -75,7 +75,6 @@ class Engine:
         self._local = threading.local()
         self._registry = registry
         self._full_registry = registry is not None
-        self._conditions: dict[tuple[str, str | None], dict[str, str]] = {}
         self._versions: dict[str, tuple[WorkflowDefinition, str]] = {}
         self._memory_store: SqliteStore | None = None
 
@@ -182,20 +181,6 @@ class Engine:
         verb = "compiled" if stored is None else "recompiled (source changed)"
         self.notices.append(f"{verb} {wf.tag} → version {version[:12]}")
         return str(version)
-
-    def conditions_for(self, run: Run) -> dict[str, str]:
-        key = (run.tag, run.version)
-        if key not in self._conditions:
-            found: dict[str, str] = {}
-            stored = self.store.get_definition(run.tag, run.version) if run.version else None
-            for step in (stored or {}).get("schema", {}).get("steps", []):
-                # An explicit condition travels with the step's own options; the compiled map
-                # holds only what recording implied (scenarios, branch overrides).
-                implied = step.get("implied_condition") if step.get("explicit_condition") else step.get("condition")
-                if implied:
-                    found[step["tag"]] = implied
-            self._conditions[key] = found
-        return self._conditions[key]
 
     def components_for(self, execution: Execution) -> Any:
         from ductape_cli.components import runtime_for
@@ -324,8 +309,7 @@ class Engine:
     ) -> tuple[Outcome, list[str]]:
         """One execution of a claimed run on this thread's event loop (`journal`: already known, e.g. empty)."""
         wf = self.definition(run.tag)
-        execution = Execution(self, run, wf, inline_wait=inline_wait, observer=observer,
-                              conditions=self.conditions_for(run), journal=journal)  # fmt: skip
+        execution = Execution(self, run, wf, inline_wait=inline_wait, observer=observer, journal=journal)
         if execution.cancel_reason is not None and not execution.journal:
             outcome = execution._finish(RunStatus.CANCELLED, error={"message": f"cancelled: {execution.cancel_reason}", "step": None, "code": "CANCELLED"})
             return outcome, []

@@ -84,7 +84,6 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         *,
         inline_wait: float = 5.0,
         observer: Observer | None = None,
-        conditions: dict[str, Any] | None = None,
         journal: dict[int, StepRecord] | None = None,
     ) -> None:
         self.engine = engine
@@ -96,7 +95,6 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         self.definition = definition
         self.inline_wait = inline_wait
         self.observer = observer
-        self.conditions = conditions or {}
         self.journal: dict[int, StepRecord] = self.store.load_journal(run.id) if journal is None else journal
         self.max_seq = max(self.journal, default=-1)
         self.seq = 0

@@ -187,12 +187,10 @@ class StepsMixin:
         if tag in self.skip_steps:
             self._record_skip(call, seq, options, {"reason": "skipped by resume --skip"})
             return None
-        explicit, implied = options.condition, self.conditions.get(tag)
-        condition = f"({explicit}) && ({implied})" if explicit and implied else explicit or implied
-        if condition:
-            skipped = self._check_condition(tag, seq, condition, options, call)
-            if skipped:
-                return None
+        # Only the step's own condition decides. What the recorder inferred (branch overrides,
+        # scenarios) describes the workflow; the handler reaching this step is the real answer.
+        if options.condition and self._check_condition(tag, seq, options.condition, options, call):
+            return None
         self.current_step = tag
         self.notify("step_started", tag=tag)
         started = self.clock.now()
