@@ -237,8 +237,8 @@ def _hint(exc: BaseException) -> str | None:
 @dataclass
 class _Merged:
     op: recording.Op
-    conditions: list[conditions.Node | None] = field(default_factory=list)
     branch_conditions: list[conditions.Node | None] = field(default_factory=list)  # without the scenario's input
+    conditions: list[conditions.Node | None] = field(default_factory=list)
     dynamic: bool = False
     has_rollback: bool = False
 

@@ -472,7 +472,7 @@ def _compare_with_previous_attempt(engine: Engine, run: Run) -> dict[str, Any]:
     for tag in last.get("rerun") or []:
         before_sides.pop(tag, None)
     before_sides.update(last["previous_steps"])
-    before = copy_record(run, input=last.get("previous_input", run.input), status=last.get("previous_status"),
+    before = copy_record(run, input=last.get("previous_input", run.input), status=RunStatus(last.get("previous_status") or run.status),
                              output=None)  # fmt: skip
     return _compare_sides((f"{run.id}@before-resume", before, before_sides), (run.id, run, now_sides))
 

@@ -160,6 +160,8 @@ def _encode(tag: str, value: Any) -> tuple[Any, str]:
 class StepsMixin:
     """The step half of `Execution`."""
 
+    current_step: str | None
+
     async def run_step(self: Execution, call: StepCall) -> Any:  # type: ignore[misc]
         seq, record = self.prepare_step(call)
         return await self.execute_step(call, seq, record)
