@@ -386,7 +386,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
 
     def _run_sync_handler(self, handler: Callable[..., Any], ctx: Context) -> asyncio.Future[Any]:
         """Run a plain `def` handler in a daemon thread; its ctx calls block on this loop."""
-        return in_thread(handler, (ctx,), name=f"ductape-handler-{self.run.id}")
+        return in_thread(handler, (ctx,))
 
     async def _finish_interrupted_rollback(self, ctx: Context) -> Outcome:
         """A process died mid-rollback: replay only to re-register handlers, then finish the rest."""

@@ -7,6 +7,7 @@ import contextvars
 import functools
 import inspect
 import json
+import queue
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -389,17 +390,51 @@ async def call_function(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     """
     if inspect.iscoroutinefunction(fn):
         return await fn(*args)
-    result = await in_thread(fn, args, name="ductape-step")
+    result = await in_thread(fn, args)
     if inspect.isawaitable(result):
         result = await result
     return result
 
 
-def in_thread(fn: Callable[..., Any], args: tuple[Any, ...], *, name: str) -> asyncio.Future[Any]:
-    """The one bridge from the loop to blocking code: run `fn(*args)` in a daemon thread
-    (with the caller's context variables) and settle a future on the running loop.
+class _DaemonThreads:
+    """Reusable daemon threads for blocking calls.
 
-    Daemon, so a timed-out step or a handler stuck in a wait can be abandoned."""
+    A call never waits for a thread: when none is idle another starts, so a timed-out
+    (abandoned) call only keeps its own thread. Daemon, so a stuck call never holds the
+    process open; idle threads beyond a few exit, so a burst does not stay resident.
+    """
+
+    MAX_IDLE = 8
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            start = self._idle == 0
+            if not start:
+                self._idle -= 1  # that idle thread is now spoken for
+        if start:
+            threading.Thread(target=self._work, daemon=True, name="ductape-worker").start()
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while True:
+            self._jobs.get()()
+            with self._lock:
+                if self._idle >= self.MAX_IDLE:
+                    return
+                self._idle += 1
+
+
+_THREADS = _DaemonThreads()
+
+
+def in_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[Any]:
+    """The one bridge from the loop to blocking code: run `fn(*args)` on a daemon thread
+    (with the caller's context variables) and settle a future on the running loop."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
     context = contextvars.copy_context()
@@ -408,13 +443,17 @@ def in_thread(fn: Callable[..., Any], args: tuple[Any, ...], *, name: str) -> as
         if not future.done():
             future.set_exception(error) if error is not None else future.set_result(result)
 
-    def target() -> None:
+    def job() -> None:
+        result: Any = None
+        error: BaseException | None = None
         try:
             result = context.run(fn, *args)
         except BaseException as exc:  # noqa: BLE001 - carried back to the loop
-            loop.call_soon_threadsafe(settle, None, exc)
-        else:
-            loop.call_soon_threadsafe(settle, result, None)
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:
+            pass  # the loop closed meanwhile (an abandoned call finishing late): nobody waits
 
-    threading.Thread(target=target, daemon=True, name=name).start()
+    _THREADS.submit(job)
     return future
