@@ -201,6 +201,11 @@ def test_restart_and_replay_of_a_parent_give_their_children_their_own_ids(flows:
     assert family[child_id]["replaces_child"] == "payment-O2"
     assert effects(flows)["CAPTURE 20"] == 2 and effects(flows)["CAPTURE 15"] == 1
 
+    corrected = cli("restart", original_id, "--set", "amount=25", "--json")
+    assert corrected.exit_code == 0, corrected.stderr
+    assert corrected.json()["output"] == {"payment": {"captured": 25}}
+    assert cli("status", f"payment-O2@{corrected.json()['workflow_id']}", "--json").json()["input"] == {"amount": 25}
+
     # A resume of the same run keeps its child.
     resumed = cli("resume", replay_id, "--from-step", "check", "--json")
     assert resumed.exit_code == 2 and "already completed" in resumed.stderr

@@ -208,7 +208,7 @@ def resume_from(
         return engine.resume(run.id, observer=observer, wait=wait)
     rows = sorted(engine.store.load_journal(run.id).values(), key=lambda r: r.seq)
     unfinished = [r for r in rows if r.kind == OpKind.STEP and r.rollback_status == "failed"]
-    if unfinished and run.status.terminal:
+    if unfinished and run.status in (RunStatus.FAILED, RunStatus.CANCELLED):
         if from_checkpoint is not None or from_step is not None or skips:
             raise InvalidState(
                 f"run {run.id} has failed compensations ({', '.join(r.tag for r in unfinished)}); "
