@@ -138,11 +138,6 @@ def test_replay_storm(project, durability_report) -> None:
         replays = by_link[("replayed_from", original)]
         assert len(replays) == (0 if original in refused else 1)
         assert all(runs[r].status == "rolled_back" for r in replays)
-    # No child id collides: every parent that reached its child has its own, nothing failed over an id.
-    assert all("already used" not in json.dumps(r.error or {}) for r in runs.values())
-    assert len({c.id for c in children}) == len(children) == len(parents)
-    assert all(c.status == "completed" and runs[c.parent_id].tag == "storm-order" for c in children)
-
     requests = [line.split() for line in lines(ledger)]
     applied = {tuple(r) for r in requests}  # the provider applies each idempotency key once
     refunds, releases = Counter(), Counter()
@@ -162,6 +157,11 @@ def test_replay_storm(project, durability_report) -> None:
     assert max(refunds.values()) == 1 and max(releases.values()) == 1  # no charge refunded twice
     charges = {subject for kind, subject, _ in applied if kind == "CHARGE"}
     assert set(refunds) <= charges
+    # No child id collides: every parent that reached its child has its own, nothing failed over an id.
+    assert all("already used" not in json.dumps(r.error or {}) for r in runs.values())
+    assert len({c.id for c in children}) == len(children) == len(parents)
+    assert all(c.status == "completed" and runs[c.parent_id].tag == "storm-order" for c in children)
+
     repeated = len(requests) - len(applied)
     assert repeated <= kills, (repeated, kills)
     durability_report(
