@@ -161,6 +161,28 @@ def test_a_signal_after_the_wait_deadline_loses_to_the_timeout(flows: Any) -> No
         engine.close()
 
 
+@pytest.mark.parametrize("processor", ["worker", "resume"])
+def test_a_late_signal_stored_without_continuing_loses_whoever_processes_the_run(flows: Any, processor: str) -> None:
+    from ductape_cli.engine.worker import Worker
+
+    clock = VirtualClock(1_800_000_000)
+    engine = Engine(load_config(flows.root), clock=clock)
+    try:
+        started = engine.run("late-signal", {})
+        clock.advance(9)
+        engine.signal(started["workflow_id"], "go", {}, continue_inline=False)
+        if processor == "worker":
+            Worker(engine).run(once=True)
+        else:
+            engine.resume(started["workflow_id"])
+        assert engine.result(started["workflow_id"])["output"] == "timed out"
+        assert [e["type"] for e in engine.history(started["workflow_id"]) if e["type"].startswith("signal_")] == [
+            "signal_waiting", "signal_timed_out", "signal_refused",
+        ]  # fmt: skip
+    finally:
+        engine.close()
+
+
 def test_a_signal_before_the_deadline_still_wins_when_processed_late(flows: Any) -> None:
     clock = VirtualClock(1_800_000_000)
     engine = Engine(load_config(flows.root), clock=clock)
