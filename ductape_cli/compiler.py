@@ -32,6 +32,12 @@ _LIBRARY_DIRS = tuple(
 )
 
 
+class InvalidCall(DefinitionError):
+    """A ctx call that can never be valid (a malformed condition, a bad literal duration or step
+    option, a duplicate tag, an undeclared signal). Even `run`, which compiles leniently, refuses
+    to start a workflow with one: it would run the steps before it and then fail."""
+
+
 def version_of(schema: Mapping[str, Any]) -> str:
     """Content hash of what a schema says; source positions and warnings do not count."""
     content = {k: v for k, v in schema.items() if k not in _UNVERSIONED}
@@ -54,6 +60,8 @@ def compile_definition(wf: WorkflowDefinition, source_hash: str | None = None, *
     recordings = [
         (scenario, _record(wf, scenario, index, strict, incomplete)) for index, scenario in enumerate(_scenarios(wf))
     ]
+    for scenario, rec in recordings:
+        _drop_undecided_branch_conditions(wf, scenario, rec)
     merged = _merge(recordings)
     warnings = list(dict.fromkeys(w for _, r in recordings for w in r.warnings))
     used = set().union(*(r.overrides_used for _, r in recordings))
@@ -106,29 +114,75 @@ def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, An
 def _record(
     wf: WorkflowDefinition, scenario: dict[str, Any] | None, index: int, strict: bool, incomplete: list[str]
 ) -> recording.Recording:
-    base = dict(wf.record_input or {})
     where = f" (record_scenarios[{index}] = {recording.json_dumps(scenario)})" if scenario is not None else ""
     try:
-        return recording.record(
-            wf.handler,
-            tag=wf.tag,
-            input=_deep_merge(base, scenario) if scenario is not None else base,
-            overrides=wf.branch_overrides,
-            signals=wf.signals,
-            is_async=wf.is_async,
-        )
+        return _recording(wf, scenario, wf.branch_overrides)
     except recording.HandlerFailed as failed:
         exc = failed.error
         if isinstance(exc, KeyboardInterrupt):
             raise exc from None
         if isinstance(exc, (recording.RecordingError, recording.RecordingLimit)):
             at = f" at {recording.display_path(exc.site)}" if exc.site else ""
-            raise DefinitionError(f"workflow {wf.tag!r}{where}{at}: {exc.message}") from None
+            error = InvalidCall if isinstance(exc, recording.RecordingError) else DefinitionError
+            raise error(f"workflow {wf.tag!r}{where}{at}: {exc.message}") from None
         message = _handler_error(wf, exc, where, failed.recording)
         if strict:
             raise DefinitionError(message) from None
         incomplete.append(message)
         return failed.recording
+
+
+def _recording(wf: WorkflowDefinition, scenario: dict[str, Any] | None, overrides: Mapping[str, Any]) -> recording.Recording:
+    base = dict(wf.record_input or {})
+    return recording.record(
+        wf.handler,
+        tag=wf.tag,
+        input=_deep_merge(base, scenario) if scenario is not None else base,
+        overrides=overrides,
+        signals=wf.signals,
+        is_async=wf.is_async,
+    )
+
+
+def _drop_undecided_branch_conditions(wf: WorkflowDefinition, scenario: dict[str, Any] | None, rec: recording.Recording) -> None:
+    """Keep an override's inferred condition only on the ops that depend on the branch.
+
+    Each step override with a boolean in it is recorded again with its booleans negated;
+    an op the handler reaches either way does not depend on that branch, so it loses the
+    conditions that override implied. (Overrides without booleans cannot be negated: their
+    conditions stay, as descriptions; only explicit `condition=` options skip steps.)
+    """
+    for name in sorted(rec.overrides_used):
+        value = wf.branch_overrides.get(name)
+        negated = _negate(value)
+        if negated is None:
+            continue
+        try:
+            other = _recording(wf, scenario, {**wf.branch_overrides, name: negated})
+        except recording.HandlerFailed as failed:  # the other branch may raise: what it reached still counts
+            other = failed.recording
+        reached = {op.key for op in other.ops}
+        implied = {conditions.to_text(n) for n in recording.override_conditions(name, value)}
+        for op in rec.ops:
+            if op.key in reached:
+                op.implied = [n for n in op.implied if conditions.to_text(n) not in implied]
+
+
+def _negate(value: Any) -> Any:
+    """`value` with every boolean leaf flipped; None when it has no boolean to flip."""
+    flipped = False
+
+    def walk(item: Any) -> Any:
+        nonlocal flipped
+        if isinstance(item, bool):
+            flipped = True
+            return not item
+        if isinstance(item, Mapping):
+            return {key: walk(inner) for key, inner in item.items()}
+        return item
+
+    result = walk(value)
+    return result if flipped else None
 
 
 def _handler_error(wf: WorkflowDefinition, exc: BaseException, where: str, rec: recording.Recording) -> str:
@@ -183,6 +237,7 @@ def _hint(exc: BaseException) -> str | None:
 @dataclass
 class _Merged:
     op: recording.Op
+    branch_conditions: list[conditions.Node | None] = field(default_factory=list)  # without the scenario's input
     conditions: list[conditions.Node | None] = field(default_factory=list)
     dynamic: bool = False
     has_rollback: bool = False
@@ -272,6 +327,7 @@ def _merge(recordings: list[tuple[dict[str, Any] | None, recording.Recording]]) 
         for op in rec.ops:
             parts = [n for n in (base, *op.implied) if n is not None]
             condition = conditions.conjunction(_unique(parts)) if parts else None
+            branch = conditions.conjunction(_unique(list(op.implied))) if op.implied else None
             entry = merged.get(op.key)
             if entry is None:
                 entry = merged[op.key] = _Merged(op)
@@ -286,9 +342,15 @@ def _merge(recordings: list[tuple[dict[str, Any] | None, recording.Recording]]) 
                     last += len(new)
                 new = []
             entry.conditions.append(condition)
+            entry.branch_conditions.append(branch)
             entry.dynamic = entry.dynamic or op.dynamic
             entry.has_rollback = entry.has_rollback or bool(op.data.get("has_rollback"))
         order.extend(new)
+    if len(recordings) > 1:
+        for entry in merged.values():
+            if len(entry.conditions) == len(recordings):
+                # Reached in every scenario: it does not depend on the scenarios' input.
+                entry.conditions = entry.branch_conditions
     return [merged[key] for key in order]
 
 

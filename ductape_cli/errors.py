@@ -75,6 +75,13 @@ class InvalidState(DuctapeError):
     code = "INVALID_STATE"
 
 
+class QueryFailed(DuctapeError):
+    """A workflow's query handler raised: the question failed, not the command line."""
+
+    exit_code = EXIT_FAILED
+    code = "QUERY_FAILED"
+
+
 class StaleDefinitions(DuctapeError):
     exit_code = EXIT_FAILED
     code = "STALE_DEFINITIONS"

@@ -203,7 +203,7 @@ def display_path(site: str) -> str:
     return f"{shown}:{line}" if line else shown
 
 
-def _override_conditions(tag: str, value: Any) -> list[conditions.Node]:
+def override_conditions(tag: str, value: Any) -> list[conditions.Node]:
     """``$Step{tag}{field} == value`` for each scalar leaf of an override."""
     found: list[conditions.Node] = []
 
@@ -397,7 +397,7 @@ class RecordingContext:
             rec.results[tag] = result
             rec.completed.append(tag)
             if tag in rec.overrides:
-                rec.implied.extend(_override_conditions(tag, rec.overrides[tag]))
+                rec.implied.extend(override_conditions(tag, rec.overrides[tag]))
             return result
 
         return rec.deliver(resolve)

@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from ductape_cli.errors import QueryFailed
+
 APPROVAL = """
     from ductape_cli import workflow, SignalTimeout
 
@@ -248,7 +250,7 @@ def test_query_cannot_write(project) -> None:
     """)
     engine = project.engine()
     run_id = engine.run("q", {})["workflow_id"]
-    with pytest.raises(TypeError):
+    with pytest.raises(QueryFailed, match="query 'sneaky' .* raised TypeError"):
         engine.query(run_id, "sneaky")
     assert engine.status(run_id)["state"] == {}
 

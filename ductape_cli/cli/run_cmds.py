@@ -121,6 +121,7 @@ def resume(
     from_checkpoint: Annotated[str | None, typer.Option("--from-checkpoint", help="Re-run the steps after this checkpoint.")] = None,
     from_step: Annotated[str | None, typer.Option("--from-step", help="Re-run this step and the ones after it.")] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", help="Record this step as skipped (repeatable).")] = None,
+    input: Annotated[str | None, typer.Option("--input", "-i", help="JSON object merged into the run's input for the re-executed part (with --from-checkpoint or --from-step).")] = None,
     wait: WaitOption = False,
     junit: JunitOption = None,
     annotations: AnnotationsOption = None,
@@ -128,14 +129,16 @@ def resume(
 ) -> None:
     """Continue a run from its journal: a crashed run, or (with options) a failed one.
 
-    Example: ductape resume wf_3f2a9c1d7b4e --from-step create-shipment --skip send-confirmation
+    Example: ductape resume wf_3f2a9c1d7b4e --from-checkpoint payment-complete --input '{"retry_payment": false}'
     """
     from ductape_cli.engine.lineage import resume_from
 
     check_junit_path(junit)
+    new_input = parse_json_arg(input, "--input")
     eng = engine()
     result = with_progress(run_id, as_json, lambda obs: resume_from(
-        eng, run_id, from_checkpoint=from_checkpoint, from_step=from_step, skip=skip or [], observer=obs, wait=wait))  # fmt: skip
+        eng, run_id, from_checkpoint=from_checkpoint, from_step=from_step, skip=skip or [], input=new_input,
+        observer=obs, wait=wait))  # fmt: skip
     report_for_ci(eng, result, junit, annotations)
     show_result(result, as_json)
 

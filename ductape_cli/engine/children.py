@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ductape_cli.durations import parse_duration
 from ductape_cli.errors import ChildWorkflowFailed, DuctapeError, StepError
-from ductape_cli.models import EventType, OpKind, StepRecord, StepStatus
+from ductape_cli.models import EventType, OpKind, Run, StepRecord, StepStatus
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
@@ -64,9 +64,10 @@ class ChildrenMixin:
             raise ChildWorkflowFailed(error.get("child_id", call.child_id), error.get("status", "failed"), error)
         retries = int(call.options.get("retries") or 0)
         attempt = (record.input or {}).get("attempt", 0) if record is not None else 0
+        base_id = scoped_child_id(self.run, call.child_id)
         if record is None:
-            self.notify("child_started", child_id=call.child_id, tag=call.tag)
-            current_id = self._start_child(call, call.child_id)
+            self.notify("child_started", child_id=base_id, tag=call.tag)
+            current_id = self._start_child(call, base_id)
             now = self.clock.now()
             record = StepRecord(
                 self.run.id, seq, OpKind.CHILD, call.child_id, StepStatus.WAITING, started_at=now,
@@ -92,7 +93,7 @@ class ChildrenMixin:
                 return result["output"]
             if attempt < retries:
                 attempt += 1
-                next_id = f"{call.child_id}-retry-{attempt}"
+                next_id = f"{base_id}-retry-{attempt}"
                 self.notify("child_ended", child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
                 self.notify("child_started", child_id=next_id, tag=call.tag)
                 self._start_child(call, next_id, restarted_from=current_id)
@@ -113,22 +114,56 @@ class ChildrenMixin:
             if existing.parent_id != self.run.id:
                 raise StepError(f"child workflow id {child_id!r} is already used by another run")
             return child_id
+        lineage: dict[str, Any] = {"parent_close_policy": call.options.get("parent_close_policy", "terminate")}
+        scope = child_scope(self.run)
+        if scope is not None:
+            lineage["child_scope"] = scope
+            replaced = self._replaced_child(call.child_id)
+            if replaced is not None:
+                lineage["replaces_child"] = replaced
         try:
             timeout = parse_duration(call.options.get("timeout"), what="child timeout")
             self.engine.start(
                 call.tag, call.input, env=self.run.env, workflow_id=child_id, timeout=timeout, detach=True,
-                parent_id=self.run.id, lineage={"parent_close_policy": call.options.get("parent_close_policy", "terminate")},
-                links={"restarted_from": restarted_from} if restarted_from else None,
+                parent_id=self.run.id, lineage=lineage, links={"restarted_from": restarted_from} if restarted_from else None,
             )  # fmt: skip
         except DuctapeError as exc:
             raise StepError(f"cannot start child workflow {child_id!r} ({call.tag}): {exc.message}") from None
         return child_id
+
+    def _replaced_child(self: Execution, given_id: str) -> str | None:  # type: ignore[misc]
+        """The child the run this one replays or restarts started for the same `ctx.workflow` call."""
+        original_id = self.run.replayed_from or self.run.restarted_from
+        original = self.store.get_run(original_id) if original_id else None
+        if original is None:
+            return None
+        child = self.store.get_run(scoped_child_id(original, given_id))
+        return child.id if child is not None and child.parent_id == original.id else None
 
     async def _drive_child(self: Execution, child_id: str) -> dict[str, Any]:  # type: ignore[misc]
         """Execute the child on a helper thread (its own store connection and event loop)."""
         engine = self.engine
         inline = self.inline_wait
         return await asyncio.get_running_loop().run_in_executor(None, lambda: engine.drive(child_id, inline_wait=inline))
+
+
+def child_scope(run: Run) -> str | None:
+    """The run that scopes this run's child ids: itself when it is a replay or restart, the
+    scope it inherited when it is a child of one, None for an ordinary run."""
+    if run.replayed_from or run.restarted_from:
+        return run.id
+    scope = (run.lineage or {}).get("child_scope")
+    return scope if isinstance(scope, str) else None
+
+
+def scoped_child_id(run: Run, given_id: str) -> str:
+    """The id of the child `ctx.workflow(given_id, ...)` starts in `run`.
+
+    An ordinary run uses the id as given, so starting the child is idempotent across replays of
+    its journal and resumes. A replay or restart is a new run: its children (and theirs) get
+    `<given id>@<replay or restart run id>`, so they never collide with the original's."""
+    scope = child_scope(run)
+    return given_id if scope is None else f"{given_id}@{scope}"
 
 
 def apply_close_policies(engine: Engine, parent_id: str) -> None:

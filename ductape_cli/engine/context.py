@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -110,30 +110,53 @@ class StepCall:
         return f"<step {self.tag!r}>"
 
 
+class Done:
+    """What a ctx call that is finished when it returns gives an async handler: awaiting it
+    yields None, and not awaiting it is fine too (it is no coroutine, so nothing warns)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # a generator that finishes at once
+
+    def __repr__(self) -> str:
+        return "<done>"
+
+
+DONE = Done()
+
+
+def done(execution: Execution) -> Any:
+    """None in a plain `def` handler; an awaitable None in an `async def` one."""
+    return DONE if execution.definition.is_async else None
+
+
 class Log:
     """`ctx.log.info("msg", {...})`: stored as history events, not repeated on replay."""
 
     def __init__(self, execution: Execution) -> None:
         self._execution = execution
 
-    def _emit(self, level: str, message: str, data: Any = None, **fields: Any) -> None:
+    def _emit(self, level: str, message: str, data: Any = None, **fields: Any) -> Any:
         payload = dict(data) if isinstance(data, Mapping) else ({} if data is None else {"data": data})
         payload.update(fields)
         self._execution.log(level, str(message), payload)
+        return done(self._execution)
 
-    def debug(self, message: str, data: Any = None, **fields: Any) -> None:
-        self._emit("debug", message, data, **fields)
+    def debug(self, message: str, data: Any = None, **fields: Any) -> Any:
+        return self._emit("debug", message, data, **fields)
 
-    def info(self, message: str, data: Any = None, **fields: Any) -> None:
-        self._emit("info", message, data, **fields)
+    def info(self, message: str, data: Any = None, **fields: Any) -> Any:
+        return self._emit("info", message, data, **fields)
 
-    def warn(self, message: str, data: Any = None, **fields: Any) -> None:
-        self._emit("warn", message, data, **fields)
+    def warn(self, message: str, data: Any = None, **fields: Any) -> Any:
+        return self._emit("warn", message, data, **fields)
 
     warning = warn
 
-    def error(self, message: str, data: Any = None, **fields: Any) -> None:
-        self._emit("error", message, data, **fields)
+    def error(self, message: str, data: Any = None, **fields: Any) -> Any:
+        return self._emit("error", message, data, **fields)
 
 
 def _site(depth: int = 2) -> tuple[str, int]:
@@ -197,13 +220,14 @@ class Context:
 
     # -- state -------------------------------------------------------------
 
-    def set_state(self, key: str, value: Any) -> None:
+    def set_state(self, key: str, value: Any) -> Any:
         try:
             json.dumps(value)
         except (TypeError, ValueError):
             raise TypeError(f"state {key!r} must be JSON-serialisable, got {type(value).__name__}") from None
         self._x.state[key] = value
         self._x.state_dirty = True
+        return done(self._x)
 
     def get_state(self, key: str, default: Any = None) -> Any:
         return self._x.state.get(key, default)
@@ -284,8 +308,10 @@ class Context:
         """A single-use token an outsider passes to `ductape hook TOKEN`; await `hook.wait()`."""
         return self._x.deliver(self._x.create_hook(name, data, _site()))
 
-    def emit_event(self, type: str, payload: Any = None) -> None:
+    def emit_event(self, type: str, payload: Any = None) -> Any:
+        """Append a custom event (`ductape events ID`); await it or not in an async handler."""
         self._x.emit_custom(type, payload)
+        return done(self._x)
 
     def now(self) -> datetime:
         """Journaled current time (the same value on every replay)."""

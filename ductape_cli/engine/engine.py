@@ -13,6 +13,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from ductape_cli.errors import (
     RunNotFound,
 )
 from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord
-from ductape_cli.store import SqliteStore, dumps, open_store
+from ductape_cli.store import EventRow, SqliteStore, dumps, open_store
 
 INLINE_WAIT = 5.0  # `run` waits in-process for sleeps up to this long, then returns "running"
 logger = logging.getLogger("ductape.engine")
@@ -101,7 +102,6 @@ class Engine:
         self._local = threading.local()
         self._registry = registry
         self._full_registry = registry is not None
-        self._conditions: dict[tuple[str, str | None], dict[str, str]] = {}
         self._versions: dict[str, tuple[WorkflowDefinition, str]] = {}
         self._memory_store: SqliteStore | None = None
         # Engine-wide listeners (metrics, traces): see `emit`. Empty unless a feature enables one.
@@ -213,11 +213,13 @@ class Engine:
         stored = self.store.latest_definition(wf.tag)
         if stored and stored["schema"].get("source_hash") == current_hash:
             return str(stored["version"])
-        from ductape_cli.compiler import compile_definition
+        from ductape_cli.compiler import InvalidCall, compile_definition
 
         try:
             # Not strict: a handler that raises while recording keeps the steps recorded so far.
             schema = compile_definition(wf, current_hash, strict=False)
+        except InvalidCall:
+            raise  # found before the first step runs: exit 2, nothing written
         except DefinitionError as exc:
             # A handler the recorder cannot walk still runs; it just has no compiled conditions.
             schema = uncompiled_schema(wf, current_hash, exc.message)
@@ -227,20 +229,6 @@ class Engine:
         verb = "compiled" if stored is None else "recompiled (source changed)"
         self.notices.append(f"{verb} {wf.tag} → version {version[:12]}")
         return str(version)
-
-    def conditions_for(self, run: Run) -> dict[str, str]:
-        key = (run.tag, run.version)
-        if key not in self._conditions:
-            found: dict[str, str] = {}
-            stored = self.store.get_definition(run.tag, run.version) if run.version else None
-            for step in (stored or {}).get("schema", {}).get("steps", []):
-                # An explicit condition travels with the step's own options; the compiled map
-                # holds only what recording implied (scenarios, branch overrides).
-                implied = step.get("implied_condition") if step.get("explicit_condition") else step.get("condition")
-                if implied:
-                    found[step["tag"]] = implied
-            self._conditions[key] = found
-        return self._conditions[key]
 
     def components_for(self, execution: Execution) -> Any:
         from ductape_cli.components import runtime_for
@@ -266,12 +254,15 @@ class Engine:
         links: dict[str, str] | None = None,
         metadata: dict[str, Any] | None = None,
         retries: int | None = None,
+        journal: Callable[[str], tuple[list[StepRecord], list[EventRow]]] | None = None,
     ) -> tuple[Run, bool]:
         """Create a run (owned by this engine unless `detach`). Returns ``(run, created)``.
 
         `metadata` is the caller's JSON object kept with the run (shown by status, list and
         the API); `retries` is how many fresh runs a worker starts if this one fails, as a
-        schedule's retries do.
+        schedule's retries do. `journal` gives, for the new run's id, the rows it starts from
+        and their events (a replay's copies): they are written in the transaction that
+        creates the run.
         """
         wf = self.definition(tag)
         env = self.config.check_env(env or self.config.default_env)
@@ -314,32 +305,29 @@ class Engine:
         for key in ("parent_id", "replayed_from", "restarted_from", "schedule_id"):
             if getattr(run, key):
                 data[key] = getattr(run, key)
+        rows, seeded_events = journal(run.id) if journal is not None else ([], [])
         try:
-            stored, created = self.store.create_run(run, [(now, EventType.WORKFLOW_STARTED, None, data)])
+            stored, created = self.store.create_run(run, [(now, EventType.WORKFLOW_STARTED, None, data), *seeded_events], rows)
         except KeyError:
             if self.listeners:
                 self.emit(None, "run_discarded", {"run": run})
             raise Conflict(f"a run with id {run.id!r} already exists; choose another --workflow-id") from None
         if not created and self.listeners:
             self.emit(None, "run_discarded", {"run": run})  # the idempotency key named an existing run
+        if not created and json.dumps(stored.input, sort_keys=True) != json.dumps(input, sort_keys=True):
+            # The Stripe rule: a key names one request; the same key with other input is a mistake.
+            raise Conflict(
+                f"idempotency key {idempotency_key!r} already names run {stored.id}, started with different input; "
+                "send the same input to get that run back, or use a new key"
+            )
         return stored, created
 
     def submit(self, tag: str, input: Any = None, **options: Any) -> tuple[Run, bool]:
         """Queue a run for a worker (what `serve` does for a remote caller). Returns ``(run, created)``.
 
-        An idempotency key already used with other input is a `Conflict`, not a silent
-        return of the other run: a remote caller cannot see that the key was reused.
+        An idempotency key already used with other input is a `Conflict` (HTTP 409), as for `start`.
         """
-        run, created = self.start(tag, input, detach=True, **options)
-        if not created:
-            given = {} if input is None else input
-            try:
-                given = self.definition(tag).validate_input(json.loads(dumps(given)))
-            except (TypeError, ValueError):
-                pass
-            if given != run.input:
-                raise Conflict(f"idempotency key {run.idempotency_key!r} was used by run {run.id} with other input")
-        return run, created
+        return self.start(tag, input, detach=True, **options)
 
     def run(self, tag: str, input: Any = None, *, wait: bool = False, observer: Observer | None = None, **options: Any) -> dict[str, Any]:
         """Start `tag` and drive it until it ends or waits (the Python form of `ductape run`)."""
@@ -394,8 +382,7 @@ class Engine:
     ) -> tuple[Outcome, list[str]]:
         """One execution of a claimed run on this thread's event loop (`journal`: already known, e.g. empty)."""
         wf = self.definition(run.tag)
-        execution = Execution(self, run, wf, inline_wait=inline_wait, observer=observer,
-                              conditions=self.conditions_for(run), journal=journal)  # fmt: skip
+        execution = Execution(self, run, wf, inline_wait=inline_wait, observer=observer, journal=journal)
         if execution.cancel_reason is not None and not execution.journal:
             outcome = execution._finish(RunStatus.CANCELLED, error={"message": f"cancelled: {execution.cancel_reason}", "step": None, "code": "CANCELLED"})
             return outcome, []
@@ -443,7 +430,12 @@ class Engine:
         run = self.get_run(run_id)
         journal = self.store.load_journal(run.id)
         children = self.store.list_runs(parent_id=run.id, limit=1000)
-        return run_status(run, journal, children, self._unreached_steps(run, journal))
+        status = run_status(run, journal, children, self._unreached_steps(run, journal))
+        status["pending_signals"] = [
+            {"name": s.name, "payload": s.payload, "received_at": int(s.created_at * 1000)}
+            for s in self.store.signals(run.id) if s.consumed_seq is None and not s.name.startswith("hook:")
+        ]  # fmt: skip
+        return status
 
     def _unreached_steps(self, run: Run, journal: dict[int, StepRecord]) -> list[dict[str, Any]]:
         """Compiled steps the run has not reached: `pending` while it runs, `skipped` (with why) once it ended."""
@@ -651,6 +643,7 @@ class Engine:
         else:
             dead = (updated.owner,) if updated.owner and owner_is_dead(updated.owner) else ()
             result = self.drive(run.id, observer=observer, dead_owners=dead)
+            self._continue_parent(updated)  # a cancelled child ends its parent's wait, as a signal does
         rollback = result.get("rollback_result") or {}
         return {
             **result,

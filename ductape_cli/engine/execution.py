@@ -18,7 +18,7 @@ from ductape_cli.definition import WorkflowDefinition
 from ductape_cli.engine import rollback as rollback_module
 from ductape_cli.engine.children import ChildrenMixin, apply_close_policies
 from ductape_cli.engine.context import Context, StepCall
-from ductape_cli.engine.steps import StepsMixin
+from ductape_cli.engine.steps import StepOptions, StepsMixin, in_thread
 from ductape_cli.engine.waits import WaitsMixin
 from ductape_cli.errors import (
     Cancelled,
@@ -86,7 +86,6 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         *,
         inline_wait: float = 5.0,
         observer: Observer | None = None,
-        conditions: dict[str, Any] | None = None,
         journal: dict[int, StepRecord] | None = None,
     ) -> None:
         self.engine = engine
@@ -98,12 +97,11 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         self.definition = definition
         self.inline_wait = inline_wait
         self.observer = observer
-        self.conditions = conditions or {}
         self.journal: dict[int, StepRecord] = self.store.load_journal(run.id) if journal is None else journal
         self.max_seq = max(self.journal, default=-1)
         self.seq = 0
         self.tags: set[str] = set()
-        self.rollbacks: dict[int, Callable[..., Any]] = {}
+        self.rollbacks: dict[int, tuple[Callable[..., Any], StepOptions]] = {}
         self.step_outputs: dict[str, Any] = {}
         self.completed_steps: list[str] = []
         self.current_step: str | None = None
@@ -259,7 +257,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
     async def trigger_rollback(self, reason: str, site: tuple[str, int]) -> dict[str, Any]:
         seq, record = self.next_op(OpKind.ROLLBACK, "rollback", site)
         if record is not None and record.status == StepStatus.COMPLETED:
-            self.manual_rollback = record.output
+            self.manual_rollback = union_rollbacks(record.output, self.manual_rollback)
             return record.output  # type: ignore[no-any-return]
         now = self.clock.now()
         if record is None:
@@ -267,7 +265,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             self.commit(record, self.take_events((now, EventType.ROLLBACK_STARTED, None, {"reason": reason, "manual": True})))
         result = await rollback_module.apply(self, rollback_module.select(self, manual=True), reason)
         self.store.update_op(self.run.id, seq, {"status": "completed", "output": result, "ended_at": self.clock.now()})
-        self.manual_rollback = result
+        self.manual_rollback = union_rollbacks(result, self.manual_rollback)
         return result
 
     def components(self) -> Any:
@@ -333,9 +331,13 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             error = {"message": str(exc), "step": exc.child_id, "code": exc.error.get("code") or "CHILD_FAILED"}
             return await self._fail(error, exc.child_id)
         except Exception as exc:  # noqa: BLE001 - the handler's own error fails the run
+            if (missing := self.unreached()) is not None:
+                return self._diverged(missing, f"raises {type(exc).__name__}")
             message = str(exc) or type(exc).__name__
             error = {"message": f"{type(exc).__name__}: {message}", "step": None, "code": "HANDLER_ERROR"}
             return await self._fail(error, None)
+        if (missing := self.unreached()) is not None:
+            return self._diverged(missing, "returns")
         try:
             dumps(output)
         except (TypeError, ValueError):
@@ -347,6 +349,22 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             return await self._fail(error, None)
         status = RunStatus.ROLLED_BACK if self.manual_rollback else RunStatus.COMPLETED
         return self._finish(status, output=output, rollback_result=_rollback_summary(self.manual_rollback))
+
+    def unreached(self) -> StepRecord | None:
+        """The first journaled operation the handler ended without reaching, or None.
+
+        One rule for the engine and the testing kit's `replay_history`: code that now ends
+        before operations its journal holds has diverged from what happened."""
+        later = [seq for seq in self.journal if seq >= self.seq]
+        return self.journal[min(later)] if later else None
+
+    def _diverged(self, record: StepRecord, how: str) -> Outcome:
+        message = (
+            f"run {self.run.id}: replay diverged: the code now {how} before position {record.seq}, where the journal "
+            f"holds {record.kind} {record.tag!r} ({record.source or 'unknown site'}). Revert the change, guard it with "
+            "ctx.patched(...), or start a new run (ductape replay / restart)"
+        )
+        return self._finish(RunStatus.FAILED, error={"message": message, "step": None, "code": NonDeterminismError.code})
 
     async def _call_handler(self, ctx: Context) -> Any:
         handler = self.definition.handler
@@ -377,28 +395,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
 
     def _run_sync_handler(self, handler: Callable[..., Any], ctx: Context) -> asyncio.Future[Any]:
         """Run a plain `def` handler in a daemon thread; its ctx calls block on this loop."""
-        loop = self.loop
-        assert loop is not None
-        future: asyncio.Future[Any] = loop.create_future()
-
-        def settle(result: Any = None, error: BaseException | None = None) -> None:
-            if future.done():
-                return
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
-
-        def target() -> None:
-            try:
-                result = handler(ctx)
-            except BaseException as exc:  # noqa: BLE001 - carried back to the loop
-                loop.call_soon_threadsafe(settle, None, exc)
-            else:
-                loop.call_soon_threadsafe(settle, result, None)
-
-        threading.Thread(target=target, name=f"ductape-handler-{self.run.id}", daemon=True).start()
-        return future
+        return in_thread(handler, (ctx,))
 
     async def _finish_interrupted_rollback(self, ctx: Context) -> Outcome:
         """A process died mid-rollback: replay only to re-register handlers, then finish the rest."""
@@ -428,7 +425,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
                 self.store.set_run_fields(self.run.id, {"phase": "rolling_back", "error": error, "failed_step": failed_step}, events)
             result = await rollback_module.apply(self, candidates, error.get("message") or "failure")
         if self.manual_rollback:
-            result = _merge_rollbacks(self.manual_rollback, result)
+            result = union_rollbacks(result, self.manual_rollback)
         summary = _rollback_summary(result)
         if cancelled:
             status = RunStatus.CANCELLED
@@ -505,10 +502,14 @@ def _rollback_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"rolled_back_steps": list(result.get("rolled_back_steps", [])), "failed_steps": list(result.get("failed_steps", []))}
 
 
-def _merge_rollbacks(first: dict[str, Any], second: dict[str, Any] | None) -> dict[str, Any]:
-    if not second:
-        return first
-    return {
-        "rolled_back_steps": [*first.get("rolled_back_steps", []), *second.get("rolled_back_steps", [])],
-        "failed_steps": [*first.get("failed_steps", []), *second.get("failed_steps", [])],
-    }
+def union_rollbacks(newer: dict[str, Any] | None, older: dict[str, Any] | None) -> dict[str, Any]:
+    """Everything compensated over several rollbacks of one run: newest first, each step once.
+
+    A step whose compensation failed in one pass and succeeded in a later one counts as rolled back."""
+    newer, older = newer or {}, older or {}
+    rolled_back = list(dict.fromkeys([*newer.get("rolled_back_steps", []), *older.get("rolled_back_steps", [])]))
+    failed: list[dict[str, Any]] = []
+    for entry in [*newer.get("failed_steps", []), *older.get("failed_steps", [])]:
+        if entry["tag"] not in rolled_back and entry["tag"] not in {f["tag"] for f in failed}:
+            failed.append(entry)
+    return {**older, **newer, "rolled_back_steps": rolled_back, "failed_steps": failed, "success": not failed}

@@ -45,10 +45,9 @@ def replay(
         raise InvalidInput("--step-output needs --from-step: it replaces the outputs of steps before that step")
     lineage = {k: v for k, v in (("replay_reason", reason), ("replay_from_step", from_step)) if v}
 
-    def seed(run: Run) -> None:
-        rows = [copy_record(r, run_id=run.id) for r in seeded]
-        engine.store.replace_journal(run.id, rows)
-        engine.store.append_events(run.id, _copied_events(rows, original.id, engine.clock.now()))
+    def seed(run_id: str) -> tuple[list[StepRecord], list[EventRow]]:
+        rows = [copy_record(r, run_id=run_id) for r in seeded]
+        return rows, _copied_events(rows, original.id, engine.clock.now())
 
     return _start_linked(engine, original, original.input, "replayed_from", lineage, idempotency_key, timeout,
                          observer, wait, seed if seeded else None)  # fmt: skip
@@ -64,17 +63,30 @@ def _rows_before_step(original: Run, journal: dict[int, StepRecord], tag: str, o
     if unknown:
         raise InvalidInput(f"--step-output {unknown[0]}: not a step before {tag!r} in run {original.id} "
                            f"(steps before it: {_tags(before, OpKind.STEP)})")  # fmt: skip
+    _refuse_compensated(original, before, tag)
     copies = []
     for record in before:
         options = {**record.options, "replayed_from": original.id}
-        record = copy_record(record, options=options, rollback_status=None, rollback_error=None)
-        if record.status == StepStatus.ROLLED_BACK:
-            record.status = StepStatus.COMPLETED  # a fresh run: nothing of it has been compensated
+        record = copy_record(record, options=options)
         if record.kind == OpKind.STEP and record.tag in overrides:
             record.status, record.output, record.error = StepStatus.COMPLETED, overrides[record.tag], None
             record.options["overridden"] = True
         copies.append(record)
     return copies
+
+
+def _refuse_compensated(original: Run, before: list[StepRecord], tag: str) -> None:
+    """A copied step whose compensation ran (or was tried) would be undone again by the new run:
+    the journal says its effect is gone, so the new run may not reuse its output."""
+    undone = [r for r in before if r.kind == OpKind.STEP and r.rollback_status is not None]
+    if not undone:
+        return
+    names = ", ".join(f"{r.tag} ({'compensated' if r.rollback_status == 'completed' else 'compensation failed'})" for r in undone)
+    raise InvalidState(
+        f"cannot replay run {original.id} from {tag!r}: steps before it were compensated by its rollback: {names}. "
+        f"Replay from the first of them so it runs again (`ductape replay {original.id} --from-step {undone[0].tag}`) "
+        f"or start fresh with `ductape restart {original.id}`"
+    )
 
 
 _COPIED_EVENT = {StepStatus.COMPLETED: EventType.STEP_COMPLETED, StepStatus.SKIPPED: EventType.STEP_SKIPPED,
@@ -175,21 +187,34 @@ def _set_path(doc: Any, key: str, value: Any) -> Any:
 
 def resume_from(
     engine: Engine, run_id: str, *, from_checkpoint: str | None = None, from_step: str | None = None,
-    skip: Iterable[str] = (), observer: Observer | None = None, wait: bool = False,
+    skip: Iterable[str] = (), input: Any = None, observer: Observer | None = None, wait: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Continue the same run from its journal, re-running from a step or checkpoint, or past its failure.
 
     Steps before the resume point keep their outputs; the rest run again, except
-    `skip` tags, which are recorded skipped and return None. Refused for completed,
-    rolled-back and started-then-cancelled runs (replay or restart those).
+    `skip` tags, which are recorded skipped and return None. `input` (with a step or
+    checkpoint) is deep-merged into the run's input for the re-executed part. Refused
+    for completed, rolled-back and started-then-cancelled runs (replay or restart those).
     """
     run = engine.get_run(run_id)
     skips = list(dict.fromkeys(skip or ()))
     if from_checkpoint is not None and from_step is not None:
         raise InvalidInput("give either --from-checkpoint or --from-step, not both")
+    if input is not None and from_checkpoint is None and from_step is None:
+        raise InvalidInput("--input needs --from-checkpoint or --from-step: it is merged into the input of the part that runs again")
+    if input is not None and not (isinstance(input, dict) and isinstance(run.input, dict)):
+        raise InvalidInput("resume --input must be a JSON object, merged into the run's input (an object)")
     if from_checkpoint is None and from_step is None and not skips and not run.status.terminal:
         return engine.resume(run.id, observer=observer, wait=wait)
     rows = sorted(engine.store.load_journal(run.id).values(), key=lambda r: r.seq)
+    unfinished = [r for r in rows if r.kind == OpKind.STEP and r.rollback_status == "failed"]
+    if unfinished and run.status in (RunStatus.FAILED, RunStatus.CANCELLED):
+        if from_checkpoint is not None or from_step is not None or skips:
+            raise InvalidState(
+                f"run {run.id} has failed compensations ({', '.join(r.tag for r in unfinished)}); "
+                f"finish its rollback first: `ductape resume {run.id}` retries them"
+            )
+        return _retry_compensations(engine, run, unfinished, observer, wait)
     _refuse_unresumable(run, rows)
     restored = None
     if from_step is not None:
@@ -207,6 +232,9 @@ def resume_from(
     else:  # past the failure: the failed operation and everything after it run again
         cut = next((r.seq for r in rows if r.status == StepStatus.FAILED), None)
     _check_skips(engine, run, rows, cut, skips)
+    merged_input = None
+    if input is not None:
+        merged_input = engine.definition(run.tag).validate_input(_deep_merge(run.input, input))
     dead = _check_owner(engine, run)
     doomed = [r for r in rows if cut is not None and r.seq >= cut]
     now = engine.clock.now()
@@ -220,6 +248,8 @@ def resume_from(
         "ended_at": None, "phase": None, "ready_at": now, "owner": None, "lease_expires_at": None, "waiting": None,
         "current_step": None, "lineage": lineage,
     }  # fmt: skip
+    if merged_input is not None:
+        fields["input"] = merged_input
     if run.status == RunStatus.CANCELLED:
         fields["cancel_requested"] = None
     timeout_ms = run.options.get("timeout_ms")
@@ -228,12 +258,39 @@ def resume_from(
     data: dict[str, Any] = {
         "resumed_by": "resume", "previous_status": str(run.status), "from_step": from_step,
         "from_checkpoint": from_checkpoint, "skip": skips, "rerun": [r.tag for r in doomed if r.kind == OpKind.STEP],
+        # What the re-run steps had recorded, so `compare ID ID` can show this attempt against the last one.
+        "previous_steps": {r.tag: _side(r) for r in doomed if r.kind == OpKind.STEP},
     }  # fmt: skip
+    if merged_input is not None:
+        data["input"], data["previous_input"] = input, run.input
     if not engine.store.rewind_run(run.id, [r.seq for r in doomed], (str(run.status), run.owner), fields,
                                    [(now, EventType.WORKFLOW_RESUMED, None, data)]):  # fmt: skip
         raise InvalidState(f"run {run.id} changed while the resume was prepared; look at it again and retry")
     result = engine.drive(run.id, wait=wait, observer=observer, dead_owners=dead)
-    result["resumed"] = {k: data[k] for k in ("previous_status", "from_step", "from_checkpoint", "skip", "rerun")}
+    result["resumed"] = {k: data[k] for k in ("previous_status", "from_step", "from_checkpoint", "skip", "rerun", "input") if k in data}
+    return result
+
+
+def _retry_compensations(
+    engine: Engine, run: Run, unfinished: list[StepRecord], observer: Observer | None, wait: bool
+) -> dict[str, Any]:
+    """Finish a rollback whose handlers failed: only those handlers run again (with their
+    retries); compensations that succeeded are reported, never repeated; no forward step runs."""
+    dead = _check_owner(engine, run)
+    now = engine.clock.now()
+    tags = [r.tag for r in unfinished]
+    fields: dict[str, Any] = {
+        "status": str(RunStatus.RUNNING), "phase": "rolling_back", "rollback_result": None, "ended_at": None,
+        "ready_at": now, "owner": None, "lease_expires_at": None, "waiting": None, "current_step": None,
+        "deadline": None,  # the run's own time is over; its compensations are not bound by it
+    }  # fmt: skip
+    data = {"resumed_by": "resume", "previous_status": str(run.status), "retry_compensations": tags}
+    if not engine.store.rewind_run(run.id, [], (str(run.status), run.owner), fields,
+                                   [(now, EventType.WORKFLOW_RESUMED, None, data)],
+                                   reset_rollbacks=[r.seq for r in unfinished]):  # fmt: skip
+        raise InvalidState(f"run {run.id} changed while the resume was prepared; look at it again and retry")
+    result = engine.drive(run.id, wait=wait, observer=observer, dead_owners=dead)
+    result["resumed"] = {"previous_status": str(run.status), "retry_compensations": tags}
     return result
 
 
@@ -243,7 +300,7 @@ def _refuse_unresumable(run: Run, rows: list[StepRecord]) -> None:
         undone = f" (compensated: {', '.join(compensated)})" if compensated else ""
         raise InvalidState(
             f"run {run.id} was rolled back{undone}; resuming would continue without those effects. "
-            f"Start fresh with `ductape replay {run.id}` or `ductape restart {run.id}`"
+            f"Start fresh with `ductape replay {run.id} --from-step TAG` or `ductape restart {run.id}`"
         )
     if run.status == RunStatus.COMPLETED:
         raise InvalidState(
@@ -351,6 +408,8 @@ def _execution_entry(engine: Engine, run: Run, root_id: str, depth: int) -> dict
         entry["reason"] = reason
     if run.lineage.get("replay_from_step"):
         entry["from_step"] = run.lineage["replay_from_step"]
+    if run.lineage.get("replaces_child"):
+        entry["replaces_child"] = run.lineage["replaces_child"]  # the original's child for the same call
     entry.update({"created_at": int(run.created_at * 1000), "execution_time": run.execution_time_ms, "depth": depth})
     resumes = [
         {"timestamp": e.to_dict()["timestamp"], **{k: v for k, v in e.data.items() if v not in (None, [])}}
@@ -369,23 +428,32 @@ def compare(engine: Engine, a: str, b: str) -> dict[str, Any]:
     plus every step's duration side by side."""
     run_a, run_b = engine.get_run(a), engine.get_run(b)
     if run_a.id == run_b.id:
-        raise InvalidInput(f"compare needs two different runs (got {run_a.id} twice)")
-    steps_a, steps_b = _steps_by_tag(engine, run_a), _steps_by_tag(engine, run_b)
+        return _compare_with_previous_attempt(engine, run_a)
+    return _compare_sides(
+        (run_a.id, run_a, _sides(engine, run_a)), (run_b.id, run_b, _sides(engine, run_b))
+    )
+
+
+def _compare_sides(*pair: tuple[str, Run, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    (id_a, run_a, steps_a), (id_b, run_b, steps_b) = pair
     tags = list(steps_a) + [t for t in steps_b if t not in steps_a]
     step_diffs, steps = [], []
+    missing = {"status": "not_reached", "output": None, "error": None, "duration": None}
     for tag in tags:
-        side_a, side_b = _side(steps_a.get(tag)), _side(steps_b.get(tag))
+        full_a, full_b = steps_a.get(tag, missing), steps_b.get(tag, missing)
+        side_a = {k: full_a[k] for k in ("status", "output", "error")}
+        side_b = {k: full_b[k] for k in ("status", "output", "error")}
         differs = side_a != side_b or not _same(side_a["output"], side_b["output"])
         if differs:
-            step_diffs.append({"step": tag, run_a.id: side_a, run_b.id: side_b})
+            step_diffs.append({"step": tag, id_a: side_a, id_b: side_b})
         steps.append({
             "step": tag, "differs": differs,
-            run_a.id: {"status": side_a["status"], "duration": _duration(steps_a.get(tag))},
-            run_b.id: {"status": side_b["status"], "duration": _duration(steps_b.get(tag))},
+            id_a: {"status": side_a["status"], "duration": full_a["duration"]},
+            id_b: {"status": side_b["status"], "duration": full_b["duration"]},
         })  # fmt: skip
     return {
-        "workflow_ids": [run_a.id, run_b.id],
-        "runs": {r.id: _run_summary(r) for r in (run_a, run_b)},
+        "workflow_ids": [id_a, id_b],
+        "runs": {id_a: _run_summary(run_a), id_b: _run_summary(run_b)},
         "input_diff": diff_values(run_a.input, run_b.input),
         "step_diffs": step_diffs,
         "output_diff": diff_values(run_a.output, run_b.output),
@@ -393,20 +461,31 @@ def compare(engine: Engine, a: str, b: str) -> dict[str, Any]:
     }
 
 
-def _steps_by_tag(engine: Engine, run: Run) -> dict[str, StepRecord]:
+def _compare_with_previous_attempt(engine: Engine, run: Run) -> dict[str, Any]:
+    """`compare ID ID`: the run now against its attempt before the last resume that re-ran steps."""
+    resumes = [e for e in engine.store.events(run.id, types=[EventType.WORKFLOW_RESUMED]) if "previous_steps" in e.data]
+    if not resumes:
+        raise InvalidInput(f"compare needs two different runs (got {run.id} twice, and it was never resumed from a step or checkpoint)")
+    last = resumes[-1].data
+    now_sides = _sides(engine, run)
+    before_sides = dict(now_sides)
+    for tag in last.get("rerun") or []:
+        before_sides.pop(tag, None)
+    before_sides.update(last["previous_steps"])
+    before = copy_record(run, input=last.get("previous_input", run.input), status=RunStatus(last.get("previous_status") or run.status),
+                             output=None)  # fmt: skip
+    return _compare_sides((f"{run.id}@before-resume", before, before_sides), (run.id, run, now_sides))
+
+
+def _sides(engine: Engine, run: Run) -> dict[str, dict[str, Any]]:
+    """Each step of a run as compare shows it: status, output, error message, duration."""
     journal = engine.store.load_journal(run.id)
-    return {r.tag: r for r in sorted(journal.values(), key=lambda r: r.seq) if r.kind == OpKind.STEP}
+    return {r.tag: _side(r) for r in sorted(journal.values(), key=lambda r: r.seq) if r.kind == OpKind.STEP}
 
 
-def _side(record: StepRecord | None) -> dict[str, Any]:
-    if record is None:
-        return {"status": "not_reached", "output": None, "error": None}
+def _side(record: StepRecord) -> dict[str, Any]:
     error = (record.error or {}).get("message") if record.error else None
-    return {"status": str(record.status), "output": record.output, "error": error}
-
-
-def _duration(record: StepRecord | None) -> int | None:
-    return None if record is None else record.duration_ms
+    return {"status": str(record.status), "output": record.output, "error": error, "duration": record.duration_ms}
 
 
 def _run_summary(run: Run) -> dict[str, Any]:
@@ -454,18 +533,20 @@ def _same(a: Any, b: Any) -> bool:
 
 def _start_linked(
     engine: Engine, original: Run, input: Any, link: str, lineage: dict[str, Any], idempotency_key: str | None,
-    timeout: int | str | None, observer: Observer | None, wait: bool, prepare: Callable[[Run], None] | None = None,
+    timeout: int | str | None, observer: Observer | None, wait: bool,
+    journal: Callable[[str], tuple[list[StepRecord], list[EventRow]]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Start a new run of the original's workflow (same env, context and timeout unless given), drive it."""
+    """Start a new run of the original's workflow (same env, context and timeout unless given), drive it.
+
+    `journal` seeds the new run's journal in the transaction that creates it: a crash can
+    never leave the run without the rows it must not re-execute."""
     run, created = engine.start(
         original.tag, input, env=original.env, context=original.context or None, idempotency_key=idempotency_key,
         timeout=timeout if timeout is not None else original.options.get("timeout_ms"), lineage=lineage,
-        links={link: original.id},
+        links={link: original.id}, journal=journal,
     )  # fmt: skip
     if not created:  # the idempotency key named an existing run
         return _linked(engine.result(run.id), engine.get_run(run.id))
-    if prepare is not None:
-        prepare(run)
     return _linked(engine.drive(run.id, wait=wait, observer=observer), run)
 
 

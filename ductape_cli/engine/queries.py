@@ -10,7 +10,7 @@ from typing import Any
 from ductape_cli.definition import WorkflowDefinition
 from ductape_cli.engine.context import wrap
 from ductape_cli.engine.results import completed_step_tags
-from ductape_cli.errors import InvalidInput
+from ductape_cli.errors import InvalidInput, QueryFailed
 from ductape_cli.models import OpKind, Run, StepRecord, StepStatus
 
 
@@ -41,11 +41,15 @@ def run_query(run: Run, wf: WorkflowDefinition, journal: dict[int, StepRecord], 
     if handler is None:
         known = ", ".join(sorted(wf.queries)) or "none"
         raise InvalidInput(f"workflow {wf.tag} has no query {name!r} (queries: {known})")
-    result = handler(QueryContext(run, journal))
-    if inspect.isawaitable(result):
-        import asyncio
+    try:
+        result = handler(QueryContext(run, journal))
+        if inspect.isawaitable(result):
+            import asyncio
 
-        result = asyncio.run(_await(result))
+            result = asyncio.run(_await(result))
+    except Exception as exc:  # noqa: BLE001 - the user's query code: reported as one line, exit 1
+        message = " ".join(str(exc).split()) or "no message"
+        raise QueryFailed(f"query {name!r} on run {run.id} raised {type(exc).__name__}: {message}") from None
     return result
 
 

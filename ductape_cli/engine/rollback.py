@@ -6,10 +6,9 @@ rollback interrupted by a crash resumes with the ones not yet done.
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Any
 
-from ductape_cli.engine.steps import IN_STEP
+from ductape_cli.engine.steps import IN_STEP, call_function
 from ductape_cli.models import EventType, OpKind, RollbackStrategy, StepRecord, StepStatus
 
 if TYPE_CHECKING:
@@ -53,10 +52,10 @@ def _done_earlier(execution: Execution, record: StepRecord) -> bool:
 
 
 async def apply(execution: Execution, records: list[StepRecord], reason: str) -> dict[str, Any]:
-    """Run each rollback handler once; failures are recorded and the rest still run."""
+    """Run each rollback handler until it succeeds or its retries are spent; failures are
+    recorded and the rest still run. Steps already compensated are reported, never re-run."""
     rolled_back: list[str] = []
     failed: list[dict[str, str]] = []
-    store, run_id = execution.store, execution.run.id
     for record in records:
         if record.rollback_status == "completed":
             rolled_back.append(record.tag)
@@ -64,36 +63,57 @@ async def apply(execution: Execution, records: list[StepRecord], reason: str) ->
         if record.rollback_status == "failed":
             failed.append({"tag": record.tag, "error": record.rollback_error or "rollback failed"})
             continue
-        handler = execution.rollbacks.get(record.seq)
-        now = execution.clock.now()
-        if handler is None:
-            message = "rollback handler not registered on replay (did the code change?)"
-            store.update_op(run_id, record.seq, {"rollback_status": "failed", "rollback_error": message},
-                            execution.take_events((now, EventType.STEP_ROLLBACK_FAILED, record.tag, {"error": message})))  # fmt: skip
-            record.rollback_status, record.rollback_error = "failed", message
-            failed.append({"tag": record.tag, "error": message})
-            continue
-        execution.notify("rollback_started", tag=record.tag)
+        error = await _compensate(execution, record, reason)
+        if error is None:
+            rolled_back.append(record.tag)
+        else:
+            failed.append({"tag": record.tag, "error": error})
+    return {"success": not failed, "rolled_back_steps": rolled_back, "failed_steps": failed, "reason": reason}
+
+
+async def _compensate(execution: Execution, record: StepRecord, reason: str) -> str | None:
+    """One step's compensation with its retries, each failed attempt journaled. The error, or None."""
+    store, run_id = execution.store, execution.run.id
+    registered = execution.rollbacks.get(record.seq)
+    if registered is None:
+        message = "rollback handler not registered on replay (did the code change?)"
+        _record_failure(execution, record, message, 0)
+        return message
+    handler, options = registered
+    execution.notify("rollback_started", tag=record.tag)
+    attempt = 0
+    while True:
+        attempt += 1
         token = IN_STEP.set(record.tag)
         try:
-            result = handler(record.output)
-            if inspect.isawaitable(result):
-                await result
+            await call_function(handler, (record.output,))
         except Exception as exc:  # noqa: BLE001 - one failing compensation must not stop the others
             message = str(exc) or type(exc).__name__
-            now = execution.clock.now()
-            store.update_op(run_id, record.seq, {"rollback_status": "failed", "rollback_error": message},
-                            execution.take_events((now, EventType.STEP_ROLLBACK_FAILED, record.tag, {"error": message})))  # fmt: skip
-            record.rollback_status, record.rollback_error = "failed", message
-            failed.append({"tag": record.tag, "error": message})
-            execution.notify("rollback_failed", tag=record.tag, error=message)
-            continue
+            if attempt <= options.compensation_retries:
+                delay = options.delay_ms(attempt, rollback=True)
+                now = execution.clock.now()
+                store.append_events(run_id, execution.take_events(
+                    (now, EventType.STEP_ROLLBACK_RETRIED, record.tag, {"attempt": attempt, "error": message, "delay_ms": delay})
+                ))  # fmt: skip
+                await execution.clock.sleep(delay / 1000)
+                continue
+            _record_failure(execution, record, message, attempt)
+            return message
         finally:
             IN_STEP.reset(token)
         now = execution.clock.now()
-        store.update_op(run_id, record.seq, {"rollback_status": "completed", "status": "rolled_back"},
-                        execution.take_events((now, EventType.STEP_ROLLED_BACK, record.tag, {"reason": reason})))  # fmt: skip
-        record.rollback_status, record.status = "completed", StepStatus.ROLLED_BACK
-        rolled_back.append(record.tag)
+        data: dict[str, Any] = {"reason": reason, **({"attempts": attempt} if attempt > 1 else {})}
+        store.update_op(run_id, record.seq, {"rollback_status": "completed", "rollback_error": None, "status": "rolled_back"},
+                        execution.take_events((now, EventType.STEP_ROLLED_BACK, record.tag, data)))  # fmt: skip
+        record.rollback_status, record.rollback_error, record.status = "completed", None, StepStatus.ROLLED_BACK
         execution.notify("rolled_back", tag=record.tag)
-    return {"success": not failed, "rolled_back_steps": rolled_back, "failed_steps": failed, "reason": reason}
+        return None
+
+
+def _record_failure(execution: Execution, record: StepRecord, message: str, attempts: int) -> None:
+    now = execution.clock.now()
+    data: dict[str, Any] = {"error": message, **({"attempts": attempts} if attempts else {})}
+    execution.store.update_op(execution.run.id, record.seq, {"rollback_status": "failed", "rollback_error": message},
+                              execution.take_events((now, EventType.STEP_ROLLBACK_FAILED, record.tag, data)))  # fmt: skip
+    record.rollback_status, record.rollback_error = "failed", message
+    execution.notify("rollback_failed", tag=record.tag, error=message)

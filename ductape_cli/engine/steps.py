@@ -7,6 +7,7 @@ import contextvars
 import functools
 import inspect
 import json
+import queue
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,8 +26,14 @@ if TYPE_CHECKING:
 # there belong to that step; outside, they become steps of their own.
 IN_STEP: contextvars.ContextVar[str | None] = contextvars.ContextVar("ductape_in_step", default=None)
 
-_SEED_NAMES = {"retryDelay": "retry_delay", "allowFail": "allow_fail", "maxDelay": "max_delay", "onError": "on_error"}
-_KNOWN = {"retries", "retry_delay", "backoff", "max_delay", "timeout", "allow_fail", "critical", "on_error", "condition", "input"}
+_SEED_NAMES = {
+    "retryDelay": "retry_delay", "allowFail": "allow_fail", "maxDelay": "max_delay", "onError": "on_error",
+    "rollbackRetries": "rollback_retries", "rollbackRetryDelay": "rollback_retry_delay",
+}  # fmt: skip
+_KNOWN = {
+    "retries", "retry_delay", "backoff", "max_delay", "timeout", "allow_fail", "critical", "on_error", "condition",
+    "input", "rollback_retries", "rollback_retry_delay",
+}  # fmt: skip
 
 
 @dataclass
@@ -42,6 +49,8 @@ class StepOptions:
     condition: str | None = None
     input: Any = None
     has_input: bool = False
+    rollback_retries: int | None = None  # None: the step's own retries
+    rollback_retry_delay_ms: int | None = None  # None: the step's own retry_delay
 
     @classmethod
     def parse(cls, tag: str, raw: Mapping[str, Any]) -> StepOptions:
@@ -53,12 +62,14 @@ class StepOptions:
             if key not in _KNOWN:
                 raise StepError(f"step {tag!r}: unknown option {key!r} (known: {', '.join(sorted(_KNOWN))})")
             try:
-                if key == "retries":
+                if key in ("retries", "rollback_retries"):
                     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                        raise InvalidInput(f"retries must be a non-negative integer, got {value!r}")
-                    options.retries = value
+                        raise InvalidInput(f"{key} must be a non-negative integer, got {value!r}")
+                    setattr(options, key, value)
                 elif key == "retry_delay":
                     options.retry_delay_ms = parse_duration(value, what="retry_delay") or 0
+                elif key == "rollback_retry_delay":
+                    options.rollback_retry_delay_ms = parse_duration(value, what="rollback_retry_delay") or 0
                 elif key == "max_delay":
                     options.max_delay_ms = parse_duration(value, what="max_delay")
                 elif key == "timeout":
@@ -75,9 +86,17 @@ class StepOptions:
                 raise StepError(f"step {tag!r}: {exc.message}") from None
         return options
 
-    def delay_ms(self, attempt: int) -> int:
-        """Delay before retry number `attempt` (1-based): retry_delay × backoff^(attempt-1), capped."""
-        delay = self.retry_delay_ms * (self.backoff ** (attempt - 1))
+    @property
+    def compensation_retries(self) -> int:
+        """How often a failed rollback handler is tried again: rollback_retries, else the step's retries."""
+        return self.retries if self.rollback_retries is None else self.rollback_retries
+
+    def delay_ms(self, attempt: int, *, rollback: bool = False) -> int:
+        """Delay before retry number `attempt` (1-based): retry_delay × backoff^(attempt-1), capped.
+
+        With `rollback`, the base is rollback_retry_delay when given."""
+        base = self.rollback_retry_delay_ms if rollback and self.rollback_retry_delay_ms is not None else self.retry_delay_ms
+        delay = base * (self.backoff ** (attempt - 1))
         if self.max_delay_ms is not None:
             delay = min(delay, self.max_delay_ms)
         return int(delay)
@@ -98,6 +117,10 @@ class StepOptions:
             shown["allow_fail"] = True
         if self.condition:
             shown["condition"] = self.condition
+        if self.rollback_retries is not None:
+            shown["rollback_retries"] = self.rollback_retries
+        if self.rollback_retry_delay_ms is not None:
+            shown["rollback_retry_delay_ms"] = self.rollback_retry_delay_ms
         return shown
 
 
@@ -138,6 +161,8 @@ def _encode(tag: str, value: Any) -> tuple[Any, str]:
 class StepsMixin:
     """The step half of `Execution`."""
 
+    current_step: str | None
+
     async def run_step(self: Execution, call: StepCall) -> Any:  # type: ignore[misc]
         seq, record = self.prepare_step(call)
         return await self.execute_step(call, seq, record)
@@ -165,12 +190,10 @@ class StepsMixin:
         if tag in self.skip_steps:
             self._record_skip(call, seq, options, {"reason": "skipped by resume --skip"})
             return None
-        explicit, implied = options.condition, self.conditions.get(tag)
-        condition = f"({explicit}) && ({implied})" if explicit and implied else explicit or implied
-        if condition:
-            skipped = self._check_condition(tag, seq, condition, options, call)
-            if skipped:
-                return None
+        # Only the step's own condition decides. What the recorder inferred (branch overrides,
+        # scenarios) describes the workflow; the handler reaching this step is the real answer.
+        if options.condition and self._check_condition(tag, seq, options.condition, options, call):
+            return None
         self.current_step = tag
         self.notify("step_started", tag=tag)
         started = self.clock.now()
@@ -227,7 +250,7 @@ class StepsMixin:
         self.step_outputs[call.tag] = value
         self.completed_steps.append(call.tag)
         if call.rollback is not None:
-            self.rollbacks[seq] = call.rollback
+            self.rollbacks[seq] = (call.rollback, StepOptions.parse(call.tag, call.options))
 
     def _replayed_step(self: Execution, call: StepCall, record: StepRecord) -> Any:  # type: ignore[misc]
         status = record.status
@@ -302,15 +325,9 @@ class StepsMixin:
         try:
             args = (options.input,) if options.has_input else ()
             if options.timeout_ms is None:
-                result = fn(*args)
-                if inspect.isawaitable(result):
-                    result = await result
-                return result
-            timeout = options.timeout_ms / 1000
+                return await call_function(fn, args)
             try:
-                if inspect.iscoroutinefunction(fn):
-                    return await asyncio.wait_for(fn(*args), timeout)
-                return await asyncio.wait_for(_in_thread(fn, args), timeout)
+                return await asyncio.wait_for(call_function(fn, args), options.timeout_ms / 1000)
             except TimeoutError:
                 raise StepTimeout(f"step {tag!r} timed out after {options.timeout_ms} ms") from None
         finally:
@@ -365,8 +382,59 @@ async def _call_on_error(callback: Callable[..., Any], exc: BaseException) -> No
         pass
 
 
-async def _in_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-    """Run a sync step function in a daemon thread so a timeout can abandon it."""
+async def call_function(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """Call a step function or rollback handler: `async def` on the loop, plain `def` in a thread.
+
+    A blocking function must never hold the event loop, or the steps of a parallel
+    group would run one after another; a lambda that returns a coroutine is awaited here.
+    """
+    if inspect.iscoroutinefunction(fn):
+        return await fn(*args)
+    result = await in_thread(fn, args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class _DaemonThreads:
+    """Reusable daemon threads for blocking calls.
+
+    A call never waits for a thread: when none is idle another starts, so a timed-out
+    (abandoned) call only keeps its own thread. Daemon, so a stuck call never holds the
+    process open; idle threads beyond a few exit, so a burst does not stay resident.
+    """
+
+    MAX_IDLE = 8
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            start = self._idle == 0
+            if not start:
+                self._idle -= 1  # that idle thread is now spoken for
+        if start:
+            threading.Thread(target=self._work, daemon=True, name="ductape-worker").start()
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while True:
+            self._jobs.get()()
+            with self._lock:
+                if self._idle >= self.MAX_IDLE:
+                    return
+                self._idle += 1
+
+
+_THREADS = _DaemonThreads()
+
+
+def in_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[Any]:
+    """The one bridge from the loop to blocking code: run `fn(*args)` on a daemon thread
+    (with the caller's context variables) and settle a future on the running loop."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
     context = contextvars.copy_context()
@@ -375,16 +443,17 @@ async def _in_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         if not future.done():
             future.set_exception(error) if error is not None else future.set_result(result)
 
-    def target() -> None:
+    def job() -> None:
+        result: Any = None
+        error: BaseException | None = None
         try:
             result = context.run(fn, *args)
-        except BaseException as exc:  # noqa: BLE001
-            loop.call_soon_threadsafe(settle, None, exc)
-        else:
-            loop.call_soon_threadsafe(settle, result, None)
+        except BaseException as exc:  # noqa: BLE001 - carried back to the loop
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:
+            pass  # the loop closed meanwhile (an abandoned call finishing late): nobody waits
 
-    threading.Thread(target=target, daemon=True, name="ductape-step").start()
-    result = await future
-    if inspect.isawaitable(result):
-        result = await result
-    return result
+    _THREADS.submit(job)
+    return future

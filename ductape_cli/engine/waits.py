@@ -124,7 +124,9 @@ class WaitsMixin:
             raise Frontier()
         now = self.clock.now()
         event_type = EventType.HOOK_RECEIVED if hook else EventType.SIGNAL_RECEIVED
-        signal = self.store.consume_signal(self.run.id, seq, wanted, now, event_type, hook)
+        # The deadline is a fact in the journal: a signal that arrived after it loses to the
+        # timeout, however late the run is processed and by whom.
+        signal = self.store.consume_signal(self.run.id, seq, wanted, now, event_type, hook, deadline=record.wake_at)
         if signal is not None:
             output = {"signal": signal.name, "payload": signal.payload}
             record.status, record.output = StepStatus.COMPLETED, output
@@ -132,8 +134,8 @@ class WaitsMixin:
             self.notify("wait_ended", wait="hook" if hook else "signal", tag=tag, started_at=record.started_at)
             return _delivered(output, len(wanted) > 1 or hook is not None)
         if record.wake_at is not None and now >= record.wake_at:
-            self.store.update_op(self.run.id, seq, {"status": "failed", "ended_at": now, "error": {"message": "timed out", "code": "SIGNAL_TIMEOUT"}},
-                                 self.take_events((now, EventType.SIGNAL_TIMED_OUT, None, {"signals": wanted})))  # fmt: skip
+            self.store.expire_wait(self.run.id, seq, wanted, record.wake_at, now,
+                                   self.take_events((now, EventType.SIGNAL_TIMED_OUT, None, {"signals": wanted})))  # fmt: skip
             record.status = StepStatus.FAILED
             self.notify("wait_ended", wait="hook" if hook else "signal", tag=tag, started_at=record.started_at, timed_out=True)
             raise SignalTimeout(wanted, (record.options or {}).get("timeout_ms") or 0)

@@ -209,8 +209,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
 
     # -- runs -------------------------------------------------------------
 
-    def create_run(self, run: Run, events: Sequence[EventRow]) -> tuple[Run, bool]:
-        """Insert a run unless its idempotency key already names one.
+    def create_run(self, run: Run, events: Sequence[EventRow], journal: Sequence[StepRecord] = ()) -> tuple[Run, bool]:
+        """Insert a run (with `journal` rows it starts from, e.g. a replay's copies) unless its
+        idempotency key already names one, all in one transaction.
 
         Returns ``(run, created)``; with an existing key the stored run comes
         back and nothing is written. A taken run id raises `StoreError`'s
@@ -227,6 +228,8 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
             if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone():
                 raise KeyError(run.id)
             conn.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 32)})", self._run_values(run))
+            if journal:
+                conn.executemany(_INSERT_STEP, [self._step_values(r) for r in journal])
             self._events_txn(conn, run.id, events)
         return run, True
 
@@ -628,11 +631,6 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
             conn.execute(f"DELETE FROM attempts WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs))
             conn.execute(f"UPDATE signals SET consumed_seq = NULL WHERE run_id = ? AND consumed_seq IN ({marks})", (run_id, *seqs))
 
-    def replace_journal(self, run_id: str, records: Sequence[StepRecord]) -> None:
-        """Seed a new run's journal (replay from a step copies the original's outputs)."""
-        with self._write() as conn:
-            conn.executemany(_INSERT_STEP, [self._step_values(r) for r in records])
-
     @staticmethod
     def _step_values(r: StepRecord) -> tuple[Any, ...]:
         return (
@@ -693,18 +691,24 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
             waiting = run.waiting or {}
             if name in waiting.get("signals", ()):
                 conn.execute("UPDATE runs SET ready_at = ? WHERE id = ?", (now, run_id))
+            elif not name.startswith("hook:"):
+                # Nothing waits for it now: history shows it arrived and waits in the buffer.
+                conn.execute(_INSERT_EVENT, (run_id, now, "signal_buffered", None, dumps({"signal": name, "payload": payload})))
             return run
 
     def consume_signal(
-        self, run_id: str, seq: int, names: Sequence[str], now: float, event_type: str, hook: str | None = None
+        self, run_id: str, seq: int, names: Sequence[str], now: float, event_type: str, hook: str | None = None,
+        deadline: float | None = None,
     ) -> Signal | None:
-        """Deliver the oldest buffered signal among `names` to journal position `seq`, atomically."""
+        """Deliver the oldest buffered signal among `names` that arrived by `deadline` to journal
+        position `seq`, atomically."""
+        late = "" if deadline is None else " AND created_at <= ?"
         with self._write() as conn:
             row = conn.execute(
                 f"SELECT id, run_id, name, payload, created_at, consumed_seq FROM signals "
-                f"WHERE run_id = ? AND consumed_seq IS NULL AND name IN ({', '.join('?' * len(names))}) "
+                f"WHERE run_id = ? AND consumed_seq IS NULL AND name IN ({', '.join('?' * len(names))}){late} "
                 "ORDER BY id LIMIT 1",
-                (run_id, *names),
+                (run_id, *names, *(() if deadline is None else (deadline,))),
             ).fetchone()
             if row is None:
                 return None
@@ -718,6 +722,29 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
             data = {"signal": hook or signal.name, "payload": signal.payload}
             conn.execute(_INSERT_EVENT, (run_id, now, event_type, None, dumps(data)))
             return signal
+
+    def expire_wait(
+        self, run_id: str, seq: int, names: Sequence[str], deadline: float, now: float, events: Sequence[EventRow]
+    ) -> list[Signal]:
+        """Fail the signal wait at `seq` (its deadline passed) with `events`, and record each signal among
+        `names` that arrived after the deadline as refused by this wait (it stays buffered). Returns those."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE steps SET status = 'failed', ended_at = ?, error = ? WHERE run_id = ? AND seq = ?",
+                (now, dumps({"message": "timed out", "code": "SIGNAL_TIMEOUT"}), run_id, seq),
+            )
+            self._events_txn(conn, run_id, events)
+            rows = conn.execute(
+                f"SELECT id, run_id, name, payload, created_at, consumed_seq FROM signals WHERE run_id = ? "
+                f"AND consumed_seq IS NULL AND created_at > ? AND name IN ({', '.join('?' * len(names))}) ORDER BY id",
+                (run_id, deadline, *names),
+            ).fetchall()
+            late = [Signal(r[0], r[1], r[2], _loads(r[3]), r[4], r[5]) for r in rows]
+            for signal in late:
+                data = {"signal": signal.name, "payload": signal.payload, "arrived_at": signal.created_at,
+                        "deadline": deadline, "reason": "arrived after the wait's deadline; the timeout won"}  # fmt: skip
+                conn.execute(_INSERT_EVENT, (run_id, now, "signal_refused", None, dumps(data)))
+            return late
 
     def signals(self, run_id: str) -> list[Signal]:
         rows = self._read(
@@ -756,9 +783,10 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
 
     def rewind_run(
         self, run_id: str, seqs: Sequence[int], expect: tuple[str, str | None], fields: dict[str, Any],
-        events: Sequence[EventRow],
+        events: Sequence[EventRow], *, reset_rollbacks: Sequence[int] = (),
     ) -> bool:
-        """Drop journal rows `seqs` (their attempts too; signals they consumed become pending again)
+        """Drop journal rows `seqs` (their attempts too; signals they consumed become pending again),
+        clear the rollback outcome of rows `reset_rollbacks` (so their compensation runs again)
         and set run columns, in one transaction, if the run still has `expect` = (status, owner).
         False when it changed meanwhile; then nothing is written."""
         json_columns = {"input", "output", "error", "rollback_result", "context", "state", "lineage", "options", "waiting", "metadata"}
@@ -772,6 +800,12 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
                 conn.execute(f"DELETE FROM attempts WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs))
                 conn.execute(
                     f"UPDATE signals SET consumed_seq = NULL WHERE run_id = ? AND consumed_seq IN ({marks})", (run_id, *seqs)
+                )
+            if reset_rollbacks:
+                marks = ", ".join("?" * len(reset_rollbacks))
+                conn.execute(
+                    f"UPDATE steps SET rollback_status = NULL, rollback_error = NULL WHERE run_id = ? AND seq IN ({marks})",
+                    (run_id, *reset_rollbacks),
                 )
             values = [dumps(v) if k in json_columns and v is not None else v for k, v in fields.items()]
             conn.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?", (*values, run_id))

@@ -199,8 +199,7 @@ def replay_history(engine: Engine, source: Any) -> ReplayReport:
     )  # fmt: skip
     loop = asyncio.new_event_loop()
     try:
-        scratch.store.create_run(run, [])
-        scratch.store.replace_journal(run.id, records)
+        scratch.store.create_run(run, [], records)
         execution = ReplayExecution(scratch, run, definition)
         outcome, value = loop.run_until_complete(execution.replay())
     finally:
@@ -232,8 +231,9 @@ def _report(data: Mapping[str, Any], records: list[StepRecord], execution: Repla
     recorded = str(data.get("status") or "unknown")
     mismatch = execution.mismatch
     consumed = min(execution.seq, len(records))
-    if mismatch is None and outcome != "stopped" and execution.seq <= execution.max_seq:
-        record = execution.journal[execution.seq]
+    missing = execution.unreached() if mismatch is None and outcome != "stopped" else None
+    if missing is not None:
+        record = missing
         how = "returns" if outcome == "returned" else f"raises {type(value).__name__}: {value}"
         mismatch = {
             "position": record.seq, "reason": "missing", "expected": _op(record.kind, record.tag, record.source),
