@@ -513,6 +513,8 @@ class RecordingContext:
     ) -> Any:
         site = call_site()
         rec = self._r
+        if isinstance(tag, Placeholder):
+            tag = tag.text()  # a child tag chosen at run time (from the input or a step) is recorded as its source
         if not isinstance(tag, str) or not tag:
             raise rec.fail(site, f"ctx.workflow needs a child workflow tag, got {tag!r}")
         merged = dict(options or {})

@@ -146,9 +146,15 @@ def test_junit_from_signal_resume_and_replay(order, cli, tmp_path: Path) -> None
     assert replayed.exit_code == 5  # the replay waits for its own signal
     assert f"run {replayed.json()['workflow_id']}" in cases(tmp_path / "r.xml")
     failed = cli("run", "order", "--input", '{"fail": true}', "--json").json()["workflow_id"]
+    # The run failed because a compensation failed: resume retries that compensation (still failing).
     resumed = cli("resume", failed, "--junit", str(tmp_path / "m.xml"), "--json")
-    assert resumed.exit_code == 2  # a rolled-back run cannot be resumed: no file is written
-    assert not (tmp_path / "m.xml").exists()
+    assert resumed.exit_code == 1
+    broken = cases(tmp_path / "m.xml")["compensate reserve"].find("failure")
+    assert broken is not None and broken.get("message") == "warehouse offline"
+    restarted = cli("run", "order", "--input", "{}", "--json").json()["workflow_id"]
+    refused = cli("resume", restarted, "--junit", str(tmp_path / "c.xml"), "--json")
+    assert refused.exit_code == 2  # a completed run cannot be resumed: no file is written
+    assert not (tmp_path / "c.xml").exists()
 
 
 def test_junit_bad_path_is_refused_before_anything_runs(order, cli, tmp_path: Path) -> None:

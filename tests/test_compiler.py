@@ -409,3 +409,13 @@ def test_options_change_the_version() -> None:
         ctx.step("x", lambda: 1)
 
     assert compile_definition(define(tag="v", handler=a))["version"] != compile_definition(define(tag="v", handler=a, timeout="1m"))["version"]
+
+
+def test_a_child_tag_chosen_at_run_time_is_recorded_as_its_source() -> None:
+    @workflow("dispatcher")
+    async def dispatcher(ctx: Any) -> Any:
+        return await ctx.workflow("child-" + ctx.workflow_id, ctx.input.kind, {})
+
+    schema = compile_definition(dispatcher)
+    children = [op for op in schema["operations"] if op["kind"] == "child"]
+    assert [(c["workflow"], c["child_id"]) for c in children] == [("$Input{kind}", "child-$Workflow{id}")]
