@@ -36,13 +36,15 @@ from ductape_cli.engine.results import completed_step_tags, run_status, step_vie
 from ductape_cli.errors import (
     Conflict,
     DefinitionError,
+    IdempotencyConflict,
     HookNotFound,
     InvalidInput,
     InvalidState,
+    RunIdTaken,
     RunNotFound,
 )
 from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord
-from ductape_cli.store import EventRow, SqliteStore, dumps, open_store
+from ductape_cli.store import EventRow, Store, dumps, is_postgres, open_store
 
 INLINE_WAIT = 5.0  # `run` waits in-process for sleeps up to this long, then returns "running"
 logger = logging.getLogger("ductape.engine")
@@ -103,7 +105,7 @@ class Engine:
         self._registry = registry
         self._full_registry = registry is not None
         self._versions: dict[str, tuple[WorkflowDefinition, str]] = {}
-        self._memory_store: SqliteStore | None = None
+        self._memory_store: Store | None = None
         # Engine-wide listeners (metrics, traces): see `emit`. Empty unless a feature enables one.
         self.listeners: list[Listener] = []
         from ductape_cli.observe import install_from_environment
@@ -112,7 +114,7 @@ class Engine:
 
     # -- resources ----------------------------------------------------------------
 
-    def open_store(self) -> SqliteStore:
+    def open_store(self) -> Store:
         if self.store_path == ":memory:":
             # One shared connection: an in-memory database exists only inside it.
             if self._memory_store is None:
@@ -124,10 +126,12 @@ class Engine:
         """Whether the store exists yet; reads and bad input must not create it."""
         if self.store_path == ":memory:" or getattr(self._local, "store", None) is not None:
             return True
+        if is_postgres(self.store_path):
+            return True  # a server's database: opening it creates nothing but the schema
         return Path(self.store_path).exists()
 
     @property
-    def store(self) -> SqliteStore:
+    def store(self) -> Store:
         store = getattr(self._local, "store", None)
         if store is None:
             store = self._local.store = self.open_store()
@@ -308,7 +312,7 @@ class Engine:
         rows, seeded_events = journal(run.id) if journal is not None else ([], [])
         try:
             stored, created = self.store.create_run(run, [(now, EventType.WORKFLOW_STARTED, None, data), *seeded_events], rows)
-        except KeyError:
+        except RunIdTaken:
             if self.listeners:
                 self.emit(None, "run_discarded", {"run": run})
             raise Conflict(f"a run with id {run.id!r} already exists; choose another --workflow-id") from None
@@ -316,7 +320,7 @@ class Engine:
             self.emit(None, "run_discarded", {"run": run})  # the idempotency key named an existing run
         if not created and json.dumps(stored.input, sort_keys=True) != json.dumps(input, sort_keys=True):
             # The Stripe rule: a key names one request; the same key with other input is a mistake.
-            raise Conflict(
+            raise IdempotencyConflict(
                 f"idempotency key {idempotency_key!r} already names run {stored.id}, started with different input; "
                 "send the same input to get that run back, or use a new key"
             )

@@ -28,6 +28,7 @@ from ductape_cli.errors import (
     SignalTimeout,
     StepError,
     StepFailed,
+    StepTaken,
     StoreError,
     WorkflowInterrupt,
     WorkflowTimedOut,
@@ -186,10 +187,8 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         state = self.state if self.state_dirty else None
         try:
             self.store.commit_step(record, events, state, output_json=output_json)
-        except Exception as exc:
-            if type(exc).__name__ == "IntegrityError":
-                raise LostOwnership() from None
-            raise
+        except StepTaken:
+            raise LostOwnership() from None
         self.state_dirty = False
         self.journal[record.seq] = record
 

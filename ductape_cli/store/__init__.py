@@ -1,17 +1,32 @@
 """Where runs, journals and events are kept. All SQL lives in this package.
 
-`Store` is the interface the engine talks to; `SqliteStore` is the
-implementation (a PostgreSQL one can stand beside it with the same methods).
+`Store` is the protocol the engine talks to (store/protocol.py); `SqliteStore`
+(one file) and `PostgresStore` (one database shared by many hosts) implement it.
+`open_store` picks one by location: a path or ``sqlite:///path`` for SQLite,
+``postgresql://...`` for PostgreSQL.
 """
 
+from ductape_cli.errors import InvalidInput
+from ductape_cli.store.protocol import Store
 from ductape_cli.store.sqlite import EventRow, SqliteStore, dumps
 
-Store = SqliteStore
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def open_store(path: str, *, durability: str = "normal") -> SqliteStore:
+def is_postgres(location: str) -> bool:
+    return location.startswith(POSTGRES_SCHEMES)
+
+
+def open_store(path: str, *, durability: str = "normal") -> Store:
     """Open (creating and migrating if needed) the store at `path`; ":memory:" for tests."""
+    if is_postgres(path):
+        from ductape_cli.store.postgres import PostgresStore  # psycopg only for those who use it
+
+        return PostgresStore(path, durability=durability)
+    if "://" in path:
+        scheme = path.split("://", 1)[0]
+        raise InvalidInput(f"unknown store scheme {scheme!r}: use a file path, sqlite:///path or postgresql://...")
     return SqliteStore(path, durability=durability)
 
 
-__all__ = ["EventRow", "SqliteStore", "Store", "dumps", "open_store"]
+__all__ = ["EventRow", "SqliteStore", "Store", "dumps", "is_postgres", "open_store"]

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ductape_cli.errors import StoreError
+from ductape_cli.errors import RunIdTaken, StepTaken, StoreError
 from ductape_cli.models import (
     Attempt,
     Event,
@@ -29,6 +29,7 @@ from ductape_cli.models import (
     StepRecord,
     StepStatus,
 )
+from ductape_cli.store.backend import BackendMixin
 from ductape_cli.store.encoding import dumps
 from ductape_cli.store.encoding import loads as _loads
 from ductape_cli.store.migrations import FEED_TRIGGERS, MIGRATIONS
@@ -69,7 +70,7 @@ def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     return StoreError(f"store {path}: {text}")
 
 
-class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
+class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
     """ductape's state in one SQLite file (WAL)."""
 
     def __init__(self, path: str | os.PathLike[str], *, durability: str = "normal") -> None:
@@ -214,8 +215,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
         idempotency key already names one, all in one transaction.
 
         Returns ``(run, created)``; with an existing key the stored run comes
-        back and nothing is written. A taken run id raises `StoreError`'s
-        sibling `KeyError` for the engine to phrase.
+        back and nothing is written. A taken run id raises `RunIdTaken`.
         """
         with self._write() as conn:
             if run.idempotency_key is not None:
@@ -226,7 +226,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
                 if row is not None:
                     return self._run(row), False
             if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone():
-                raise KeyError(run.id)
+                raise RunIdTaken(run.id)
             conn.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 32)})", self._run_values(run))
             if journal:
                 conn.executemany(_INSERT_STEP, [self._step_values(r) for r in journal])
@@ -562,7 +562,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
             try:
                 conn.execute(_INSERT_STEP, values)
             except sqlite3.IntegrityError:
-                raise
+                raise StepTaken(f"run {record.run_id}: position {record.seq} already recorded by another owner") from None
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from None
             return
@@ -581,7 +581,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
         except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise StepTaken(f"run {record.run_id}: position {record.seq} already recorded by another owner") from None
+            if isinstance(exc, sqlite3.Error):
                 raise _translate(exc, self.path) from None
             raise
 

@@ -1,0 +1,411 @@
+"""The PostgreSQL store: the SQLite store's statements on a pooled psycopg 3 connection.
+
+`PostgresStore` inherits every method of `SqliteStore`; its `conn` is a
+`Session` that rewrites each statement for PostgreSQL (`pg_dialect.statement`)
+and turns every driver error into a ductape error. Only what PostgreSQL does
+differently is written here: migrations under an advisory lock, claims with
+``FOR UPDATE SKIP LOCKED``, wake-ups by ``LISTEN/NOTIFY``, the feed triggers
+in plpgsql, and a create that survives two hosts racing for one idempotency key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ductape_cli.errors import DuctapeError, RunIdTaken, StepTaken, StoreError, StoreUnavailable
+from ductape_cli.models import Run
+from ductape_cli.store.migrations import MIGRATIONS
+from ductape_cli.store.pg_dialect import PG_FEED_TRIGGERS, PG_MIGRATIONS, ddl, statement
+from ductape_cli.store.sqlite import _RUN_COLUMNS, EventRow, SqliteStore
+
+logger = logging.getLogger("ductape.store")
+
+POOL_MAX = int(os.environ.get("DUCTAPE_PG_POOL_MAX", "8"))
+CONNECT_TIMEOUT = 10
+_META = "CREATE TABLE IF NOT EXISTS ductape_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+
+class IdempotencyTaken(StoreError):
+    """Two creates raced for one idempotency key and this one lost (handled inside `create_run`)."""
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+_pools: dict[tuple[str, int], ConnectionPool] = {}
+_pools_lock = threading.Lock()
+
+
+def pool_for(url: str) -> ConnectionPool:
+    """One pool per URL and process (a forked child opens its own)."""
+    key = (url, os.getpid())
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = ConnectionPool(
+                url, min_size=1, max_size=POOL_MAX, open=False, timeout=30, name="ductape",
+                kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+            )  # fmt: skip
+            try:
+                pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+            except PoolTimeout:
+                pool.close()
+                raise StoreUnavailable(f"cannot connect to store {redact(url)} within {CONNECT_TIMEOUT}s") from None
+            _pools[key] = pool
+        return pool
+
+
+def translate(exc: BaseException, where: str) -> DuctapeError:
+    """A driver error as the ductape error the engine understands."""
+    if isinstance(exc, pg_errors.UniqueViolation):
+        constraint = exc.diag.constraint_name or ""
+        if constraint == "steps_pkey":
+            return StepTaken(f"{where}: journal position already recorded by another owner")
+        if constraint == "runs_pkey":
+            return RunIdTaken(_detail_value(exc) or "?")
+        if constraint == "runs_idempotency":
+            return IdempotencyTaken(f"{where}: idempotency key taken meanwhile")
+        return StoreError(f"store {where}: {exc.diag.message_primary} ({constraint})")
+    if isinstance(exc, (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.LockNotAvailable)):
+        return StoreError(f"store {where}: {exc.diag.message_primary}; retry")
+    if isinstance(exc, (psycopg.OperationalError, PoolTimeout)):
+        return StoreUnavailable(f"store {where} unavailable: {str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__}")
+    if isinstance(exc, psycopg.Error):
+        return StoreError(f"store {where}: {str(exc).strip().splitlines()[0]}")
+    raise exc
+
+
+def _detail_value(exc: pg_errors.UniqueViolation) -> str | None:
+    detail = exc.diag.message_detail or ""  # Key (id)=(abc) already exists.
+    start, end = detail.find(")=("), detail.rfind(")")
+    return detail[start + 3 : end] if start != -1 and end > start else None
+
+
+class _Result:
+    """A statement's rows, fetched at once (the connection goes back to the pool right after)."""
+
+    def __init__(self, cur: psycopg.Cursor[Any] | None = None) -> None:
+        self.description = None if cur is None else cur.description
+        self.rowcount = -1 if cur is None else cur.rowcount
+        self._rows = cur.fetchall() if cur is not None and cur.description is not None else []
+        self._next = 0
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        if self._next >= len(self._rows):
+            return None
+        self._next += 1
+        return self._rows[self._next - 1]  # type: ignore[no-any-return]
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        rows, self._next = self._rows[self._next :], len(self._rows)
+        return rows
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.fetchall())
+
+
+class Session:
+    """What `SqliteStore` code calls `self.conn`: statements in SQLite spelling, run on PostgreSQL.
+
+    Outside a transaction each statement borrows a pooled connection; ``BEGIN`` holds one
+    until ``COMMIT`` or ``ROLLBACK``. Inside, plain SELECTs lock the rows they read.
+    """
+
+    def __init__(self, pool: ConnectionPool, where: str, primary_keys: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+        self.pool = pool
+        self.where = where
+        self.primary_keys = primary_keys
+        self._held: psycopg.Connection[Any] | None = None
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._held is not None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Result:
+        verb = sql.strip().upper()
+        if verb in ("BEGIN", "BEGIN IMMEDIATE"):
+            self._begin()
+            return self._run(self._held, "BEGIN", ())  # type: ignore[arg-type]
+        if verb in ("COMMIT", "ROLLBACK"):
+            return self._end(verb)
+        if verb.startswith("PRAGMA TABLE_INFO("):
+            table = sql.strip()[len("PRAGMA table_info(") : -1]
+            sql, params = (
+                "SELECT ordinal_position, column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+                (table,),
+            )
+        if self._held is not None:
+            return self._run(self._held, statement(sql, self.primary_keys, True), params)
+        try:
+            with self.pool.connection() as conn:
+                return self._run(conn, statement(sql, self.primary_keys, False), params)
+        except PoolTimeout as exc:
+            raise translate(exc, self.where) from None
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        for params in rows:
+            self.execute(sql, params)
+
+    def _run(self, conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> _Result:
+        try:
+            return _Result(conn.execute(sql, tuple(params)))  # type: ignore[arg-type]
+        except psycopg.Error as exc:
+            raise translate(exc, self.where) from None
+
+    def _begin(self) -> None:
+        if self._held is not None:
+            raise StoreError(f"store {self.where}: a transaction is already open")
+        try:
+            self._held = self.pool.getconn()
+        except PoolTimeout as exc:
+            raise translate(exc, self.where) from None
+
+    def _end(self, verb: str) -> _Result:
+        conn, self._held = self._held, None
+        if conn is None:
+            return _Result()
+        try:
+            conn.execute(verb)
+        except psycopg.Error as exc:
+            raise translate(exc, self.where) from None
+        finally:
+            self.pool.putconn(conn)
+        return _Result()
+
+    def close(self) -> None:
+        if self._held is not None:
+            self._end("ROLLBACK")
+
+
+class PostgresStore(SqliteStore):
+    """ductape's state in a PostgreSQL database (or one schema of it), shared by many hosts."""
+
+    backend = "postgresql"
+    conn: Session  # type: ignore[assignment]
+
+    def __init__(self, url: str, *, durability: str = "normal", migrate: bool = True) -> None:
+        self.path = url
+        self.where = redact(url)
+        self.durability = durability
+        try:
+            self.pool = pool_for(url)
+        except psycopg.Error as exc:
+            raise translate(exc, self.where) from None
+        self.conn = Session(self.pool, self.where, ())
+        if migrate:
+            self._migrate()
+        self.conn.primary_keys = self._primary_keys()
+
+    # -- plumbing ---------------------------------------------------------
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def checkpoint(self) -> None:
+        """Nothing to do: PostgreSQL checkpoints by itself."""
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:  # type: ignore[override]
+        conn = self.conn
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def _primary_keys(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        rows = self._read(
+            "SELECT tc.table_name, kcu.column_name FROM information_schema.table_constraints tc "
+            "JOIN information_schema.key_column_usage kcu ON kcu.constraint_name = tc.constraint_name "
+            "AND kcu.table_schema = tc.table_schema WHERE tc.constraint_type = 'PRIMARY KEY' "
+            "AND tc.table_schema = current_schema() ORDER BY tc.table_name, kcu.ordinal_position"
+        )
+        keys: dict[str, list[str]] = {}
+        for table, column in rows:
+            keys.setdefault(table, []).append(column)
+        return tuple((t, tuple(c)) for t, c in sorted(keys.items()))
+
+    def schema_version(self) -> tuple[int, int]:
+        """(shared migrations applied, PostgreSQL-only migrations applied); (0, 0) when empty."""
+        rows = self._read("SELECT to_regclass('ductape_meta') IS NOT NULL")
+        if not rows[0][0]:
+            return 0, 0
+        meta = dict(self._read("SELECT key, value FROM ductape_meta"))
+        return int(meta.get("schema_version", 0)), int(meta.get("pg_version", 0))
+
+    def _migrate(self, upto: int | None = None) -> None:
+        """Apply the migrations this database lacks, in one transaction under an advisory lock,
+        so workers starting together on an empty database migrate it exactly once.
+        `upto` stops after that many shared migrations (tests build older databases with it)."""
+        target = len(MIGRATIONS) if upto is None else upto
+        pg_target = len(PG_MIGRATIONS) if upto is None else 0
+        version, pg_version = self.schema_version()
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"store {self.where} has schema version {version}, newer than this ductape "
+                f"({len(MIGRATIONS)}); upgrade ductape"
+            )
+        if version >= target and pg_version >= pg_target:
+            return
+        with self._write() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':ductape-migrate'))")
+            conn.execute(_META)
+            version, pg_version = self.schema_version()  # again, under the lock
+            for sql in MIGRATIONS[version:target]:
+                conn.execute(ddl(sql))
+            for sql in PG_MIGRATIONS[pg_version:pg_target]:
+                conn.execute(sql)
+            for key, value in (("schema_version", max(version, target)), ("pg_version", max(pg_version, pg_target))):
+                conn.execute(
+                    "INSERT INTO ductape_meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                    (key, str(value)),
+                )
+        self.conn.primary_keys = self._primary_keys()
+
+    # -- runs -------------------------------------------------------------
+
+    def create_run(self, run: Run, *args: Any, **kwargs: Any) -> tuple[Run, bool]:
+        """As SQLite's; when another host created a run with the same idempotency key between
+        the check and the insert, the unique index refuses ours and theirs comes back."""
+        try:
+            return super().create_run(run, *args, **kwargs)
+        except IdempotencyTaken:
+            rows = self._read(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE tag = ? AND idempotency_key = ?", (run.tag, run.idempotency_key)
+            )
+            if not rows:
+                raise
+            return self._run(rows[0]), False
+
+    def claim_ready(
+        self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None = None,
+        dead_owners: Sequence[str] = (),
+    ) -> list[Run]:
+        """Claim up to `limit` due runs; rows another worker is claiming right now are skipped,
+        not waited for (``FOR UPDATE SKIP LOCKED``), so workers on many hosts never queue."""
+        tag_clause = " AND tag = ANY(?)" if tags else ""
+        with self._write() as conn:
+            rows = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('pending', 'running') AND ready_at <= ? "
+                f"AND (owner IS NULL OR lease_expires_at < ? OR owner = ANY(?)){tag_clause} "
+                "ORDER BY ready_at LIMIT ? FOR UPDATE SKIP LOCKED",
+                (now, now, list(dead_owners), *([list(tags)] if tags else []), limit),
+            ).fetchall()
+            runs = [self._run(r) for r in rows]
+            if runs:
+                conn.execute(
+                    "UPDATE runs SET owner = ?, lease_expires_at = ?, status = 'running', "
+                    "started_at = COALESCE(started_at, ?) WHERE id = ANY(?)",
+                    (owner, now + ttl, now, [r.id for r in runs]),
+                )
+            for run in runs:
+                if run.owner is not None and run.owner != owner:
+                    run.taken_from = run.owner
+                run.owner, run.lease_expires_at = owner, now + ttl
+                if run.started_at is None:
+                    run.started_at = now
+            return runs
+
+    def next_claim_at(self) -> float | None:
+        """When the next run becomes claimable: its due time, or its holder's lease expiry."""
+        rows = self._read(
+            "SELECT MIN(CASE WHEN owner IS NULL THEN ready_at ELSE GREATEST(ready_at, lease_expires_at) END) "
+            "FROM runs WHERE status IN ('pending', 'running') AND ready_at IS NOT NULL"
+        )
+        return rows[0][0] if rows else None
+
+    # -- wake-ups -----------------------------------------------------------
+
+    def listen(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call `wake` whenever a run becomes claimable (any host's write), from a thread of its
+        own with its own connection; returns the function that stops it."""
+        channel = "ductape_" + str(self._read("SELECT current_schema()")[0][0])
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.is_set():
+                try:
+                    with psycopg.connect(self.path, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
+                        conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
+                        wake()  # anything queued while we were not listening
+                        while not stop.is_set():
+                            for _ in conn.notifies(timeout=0.5, stop_after=1):
+                                wake()
+                except psycopg.Error:
+                    logger.exception("listening for wake-ups on %s failed; reconnecting", self.where)
+                    stop.wait(1.0)
+
+        thread = threading.Thread(target=loop, name="ductape-listen", daemon=True)
+        thread.start()
+
+        def stop_listening() -> None:
+            stop.set()
+            thread.join(timeout=2.0)
+
+        return stop_listening
+
+    # -- the change feed ------------------------------------------------------
+
+    def enable_feed(self) -> None:
+        """Install the plpgsql triggers that fill the feed (once; later calls only look)."""
+        if self._read("SELECT 1 FROM pg_trigger WHERE tgname = 'feed_step' AND tgrelid = to_regclass('steps')"):
+            return
+        with self._write() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':ductape-migrate'))")
+            for sql in PG_FEED_TRIGGERS:
+                conn.execute(sql)
+
+    # -- operations -----------------------------------------------------------
+
+    def queue_stats(self, now: float) -> dict[str, float]:
+        due = "ready_at <= ? AND (owner IS NULL OR lease_expires_at < ?)"
+        idle = "owner IS NULL AND (ready_at IS NULL OR ready_at > ?)"
+        row = self._read(
+            f"SELECT SUM(CASE WHEN {due} THEN 1 ELSE 0 END), MIN(CASE WHEN {due} THEN ready_at END), "
+            "SUM(CASE WHEN owner IS NOT NULL AND lease_expires_at >= ? THEN 1 ELSE 0 END), "
+            f"SUM(CASE WHEN {idle} THEN 1 ELSE 0 END), "
+            f"MIN(CASE WHEN {idle} THEN COALESCE(started_at, created_at) END) "
+            "FROM runs WHERE status IN ('pending', 'running')",
+            (now, now, now, now, now, now, now),
+        )[0]
+        queued, oldest_due, executing, waiting, oldest_waiting = row
+        return {
+            "queued": float(queued or 0),
+            "executing": float(executing or 0),
+            "waiting": float(waiting or 0),
+            "oldest_queued_seconds": max(0.0, now - oldest_due) if oldest_due is not None else 0.0,
+            "oldest_waiting_seconds": max(0.0, now - oldest_waiting) if oldest_waiting is not None else 0.0,
+        }
+
+    def backup(self, target: Any) -> int:
+        raise StoreError(f"`ductape store backup` is for SQLite stores; back up {self.where} with pg_dump")
+
+    def vacuum(self) -> tuple[int, int]:
+        raise StoreError(f"`ductape store vacuum` is for SQLite stores; PostgreSQL runs autovacuum ({self.where})")
+
+
+__all__ = ["EventRow", "PostgresStore", "Session", "pool_for", "redact"]
