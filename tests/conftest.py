@@ -63,6 +63,14 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project
     # Each test imports its own workflow modules; forget the previous test's.
     for name in [m for m in sys.modules if m.startswith("ductape_workflows")]:
         del sys.modules[name]
+    if os.environ.get("DUCTAPE_TEST_STORE") == "postgresql":
+        # The whole suite on PostgreSQL (README "Scaling out"): each project gets a schema of its own.
+        from tests.pg import pg_schema
+
+        with pg_schema() as url:
+            monkeypatch.setenv("DUCTAPE_STORE", url)
+            yield Project(tmp_path)
+        return
     yield Project(tmp_path)
 
 

@@ -51,6 +51,7 @@ def statement(sql: str, primary_keys: tuple[tuple[str, tuple[str, ...]], ...], l
             updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in names if c not in keys)
             text += f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
     text = _OFFSET_COLUMN.sub('"offset"', text)
+    text = text.replace(" LIKE ", " ILIKE ")  # SQLite's LIKE ignores ASCII case
     text = _placeholders(text)
     if lock_rows and text.upper().startswith("SELECT") and " FROM " in text and not _AGGREGATE.search(text):
         text += " FOR UPDATE"

@@ -32,6 +32,7 @@ logger = logging.getLogger("ductape.store")
 
 POOL_MAX = int(os.environ.get("DUCTAPE_PG_POOL_MAX", "8"))
 CONNECT_TIMEOUT = 10
+SERIAL_TABLES = ("topic_messages", "quota_buckets")
 _META = "CREATE TABLE IF NOT EXISTS ductape_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 
@@ -69,6 +70,14 @@ def pool_for(url: str) -> ConnectionPool:
                 raise StoreUnavailable(f"cannot connect to store {redact(url)} within {CONNECT_TIMEOUT}s") from None
             _pools[key] = pool
         return pool
+
+
+def close_pools(url: str) -> None:
+    """Close this process's pool for `url` (tests dropping their schema; a CLI about to exit)."""
+    with _pools_lock:
+        pool = _pools.pop((url, os.getpid()), None)
+    if pool is not None:
+        pool.close()
 
 
 def translate(exc: BaseException, where: str) -> DuctapeError:
@@ -132,6 +141,7 @@ class Session:
         self.where = where
         self.primary_keys = primary_keys
         self._held: psycopg.Connection[Any] | None = None
+        self._locked: set[str] = set()
 
     @property
     def in_transaction(self) -> bool:
@@ -145,19 +155,35 @@ class Session:
         if verb in ("COMMIT", "ROLLBACK"):
             return self._end(verb)
         if verb.startswith("PRAGMA TABLE_INFO("):
-            table = sql.strip()[len("PRAGMA table_info(") : -1]
-            sql, params = (
-                "SELECT ordinal_position, column_name FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
-                (table,),
-            )
+            return self._columns(sql.strip()[len("PRAGMA table_info(") : -1])
         if self._held is not None:
+            self._serialise(sql)
             return self._run(self._held, statement(sql, self.primary_keys, True), params)
         try:
             with self.pool.connection() as conn:
                 return self._run(conn, statement(sql, self.primary_keys, False), params)
         except PoolTimeout as exc:
             raise translate(exc, self.where) from None
+
+    def _columns(self, table: str) -> _Result:
+        """SQLite's ``PRAGMA table_info``: rows whose second field is a column name."""
+        sql = (
+            "SELECT ordinal_position, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position"
+        )
+        if self._held is not None:
+            return self._run(self._held, sql, (table,))
+        with self.pool.connection() as conn:
+            return self._run(conn, sql, (table,))
+
+    def _serialise(self, sql: str) -> None:
+        """A write transaction that reads a log or a bucket (topic offsets, quota tokens) to
+        compute what it writes takes that table's transaction lock first: rows it reads may not
+        exist yet, so row locks cannot order two such writers (SQLite's single writer does)."""
+        for table in SERIAL_TABLES:
+            if table not in self._locked and f"FROM {table}" in sql:
+                self._locked.add(table)
+                self._run(self._held, "SELECT pg_advisory_xact_lock(hashtext(current_schema() || %s))", (":" + table,))  # type: ignore[arg-type]
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         for params in rows:
@@ -179,6 +205,7 @@ class Session:
 
     def _end(self, verb: str) -> _Result:
         conn, self._held = self._held, None
+        self._locked.clear()
         if conn is None:
             return _Result()
         try:
