@@ -36,8 +36,8 @@ from ductape_cli.engine.results import completed_step_tags, run_status, step_vie
 from ductape_cli.errors import (
     Conflict,
     DefinitionError,
-    IdempotencyConflict,
     HookNotFound,
+    IdempotencyConflict,
     InvalidInput,
     InvalidState,
     RunIdTaken,

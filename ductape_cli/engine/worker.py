@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
 
 Report = Callable[[str], None]
+IDLE_BACKSTOP = 5.0  # with notifications, an idle thread still looks this often (a lost NOTIFY costs this much)
+TICK_EVERY_LISTENING = 1.0  # schedules are checked this often when claims need no polling
 
 
 class Worker:
@@ -45,6 +47,7 @@ class Worker:
         self.errors: list[str] = []
         self._lock = threading.Lock()
         self._idle = [False] * self.concurrency
+        self._listening = False
 
     def stop(self) -> None:
         """Ask every thread to finish its current step, release its run and exit."""
@@ -58,6 +61,30 @@ class Worker:
 
     def run(self, *, once: bool = False) -> int:
         """Work until stopped (or, with `once`, until nothing is due). Returns runs executed."""
+        # A store that notifies (PostgreSQL) wakes idle threads itself: they wait long, not poll.
+        stop_listening = None if once else self.engine.store.listen(self.wake)
+        self._listening = stop_listening is not None
+        tick_every = max(self.poll_interval, TICK_EVERY_LISTENING) if self._listening else self.poll_interval
+        try:
+            return self._run(once, tick_every)
+        finally:
+            if stop_listening is not None:
+                stop_listening()
+
+    def _idle_wait(self) -> float:
+        """How long an idle thread waits before claiming again: the poll interval, or with
+        notifications until the next due time or lease expiry (at most IDLE_BACKSTOP)."""
+        if not self._listening:
+            return self.poll_interval
+        try:
+            due = self.engine.store.next_claim_at()
+        except Exception:  # noqa: BLE001 - the claim that follows reports a store problem
+            return self.poll_interval
+        if due is None:
+            return IDLE_BACKSTOP
+        return min(IDLE_BACKSTOP, max(0.05, due - self.engine.clock.now()))
+
+    def _run(self, once: bool, tick_every: float) -> int:
         threads = [
             threading.Thread(target=self._loop, args=(i, once), name=f"ductape-worker-{i}", daemon=True)
             for i in range(self.concurrency)
@@ -71,7 +98,7 @@ class Worker:
                     self.tick_schedules()
                     self.tick_chores()
                 for thread in threads:
-                    thread.join(timeout=self.poll_interval)
+                    thread.join(timeout=tick_every)
         except KeyboardInterrupt:
             self.stop()
             for thread in threads:
@@ -120,7 +147,7 @@ class Worker:
             if not claimed:
                 if once:
                     return
-                self._wake.wait(self.poll_interval)
+                self._wake.wait(self._idle_wait())
                 self._wake.clear()
                 continue
             for run in claimed:
