@@ -55,6 +55,11 @@ class Project:
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
+    yield from make_project(tmp_path, monkeypatch, os.environ.get("DUCTAPE_TEST_STORE", "sqlite"))
+
+
+def make_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str) -> Iterator[Project]:
+    """A project whose store is a SQLite file, or (backend "postgresql") a PostgreSQL schema of its own."""
     (tmp_path / "ductape.toml").write_text(CONFIG, encoding="utf-8")
     (tmp_path / "workflows").mkdir()
     monkeypatch.chdir(tmp_path)
@@ -63,8 +68,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project
     # Each test imports its own workflow modules; forget the previous test's.
     for name in [m for m in sys.modules if m.startswith("ductape_workflows")]:
         del sys.modules[name]
-    if os.environ.get("DUCTAPE_TEST_STORE") == "postgresql":
-        # The whole suite on PostgreSQL (README "Scaling out"): each project gets a schema of its own.
+    if backend == "postgresql":
+        # DUCTAPE_TEST_STORE=postgresql runs the whole suite so (README "Scaling out").
         from tests.pg import pg_schema
 
         with pg_schema() as url:
@@ -108,7 +113,8 @@ def ductape_subprocess_env(project_root: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["DUCTAPE_PROJECT"] = str(project_root)
-    env.pop("DUCTAPE_STORE", None)
+    if "://" not in os.environ.get("DUCTAPE_STORE", ""):  # a PostgreSQL project's schema goes along
+        env.pop("DUCTAPE_STORE", None)
     return env
 
 
