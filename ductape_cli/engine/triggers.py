@@ -62,12 +62,12 @@ def declared_triggers(engine: Engine) -> list[Trigger]:
     for tag, wf in sorted(engine.registry().by_tag.items()):
         if wf.on_message:
             broker, topic = parse_event(wf.on_message, f"workflow {tag}")
-            found.append(Trigger(tag, broker, topic, f"{wf.source_file}:{wf.source_line}"))
+            found.append(Trigger(tag, broker, topic, f"{wf.source_file}:{wf.source_line}: @workflow({tag!r})"))
     components = load_components(engine.config)
     unique: dict[tuple[str, str, str], Trigger] = {}
     for trigger in found:
         if trigger.workflow not in engine.registry().by_tag:
-            raise ConfigError(f"{trigger.source}: trigger for unknown workflow {trigger.workflow!r}")
+            raise ConfigError(f"{trigger.source} names an unknown workflow {trigger.workflow!r}")
         check_topic(components, trigger)
         unique.setdefault((trigger.workflow, trigger.broker, trigger.topic), trigger)
     return list(unique.values())
@@ -75,7 +75,7 @@ def declared_triggers(engine: Engine) -> list[Trigger]:
 
 def toml_triggers(config: Any) -> list[Trigger]:
     """`[triggers.WORKFLOW] on_message = "broker:topic"` entries (shape only; no imports)."""
-    from ductape_cli.config import config_error
+    from ductape_cli.config import config_error, locate
 
     table = config.raw.get("triggers") or {}
     if not isinstance(table, dict):
@@ -96,7 +96,8 @@ def toml_triggers(config: Any) -> list[Trigger]:
                 broker, topic = parse_event(event, where)
             except ConfigError as exc:
                 raise config_error(config.source, config.text, where, "on_message", exc.message.split(": ", 1)[1]) from None
-            triggers.append(Trigger(tag, broker, topic, f"{config.source} [{where}]"))
+            line = locate(config.text, where)
+            triggers.append(Trigger(tag, broker, topic, f"{config.source}{f':{line}' if line else ''}: [{where}]"))
     return triggers
 
 
@@ -109,10 +110,10 @@ def check_toml_triggers(config: Any, components: ComponentConfig) -> None:
 def check_topic(components: ComponentConfig, trigger: Trigger) -> None:
     broker = components.model.brokers.get(trigger.broker)
     if broker is None:
-        raise ConfigError(f"{trigger.source}: on_message {trigger.event!r}: no [brokers.{trigger.broker}] declared")
+        raise ConfigError(f"{trigger.source} on_message {trigger.event!r}: no [brokers.{trigger.broker}] declared")
     if trigger.topic not in broker.topics:
         raise ConfigError(
-            f"{trigger.source}: on_message {trigger.event!r}: topic {trigger.topic!r} is not in "
+            f"{trigger.source} on_message {trigger.event!r}: topic {trigger.topic!r} is not in "
             f"[brokers.{trigger.broker}] topics ({', '.join(broker.topics)})"
         )
 
