@@ -301,3 +301,34 @@ def test_outbox_rows_are_written_in_the_step_transaction(tmp_path: Any) -> None:
     store.outbox_sent(["wf_1:send"], 22.0)
     assert store.claim_outbox("another", 1e9, 60) == []
     store.close()
+
+
+def test_topics_list_and_tail_on_every_broker(case: BrokerCase, runtime: Any) -> None:
+    runtime(case.toml())
+    if case.kind != "mqtt":
+        case.publish([(f"id-{n}", {"n": n}) for n in range(3)])
+    listed = _cli(["topics", "list", "--json"])
+    assert listed.exit_code == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)
+    assert (row["broker"], row["type"], row["topic"]) == ("events", case.kind, case.topic)
+    if case.kind == "mqtt":
+        # MQTT keeps no log: tail shows what is published while it listens.
+        publisher = threading.Timer(0.5, case.publish, args=([("id-0", {"n": 0})],))
+        publisher.start()
+        tail = _cli(["topics", "tail", f"events:{case.topic}", "--json"])
+        publisher.join()
+        assert [(m["message_id"], m["message"]) for m in json.loads(tail.stdout)] == [("id-0", {"n": 0})]
+        return
+    assert row["messages"] == 3
+    tail = _cli(["topics", "tail", f"events:{case.topic}", "--json"])
+    assert tail.exit_code == 0, tail.stderr
+    rows = json.loads(tail.stdout)
+    assert [(m["message_id"], m["message"]) for m in rows] == [(f"id-{n}", {"n": n}) for n in range(3)]
+    start = str(rows[1]["position"])
+    later = json.loads(_cli(["topics", "tail", f"events:{case.topic}", "--from", start, "--json"]).stdout)
+    assert [m["message_id"] for m in later] == ["id-1", "id-2"]
+    assert case.read_all() == rows or case.kind == "rabbitmq"  # tail consumed nothing
+    assert len(case.read_all()) == 3
+    plain = _cli(["topics", "tail", f"events:{case.topic}"])
+    assert plain.stdout.count("\n") == 3 and 'id-2  {"n": 2}' in plain.stdout
+    assert _cli(["topics", "tail", "events:undeclared"]).exit_code == 2
