@@ -261,9 +261,9 @@ class Broker(_Model):
 
     @model_validator(mode="after")
     def _per_type(self) -> Broker:
-        for option, types in _BROKER_OPTIONS.items():
-            if option in self.model_fields_set and self.type not in types:
-                raise ValueError(f"{option} does not apply to type = {self.type!r} (it is for {', '.join(types)})")
+        for option, kinds in _BROKER_OPTIONS.items():
+            if option in self.model_fields_set and self.type not in kinds:
+                raise ValueError(f"{option} does not apply to type = {self.type!r} (it is for {', '.join(kinds)})")
         if self.type == "local":
             return self
         if not self.url:

@@ -111,7 +111,7 @@ def _client_for(engine: Engine, broker: str, topic: str, follow: bool) -> Broker
     from ductape_cli.components.brokers.local import LocalBroker
     from ductape_cli.components.config import Broker, ResolvedBroker
 
-    return LocalBroker(ResolvedBroker(broker, None, Broker(topics=[topic])), engine.store)
+    return LocalBroker(ResolvedBroker(broker, None, Broker.model_validate({"topics": [topic]})), engine.store)
 
 
 def _check_local(engine: Engine, broker: str, topic: str, declared: bool, follow: bool) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ductape_cli.components.brokers.base import (
     MESSAGE_ID_HEADER,

@@ -23,7 +23,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from ductape_cli.components.brokers.base import MESSAGE_ID_HEADER, Delivery, decode_body, encode_body, peek_row
+from ductape_cli.components.brokers.base import (
+    MESSAGE_ID_HEADER,
+    Delivery,
+    decode_body,
+    encode_body,
+    peek_row,
+)
 from ductape_cli.errors import ConfigError
 
 if TYPE_CHECKING:

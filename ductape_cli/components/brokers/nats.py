@@ -17,7 +17,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ductape_cli.components.brokers.base import MESSAGE_ID_HEADER, Delivery, decode_body, encode_body, peek_row
+from ductape_cli.components.brokers.base import (
+    MESSAGE_ID_HEADER,
+    Delivery,
+    decode_body,
+    encode_body,
+    peek_row,
+)
 
 if TYPE_CHECKING:
     from ductape_cli.components.config import ResolvedBroker

@@ -16,7 +16,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ductape_cli.components.brokers.base import MESSAGE_ID_HEADER, Delivery, decode_body, encode_body, peek_row
+from ductape_cli.components.brokers.base import (
+    MESSAGE_ID_HEADER,
+    Delivery,
+    decode_body,
+    encode_body,
+    peek_row,
+)
 
 if TYPE_CHECKING:
     from ductape_cli.components.config import ResolvedBroker
@@ -57,7 +63,7 @@ class RabbitBroker:
         if topic not in self._declared:
             await channel.declare_queue(topic, durable=True)
             self._declared.add(topic)
-        headers = {MESSAGE_ID_HEADER: message_id}
+        headers: dict[str, Any] = {MESSAGE_ID_HEADER: message_id}
         if run_id:
             headers["Ductape-Run-Id"] = run_id
         amqp_message = aio_pika.Message(

@@ -132,7 +132,7 @@ class RedisSubscription:
                 return [self._delivery(entry_id, fields) for entry_id, fields in entries]
         block = max(1, int(timeout * 1000))
         response = await redis.xreadgroup(self.group, self.consumer, {self.topic: ">"}, count=limit, block=block)
-        deliveries = []
+        deliveries: list[Delivery] = []
         for _stream, entries in response or []:
             deliveries.extend(self._delivery(entry_id, fields) for entry_id, fields in entries)
         return deliveries
