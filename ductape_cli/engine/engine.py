@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import sys
 import threading
 import time
 from pathlib import Path
@@ -77,6 +78,7 @@ class Engine:
         self._conditions: dict[tuple[str, str | None], dict[str, str]] = {}
         self._versions: dict[str, tuple[WorkflowDefinition, str]] = {}
         self._memory_store: SqliteStore | None = None
+        self._loops: list[asyncio.AbstractEventLoop] = []
 
     # -- resources ----------------------------------------------------------------
 
@@ -105,10 +107,13 @@ class Engine:
         loop = getattr(self._local, "loop", None)
         if loop is None or loop.is_closed():
             loop = self._local.loop = asyncio.new_event_loop()
+            self._loops.append(loop)
         return loop  # type: ignore[no-any-return]
 
     def close(self) -> None:
         self.leases.stop()
+        if "ductape_cli.components.brokers" in sys.modules:  # broker connections opened by produce steps
+            sys.modules["ductape_cli.components.brokers"].close_clients(self._loops)
         store = getattr(self._local, "store", None)
         if store is not None and store is not self._memory_store:
             store.close()

@@ -8,6 +8,7 @@ never care which broker they talk to.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MESSAGE_ID_HEADER", "BrokerClient", "Delivery", "Subscription", "client_for", "decode_body",
-    "encode_body", "open_client",
+    "close_clients", "encode_body", "open_client",
 ]  # fmt: skip
 
 _MODULES = {
@@ -61,3 +62,16 @@ def client_for(broker: ResolvedBroker, store: SqliteStore | None = None) -> Brok
     if client is None:
         client = clients[key] = open_client(broker, store)
     return client
+
+
+def close_clients(loops: list[asyncio.AbstractEventLoop]) -> None:
+    """Close the shared clients of `loops` (an engine's, when it closes); each loop must be idle."""
+    for loop in loops:
+        clients = _OPEN.pop(loop, None)
+        if not clients or loop.is_closed() or loop.is_running():
+            continue
+        for client in clients.values():
+            try:
+                loop.run_until_complete(client.close())
+            except Exception:  # noqa: BLE001 - a broken connection is closed enough
+                logging.getLogger("ductape.brokers").exception("closing %s failed", client.name)
