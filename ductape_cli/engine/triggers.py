@@ -63,6 +63,8 @@ def declared_triggers(engine: Engine) -> list[Trigger]:
         if wf.on_message:
             broker, topic = parse_event(wf.on_message, f"workflow {tag}")
             found.append(Trigger(tag, broker, topic, f"{wf.source_file}:{wf.source_line}: @workflow({tag!r})"))
+    if not found:
+        return []  # a project without triggers never pays for (or fails on) the component tables here
     components = load_components(engine.config)
     unique: dict[tuple[str, str, str], Trigger] = {}
     for trigger in found:

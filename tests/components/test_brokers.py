@@ -175,6 +175,16 @@ def test_trigger_tables_are_validated_by_components_check(runtime: Any, triggers
     assert re.search(r"ductape.toml(:\d+)?: .*" + message, result.stderr), result.stderr
 
 
+def test_triggers_from_the_decorator_and_the_table_are_merged(make: Any) -> None:
+    from ductape_cli.engine.triggers import declared_triggers
+
+    engine = make(
+        '[brokers.events]\ntopics = ["a", "b"]\n\n[triggers.consumer]\non_message = ["events:a", "events:b"]\n',
+        "from ductape_cli import workflow\n\n@workflow('consumer', on_message='events:a')\ndef consumer(ctx):\n    return ctx.input\n",
+    )
+    assert sorted((t.workflow, t.event) for t in declared_triggers(engine)) == [("consumer", "events:a"), ("consumer", "events:b")]
+
+
 def test_on_message_must_name_broker_and_topic() -> None:
     from ductape_cli import workflow
     from ductape_cli.errors import DefinitionError
@@ -332,3 +342,47 @@ def test_topics_list_and_tail_on_every_broker(case: BrokerCase, runtime: Any) ->
     plain = _cli(["topics", "tail", f"events:{case.topic}"])
     assert plain.stdout.count("\n") == 3 and 'id-2  {"n": 2}' in plain.stdout
     assert _cli(["topics", "tail", "events:undeclared"]).exit_code == 2
+
+
+def test_mqtt_trigger_dedupes_by_message_id_across_a_persistent_session(make: Any) -> None:
+    """What MQTT triggers promise: queued while down, one run per id (user property or payload "id")."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    case = broker_case("mqtt")
+    case.consumers.append(f"{case.group}-consumer")
+    try:
+        engine = make(case.toml(), CONSUMER.format(topic=case.topic), name="consumer")
+
+        def publish(body: dict[str, Any], message_id: str | None = None) -> None:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+            client.connect("127.0.0.1", 1883)
+            client.loop_start()
+            properties = Properties(PacketTypes.PUBLISH)
+            if message_id:
+                properties.UserProperty = [("Ductape-Message-Id", message_id)]
+            client.publish(case.topic, json.dumps(body), qos=1, properties=properties).wait_for_publish(10)
+            client.disconnect()
+            client.loop_stop()
+
+        publish({"id": "early", "n": 0})  # before the trigger's first subscription: MQTT keeps nothing
+        worker = Background(engine)
+        try:
+            worker.wait(lambda: any(line.startswith("⇢ listening") for line in worker.lines), "the trigger to subscribe")
+        finally:
+            worker.close()  # a clean disconnect keeps the session and its queue on the broker
+        for _ in range(2):
+            publish({"id": "p-1", "n": 1})
+            publish({"n": 2}, message_id="u-2")
+        publish({"n": 3})
+        worker = Background(engine)
+        try:
+            worker.wait(lambda: len(_completed(engine, "consumer")) >= 3, "three runs")
+            time.sleep(1)  # the duplicates were queued too: give them time to arrive and be dropped
+        finally:
+            worker.close()
+        runs = sorted(_completed(engine, "consumer"), key=lambda r: r.input["n"])
+        assert [(r.input["n"], r.context["message"]["message_id"]) for r in runs] == [(1, "p-1"), (2, "u-2"), (3, None)]
+    finally:
+        case.cleanup()
