@@ -76,14 +76,19 @@ class Relay:
         store, clock = self.engine.store, self.engine.clock
         messages = store.claim_outbox(self.engine.owner, clock.now(), LEASE_SECONDS, BATCH)
         sent: list[str] = []
+        down: dict[str, str] = {}  # broker -> error: the rest of the batch for it waits for the retry
         try:
             for message in messages:
+                delay = min(MAX_RETRY_SECONDS, 0.5 * 2 ** min(message.attempts, 10))
+                if message.broker in down:
+                    store.outbox_failed(message.message_id, down[message.broker], clock.now() + delay)
+                    continue
                 try:
                     await self.send(message)
                 except Exception as exc:  # noqa: BLE001 - one refused message must not hold back the rest
-                    delay = min(MAX_RETRY_SECONDS, 0.5 * 2 ** min(message.attempts, 10))
                     logger.exception("outbox: sending %s to %s:%s failed; retry in %.1fs", message.message_id, message.broker, message.topic, delay)
-                    store.outbox_failed(message.message_id, f"{type(exc).__name__}: {exc}", clock.now() + delay)
+                    down[message.broker] = f"{type(exc).__name__}: {exc}"
+                    store.outbox_failed(message.message_id, down[message.broker], clock.now() + delay)
                     await self.drop_client(message.broker)
                 else:
                     sent.append(message.message_id)

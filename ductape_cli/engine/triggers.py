@@ -31,6 +31,7 @@ logger = logging.getLogger("ductape.triggers")
 BATCH = 100
 FETCH_SECONDS = 0.5
 RETRY_SECONDS = 2.0
+MAX_RETRY_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ class TriggerConsumer:
     def __init__(self, engine: Engine, trigger: Trigger, stop: threading.Event, report: Callable[[str], None]) -> None:
         self.engine, self.trigger, self.stop, self.report = engine, trigger, stop, report
         self.started = 0
+        self.failures = 0  # in a row; the first of an outage is logged with its traceback
         self.listening = threading.Event()
 
     def run(self) -> None:
@@ -145,9 +147,12 @@ class TriggerConsumer:
                 try:
                     loop.run_until_complete(self.consume())
                 except Exception as exc:  # noqa: BLE001 - a broker outage must not end the worker
-                    logger.exception("trigger %s on %s failed; retrying in %ss", self.trigger.workflow, self.trigger.event, RETRY_SECONDS)
-                    self.report(f"✗ trigger {self.trigger.event} → {self.trigger.workflow}: {exc}; retrying")
-                    self.stop.wait(RETRY_SECONDS)
+                    self.failures += 1
+                    delay = min(MAX_RETRY_SECONDS, RETRY_SECONDS * self.failures)
+                    if self.failures == 1:  # once per outage, with the traceback; then one line per retry
+                        logger.exception("trigger %s on %s failed", self.trigger.workflow, self.trigger.event)
+                    self.report(f"✗ trigger {self.trigger.event} → {self.trigger.workflow}: {exc}; retrying in {delay:.0f}s")
+                    self.stop.wait(delay)
         finally:
             loop.close()
 
@@ -162,6 +167,7 @@ class TriggerConsumer:
             subscription = await client.subscribe(trigger.topic, consumer_name(engine.config.name, broker.model.group, trigger))
             self.report(f"⇢ listening on {trigger.event} ({broker.type}) → {trigger.workflow}")
             self.listening.set()
+            self.failures = 0
             try:
                 while not self.stop.is_set():
                     deliveries = await subscription.fetch(BATCH, FETCH_SECONDS)
