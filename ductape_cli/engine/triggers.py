@@ -211,8 +211,8 @@ class TriggerConsumer:
 class Background:
     """The worker's message side: one consumer thread per trigger, and the outbox relay."""
 
-    def __init__(self, engine: Engine, report: Callable[[str], None]) -> None:
-        self.engine, self.report = engine, report
+    def __init__(self, engine: Engine, report: Callable[[str], None], tags: Sequence[str] | None = None) -> None:
+        self.engine, self.report, self.tags = engine, report, tags
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
         self.consumers: list[TriggerConsumer] = []
@@ -222,6 +222,8 @@ class Background:
 
         if triggers:
             for trigger in declared_triggers(self.engine):
+                if self.tags and trigger.workflow not in self.tags:
+                    continue  # `worker --workflow X` consumes only X's triggers
                 consumer = TriggerConsumer(self.engine, trigger, self.stop_event, self.report)
                 self.consumers.append(consumer)
                 self._spawn(consumer.run, f"ductape-trigger-{trigger.workflow}")

@@ -56,7 +56,7 @@ class Worker:
         """
         from ductape_cli.engine.triggers import Background
 
-        background = Background(self.engine, self.report)
+        background = Background(self.engine, self.report, self.tags)
         if not once:
             background.start()
         try:

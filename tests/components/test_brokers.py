@@ -344,6 +344,7 @@ def test_topics_list_and_tail_on_every_broker(case: BrokerCase, runtime: Any) ->
     assert _cli(["topics", "tail", "events:undeclared"]).exit_code == 2
 
 
+@pytest.mark.slow  # seconds of waiting for MQTT redeliveries
 def test_mqtt_trigger_dedupes_by_message_id_across_a_persistent_session(make: Any) -> None:
     """What MQTT triggers promise: queued while down, one run per id (user property or payload "id")."""
     import paho.mqtt.client as mqtt
@@ -386,3 +387,57 @@ def test_mqtt_trigger_dedupes_by_message_id_across_a_persistent_session(make: An
         assert [(r.input["n"], r.context["message"]["message_id"]) for r in runs] == [(1, "p-1"), (2, "u-2"), (3, None)]
     finally:
         case.cleanup()
+
+
+def test_worker_with_a_bad_trigger_is_one_line_and_exit_2(make: Any, cli: Any) -> None:
+    make('[brokers.events]\ntopics = ["t"]\n\n[triggers.consumer]\non_message = "events:missing"\n',
+         "from ductape_cli import workflow\n\n@workflow('consumer')\ndef consumer(ctx):\n    return 1\n")  # fmt: skip
+    result = cli("worker", "--once")
+    assert result.exit_code == 0  # --once starts no triggers
+    result = cli("worker")
+    assert result.exit_code == 2
+    assert result.stderr.strip().endswith("[triggers.consumer] on_message 'events:missing': topic 'missing' is not in [brokers.events] topics (t)")
+    assert "Traceback" not in result.stderr
+
+
+UNREACHABLE = '[brokers.events]\ntype = "redis"\nurl = "redis://127.0.0.1:{port}/0"\ntopics = ["t"]\n'
+
+
+def test_an_unreachable_broker_is_reported_and_retried_while_the_worker_keeps_working(make: Any, unused_port: int) -> None:
+    engine = make(
+        UNREACHABLE.format(port=unused_port) + "outbox = true\n",
+        "from ductape_cli import workflow\n\n"
+        "@workflow('consumer', on_message='events:t')\ndef consumer(ctx):\n    return 1\n\n"
+        "@workflow('producer')\nasync def producer(ctx):\n    return await ctx.messaging.produce(event='events:t', message={'n': 1})\n",
+    )
+    result = engine.run("producer", {})
+    assert result["status"] == "completed", result["error"]  # the step only wrote the outbox row
+    worker = Background(engine)
+    try:
+        worker.wait(lambda: any(line.startswith("✗ trigger events:t → consumer") for line in worker.lines), "the trigger's failure")
+        worker.wait(lambda: engine.store.outbox_status()[0]["last_error"] is not None, "a failed send")
+        detached = engine.start("producer", {}, detach=True)[0]
+        worker.wait(lambda: engine.get_run(detached.id).status == "completed", "other work to go on")
+    finally:
+        worker.close()
+    (status,) = engine.store.outbox_status()
+    assert status["pending"] == 2 and status["sent"] == 0 and "ConnectionError" in status["last_error"]
+    listed = _cli(["topics", "list", "--json"])
+    (row,) = json.loads(listed.stdout)
+    assert row["messages"] is None and row["detail"].startswith("unreachable:") and row["outbox_pending"] == 2
+
+
+def test_worker_workflow_filter_limits_the_triggers_it_consumes(make: Any) -> None:
+    from ductape_cli.engine import triggers
+
+    engine = make(
+        '[brokers.events]\ntopics = ["t"]\n',
+        "from ductape_cli import workflow\n\n@workflow('consumer', on_message='events:t')\ndef consumer(ctx):\n    return 1\n",
+    )
+    for tags, expected in ((["other"], []), (["consumer"], ["consumer"]), (None, ["consumer"])):
+        background = triggers.Background(engine, lambda line: None, tags)
+        background.start()
+        try:
+            assert [c.trigger.workflow for c in background.consumers] == expected
+        finally:
+            background.stop()

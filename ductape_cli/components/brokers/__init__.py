@@ -54,10 +54,12 @@ def open_client(broker: ResolvedBroker, store: SqliteStore | None = None) -> Bro
 
 
 def client_for(broker: ResolvedBroker, store: SqliteStore | None = None) -> BrokerClient:
-    """The shared client of the running event loop for `broker` (local brokers: one per store)."""
+    """The shared client of the running event loop for `broker` (local brokers need no sharing)."""
+    if broker.type == "local":
+        return open_client(broker, store)
     loop = asyncio.get_running_loop()
     clients = _OPEN.setdefault(loop, {})
-    key = (broker.name, broker.url if broker.type != "local" else str(id(store)))
+    key = (broker.name, broker.url)
     client = clients.get(key)
     if client is None:
         client = clients[key] = open_client(broker, store)

@@ -144,6 +144,8 @@ class RabbitSubscription:
         await self.queue.put(incoming)
 
     async def fetch(self, limit: int, timeout: float) -> list[Delivery]:
+        if self.channel.is_closed and self.queue.empty():
+            raise ConnectionError(f"RabbitMQ channel for {self.topic!r} closed")  # the trigger reconnects
         try:
             first = await asyncio.wait_for(self.queue.get(), timeout)
         except TimeoutError:
