@@ -6,7 +6,8 @@ first use with the declared topics as its subjects. Produce publishes with
 duplicate published within the stream's duplicate window (2 minutes by
 default); the id is also in the `Ductape-Message-Id` header. A trigger is a
 durable pull consumer; an unacknowledged message comes back after `ack_wait`.
-The stream sequence is the message's identity.
+The stream sequence (with the stream's creation time, since a stream
+created again restarts at 1) is the message's identity.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class NatsBroker:
         self._nc: Any = None
         self._js: Any = None
         self._ready = False
+        self.epoch = ""
 
     async def js(self) -> Any:
         if self._nc is None or self._nc.is_closed:
@@ -66,8 +68,9 @@ class NatsBroker:
         try:
             info = await self._js.stream_info(self.stream)
         except NotFoundError:
-            await self._js.add_stream(name=self.stream, subjects=topics)
-            return
+            info = await self._js.add_stream(name=self.stream, subjects=topics)
+        # Sequences restart at 1 in a stream deleted and created again: its creation time tells them apart.
+        self.epoch = info.created.strftime("%Y%m%dT%H%M%S.%f") if info.created else ""
         subjects = list(info.config.subjects or [])
         missing = [t for t in topics if t not in subjects]
         if missing:
@@ -146,7 +149,8 @@ class NatsSubscription:
             headers = msg.headers or {}
             sequence = msg.metadata.sequence.stream
             meta = {"sequence": sequence, "delivered": msg.metadata.num_delivered}
-            deliveries.append(Delivery(self.topic, decode_body(msg.data), headers.get(MESSAGE_ID_HEADER), f"seq:{sequence}", meta, msg))
+            identity = f"seq:{self.broker.epoch}:{sequence}"
+            deliveries.append(Delivery(self.topic, decode_body(msg.data), headers.get(MESSAGE_ID_HEADER), identity, meta, msg))
         return deliveries
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
