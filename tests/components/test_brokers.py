@@ -453,3 +453,20 @@ def test_worker_workflow_filter_limits_the_triggers_it_consumes(make: Any) -> No
             assert [c.trigger.workflow for c in background.consumers] == expected
         finally:
             background.stop()
+
+
+def test_dev_reports_a_bad_trigger_instead_of_starting_the_worker(make: Any) -> None:
+    from ductape_cli.engine.devloop import DevLoop
+
+    engine = make(
+        '[brokers.events]\ntopics = ["t"]\n',
+        "from ductape_cli import workflow\n\n@workflow('consumer', on_message='events:nope')\ndef consumer(ctx):\n    return 1\n",
+    )
+    lines: list[str] = []
+    loop = DevLoop(engine.config.root, report=lines.append, show=lambda report: None)
+    try:
+        assert loop.reload() is False
+    finally:
+        loop.stop_worker()
+    assert loop.worker is None
+    assert any("on_message 'events:nope': topic 'nope' is not in [brokers.events] topics (t); fix it" in line for line in lines), lines
