@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ductape_cli.errors import ConfigError, DuctapeError
+from ductape_cli.errors import ConfigError, InvalidInput
 
 if TYPE_CHECKING:
     from ductape_cli.components.brokers import Delivery, Subscription
@@ -193,8 +193,9 @@ class TriggerConsumer:
                 trigger.workflow, delivery.body, workflow_id=run_id, idempotency_key=run_id if delivery.identity else None,
                 context=context, detach=True,
             )  # fmt: skip
-        except DuctapeError as exc:
-            # A message the workflow refuses (e.g. its input_model) would be redelivered forever: log and drop it.
+        except InvalidInput as exc:
+            # A message the workflow refuses (its input_model) would come back forever: log and drop it.
+            # Anything else (the store busy, a broken config) propagates: the message stays unacknowledged.
             logger.error("trigger %s: message %s refused, dropped: %s", trigger.event, delivery.message_id or delivery.identity, exc.message)
             self.report(f"✗ {trigger.event} message {delivery.message_id or delivery.identity} refused: {exc.message}")
             return None

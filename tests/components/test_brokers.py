@@ -470,3 +470,28 @@ def test_dev_reports_a_bad_trigger_instead_of_starting_the_worker(make: Any) -> 
         loop.stop_worker()
     assert loop.worker is None
     assert any("on_message 'events:nope': topic 'nope' is not in [brokers.events] topics (t); fix it" in line for line in lines), lines
+
+
+def test_a_message_the_workflow_refuses_is_logged_and_dropped(make: Any, caplog: pytest.LogCaptureFixture) -> None:
+    engine = make(
+        '[brokers.events]\ntopics = ["t"]\n',
+        "from pydantic import BaseModel\nfrom ductape_cli import workflow\n\n"
+        "class Order(BaseModel):\n    order_id: int\n\n"
+        "@workflow('consumer', on_message='events:t', input_model=Order)\ndef consumer(ctx):\n    return ctx.input['order_id']\n",
+    )
+    import asyncio
+
+    from ductape_cli.components import ComponentRuntime
+
+    direct = ComponentRuntime(engine.config)
+    asyncio.run(direct.messaging.produce(event="events:t", message={"nonsense": True}))
+    asyncio.run(direct.messaging.produce(event="events:t", message={"order_id": 7}))
+    worker = Background(engine)
+    try:
+        worker.wait(lambda: len(_completed(engine, "consumer")) == 1, "the valid message's run")
+    finally:
+        worker.close()
+    assert [r.output for r in _completed(engine, "consumer")] == [7]
+    assert any("refused: invalid input for consumer: order_id: Field required" in line for line in worker.lines), worker.lines
+    assert "refused, dropped" in caplog.text
+    assert engine.store.consumer_offset("ductape-components-test-consumer", "events", "t") == 2
