@@ -4,7 +4,8 @@ Runs in `ductape worker` (`worker --once` sends what is waiting, then exits).
 A message is leased while being sent, marked sent once the broker has it, and
 retried with a growing delay when the broker refuses; several workers on one
 store never send the same message at once. A crash after the broker took a
-message but before it was marked sent sends it again, with the same id.
+message but before it was marked sent sends it again, with the same id (at
+once when the dead sender was on this host, else when its lease expires).
 """
 
 from __future__ import annotations
@@ -73,8 +74,12 @@ class Relay:
 
     async def send_batch(self) -> int:
         """Claim and send one batch; returns how many were claimed (0: nothing waiting)."""
+        from ductape_cli.engine.leases import HOST, owner_is_dead
+
         store, clock = self.engine.store, self.engine.clock
-        messages = store.claim_outbox(self.engine.owner, clock.now(), LEASE_SECONDS, BATCH)
+        # A relay that died mid-send on this host releases its messages at once, not after the lease.
+        dead = [o for o in store.outbox_senders_on_host(HOST) if owner_is_dead(o, self.engine.owner)]
+        messages = store.claim_outbox(self.engine.owner, clock.now(), LEASE_SECONDS, BATCH, dead)
         sent: list[str] = []
         down: dict[str, str] = {}  # broker -> error: the rest of the batch for it waits for the retry
         try:

@@ -48,19 +48,29 @@ class OutboxMixin:
             _INSERT, [(m.message_id, m.broker, m.topic, dumps(m.message), m.run_id, m.step, m.created_at) for m in messages]
         )
 
-    def claim_outbox(self, owner: str, now: float, lease: float, limit: int = 100) -> list[OutboxMessage]:
-        """Unsent messages nobody else is sending, oldest first, leased to `owner` for `lease` seconds."""
+    def claim_outbox(
+        self, owner: str, now: float, lease: float, limit: int = 100, dead_owners: Sequence[str] = ()
+    ) -> list[OutboxMessage]:
+        """Unsent messages nobody else is sending (or whose sender died), oldest first, leased to `owner`."""
+        dead = f" OR claimed_by IN ({', '.join('?' * len(dead_owners))})" if dead_owners else ""
         with self._write() as conn:
             rows = conn.execute(
                 "SELECT message_id, broker, topic, message, run_id, step, created_at, attempts FROM outbox "
-                "WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY created_at LIMIT ?",
-                (now, limit),
+                f"WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < ?{dead}) ORDER BY created_at LIMIT ?",
+                (now, *dead_owners, limit),
             ).fetchall()
             conn.executemany(
                 "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE message_id = ?",
                 [(owner, now + lease, r[0]) for r in rows],
             )
         return [OutboxMessage(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+
+    def outbox_senders_on_host(self, host: str) -> list[str]:
+        """Owners (host:pid:token) holding unsent messages from `host`, to check for dead pids."""
+        rows = self._read(
+            "SELECT DISTINCT claimed_by FROM outbox WHERE sent_at IS NULL AND claimed_by LIKE ?", (host + ":%",)
+        )
+        return [r[0] for r in rows]
 
     def outbox_sent(self, message_ids: Sequence[str], now: float) -> None:
         with self._write() as conn:

@@ -184,3 +184,22 @@ def _produce_crash(tmp_path: Path, kind: str, case: BrokerCase, durability_repor
     else:
         assert seen == [message_id, message_id]
     durability_report(f"{kind} produce: killed after publish; copies on the broker={len(seen)}, all with id {message_id!r}")
+
+
+def test_relay_killed_after_publishing_resends_with_the_same_id(tmp_path: Path, durability_report: Any) -> None:
+    case = broker_case("redis")
+    try:
+        _project(tmp_path, case.toml(outbox=True), PRODUCER.format(topic=case.topic))
+        produced = run(tmp_path, "run", "producer", "--workflow-id", "wf-outbox", "--json")
+        assert produced.returncode == 0, produced.stderr
+        assert case.read_all() == []  # in the outbox, not on the broker
+        crashed = _faulty(tmp_path, "kill-after-publish", "redis", "worker", "--once")
+        _, err = crashed.communicate(timeout=120)
+        assert crashed.returncode == -9, err
+        again = run(tmp_path, "worker", "--once", timeout=120)  # the dead relay's lease is released at once
+        assert again.returncode == 0 and "outbox: sent 1 messages" in again.stderr, again.stderr
+        seen = [row["message_id"] for row in case.read_all()]
+    finally:
+        case.cleanup()
+    assert seen == ["wf-outbox:messaging:events:" + case.topic] * 2
+    durability_report(f"redis outbox relay: killed after publish; copies on the broker={len(seen)}, same id")
