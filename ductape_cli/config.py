@@ -20,7 +20,7 @@ CONFIG_NAME = "ductape.toml"
 _PROJECT_KEYS = {"name", "workflows", "store", "default_env", "durability"}
 _TOP_TABLES = {
     "project", "envs", "apps", "databases", "notifications", "storage", "brokers", "quotas",
-    "fallbacks", "graphs", "worker", "dev", "retention", "serve",
+    "fallbacks", "graphs", "worker", "dev", "retention", "serve", "triggers",
 }  # fmt: skip
 
 

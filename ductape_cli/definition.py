@@ -41,6 +41,7 @@ class WorkflowDefinition:
     input_model: Any = None
     max_events: int | None = None
     envs: list[str] | None = None
+    on_message: str | None = None  # "broker:topic": `ductape worker` starts a run per message
     source_file: str | None = None
     source_line: int | None = None
 
@@ -180,6 +181,7 @@ def define(
     input_model: Any = None,
     max_events: int | None = None,
     envs: list[Any] | None = None,
+    on_message: str | None = None,
     options: Mapping[str, Any] | None = None,
     product: str | None = None,
 ) -> WorkflowDefinition:
@@ -205,6 +207,10 @@ def define(
     except InvalidInput as exc:
         raise DefinitionError(f"workflow {tag}: {exc.message}") from None
     max_events = max_events if max_events is not None else opts.get("max_events")
+    if on_message is not None:
+        broker, sep, topic = on_message.partition(":") if isinstance(on_message, str) else ("", "", "")
+        if not (sep and broker and topic):
+            raise DefinitionError(f"workflow {tag}: on_message must be \"broker:topic\", got {on_message!r}")
     env_names = None
     if envs:
         env_names = [e["slug"] if isinstance(e, Mapping) else str(e) for e in envs]
@@ -225,6 +231,7 @@ def define(
         input_model=input_model,
         max_events=max_events,
         envs=env_names,
+        on_message=on_message,
         source_file=source,
         source_line=line,
     )

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -109,6 +110,7 @@ class Engine:
         from ductape_cli.observe import install_from_environment
 
         install_from_environment(self)
+        self._loops: list[asyncio.AbstractEventLoop] = []
 
     # -- resources ----------------------------------------------------------------
 
@@ -137,6 +139,7 @@ class Engine:
         loop = getattr(self._local, "loop", None)
         if loop is None or loop.is_closed():
             loop = self._local.loop = asyncio.new_event_loop()
+            self._loops.append(loop)
         return loop  # type: ignore[no-any-return]
 
     def emit(self, execution: Execution | None, kind: str, data: dict[str, Any]) -> None:
@@ -157,6 +160,8 @@ class Engine:
             if closing is not None:
                 closing()
         self.leases.stop()
+        if "ductape_cli.components.brokers" in sys.modules:  # broker connections opened by produce steps
+            sys.modules["ductape_cli.components.brokers"].close_clients(self._loops)
         store = getattr(self._local, "store", None)
         if store is not None and store is not self._memory_store:
             store.close()

@@ -116,6 +116,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         self.lost = False
         self.manual_rollback: dict[str, Any] | None = None
         self.pending_events: list[EventRow] = []
+        self.outbox: dict[str, dict[str, Any]] = {}  # step tag -> message id -> OutboxMessage
         self.max_events = definition.max_events
         self.event_count = 0
         if self.max_events:  # events stored, plus the two history derives from each completed step
@@ -184,8 +185,11 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
 
     def commit(self, record: StepRecord, events: list[EventRow], output_json: str | None = None) -> None:
         state = self.state if self.state_dirty else None
+        # Messages a step queued for the outbox are stored with its completion, or dropped with its failure.
+        queued = self.outbox.pop(record.tag, None) if self.outbox else None
+        outbox = list(queued.values()) if queued and record.status == StepStatus.COMPLETED else ()
         try:
-            self.store.commit_step(record, events, state, output_json=output_json)
+            self.store.commit_step(record, events, state, output_json=output_json, outbox=outbox)
         except Exception as exc:
             if type(exc).__name__ == "IntegrityError":
                 raise LostOwnership() from None

@@ -57,7 +57,25 @@ class Worker:
         self._wake.set()
 
     def run(self, *, once: bool = False) -> int:
-        """Work until stopped (or, with `once`, until nothing is due). Returns runs executed."""
+        """Work until stopped (or, with `once`, until nothing is due). Returns runs executed.
+
+        Message triggers and the outbox relay run beside the claim loops (`engine/triggers.py`);
+        with `once`, only the outbox is flushed, after the runs.
+        """
+        from ductape_cli.engine.triggers import Background
+
+        background = Background(self.engine, self.report, self.tags)
+        if not once:
+            background.start()
+        try:
+            processed = self._run_threads(once)
+        finally:
+            background.stop()
+        if once:
+            background.flush_outbox()
+        return processed
+
+    def _run_threads(self, once: bool) -> int:
         threads = [
             threading.Thread(target=self._loop, args=(i, once), name=f"ductape-worker-{i}", daemon=True)
             for i in range(self.concurrency)

@@ -160,6 +160,31 @@ MIGRATIONS: list[str] = [
         ts REAL
     )""",
     "CREATE INDEX feed_run ON feed (run_id, id)",
+    # Messaging on real brokers (issue 23): message ids, consumer offsets, the transactional outbox.
+    "ALTER TABLE topic_messages ADD COLUMN message_id TEXT",
+    "CREATE UNIQUE INDEX topic_messages_id ON topic_messages (broker, topic, message_id) WHERE message_id IS NOT NULL",
+    """CREATE TABLE consumer_offsets (
+        consumer TEXT NOT NULL,
+        broker TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        next_offset INTEGER NOT NULL,
+        PRIMARY KEY (consumer, broker, topic)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE outbox (
+        message_id TEXT PRIMARY KEY,
+        broker TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        message TEXT NOT NULL,
+        run_id TEXT,
+        step TEXT,
+        created_at REAL NOT NULL,
+        claimed_by TEXT,
+        claimed_until REAL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        sent_at REAL
+    )""",
+    "CREATE INDEX outbox_unsent ON outbox (created_at) WHERE sent_at IS NULL",
 ]
 
 # The triggers that fill `feed`, so every writer (a CLI, a worker, another host's process) does,

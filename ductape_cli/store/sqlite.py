@@ -34,6 +34,7 @@ from ductape_cli.store.encoding import loads as _loads
 from ductape_cli.store.migrations import FEED_TRIGGERS, MIGRATIONS
 from ductape_cli.store.sqlite_jobs import SchedulesAndTopicsMixin
 from ductape_cli.store.sqlite_ops import OpsMixin
+from ductape_cli.store.sqlite_outbox import OutboxMessage, OutboxMixin
 
 BUSY_TIMEOUT_MS = 30_000
 AUTOCHECKPOINT_PAGES = 10_000
@@ -69,7 +70,7 @@ def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     return StoreError(f"store {path}: {text}")
 
 
-class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
+class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
     """ductape's state in one SQLite file (WAL)."""
 
     def __init__(self, path: str | os.PathLike[str], *, durability: str = "normal") -> None:
@@ -546,18 +547,19 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
 
     def commit_step(
         self, record: StepRecord, events: Sequence[EventRow], state: dict[str, Any] | None = None,
-        *, output_json: str | None = None,
+        *, output_json: str | None = None, outbox: Sequence[OutboxMessage] = (),
     ) -> None:
         """The hot path: one journal row, its events and (if changed) the run state, in one transaction.
 
         The row is a plain INSERT: if another owner already recorded this
         position, the primary key refuses it and the caller learns it lost the run.
+        `outbox` messages are stored in the same transaction (the transactional outbox).
         """
         conn = self.conn
         values = self._step_values(record)
         if output_json is not None:
             values = (*values[:6], output_json, *values[7:])
-        if not events and state is None:
+        if not events and state is None and not outbox:
             # A lone statement is its own transaction: no BEGIN/COMMIT round trips on the common path.
             try:
                 conn.execute(_INSERT_STEP, values)
@@ -577,6 +579,8 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin):
                 conn.execute(_INSERT_EVENT, (run_id, ts, type_, step, None if data is None else dumps(data)))
             if state is not None:
                 conn.execute("UPDATE runs SET state = ? WHERE id = ?", (dumps(state), run_id))
+            if outbox:
+                self._outbox_txn(conn, outbox)
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:

@@ -81,26 +81,58 @@ class SchedulesAndTopicsMixin:
 
     # -- topics and quotas (components) ---------------------------------
 
-    def append_message(self, broker: str, topic: str, message: Any, run_id: str | None, now: float) -> int:
-        """Append to a topic log; returns the message's offset (0-based, gap-free per topic)."""
+    def append_message(
+        self, broker: str, topic: str, message: Any, run_id: str | None, now: float, *, message_id: str | None = None
+    ) -> int:
+        """Append to a topic log; returns the message's offset (0-based, gap-free per topic).
+
+        A message id already in the topic returns that message's offset and appends nothing.
+        """
         with self._write() as conn:
+            if message_id is not None:
+                row = conn.execute(
+                    "SELECT offset FROM topic_messages WHERE broker = ? AND topic = ? AND message_id = ?",
+                    (broker, topic, message_id),
+                ).fetchone()
+                if row is not None:
+                    return int(row[0])
             offset = conn.execute(
                 "SELECT COALESCE(MAX(offset) + 1, 0) FROM topic_messages WHERE broker = ? AND topic = ?",
                 (broker, topic),
             ).fetchone()[0]
             conn.execute(
-                "INSERT INTO topic_messages (broker, topic, offset, message, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (broker, topic, offset, dumps(message), run_id, now),
+                "INSERT INTO topic_messages (broker, topic, offset, message, run_id, created_at, message_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (broker, topic, offset, dumps(message), run_id, now, message_id),
             )
             return int(offset)
 
     def read_messages(self, broker: str, topic: str, from_offset: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         rows = self._read(
-            "SELECT offset, message, run_id, created_at FROM topic_messages "
+            "SELECT offset, message, run_id, created_at, message_id FROM topic_messages "
             "WHERE broker = ? AND topic = ? AND offset >= ? ORDER BY offset LIMIT ?",
             (broker, topic, from_offset, limit),
         )
-        return [{"offset": r[0], "message": json.loads(r[1]), "run_id": r[2], "created_at": r[3]} for r in rows]
+        return [
+            {"offset": r[0], "message": json.loads(r[1]), "run_id": r[2], "created_at": r[3], "message_id": r[4]}
+            for r in rows
+        ]
+
+    def consumer_offset(self, consumer: str, broker: str, topic: str) -> int:
+        """The next offset a local-topic consumer (a message trigger) has not acknowledged."""
+        rows = self._read(
+            "SELECT next_offset FROM consumer_offsets WHERE consumer = ? AND broker = ? AND topic = ?",
+            (consumer, broker, topic),
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def set_consumer_offset(self, consumer: str, broker: str, topic: str, next_offset: int) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO consumer_offsets (consumer, broker, topic, next_offset) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (consumer, broker, topic) DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset)",
+                (consumer, broker, topic, next_offset),
+            )
 
     def list_topics(self) -> list[dict[str, Any]]:
         rows = self._read(
