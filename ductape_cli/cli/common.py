@@ -67,11 +67,24 @@ def exit_code_for(status: str) -> int:
     return _EXIT_BY_STATUS.get(status, EXIT_FAILED)
 
 
-def engine() -> Engine:
+def project_config() -> Any:
+    """The project around the cwd (or DUCTAPE_PROJECT); outside one, a one-line error and nothing created."""
     from ductape_cli.config import load_config
+    from ductape_cli.errors import ConfigError
+
+    config = load_config()
+    if config.path is None and not os.environ.get("DUCTAPE_PROJECT") and not os.environ.get("DUCTAPE_STORE"):
+        raise ConfigError(
+            f"not in a ductape project: no ductape.toml in {config.root} or any folder above it "
+            "(run `ductape init`, cd into a project, or set DUCTAPE_PROJECT)"
+        )
+    return config
+
+
+def engine() -> Engine:
     from ductape_cli.engine.engine import Engine
 
-    return Engine(load_config())
+    return Engine(project_config())
 
 
 def parse_json_arg(text: str | None, what: str = "--input", *, default: Any = None) -> Any:
@@ -108,13 +121,31 @@ def parse_assignment(text: str, what: str) -> tuple[str, Any]:
         return key.strip(), value
 
 
+def _jsonable(value: Any) -> Any:
+    """Typed results (and anything else with `to_dict`) as their JSON object; the rest as text."""
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else str(value)
+
+
 def print_json(value: Any, *, compact: bool = False) -> None:
     """JSON on stdout; `compact` for large payloads (indenting falls back to the slow pure-Python encoder)."""
     if compact:
-        sys.stdout.write(json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(value, separators=(",", ":"), default=_jsonable, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(value, indent=2, default=_jsonable, ensure_ascii=False) + "\n")
 
 
 def use_rich() -> bool:
-    return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+    from ductape_cli.render.output import terminal
+
+    return terminal()
+
+
+def output(view: str, data: Any, as_json: bool) -> None:
+    """Print `data`: JSON with --json, else the named view (Rich on a terminal, plain lines to a pipe)."""
+    if as_json:
+        print_json(data)
+        return
+    from ductape_cli.render.output import show as render
+
+    render(view, data)

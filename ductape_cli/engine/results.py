@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ductape_cli.engine.records import RunDetail, RunResult
 from ductape_cli.models import OpKind, Run, RunStatus, StepRecord, StepStatus
 
 
@@ -14,8 +15,12 @@ def completed_step_tags(journal: dict[int, StepRecord]) -> list[str]:
     ]  # fmt: skip
 
 
-def workflow_result(run: Run, completed_steps: list[str]) -> dict[str, Any]:
+def workflow_result(run: Run, completed_steps: list[str]) -> RunResult:
     """The seed's `WorkflowResult`, plus `workflow_tag` and (while running) `waiting`."""
+    return RunResult.from_dict(_result_fields(run, completed_steps))
+
+
+def _result_fields(run: Run, completed_steps: list[str]) -> dict[str, Any]:
     result: dict[str, Any] = {
         "workflow_id": run.id,
         "workflow_tag": run.tag,
@@ -95,9 +100,9 @@ def step_view(record: StepRecord) -> dict[str, Any]:
     return view
 
 
-def run_status(run: Run, journal: dict[int, StepRecord], children: list[Run], unreached: list[dict[str, Any]]) -> dict[str, Any]:
+def run_status(run: Run, journal: dict[int, StepRecord], children: list[Run], unreached: list[dict[str, Any]]) -> RunDetail:
     """`ductape status`: the result plus steps, state, lineage and children."""
-    status = workflow_result(run, completed_step_tags(journal))
+    status = _result_fields(run, completed_step_tags(journal))
     steps = [step_view(r) for r in sorted(journal.values(), key=lambda r: r.seq)]
     if run.current_step and not run.status.terminal and run.current_step not in {r.tag for r in journal.values()}:
         steps.append({"tag": run.current_step, "kind": "step", "status": "running", "output": None, "error": None})
@@ -123,4 +128,4 @@ def run_status(run: Run, journal: dict[int, StepRecord], children: list[Run], un
     )
     if run.cancel_requested and not run.status.terminal:
         status["cancel_requested"] = run.cancel_requested
-    return status
+    return RunDetail.from_dict(status)
