@@ -160,10 +160,8 @@ def cancel_view(result: Any) -> Group:
     return Group(*(Text(line) for line in cancel_lines(result)))
 
 
-def query_view(answer: Any) -> Any:
-    from rich.pretty import Pretty
-
-    return Pretty(answer)
+def query_view(answer: Any) -> Text:
+    return Text(json.dumps(answer, indent=2, default=str, ensure_ascii=False))
 
 
 def events_table(items: list[Any]) -> Any:
