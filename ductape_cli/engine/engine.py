@@ -69,6 +69,24 @@ def new_run_id() -> str:
     return f"wf_{int(time.time() * 1000):011x}{secrets.token_hex(3)}"
 
 
+def _successful_attempt(record: StepRecord, failed: list[Attempt]) -> Attempt:
+    """The attempt that succeeded (the journal row keeps no attempt row for it, to keep the hot path one
+    write): it started after the last failed attempt and its retry delay, and ended with the step."""
+    started = record.started_at
+    if failed and started is not None:
+        last = failed[-1]
+        options = record.options or {}
+        delay = (options.get("retry_delay_ms") or 0) * (options.get("backoff") or 1) ** (last.attempt - 1)
+        if options.get("max_delay_ms") is not None:
+            delay = min(delay, options["max_delay_ms"])
+        started = (last.started_at or started) + ((last.duration or 0) + delay) / 1000
+    ended = record.ended_at
+    if started is not None and ended is not None:
+        started = min(started, ended)
+    duration = int((ended - started) * 1000) if started is not None and ended is not None else None
+    return Attempt(attempt=record.attempts, started_at=started, duration=duration, error=None)
+
+
 class Engine:
     def __init__(
         self,
@@ -396,16 +414,18 @@ class Engine:
         run = self.get_run(run_id)
         journal = self.store.load_journal(run.id)
         children = self.store.list_runs(parent_id=run.id, limit=1000)
-        return run_status(run, journal, children, self._unreached_steps(run, journal))
+        compiled = self._compiled_steps(run)
+        return run_status(run, journal, children, self._unreached_steps(run, journal, compiled), [s["tag"] for s in compiled])
 
-    def _unreached_steps(self, run: Run, journal: dict[int, StepRecord]) -> list[dict[str, Any]]:
+    def _compiled_steps(self, run: Run) -> list[dict[str, Any]]:
+        stored = self.store.get_definition(run.tag, run.version) if run.version else None
+        return list((stored or {}).get("schema", {}).get("steps", []))
+
+    def _unreached_steps(self, run: Run, journal: dict[int, StepRecord], compiled: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Compiled steps the run has not reached: `pending` while it runs, `skipped` (with why) once it ended."""
-        if not run.version:
-            return []
-        stored = self.store.get_definition(run.tag, run.version)
         seen = {r.tag for r in journal.values()} | {run.current_step}
         unreached = []
-        for step in (stored or {}).get("schema", {}).get("steps", []):
+        for step in compiled:
             if step.get("tag") in seen or step.get("dynamic"):
                 continue
             if not run.status.terminal:
@@ -450,7 +470,7 @@ class Engine:
                     for a in self.store.attempts(run.id, record.seq)
                 ]
                 if record.status in ("completed", "rolled_back") and len(attempts) < record.attempts:
-                    attempts.append(Attempt(attempt=record.attempts, started_at=None, duration=None))
+                    attempts.append(_successful_attempt(record, attempts))
                 detail.update({"workflow_id": run.id, "input": record.input, "attempt_log": attempts})
                 return StepDetail.from_dict(detail)
         known = ", ".join(r.tag for r in journal.values() if r.kind == OpKind.STEP) or "none"

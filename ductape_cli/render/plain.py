@@ -19,7 +19,7 @@ def run_time(result: Any) -> str:
     if result["status"] in ("running", "pending"):
         started = result.get("started_at")
         if not started:
-            return "-"
+            return "not finished"
         return f"{format_duration(max(0.0, time.time() - started) * 1000)} so far"
     return format_duration(result.get("execution_time"))
 
