@@ -122,3 +122,37 @@ def test_run_shows_log_messages_in_the_live_view(flow: Any, cli: Any, monkeypatc
     monkeypatch.setenv("COLUMNS", "160")
     out = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", cli("run", "flow").stdout)
     assert 'info: starting flow {"n": 1}' in out and "warn: done" in out
+
+
+# -- item 17: ctx.input names like dict methods: one rule --------------------------------------
+
+INPUT_RULE = '''
+import json
+
+from ductape_cli import workflow
+
+
+@workflow("fields", record_input={"keys": ["k"], "items": None})
+async def fields(ctx):
+    return {
+        "items": ctx.default(ctx.input.items, []),
+        "get": ctx.input.get,
+        "keys": ctx.input.keys,
+        "copy": ctx.input.copy,
+        "as_dict": sorted(ctx.input.to_dict().keys()),
+        "via_dict": sorted(dict(ctx.input)),
+        "json": json.loads(json.dumps(ctx.input)),
+        "missing": ctx.input.to_dict().get("nope", "fallback"),
+    }
+'''
+
+
+def test_input_fields_named_like_dict_methods_follow_one_rule(project: Any, cli: Any) -> None:
+    project.write("fields", INPUT_RULE)
+    result = cli("run", "fields", "--input", '{"keys": ["k1"], "copy": {"n": 1}}', "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert result.json()["output"] == {
+        "items": [], "get": None, "keys": ["k1"], "copy": {"n": 1}, "as_dict": ["copy", "keys"],
+        "via_dict": ["copy", "keys"], "json": {"keys": ["k1"], "copy": {"n": 1}}, "missing": "fallback",
+    }  # fmt: skip
+    assert cli("define").exit_code == 0
