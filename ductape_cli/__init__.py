@@ -47,10 +47,13 @@ __all__ = [
     "define",
     "workflow",
 ]
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # from package metadata, like `ductape --version`
+        from ductape_cli.cli.app import installed_version
+
+        return installed_version()
     if name in _WHERE:
         value = getattr(importlib.import_module(_WHERE[name]), name)
         globals()[name] = value

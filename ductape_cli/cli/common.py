@@ -25,9 +25,27 @@ from ductape_cli.errors import (
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
 
+def complete_tags(incomplete: str) -> list[str]:
+    """Shell completion: the workflow tags defined in the store (never creates one, never fails)."""
+    try:
+        eng = engine()
+        return [w["tag"] for w in eng.workflows() if w["tag"].startswith(incomplete)]
+    except Exception:  # noqa: BLE001 - a completion must never print a traceback into the shell
+        return []
+
+
+def complete_run_ids(incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion: the 50 most recent run ids, with their workflow and status as help."""
+    try:
+        eng = engine()
+        return [(r.id, f"{r.tag} {r.status}") for r in eng.list_runs(limit=50) if r.id.startswith(incomplete)]
+    except Exception:  # noqa: BLE001 - a completion must never print a traceback into the shell
+        return []
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines (stable keys, no colour).")]
-RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="Run id (a unique prefix of at least 6 characters also works).")]
-Tag = Annotated[str, typer.Argument(metavar="TAG", help="Workflow tag, e.g. user-onboarding.")]
+RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="Run id (a unique prefix of at least 6 characters also works).", autocompletion=complete_run_ids)]
+Tag = Annotated[str, typer.Argument(metavar="TAG", help="Workflow tag, e.g. user-onboarding.", autocompletion=complete_tags)]
 
 _EXIT_BY_STATUS = {
     "completed": EXIT_OK,

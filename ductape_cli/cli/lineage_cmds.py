@@ -11,6 +11,7 @@ from ductape_cli.cli.common import (
     JsonOption,
     RunId,
     command,
+    complete_run_ids,
     engine,
     output,
     parse_assignment,
@@ -83,8 +84,8 @@ def related(run_id: RunId, as_json: JsonOption = False) -> None:
 
 
 def compare(
-    run_a: Annotated[str, typer.Argument(metavar="RUN_A", help="First run id (or unique prefix).")],
-    run_b: Annotated[str, typer.Argument(metavar="RUN_B", help="Second run id (or unique prefix).")],
+    run_a: Annotated[str, typer.Argument(metavar="RUN_A", help="First run id (or unique prefix).", autocompletion=complete_run_ids)],
+    run_b: Annotated[str, typer.Argument(metavar="RUN_B", help="Second run id (or unique prefix).", autocompletion=complete_run_ids)],
     as_json: JsonOption = False,
 ) -> None:
     """Compare two runs: input fields, each step's status, output and error, the outputs, durations.

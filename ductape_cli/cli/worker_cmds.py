@@ -62,7 +62,7 @@ def dev(
 
     A module with an error is reported and the last good code keeps serving; Ctrl-C stops cleanly.
     """
-    from ductape_cli.config import load_config
+    from ductape_cli.cli.common import project_config
     from ductape_cli.engine.devloop import DevLoop
 
     def report(line: str) -> None:
@@ -74,7 +74,7 @@ def dev(
 
         console(stderr=True).print(render(define_report))  # type: ignore[arg-type]
 
-    DevLoop(load_config().root, report=report, show=show, concurrency=concurrency).run()
+    DevLoop(project_config().root, report=report, show=show, concurrency=concurrency).run()
 
 
 def register(app: typer.Typer) -> None:

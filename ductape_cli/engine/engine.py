@@ -44,7 +44,13 @@ from ductape_cli.engine.records import (
     iso_ms,
 )
 from ductape_cli.engine.results import completed_step_tags, run_status, step_view, workflow_result
-from ductape_cli.errors import DefinitionError, InvalidInput, InvalidState, RunNotFound
+from ductape_cli.errors import (
+    DefinitionError,
+    InvalidInput,
+    InvalidState,
+    RunNotFound,
+    WorkflowNotFound,
+)
 from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord
 from ductape_cli.store import SqliteStore, dumps, open_store
 
@@ -62,6 +68,40 @@ def uncompiled_schema(wf: WorkflowDefinition, source_hash: str, reason: str) -> 
     schema["version"] = hashlib.sha256(dumps(schema).encode()).hexdigest()[:16]
     schema["source_hash"] = source_hash
     return schema
+
+
+def define_notice(tag: str, schema: dict[str, Any], *, first: bool) -> str:
+    """The one line `run` prints when it (re)compiled a workflow; one that could not be recorded says so
+    instead of claiming steps it does not have."""
+    version = str(schema["version"])[:12]
+    steps = len(schema.get("steps") or [])
+    counted = f"{steps} step{'s' if steps != 1 else ''}"
+    if schema.get("recording_error"):
+        return f"could not record {tag} ({schema['recording_error']}); running it without a compiled schema (version {version})"
+    if schema.get("incomplete"):
+        return f"recorded {tag} only in part ({schema['incomplete'][0]}) → version {version} ({counted} before that)"
+    verb = "compiled" if first else "recompiled (source changed)"
+    return f"{verb} {tag} → version {version} ({counted})"
+
+
+def unknown_tag(tag: str, known: list[str], where: str, hint: str = "") -> str:
+    """One line for an unknown workflow tag: the closest known tags, never the whole list."""
+    import difflib
+
+    close = difflib.get_close_matches(tag, known, n=3, cutoff=0.5)
+    if not close:
+        close = [k for k in sorted(known) if tag.lower() in k.lower() or k.lower() in tag.lower()][:3]
+    if close:
+        return f"unknown workflow {tag!r}; did you mean {' or '.join(close)}?"
+    count = f"{len(known)} workflow{'s' if len(known) != 1 else ''} {where}"
+    return f"unknown workflow {tag!r} ({count}; `ductape workflows` lists them){hint}"
+
+
+def display_folder(folder: Path) -> str:
+    try:
+        return str(folder.relative_to(Path.cwd()))
+    except ValueError:
+        return str(folder)
 
 
 def new_run_id() -> str:
@@ -175,7 +215,10 @@ class Engine:
                 if registry is not None and tag in registry.by_tag:
                     self._registry = registry
                     return registry.by_tag[tag]
-        return self.registry().get(tag)
+        registry = self.registry()
+        if tag not in registry.by_tag and not registry.errors:
+            raise WorkflowNotFound(unknown_tag(tag, list(registry.by_tag), f"in {display_folder(registry.folder)}"))
+        return registry.get(tag)
 
     def register(self, definition: WorkflowDefinition) -> None:
         """Add a definition made in Python (not found by discovery), e.g. in tests."""
@@ -207,11 +250,9 @@ class Engine:
         except DefinitionError as exc:
             # A handler the recorder cannot walk still runs; it just has no compiled conditions.
             schema = uncompiled_schema(wf, current_hash, exc.message)
-            self.notices.append(f"could not record {wf.tag} ({exc.message}); running it without a compiled schema")
         version = schema["version"]
         self.store.save_definition(wf.tag, version, wf.name, wf.source_file or "", schema)
-        verb = "compiled" if stored is None else "recompiled (source changed)"
-        self.notices.append(f"{verb} {wf.tag} → version {version[:12]}")
+        self.notices.append(define_notice(wf.tag, schema, first=stored is None))
         return str(version)
 
     def define(self, *, check: bool = False) -> DefineReport:
@@ -224,6 +265,9 @@ class Engine:
         """One stored definition: the latest, or `version` (a unique prefix works), with every version's id."""
         from ductape_cli.definitions import show_definition
 
+        if self.has_store() and version is None and self.store.latest_definition(tag) is None:
+            stored = sorted({d["tag"] for d in self.store.list_definitions()})
+            raise WorkflowNotFound(unknown_tag(tag, stored, "stored", "; run `ductape define` first" if not stored else ""))
         return show_definition(self, tag, version)
 
     def workflows(self) -> list[dict[str, Any]]:
@@ -274,6 +318,8 @@ class Engine:
         env = self.config.check_env(env or self.config.default_env)
         if wf.envs and env not in wf.envs:
             raise InvalidInput(f"workflow {tag} is not enabled in env {env!r} (envs: {', '.join(wf.envs)})")
+        if env in wf.inactive_envs:
+            raise InvalidInput(f"workflow {tag} is inactive in env {env!r} (envs=[{{'slug': {env!r}, 'active': False}}])")
         input = {} if input is None else input
         try:
             input = json.loads(dumps(input))
@@ -454,6 +500,9 @@ class Engine:
         """Every event of a run in time order (completed steps derived from the journal)."""
         from ductape_cli.engine import history
 
+        unknown = [t for t in types or [] if t not in {e.value for e in EventType}]
+        if unknown:
+            raise InvalidInput(f"unknown event type {unknown[0]!r} (use one of {', '.join(e.value for e in EventType)})")
         run = self.get_run(run_id)
         events = self.store.events(run.id, types=history.store_types(types))
         return history.merge(events, self.store.load_journal(run.id).values(), types)

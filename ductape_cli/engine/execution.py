@@ -91,7 +91,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         self.store = engine.store
         self.clock = engine.clock
         self.owner = engine.owner
-        self.product = engine.config.name
+        self.product = definition.product or engine.config.name  # define(product=...) wins over ductape.toml
         self.run = run
         self.definition = definition
         self.inline_wait = inline_wait
