@@ -76,6 +76,10 @@ def run(
     (waiting for a signal or a long sleep), 2 bad input.
     """
     payload = parse_json_arg(input, "--input", default={})
+    if payload is None:  # the engine reads a missing input as {}; an explicit null is not an object
+        from ductape_cli.errors import InvalidInput
+
+        raise InvalidInput(f"input for {tag} must be a JSON object, got null")
     extra = parse_json_arg(context, "--context", default=None)
     if extra is not None and not isinstance(extra, dict):
         from ductape_cli.errors import InvalidInput

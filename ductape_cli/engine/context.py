@@ -137,6 +137,7 @@ class Context:
 
     def __init__(self, execution: Execution) -> None:
         self._x = execution
+        self._step_calls: list[StepCall] = []
         run = execution.run
         self.workflow_id: str = run.id
         self.workflow_tag: str = run.tag
@@ -233,7 +234,14 @@ class Context:
         merged = dict(options or {})
         merged.update(kwargs)
         call = StepCall(self._x, tag, fn, rollback, merged, _site())
-        return self._x.deliver(call)
+        delivered = self._x.deliver(call)
+        if delivered is call:  # an async handler must await it; checked when the handler returns
+            self._step_calls.append(call)
+        return delivered
+
+    def never_awaited(self) -> list[StepCall]:
+        """Steps the handler made but never awaited (nor passed to ctx.parallel): they never ran."""
+        return [call for call in self._step_calls if not call._consumed]
 
     def parallel(self, calls: Iterable[Any], *, concurrency: int | None = None) -> Any:
         """Run not-yet-awaited step (or child workflow) calls concurrently; results in order."""

@@ -79,7 +79,8 @@ def define_notice(tag: str, schema: dict[str, Any], *, first: bool) -> str:
     if schema.get("recording_error"):
         return f"could not record {tag} ({schema['recording_error']}); running it without a compiled schema (version {version})"
     if schema.get("incomplete"):
-        return f"recorded {tag} only in part ({schema['incomplete'][0]}) → version {version} ({counted} before that)"
+        return (f"could not record all of {tag} ({schema['incomplete'][0]}); running it with the {counted} "
+                f"recorded before that (version {version})")  # fmt: skip
     verb = "compiled" if first else "recompiled (source changed)"
     return f"{verb} {tag} → version {version} ({counted})"
 
