@@ -69,10 +69,9 @@ def dev(
         typer.echo(line, err=True)
 
     def show(define_report: object) -> None:
-        from ductape_cli.render.definitions import define_report as render
-        from ductape_cli.render.views import console
+        from ductape_cli.render.output import show as render
 
-        console(stderr=True).print(render(define_report))  # type: ignore[arg-type]
+        render("define", define_report, stream=sys.stderr)
 
     DevLoop(project_config().root, report=report, show=show, concurrency=concurrency).run()
 
