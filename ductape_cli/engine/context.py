@@ -22,24 +22,29 @@ if TYPE_CHECKING:
 MAPPING_METHODS = frozenset({"get", "keys", "values", "items", "copy"})
 
 
-def _library_roots() -> tuple[str, ...]:
+def _code_roots() -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(ductape itself, the standard library, installed packages): where `called_by_library` looks."""
     import os
     import sysconfig
 
     paths = sysconfig.get_paths()
-    roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if paths.get(k)}
-    roots.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # ductape_cli itself
-    return tuple(os.path.join(root, "") for root in roots)
+    ductape = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
+    stdlib = tuple(os.path.join(paths[k], "") for k in ("stdlib", "platstdlib") if paths.get(k))
+    installed = tuple(os.path.join(paths[k], "") for k in ("purelib", "platlib") if paths.get(k))
+    return ductape, stdlib, installed
 
 
-_LIBRARY = _library_roots()
+_DUCTAPE, _STDLIB, _INSTALLED = _code_roots()
 
 
 def called_by_library(depth: int = 2) -> bool:
-    """Whether the caller `depth` frames up is library code (the standard library, installed packages,
-    ductape), which reads a mapping's methods, rather than a workflow reading a field."""
+    """Whether the caller `depth` frames up is ductape or the standard library (json, copy, pickle),
+    which read a mapping's methods, rather than workflow code reading a field. Installed packages
+    count as workflow code (a workflow may live in one; they serialise dicts without `.items()`)."""
     filename = sys._getframe(depth).f_code.co_filename
-    return filename.startswith(_LIBRARY) or filename.startswith("<frozen")
+    if filename.startswith((_DUCTAPE, "<frozen")):
+        return True
+    return filename.startswith(_STDLIB) and not filename.startswith(_INSTALLED)
 
 
 class InputView(dict):  # type: ignore[type-arg]
