@@ -222,8 +222,21 @@ def define(
     tag: str | Mapping[str, Any] | None = None,
     handler: Callable[..., Any] | None = None,
     *,
+    name: str | None = None,
+    description: str | None = None,
+    rollback_strategy: str | None = None,
+    timeout: int | str | None = None,
+    signals: Mapping[str, Any] | None = None,
+    queries: Mapping[str, Any] | None = None,
+    branch_overrides: Mapping[str, Any] | None = None,
+    record_input: Mapping[str, Any] | None = None,
+    record_scenarios: list[Mapping[str, Any]] | None = None,
+    input_model: Any = None,
+    max_events: int | None = None,
+    envs: list[Any] | None = None,
+    product: str | None = None,
     options: Mapping[str, Any] | None = None,
-    **given: Any,
+    **seed_names: Any,
 ) -> WorkflowDefinition:
     """Define a workflow (the seed's ``ductape.workflows.define({...})``).
 
@@ -244,7 +257,13 @@ def define(
         raise DefinitionError("a workflow needs a non-empty string tag")
     if handler is None or not callable(handler):
         raise DefinitionError(f"workflow {tag}: handler must be a function taking ctx")
-    opts = _gather_options(tag, options or {}, spec, given)
+    keywords = {
+        "name": name, "description": description, "rollback_strategy": rollback_strategy, "timeout": timeout,
+        "signals": signals, "queries": queries, "branch_overrides": branch_overrides, "record_input": record_input,
+        "record_scenarios": record_scenarios, "input_model": input_model, "max_events": max_events, "envs": envs,
+        "product": product,
+    }  # fmt: skip
+    opts = _gather_options(tag, options or {}, spec, seed_names, keywords)
     strategy_text = snake_case(str(opts.get("rollback_strategy") or "reverse_all"))
     try:
         strategy = RollbackStrategy(strategy_text)

@@ -191,6 +191,38 @@ def test_any_string_renders_verbatim_through_every_view(echo: Any, monkeypatch: 
                 assert not BOX & set(shown.replace(text, "")), (name, shown)
 
 
+def _progress_events(text: str) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        ("step_started", {"tag": text}), ("log", {"level": "info", "message": text, "data": {"v": text}}),
+        ("step_completed", {"tag": text, "duration_ms": 3}), ("step_started", {"tag": "b"}),
+        ("step_retried", {"tag": "b", "attempt": 1, "error": {"message": text}}),
+        ("step_failed", {"tag": "b", "error": {"message": text}}), ("checkpoint", {"name": text}),
+        ("signal_received", {"name": text}), ("waiting", {"waiting": {"kind": "signal", "signals": [text]}}),
+    ]  # fmt: skip
+
+
+@settings(max_examples=30, deadline=None)
+@given(text=TEXT)
+def test_any_string_renders_verbatim_while_run_follows_a_run(text: str) -> None:
+    from ductape_cli.render.live import LiveProgress, PlainProgress
+    from ductape_cli.render.views import console
+
+    plain = io.StringIO()
+    progress = PlainProgress(plain)
+    for kind, data in _progress_events(text):
+        progress(kind, data)
+    assert plain.getvalue().count(text) >= 6 and not BOX & set(plain.getvalue().replace(text, ""))
+    live = LiveProgress(text)
+    try:
+        for kind, data in _progress_events(text):
+            live(kind, data)
+    finally:
+        live.close()
+    screen = io.StringIO()
+    console(file=screen).print(live.__rich__())
+    assert re.sub(r"\x1b\[[0-9;]*m", "", screen.getvalue()).count(text) >= 4
+
+
 # -- item 2: pipes get plain lines ---------------------------------------------------------
 
 
