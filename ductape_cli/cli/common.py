@@ -25,9 +25,27 @@ from ductape_cli.errors import (
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
 
+def complete_tags(incomplete: str) -> list[str]:
+    """Shell completion: the workflow tags defined in the store (never creates one, never fails)."""
+    try:
+        eng = engine()
+        return [w["tag"] for w in eng.workflows() if w["tag"].startswith(incomplete)]
+    except Exception:  # noqa: BLE001 - a completion must never print a traceback into the shell
+        return []
+
+
+def complete_run_ids(incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion: the 50 most recent run ids, with their workflow and status as help."""
+    try:
+        eng = engine()
+        return [(r.id, f"{r.tag} {r.status}") for r in eng.list_runs(limit=50) if r.id.startswith(incomplete)]
+    except Exception:  # noqa: BLE001 - a completion must never print a traceback into the shell
+        return []
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines (stable keys, no colour).")]
-RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="Run id (a unique prefix of at least 6 characters also works).")]
-Tag = Annotated[str, typer.Argument(metavar="TAG", help="Workflow tag, e.g. user-onboarding.")]
+RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="Run id (a unique prefix of at least 6 characters also works).", autocompletion=complete_run_ids)]
+Tag = Annotated[str, typer.Argument(metavar="TAG", help="Workflow tag, e.g. user-onboarding.", autocompletion=complete_tags)]
 
 _EXIT_BY_STATUS = {
     "completed": EXIT_OK,
@@ -67,11 +85,24 @@ def exit_code_for(status: str) -> int:
     return _EXIT_BY_STATUS.get(status, EXIT_FAILED)
 
 
-def engine() -> Engine:
+def project_config() -> Any:
+    """The project around the cwd (or DUCTAPE_PROJECT); outside one, a one-line error and nothing created."""
     from ductape_cli.config import load_config
+    from ductape_cli.errors import ConfigError
+
+    config = load_config()
+    if config.path is None and not os.environ.get("DUCTAPE_PROJECT") and not os.environ.get("DUCTAPE_STORE"):
+        raise ConfigError(
+            f"not in a ductape project: no ductape.toml in {config.root} or any folder above it "
+            "(run `ductape init`, cd into a project, or set DUCTAPE_PROJECT)"
+        )
+    return config
+
+
+def engine() -> Engine:
     from ductape_cli.engine.engine import Engine
 
-    return Engine(load_config())
+    return Engine(project_config())
 
 
 def parse_json_arg(text: str | None, what: str = "--input", *, default: Any = None) -> Any:
@@ -108,13 +139,31 @@ def parse_assignment(text: str, what: str) -> tuple[str, Any]:
         return key.strip(), value
 
 
+def _jsonable(value: Any) -> Any:
+    """Typed results (and anything else with `to_dict`) as their JSON object; the rest as text."""
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else str(value)
+
+
 def print_json(value: Any, *, compact: bool = False) -> None:
     """JSON on stdout; `compact` for large payloads (indenting falls back to the slow pure-Python encoder)."""
     if compact:
-        sys.stdout.write(json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(value, separators=(",", ":"), default=_jsonable, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(value, indent=2, default=_jsonable, ensure_ascii=False) + "\n")
 
 
 def use_rich() -> bool:
-    return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+    from ductape_cli.render.output import terminal
+
+    return terminal()
+
+
+def output(view: str, data: Any, as_json: bool) -> None:
+    """Print `data`: JSON with --json, else the named view (Rich on a terminal, plain lines to a pipe)."""
+    if as_json:
+        print_json(data)
+        return
+    from ductape_cli.render.output import show as render
+
+    render(view, data)

@@ -92,7 +92,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         self.store = engine.store
         self.clock = engine.clock
         self.owner = engine.owner
-        self.product = engine.config.name
+        self.product = definition.product or engine.config.name  # define(product=...) wins over ductape.toml
         self.run = run
         self.definition = definition
         self.inline_wait = inline_wait
@@ -340,6 +340,14 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             message = str(exc) or type(exc).__name__
             error = {"message": f"{type(exc).__name__}: {message}", "step": None, "code": "HANDLER_ERROR"}
             return await self._fail(error, None)
+        forgotten = ctx.never_awaited()
+        if forgotten:
+            # A step without `await` never ran: completing would silently skip it (a payment, say).
+            call = forgotten[0]
+            where = f"{call.site[0]}:{call.site[1]}"
+            error = {"message": f"step {call.tag!r} was never awaited ({where}), so it never ran: write `await ctx.step(...)`",
+                     "step": call.tag, "code": "STEP_NOT_AWAITED"}  # fmt: skip
+            return await self._fail(error, call.tag)
         if (missing := self.unreached()) is not None:
             return self._diverged(missing, "returns")
         try:
