@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ductape_cli.errors import DuctapeError, InvalidInput, InvalidState, RunNotFound
+from ductape_cli.errors import DuctapeError, InvalidInput, InvalidState, RunNotFound, ScheduleNotFound
 
 FLOW = '''
 from pathlib import Path
@@ -125,7 +125,7 @@ def test_schedules_through_the_api(eng: Any) -> None:
         (lambda e: e.replay("wf_nope"), RunNotFound),
         (lambda e: e.dispatch("ship", cron="61 * * * *"), InvalidInput),
         (lambda e: e.list_runs(status="weird"), InvalidInput),
-        (lambda e: e.get_schedule("job_nope"), InvalidInput),
+        (lambda e: e.get_schedule("job_nope"), ScheduleNotFound),
     ],
 )
 def test_errors_are_ductape_errors(eng: Any, call: Any, error: type[DuctapeError]) -> None:

@@ -202,9 +202,9 @@ class CustomEvent(Record):
 
 
 def run_summary(run: Run) -> dict[str, Any]:
-    """One line of `list --json`."""
+    """One row of `ductape list --json` (and of the API's run lists)."""
     return {
         "workflow_id": run.id, "workflow_tag": run.tag, "status": str(run.status), "env": run.env,
         "created_at": run.created_at, "ended_at": run.ended_at, "execution_time": run.execution_time_ms,
-        "parent_id": run.parent_id, "schedule_id": run.schedule_id,
+        "parent_id": run.parent_id, "schedule_id": run.schedule_id, "metadata": run.metadata,
     }  # fmt: skip

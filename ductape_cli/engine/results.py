@@ -37,15 +37,6 @@ def _result_fields(run: Run, completed_steps: list[str]) -> dict[str, Any]:
     return result
 
 
-def run_summary(run: Run) -> dict[str, Any]:
-    """One row of `ductape list --json` (and of the API's run lists)."""
-    return {
-        "workflow_id": run.id, "workflow_tag": run.tag, "status": str(run.status), "env": run.env,
-        "created_at": run.created_at, "ended_at": run.ended_at, "execution_time": run.execution_time_ms,
-        "parent_id": run.parent_id, "schedule_id": run.schedule_id, "metadata": run.metadata,
-    }  # fmt: skip
-
-
 def describe_wait(run: Run) -> dict[str, Any] | None:
     """What an unfinished run waits for, in words a status line can show."""
     if run.status == RunStatus.PENDING:
