@@ -32,6 +32,7 @@ from ductape_cli.engine.leases import (
 )
 from ductape_cli.engine.results import completed_step_tags, run_status, step_view, workflow_result
 from ductape_cli.errors import DefinitionError, InvalidInput, InvalidState, RunNotFound
+from ductape_cli.jsonin import MAX_DEPTH, nesting_depth
 from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord
 from ductape_cli.store import SqliteStore, dumps, open_store
 
@@ -225,8 +226,12 @@ class Engine:
         input = {} if input is None else input
         try:
             input = json.loads(dumps(input))
-        except (TypeError, ValueError):
-            raise InvalidInput(f"input must be JSON-serialisable, got {type(input).__name__}") from None
+        except (TypeError, ValueError, RecursionError):
+            raise InvalidInput(
+                f"input must be JSON-serialisable (no NaN or Infinity, nesting at most {MAX_DEPTH}), got {type(input).__name__}"
+            ) from None
+        if nesting_depth(input) > MAX_DEPTH:
+            raise InvalidInput(f"input nests deeper than {MAX_DEPTH} levels")
         input = wf.validate_input(input)
         timeout_ms = parse_duration(timeout, what="timeout") if timeout is not None else wf.timeout_ms
         if workflow_id is not None and (not workflow_id or len(workflow_id) > 200 or any(c.isspace() for c in workflow_id)):

@@ -34,6 +34,7 @@ from ductape_cli.errors import (
 )
 from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord, StepStatus
 from ductape_cli.store import EventRow, dumps
+from ductape_cli.store.encoding import plain
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
@@ -196,14 +197,14 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             return
         payload = {"level": level, "message": message}
         if data:
-            payload["data"] = json.loads(json.dumps(data, default=str))
+            payload["data"] = plain(data)
         self.pending_events.append((self.clock.now(), EventType.LOG, self.current_step, payload))
         self.notify("log", level=level, message=message, data=data)
 
     def emit_custom(self, type_: str, payload: Any) -> None:
         if self.replaying():
             return
-        data = {"event": str(type_), "payload": json.loads(json.dumps(payload, default=str))}
+        data = {"event": str(type_), "payload": plain(payload)}
         self.pending_events.append((self.clock.now(), EventType.CUSTOM, self.current_step, data))
 
     def journaled_value(self, name: str, produce: Callable[[], Any]) -> Any:
