@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from ductape_cli.store.sqlite_jobs import SchedulesAndTopicsMixin
 
 BUSY_TIMEOUT_MS = 30_000
 AUTOCHECKPOINT_PAGES = 10_000
+NEW_FILE_GRACE = 5.0  # seconds an empty store file may be another process's brand-new store
 EventRow = tuple[float, str, str | None, dict[str, Any] | None]  # (ts, type, step, data)
 
 _RUN_COLUMNS = (
@@ -67,6 +69,39 @@ def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     return StoreError(f"store {path}: {text}")
 
 
+def _prepare_file(path: Path) -> None:
+    """Create the store folder (0700) and file (0600): inputs, outputs and hook tokens live there.
+
+    An existing file that is empty is refused unless it is seconds old (another
+    process creating the store right now): an emptied store must not quietly
+    become a new one.
+    """
+    folder = path.parent
+    try:
+        if not folder.exists():
+            folder.mkdir(parents=True, mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"cannot create store folder {folder}: {exc.strerror or exc}") from None
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        try:
+            info = path.stat()
+        except OSError:
+            return
+        if stat.S_ISREG(info.st_mode) and info.st_size == 0 and time.time() - info.st_mtime > NEW_FILE_GRACE:
+            raise StoreError(
+                f"store {path} is an empty file, not a ductape store (its runs are gone); "
+                "move it away to start a new store"
+            ) from None
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create store {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+
+
 class SqliteStore(SchedulesAndTopicsMixin):
     """ductape's state in one SQLite file (WAL)."""
 
@@ -74,11 +109,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
         self.path = str(path)
         self.durability = durability
         if self.path != ":memory:":
-            folder = Path(self.path).parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot create store folder {folder}: {exc.strerror or exc}") from None
+            _prepare_file(Path(self.path))
         try:
             self.conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
@@ -133,6 +164,8 @@ class SqliteStore(SchedulesAndTopicsMixin):
 
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and self.conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+            raise StoreError(f"{self.path} is an SQLite database but not a ductape store; refusing to change it")
         if version > len(MIGRATIONS):
             raise StoreError(
                 f"store {self.path} has schema version {version}, newer than this ductape "
