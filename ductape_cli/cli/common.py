@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines (stable keys, no colour).")]
-RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="Run id (a unique prefix of at least 6 characters also works).")]
+RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="Run id, or a unique prefix or suffix of it (at least 6 characters).")]
 Tag = Annotated[str, typer.Argument(metavar="TAG", help="Workflow tag, e.g. user-onboarding.")]
 
 _EXIT_BY_STATUS = {
@@ -71,7 +71,9 @@ def engine() -> Engine:
     from ductape_cli.config import load_config
     from ductape_cli.engine.engine import Engine
 
-    return Engine(load_config())
+    eng = Engine(load_config())
+    eng.on_resolved = lambda given, run_id: typer.echo(f"ductape: {given!r} is run {run_id}", err=True)
+    return eng
 
 
 def parse_json_arg(text: str | None, what: str = "--input", *, default: Any = None) -> Any:

@@ -12,6 +12,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ from ductape_cli.jsonin import MAX_DEPTH, nesting_depth
 from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord
 from ductape_cli.store import SqliteStore, dumps, open_store
 
+MIN_ID_FRAGMENT = 6  # a run id may be shortened to a unique prefix or suffix this long
+AMBIGUOUS_SHOWN = 4
 INLINE_WAIT = 5.0  # `run` waits in-process for sleeps up to this long, then returns "running"
 
 
@@ -69,6 +72,9 @@ class Engine:
         self.owner = new_owner_id()
         self.leases = LeaseKeeper(self.owner, self.open_store, self.clock)
         self.notices: list[str] = []
+        # Called as (what the user typed, the run id it stood for) when a shortened id is resolved.
+        self.on_resolved: Callable[[str, str], None] | None = None
+        self._resolved: set[tuple[str, str]] = set()
         self.shutting_down = False
         # tag -> replacement fn: a dict, or the testing kit's mock table (anything with get(tag, default))
         self.step_overrides: Any = {}
@@ -346,12 +352,18 @@ class Engine:
         if not self.has_store():
             raise RunNotFound(f"no run with id {run_id!r} in {self.store_path} (no store yet)")
         run = self.store.get_run(run_id)
-        if run is None:
-            matches = self.store.find_runs_by_prefix(run_id) if len(run_id) >= 6 else []
-            if len(matches) == 1:
-                run = self.store.get_run(matches[0])
+        if run is not None:
+            return run
+        matches = self.store.find_run_ids(run_id, limit=AMBIGUOUS_SHOWN + 1) if len(run_id) >= MIN_ID_FRAGMENT else []
+        if len(matches) > 1:
+            shown = ", ".join(matches[:AMBIGUOUS_SHOWN]) + (", ..." if len(matches) > AMBIGUOUS_SHOWN else "")
+            raise InvalidInput(f"run id {run_id!r} is ambiguous: it matches {shown}; give more characters")
+        run = self.store.get_run(matches[0]) if matches else None
         if run is None:
             raise RunNotFound(f"no run with id {run_id!r} in {self.store_path}")
+        if self.on_resolved is not None and (run_id, run.id) not in self._resolved:
+            self._resolved.add((run_id, run.id))
+            self.on_resolved(run_id, run.id)
         return run
 
     def result(self, run_id: str) -> dict[str, Any]:

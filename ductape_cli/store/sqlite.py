@@ -69,6 +69,11 @@ def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     return StoreError(f"store {path}: {text}")
 
 
+def _upper(prefix: str) -> str:
+    """The least string above every string that starts with `prefix` (for a key range)."""
+    return prefix + "\U0010ffff"
+
+
 def _prepare_file(path: Path) -> None:
     """Create the store folder (0700) and file (0600): inputs, outputs and hook tokens live there.
 
@@ -213,8 +218,8 @@ class SqliteStore(SchedulesAndTopicsMixin):
     def get_definition(self, tag: str, version: str) -> dict[str, Any] | None:
         rows = self._read(
             "SELECT tag, version, name, source_path, schema, created_at FROM definitions "
-            "WHERE tag = ? AND (version = ? OR version LIKE ?) ORDER BY created_at DESC LIMIT 1",
-            (tag, version, version + "%"),
+            "WHERE tag = ? AND version >= ? AND version < ? ORDER BY version = ? DESC, created_at DESC LIMIT 1",
+            (tag, version, _upper(version), version),
         )
         return self._definition(rows[0]) if rows else None
 
@@ -265,8 +270,24 @@ class SqliteStore(SchedulesAndTopicsMixin):
         rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
         return self._run(rows[0]) if rows else None
 
-    def find_runs_by_prefix(self, prefix: str, limit: int = 2) -> list[str]:
-        return [r[0] for r in self._read("SELECT id FROM runs WHERE id LIKE ? LIMIT ?", (prefix + "%", limit))]
+    def find_run_ids(self, fragment: str, limit: int = 5) -> list[str]:
+        """Run ids that start or end with `fragment`, literally (no wildcards), at most `limit`.
+
+        The prefix is a range on the primary key; the suffix (the random end of
+        generated ids) compares the id's last characters.
+        """
+        found = [
+            r[0]
+            for r in self._read(
+                "SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?", (fragment, _upper(fragment), limit)
+            )
+        ]
+        for (run_id,) in self._read(
+            "SELECT id FROM runs WHERE substr(id, -?) = ? ORDER BY id LIMIT ?", (len(fragment), fragment, limit)
+        ):
+            if run_id not in found:
+                found.append(run_id)
+        return found[:limit]
 
     def list_runs(
         self,
@@ -348,8 +369,8 @@ class SqliteStore(SchedulesAndTopicsMixin):
     def owners_on_host(self, host: str) -> list[str]:
         """Owners (host:pid:token) holding unexpired leases from `host`, to check for dead pids."""
         rows = self._read(
-            "SELECT DISTINCT owner FROM runs WHERE status IN ('pending', 'running') AND owner LIKE ?",
-            (host + ":%",),
+            "SELECT DISTINCT owner FROM runs WHERE status IN ('pending', 'running') AND substr(owner, 1, ?) = ?",
+            (len(host) + 1, host + ":"),
         )
         return [r[0] for r in rows]
 
@@ -434,7 +455,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
         with self._write() as conn:
             conn.execute(
                 "UPDATE runs SET ready_at = ? WHERE id = ? AND owner IS NULL AND status = 'running' "
-                "AND waiting LIKE '%\"kind\":\"child\"%'",
+                "AND json_extract(waiting, '$.kind') = 'child'",
                 (now, parent_id),
             )
 
