@@ -48,6 +48,12 @@ class StoreError(DuctapeError):
     code = "STORE_ERROR"
 
 
+class LeaseLost(DuctapeError):
+    """A fenced write found that this process no longer holds the run's lease: another owner took over."""
+
+    code = "LEASE_LOST"
+
+
 class DefinitionError(DuctapeError):
     """A workflow module or definition is broken (import error, bad option)."""
 

@@ -120,6 +120,7 @@ class Run:
     current_step: str | None = None
     phase: str | None = None
     schedule_id: str | None = None
+    lease: str | None = None  # the fencing token of the current claim; every write of its owner carries it
 
     @property
     def execution_time_ms(self) -> int:

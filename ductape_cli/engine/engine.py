@@ -22,9 +22,9 @@ from ductape_cli.discovery import Registry, discover, load_one
 from ductape_cli.durations import parse_duration
 from ductape_cli.engine.clock import SystemClock
 from ductape_cli.engine.execution import Execution, Observer, Outcome
+from ductape_cli.engine.fencing import LostOwnership
 from ductape_cli.engine.leases import (
     HOST,
-    LEASE_TTL,
     LeaseKeeper,
     new_owner_id,
     owner_is_dead,
@@ -36,6 +36,7 @@ from ductape_cli.errors import DefinitionError, InvalidInput, InvalidState, RunN
 from ductape_cli.jsonin import MAX_DEPTH, nesting_depth
 from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord
 from ductape_cli.store import SqliteStore, dumps, open_store
+from ductape_cli.store.sqlite import new_lease
 
 MIN_ID_FRAGMENT = 6  # a run id may be shortened to a unique prefix or suffix this long
 AMBIGUOUS_SHOWN = 4
@@ -70,7 +71,8 @@ class Engine:
         self.store_path = store or self.config.store_path
         self.clock = clock or SystemClock()
         self.owner = new_owner_id()
-        self.leases = LeaseKeeper(self.owner, self.open_store, self.clock)
+        self.lease_ttl = self.config.lease_ttl
+        self.leases = LeaseKeeper(self.open_store, self.clock, self.lease_ttl)
         self.notices: list[str] = []
         # Called as (what the user typed, the run id it stood for) when a shortened id is resolved.
         self.on_resolved: Callable[[str, str], None] | None = None
@@ -250,7 +252,8 @@ class Engine:
             parent_id=parent_id, lineage=dict(lineage or {}), options={"timeout_ms": timeout_ms} if timeout_ms else {},
             created_at=now, started_at=None if detach else now,
             deadline=now + timeout_ms / 1000 if timeout_ms else None,
-            owner=None if detach else self.owner, lease_expires_at=None if detach else now + LEASE_TTL,
+            owner=None if detach else self.owner, lease_expires_at=None if detach else now + self.lease_ttl,
+            lease=None if detach else new_lease(),
             ready_at=now, schedule_id=schedule_id,
         )  # fmt: skip
         for field_name, value in (links or {}).items():
@@ -291,7 +294,7 @@ class Engine:
             if fresh is not None:
                 run, journal, fresh = fresh, {}, None
             else:
-                run = self.store.claim_run(run_id, self.owner, self.clock.now(), LEASE_TTL, dead_owners)
+                run = self.store.claim_run(run_id, self.owner, self.clock.now(), self.lease_ttl, dead_owners)
             if run is None:
                 current = self.get_run(run_id)
                 if current.status.terminal or not wait:
@@ -322,7 +325,10 @@ class Engine:
         execution = Execution(self, run, wf, inline_wait=inline_wait, observer=observer,
                               conditions=self.conditions_for(run), journal=journal)  # fmt: skip
         if execution.cancel_reason is not None and not execution.journal:
-            outcome = execution._finish(RunStatus.CANCELLED, error={"message": f"cancelled: {execution.cancel_reason}", "step": None, "code": "CANCELLED"})
+            try:
+                outcome = execution._finish(RunStatus.CANCELLED, error={"message": f"cancelled: {execution.cancel_reason}", "step": None, "code": "CANCELLED"})
+            except LostOwnership:
+                outcome = Outcome(RunStatus.RUNNING, lost=True)
             return outcome, []
         outcome = self._loop().run_until_complete(execution.execute())
         return outcome, execution.completed_steps

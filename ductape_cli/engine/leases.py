@@ -6,22 +6,25 @@ this host can be taken over at once; otherwise only when its lease expires.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ductape_cli.engine.execution import Execution
 
-LEASE_TTL = 30.0
-RENEW_EVERY = 10.0
+LEASE_TTL = 30.0  # default; `[worker] lease` in ductape.toml changes it
 CANCEL_POLL_EVERY = 0.5
 CHECKPOINT_EVERY = 0.2
 
 HOST = socket.gethostname()
+
+log = logging.getLogger("ductape.leases")
 
 
 def new_owner_id() -> str:
@@ -67,12 +70,17 @@ class LeaseKeeper:
     """One background thread per engine: renews leases, notices cancel requests, checkpoints the WAL.
 
     It opens its own store connection (SQLite connections stay in their thread).
+    Renewals are fenced by each execution's lease: a run another owner took
+    over is marked lost at once. A renewal that fails is logged and retried;
+    an execution whose lease could not be renewed in time is abandoned before
+    the store would let another worker take the run.
     """
 
-    def __init__(self, owner: str, open_store: Callable[[], object], clock: object) -> None:
-        self.owner = owner
+    def __init__(self, open_store: Callable[[], object], clock: object, ttl: float = LEASE_TTL) -> None:
         self._open_store = open_store
         self._clock = clock
+        self.ttl = ttl
+        self.renew_every = ttl / 3
         self._active: dict[str, Execution] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -96,33 +104,52 @@ class LeaseKeeper:
         self._wake.set()
 
     def _loop(self) -> None:
-        store = None
-        last_renew = last_poll = 0.0
+        store: Any = None
+        last_renew = time.monotonic()
+        last_poll = 0.0
         shown: dict[str, str | None] = {}
         while not self._stopped:
             self._wake.wait(CHECKPOINT_EVERY)
             with self._lock:
-                active = dict(self._active)
+                active = {rid: x for rid, x in self._active.items() if not x.lost}
             if not active:
                 continue
             try:
                 if store is None:
                     store = self._open_store()
                 # WAL checkpoints happen here, off the committing thread, so no step commit pays for one.
-                store.checkpoint()  # type: ignore[attr-defined]
+                store.checkpoint()
                 now = self._clock.now()  # type: ignore[attr-defined]
                 if now - last_poll >= CANCEL_POLL_EVERY:
                     last_poll = now
-                    cancels = store.cancel_requests(list(active))  # type: ignore[attr-defined]
+                    cancels = store.cancel_requests(list(active))
                     for run_id, reason in cancels.items():
                         active[run_id].cancel_reason = reason
                     # Publish each run's step in flight (for `status`), only when it changed.
-                    moved = {rid: x.current_step for rid, x in active.items() if shown.get(rid) != x.current_step}
+                    moved = {
+                        rid: (x.current_step, x.lease)
+                        for rid, x in active.items()
+                        if x.lease is not None and shown.get(rid) != x.current_step
+                    }
                     if moved:
-                        store.set_current_steps(moved)  # type: ignore[attr-defined]
-                        shown.update(moved)
-                if now - last_renew >= RENEW_EVERY:
-                    store.renew_leases(self.owner, list(active), now, LEASE_TTL)  # type: ignore[attr-defined]
-                    last_renew = now
-            except Exception:  # noqa: BLE001 - a busy store must not kill the keeper; retry next tick
-                continue
+                        store.set_current_steps(moved)
+                        shown.update({rid: step for rid, (step, _) in moved.items()})
+                if time.monotonic() - last_renew >= self.renew_every:
+                    self._renew(store, active, now)
+                    last_renew = time.monotonic()
+            except Exception:  # noqa: BLE001 - a busy store must not kill the keeper
+                log.exception("lease keeper: store error; retrying")
+                for execution in active.values():
+                    if execution.lease_clock.expired():
+                        log.error("run %s: lease not renewed in time; abandoning it", execution.run.id)
+                        execution.lose("its lease could not be renewed")
+
+    def _renew(self, store: Any, active: dict[str, Execution], now: float) -> None:
+        leases = {rid: x.lease for rid, x in active.items() if x.lease is not None}
+        sent = time.monotonic()
+        lost = store.renew_leases(leases, now, self.ttl)
+        for run_id in leases:
+            if run_id in lost:
+                active[run_id].lose("another owner took the run over")
+            else:
+                active[run_id].lease_clock.renewed(sent)

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ductape_cli.engine.leases import HOST, LEASE_TTL, owner_is_dead
+from ductape_cli.engine.leases import HOST, owner_is_dead
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
@@ -92,7 +92,7 @@ class Worker:
                 self.tick_schedules()
             try:
                 claimed = engine.store.claim_ready(
-                    engine.owner, engine.clock.now(), LEASE_TTL, 1, self.tags, self._dead_owners()
+                    engine.owner, engine.clock.now(), engine.lease_ttl, 1, self.tags, self._dead_owners()
                 )
             except Exception as exc:  # noqa: BLE001 - a store hiccup must not end this worker thread
                 self.errors.append(str(exc))
@@ -114,7 +114,8 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - one broken run must not stop the worker
             self.errors.append(f"{run.id}: {exc}")
             self.report(f"✗ {run.id} {run.tag}: {exc}")
-            self.engine.store.release_run(run.id, self.engine.owner)
+            if run.lease:
+                self.engine.store.release_run(run.id, run.lease)
             return
         with self._lock:
             self.processed += 1

@@ -146,4 +146,6 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL,
         PRIMARY KEY (quota, key)
     ) WITHOUT ROWID""",
+    # The fencing token of the current claim (issue 14): an owner's writes succeed only while it is current.
+    "ALTER TABLE runs ADD COLUMN lease TEXT",
 ]

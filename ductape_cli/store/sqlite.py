@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 import stat
 import time
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ductape_cli.errors import StoreError
+from ductape_cli.errors import LeaseLost, StoreError
 from ductape_cli.models import (
     Attempt,
     Event,
@@ -43,7 +44,7 @@ _RUN_COLUMNS = (
     "id, tag, version, status, env, input, output, error, failed_step, rollback_result, context, "
     "state, idempotency_key, parent_id, replayed_from, restarted_from, resumed_from, lineage, "
     "options, created_at, started_at, ended_at, deadline, owner, lease_expires_at, ready_at, "
-    "waiting, cancel_requested, current_step, phase, schedule_id"
+    "waiting, cancel_requested, current_step, phase, schedule_id, lease"
 )
 _STEP_COLUMNS = (
     "run_id, seq, kind, tag, status, input, output, error, attempts, started_at, ended_at, "
@@ -52,6 +53,17 @@ _STEP_COLUMNS = (
 _INSERT_EVENT = "INSERT INTO events (run_id, ts, type, step, data) VALUES (?, ?, ?, ?, ?)"
 _INSERT_STEP = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 18)})"
 _ACTIVE = ("pending", "running")
+# The fence: an owner's write applies only while its claim's token is the run's current lease.
+_FENCE_RUN = "lease = ?"
+_INSERT_STEP_FENCED = (
+    f"INSERT INTO steps ({_STEP_COLUMNS}) SELECT {', '.join('?' * 18)} "
+    f"WHERE EXISTS (SELECT 1 FROM runs WHERE id = ? AND {_FENCE_RUN})"
+)
+
+
+def new_lease() -> str:
+    """A fresh fencing token for one claim of a run."""
+    return secrets.token_hex(8)
 
 
 def _translate(exc: sqlite3.Error, path: str) -> StoreError:
@@ -186,6 +198,12 @@ class SqliteStore(SchedulesAndTopicsMixin):
             conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
 
     @staticmethod
+    def _fence_txn(conn: sqlite3.Connection, run_id: str, lease: str) -> None:
+        """Inside a write transaction: stop (`LeaseLost`, rolled back) unless `lease` is the run's current lease."""
+        if conn.execute(f"SELECT 1 FROM runs WHERE id = ? AND {_FENCE_RUN}", (run_id, lease)).fetchone() is None:
+            raise LeaseLost(f"run {run_id}: lease lost to another owner; nothing written")
+
+    @staticmethod
     def _events_txn(conn: sqlite3.Connection, run_id: str, events: Sequence[EventRow]) -> None:
         conn.executemany(
             _INSERT_EVENT,
@@ -262,7 +280,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
                     return self._run(row), False
             if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone():
                 raise KeyError(run.id)
-            conn.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 31)})", self._run_values(run))
+            conn.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 32)})", self._run_values(run))
             self._events_txn(conn, run.id, events)
         return run, True
 
@@ -332,12 +350,13 @@ class SqliteStore(SchedulesAndTopicsMixin):
             held = run.owner is not None and run.owner != owner and (run.lease_expires_at or 0) > now
             if held and run.owner not in dead_owners:
                 return None
+            lease = new_lease()
             conn.execute(
-                "UPDATE runs SET owner = ?, lease_expires_at = ?, status = 'running', "
+                "UPDATE runs SET owner = ?, lease = ?, lease_expires_at = ?, status = 'running', "
                 "started_at = COALESCE(started_at, ?) WHERE id = ?",
-                (owner, now + ttl, now, run_id),
+                (owner, lease, now + ttl, now, run_id),
             )
-            run.owner, run.lease_expires_at = owner, now + ttl
+            run.owner, run.lease, run.lease_expires_at = owner, lease, now + ttl
             if run.started_at is None:
                 run.started_at = now
             return run
@@ -358,12 +377,13 @@ class SqliteStore(SchedulesAndTopicsMixin):
             ).fetchall()
             runs = [self._run(r) for r in rows]
             for run in runs:
+                lease = new_lease()
                 conn.execute(
-                    "UPDATE runs SET owner = ?, lease_expires_at = ?, status = 'running', "
+                    "UPDATE runs SET owner = ?, lease = ?, lease_expires_at = ?, status = 'running', "
                     "started_at = COALESCE(started_at, ?) WHERE id = ?",
-                    (owner, now + ttl, now, run.id),
+                    (owner, lease, now + ttl, now, run.id),
                 )
-                run.owner, run.lease_expires_at = owner, now + ttl
+                run.owner, run.lease, run.lease_expires_at = owner, lease, now + ttl
             return runs
 
     def owners_on_host(self, host: str) -> list[str]:
@@ -378,20 +398,26 @@ class SqliteStore(SchedulesAndTopicsMixin):
         rows = self._read("SELECT MIN(ready_at) FROM runs WHERE status IN ('pending', 'running') AND ready_at IS NOT NULL")
         return rows[0][0] if rows else None
 
-    def renew_leases(self, owner: str, run_ids: Sequence[str], now: float, ttl: float) -> None:
-        if not run_ids:
-            return
+    def renew_leases(self, leases: dict[str, str], now: float, ttl: float) -> set[str]:
+        """Extend the leases {run_id: lease} still current; returns the run ids whose lease is not."""
+        if not leases:
+            return set()
+        lost = set()
         with self._write() as conn:
-            conn.execute(
-                f"UPDATE runs SET lease_expires_at = ? WHERE owner = ? AND id IN ({', '.join('?' * len(run_ids))})",
-                (now + ttl, owner, *run_ids),
-            )
+            for run_id, lease in leases.items():
+                cur = conn.execute(
+                    f"UPDATE runs SET lease_expires_at = ? WHERE id = ? AND {_FENCE_RUN}", (now + ttl, run_id, lease)
+                )
+                if cur.rowcount != 1:
+                    lost.add(run_id)
+        return lost
 
-    def set_current_steps(self, steps: dict[str, str | None]) -> None:
+    def set_current_steps(self, steps: dict[str, tuple[str | None, str]]) -> None:
+        """Publish {run_id: (step in flight, lease)} for `status`; a stale lease changes nothing."""
         with self._write() as conn:
             conn.executemany(
-                "UPDATE runs SET current_step = ? WHERE id = ? AND status IN ('pending', 'running')",
-                [(step, run_id) for run_id, step in steps.items()],
+                f"UPDATE runs SET current_step = ? WHERE id = ? AND {_FENCE_RUN}",
+                [(step, run_id, lease) for run_id, (step, lease) in steps.items()],
             )
 
     def cancel_requests(self, run_ids: Sequence[str]) -> dict[str, str]:
@@ -405,16 +431,16 @@ class SqliteStore(SchedulesAndTopicsMixin):
         return dict(rows)
 
     def suspend_run(
-        self, run_id: str, owner: str, waiting: dict[str, Any] | None, ready_at: float | None,
+        self, run_id: str, lease: str, waiting: dict[str, Any] | None, ready_at: float | None,
         state: dict[str, Any] | None, now: float, events: Sequence[EventRow],
     ) -> float | None:
         """Release a waiting run. Returns its ready time, which is `now` when a signal it
         waits for, or a cancel request, arrived meanwhile (checked under the write lock,
         so no wake-up is lost between the handler's check and this write)."""
         with self._write() as conn:
-            row = conn.execute("SELECT cancel_requested FROM runs WHERE id = ? AND owner = ?", (run_id, owner)).fetchone()
+            row = conn.execute(f"SELECT cancel_requested FROM runs WHERE id = ? AND {_FENCE_RUN}", (run_id, lease)).fetchone()
             if row is None:
-                return None
+                raise LeaseLost(f"run {run_id}: lease lost before suspending")
             names = list((waiting or {}).get("signals") or ())
             child_id = (waiting or {}).get("child_id")
             if row[0] is not None:
@@ -429,21 +455,21 @@ class SqliteStore(SchedulesAndTopicsMixin):
             ).fetchone():
                 ready_at = now
             conn.execute(
-                "UPDATE runs SET owner = NULL, lease_expires_at = NULL, ready_at = ?, waiting = ?, state = ?, "
+                "UPDATE runs SET owner = NULL, lease = NULL, lease_expires_at = NULL, ready_at = ?, waiting = ?, state = ?, "
                 "current_step = NULL WHERE id = ?",
                 (ready_at, None if waiting is None else dumps(waiting), None if state is None else dumps(state), run_id),
             )
             self._events_txn(conn, run_id, events)
             return ready_at
 
-    def finish_run(self, run_id: str, owner: str, fields: dict[str, Any], events: Sequence[EventRow]) -> bool:
-        """Record a run's end if `owner` still holds it; False means another owner took over."""
+    def finish_run(self, run_id: str, lease: str, fields: dict[str, Any], events: Sequence[EventRow]) -> bool:
+        """Record a run's end if `lease` is still current; False means another owner took over."""
         json_columns = {"output", "error", "rollback_result", "state", "waiting"}
         values = [dumps(v) if k in json_columns and v is not None else v for k, v in fields.items()]
         with self._write() as conn:
             cur = conn.execute(
-                f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ? AND owner = ?",
-                (*values, run_id, owner),
+                f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)}, lease = NULL WHERE id = ? AND {_FENCE_RUN}",
+                (*values, run_id, lease),
             )
             if cur.rowcount != 1:
                 return False
@@ -459,16 +485,25 @@ class SqliteStore(SchedulesAndTopicsMixin):
                 (now, parent_id),
             )
 
-    def release_run(self, run_id: str, owner: str) -> None:
+    def release_run(self, run_id: str, lease: str) -> None:
         with self._write() as conn:
-            conn.execute("UPDATE runs SET owner = NULL, lease_expires_at = NULL WHERE id = ? AND owner = ?", (run_id, owner))
+            conn.execute(
+                f"UPDATE runs SET owner = NULL, lease = NULL, lease_expires_at = NULL WHERE id = ? AND {_FENCE_RUN}",
+                (run_id, lease),
+            )
 
-    def set_run_fields(self, run_id: str, fields: dict[str, Any], events: Sequence[EventRow] = ()) -> None:
-        """Update chosen run columns (JSON columns are encoded here) and append events."""
+    def set_run_fields(
+        self, run_id: str, fields: dict[str, Any], events: Sequence[EventRow] = (), *, lease: str | None = None
+    ) -> None:
+        """Update chosen run columns (JSON columns are encoded here) and append events.
+
+        With `lease`, only while that lease is current (else `LeaseLost`, nothing written)."""
         json_columns = {"input", "output", "error", "rollback_result", "context", "state", "lineage", "options", "waiting"}
         assignments = ", ".join(f"{name} = ?" for name in fields)
         values = [dumps(v) if name in json_columns and v is not None else v for name, v in fields.items()]
         with self._write() as conn:
+            if lease is not None:
+                self._fence_txn(conn, run_id, lease)
             if fields:
                 conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*values, run_id))
             self._events_txn(conn, run_id, events)
@@ -509,7 +544,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
             run.idempotency_key, run.parent_id, run.replayed_from, run.restarted_from, run.resumed_from,
             j(run.lineage or None), j(run.options or None), run.created_at, run.started_at, run.ended_at,
             run.deadline, run.owner, run.lease_expires_at, run.ready_at, j(run.waiting), run.cancel_requested,
-            run.current_step, run.phase, run.schedule_id,
+            run.current_step, run.phase, run.schedule_id, run.lease,
         )  # fmt: skip
 
     @staticmethod
@@ -518,7 +553,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
             id_, tag, version, status, env, input_, output, error, failed_step, rollback_result, context,
             state, idem, parent_id, replayed_from, restarted_from, resumed_from, lineage, options,
             created_at, started_at, ended_at, deadline, owner, lease, ready_at, waiting, cancel,
-            current_step, phase, schedule_id,
+            current_step, phase, schedule_id, fence,
         ) = row  # fmt: skip
         return Run(
             id=id_, tag=tag, version=version, status=RunStatus(status), env=env, input=json.loads(input_),
@@ -528,7 +563,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
             restarted_from=restarted_from, resumed_from=resumed_from, lineage=_loads(lineage) or {},
             options=_loads(options) or {}, created_at=created_at, started_at=started_at, ended_at=ended_at,
             deadline=deadline, owner=owner, lease_expires_at=lease, ready_at=ready_at, waiting=_loads(waiting),
-            cancel_requested=cancel, current_step=current_step, phase=phase, schedule_id=schedule_id,
+            cancel_requested=cancel, current_step=current_step, phase=phase, schedule_id=schedule_id, lease=fence,
         )  # fmt: skip
 
     # -- journal ----------------------------------------------------------
@@ -539,32 +574,37 @@ class SqliteStore(SchedulesAndTopicsMixin):
 
     def commit_step(
         self, record: StepRecord, events: Sequence[EventRow], state: dict[str, Any] | None = None,
-        *, output_json: str | None = None,
+        *, output_json: str | None = None, lease: str | None = None,
     ) -> None:
         """The hot path: one journal row, its events and (if changed) the run state, in one transaction.
 
-        The row is a plain INSERT: if another owner already recorded this
-        position, the primary key refuses it and the caller learns it lost the run.
+        With `lease` the row is inserted only while that lease is current
+        (`LeaseLost` otherwise, nothing written); and if another owner already
+        recorded this position, the primary key refuses it.
         """
         conn = self.conn
         values = self._step_values(record)
         if output_json is not None:
             values = (*values[:6], output_json, *values[7:])
+        sql, params = (_INSERT_STEP, values) if lease is None else (_INSERT_STEP_FENCED, (*values, record.run_id, lease))
         if not events and state is None:
             # A lone statement is its own transaction: no BEGIN/COMMIT round trips on the common path.
             try:
-                conn.execute(_INSERT_STEP, values)
+                cur = conn.execute(sql, params)
             except sqlite3.IntegrityError:
                 raise
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from None
+            if cur.rowcount != 1:
+                raise LeaseLost(f"run {record.run_id}: lease lost; step {record.tag!r} not recorded")
             return
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
         try:
-            conn.execute(_INSERT_STEP, values)
+            if conn.execute(sql, params).rowcount != 1:
+                raise LeaseLost(f"run {record.run_id}: lease lost; step {record.tag!r} not recorded")
             run_id = record.run_id
             for ts, type_, step, data in events:
                 conn.execute(_INSERT_EVENT, (run_id, ts, type_, step, None if data is None else dumps(data)))
@@ -580,12 +620,14 @@ class SqliteStore(SchedulesAndTopicsMixin):
 
     def update_op(
         self, run_id: str, seq: int, fields: dict[str, Any], events: Sequence[EventRow] = (),
-        run_fields: dict[str, Any] | None = None,
+        run_fields: dict[str, Any] | None = None, *, lease: str | None = None,
     ) -> None:
-        """Change a journal row (a wait that completed, a rollback status) with its events."""
+        """Change a journal row (a wait that completed, a rollback status) with its events (fenced by `lease`)."""
         json_columns = {"input", "output", "error", "options"}
         values = [dumps(v) if k in json_columns and v is not None else v for k, v in fields.items()]
         with self._write() as conn:
+            if lease is not None:
+                self._fence_txn(conn, run_id, lease)
             conn.execute(
                 f"UPDATE steps SET {', '.join(f'{k} = ?' for k in fields)} WHERE run_id = ? AND seq = ?",
                 (*values, run_id, seq),
@@ -597,8 +639,10 @@ class SqliteStore(SchedulesAndTopicsMixin):
                 )
             self._events_txn(conn, run_id, events)
 
-    def record_attempt(self, attempt: Attempt, events: Sequence[EventRow]) -> None:
+    def record_attempt(self, attempt: Attempt, events: Sequence[EventRow], *, lease: str | None = None) -> None:
         with self._write() as conn:
+            if lease is not None:
+                self._fence_txn(conn, attempt.run_id, lease)
             conn.execute(
                 "INSERT OR REPLACE INTO attempts (run_id, seq, attempt, started_at, duration_ms, error) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -692,10 +736,13 @@ class SqliteStore(SchedulesAndTopicsMixin):
             return run
 
     def consume_signal(
-        self, run_id: str, seq: int, names: Sequence[str], now: float, event_type: str, hook: str | None = None
+        self, run_id: str, seq: int, names: Sequence[str], now: float, event_type: str, hook: str | None = None,
+        *, lease: str | None = None,
     ) -> Signal | None:
         """Deliver the oldest buffered signal among `names` to journal position `seq`, atomically."""
         with self._write() as conn:
+            if lease is not None:
+                self._fence_txn(conn, run_id, lease)
             row = conn.execute(
                 f"SELECT id, run_id, name, payload, created_at, consumed_seq FROM signals "
                 f"WHERE run_id = ? AND consumed_seq IS NULL AND name IN ({', '.join('?' * len(names))}) "
@@ -722,8 +769,12 @@ class SqliteStore(SchedulesAndTopicsMixin):
         )
         return [Signal(r[0], r[1], r[2], _loads(r[3]), r[4], r[5]) for r in rows]
 
-    def create_hook(self, token: str, run_id: str, seq: int, name: str, data: Any, now: float) -> None:
+    def create_hook(
+        self, token: str, run_id: str, seq: int, name: str, data: Any, now: float, *, lease: str | None = None
+    ) -> None:
         with self._write() as conn:
+            if lease is not None:
+                self._fence_txn(conn, run_id, lease)
             conn.execute(
                 "INSERT OR IGNORE INTO hooks (token, run_id, seq, name, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (token, run_id, seq, name, dumps(data), now),
@@ -750,6 +801,8 @@ class SqliteStore(SchedulesAndTopicsMixin):
         and set run columns, in one transaction, if the run still has `expect` = (status, owner).
         False when it changed meanwhile; then nothing is written."""
         json_columns = {"input", "output", "error", "rollback_result", "context", "state", "lineage", "options", "waiting"}
+        if "owner" in fields and "lease" not in fields:
+            fields = {**fields, "lease": None}  # a released run keeps no token its old owner could still write with
         with self._write() as conn:
             row = conn.execute("SELECT status, owner FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None or (row[0], row[1]) != expect:
