@@ -467,11 +467,16 @@ class Engine:
         if stored is None or stored.status.terminal:
             status = stored.status if stored else "gone"
             raise InvalidState(f"run {run.id} already {status}; signal {name!r} refused")
+        return self._continue(stored, continue_inline, observer)
+
+    def _continue(self, stored: Run, continue_inline: bool, observer: Observer | None) -> dict[str, Any]:
+        """After a signal: carry the run on here unless a live process owns it (a dead owner is taken over)."""
         if continue_inline and not self._owned_elsewhere(stored):
-            result = self.drive(run.id, observer=observer)
+            dead = (stored.owner,) if stored.owner and owner_is_dead(stored.owner, self.owner) else ()
+            result = self.drive(stored.id, observer=observer, dead_owners=dead)
             self._continue_parent(stored)
             return result
-        return self.result(run.id)
+        return self.result(stored.id)
 
     def _continue_parent(self, run: Run) -> None:
         """A child finished here: carry its suspended parent on too (no worker needed)."""
@@ -484,13 +489,13 @@ class Engine:
             parent_id = parent.parent_id
 
     def deliver_hook(self, token: str, data: Any = None, *, continue_inline: bool = True, observer: Observer | None = None) -> dict[str, Any]:
-        run_id, name, refusal = self.store.use_hook(token, self.clock.now())
+        if not self.has_store():
+            raise InvalidInput("unknown hook token")
+        run, _, refusal = self.store.deliver_hook(token, data, self.clock.now())
         if refusal:
-            raise InvalidInput(refusal)
-        run = self.get_run(run_id)
-        if run.status.terminal:
-            raise InvalidState(f"run {run.id} already {run.status}; hook {name!r} refused")
-        return self._deliver(run, "hook:" + token, data, continue_inline, observer)
+            raise (InvalidState if run is not None else InvalidInput)(refusal)
+        assert run is not None
+        return self._continue(run, continue_inline, observer)
 
     def cancel(self, run_id: str, reason: str = "cancelled", *, observer: Observer | None = None, wait_seconds: float = 10.0) -> dict[str, Any]:
         run = self.get_run(run_id)

@@ -39,6 +39,10 @@ def describe_wait(run: Run) -> dict[str, Any] | None:
     waiting = run.waiting
     if not waiting:
         if run.owner:
+            from ductape_cli.engine.leases import owner_is_dead
+
+            if owner_is_dead(run.owner):
+                return {"kind": "orphaned", "detail": f"its owner {run.owner} died; `ductape resume` or a worker takes it over"}
             return {"kind": "executing", "detail": f"executing in {run.owner}"}
         return None
     kind = waiting.get("kind")

@@ -780,16 +780,40 @@ class SqliteStore(SchedulesAndTopicsMixin):
                 (token, run_id, seq, name, dumps(data), now),
             )
 
-    def use_hook(self, token: str, now: float) -> tuple[str, str, str | None]:
-        """Mark a hook used; returns (run_id, name, refusal) where refusal explains a bad token."""
+    def deliver_hook(self, token: str, payload: Any, now: float) -> tuple[Run | None, str, str | None]:
+        """Use a hook token and buffer its signal in one transaction: a crash burns no token.
+
+        Returns (run, hook name, refusal); a refusal (unknown or used token,
+        ended run) writes nothing.
+        """
+        try:
+            return self._deliver_hook(token, payload, now)
+        except sqlite3.IntegrityError as exc:
+            raise _translate(exc, self.path) from None
+
+    def _deliver_hook(self, token: str, payload: Any, now: float) -> tuple[Run | None, str, str | None]:
         with self._write() as conn:
             row = conn.execute("SELECT run_id, name, used_at FROM hooks WHERE token = ?", (token,)).fetchone()
             if row is None:
-                return "", "", "unknown hook token"
-            if row[2] is not None:
-                return row[0], row[1], "hook token was already used"
+                return None, "", "unknown hook token"
+            run_id, name, used_at = row
+            if used_at is not None:
+                return None, name, "hook token was already used"
+            found = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if found is None:
+                return None, name, f"the run of hook {name!r} no longer exists"
+            run = self._run(found)
+            if run.status not in _ACTIVE:
+                return run, name, f"run {run_id} already {run.status}; hook {name!r} refused"
+            signal_name = "hook:" + token
+            conn.execute(
+                "INSERT INTO signals (run_id, name, payload, created_at) VALUES (?, ?, ?, ?)",
+                (run_id, signal_name, dumps(payload), now),
+            )
+            if signal_name in (run.waiting or {}).get("signals", ()):
+                conn.execute("UPDATE runs SET ready_at = ? WHERE id = ?", (now, run_id))
             conn.execute("UPDATE hooks SET used_at = ? WHERE token = ?", (now, token))
-            return row[0], row[1], None
+            return run, name, None
 
     # -- lineage: resume from a step or checkpoint (issue 7) --------------------
 
