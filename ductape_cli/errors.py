@@ -46,6 +46,13 @@ class RunNotFound(DuctapeError):
 
 class StoreError(DuctapeError):
     code = "STORE_ERROR"
+    transient = False  # worth retrying as is (the store was busy), unlike corruption or a full disk
+
+
+class StoreBusy(StoreError):
+    """Another process held the write lock past the busy timeout: retry later."""
+
+    transient = True
 
 
 class LeaseLost(DuctapeError):

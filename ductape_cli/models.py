@@ -121,6 +121,8 @@ class Run:
     phase: str | None = None
     schedule_id: str | None = None
     lease: str | None = None  # the fencing token of the current claim; every write of its owner carries it
+    load_error: str | None = None  # why the last worker could not load its workflow
+    load_attempts: int = 0
 
     @property
     def execution_time_ms(self) -> int:

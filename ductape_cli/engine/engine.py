@@ -40,7 +40,11 @@ from ductape_cli.store.sqlite import new_lease
 
 MIN_ID_FRAGMENT = 6  # a run id may be shortened to a unique prefix or suffix this long
 AMBIGUOUS_SHOWN = 4
-INLINE_WAIT = 5.0  # `run` waits in-process for sleeps up to this long, then returns "running"
+INLINE_WAIT = 5.0
+# A run whose workflow no worker can load is retried after 1, 2, 4 ... s (at most 5 min), then failed.
+LOAD_RETRY_BASE = 1.0
+LOAD_RETRY_CAP = 300.0
+LOAD_ATTEMPTS = 8  # `run` waits in-process for sleeps up to this long, then returns "running"
 
 
 def uncompiled_schema(wf: WorkflowDefinition, source_hash: str, reason: str) -> dict[str, Any]:
@@ -322,6 +326,9 @@ class Engine:
     ) -> tuple[Outcome, list[str]]:
         """One execution of a claimed run on this thread's event loop (`journal`: already known, e.g. empty)."""
         wf = self.definition(run.tag)
+        if run.load_attempts and run.lease:
+            self.store.set_run_fields(run.id, {"load_error": None, "load_attempts": 0}, lease=run.lease)
+            run.load_error, run.load_attempts = None, 0
         execution = Execution(self, run, wf, inline_wait=inline_wait, observer=observer,
                               conditions=self.conditions_for(run), journal=journal)  # fmt: skip
         if execution.cancel_reason is not None and not execution.journal:
@@ -332,6 +339,26 @@ class Engine:
             return outcome, []
         outcome = self._loop().run_until_complete(execution.execute())
         return outcome, execution.completed_steps
+
+    def defer_unloadable(self, run: Run, message: str) -> float | None:
+        """A claimed run whose workflow cannot be loaded: retry later with backoff, or fail it for good.
+
+        Returns when it is due again, or None once it was marked failed
+        (`WORKFLOW_NOT_LOADABLE`; `ductape resume` continues it when the code is back).
+        """
+        now = self.clock.now()
+        tries = run.load_attempts + 1
+        retry_at = None if tries >= LOAD_ATTEMPTS else now + min(LOAD_RETRY_BASE * 2 ** (tries - 1), LOAD_RETRY_CAP)
+        data: dict[str, Any]
+        if retry_at is None:
+            error = {"message": message, "step": None, "code": "WORKFLOW_NOT_LOADABLE"}
+            data = {"error": error}
+        else:
+            detail = {"attempt": tries, "of": LOAD_ATTEMPTS, "retry_at": retry_at}
+            data = {"level": "error", "message": f"cannot load workflow: {message}", "data": detail}
+        event_type = EventType.WORKFLOW_FAILED if retry_at is None else EventType.LOG
+        self.store.defer_unloadable(run.id, run.lease or "", message, now, retry_at, [(now, event_type, None, data)])
+        return retry_at
 
     def _refresh(self, run: Run, outcome: Outcome) -> Run:
         run.status, run.output, run.error = outcome.status, outcome.output, outcome.error

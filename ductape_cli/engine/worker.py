@@ -8,16 +8,21 @@ them at once.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ductape_cli.engine.leases import HOST, owner_is_dead
+from ductape_cli.errors import DefinitionError, DuctapeError, StoreError, WorkflowNotFound
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
 
 Report = Callable[[str], None]
+CLAIM_BACKOFF_CAP = 30.0  # seconds between claims while the store keeps failing
+
+log = logging.getLogger("ductape.worker")
 
 
 class Worker:
@@ -40,6 +45,7 @@ class Worker:
         self.stop_event = threading.Event()
         self.processed = 0
         self.errors: list[str] = []
+        self.fatal: str | None = None  # a store error that ended `run(once=True)`
         self._lock = threading.Lock()
         self._idle = [False] * self.concurrency
 
@@ -87,6 +93,7 @@ class Worker:
 
     def _loop(self, index: int, once: bool) -> None:
         engine = self.engine
+        failures = 0
         while not self.stop_event.is_set():
             if once:
                 self.tick_schedules()
@@ -95,10 +102,19 @@ class Worker:
                     engine.owner, engine.clock.now(), engine.lease_ttl, 1, self.tags, self._dead_owners()
                 )
             except Exception as exc:  # noqa: BLE001 - a store hiccup must not end this worker thread
+                failures += 1
+                transient = isinstance(exc, StoreError) and exc.transient
+                if once and not transient:
+                    # Corrupt, read-only, full: waiting will not fix it. `--once` ends (exit 2).
+                    self.fatal = exc.message if isinstance(exc, StoreError) else str(exc)
+                    self.stop_event.set()
+                    return
+                delay = min(self.poll_interval * 2**failures, CLAIM_BACKOFF_CAP)
+                log.warning("claim failed (%s); retrying in %.1fs", exc, delay, exc_info=not isinstance(exc, StoreError))
                 self.errors.append(str(exc))
-                self.report(f"✗ claim failed: {exc}; retrying")
-                self.stop_event.wait(self.poll_interval)
+                self.stop_event.wait(delay)
                 continue
+            failures = 0
             if not claimed:
                 if once:
                     return
@@ -111,6 +127,9 @@ class Worker:
         self.report(f"▶ {run.id} {run.tag}")
         try:
             outcome, _ = self.engine.execute(run, inline_wait=self.inline_wait)
+        except (WorkflowNotFound, DefinitionError) as exc:
+            self._unloadable(run, exc.message)
+            return
         except Exception as exc:  # noqa: BLE001 - one broken run must not stop the worker
             self.errors.append(f"{run.id}: {exc}")
             self.report(f"✗ {run.id} {run.tag}: {exc}")
@@ -132,3 +151,17 @@ class Worker:
                 retry = retry_if_scheduled(self.engine, run.id)
                 if retry:
                     self.report(f"↻ {run.id} failed; scheduled retry {retry}")
+
+    def _unloadable(self, run: Any, message: str) -> None:
+        """A poison run: back off (it must not starve the others), then fail it."""
+        try:
+            retry_at = self.engine.defer_unloadable(run, message)
+        except DuctapeError as exc:
+            log.warning("run %s: could not record its load error: %s", run.id, exc.message)
+            return
+        self.errors.append(f"{run.id}: {message}")
+        if retry_at is None:
+            self.report(f"■ {run.id} {run.tag} failed: workflow not loadable ({message})")
+        else:
+            delay = retry_at - self.engine.clock.now()
+            self.report(f"✗ {run.id} {run.tag}: cannot load workflow ({message}); retrying in {delay:.0f}s")

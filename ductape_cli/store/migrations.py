@@ -148,4 +148,7 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID""",
     # The fencing token of the current claim (issue 14): an owner's writes succeed only while it is current.
     "ALTER TABLE runs ADD COLUMN lease TEXT",
+    # Why no worker could load a run's workflow, and how often it tried (poison runs back off, then fail).
+    "ALTER TABLE runs ADD COLUMN load_error TEXT",
+    "ALTER TABLE runs ADD COLUMN load_attempts INTEGER NOT NULL DEFAULT 0",
 ]

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ductape_cli.errors import LeaseLost, StoreError
+from ductape_cli.errors import LeaseLost, StoreBusy, StoreError
 from ductape_cli.models import (
     Attempt,
     Event,
@@ -44,7 +44,7 @@ _RUN_COLUMNS = (
     "id, tag, version, status, env, input, output, error, failed_step, rollback_result, context, "
     "state, idempotency_key, parent_id, replayed_from, restarted_from, resumed_from, lineage, "
     "options, created_at, started_at, ended_at, deadline, owner, lease_expires_at, ready_at, "
-    "waiting, cancel_requested, current_step, phase, schedule_id, lease"
+    "waiting, cancel_requested, current_step, phase, schedule_id, lease, load_error, load_attempts"
 )
 _STEP_COLUMNS = (
     "run_id, seq, kind, tag, status, input, output, error, attempts, started_at, ended_at, "
@@ -69,7 +69,7 @@ def new_lease() -> str:
 def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     text = str(exc)
     if "locked" in text or "busy" in text:
-        return StoreError(f"store {path} stayed busy for {BUSY_TIMEOUT_MS // 1000}s; another process holds a long write")
+        return StoreBusy(f"store {path} stayed busy for {BUSY_TIMEOUT_MS // 1000}s; another process holds a long write")
     if "readonly" in text or "read-only" in text:
         return StoreError(f"store {path} is read-only: {text}")
     if "disk is full" in text or "disk I/O" in text:
@@ -280,7 +280,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
                     return self._run(row), False
             if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone():
                 raise KeyError(run.id)
-            conn.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 32)})", self._run_values(run))
+            conn.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 34)})", self._run_values(run))
             self._events_txn(conn, run.id, events)
         return run, True
 
@@ -485,6 +485,28 @@ class SqliteStore(SchedulesAndTopicsMixin):
                 (now, parent_id),
             )
 
+    def defer_unloadable(
+        self, run_id: str, lease: str, message: str, now: float, retry_at: float | None, events: Sequence[EventRow]
+    ) -> None:
+        """Release a run whose workflow could not be loaded: due again at `retry_at`, or (None) failed for good."""
+        with self._write() as conn:
+            self._fence_txn(conn, run_id, lease)
+            if retry_at is None:
+                error = {"message": message, "step": None, "code": "WORKFLOW_NOT_LOADABLE"}
+                conn.execute(
+                    "UPDATE runs SET status = 'failed', error = ?, ended_at = ?, owner = NULL, lease = NULL, "
+                    "lease_expires_at = NULL, ready_at = NULL, current_step = NULL, load_error = ?, "
+                    "load_attempts = load_attempts + 1 WHERE id = ?",
+                    (dumps(error), now, message, run_id),
+                )
+            else:
+                conn.execute(
+                    "UPDATE runs SET owner = NULL, lease = NULL, lease_expires_at = NULL, ready_at = ?, "
+                    "load_error = ?, load_attempts = load_attempts + 1 WHERE id = ?",
+                    (retry_at, message, run_id),
+                )
+            self._events_txn(conn, run_id, events)
+
     def release_run(self, run_id: str, lease: str) -> None:
         with self._write() as conn:
             conn.execute(
@@ -544,7 +566,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
             run.idempotency_key, run.parent_id, run.replayed_from, run.restarted_from, run.resumed_from,
             j(run.lineage or None), j(run.options or None), run.created_at, run.started_at, run.ended_at,
             run.deadline, run.owner, run.lease_expires_at, run.ready_at, j(run.waiting), run.cancel_requested,
-            run.current_step, run.phase, run.schedule_id, run.lease,
+            run.current_step, run.phase, run.schedule_id, run.lease, run.load_error, run.load_attempts,
         )  # fmt: skip
 
     @staticmethod
@@ -553,7 +575,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
             id_, tag, version, status, env, input_, output, error, failed_step, rollback_result, context,
             state, idem, parent_id, replayed_from, restarted_from, resumed_from, lineage, options,
             created_at, started_at, ended_at, deadline, owner, lease, ready_at, waiting, cancel,
-            current_step, phase, schedule_id, fence,
+            current_step, phase, schedule_id, fence, load_error, load_attempts,
         ) = row  # fmt: skip
         return Run(
             id=id_, tag=tag, version=version, status=RunStatus(status), env=env, input=json.loads(input_),
@@ -564,6 +586,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
             options=_loads(options) or {}, created_at=created_at, started_at=started_at, ended_at=ended_at,
             deadline=deadline, owner=owner, lease_expires_at=lease, ready_at=ready_at, waiting=_loads(waiting),
             cancel_requested=cancel, current_step=current_step, phase=phase, schedule_id=schedule_id, lease=fence,
+            load_error=load_error, load_attempts=load_attempts,
         )  # fmt: skip
 
     # -- journal ----------------------------------------------------------
