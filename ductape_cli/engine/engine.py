@@ -18,7 +18,7 @@ from typing import Any
 
 from ductape_cli.config import ProjectConfig, load_config
 from ductape_cli.definition import WorkflowDefinition
-from ductape_cli.discovery import Registry, discover, load_one
+from ductape_cli.discovery import Registry, discover, load_one, trusted_module
 from ductape_cli.durations import parse_duration
 from ductape_cli.engine.clock import SystemClock
 from ductape_cli.engine.execution import Execution, Observer, Outcome
@@ -145,8 +145,8 @@ class Engine:
             return self._registry.by_tag[tag]
         if not self._full_registry and self.has_store():
             stored = self.store.latest_definition(tag)
-            path = Path(stored["source_path"]) if stored and stored.get("source_path") else None
-            if path is not None and path.is_file():
+            path = trusted_module(self.config.workflows_dir, stored.get("source_path") if stored else None)
+            if path is not None:
                 try:
                     registry = load_one(self.config.workflows_dir, path)
                 except Exception:  # noqa: BLE001 - fall back to full discovery, which reports it properly
