@@ -262,7 +262,7 @@ class Engine:
         )  # fmt: skip
         for field_name, value in (links or {}).items():
             setattr(run, field_name, value)
-        data: dict[str, Any] = {"input": input, "env": env, "version": version}
+        data: dict[str, Any] = {"env": env, "version": version}  # the input is stored once, on the run
         if context:
             data["context"] = context
         for key in ("parent_id", "replayed_from", "restarted_from", "schedule_id"):
@@ -406,7 +406,7 @@ class Engine:
     def status(self, run_id: str) -> dict[str, Any]:
         run = self.get_run(run_id)
         journal = self.store.load_journal(run.id)
-        children = self.store.list_runs(parent_id=run.id, limit=1000)
+        children = self.store.list_runs(parent_id=run.id, limit=1000, full=False)
         return run_status(run, journal, children, self._unreached_steps(run, journal))
 
     def _unreached_steps(self, run: Run, journal: dict[int, StepRecord]) -> list[dict[str, Any]]:
@@ -430,8 +430,9 @@ class Engine:
             unreached.append({"tag": step["tag"], "kind": "step", "status": "skipped", "reason": reason, "output": None, "error": None})
         return unreached
 
-    def list_runs(self, **filters: Any) -> list[Run]:
-        return self.store.list_runs(**filters) if self.has_store() else []
+    def list_runs(self, *, full: bool = False, **filters: Any) -> list[Run]:
+        """Runs newest first; summaries (no input, output, error, state, context) unless `full`."""
+        return self.store.list_runs(full=full, **filters) if self.has_store() else []
 
     def history(self, run_id: str, *, types: list[str] | None = None) -> list[dict[str, Any]]:
         """Every event of a run in time order (completed steps derived from the journal)."""
@@ -439,6 +440,9 @@ class Engine:
 
         run = self.get_run(run_id)
         events = self.store.events(run.id, types=history.store_types(types))
+        for event in events:
+            if event.type == EventType.WORKFLOW_STARTED and "input" not in event.data:
+                event.data = {"input": run.input, **event.data}
         return history.merge(events, self.store.load_journal(run.id).values(), types)
 
     def step_detail(self, run_id: str, tag: str) -> dict[str, Any]:

@@ -46,6 +46,11 @@ _RUN_COLUMNS = (
     "options, created_at, started_at, ended_at, deadline, owner, lease_expires_at, ready_at, "
     "waiting, cancel_requested, current_step, phase, schedule_id, lease, load_error, load_attempts"
 )
+# A listing reads the same row shape with the payloads left out: they can be megabytes each.
+_SUMMARY_COLUMNS = ", ".join(
+    "NULL" if c in ("input", "output", "error", "rollback_result", "context", "state") else c
+    for c in _RUN_COLUMNS.split(", ")
+)
 _STEP_COLUMNS = (
     "run_id, seq, kind, tag, status, input, output, error, attempts, started_at, ended_at, "
     "options, has_rollback, critical, rollback_status, rollback_error, wake_at, source"
@@ -316,7 +321,9 @@ class SqliteStore(SchedulesAndTopicsMixin):
         schedule_id: str | None = None,
         limit: int = 20,
         offset: int = 0,
+        full: bool = True,
     ) -> list[Run]:
+        """Runs newest first; with `full=False` the payload columns are not read (input, output, ...: None)."""
         clauses, params = [], []
         for column, value in (("tag", tag), ("status", status), ("parent_id", parent_id), ("schedule_id", schedule_id)):
             if value is not None:
@@ -324,7 +331,8 @@ class SqliteStore(SchedulesAndTopicsMixin):
                 params.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._read(
-            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+            f"SELECT {_RUN_COLUMNS if full else _SUMMARY_COLUMNS} FROM runs {where} "
+            "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
             (*params, limit, offset),
         )
         return [self._run(r) for r in rows]
@@ -578,7 +586,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
             current_step, phase, schedule_id, fence, load_error, load_attempts,
         ) = row  # fmt: skip
         return Run(
-            id=id_, tag=tag, version=version, status=RunStatus(status), env=env, input=json.loads(input_),
+            id=id_, tag=tag, version=version, status=RunStatus(status), env=env, input=_loads(input_),
             output=_loads(output), error=_loads(error), failed_step=failed_step,
             rollback_result=_loads(rollback_result), context=_loads(context) or {}, state=_loads(state) or {},
             idempotency_key=idem, parent_id=parent_id, replayed_from=replayed_from,
