@@ -17,7 +17,7 @@ from typing import Any
 from ductape_cli.errors import ConfigError
 
 CONFIG_NAME = "ductape.toml"
-_PROJECT_KEYS = {"name", "workflows", "store", "default_env", "durability"}
+_PROJECT_KEYS = {"name", "namespace", "workflows", "store", "default_env", "durability"}
 _TOP_TABLES = {
     "project", "envs", "apps", "databases", "notifications", "storage", "brokers", "quotas",
     "fallbacks", "graphs", "worker", "dev",
@@ -39,10 +39,16 @@ class ProjectConfig:
     store: str = ".ductape/state.db"
     default_env: str = "dev"
     durability: str = "normal"
+    namespace: str = ""  # explicit [project] namespace; empty means the project name
     lease_ttl: float = 30.0  # [worker] lease: how long a claim holds a run without renewal
     envs: dict[str, EnvConfig] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
     text: str = ""
+
+    @property
+    def store_namespace(self) -> str:
+        """Which runs in a shared store are this project's: `[project] namespace`, else its name."""
+        return self.namespace or self.name
 
     @property
     def workflows_dir(self) -> Path:

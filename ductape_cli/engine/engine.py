@@ -97,9 +97,9 @@ class Engine:
         if self.store_path == ":memory:":
             # One shared connection: an in-memory database exists only inside it.
             if self._memory_store is None:
-                self._memory_store = open_store(":memory:")
+                self._memory_store = open_store(":memory:", namespace=self.config.store_namespace)
             return self._memory_store
-        return open_store(self.store_path, durability=self.config.durability)
+        return open_store(self.store_path, durability=self.config.durability, namespace=self.config.store_namespace)
 
     def has_store(self) -> bool:
         """Whether the store exists yet; reads and bad input must not create it."""

@@ -4,6 +4,8 @@
 an entry that has shipped; append a new one.
 """
 
+NAMESPACE_MIGRATION = "ALTER TABLE runs ADD COLUMN namespace TEXT NOT NULL DEFAULT ''"
+
 MIGRATIONS: list[str] = [
     """CREATE TABLE definitions (
         tag TEXT NOT NULL,
@@ -151,4 +153,24 @@ MIGRATIONS: list[str] = [
     # Why no worker could load a run's workflow, and how often it tried (poison runs back off, then fail).
     "ALTER TABLE runs ADD COLUMN load_error TEXT",
     "ALTER TABLE runs ADD COLUMN load_attempts INTEGER NOT NULL DEFAULT 0",
+    # Namespaces (issue 14): a store shared by projects keeps each one's runs, definitions and schedules apart.
+    NAMESPACE_MIGRATION,
+    "DROP INDEX runs_idempotency",
+    "CREATE UNIQUE INDEX runs_idempotency ON runs (namespace, tag, idempotency_key) WHERE idempotency_key IS NOT NULL",
+    """CREATE TABLE definitions_ns (
+        namespace TEXT NOT NULL DEFAULT '',
+        tag TEXT NOT NULL,
+        version TEXT NOT NULL,
+        name TEXT,
+        source_path TEXT,
+        schema TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (namespace, tag, version)
+    )""",
+    "INSERT INTO definitions_ns (tag, version, name, source_path, schema, created_at) "
+    "SELECT tag, version, name, source_path, schema, created_at FROM definitions ORDER BY rowid",
+    "DROP TABLE definitions",
+    "ALTER TABLE definitions_ns RENAME TO definitions",
+    "ALTER TABLE schedules ADD COLUMN namespace TEXT NOT NULL DEFAULT ''",
+    "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT)",
 ]

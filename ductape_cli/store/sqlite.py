@@ -32,7 +32,7 @@ from ductape_cli.models import (
 )
 from ductape_cli.store.encoding import dumps
 from ductape_cli.store.encoding import loads as _loads
-from ductape_cli.store.migrations import MIGRATIONS
+from ductape_cli.store.migrations import MIGRATIONS, NAMESPACE_MIGRATION
 from ductape_cli.store.sqlite_jobs import SchedulesAndTopicsMixin
 
 BUSY_TIMEOUT_MS = 30_000
@@ -127,9 +127,14 @@ def _prepare_file(path: Path) -> None:
 class SqliteStore(SchedulesAndTopicsMixin):
     """ductape's state in one SQLite file (WAL)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, durability: str = "normal") -> None:
+    def __init__(self, path: str | os.PathLike[str], *, durability: str = "normal", namespace: str | None = None) -> None:
         self.path = str(path)
         self.durability = durability
+        # The project this connection serves: runs, definitions and schedules of other namespaces are
+        # invisible to it. None sees every namespace (tools that manage the whole store).
+        self.namespace = namespace
+        self._scope = "" if namespace is None else " AND namespace = ?"
+        self._scoped: tuple[str, ...] = () if namespace is None else (namespace,)
         if self.path != ":memory:":
             _prepare_file(Path(self.path))
         try:
@@ -146,6 +151,8 @@ class SqliteStore(SchedulesAndTopicsMixin):
             # Checkpoints run on the lease keeper's thread (`checkpoint`); this is only the backstop.
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
             self._migrate()
+            if namespace is not None:
+                self._adopt_legacy(namespace)
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
 
@@ -200,7 +207,19 @@ class SqliteStore(SchedulesAndTopicsMixin):
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             for statement in MIGRATIONS[version:]:
                 conn.execute(statement)
+            if 0 < version <= MIGRATIONS.index(NAMESPACE_MIGRATION):
+                # Runs from before namespaces belong to the first project that opens the store.
+                conn.execute("INSERT OR IGNORE INTO store_meta (key, value) VALUES ('adopt_legacy', '1')")
             conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    def _adopt_legacy(self, namespace: str) -> None:
+        """Give rows written before namespaces existed to this project (once, on the first scoped open)."""
+        if self.conn.execute("SELECT 1 FROM store_meta WHERE key = 'adopt_legacy'").fetchone() is None:
+            return
+        with self._write() as conn:
+            if conn.execute("DELETE FROM store_meta WHERE key = 'adopt_legacy'").rowcount:
+                for table in ("runs", "definitions", "schedules"):
+                    conn.execute(f"UPDATE {table} SET namespace = ? WHERE namespace = ''", (namespace,))
 
     @staticmethod
     def _fence_txn(conn: sqlite3.Connection, run_id: str, lease: str) -> None:
@@ -220,38 +239,42 @@ class SqliteStore(SchedulesAndTopicsMixin):
     def save_definition(self, tag: str, version: str, name: str, source_path: str, schema: dict[str, Any]) -> bool:
         """Store a definition version (and make it the latest); True when that version is new."""
         with self._write() as conn:
-            existed = conn.execute("SELECT 1 FROM definitions WHERE tag = ? AND version = ?", (tag, version)).fetchone()
+            namespace = self.namespace or ""
+            existed = conn.execute(
+                "SELECT 1 FROM definitions WHERE namespace = ? AND tag = ? AND version = ?", (namespace, tag, version)
+            ).fetchone()
             # An upsert: a reverted version becomes the latest again, and a new source hash is kept.
             conn.execute(
-                "INSERT INTO definitions (tag, version, name, source_path, schema, created_at) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (tag, version) DO UPDATE SET name = excluded.name, source_path = excluded.source_path, "
-                "schema = excluded.schema, created_at = excluded.created_at",
-                (tag, version, name, source_path, dumps(schema), time.time()),
+                "INSERT INTO definitions (namespace, tag, version, name, source_path, schema, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (namespace, tag, version) DO UPDATE SET name = excluded.name, "
+                "source_path = excluded.source_path, schema = excluded.schema, created_at = excluded.created_at",
+                (namespace, tag, version, name, source_path, dumps(schema), time.time()),
             )
             return existed is None
 
     def latest_definition(self, tag: str) -> dict[str, Any] | None:
         rows = self._read(
             "SELECT tag, version, name, source_path, schema, created_at FROM definitions "
-            "WHERE tag = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
-            (tag,),
+            f"WHERE tag = ?{self._scope} ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (tag, *self._scoped),
         )
         return self._definition(rows[0]) if rows else None
 
     def get_definition(self, tag: str, version: str) -> dict[str, Any] | None:
         rows = self._read(
             "SELECT tag, version, name, source_path, schema, created_at FROM definitions "
-            "WHERE tag = ? AND version >= ? AND version < ? ORDER BY version = ? DESC, created_at DESC LIMIT 1",
-            (tag, version, _upper(version), version),
+            f"WHERE tag = ? AND version >= ? AND version < ?{self._scope} ORDER BY version = ? DESC, created_at DESC LIMIT 1",
+            (tag, version, _upper(version), *self._scoped, version),
         )
         return self._definition(rows[0]) if rows else None
 
     def list_definitions(self, tag: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT tag, version, name, source_path, schema, created_at FROM definitions"
-        params: tuple[Any, ...] = ()
+        sql = f"SELECT tag, version, name, source_path, schema, created_at FROM definitions WHERE 1{self._scope}"
+        params: tuple[Any, ...] = self._scoped
         if tag:
-            sql += " WHERE tag = ?"
-            params = (tag,)
+            sql += " AND tag = ?"
+            params = (*params, tag)
         return [self._definition(r) for r in self._read(sql + " ORDER BY tag, created_at, rowid", params)]
 
     @staticmethod
@@ -278,19 +301,22 @@ class SqliteStore(SchedulesAndTopicsMixin):
         with self._write() as conn:
             if run.idempotency_key is not None:
                 row = conn.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE tag = ? AND idempotency_key = ?",
-                    (run.tag, run.idempotency_key),
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE tag = ? AND idempotency_key = ?{self._scope}",
+                    (run.tag, run.idempotency_key, *self._scoped),
                 ).fetchone()
                 if row is not None:
                     return self._run(row), False
             if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone():
                 raise KeyError(run.id)
-            conn.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 34)})", self._run_values(run))
+            conn.execute(
+                f"INSERT INTO runs ({_RUN_COLUMNS}, namespace) VALUES ({', '.join('?' * 35)})",
+                (*self._run_values(run), self.namespace or ""),
+            )
             self._events_txn(conn, run.id, events)
         return run, True
 
     def get_run(self, run_id: str) -> Run | None:
-        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped))
         return self._run(rows[0]) if rows else None
 
     def find_run_ids(self, fragment: str, limit: int = 5) -> list[str]:
@@ -302,11 +328,13 @@ class SqliteStore(SchedulesAndTopicsMixin):
         found = [
             r[0]
             for r in self._read(
-                "SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?", (fragment, _upper(fragment), limit)
+                f"SELECT id FROM runs WHERE id >= ? AND id < ?{self._scope} ORDER BY id LIMIT ?",
+                (fragment, _upper(fragment), *self._scoped, limit),
             )
         ]
         for (run_id,) in self._read(
-            "SELECT id FROM runs WHERE substr(id, -?) = ? ORDER BY id LIMIT ?", (len(fragment), fragment, limit)
+            f"SELECT id FROM runs WHERE substr(id, -?) = ?{self._scope} ORDER BY id LIMIT ?",
+            (len(fragment), fragment, *self._scoped, limit),
         ):
             if run_id not in found:
                 found.append(run_id)
@@ -325,6 +353,9 @@ class SqliteStore(SchedulesAndTopicsMixin):
     ) -> list[Run]:
         """Runs newest first; with `full=False` the payload columns are not read (input, output, ...: None)."""
         clauses, params = [], []
+        if self.namespace is not None:
+            clauses.append("namespace = ?")
+            params.append(self.namespace)
         for column, value in (("tag", tag), ("status", status), ("parent_id", parent_id), ("schedule_id", schedule_id)):
             if value is not None:
                 clauses.append(f"{column} = ?")
@@ -340,16 +371,16 @@ class SqliteStore(SchedulesAndTopicsMixin):
     def related_runs(self, run_id: str) -> list[Run]:
         """Runs linked to `run_id` by replay, restart, resume or parenthood (one hop)."""
         rows = self._read(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE replayed_from = ? OR restarted_from = ? "
-            "OR resumed_from = ? OR parent_id = ? ORDER BY created_at",
-            (run_id, run_id, run_id, run_id),
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE (replayed_from = ? OR restarted_from = ? "
+            f"OR resumed_from = ? OR parent_id = ?){self._scope} ORDER BY created_at",
+            (run_id, run_id, run_id, run_id, *self._scoped),
         )
         return [self._run(r) for r in rows]
 
     def claim_run(self, run_id: str, owner: str, now: float, ttl: float, dead_owners: Sequence[str] = ()) -> Run | None:
         """Take the lease of an unfinished run if nobody live holds it."""
         with self._write() as conn:
-            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)).fetchone()
             if row is None:
                 return None
             run = self._run(row)
@@ -379,9 +410,9 @@ class SqliteStore(SchedulesAndTopicsMixin):
         with self._write() as conn:
             rows = conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('pending', 'running') "
-                f"AND ready_at <= ? AND (owner IS NULL OR lease_expires_at < ?{dead_clause}){tag_clause} "
+                f"AND ready_at <= ? AND (owner IS NULL OR lease_expires_at < ?{dead_clause}){tag_clause}{self._scope} "
                 "ORDER BY ready_at LIMIT ?",
-                (now, now, *dead_owners, *(tags or ()), limit),
+                (now, now, *dead_owners, *(tags or ()), *self._scoped, limit),
             ).fetchall()
             runs = [self._run(r) for r in rows]
             for run in runs:
@@ -403,7 +434,10 @@ class SqliteStore(SchedulesAndTopicsMixin):
         return [r[0] for r in rows]
 
     def next_ready_at(self) -> float | None:
-        rows = self._read("SELECT MIN(ready_at) FROM runs WHERE status IN ('pending', 'running') AND ready_at IS NOT NULL")
+        rows = self._read(
+            f"SELECT MIN(ready_at) FROM runs WHERE status IN ('pending', 'running') AND ready_at IS NOT NULL{self._scope}",
+            self._scoped,
+        )
         return rows[0][0] if rows else None
 
     def renew_leases(self, leases: dict[str, str], now: float, ttl: float) -> set[str]:
@@ -541,7 +575,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
     def request_cancel(self, run_id: str, reason: str, now: float) -> Run | None:
         """Mark a run for cancellation and make it due now; None when it already ended."""
         with self._write() as conn:
-            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)).fetchone()
             if row is None:
                 return None
             run = self._run(row)
@@ -561,7 +595,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def count_runs(self) -> int:
-        return int(self._read("SELECT COUNT(*) FROM runs")[0][0])
+        return int(self._read(f"SELECT COUNT(*) FROM runs WHERE 1{self._scope}", self._scoped)[0][0])
 
     @staticmethod
     def _run_values(run: Run) -> tuple[Any, ...]:
@@ -751,7 +785,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
     def add_signal(self, run_id: str, name: str, payload: Any, now: float) -> Run | None:
         """Buffer a signal; wake the run if it waits for this name. None if the run ended."""
         with self._write() as conn:
-            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)).fetchone()
             if row is None:
                 return None
             run = self._run(row)
@@ -830,7 +864,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
             run_id, name, used_at = row
             if used_at is not None:
                 return None, name, "hook token was already used"
-            found = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            found = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)).fetchone()
             if found is None:
                 return None, name, f"the run of hook {name!r} no longer exists"
             run = self._run(found)

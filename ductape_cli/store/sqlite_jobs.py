@@ -15,6 +15,9 @@ class SchedulesAndTopicsMixin:
 
     _read: Any
     _write: Any
+    namespace: str | None
+    _scope: str
+    _scoped: tuple[str, ...]
 
     # -- schedules --------------------------------------------------------
 
@@ -26,25 +29,26 @@ class SchedulesAndTopicsMixin:
     def save_schedule(self, schedule: dict[str, Any]) -> None:
         with self._write() as conn:
             conn.execute(
-                f"INSERT OR REPLACE INTO schedules ({self._SCHEDULE_COLUMNS}) VALUES ({', '.join('?' * 16)})",
-                self._schedule_values(schedule),
+                f"INSERT OR REPLACE INTO schedules ({self._SCHEDULE_COLUMNS}, namespace) VALUES ({', '.join('?' * 17)})",
+                (*self._schedule_values(schedule), self.namespace or ""),
             )
 
     def get_schedule(self, schedule_id: str) -> dict[str, Any] | None:
-        rows = self._read(f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE id = ?", (schedule_id,))
+        rows = self._read(f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE id = ?{self._scope}", (schedule_id, *self._scoped))
         return self._schedule(rows[0]) if rows else None
 
     def list_schedules(self) -> list[dict[str, Any]]:
-        return [self._schedule(r) for r in self._read(f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules ORDER BY created_at")]
+        rows = self._read(f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE 1{self._scope} ORDER BY created_at", self._scoped)
+        return [self._schedule(r) for r in rows]
 
     def delete_schedule(self, schedule_id: str) -> bool:
         with self._write() as conn:
-            return conn.execute("DELETE FROM schedules WHERE id = ?", (schedule_id,)).rowcount == 1
+            return conn.execute(f"DELETE FROM schedules WHERE id = ?{self._scope}", (schedule_id, *self._scoped)).rowcount == 1
 
     def due_schedules(self, now: float) -> list[dict[str, Any]]:
         rows = self._read(
-            f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE paused = 0 AND next_fire_at <= ? ORDER BY next_fire_at",
-            (now,),
+            f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE paused = 0 AND next_fire_at <= ?{self._scope} ORDER BY next_fire_at",
+            (now, *self._scoped),
         )
         return [self._schedule(r) for r in rows]
 
