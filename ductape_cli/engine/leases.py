@@ -1,7 +1,8 @@
 """Who owns a run: owner ids, liveness of owners on this host, and lease renewal.
 
-An owner id is ``host:pid:token``. A run whose owner is a dead process on
-this host can be taken over at once; otherwise only when its lease expires.
+An owner id is ``host:pid:token``, where host is ``hostname/boot-id/pid-namespace``.
+A run whose owner is a dead process on this host (and in this pid namespace)
+can be taken over at once; otherwise only when its lease expires.
 """
 
 from __future__ import annotations
@@ -22,7 +23,29 @@ LEASE_TTL = 30.0  # default; `[worker] lease` in ductape.toml changes it
 CANCEL_POLL_EVERY = 0.5
 CHECKPOINT_EVERY = 0.2
 
-HOST = socket.gethostname()
+
+
+def _host_id() -> tuple[str, bool]:
+    """This process's host as owners name it, and whether pids seen under it are ours to judge.
+
+    Containers can share a hostname while each has its own pid namespace (and
+    a pid alive in one is meaningless in the other), so a host is the hostname
+    plus the boot id and the pid-namespace inode. Where those cannot be read
+    on Linux we are unsure, and only lease expiry frees another owner's runs.
+    """
+    name = socket.gethostname().replace(":", "_").replace("/", "_")
+    if not os.path.isdir("/proc/self"):
+        return name, True  # no pid namespaces to confuse (macOS, BSD)
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip().replace("-", "")[:12]
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return name, False
+    return f"{name}/{boot}/{namespace}", True
+
+
+HOST, _HOST_SURE = _host_id()
 
 log = logging.getLogger("ductape.leases")
 
@@ -55,8 +78,8 @@ def pid_alive(pid: int) -> bool:
 
 
 def owner_is_dead(owner: str | None, current_owner: str | None = None) -> bool:
-    """True only when we can prove it: the owner ran on this host and its pid is gone."""
-    if not owner or owner == current_owner:
+    """True only when we can prove it: the owner ran on this host (same boot, same pid namespace) and its pid is gone."""
+    if not owner or owner == current_owner or not _HOST_SURE:
         return False
     host, pid = owner_pid(owner)
     if host != HOST or pid is None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ductape_cli.engine.clock import SteadyTime, SystemClock
 from ductape_cli.engine.leases import HOST, owner_is_dead
 from ductape_cli.errors import DefinitionError, DuctapeError, StoreError, WorkflowNotFound
 
@@ -46,6 +48,9 @@ class Worker:
         self.processed = 0
         self.errors: list[str] = []
         self.fatal: str | None = None  # a store error that ended `run(once=True)`
+        self._steady = SteadyTime(wall=engine.clock.now) if isinstance(engine.clock, SystemClock) else None
+        self._warned_ahead = False
+        self._watched: dict[tuple[str, str, float], float] = {}  # expired lease -> when we first saw it
         self._lock = threading.Lock()
         self._idle = [False] * self.concurrency
 
@@ -79,13 +84,37 @@ class Worker:
         from ductape_cli.engine.schedules import fire_due
 
         try:
-            fired = fire_due(self.engine, self.engine.clock.now())
+            fired = fire_due(self.engine, self.now())
         except Exception as exc:  # noqa: BLE001 - report and keep working
             self.report(f"schedule error: {exc}")
             return 0
         for line in fired:
             self.report(line)
         return len(fired)
+
+    def now(self) -> float:
+        """The time due runs and schedules are judged by: steady against forward clock steps."""
+        if self._steady is None:
+            return float(self.engine.clock.now())
+        now = self._steady.now()
+        if self._steady.ahead > self._steady.JUMP and not self._warned_ahead:
+            log.warning("the system clock jumped %.0fs ahead; judging due times by the steady clock", self._steady.ahead)
+            self._warned_ahead = True
+        return now
+
+    def _stale_leases(self, now: float) -> list[str]:
+        """Expired leases this worker has watched go unrenewed for a whole renewal interval.
+
+        A lease that looks expired may only mean our clock runs ahead of the
+        owner's; an owner that is alive renews every third of its lease, so a
+        lease unchanged for that long (on our monotonic clock) is really stale.
+        """
+        with self._lock:
+            seen = time.monotonic()
+            current = {(run_id, lease, expiry) for run_id, lease, expiry in self.engine.store.expired_leases(now)}
+            self._watched = {key: self._watched.get(key, seen) for key in current}
+            grace = self.engine.lease_ttl / 3
+            return [key[1] for key, since in self._watched.items() if seen - since >= grace]
 
     def _dead_owners(self) -> list[str]:
         store = self.engine.store
@@ -98,8 +127,9 @@ class Worker:
             if once:
                 self.tick_schedules()
             try:
+                now = self.now()
                 claimed = engine.store.claim_ready(
-                    engine.owner, engine.clock.now(), engine.lease_ttl, 1, self.tags, self._dead_owners()
+                    engine.owner, now, engine.lease_ttl, 1, self.tags, self._dead_owners(), self._stale_leases(now)
                 )
             except Exception as exc:  # noqa: BLE001 - a store hiccup must not end this worker thread
                 failures += 1

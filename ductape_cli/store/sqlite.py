@@ -402,17 +402,30 @@ class SqliteStore(SchedulesAndTopicsMixin):
 
     def claim_ready(
         self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None = None,
-        dead_owners: Sequence[str] = (),
+        dead_owners: Sequence[str] = (), stale_leases: Sequence[str] | None = None,
     ) -> list[Run]:
-        """Claim up to `limit` runs that are due: queued, woken, signalled, or orphaned."""
+        """Claim up to `limit` runs that are due: queued, woken, signalled, or orphaned.
+
+        An expired lease is taken over only if it is in `stale_leases` (leases
+        the caller watched go unrenewed), when that is given.
+        """
         tag_clause = f" AND tag IN ({', '.join('?' * len(tags))})" if tags else ""
         dead_clause = f" OR owner IN ({', '.join('?' * len(dead_owners))})" if dead_owners else ""
+        stale = list(stale_leases or ())
+        expired_params: list[Any]
+        if stale_leases is None:
+            expired_clause, expired_params = " OR lease_expires_at < ?", [now]
+        elif stale:
+            expired_clause = f" OR (lease_expires_at < ? AND lease IN ({', '.join('?' * len(stale))}))"
+            expired_params = [now, *stale]
+        else:
+            expired_clause, expired_params = "", []
         with self._write() as conn:
             rows = conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('pending', 'running') "
-                f"AND ready_at <= ? AND (owner IS NULL OR lease_expires_at < ?{dead_clause}){tag_clause}{self._scope} "
+                f"AND ready_at <= ? AND (owner IS NULL{expired_clause}{dead_clause}){tag_clause}{self._scope} "
                 "ORDER BY ready_at LIMIT ?",
-                (now, now, *dead_owners, *(tags or ()), *self._scoped, limit),
+                (now, *expired_params, *dead_owners, *(tags or ()), *self._scoped, limit),
             ).fetchall()
             runs = [self._run(r) for r in rows]
             for run in runs:
@@ -424,6 +437,15 @@ class SqliteStore(SchedulesAndTopicsMixin):
                 )
                 run.owner, run.lease, run.lease_expires_at = owner, lease, now + ttl
             return runs
+
+    def expired_leases(self, now: float) -> list[tuple[str, str, float]]:
+        """(run id, lease, expiry) of due runs whose lease has expired by `now`: takeover candidates."""
+        rows = self._read(
+            "SELECT id, lease, lease_expires_at FROM runs WHERE status IN ('pending', 'running') AND ready_at <= ? "
+            f"AND owner IS NOT NULL AND lease IS NOT NULL AND lease_expires_at < ?{self._scope}",
+            (now, now, *self._scoped),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def owners_on_host(self, host: str) -> list[str]:
         """Owners (host:pid:token) holding unexpired leases from `host`, to check for dead pids."""
