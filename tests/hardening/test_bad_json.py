@@ -121,3 +121,23 @@ def test_history_json_never_prints_nan(greet, cli) -> None:
     assert logs and logs[0]["data"]["data"] == {"ratio": None, "big": None}
     status = cli("status", run_id, "--json")
     _strict(status.stdout)
+
+
+def test_a_workflow_producing_nan_fails_cleanly_and_nothing_prints_nan(project, cli) -> None:
+    project.write("nans", """
+from ductape_cli import workflow
+
+@workflow("nans")
+async def nans(ctx):
+    if ctx.input.get("where") == "state":
+        ctx.set_state("ratio", float("nan"))
+    if ctx.input.get("where") == "step":
+        await ctx.step("ratio", lambda: {"r": float("inf")})
+    return {"r": float("nan")}
+""")
+    for where in ("state", "step", "output"):
+        result = cli("run", "nans", "--input", f'{{"where": "{where}"}}', "--json")
+        assert result.exit_code == 1, (where, result.stdout, result.stderr)
+        data = _strict(result.stdout)
+        assert data["status"] == "failed" and "JSON" in data["error"]["message"]
+        _strict(cli("history", data["workflow_id"], "--json").stdout)
