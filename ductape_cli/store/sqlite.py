@@ -887,8 +887,8 @@ class SqliteStore(SchedulesAndTopicsMixin):
             if used_at is not None:
                 return None, name, "hook token was already used"
             found = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)).fetchone()
-            if found is None:
-                return None, name, f"the run of hook {name!r} no longer exists"
+            if found is None:  # deleted, or another project's run: its token is not ours to use
+                return None, "", "unknown hook token"
             run = self._run(found)
             if run.status not in _ACTIVE:
                 return run, name, f"run {run_id} already {run.status}; hook {name!r} refused"
