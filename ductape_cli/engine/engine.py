@@ -40,11 +40,11 @@ from ductape_cli.store.sqlite import new_lease
 
 MIN_ID_FRAGMENT = 6  # a run id may be shortened to a unique prefix or suffix this long
 AMBIGUOUS_SHOWN = 4
-INLINE_WAIT = 5.0
+INLINE_WAIT = 5.0  # `run` waits in-process for sleeps up to this long, then returns "running"
 # A run whose workflow no worker can load is retried after 1, 2, 4 ... s (at most 5 min), then failed.
 LOAD_RETRY_BASE = 1.0
 LOAD_RETRY_CAP = 300.0
-LOAD_ATTEMPTS = 8  # `run` waits in-process for sleeps up to this long, then returns "running"
+LOAD_ATTEMPTS = 8
 
 
 def uncompiled_schema(wf: WorkflowDefinition, source_hash: str, reason: str) -> dict[str, Any]:

@@ -24,7 +24,6 @@ CANCEL_POLL_EVERY = 0.5
 CHECKPOINT_EVERY = 0.2
 
 
-
 def _host_id() -> tuple[str, bool]:
     """This process's host as owners name it, and whether pids seen under it are ours to judge.
 
