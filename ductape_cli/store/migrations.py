@@ -173,4 +173,29 @@ MIGRATIONS: list[str] = [
     "ALTER TABLE definitions_ns RENAME TO definitions",
     "ALTER TABLE schedules ADD COLUMN namespace TEXT NOT NULL DEFAULT ''",
     "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT)",
+    """CREATE TABLE topic_messages_ns (
+        namespace TEXT NOT NULL DEFAULT '',
+        broker TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        offset INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        run_id TEXT,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (namespace, broker, topic, offset)
+    ) WITHOUT ROWID""",
+    "INSERT INTO topic_messages_ns (broker, topic, offset, message, run_id, created_at) "
+    "SELECT broker, topic, offset, message, run_id, created_at FROM topic_messages",
+    "DROP TABLE topic_messages",
+    "ALTER TABLE topic_messages_ns RENAME TO topic_messages",
+    """CREATE TABLE quota_buckets_ns (
+        namespace TEXT NOT NULL DEFAULT '',
+        quota TEXT NOT NULL,
+        key TEXT NOT NULL,
+        tokens REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (namespace, quota, key)
+    ) WITHOUT ROWID""",
+    "INSERT INTO quota_buckets_ns (quota, key, tokens, updated_at) SELECT quota, key, tokens, updated_at FROM quota_buckets",
+    "DROP TABLE quota_buckets",
+    "ALTER TABLE quota_buckets_ns RENAME TO quota_buckets",
 ]

@@ -218,7 +218,7 @@ class SqliteStore(SchedulesAndTopicsMixin):
             return
         with self._write() as conn:
             if conn.execute("DELETE FROM store_meta WHERE key = 'adopt_legacy'").rowcount:
-                for table in ("runs", "definitions", "schedules"):
+                for table in ("runs", "definitions", "schedules", "topic_messages", "quota_buckets"):
                     conn.execute(f"UPDATE {table} SET namespace = ? WHERE namespace = ''", (namespace,))
 
     @staticmethod

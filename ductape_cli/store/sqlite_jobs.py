@@ -87,43 +87,51 @@ class SchedulesAndTopicsMixin:
 
     def append_message(self, broker: str, topic: str, message: Any, run_id: str | None, now: float) -> int:
         """Append to a topic log; returns the message's offset (0-based, gap-free per topic)."""
+        namespace = self.namespace or ""
         with self._write() as conn:
             offset = conn.execute(
-                "SELECT COALESCE(MAX(offset) + 1, 0) FROM topic_messages WHERE broker = ? AND topic = ?",
-                (broker, topic),
+                "SELECT COALESCE(MAX(offset) + 1, 0) FROM topic_messages WHERE namespace = ? AND broker = ? AND topic = ?",
+                (namespace, broker, topic),
             ).fetchone()[0]
             conn.execute(
-                "INSERT INTO topic_messages (broker, topic, offset, message, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (broker, topic, offset, dumps(message), run_id, now),
+                "INSERT INTO topic_messages (namespace, broker, topic, offset, message, run_id, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (namespace, broker, topic, offset, dumps(message), run_id, now),
             )
             return int(offset)
 
     def read_messages(self, broker: str, topic: str, from_offset: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         rows = self._read(
             "SELECT offset, message, run_id, created_at FROM topic_messages "
-            "WHERE broker = ? AND topic = ? AND offset >= ? ORDER BY offset LIMIT ?",
-            (broker, topic, from_offset, limit),
+            f"WHERE broker = ? AND topic = ? AND offset >= ?{self._scope} ORDER BY offset LIMIT ?",
+            (broker, topic, from_offset, *self._scoped, limit),
         )
         return [{"offset": r[0], "message": json.loads(r[1]), "run_id": r[2], "created_at": r[3]} for r in rows]
 
     def list_topics(self) -> list[dict[str, Any]]:
         rows = self._read(
-            "SELECT broker, topic, COUNT(*), MAX(created_at) FROM topic_messages GROUP BY broker, topic ORDER BY broker, topic"
+            f"SELECT broker, topic, COUNT(*), MAX(created_at) FROM topic_messages WHERE 1{self._scope} "
+            "GROUP BY broker, topic ORDER BY broker, topic",
+            self._scoped,
         )
         return [{"broker": r[0], "topic": r[1], "messages": r[2], "last_at": r[3]} for r in rows]
 
     def take_quota(self, quota: str, key: str, limit: int, per_seconds: float, now: float) -> tuple[bool, int, float]:
-        """Token bucket shared by every process on this store: ``(allowed, remaining, reset_at)``."""
+        """Token bucket shared by every process of this project on this store: ``(allowed, remaining, reset_at)``."""
         rate = limit / per_seconds
+        namespace = self.namespace or ""
         with self._write() as conn:
-            row = conn.execute("SELECT tokens, updated_at FROM quota_buckets WHERE quota = ? AND key = ?", (quota, key)).fetchone()
+            row = conn.execute(
+                "SELECT tokens, updated_at FROM quota_buckets WHERE namespace = ? AND quota = ? AND key = ?",
+                (namespace, quota, key),
+            ).fetchone()
             tokens = float(limit) if row is None else min(float(limit), row[0] + (now - row[1]) * rate)
             allowed = tokens >= 1.0
             if allowed:
                 tokens -= 1.0
             conn.execute(
-                "INSERT OR REPLACE INTO quota_buckets (quota, key, tokens, updated_at) VALUES (?, ?, ?, ?)",
-                (quota, key, tokens, now),
+                "INSERT OR REPLACE INTO quota_buckets (namespace, quota, key, tokens, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (namespace, quota, key, tokens, now),
             )
         reset_at = now + (limit - tokens) / rate
         return allowed, int(tokens), reset_at

@@ -141,3 +141,15 @@ async def nans(ctx):
         data = _strict(result.stdout)
         assert data["status"] == "failed" and "JSON" in data["error"]["message"]
         _strict(cli("history", data["workflow_id"], "--json").stdout)
+
+
+def test_non_utf8_argv_bytes_in_a_real_process(greet) -> None:
+    import subprocess
+
+    from tests.conftest import ductape_cmd, ductape_subprocess_env
+
+    args = [a.encode() for a in ductape_cmd("run", "greet", "--input")] + [b'{"name": "\xff\xfe"}']
+    result = subprocess.run(args, cwd=greet.root, env=ductape_subprocess_env(greet.root), capture_output=True, timeout=60)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr and "not UTF-8" in stderr, stderr
+    assert _runs(greet) == 0

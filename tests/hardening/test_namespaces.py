@@ -81,3 +81,28 @@ def test_runs_from_before_namespaces_belong_to_the_first_project_that_opens_the_
     other = open_store(str(path), namespace="shop-b")
     assert other.get_run("wf_old") is None and other.latest_definition("pay") is None
     assert open_store(str(path), namespace="shop-a").get_run("wf_old") is not None
+
+
+def test_topic_logs_and_quota_buckets_are_per_project(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.db")
+    a, b = open_store(path, namespace="shop-a"), open_store(path, namespace="shop-b")
+    assert a.append_message("events", "orders", {"n": 1}, None, time.time()) == 0
+    assert b.append_message("events", "orders", {"n": 2}, None, time.time()) == 0  # its own offsets
+    assert [m["message"] for m in a.read_messages("events", "orders")] == [{"n": 1}]
+    assert [t["messages"] for t in b.list_topics()] == [1]
+    now = time.time()
+    assert a.take_quota("api", "k", 1, 60, now)[0] and not a.take_quota("api", "k", 1, 60, now)[0]
+    assert b.take_quota("api", "k", 1, 60, now)[0]  # another project's bucket is untouched
+
+
+def test_a_hook_token_of_another_project_is_unknown(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.db")
+    a, b = open_store(path, namespace="shop-a"), open_store(path, namespace="shop-b")
+    from tests.test_store import make_run
+
+    a.create_run(make_run(), [])
+    a.create_hook("tok", "wf_1", 0, "approve", None, time.time())
+    assert b.deliver_hook("tok", {}, time.time()) == (None, "", "unknown hook token")
+    assert a.signals("wf_1") == [] and b.signals("wf_1") == []
+    run, name, refusal = a.deliver_hook("tok", {"ok": True}, time.time())
+    assert refusal is None and name == "approve" and len(a.signals("wf_1")) == 1
