@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from ductape_cli.errors import DuctapeError, InvalidInput, InvalidState, RunNotFound, ScheduleNotFound
+from ductape_cli.errors import (
+    DuctapeError,
+    InvalidInput,
+    InvalidState,
+    RunNotFound,
+    ScheduleNotFound,
+)
 
 FLOW = '''
 from pathlib import Path

@@ -44,7 +44,7 @@ def complete_run_ids(incomplete: str) -> list[tuple[str, str]]:
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines (stable keys, no colour).")]
-RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="Run id (a unique prefix of at least 6 characters also works).", autocompletion=complete_run_ids)]
+RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="Run id, or a unique prefix or suffix of it (at least 6 characters).", autocompletion=complete_run_ids)]
 Tag = Annotated[str, typer.Argument(metavar="TAG", help="Workflow tag, e.g. user-onboarding.", autocompletion=complete_tags)]
 
 _EXIT_BY_STATUS = {
@@ -102,40 +102,41 @@ def project_config() -> Any:
 def engine() -> Engine:
     from ductape_cli.engine.engine import Engine
 
-    return Engine(project_config())
+    eng = Engine(project_config())
+    eng.on_resolved = lambda given, run_id: typer.echo(f"ductape: {given!r} is run {run_id}", err=True)
+    return eng
 
 
 def parse_json_arg(text: str | None, what: str = "--input", *, default: Any = None) -> Any:
-    """JSON given inline, as @file.json, or as - for stdin."""
+    """JSON given inline, as @file.json, or as - for stdin (strict: see `ductape_cli.jsonin`)."""
+    from ductape_cli.jsonin import parse_json
+
     if text is None:
         return default
-    source = what
     if text == "-":
-        text = sys.stdin.read()
-        source = f"{what} (stdin)"
-    elif text.startswith("@"):
+        return parse_json(sys.stdin.buffer.read(), f"{what} (stdin)")
+    if text.startswith("@"):
         path = Path(text[1:])
         try:
-            text = path.read_text(encoding="utf-8")
+            data = path.read_bytes()
         except FileNotFoundError:
             raise InvalidInput(f"{what}: file {path} not found") from None
         except OSError as exc:
             raise InvalidInput(f"{what}: cannot read {path}: {exc.strerror}") from None
-        source = str(path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        return parse_json(data, str(path))
+    return parse_json(text, what)
 
 
 def parse_assignment(text: str, what: str) -> tuple[str, Any]:
     """`key=value` where value is JSON when it parses, else the literal string."""
+    from ductape_cli.jsonin import NotJson, parse_json
+
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise InvalidInput(f"{what} expects KEY=VALUE, got {text!r}")
     try:
-        return key.strip(), json.loads(value)
-    except json.JSONDecodeError:
+        return key.strip(), parse_json(value, f"{what} {key.strip()}")
+    except NotJson:  # bad bytes, NaN or absurd nesting stay errors, not strings
         return key.strip(), value
 
 

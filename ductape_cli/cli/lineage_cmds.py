@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
@@ -109,10 +108,9 @@ def _step_output(text: str) -> tuple[str, Any]:
     tag, sep, value = text.partition("=")
     if not sep or not tag.strip():
         raise InvalidInput(f"--step-output expects TAG=JSON, got {text!r}")
-    try:
-        return tag.strip(), json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"--step-output {tag.strip()}: not valid JSON: {exc.msg} at column {exc.colno}") from None
+    from ductape_cli.jsonin import parse_json
+
+    return tag.strip(), parse_json(value, f"--step-output {tag.strip()}")
 
 
 def _announce(eng: Any, as_json: bool, line: str) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ductape_cli.cli.common import command, engine
+from ductape_cli.errors import StoreError
 
 
 def worker(
@@ -71,8 +72,10 @@ def worker(
     signals.signal(signals.SIGINT, stop)
     report(f"worker {eng.owner} on {eng.store_path} (concurrency {concurrency})")
     processed = w.run(once=once)
-    report(f"worker stopped after {processed} executions")
     eng.close()
+    if w.fatal is not None:
+        raise StoreError(w.fatal)
+    report(f"worker stopped after {processed} executions")
 
 
 def dev(

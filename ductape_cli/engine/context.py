@@ -7,13 +7,13 @@ Methods that do something durable (`step`, `sleep`, `wait_for_signal`,
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Generator, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ductape_cli.engine.transform import Transform
+from ductape_cli.store.encoding import dumps
 
 if TYPE_CHECKING:
     from ductape_cli.engine.execution import Execution
@@ -219,9 +219,9 @@ class Context:
 
     def set_state(self, key: str, value: Any) -> Any:
         try:
-            json.dumps(value)
+            dumps(value)  # as the store will write it: no NaN or Infinity either
         except (TypeError, ValueError):
-            raise TypeError(f"state {key!r} must be JSON-serialisable, got {type(value).__name__}") from None
+            raise TypeError(f"state {key!r} must be JSON-serialisable (no NaN or Infinity), got {type(value).__name__}") from None
         self._x.state[key] = value
         self._x.state_dirty = True
         return done(self._x)

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from ductape_cli.config import ProjectConfig, load_config
 from ductape_cli.definition import WorkflowDefinition
-from ductape_cli.discovery import Registry, discover, load_one
+from ductape_cli.discovery import Registry, discover, load_one, trusted_module
 from ductape_cli.durations import parse_duration
 from ductape_cli.engine.clock import SystemClock
 from ductape_cli.engine.execution import Execution, Listener, Observer, Outcome
+from ductape_cli.engine.fencing import LostOwnership
 from ductape_cli.engine.leases import (
     HOST,
-    LEASE_TTL,
     LeaseKeeper,
     new_owner_id,
     owner_is_dead,
@@ -55,14 +55,22 @@ from ductape_cli.errors import (
     RunNotFound,
     WorkflowNotFound,
 )
+from ductape_cli.jsonin import MAX_DEPTH, nesting_depth
 from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord
 from ductape_cli.store import EventRow, SqliteStore, dumps, open_store
+from ductape_cli.store.sqlite import new_lease
 
 if TYPE_CHECKING:
     from ductape_cli.definitions import DefineReport
 
+MIN_ID_FRAGMENT = 6  # a run id may be shortened to a unique prefix or suffix this long
+AMBIGUOUS_SHOWN = 4
 INLINE_WAIT = 5.0  # `run` waits in-process for sleeps up to this long, then returns "running"
 logger = logging.getLogger("ductape.engine")
+# A run whose workflow no worker can load is retried after 1, 2, 4 ... s (at most 5 min), then failed.
+LOAD_RETRY_BASE = 1.0
+LOAD_RETRY_CAP = 300.0
+LOAD_ATTEMPTS = 8
 
 
 def uncompiled_schema(wf: WorkflowDefinition, source_hash: str, reason: str) -> dict[str, Any]:
@@ -164,8 +172,12 @@ class Engine:
         self.store_path = store or self.config.store_path
         self.clock = clock or SystemClock()
         self.owner = new_owner_id()
-        self.leases = LeaseKeeper(self.owner, self.open_store, self.clock)
+        self.lease_ttl = self.config.lease_ttl
+        self.leases = LeaseKeeper(self.open_store, self.clock, self.lease_ttl)
         self.notices: list[str] = []
+        # Called as (what the user typed, the run id it stood for) when a shortened id is resolved.
+        self.on_resolved: Callable[[str, str], None] | None = None
+        self._resolved: set[tuple[str, str]] = set()
         self.shutting_down = False
         # tag -> replacement fn: a dict, or the testing kit's mock table (anything with get(tag, default))
         self.step_overrides: Any = {}
@@ -187,9 +199,9 @@ class Engine:
         if self.store_path == ":memory:":
             # One shared connection: an in-memory database exists only inside it.
             if self._memory_store is None:
-                self._memory_store = open_store(":memory:")
+                self._memory_store = open_store(":memory:", namespace=self.config.store_namespace)
             return self._memory_store
-        return open_store(self.store_path, durability=self.config.durability)
+        return open_store(self.store_path, durability=self.config.durability, namespace=self.config.store_namespace)
 
     def has_store(self) -> bool:
         """Whether the store exists yet; reads and bad input must not create it."""
@@ -254,8 +266,8 @@ class Engine:
             return self._registry.by_tag[tag]
         if not self._full_registry and self.has_store():
             stored = self.store.latest_definition(tag)
-            path = Path(stored["source_path"]) if stored and stored.get("source_path") else None
-            if path is not None and path.is_file():
+            path = trusted_module(self.config.workflows_dir, stored.get("source_path") if stored else None)
+            if path is not None:
                 try:
                     registry = load_one(self.config.workflows_dir, path)
                 except Exception:  # noqa: BLE001 - fall back to full discovery, which reports it properly
@@ -363,8 +375,12 @@ class Engine:
         input = {} if input is None else input
         try:
             input = json.loads(dumps(input))
-        except (TypeError, ValueError):
-            raise InvalidInput(f"input must be JSON-serialisable, got {type(input).__name__}") from None
+        except (TypeError, ValueError, RecursionError):
+            raise InvalidInput(
+                f"input must be JSON-serialisable (no NaN or Infinity, nesting at most {MAX_DEPTH}), got {type(input).__name__}"
+            ) from None
+        if nesting_depth(input) > MAX_DEPTH:
+            raise InvalidInput(f"input nests deeper than {MAX_DEPTH} levels")
         input = wf.validate_input(input)
         timeout_ms = parse_duration(timeout, what="timeout") if timeout is not None else wf.timeout_ms
         if workflow_id is not None and (not workflow_id or len(workflow_id) > 200 or any(c.isspace() for c in workflow_id)):
@@ -382,14 +398,15 @@ class Engine:
             parent_id=parent_id, lineage=dict(lineage or {}), options={"timeout_ms": timeout_ms} if timeout_ms else {},
             created_at=now, started_at=None if detach else now,
             deadline=now + timeout_ms / 1000 if timeout_ms else None,
-            owner=None if detach else self.owner, lease_expires_at=None if detach else now + LEASE_TTL,
+            owner=None if detach else self.owner, lease_expires_at=None if detach else now + self.lease_ttl,
+            lease=None if detach else new_lease(),
             ready_at=now, schedule_id=schedule_id, metadata=metadata or {},
         )  # fmt: skip
         for field_name, value in (links or {}).items():
             setattr(run, field_name, value)
         if self.listeners:
             self.emit(None, "run_created", {"run": run})  # e.g. tracing stores the trace context in run.options
-        data: dict[str, Any] = {"input": input, "env": env, "version": version}
+        data: dict[str, Any] = {"env": env, "version": version}  # the input is stored once, on the run
         if metadata:
             data["metadata"] = metadata
         if context:
@@ -449,7 +466,7 @@ class Engine:
             if fresh is not None:
                 run, journal, fresh = fresh, {}, None
             else:
-                run = self.store.claim_run(run_id, self.owner, self.clock.now(), LEASE_TTL, dead_owners)
+                run = self.store.claim_run(run_id, self.owner, self.clock.now(), self.lease_ttl, dead_owners)
             if run is None:
                 current = self.get_run(run_id)
                 if current.status.terminal or not wait:
@@ -477,12 +494,38 @@ class Engine:
     ) -> tuple[Outcome, list[str]]:
         """One execution of a claimed run on this thread's event loop (`journal`: already known, e.g. empty)."""
         wf = self.definition(run.tag)
+        if run.load_attempts and run.lease:
+            self.store.set_run_fields(run.id, {"load_error": None, "load_attempts": 0}, lease=run.lease)
+            run.load_error, run.load_attempts = None, 0
         execution = Execution(self, run, wf, inline_wait=inline_wait, observer=observer, journal=journal)
         if execution.cancel_reason is not None and not execution.journal:
-            outcome = execution._finish(RunStatus.CANCELLED, error={"message": f"cancelled: {execution.cancel_reason}", "step": None, "code": "CANCELLED"})
+            try:
+                outcome = execution._finish(RunStatus.CANCELLED, error={"message": f"cancelled: {execution.cancel_reason}", "step": None, "code": "CANCELLED"})
+            except LostOwnership:
+                outcome = Outcome(RunStatus.RUNNING, lost=True)
             return outcome, []
         outcome = self._loop().run_until_complete(execution.execute())
         return outcome, execution.completed_steps
+
+    def defer_unloadable(self, run: Run, message: str) -> float | None:
+        """A claimed run whose workflow cannot be loaded: retry later with backoff, or fail it for good.
+
+        Returns when it is due again, or None once it was marked failed
+        (`WORKFLOW_NOT_LOADABLE`; `ductape resume` continues it when the code is back).
+        """
+        now = self.clock.now()
+        tries = run.load_attempts + 1
+        retry_at = None if tries >= LOAD_ATTEMPTS else now + min(LOAD_RETRY_BASE * 2 ** (tries - 1), LOAD_RETRY_CAP)
+        data: dict[str, Any]
+        if retry_at is None:
+            error = {"message": message, "step": None, "code": "WORKFLOW_NOT_LOADABLE"}
+            data = {"error": error}
+        else:
+            detail = {"attempt": tries, "of": LOAD_ATTEMPTS, "retry_at": retry_at}
+            data = {"level": "error", "message": f"cannot load workflow: {message}", "data": detail}
+        event_type = EventType.WORKFLOW_FAILED if retry_at is None else EventType.LOG
+        self.store.defer_unloadable(run.id, run.lease or "", message, now, retry_at, [(now, event_type, None, data)])
+        return retry_at
 
     def _refresh(self, run: Run, outcome: Outcome) -> Run:
         run.status, run.output, run.error = outcome.status, outcome.output, outcome.error
@@ -509,12 +552,18 @@ class Engine:
         if not self.has_store():
             raise RunNotFound(f"no run with id {run_id!r} in {self.store_path} (no store yet)")
         run = self.store.get_run(run_id)
-        if run is None:
-            matches = self.store.find_runs_by_prefix(run_id) if len(run_id) >= 6 else []
-            if len(matches) == 1:
-                run = self.store.get_run(matches[0])
+        if run is not None:
+            return run
+        matches = self.store.find_run_ids(run_id, limit=AMBIGUOUS_SHOWN + 1) if len(run_id) >= MIN_ID_FRAGMENT else []
+        if len(matches) > 1:
+            shown = ", ".join(matches[:AMBIGUOUS_SHOWN]) + (", ..." if len(matches) > AMBIGUOUS_SHOWN else "")
+            raise InvalidInput(f"run id {run_id!r} is ambiguous: it matches {shown}; give more characters")
+        run = self.store.get_run(matches[0]) if matches else None
         if run is None:
             raise RunNotFound(f"no run with id {run_id!r} in {self.store_path}")
+        if self.on_resolved is not None and (run_id, run.id) not in self._resolved:
+            self._resolved.add((run_id, run.id))
+            self.on_resolved(run_id, run.id)
         return run
 
     def result(self, run_id: str) -> RunResult:
@@ -526,7 +575,7 @@ class Engine:
         """`ductape status`: the result, input, state, every step in compiled order, lineage and children."""
         run = self.get_run(run_id)
         journal = self.store.load_journal(run.id)
-        children = self.store.list_runs(parent_id=run.id, limit=1000)
+        children = self.store.list_runs(parent_id=run.id, limit=1000, full=False)
         compiled = self._compiled_steps(run)
         status = run_status(run, journal, children, self._unreached_steps(run, journal, compiled), [s["tag"] for s in compiled])
         status["pending_signals"] = [
@@ -560,15 +609,19 @@ class Engine:
     def list_runs(
         self, *, tag: str | None = None, status: str | None = None, parent_id: str | None = None,
         schedule_id: str | None = None, search: str | None = None, limit: int = 20, offset: int = 0,
+        full: bool = False,
     ) -> list[Run]:
-        """Runs, newest first (`search` matches id, input or metadata, as plain text); an unknown status
-        is `InvalidInput` naming the valid ones."""
+        """Runs, newest first: summaries (no input, output, error, state, context) unless `full`.
+
+        `search` matches id, input or metadata, as plain text; an unknown status is
+        `InvalidInput` naming the valid ones."""
         if status is not None and status not in {s.value for s in RunStatus}:
             raise InvalidInput(f"unknown status {status!r} (use one of {', '.join(s.value for s in RunStatus)})")
         if not self.has_store():
             return []
         return self.store.list_runs(
-            tag=tag, status=status, parent_id=parent_id, schedule_id=schedule_id, search=search, limit=limit, offset=offset,
+            tag=tag, status=status, parent_id=parent_id, schedule_id=schedule_id, search=search, limit=limit,
+            offset=offset, full=full,
         )  # fmt: skip
 
     def count_runs(self, *, tag: str | None = None, status: str | None = None, search: str | None = None) -> int:
@@ -637,6 +690,9 @@ class Engine:
             raise InvalidInput(f"unknown event type {unknown[0]!r} (use one of {', '.join(e.value for e in EventType)})")
         run = self.get_run(run_id)
         events = self.store.events(run.id, types=history.store_types(types))
+        for event in events:
+            if event.type == EventType.WORKFLOW_STARTED and "input" not in event.data:
+                event.data = {"input": run.input, **event.data}
         return history.merge(events, self.store.load_journal(run.id).values(), types)
 
     def step(self, run_id: str, tag: str) -> StepDetail:
@@ -852,11 +908,16 @@ class Engine:
         if stored is None or stored.status.terminal:
             status = stored.status if stored else "gone"
             raise InvalidState(f"run {run.id} already {status}; signal {name!r} refused")
+        return self._carry_on(stored, continue_inline, observer)
+
+    def _carry_on(self, stored: Run, continue_inline: bool, observer: Observer | None) -> RunResult:
+        """After a signal: carry the run on here unless a live process owns it (a dead owner is taken over)."""
         if continue_inline and not self._owned_elsewhere(stored):
-            result = self.drive(run.id, observer=observer)
+            dead = (stored.owner,) if stored.owner and owner_is_dead(stored.owner, self.owner) else ()
+            result = self.drive(stored.id, observer=observer, dead_owners=dead)
             self._continue_parent(stored)
             return result
-        return self.result(run.id)
+        return self.result(stored.id)
 
     def _continue_parent(self, run: Run) -> None:
         """A child finished here: carry its suspended parent on too (no worker needed)."""
@@ -869,14 +930,15 @@ class Engine:
             parent_id = parent.parent_id
 
     def deliver_hook(self, token: str, data: Any = None, *, continue_inline: bool = True, observer: Observer | None = None) -> RunResult:
-        """Deliver a single-use hook made by `ctx.create_hook`; continue the run here when nobody owns it."""
-        run_id, name, refusal = self.store.use_hook(token, self.clock.now())
+        """Deliver a single-use hook made by `ctx.create_hook` (the token is used and the data stored in one
+        transaction); continue the run here when nobody owns it."""
+        if not self.has_store():
+            raise HookNotFound("unknown hook token")
+        run, _, refusal = self.store.deliver_hook(token, data, self.clock.now())
         if refusal:
-            raise (InvalidState if run_id else HookNotFound)(refusal)
-        run = self.get_run(run_id)
-        if run.status.terminal:
-            raise InvalidState(f"run {run.id} already {run.status}; hook {name!r} refused")
-        return self._deliver(run, "hook:" + token, data, continue_inline, observer)
+            raise (InvalidState if run is not None else HookNotFound)(refusal)
+        assert run is not None
+        return self._carry_on(run, continue_inline, observer)
 
     def cancel(self, run_id: str, reason: str = "cancelled", *, observer: Observer | None = None, wait_seconds: float = 10.0) -> CancelResult:
         """Cancel a run: the rollback strategy applies and it ends `cancelled`."""

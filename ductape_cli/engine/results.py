@@ -39,11 +39,21 @@ def _result_fields(run: Run, completed_steps: list[str]) -> dict[str, Any]:
 
 def describe_wait(run: Run) -> dict[str, Any] | None:
     """What an unfinished run waits for, in words a status line can show."""
+    if run.load_error and not run.owner:
+        return {
+            "kind": "unloadable", "attempts": run.load_attempts, "retry_at": run.ready_at,
+            "detail": f"no worker could load its workflow ({run.load_attempts} tries): {run.load_error}; "
+            f"retrying at {_iso(run.ready_at)}",
+        }  # fmt: skip
     if run.status == RunStatus.PENDING:
         return {"kind": "queued", "detail": "queued for a worker (started with --detach)"}
     waiting = run.waiting
     if not waiting:
         if run.owner:
+            from ductape_cli.engine.leases import owner_is_dead
+
+            if owner_is_dead(run.owner):
+                return {"kind": "orphaned", "detail": f"its owner {run.owner} died; `ductape resume` or a worker takes it over"}
             return {"kind": "executing", "detail": f"executing in {run.owner}"}
         return None
     kind = waiting.get("kind")
@@ -157,4 +167,6 @@ def run_status(
     )
     if run.cancel_requested and not run.status.terminal:
         status["cancel_requested"] = run.cancel_requested
+    if run.load_error:
+        status["load_error"] = {"message": run.load_error, "attempts": run.load_attempts}
     return RunDetail.from_dict(status)
