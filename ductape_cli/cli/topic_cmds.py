@@ -1,4 +1,4 @@
-"""Commands for components: `topics list|tail` (messages produced by workflows) and `components check`."""
+"""Commands for components: `topics list|tail` (the brokers' topics) and `components check`."""
 
 from __future__ import annotations
 
@@ -8,62 +8,50 @@ from typing import Annotated, Any
 import typer
 
 from ductape_cli.cli.common import JsonOption, command, engine, print_json, use_rich
-from ductape_cli.errors import InvalidInput
-
-POLL_SECONDS = 0.5
-
 
 
 def list_topics(as_json: JsonOption = False) -> None:
-    """List topics that hold messages, with their count and last write.
+    """List the topics of every declared broker (and local topics holding messages), with their counts.
 
     Example: ductape topics list
     """
-    eng = engine()
-    topics = eng.store.list_topics()
+    from ductape_cli.engine import topics
+
+    rows = topics.list_topics(engine())
     if as_json:
-        print_json(topics)
+        print_json(rows)
         return
-    if not topics:
-        typer.echo("no messages yet (workflows publish with ctx.messaging.produce)")
+    if not rows:
+        typer.echo("no topics yet (declare [brokers.NAME] topics; workflows publish with ctx.messaging.produce)")
         return
     _print_table(
-        ("topic", "messages", "last message"),
-        [(f"{t['broker']}:{t['topic']}", str(t["messages"]), _when(t["last_at"])) for t in topics],
+        ("topic", "type", "messages", "detail"),
+        [(f"{r['broker']}:{r['topic']}", r["type"], "-" if r["messages"] is None else str(r["messages"]), _detail(r)) for r in rows],
     )
 
 
 def tail(
     topic: Annotated[str, typer.Argument(metavar="BROKER:TOPIC", help="The topic, e.g. order-events:order-created.")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new messages until Ctrl-C.")] = False,
-    from_offset: Annotated[int, typer.Option("--from-offset", min=0, help="First offset to show.")] = 0,
+    start: Annotated[
+        str | None,
+        typer.Option("--from", "--from-offset", help="First position: local offset, Redis entry id, NATS sequence, RabbitMQ queue index."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Print a topic's messages from an offset; --follow waits for new ones.
+    """Print a topic's messages without consuming them; --follow waits for new ones.
 
-    Example: ductape topics tail order-events:order-created --from-offset 10 --follow
+    Example: ductape topics tail order-events:order-created --from 10 --follow
     """
-    broker, sep, name = topic.partition(":")
-    if not sep or not broker or not name:
-        raise InvalidInput(f"topic must be BROKER:TOPIC, got {topic!r}")
-    eng = engine()
-    messages = eng.store.read_messages(broker, name, from_offset)
-    if not messages and not _declared(eng.config.raw, broker, name) and not follow:
-        raise InvalidInput(f"no topic {topic!r}: it is not declared in [brokers.{broker}] topics and holds no messages")
+    from ductape_cli.engine import topics
+
+    pages = topics.tail(engine(), topic, start, follow)
     if as_json and not follow:
-        print_json(messages)
+        print_json([row for page in pages for row in page])
         return
-    _print_messages(messages, as_json)
-    if not follow:
-        return
-    offset = messages[-1]["offset"] + 1 if messages else from_offset
     try:
-        while True:
-            time.sleep(POLL_SECONDS)
-            fresh = eng.store.read_messages(broker, name, offset)
-            if fresh:
-                _print_messages(fresh, as_json)
-                offset = fresh[-1]["offset"] + 1
+        for page in pages:
+            _print_messages(page, as_json)
     except KeyboardInterrupt:
         return
 
@@ -80,7 +68,10 @@ def check(
 
     eng = engine()
     env = eng.config.check_env(env or eng.config.default_env)
+    from ductape_cli.engine.triggers import check_toml_triggers
+
     components = load_components(eng.config)
+    check_toml_triggers(eng.config, components)
     problems = components.check_env_vars(env)
     rows = components.summary()
     if as_json:
@@ -96,15 +87,19 @@ def check(
         raise typer.Exit(2)
 
 
-def _declared(raw: dict[str, Any], broker: str, name: str) -> bool:
-    spec = (raw.get("brokers") or {}).get(broker)
-    return isinstance(spec, dict) and name in (spec.get("topics") or [])
-
-
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _detail(row: dict[str, Any]) -> str:
+    parts = [row["detail"]] if row.get("detail") else []
+    if row.get("last_at"):
+        parts.append(f"last {_when(row['last_at'])}")
+    if row.get("outbox_pending"):
+        parts.append(f"outbox: {row['outbox_pending']} waiting" + (f" ({row['outbox_error']})" if row.get("outbox_error") else ""))
+    return "; ".join(parts)
 
 
 def _print_messages(messages: list[dict[str, Any]], as_json: bool) -> None:
@@ -114,9 +109,11 @@ def _print_messages(messages: list[dict[str, Any]], as_json: bool) -> None:
         if as_json:
             typer.echo(json.dumps(message, ensure_ascii=False, default=str))
         else:
-            run = f" {message['run_id']}" if message.get("run_id") else ""
+            when = f"  {_when(message['created_at'])}" if message.get("created_at") else ""
+            run = f"  {message['run_id']}" if message.get("run_id") else ""
+            ident = f"  {message['message_id']}" if message.get("message_id") else ""
             body = json.dumps(message["message"], ensure_ascii=False, default=str)
-            typer.echo(f"{message['offset']:>6}  {_when(message['created_at'])}{run}  {body}")
+            typer.echo(f"{message['position']:>6}{when}{run}{ident}  {body}")
 
 
 def _print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
@@ -137,7 +134,7 @@ def _print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    topics_app = typer.Typer(help="Message topics written by ctx.messaging.produce.", no_args_is_help=True)
+    topics_app = typer.Typer(help="Topics of the declared brokers (local, Redis, RabbitMQ, NATS, MQTT).", no_args_is_help=True)
     components_app = typer.Typer(help="Components declared in ductape.toml ([apps], [databases], ...).", no_args_is_help=True)
     command(topics_app, list_topics, "list")
     command(topics_app, tail)

@@ -216,8 +216,36 @@ class Storage(_Model):
     events: dict[str, StorageEvent] = {}
 
 
+BROKER_TYPES = ("local", "redis", "rabbitmq", "nats", "mqtt")
+_BROKER_SCHEMES = {
+    "redis": ("redis://", "rediss://", "unix://"),
+    "rabbitmq": ("amqp://", "amqps://"),
+    "nats": ("nats://", "tls://"),
+    "mqtt": ("mqtt://", "mqtts://"),
+}
+# Options that only mean something for some broker types (the rest apply to all).
+_BROKER_OPTIONS = {
+    "maxlen": ("redis",),
+    "stream": ("nats",),
+    "ack_wait": ("redis", "nats"),
+    "qos": ("mqtt",),
+    "session_expiry": ("mqtt",),
+    "url": ("redis", "rabbitmq", "nats", "mqtt"),
+    "group": ("redis", "rabbitmq", "nats", "mqtt"),
+}
+
+
 class Broker(_Model):
+    type: Literal["local", "redis", "rabbitmq", "nats", "mqtt"] = "local"
+    url: str | None = None
     topics: list[str] = Field(min_length=1)
+    outbox: bool = False
+    group: str | None = Field(None, min_length=1, description="consumer group / durable / client id prefix for triggers")
+    maxlen: int | None = Field(None, ge=1, description="redis: approximate MAXLEN of each stream")
+    stream: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]+$", description="nats: JetStream stream name")
+    ack_wait: Ms | None = Field(None, description="redis, nats: redeliver a message unacknowledged this long")
+    qos: Literal[1, 2] = 1
+    session_expiry: Ms = 86_400_000
     secret: Secret
     description: str | None = None
 
@@ -227,9 +255,24 @@ class Broker(_Model):
         if len(set(value)) != len(value):
             raise ValueError("topics must be unique")
         for topic in value:
-            if not topic or ":" in topic:
-                raise ValueError(f"invalid topic name {topic!r} (no ':' allowed)")
+            if not topic or ":" in topic or any(c.isspace() or c in "*>#+" for c in topic):
+                raise ValueError(f"invalid topic name {topic!r} (no ':', spaces or wildcards * > # +)")
         return value
+
+    @model_validator(mode="after")
+    def _per_type(self) -> Broker:
+        for option, kinds in _BROKER_OPTIONS.items():
+            if option in self.model_fields_set and self.type not in kinds:
+                raise ValueError(f"{option} does not apply to type = {self.type!r} (it is for {', '.join(kinds)})")
+        if self.type == "local":
+            return self
+        if not self.url:
+            raise ValueError(f"type = {self.type!r} needs url = \"{_BROKER_SCHEMES[self.type][0]}...\"")
+        if "${" not in self.url and not self.url.startswith(_BROKER_SCHEMES[self.type]):
+            raise ValueError(f"url for type = {self.type!r} must start with {' or '.join(_BROKER_SCHEMES[self.type])}, got {self.url!r}")
+        if self.ack_wait is not None and self.ack_wait < 1000:
+            raise ValueError("ack_wait must be at least 1s")
+        return self
 
 
 class Quota(_Model):
@@ -331,6 +374,18 @@ class ResolvedNotification:
     secret_values: list[str] = field(default_factory=list)
 
 
+@dataclass
+class ResolvedBroker:
+    name: str
+    url: str | None
+    model: Broker
+    secret_values: list[str] = field(default_factory=list)
+
+    @property
+    def type(self) -> str:
+        return self.model.type
+
+
 class ComponentConfig:
     """The validated component tables of one project, and lookups that name the file on error."""
 
@@ -430,6 +485,17 @@ class ComponentConfig:
     def broker(self, name: str) -> Broker:
         return self._pick("brokers", name)  # type: ignore[no-any-return]
 
+    def resolved_broker(self, name: str) -> ResolvedBroker:
+        """A broker with its `url` filled from the environment (and checked again once filled)."""
+        broker = self.broker(name)
+        used: list[str] = []
+        url = self._fill(broker.url, f"brokers.{name}", "url", used) if broker.url else None
+        if url is not None and broker.type != "local" and not url.startswith(_BROKER_SCHEMES[broker.type]):
+            schemes = " or ".join(_BROKER_SCHEMES[broker.type])
+            raise self.error(f"brokers.{name}", "url", f"url for type = {broker.type!r} must start with {schemes}, got {_hide_password(url)!r}")
+        password = _url_password(url) if url else None
+        return ResolvedBroker(name, url, broker, [*used, *([password] if password else [])])
+
     def quota(self, name: str) -> Quota:
         return self._pick("quotas", name)  # type: ignore[no-any-return]
 
@@ -446,6 +512,7 @@ class ComponentConfig:
             *((self.app, (n, env)) for n in self.model.apps),
             *((self.database, (n, env)) for n in self.model.databases),
             *((self.notification, (n,)) for n in self.model.notifications),
+            *((self.resolved_broker, (n,)) for n in self.model.brokers),
         ]
         for lookup, args in lookups:
             try:
@@ -470,7 +537,9 @@ class ComponentConfig:
                 elif isinstance(item, (Storage, Graph)):
                     detail = item.path
                 elif isinstance(item, Broker):
-                    detail = "topics: " + ", ".join(item.topics)
+                    where = f"{item.type} {_hide_password(item.url)}" if item.url else item.type
+                    outbox = "; outbox" if item.outbox else ""
+                    detail = f"{where}; topics: " + ", ".join(item.topics) + outbox
                 elif isinstance(item, Quota):
                     detail = f"{item.limit} per {format_duration(item.per)}"
                 elif isinstance(item, Fallback):

@@ -36,6 +36,7 @@ class DevLoop:
         """Re-define everything on fresh modules; swap the worker only if it all compiled."""
         from ductape_cli.definitions import define_all
         from ductape_cli.engine.engine import Engine
+        from ductape_cli.engine.triggers import declared_triggers
 
         try:
             engine = Engine(load_config(self.root))
@@ -52,6 +53,11 @@ class DevLoop:
             if self.engine is not None:
                 self.report("still serving the last good code")
                 return False
+        try:
+            declared_triggers(engine)  # checked here: in the worker's thread it would end the worker
+        except DuctapeError as exc:
+            self.report(f"✗ {exc.message}; " + ("still serving the last good code" if self.engine else "fix it to start the worker"))
+            return False
         self._swap(engine)
         return True
 

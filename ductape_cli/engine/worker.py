@@ -8,18 +8,25 @@ them at once.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ductape_cli.engine.leases import HOST, LEASE_TTL, owner_is_dead
+from ductape_cli.engine.clock import SteadyTime, SystemClock
+from ductape_cli.engine.leases import HOST, owner_is_dead
+from ductape_cli.errors import DefinitionError, DuctapeError, StoreError, WorkflowNotFound
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
 
 Report = Callable[[str], None]
+CLAIM_BACKOFF_CAP = 30.0  # seconds between claims while the store keeps failing
 IDLE_BACKSTOP = 5.0  # with notifications, an idle thread still looks this often (a lost NOTIFY costs this much)
 TICK_EVERY_LISTENING = 1.0  # schedules are checked this often when claims need no polling
+
+log = logging.getLogger("ductape.worker")
 
 
 class Worker:
@@ -45,6 +52,10 @@ class Worker:
         self._wake = threading.Event()
         self.processed = 0
         self.errors: list[str] = []
+        self.fatal: str | None = None  # a store error that ended `run(once=True)`
+        self._steady = SteadyTime(wall=engine.clock.now) if isinstance(engine.clock, SystemClock) else None
+        self._warned_ahead = False
+        self._watched: dict[tuple[str, str, float], float] = {}  # expired lease -> when we first saw it
         self._lock = threading.Lock()
         self._idle = [False] * self.concurrency
         self._listening = False
@@ -60,16 +71,28 @@ class Worker:
         self._wake.set()
 
     def run(self, *, once: bool = False) -> int:
-        """Work until stopped (or, with `once`, until nothing is due). Returns runs executed."""
-        # A store that notifies (PostgreSQL) wakes idle threads itself: they wait long, not poll.
+        """Work until stopped (or, with `once`, until nothing is due). Returns runs executed.
+
+        Message triggers and the outbox relay run beside the claim loops (`engine/triggers.py`);
+        with `once`, only the outbox is flushed, after the runs. A store that notifies
+        (PostgreSQL) wakes idle threads itself, so they wait long instead of polling.
+        """
+        from ductape_cli.engine.triggers import Background
+
+        background = Background(self.engine, self.report, self.tags)
+        if not once:
+            background.start()
         stop_listening = None if once else self.engine.store.listen(self.wake)
         self._listening = stop_listening is not None
-        tick_every = max(self.poll_interval, TICK_EVERY_LISTENING) if self._listening else self.poll_interval
         try:
-            return self._run(once, tick_every)
+            processed = self._run_threads(once)
         finally:
             if stop_listening is not None:
                 stop_listening()
+            background.stop()
+        if once:
+            background.flush_outbox()
+        return processed
 
     def _idle_wait(self) -> float:
         """How long an idle thread waits before claiming again: the poll interval, or with
@@ -82,9 +105,10 @@ class Worker:
             return self.poll_interval
         if due is None:
             return IDLE_BACKSTOP
-        return min(IDLE_BACKSTOP, max(0.05, due - self.engine.clock.now()))
+        return min(IDLE_BACKSTOP, max(0.05, due - self.now()))
 
-    def _run(self, once: bool, tick_every: float) -> int:
+    def _run_threads(self, once: bool) -> int:
+        tick_every = max(self.poll_interval, TICK_EVERY_LISTENING) if self._listening else self.poll_interval
         threads = [
             threading.Thread(target=self._loop, args=(i, once), name=f"ductape-worker-{i}", daemon=True)
             for i in range(self.concurrency)
@@ -110,7 +134,7 @@ class Worker:
         from ductape_cli.engine.schedules import fire_due
 
         try:
-            fired = fire_due(self.engine, self.engine.clock.now())
+            fired = fire_due(self.engine, self.now())
         except Exception as exc:  # noqa: BLE001 - report and keep working
             self.report(f"schedule error: {exc}")
             return 0
@@ -126,24 +150,59 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - report and keep working
                 self.report(f"chore error: {exc}")
 
+    def now(self) -> float:
+        """The time due runs and schedules are judged by: steady against forward clock steps."""
+        if self._steady is None:
+            return float(self.engine.clock.now())
+        now = self._steady.now()
+        if self._steady.ahead > self._steady.JUMP and not self._warned_ahead:
+            log.warning("the system clock jumped %.0fs ahead; judging due times by the steady clock", self._steady.ahead)
+            self._warned_ahead = True
+        return now
+
+    def _stale_leases(self, now: float) -> list[str]:
+        """Expired leases this worker has watched go unrenewed for a whole renewal interval.
+
+        A lease that looks expired may only mean our clock runs ahead of the
+        owner's; an owner that is alive renews every third of its lease, so a
+        lease unchanged for that long (on our monotonic clock) is really stale.
+        """
+        with self._lock:
+            seen = time.monotonic()
+            current = {(run_id, lease, expiry) for run_id, lease, expiry in self.engine.store.expired_leases(now)}
+            self._watched = {key: self._watched.get(key, seen) for key in current}
+            grace = self.engine.lease_ttl / 3
+            return [key[1] for key, since in self._watched.items() if seen - since >= grace]
+
     def _dead_owners(self) -> list[str]:
         store = self.engine.store
         return [o for o in store.owners_on_host(HOST) if owner_is_dead(o, self.engine.owner)]
 
     def _loop(self, index: int, once: bool) -> None:
         engine = self.engine
+        failures = 0
         while not self.stop_event.is_set():
             if once:
                 self.tick_schedules()
             try:
+                now = self.now()
                 claimed = engine.store.claim_ready(
-                    engine.owner, engine.clock.now(), LEASE_TTL, 1, self.tags, self._dead_owners()
+                    engine.owner, now, engine.lease_ttl, 1, self.tags, self._dead_owners(), self._stale_leases(now)
                 )
             except Exception as exc:  # noqa: BLE001 - a store hiccup must not end this worker thread
+                failures += 1
+                transient = isinstance(exc, StoreError) and exc.transient
+                if once and not transient:
+                    # Corrupt, read-only, full: waiting will not fix it. `--once` ends (exit 2).
+                    self.fatal = exc.message if isinstance(exc, StoreError) else str(exc)
+                    self.stop_event.set()
+                    return
+                delay = min(self.poll_interval * 2**failures, CLAIM_BACKOFF_CAP)
+                log.warning("claim failed (%s); retrying in %.1fs", exc, delay, exc_info=not isinstance(exc, StoreError))
                 self.errors.append(str(exc))
-                self.report(f"✗ claim failed: {exc}; retrying")
-                self.stop_event.wait(self.poll_interval)
+                self.stop_event.wait(delay)
                 continue
+            failures = 0
             if not claimed:
                 if once:
                     return
@@ -157,10 +216,14 @@ class Worker:
         self.report(f"▶ {run.id} {run.tag}")
         try:
             outcome, _ = self.engine.execute(run, inline_wait=self.inline_wait)
+        except (WorkflowNotFound, DefinitionError) as exc:
+            self._unloadable(run, exc.message)
+            return
         except Exception as exc:  # noqa: BLE001 - one broken run must not stop the worker
             self.errors.append(f"{run.id}: {exc}")
             self.report(f"✗ {run.id} {run.tag}: {exc}")
-            self.engine.store.release_run(run.id, self.engine.owner)
+            if run.lease:
+                self.engine.store.release_run(run.id, run.lease)
             return
         with self._lock:
             self.processed += 1
@@ -177,3 +240,17 @@ class Worker:
                 retry = retry_failed(self.engine, run.id)
                 if retry:
                     self.report(f"↻ {run.id} failed; scheduled retry {retry}")
+
+    def _unloadable(self, run: Any, message: str) -> None:
+        """A poison run: back off (it must not starve the others), then fail it."""
+        try:
+            retry_at = self.engine.defer_unloadable(run, message)
+        except DuctapeError as exc:
+            log.warning("run %s: could not record its load error: %s", run.id, exc.message)
+            return
+        self.errors.append(f"{run.id}: {message}")
+        if retry_at is None:
+            self.report(f"■ {run.id} {run.tag} failed: workflow not loadable ({message})")
+        else:
+            delay = retry_at - self.engine.clock.now()
+            self.report(f"✗ {run.id} {run.tag}: cannot load workflow ({message}); retrying in {delay:.0f}s")

@@ -17,16 +17,19 @@ def is_postgres(location: str) -> bool:
     return location.startswith(POSTGRES_SCHEMES)
 
 
-def open_store(path: str, *, durability: str = "normal") -> Store:
-    """Open (creating and migrating if needed) the store at `path`; ":memory:" for tests."""
+def open_store(path: str, *, durability: str = "normal", namespace: str | None = None) -> Store:
+    """Open (creating and migrating if needed) the store at `path`; ":memory:" for tests.
+
+    `namespace` scopes runs, definitions and schedules to one project (None: all of them).
+    """
     if is_postgres(path):
         from ductape_cli.store.postgres import PostgresStore  # psycopg only for those who use it
 
-        return PostgresStore(path, durability=durability)
+        return PostgresStore(path, durability=durability, namespace=namespace)
     if "://" in path:
         scheme = path.split("://", 1)[0]
         raise InvalidInput(f"unknown store scheme {scheme!r}: use a file path, sqlite:///path or postgresql://...")
-    return SqliteStore(path, durability=durability)
+    return SqliteStore(path, durability=durability, namespace=namespace)
 
 
 __all__ = ["EventRow", "SqliteStore", "Store", "dumps", "is_postgres", "open_store"]

@@ -4,6 +4,8 @@
 an entry that has shipped; append a new one.
 """
 
+NAMESPACE_MIGRATION = "ALTER TABLE runs ADD COLUMN namespace TEXT NOT NULL DEFAULT ''"
+
 MIGRATIONS: list[str] = [
     """CREATE TABLE definitions (
         tag TEXT NOT NULL,
@@ -146,6 +148,56 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL,
         PRIMARY KEY (quota, key)
     ) WITHOUT ROWID""",
+    # The fencing token of the current claim (issue 14): an owner's writes succeed only while it is current.
+    "ALTER TABLE runs ADD COLUMN lease TEXT",
+    # Why no worker could load a run's workflow, and how often it tried (poison runs back off, then fail).
+    "ALTER TABLE runs ADD COLUMN load_error TEXT",
+    "ALTER TABLE runs ADD COLUMN load_attempts INTEGER NOT NULL DEFAULT 0",
+    # Namespaces (issue 14): a store shared by projects keeps each one's runs, definitions and schedules apart.
+    NAMESPACE_MIGRATION,
+    "DROP INDEX runs_idempotency",
+    "CREATE UNIQUE INDEX runs_idempotency ON runs (namespace, tag, idempotency_key) WHERE idempotency_key IS NOT NULL",
+    """CREATE TABLE definitions_ns (
+        namespace TEXT NOT NULL DEFAULT '',
+        tag TEXT NOT NULL,
+        version TEXT NOT NULL,
+        name TEXT,
+        source_path TEXT,
+        schema TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (namespace, tag, version)
+    )""",
+    "INSERT INTO definitions_ns (tag, version, name, source_path, schema, created_at) "
+    "SELECT tag, version, name, source_path, schema, created_at FROM definitions ORDER BY rowid",
+    "DROP TABLE definitions",
+    "ALTER TABLE definitions_ns RENAME TO definitions",
+    "ALTER TABLE schedules ADD COLUMN namespace TEXT NOT NULL DEFAULT ''",
+    "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT)",
+    """CREATE TABLE topic_messages_ns (
+        namespace TEXT NOT NULL DEFAULT '',
+        broker TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        offset INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        run_id TEXT,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (namespace, broker, topic, offset)
+    ) WITHOUT ROWID""",
+    "INSERT INTO topic_messages_ns (broker, topic, offset, message, run_id, created_at) "
+    "SELECT broker, topic, offset, message, run_id, created_at FROM topic_messages",
+    "DROP TABLE topic_messages",
+    "ALTER TABLE topic_messages_ns RENAME TO topic_messages",
+    """CREATE TABLE quota_buckets_ns (
+        namespace TEXT NOT NULL DEFAULT '',
+        quota TEXT NOT NULL,
+        key TEXT NOT NULL,
+        tokens REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (namespace, quota, key)
+    ) WITHOUT ROWID""",
+    "INSERT INTO quota_buckets_ns (quota, key, tokens, updated_at) SELECT quota, key, tokens, updated_at FROM quota_buckets",
+    "DROP TABLE quota_buckets",
+    "ALTER TABLE quota_buckets_ns RENAME TO quota_buckets",
     # The serve API (issue 20): caller metadata kept with a run, shown by status, list and the API.
     "ALTER TABLE runs ADD COLUMN metadata TEXT",
     # The change feed: one row per status change, event and completed step, in commit order,
@@ -160,6 +212,31 @@ MIGRATIONS: list[str] = [
         ts REAL
     )""",
     "CREATE INDEX feed_run ON feed (run_id, id)",
+    # Messaging on real brokers (issue 23): message ids, consumer offsets, the transactional outbox.
+    "ALTER TABLE topic_messages ADD COLUMN message_id TEXT",
+    "CREATE UNIQUE INDEX topic_messages_id ON topic_messages (namespace, broker, topic, message_id) WHERE message_id IS NOT NULL",
+    """CREATE TABLE consumer_offsets (
+        consumer TEXT NOT NULL,
+        broker TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        next_offset INTEGER NOT NULL,
+        PRIMARY KEY (consumer, broker, topic)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE outbox (
+        message_id TEXT PRIMARY KEY,
+        broker TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        message TEXT NOT NULL,
+        run_id TEXT,
+        step TEXT,
+        created_at REAL NOT NULL,
+        claimed_by TEXT,
+        claimed_until REAL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        sent_at REAL
+    )""",
+    "CREATE INDEX outbox_unsent ON outbox (created_at) WHERE sent_at IS NULL",
 ]
 
 # The triggers that fill `feed`, so every writer (a CLI, a worker, another host's process) does,

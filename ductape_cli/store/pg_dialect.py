@@ -6,7 +6,8 @@ rewrites (and caches): ``?`` placeholders, ``BEGIN IMMEDIATE``, ``INSERT OR
 IGNORE``/``OR REPLACE`` (upserts on the table's primary key), and the column
 ``offset``, a reserved word there. `ddl` does the same for the migrations:
 ``REAL`` is a float8, an ``INTEGER PRIMARY KEY`` a bigserial, ``WITHOUT ROWID``
-means nothing, and ``definitions`` gets the ``rowid`` SQLite gives every table
+means nothing, text compares by code point (``COLLATE "C"``, SQLite's BINARY),
+and ``definitions`` gets the ``rowid`` SQLite gives every table
 (its queries order by it). What cannot be spelled the same (claims with SKIP
 LOCKED, triggers, notifications) lives in `postgres.py` and `PG_MIGRATIONS`.
 """
@@ -18,6 +19,11 @@ from functools import lru_cache
 
 _INSERT_VERB = re.compile(r"^\s*INSERT OR (IGNORE|REPLACE) INTO (\w+)\s*\(([^)]*)\)", re.S)
 _OFFSET_COLUMN = re.compile(r'(?<!")\boffset\b(?!")')  # the column; the keyword is written OFFSET
+_SUFFIX = re.compile(r"\bsubstr\((\w+), -\?\)")
+_JSON_FIELD = re.compile(r"\bjson_extract\((\w+), '\$\.(\w+)'\)")
+_WHERE_TRUE = re.compile(r"\bWHERE 1(?= AND | ORDER | GROUP | LIMIT |$)")
+_INSTR = re.compile(r"\binstr\(")
+_SUM_TEST = re.compile(r"\bSUM\((\w+ IS (?:NOT )?NULL)\)")
 _AGGREGATE = re.compile(r"\b(COUNT|MAX|MIN|SUM)\(|\bDISTINCT\b|\bGROUP BY\b|\bJOIN\b|\bFOR UPDATE\b")
 
 # Statements PostgreSQL runs in place of SQLite's own housekeeping (none of them apply there).
@@ -52,6 +58,11 @@ def statement(sql: str, primary_keys: tuple[tuple[str, tuple[str, ...]], ...], l
             text += f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
     text = _OFFSET_COLUMN.sub('"offset"', text)
     text = text.replace(" LIKE ", " ILIKE ")  # SQLite's LIKE ignores ASCII case
+    text = _SUFFIX.sub(r"right(\1, ?)", text)  # substr(x, -n): the last n characters
+    text = _JSON_FIELD.sub(r"(\1::json ->> '\2')", text)
+    text = _INSTR.sub("strpos(", text)
+    text = _WHERE_TRUE.sub("WHERE TRUE", text)  # SQLite's 1 is a boolean
+    text = _SUM_TEST.sub(r"SUM(CASE WHEN \1 THEN 1 ELSE 0 END)", text)  # a boolean is not a number there
     text = _placeholders(text)
     if lock_rows and text.upper().startswith("SELECT") and " FROM " in text and not _AGGREGATE.search(text):
         text += " FOR UPDATE"
@@ -72,6 +83,7 @@ def ddl(sql: str) -> str:
     """A migration (SQLite spelling) as PostgreSQL DDL."""
     text = re.sub(r"\bINTEGER PRIMARY KEY\b", "BIGSERIAL PRIMARY KEY", sql)
     text = re.sub(r"\bREAL\b", "DOUBLE PRECISION", text)
+    text = re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', text)  # compare and sort by code point, as SQLite does
     text = re.sub(r"\)\s*WITHOUT ROWID\s*$", ")", text)
     text = re.sub(r"^(CREATE TABLE definitions\w* \()", r"\1\n        rowid BIGSERIAL,", text)
     return text

@@ -22,11 +22,18 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ductape_cli.errors import DuctapeError, RunIdTaken, StepTaken, StoreError, StoreUnavailable
+from ductape_cli.errors import (
+    DuctapeError,
+    RunIdTaken,
+    StepTaken,
+    StoreBusy,
+    StoreError,
+    StoreUnavailable,
+)
 from ductape_cli.models import Run
-from ductape_cli.store.migrations import MIGRATIONS
+from ductape_cli.store.migrations import MIGRATIONS, NAMESPACE_MIGRATION
 from ductape_cli.store.pg_dialect import PG_FEED_TRIGGERS, PG_MIGRATIONS, ddl, statement
-from ductape_cli.store.sqlite import _RUN_COLUMNS, EventRow, SqliteStore
+from ductape_cli.store.sqlite import _RUN_COLUMNS, EventRow, SqliteStore, new_lease
 
 logger = logging.getLogger("ductape.store")
 
@@ -92,7 +99,7 @@ def translate(exc: BaseException, where: str) -> DuctapeError:
             return IdempotencyTaken(f"{where}: idempotency key taken meanwhile")
         return StoreError(f"store {where}: {exc.diag.message_primary} ({constraint})")
     if isinstance(exc, (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.LockNotAvailable)):
-        return StoreError(f"store {where}: {exc.diag.message_primary}; retry")
+        return StoreBusy(f"store {where}: {exc.diag.message_primary}; retry")
     if isinstance(exc, (psycopg.OperationalError, PoolTimeout)):
         return StoreUnavailable(f"store {where} unavailable: {str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__}")
     if isinstance(exc, psycopg.Error):
@@ -227,10 +234,15 @@ class PostgresStore(SqliteStore):
     backend = "postgresql"
     conn: Session  # type: ignore[assignment]
 
-    def __init__(self, url: str, *, durability: str = "normal", migrate: bool = True) -> None:
+    def __init__(
+        self, url: str, *, durability: str = "normal", namespace: str | None = None, migrate: bool = True
+    ) -> None:
         self.path = url
         self.where = redact(url)
         self.durability = durability
+        self.namespace = namespace
+        self._scope = "" if namespace is None else " AND namespace = ?"
+        self._scoped: tuple[str, ...] = () if namespace is None else (namespace,)
         try:
             self.pool = pool_for(url)
         except psycopg.Error as exc:
@@ -238,6 +250,8 @@ class PostgresStore(SqliteStore):
         self.conn = Session(self.pool, self.where, ())
         if migrate:
             self._migrate()
+            if namespace is not None:
+                self._adopt_legacy(namespace)
         self.conn.primary_keys = self._primary_keys()
 
     # -- plumbing ---------------------------------------------------------
@@ -303,6 +317,9 @@ class PostgresStore(SqliteStore):
             version, pg_version = self.schema_version()  # again, under the lock
             for sql in MIGRATIONS[version:target]:
                 conn.execute(ddl(sql))
+            if 0 < version <= MIGRATIONS.index(NAMESPACE_MIGRATION) < target:
+                # Runs from before namespaces belong to the first project that opens the store.
+                conn.execute("INSERT INTO store_meta (key, value) VALUES ('adopt_legacy', '1') ON CONFLICT DO NOTHING")
             for sql in PG_MIGRATIONS[pg_version:pg_target]:
                 conn.execute(sql)
             for key, value in (("schema_version", max(version, target)), ("pg_version", max(pg_version, pg_target))):
@@ -322,7 +339,8 @@ class PostgresStore(SqliteStore):
             return super().create_run(run, *args, **kwargs)
         except IdempotencyTaken:
             rows = self._read(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE tag = ? AND idempotency_key = ?", (run.tag, run.idempotency_key)
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE tag = ? AND idempotency_key = ?{self._scope}",
+                (run.tag, run.idempotency_key, *self._scoped),
             )
             if not rows:
                 raise
@@ -330,31 +348,37 @@ class PostgresStore(SqliteStore):
 
     def claim_ready(
         self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None = None,
-        dead_owners: Sequence[str] = (),
+        dead_owners: Sequence[str] = (), stale_leases: Sequence[str] | None = None,
     ) -> list[Run]:
-        """Claim up to `limit` due runs; rows another worker is claiming right now are skipped,
-        not waited for (``FOR UPDATE SKIP LOCKED``), so workers on many hosts never queue."""
+        """As SQLite's (an expired lease is taken over only if in `stale_leases`, when given), but rows
+        another worker is claiming right now are skipped, not waited for (``FOR UPDATE SKIP
+        LOCKED``), so workers on many hosts never queue behind each other."""
+        expired_params: list[Any]
+        if stale_leases is None:
+            expired_clause, expired_params = " OR lease_expires_at < ?", [now]
+        elif stale_leases:
+            expired_clause, expired_params = " OR (lease_expires_at < ? AND lease = ANY(?))", [now, list(stale_leases)]
+        else:
+            expired_clause, expired_params = "", []
         tag_clause = " AND tag = ANY(?)" if tags else ""
         with self._write() as conn:
             rows = conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('pending', 'running') AND ready_at <= ? "
-                f"AND (owner IS NULL OR lease_expires_at < ? OR owner = ANY(?)){tag_clause} "
+                f"AND (owner IS NULL{expired_clause} OR owner = ANY(?)){tag_clause}{self._scope} "
                 "ORDER BY ready_at LIMIT ? FOR UPDATE SKIP LOCKED",
-                (now, now, list(dead_owners), *([list(tags)] if tags else []), limit),
+                (now, *expired_params, list(dead_owners), *([list(tags)] if tags else []), *self._scoped, limit),
             ).fetchall()
             runs = [self._run(r) for r in rows]
-            if runs:
-                conn.execute(
-                    "UPDATE runs SET owner = ?, lease_expires_at = ?, status = 'running', "
-                    "started_at = COALESCE(started_at, ?) WHERE id = ANY(?)",
-                    (owner, now + ttl, now, [r.id for r in runs]),
-                )
             for run in runs:
+                lease = new_lease()
+                conn.execute(
+                    "UPDATE runs SET owner = ?, lease = ?, lease_expires_at = ?, status = 'running', "
+                    "started_at = COALESCE(started_at, ?) WHERE id = ?",
+                    (owner, lease, now + ttl, now, run.id),
+                )
                 if run.owner is not None and run.owner != owner:
                     run.taken_from = run.owner
-                run.owner, run.lease_expires_at = owner, now + ttl
-                if run.started_at is None:
-                    run.started_at = now
+                run.owner, run.lease, run.lease_expires_at = owner, lease, now + ttl
             return runs
 
     def next_claim_at(self) -> float | None:

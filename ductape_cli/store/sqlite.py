@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ductape_cli.errors import RunIdTaken, StepTaken, StoreError
+from ductape_cli.errors import LeaseLost, RunIdTaken, StepTaken, StoreBusy, StoreError
 from ductape_cli.models import (
     Attempt,
     Event,
@@ -32,19 +34,26 @@ from ductape_cli.models import (
 from ductape_cli.store.backend import BackendMixin
 from ductape_cli.store.encoding import dumps
 from ductape_cli.store.encoding import loads as _loads
-from ductape_cli.store.migrations import FEED_TRIGGERS, MIGRATIONS
+from ductape_cli.store.migrations import FEED_TRIGGERS, MIGRATIONS, NAMESPACE_MIGRATION
 from ductape_cli.store.sqlite_jobs import SchedulesAndTopicsMixin
 from ductape_cli.store.sqlite_ops import OpsMixin
+from ductape_cli.store.sqlite_outbox import OutboxMessage, OutboxMixin
 
 BUSY_TIMEOUT_MS = 30_000
 AUTOCHECKPOINT_PAGES = 10_000
+NEW_FILE_GRACE = 5.0  # seconds an empty store file may be another process's brand-new store
 EventRow = tuple[float, str, str | None, dict[str, Any] | None]  # (ts, type, step, data)
 
 _RUN_COLUMNS = (
     "id, tag, version, status, env, input, output, error, failed_step, rollback_result, context, "
     "state, idempotency_key, parent_id, replayed_from, restarted_from, resumed_from, lineage, "
     "options, created_at, started_at, ended_at, deadline, owner, lease_expires_at, ready_at, "
-    "waiting, cancel_requested, current_step, phase, schedule_id, metadata"
+    "waiting, cancel_requested, current_step, phase, schedule_id, metadata, lease, load_error, load_attempts"
+)
+# A listing reads the same row shape with the payloads left out: they can be megabytes each.
+_SUMMARY_COLUMNS = ", ".join(
+    "NULL" if c in ("input", "output", "error", "rollback_result", "context", "state") else c
+    for c in _RUN_COLUMNS.split(", ")
 )
 _STEP_COLUMNS = (
     "run_id, seq, kind, tag, status, input, output, error, attempts, started_at, ended_at, "
@@ -53,12 +62,23 @@ _STEP_COLUMNS = (
 _INSERT_EVENT = "INSERT INTO events (run_id, ts, type, step, data) VALUES (?, ?, ?, ?, ?)"
 _INSERT_STEP = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 18)})"
 _ACTIVE = ("pending", "running")
+# The fence: an owner's write applies only while its claim's token is the run's current lease.
+_FENCE_RUN = "lease = ?"
+_INSERT_STEP_FENCED = (
+    f"INSERT INTO steps ({_STEP_COLUMNS}) SELECT {', '.join('?' * 18)} "
+    f"WHERE EXISTS (SELECT 1 FROM runs WHERE id = ? AND {_FENCE_RUN})"
+)
+
+
+def new_lease() -> str:
+    """A fresh fencing token for one claim of a run."""
+    return secrets.token_hex(8)
 
 
 def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     text = str(exc)
     if "locked" in text or "busy" in text:
-        return StoreError(f"store {path} stayed busy for {BUSY_TIMEOUT_MS // 1000}s; another process holds a long write")
+        return StoreBusy(f"store {path} stayed busy for {BUSY_TIMEOUT_MS // 1000}s; another process holds a long write")
     if "readonly" in text or "read-only" in text:
         return StoreError(f"store {path} is read-only: {text}")
     if "disk is full" in text or "disk I/O" in text:
@@ -70,18 +90,57 @@ def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     return StoreError(f"store {path}: {text}")
 
 
-class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
+def _upper(prefix: str) -> str:
+    """The least string above every string that starts with `prefix` (for a key range)."""
+    return prefix + "\U0010ffff"
+
+
+def _prepare_file(path: Path) -> None:
+    """Create the store folder (0700) and file (0600): inputs, outputs and hook tokens live there.
+
+    An existing file that is empty is refused unless it is seconds old (another
+    process creating the store right now): an emptied store must not quietly
+    become a new one.
+    """
+    folder = path.parent
+    try:
+        if not folder.exists():
+            folder.mkdir(parents=True, mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"cannot create store folder {folder}: {exc.strerror or exc}") from None
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        try:
+            info = path.stat()
+        except OSError:
+            return
+        if stat.S_ISREG(info.st_mode) and info.st_size == 0 and time.time() - info.st_mtime > NEW_FILE_GRACE:
+            raise StoreError(
+                f"store {path} is an empty file, not a ductape store (its runs are gone); "
+                "move it away to start a new store"
+            ) from None
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create store {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+
+
+class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
     """ductape's state in one SQLite file (WAL)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, durability: str = "normal") -> None:
+    def __init__(self, path: str | os.PathLike[str], *, durability: str = "normal", namespace: str | None = None) -> None:
         self.path = str(path)
         self.durability = durability
+        # The project this connection serves: runs, definitions and schedules of other namespaces are
+        # invisible to it. None sees every namespace (tools that manage the whole store).
+        self.namespace = namespace
+        self._scope = "" if namespace is None else " AND namespace = ?"
+        self._scoped: tuple[str, ...] = () if namespace is None else (namespace,)
         if self.path != ":memory:":
-            folder = Path(self.path).parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot create store folder {folder}: {exc.strerror or exc}") from None
+            _prepare_file(Path(self.path))
         try:
             self.conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
@@ -96,6 +155,8 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
             # Checkpoints run on the lease keeper's thread (`checkpoint`); this is only the backstop.
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
             self._migrate()
+            if namespace is not None:
+                self._adopt_legacy(namespace)
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
 
@@ -136,6 +197,8 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
 
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and self.conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+            raise StoreError(f"{self.path} is an SQLite database but not a ductape store; refusing to change it")
         if version > len(MIGRATIONS):
             raise StoreError(
                 f"store {self.path} has schema version {version}, newer than this ductape "
@@ -148,7 +211,25 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             for statement in MIGRATIONS[version:]:
                 conn.execute(statement)
+            if 0 < version <= MIGRATIONS.index(NAMESPACE_MIGRATION):
+                # Runs from before namespaces belong to the first project that opens the store.
+                conn.execute("INSERT OR IGNORE INTO store_meta (key, value) VALUES ('adopt_legacy', '1')")
             conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    def _adopt_legacy(self, namespace: str) -> None:
+        """Give rows written before namespaces existed to this project (once, on the first scoped open)."""
+        if self.conn.execute("SELECT 1 FROM store_meta WHERE key = 'adopt_legacy'").fetchone() is None:
+            return
+        with self._write() as conn:
+            if conn.execute("DELETE FROM store_meta WHERE key = 'adopt_legacy'").rowcount:
+                for table in ("runs", "definitions", "schedules", "topic_messages", "quota_buckets"):
+                    conn.execute(f"UPDATE {table} SET namespace = ? WHERE namespace = ''", (namespace,))
+
+    @staticmethod
+    def _fence_txn(conn: sqlite3.Connection, run_id: str, lease: str) -> None:
+        """Inside a write transaction: stop (`LeaseLost`, rolled back) unless `lease` is the run's current lease."""
+        if conn.execute(f"SELECT 1 FROM runs WHERE id = ? AND {_FENCE_RUN}", (run_id, lease)).fetchone() is None:
+            raise LeaseLost(f"run {run_id}: lease lost to another owner; nothing written")
 
     @staticmethod
     def _events_txn(conn: sqlite3.Connection, run_id: str, events: Sequence[EventRow]) -> None:
@@ -162,38 +243,42 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
     def save_definition(self, tag: str, version: str, name: str, source_path: str, schema: dict[str, Any]) -> bool:
         """Store a definition version (and make it the latest); True when that version is new."""
         with self._write() as conn:
-            existed = conn.execute("SELECT 1 FROM definitions WHERE tag = ? AND version = ?", (tag, version)).fetchone()
+            namespace = self.namespace or ""
+            existed = conn.execute(
+                "SELECT 1 FROM definitions WHERE namespace = ? AND tag = ? AND version = ?", (namespace, tag, version)
+            ).fetchone()
             # An upsert: a reverted version becomes the latest again, and a new source hash is kept.
             conn.execute(
-                "INSERT INTO definitions (tag, version, name, source_path, schema, created_at) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (tag, version) DO UPDATE SET name = excluded.name, source_path = excluded.source_path, "
-                "schema = excluded.schema, created_at = excluded.created_at",
-                (tag, version, name, source_path, dumps(schema), time.time()),
+                "INSERT INTO definitions (namespace, tag, version, name, source_path, schema, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (namespace, tag, version) DO UPDATE SET name = excluded.name, "
+                "source_path = excluded.source_path, schema = excluded.schema, created_at = excluded.created_at",
+                (namespace, tag, version, name, source_path, dumps(schema), time.time()),
             )
             return existed is None
 
     def latest_definition(self, tag: str) -> dict[str, Any] | None:
         rows = self._read(
             "SELECT tag, version, name, source_path, schema, created_at FROM definitions "
-            "WHERE tag = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
-            (tag,),
+            f"WHERE tag = ?{self._scope} ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (tag, *self._scoped),
         )
         return self._definition(rows[0]) if rows else None
 
     def get_definition(self, tag: str, version: str) -> dict[str, Any] | None:
         rows = self._read(
             "SELECT tag, version, name, source_path, schema, created_at FROM definitions "
-            "WHERE tag = ? AND (version = ? OR version LIKE ?) ORDER BY created_at DESC LIMIT 1",
-            (tag, version, version + "%"),
+            f"WHERE tag = ? AND version >= ? AND version < ?{self._scope} ORDER BY version = ? DESC, created_at DESC LIMIT 1",
+            (tag, version, _upper(version), *self._scoped, version),
         )
         return self._definition(rows[0]) if rows else None
 
     def list_definitions(self, tag: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT tag, version, name, source_path, schema, created_at FROM definitions"
-        params: tuple[Any, ...] = ()
+        sql = f"SELECT tag, version, name, source_path, schema, created_at FROM definitions WHERE 1{self._scope}"
+        params: tuple[Any, ...] = self._scoped
         if tag:
-            sql += " WHERE tag = ?"
-            params = (tag,)
+            sql += " AND tag = ?"
+            params = (*params, tag)
         return [self._definition(r) for r in self._read(sql + " ORDER BY tag, created_at, rowid", params)]
 
     @staticmethod
@@ -220,25 +305,46 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
         with self._write() as conn:
             if run.idempotency_key is not None:
                 row = conn.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE tag = ? AND idempotency_key = ?",
-                    (run.tag, run.idempotency_key),
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE tag = ? AND idempotency_key = ?{self._scope}",
+                    (run.tag, run.idempotency_key, *self._scoped),
                 ).fetchone()
                 if row is not None:
                     return self._run(row), False
             if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone():
                 raise RunIdTaken(run.id)
-            conn.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 32)})", self._run_values(run))
+            conn.execute(
+                f"INSERT INTO runs ({_RUN_COLUMNS}, namespace) VALUES ({', '.join('?' * 36)})",
+                (*self._run_values(run), self.namespace or ""),
+            )
             if journal:
                 conn.executemany(_INSERT_STEP, [self._step_values(r) for r in journal])
             self._events_txn(conn, run.id, events)
         return run, True
 
     def get_run(self, run_id: str) -> Run | None:
-        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped))
         return self._run(rows[0]) if rows else None
 
-    def find_runs_by_prefix(self, prefix: str, limit: int = 2) -> list[str]:
-        return [r[0] for r in self._read("SELECT id FROM runs WHERE id LIKE ? LIMIT ?", (prefix + "%", limit))]
+    def find_run_ids(self, fragment: str, limit: int = 5) -> list[str]:
+        """Run ids that start or end with `fragment`, literally (no wildcards), at most `limit`.
+
+        The prefix is a range on the primary key; the suffix (the random end of
+        generated ids) compares the id's last characters.
+        """
+        found = [
+            r[0]
+            for r in self._read(
+                f"SELECT id FROM runs WHERE id >= ? AND id < ?{self._scope} ORDER BY id LIMIT ?",
+                (fragment, _upper(fragment), *self._scoped, limit),
+            )
+        ]
+        for (run_id,) in self._read(
+            f"SELECT id FROM runs WHERE substr(id, -?) = ?{self._scope} ORDER BY id LIMIT ?",
+            (len(fragment), fragment, *self._scoped, limit),
+        ):
+            if run_id not in found:
+                found.append(run_id)
+        return found[:limit]
 
     def list_runs(
         self,
@@ -250,10 +356,15 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
         search: str | None = None,
         limit: int = 20,
         offset: int = 0,
+        full: bool = True,
     ) -> list[Run]:
-        where, params = _run_filter(tag=tag, status=status, parent_id=parent_id, schedule_id=schedule_id, search=search)
+        """Runs newest first; with `full=False` the payload columns are not read (input, output, ...: None)."""
+        where, params = _run_filter(
+            namespace=self.namespace, tag=tag, status=status, parent_id=parent_id, schedule_id=schedule_id, search=search,
+        )  # fmt: skip
         rows = self._read(
-            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+            f"SELECT {_RUN_COLUMNS if full else _SUMMARY_COLUMNS} FROM runs {where} "
+            "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
             (*params, limit, offset),
         )
         return [self._run(r) for r in rows]
@@ -261,16 +372,16 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
     def related_runs(self, run_id: str) -> list[Run]:
         """Runs linked to `run_id` by replay, restart, resume or parenthood (one hop)."""
         rows = self._read(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE replayed_from = ? OR restarted_from = ? "
-            "OR resumed_from = ? OR parent_id = ? ORDER BY created_at",
-            (run_id, run_id, run_id, run_id),
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE (replayed_from = ? OR restarted_from = ? "
+            f"OR resumed_from = ? OR parent_id = ?){self._scope} ORDER BY created_at",
+            (run_id, run_id, run_id, run_id, *self._scoped),
         )
         return [self._run(r) for r in rows]
 
     def claim_run(self, run_id: str, owner: str, now: float, ttl: float, dead_owners: Sequence[str] = ()) -> Run | None:
         """Take the lease of an unfinished run if nobody live holds it."""
         with self._write() as conn:
-            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)).fetchone()
             if row is None:
                 return None
             run = self._run(row)
@@ -279,70 +390,103 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
             held = run.owner is not None and run.owner != owner and (run.lease_expires_at or 0) > now
             if held and run.owner not in dead_owners:
                 return None
+            lease = new_lease()
             conn.execute(
-                "UPDATE runs SET owner = ?, lease_expires_at = ?, status = 'running', "
+                "UPDATE runs SET owner = ?, lease = ?, lease_expires_at = ?, status = 'running', "
                 "started_at = COALESCE(started_at, ?) WHERE id = ?",
-                (owner, now + ttl, now, run_id),
+                (owner, lease, now + ttl, now, run_id),
             )
             if run.owner is not None and run.owner != owner:
                 run.taken_from = run.owner
-            run.owner, run.lease_expires_at = owner, now + ttl
+            run.owner, run.lease, run.lease_expires_at = owner, lease, now + ttl
             if run.started_at is None:
                 run.started_at = now
             return run
 
     def claim_ready(
         self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None = None,
-        dead_owners: Sequence[str] = (),
+        dead_owners: Sequence[str] = (), stale_leases: Sequence[str] | None = None,
     ) -> list[Run]:
-        """Claim up to `limit` runs that are due: queued, woken, signalled, or orphaned."""
+        """Claim up to `limit` runs that are due: queued, woken, signalled, or orphaned.
+
+        An expired lease is taken over only if it is in `stale_leases` (leases
+        the caller watched go unrenewed), when that is given.
+        """
         tag_clause = f" AND tag IN ({', '.join('?' * len(tags))})" if tags else ""
         dead_clause = f" OR owner IN ({', '.join('?' * len(dead_owners))})" if dead_owners else ""
+        stale = list(stale_leases or ())
+        expired_params: list[Any]
+        if stale_leases is None:
+            expired_clause, expired_params = " OR lease_expires_at < ?", [now]
+        elif stale:
+            expired_clause = f" OR (lease_expires_at < ? AND lease IN ({', '.join('?' * len(stale))}))"
+            expired_params = [now, *stale]
+        else:
+            expired_clause, expired_params = "", []
         with self._write() as conn:
             rows = conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('pending', 'running') "
-                f"AND ready_at <= ? AND (owner IS NULL OR lease_expires_at < ?{dead_clause}){tag_clause} "
+                f"AND ready_at <= ? AND (owner IS NULL{expired_clause}{dead_clause}){tag_clause}{self._scope} "
                 "ORDER BY ready_at LIMIT ?",
-                (now, now, *dead_owners, *(tags or ()), limit),
+                (now, *expired_params, *dead_owners, *(tags or ()), *self._scoped, limit),
             ).fetchall()
             runs = [self._run(r) for r in rows]
             for run in runs:
+                lease = new_lease()
                 conn.execute(
-                    "UPDATE runs SET owner = ?, lease_expires_at = ?, status = 'running', "
+                    "UPDATE runs SET owner = ?, lease = ?, lease_expires_at = ?, status = 'running', "
                     "started_at = COALESCE(started_at, ?) WHERE id = ?",
-                    (owner, now + ttl, now, run.id),
+                    (owner, lease, now + ttl, now, run.id),
                 )
                 if run.owner is not None and run.owner != owner:
                     run.taken_from = run.owner
-                run.owner, run.lease_expires_at = owner, now + ttl
+                run.owner, run.lease, run.lease_expires_at = owner, lease, now + ttl
             return runs
+
+    def expired_leases(self, now: float) -> list[tuple[str, str, float]]:
+        """(run id, lease, expiry) of due runs whose lease has expired by `now`: takeover candidates."""
+        rows = self._read(
+            "SELECT id, lease, lease_expires_at FROM runs WHERE status IN ('pending', 'running') AND ready_at <= ? "
+            f"AND owner IS NOT NULL AND lease IS NOT NULL AND lease_expires_at < ?{self._scope}",
+            (now, now, *self._scoped),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def owners_on_host(self, host: str) -> list[str]:
         """Owners (host:pid:token) holding unexpired leases from `host`, to check for dead pids."""
         rows = self._read(
-            "SELECT DISTINCT owner FROM runs WHERE status IN ('pending', 'running') AND owner LIKE ?",
-            (host + ":%",),
+            "SELECT DISTINCT owner FROM runs WHERE status IN ('pending', 'running') AND substr(owner, 1, ?) = ?",
+            (len(host) + 1, host + ":"),
         )
         return [r[0] for r in rows]
 
     def next_ready_at(self) -> float | None:
-        rows = self._read("SELECT MIN(ready_at) FROM runs WHERE status IN ('pending', 'running') AND ready_at IS NOT NULL")
+        rows = self._read(
+            f"SELECT MIN(ready_at) FROM runs WHERE status IN ('pending', 'running') AND ready_at IS NOT NULL{self._scope}",
+            self._scoped,
+        )
         return rows[0][0] if rows else None
 
-    def renew_leases(self, owner: str, run_ids: Sequence[str], now: float, ttl: float) -> None:
-        if not run_ids:
-            return
+    def renew_leases(self, leases: dict[str, str], now: float, ttl: float) -> set[str]:
+        """Extend the leases {run_id: lease} still current; returns the run ids whose lease is not."""
+        if not leases:
+            return set()
+        lost = set()
         with self._write() as conn:
-            conn.execute(
-                f"UPDATE runs SET lease_expires_at = ? WHERE owner = ? AND id IN ({', '.join('?' * len(run_ids))})",
-                (now + ttl, owner, *run_ids),
-            )
+            for run_id, lease in leases.items():
+                cur = conn.execute(
+                    f"UPDATE runs SET lease_expires_at = ? WHERE id = ? AND {_FENCE_RUN}", (now + ttl, run_id, lease)
+                )
+                if cur.rowcount != 1:
+                    lost.add(run_id)
+        return lost
 
-    def set_current_steps(self, steps: dict[str, str | None]) -> None:
+    def set_current_steps(self, steps: dict[str, tuple[str | None, str]]) -> None:
+        """Publish {run_id: (step in flight, lease)} for `status`; a stale lease changes nothing."""
         with self._write() as conn:
             conn.executemany(
-                "UPDATE runs SET current_step = ? WHERE id = ? AND status IN ('pending', 'running')",
-                [(step, run_id) for run_id, step in steps.items()],
+                f"UPDATE runs SET current_step = ? WHERE id = ? AND {_FENCE_RUN}",
+                [(step, run_id, lease) for run_id, (step, lease) in steps.items()],
             )
 
     def cancel_requests(self, run_ids: Sequence[str]) -> dict[str, str]:
@@ -356,16 +500,16 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
         return dict(rows)
 
     def suspend_run(
-        self, run_id: str, owner: str, waiting: dict[str, Any] | None, ready_at: float | None,
+        self, run_id: str, lease: str, waiting: dict[str, Any] | None, ready_at: float | None,
         state: dict[str, Any] | None, now: float, events: Sequence[EventRow],
     ) -> float | None:
         """Release a waiting run. Returns its ready time, which is `now` when a signal it
         waits for, or a cancel request, arrived meanwhile (checked under the write lock,
         so no wake-up is lost between the handler's check and this write)."""
         with self._write() as conn:
-            row = conn.execute("SELECT cancel_requested FROM runs WHERE id = ? AND owner = ?", (run_id, owner)).fetchone()
+            row = conn.execute(f"SELECT cancel_requested FROM runs WHERE id = ? AND {_FENCE_RUN}", (run_id, lease)).fetchone()
             if row is None:
-                return None
+                raise LeaseLost(f"run {run_id}: lease lost before suspending")
             names = list((waiting or {}).get("signals") or ())
             child_id = (waiting or {}).get("child_id")
             if row[0] is not None:
@@ -380,21 +524,21 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
             ).fetchone():
                 ready_at = now
             conn.execute(
-                "UPDATE runs SET owner = NULL, lease_expires_at = NULL, ready_at = ?, waiting = ?, state = ?, "
+                "UPDATE runs SET owner = NULL, lease = NULL, lease_expires_at = NULL, ready_at = ?, waiting = ?, state = ?, "
                 "current_step = NULL WHERE id = ?",
                 (ready_at, None if waiting is None else dumps(waiting), None if state is None else dumps(state), run_id),
             )
             self._events_txn(conn, run_id, events)
             return ready_at
 
-    def finish_run(self, run_id: str, owner: str, fields: dict[str, Any], events: Sequence[EventRow]) -> bool:
-        """Record a run's end if `owner` still holds it; False means another owner took over."""
+    def finish_run(self, run_id: str, lease: str, fields: dict[str, Any], events: Sequence[EventRow]) -> bool:
+        """Record a run's end if `lease` is still current; False means another owner took over."""
         json_columns = {"output", "error", "rollback_result", "state", "waiting"}
         values = [dumps(v) if k in json_columns and v is not None else v for k, v in fields.items()]
         with self._write() as conn:
             cur = conn.execute(
-                f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ? AND owner = ?",
-                (*values, run_id, owner),
+                f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)}, lease = NULL WHERE id = ? AND {_FENCE_RUN}",
+                (*values, run_id, lease),
             )
             if cur.rowcount != 1:
                 return False
@@ -406,20 +550,51 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
         with self._write() as conn:
             conn.execute(
                 "UPDATE runs SET ready_at = ? WHERE id = ? AND owner IS NULL AND status = 'running' "
-                "AND waiting LIKE '%\"kind\":\"child\"%'",
+                "AND json_extract(waiting, '$.kind') = 'child'",
                 (now, parent_id),
             )
 
-    def release_run(self, run_id: str, owner: str) -> None:
+    def defer_unloadable(
+        self, run_id: str, lease: str, message: str, now: float, retry_at: float | None, events: Sequence[EventRow]
+    ) -> None:
+        """Release a run whose workflow could not be loaded: due again at `retry_at`, or (None) failed for good."""
         with self._write() as conn:
-            conn.execute("UPDATE runs SET owner = NULL, lease_expires_at = NULL WHERE id = ? AND owner = ?", (run_id, owner))
+            self._fence_txn(conn, run_id, lease)
+            if retry_at is None:
+                error = {"message": message, "step": None, "code": "WORKFLOW_NOT_LOADABLE"}
+                conn.execute(
+                    "UPDATE runs SET status = 'failed', error = ?, ended_at = ?, owner = NULL, lease = NULL, "
+                    "lease_expires_at = NULL, ready_at = NULL, current_step = NULL, load_error = ?, "
+                    "load_attempts = load_attempts + 1 WHERE id = ?",
+                    (dumps(error), now, message, run_id),
+                )
+            else:
+                conn.execute(
+                    "UPDATE runs SET owner = NULL, lease = NULL, lease_expires_at = NULL, ready_at = ?, "
+                    "load_error = ?, load_attempts = load_attempts + 1 WHERE id = ?",
+                    (retry_at, message, run_id),
+                )
+            self._events_txn(conn, run_id, events)
 
-    def set_run_fields(self, run_id: str, fields: dict[str, Any], events: Sequence[EventRow] = ()) -> None:
-        """Update chosen run columns (JSON columns are encoded here) and append events."""
+    def release_run(self, run_id: str, lease: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                f"UPDATE runs SET owner = NULL, lease = NULL, lease_expires_at = NULL WHERE id = ? AND {_FENCE_RUN}",
+                (run_id, lease),
+            )
+
+    def set_run_fields(
+        self, run_id: str, fields: dict[str, Any], events: Sequence[EventRow] = (), *, lease: str | None = None
+    ) -> None:
+        """Update chosen run columns (JSON columns are encoded here) and append events.
+
+        With `lease`, only while that lease is current (else `LeaseLost`, nothing written)."""
         json_columns = {"input", "output", "error", "rollback_result", "context", "state", "lineage", "options", "waiting", "metadata"}
         assignments = ", ".join(f"{name} = ?" for name in fields)
         values = [dumps(v) if name in json_columns and v is not None else v for name, v in fields.items()]
         with self._write() as conn:
+            if lease is not None:
+                self._fence_txn(conn, run_id, lease)
             if fields:
                 conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*values, run_id))
             self._events_txn(conn, run_id, events)
@@ -427,7 +602,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
     def request_cancel(self, run_id: str, reason: str, now: float) -> Run | None:
         """Mark a run for cancellation and make it due now; None when it already ended."""
         with self._write() as conn:
-            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)).fetchone()
             if row is None:
                 return None
             run = self._run(row)
@@ -447,13 +622,13 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def count_runs(self, *, tag: str | None = None, status: str | None = None, search: str | None = None) -> int:
-        where, params = _run_filter(tag=tag, status=status, search=search)
+        where, params = _run_filter(namespace=self.namespace, tag=tag, status=status, search=search)
         return int(self._read(f"SELECT COUNT(*) FROM runs {where}", params)[0][0])
 
     def run_counts(self) -> dict[str, dict[str, int]]:
         """How many runs each workflow has, by status (for workflow listings)."""
         counts: dict[str, dict[str, int]] = {}
-        for tag, status, number in self._read("SELECT tag, status, COUNT(*) FROM runs GROUP BY tag, status"):
+        for tag, status, number in self._read(f"SELECT tag, status, COUNT(*) FROM runs WHERE 1{self._scope} GROUP BY tag, status", self._scoped):
             counts.setdefault(tag, {})[status] = number
         return counts
 
@@ -496,6 +671,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
         if tag is not None:
             sql += " AND r.tag = ?"
             params.append(tag)
+        if self.namespace is not None:
+            sql += " AND r.namespace = ?"
+            params.append(self.namespace)
         sql += " ORDER BY f.id LIMIT ?"
         params.append(limit)
         return [
@@ -515,7 +693,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
             run.idempotency_key, run.parent_id, run.replayed_from, run.restarted_from, run.resumed_from,
             j(run.lineage or None), j(run.options or None), run.created_at, run.started_at, run.ended_at,
             run.deadline, run.owner, run.lease_expires_at, run.ready_at, j(run.waiting), run.cancel_requested,
-            run.current_step, run.phase, run.schedule_id, j(run.metadata or None),
+            run.current_step, run.phase, run.schedule_id, j(run.metadata or None), run.lease, run.load_error, run.load_attempts,
         )  # fmt: skip
 
     @staticmethod
@@ -524,10 +702,10 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
             id_, tag, version, status, env, input_, output, error, failed_step, rollback_result, context,
             state, idem, parent_id, replayed_from, restarted_from, resumed_from, lineage, options,
             created_at, started_at, ended_at, deadline, owner, lease, ready_at, waiting, cancel,
-            current_step, phase, schedule_id, metadata,
+            current_step, phase, schedule_id, metadata, fence, load_error, load_attempts,
         ) = row  # fmt: skip
         return Run(
-            id=id_, tag=tag, version=version, status=RunStatus(status), env=env, input=json.loads(input_),
+            id=id_, tag=tag, version=version, status=RunStatus(status), env=env, input=_loads(input_),
             output=_loads(output), error=_loads(error), failed_step=failed_step,
             rollback_result=_loads(rollback_result), context=_loads(context) or {}, state=_loads(state) or {},
             idempotency_key=idem, parent_id=parent_id, replayed_from=replayed_from,
@@ -535,7 +713,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
             options=_loads(options) or {}, created_at=created_at, started_at=started_at, ended_at=ended_at,
             deadline=deadline, owner=owner, lease_expires_at=lease, ready_at=ready_at, waiting=_loads(waiting),
             cancel_requested=cancel, current_step=current_step, phase=phase, schedule_id=schedule_id,
-            metadata=_loads(metadata) or {},
+            metadata=_loads(metadata) or {}, lease=fence, load_error=load_error, load_attempts=load_attempts,
         )  # fmt: skip
 
     # -- journal ----------------------------------------------------------
@@ -546,37 +724,45 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
 
     def commit_step(
         self, record: StepRecord, events: Sequence[EventRow], state: dict[str, Any] | None = None,
-        *, output_json: str | None = None,
+        *, output_json: str | None = None, lease: str | None = None, outbox: Sequence[OutboxMessage] = (),
     ) -> None:
         """The hot path: one journal row, its events and (if changed) the run state, in one transaction.
 
-        The row is a plain INSERT: if another owner already recorded this
-        position, the primary key refuses it and the caller learns it lost the run.
+        With `lease` the row is inserted only while that lease is current
+        (`LeaseLost` otherwise, nothing written); and if another owner already
+        recorded this position, the primary key refuses it.
+        `outbox` messages are stored in the same transaction (the transactional outbox).
         """
         conn = self.conn
         values = self._step_values(record)
         if output_json is not None:
             values = (*values[:6], output_json, *values[7:])
-        if not events and state is None:
+        sql, params = (_INSERT_STEP, values) if lease is None else (_INSERT_STEP_FENCED, (*values, record.run_id, lease))
+        if not events and state is None and not outbox:
             # A lone statement is its own transaction: no BEGIN/COMMIT round trips on the common path.
             try:
-                conn.execute(_INSERT_STEP, values)
+                cur = conn.execute(sql, params)
             except sqlite3.IntegrityError:
                 raise StepTaken(f"run {record.run_id}: position {record.seq} already recorded by another owner") from None
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from None
+            if cur.rowcount != 1:
+                raise LeaseLost(f"run {record.run_id}: lease lost; step {record.tag!r} not recorded")
             return
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
         try:
-            conn.execute(_INSERT_STEP, values)
+            if conn.execute(sql, params).rowcount != 1:
+                raise LeaseLost(f"run {record.run_id}: lease lost; step {record.tag!r} not recorded")
             run_id = record.run_id
             for ts, type_, step, data in events:
                 conn.execute(_INSERT_EVENT, (run_id, ts, type_, step, None if data is None else dumps(data)))
             if state is not None:
                 conn.execute("UPDATE runs SET state = ? WHERE id = ?", (dumps(state), run_id))
+            if outbox:
+                self._outbox_txn(conn, outbox)
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
@@ -589,12 +775,14 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
 
     def update_op(
         self, run_id: str, seq: int, fields: dict[str, Any], events: Sequence[EventRow] = (),
-        run_fields: dict[str, Any] | None = None,
+        run_fields: dict[str, Any] | None = None, *, lease: str | None = None,
     ) -> None:
-        """Change a journal row (a wait that completed, a rollback status) with its events."""
+        """Change a journal row (a wait that completed, a rollback status) with its events (fenced by `lease`)."""
         json_columns = {"input", "output", "error", "options"}
         values = [dumps(v) if k in json_columns and v is not None else v for k, v in fields.items()]
         with self._write() as conn:
+            if lease is not None:
+                self._fence_txn(conn, run_id, lease)
             conn.execute(
                 f"UPDATE steps SET {', '.join(f'{k} = ?' for k in fields)} WHERE run_id = ? AND seq = ?",
                 (*values, run_id, seq),
@@ -606,8 +794,10 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
                 )
             self._events_txn(conn, run_id, events)
 
-    def record_attempt(self, attempt: Attempt, events: Sequence[EventRow]) -> None:
+    def record_attempt(self, attempt: Attempt, events: Sequence[EventRow], *, lease: str | None = None) -> None:
         with self._write() as conn:
+            if lease is not None:
+                self._fence_txn(conn, attempt.run_id, lease)
             conn.execute(
                 "INSERT OR REPLACE INTO attempts (run_id, seq, attempt, started_at, duration_ms, error) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -680,7 +870,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
     def add_signal(self, run_id: str, name: str, payload: Any, now: float) -> Run | None:
         """Buffer a signal; wake the run if it waits for this name. None if the run ended."""
         with self._write() as conn:
-            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)).fetchone()
             if row is None:
                 return None
             run = self._run(row)
@@ -700,12 +890,14 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
 
     def consume_signal(
         self, run_id: str, seq: int, names: Sequence[str], now: float, event_type: str, hook: str | None = None,
-        deadline: float | None = None,
+        deadline: float | None = None, *, lease: str | None = None,
     ) -> Signal | None:
         """Deliver the oldest buffered signal among `names` that arrived by `deadline` to journal
         position `seq`, atomically."""
         late = "" if deadline is None else " AND created_at <= ?"
         with self._write() as conn:
+            if lease is not None:
+                self._fence_txn(conn, run_id, lease)
             row = conn.execute(
                 f"SELECT id, run_id, name, payload, created_at, consumed_seq FROM signals "
                 f"WHERE run_id = ? AND consumed_seq IS NULL AND name IN ({', '.join('?' * len(names))}){late} "
@@ -755,8 +947,12 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
         )
         return [Signal(r[0], r[1], r[2], _loads(r[3]), r[4], r[5]) for r in rows]
 
-    def create_hook(self, token: str, run_id: str, seq: int, name: str, data: Any, now: float) -> None:
+    def create_hook(
+        self, token: str, run_id: str, seq: int, name: str, data: Any, now: float, *, lease: str | None = None
+    ) -> None:
         with self._write() as conn:
+            if lease is not None:
+                self._fence_txn(conn, run_id, lease)
             conn.execute(
                 "INSERT OR IGNORE INTO hooks (token, run_id, seq, name, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (token, run_id, seq, name, dumps(data), now),
@@ -770,16 +966,40 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
         )
         return [{"token": r[0], "name": r[1], "data": _loads(r[2]), "created_at": r[3]} for r in rows]
 
-    def use_hook(self, token: str, now: float) -> tuple[str, str, str | None]:
-        """Mark a hook used; returns (run_id, name, refusal) where refusal explains a bad token."""
+    def deliver_hook(self, token: str, payload: Any, now: float) -> tuple[Run | None, str, str | None]:
+        """Use a hook token and buffer its signal in one transaction: a crash burns no token.
+
+        Returns (run, hook name, refusal); a refusal (unknown or used token,
+        ended run) writes nothing.
+        """
+        try:
+            return self._deliver_hook(token, payload, now)
+        except sqlite3.IntegrityError as exc:
+            raise _translate(exc, self.path) from None
+
+    def _deliver_hook(self, token: str, payload: Any, now: float) -> tuple[Run | None, str, str | None]:
         with self._write() as conn:
             row = conn.execute("SELECT run_id, name, used_at FROM hooks WHERE token = ?", (token,)).fetchone()
             if row is None:
-                return "", "", "unknown hook token"
-            if row[2] is not None:
-                return row[0], row[1], "hook token was already used"
+                return None, "", "unknown hook token"
+            run_id, name, used_at = row
+            if used_at is not None:
+                return None, name, "hook token was already used"
+            found = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)).fetchone()
+            if found is None:  # deleted, or another project's run: its token is not ours to use
+                return None, "", "unknown hook token"
+            run = self._run(found)
+            if run.status not in _ACTIVE:
+                return run, name, f"run {run_id} already {run.status}; hook {name!r} refused"
+            signal_name = "hook:" + token
+            conn.execute(
+                "INSERT INTO signals (run_id, name, payload, created_at) VALUES (?, ?, ?, ?)",
+                (run_id, signal_name, dumps(payload), now),
+            )
+            if signal_name in (run.waiting or {}).get("signals", ()):
+                conn.execute("UPDATE runs SET ready_at = ? WHERE id = ?", (now, run_id))
             conn.execute("UPDATE hooks SET used_at = ? WHERE token = ?", (now, token))
-            return row[0], row[1], None
+            return run, name, None
 
     # -- lineage: resume from a step or checkpoint (issue 7) --------------------
 
@@ -792,6 +1012,8 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, BackendMixin):
         and set run columns, in one transaction, if the run still has `expect` = (status, owner).
         False when it changed meanwhile; then nothing is written."""
         json_columns = {"input", "output", "error", "rollback_result", "context", "state", "lineage", "options", "waiting", "metadata"}
+        if "owner" in fields and "lease" not in fields:
+            fields = {**fields, "lease": None}  # a released run keeps no token its old owner could still write with
         with self._write() as conn:
             row = conn.execute("SELECT status, owner FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None or (row[0], row[1]) != expect:
@@ -824,7 +1046,7 @@ def _run_filter(*, search: str | None = None, **equal: str | None) -> tuple[str,
             clauses.append(f"{column} = ?")
             params.append(value)
     if search:
-        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        clauses.append("(id LIKE ? ESCAPE '\\' OR input LIKE ? ESCAPE '\\' OR metadata LIKE ? ESCAPE '\\')")
-        params.extend([pattern] * 3)
+        needle = search.lower()  # a plain substring: no character is a wildcard
+        clauses.append("(instr(lower(id), ?) > 0 OR instr(lower(input), ?) > 0 OR instr(lower(COALESCE(metadata, '')), ?) > 0)")
+        params.extend([needle] * 3)
     return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params

@@ -40,12 +40,14 @@ def test_produce_appends_to_declared_topics(make: Any) -> None:
     """)
     result = engine.run("publish", {"id": 1})
     assert result["status"] == "completed", result["error"]
+    run_id = result["workflow_id"]
     assert result["output"] == [
-        {"offset": 0, "broker": "order-events", "topic": "order-created"},
-        {"offset": 1, "broker": "order-events", "topic": "order-created"},
+        {"offset": 0, "broker": "order-events", "topic": "order-created", "message_id": f"{run_id}:messaging:order-events:order-created"},
+        {"offset": 1, "broker": "order-events", "topic": "order-created", "message_id": f"{run_id}:messaging:order-events:order-created#2"},
     ]
     messages = engine.store.read_messages("order-events", "order-created")
     assert [m["message"] for m in messages] == [{"orderId": 1}, {"orderId": 2}]
+    assert [m["message_id"] for m in messages] == [o["message_id"] for o in result["output"]]
     assert {m["run_id"] for m in messages} == {result["workflow_id"]}
 
 
@@ -77,10 +79,13 @@ def test_topics_list_and_tail(runtime: Any) -> None:
         asyncio.run(rt.messaging.produce(event="order-events:order-shipped", message={"n": n}))
     listed = _cli(["topics", "list", "--json"])
     assert listed.exit_code == 0
-    assert [(t["broker"], t["topic"], t["messages"]) for t in json.loads(listed.stdout)] == [("order-events", "order-shipped", 3)]
+    assert [(t["broker"], t["type"], t["topic"], t["messages"]) for t in json.loads(listed.stdout)] == [
+        ("order-events", "local", "order-created", 0), ("order-events", "local", "order-shipped", 3),
+    ]  # fmt: skip
     tail = _cli(["topics", "tail", "order-events:order-shipped", "--from-offset", "1", "--json"])
     assert tail.exit_code == 0
-    assert [(m["offset"], m["message"]) for m in json.loads(tail.stdout)] == [(1, {"n": 1}), (2, {"n": 2})]
+    assert [(m["position"], m["message"]) for m in json.loads(tail.stdout)] == [(1, {"n": 1}), (2, {"n": 2})]
+    assert _cli(["topics", "tail", "order-events:order-shipped", "--from", "2", "--json"]).stdout.count('"n": 2') == 1
     plain = _cli(["topics", "tail", "order-events:order-shipped"])
     assert plain.exit_code == 0 and plain.stdout.count("\n") == 3 and '{"n": 2}' in plain.stdout
     assert _cli(["topics", "tail", "order-events:order-created"]).stdout == ""  # declared, empty

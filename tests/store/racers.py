@@ -26,7 +26,7 @@ def claim_all(location: str, owner: str, start_at: float, out: Any) -> None:
         idle = 0
         for run in runs:
             claimed.append(run.id)
-            store.finish_run(run.id, owner, {"status": "completed", "ended_at": time.time()}, [])
+            store.finish_run(run.id, run.lease, {"status": "completed", "ended_at": time.time()}, [])
     out.put(claimed)
     store.close()
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ductape_cli.errors import RunIdTaken, StepTaken
+from ductape_cli.errors import LeaseLost, RunIdTaken, StepTaken
 from ductape_cli.models import Attempt, OpKind, Run, RunStatus, StepRecord, StepStatus
 from ductape_cli.store import open_store
 
@@ -133,7 +133,8 @@ def test_runs_are_created_read_listed_and_counted(store: Any) -> None:
     assert store.count_runs() == 3 and store.count_runs(status="completed") == 1
     assert store.run_counts() == {"order": {"pending": 2}, "refund": {"completed": 1}}
     assert [r.id for r in store.related_runs("r1")] == ["r3"]
-    assert store.find_runs_by_prefix("r", 5) and store.existing_run_ids(["r1", "zz"]) == {"r1"}
+    assert store.find_run_ids("r", 5) == ["r1", "r2", "r3"] and store.find_run_ids("3") == ["r3"]
+    assert store.existing_run_ids(["r1", "zz"]) == {"r1"}
     assert [e.type for e in store.events("r1")] == ["workflow_started"]
 
 
@@ -185,14 +186,22 @@ def test_claims_take_due_runs_in_due_order_once(store: Any) -> None:
     assert store.claim_run("first", "w2", T0 + 11, 30.0) is None  # a live lease
 
 
-def test_an_expired_lease_is_taken_over_and_says_from_whom(store: Any) -> None:
+def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_out(store: Any) -> None:
     started(store, "r1")
-    store.claim_ready("w1", T0, 30.0, 1)
+    (first,) = store.claim_ready("w1", T0, 30.0, 1)
     assert store.claim_ready("w2", T0 + 29, 30.0, 1) == []
-    taken = store.claim_ready("w2", T0 + 31, 30.0, 1)
-    assert [(r.id, r.owner, r.taken_from) for r in taken] == [("r1", "w2", "w1")]
-    assert store.finish_run("r1", "w1", {"status": "completed"}, []) is False  # the old owner is fenced out
-    assert store.get_run("r1").status == RunStatus.RUNNING
+    assert store.claim_ready("w2", T0 + 31, 30.0, 1, stale_leases=[]) == []  # not yet watched going stale
+    taken = store.claim_ready("w2", T0 + 31, 30.0, 1, stale_leases=[first.lease])
+    assert [(r.id, r.owner, r.taken_from) for r in taken] == [("r1", "w2", "w1")] and taken[0].lease != first.lease
+    assert store.finish_run("r1", first.lease, {"status": "completed"}, []) is False
+    with pytest.raises(LeaseLost):
+        store.commit_step(step("r1", 0), [], lease=first.lease)
+    with pytest.raises(LeaseLost):
+        store.set_run_fields("r1", {"phase": "x"}, lease=first.lease)
+    assert store.renew_leases({"r1": first.lease}, T0 + 32, 30.0) == {"r1"}
+    assert store.get_run("r1").status == RunStatus.RUNNING and store.load_journal("r1") == {}
+    store.commit_step(step("r1", 0), [], lease=taken[0].lease)
+    assert store.finish_run("r1", taken[0].lease, {"status": "completed"}, []) is True
 
 
 def test_a_dead_owner_loses_its_lease_at_once(store: Any) -> None:
@@ -205,30 +214,31 @@ def test_a_dead_owner_loses_its_lease_at_once(store: Any) -> None:
 
 def test_renewals_keep_a_lease_and_release_gives_it_back(store: Any) -> None:
     started(store, "r1")
-    store.claim_ready("w1", T0, 30.0, 1)
-    store.renew_leases("w1", ["r1"], T0 + 25, 30.0)
+    (claimed,) = store.claim_ready("w1", T0, 30.0, 1)
+    assert store.renew_leases({"r1": claimed.lease}, T0 + 25, 30.0) == set()
     assert store.claim_ready("w2", T0 + 40, 30.0, 1) == []
-    store.set_current_steps({"r1": "charge"})
+    store.set_current_steps({"r1": ("charge", claimed.lease)})
     assert store.get_run("r1").current_step == "charge"
-    store.release_run("r1", "w1")
+    store.release_run("r1", claimed.lease)
     assert [r.id for r in store.claim_ready("w2", T0 + 41, 30.0, 1)] == ["r1"]
 
 
 def test_suspend_wakes_at_once_for_a_signal_that_arrived_meanwhile(store: Any) -> None:
     started(store, "r1")
-    store.claim_ready("w1", T0, 30.0, 1)
+    (claimed,) = store.claim_ready("w1", T0, 30.0, 1)
     store.add_signal("r1", "approve", {"ok": True}, T0 + 1)
-    ready = store.suspend_run("r1", "w1", {"kind": "signal", "signals": ["approve"]}, None, {"s": 1}, T0 + 2, [])
+    ready = store.suspend_run("r1", claimed.lease, {"kind": "signal", "signals": ["approve"]}, None, {"s": 1}, T0 + 2, [])
     assert ready == T0 + 2
     run = store.get_run("r1")
     assert run.owner is None and run.ready_at == T0 + 2 and run.state == {"s": 1}
-    assert store.suspend_run("r1", "w1", None, T0 + 9, None, T0 + 3, []) is None  # not the owner any more
+    with pytest.raises(LeaseLost):
+        store.suspend_run("r1", claimed.lease, None, T0 + 9, None, T0 + 3, [])  # not the owner any more
 
 
 def test_a_child_that_ends_wakes_its_waiting_parent(store: Any) -> None:
     started(store, "parent")
-    store.claim_ready("w1", T0, 30.0, 1)
-    store.suspend_run("parent", "w1", {"kind": "child", "child_id": "kid"}, None, None, T0 + 1, [])
+    (claimed,) = store.claim_ready("w1", T0, 30.0, 1)
+    store.suspend_run("parent", claimed.lease, {"kind": "child", "child_id": "kid"}, None, None, T0 + 1, [])
     assert store.get_run("parent").ready_at is None
     store.wake_parent("parent", T0 + 5)
     assert store.get_run("parent").ready_at == T0 + 5
@@ -323,14 +333,16 @@ def test_a_signal_to_an_ended_run_is_not_buffered(store: Any) -> None:
     assert store.signals("r1") == [] and store.add_signal("missing", "x", 1, T0) is None
 
 
-def test_a_hook_token_is_used_once(store: Any) -> None:
+def test_a_hook_token_is_used_once_and_buffers_its_signal(store: Any) -> None:
     started(store, "r1")
     store.create_hook("tok", "r1", 0, "approval", {"who": "ops"}, T0)
     store.create_hook("tok", "r1", 0, "approval", {"who": "ops"}, T0)  # a replay creates it again: ignored
     assert [h["token"] for h in store.open_hooks("r1")] == ["tok"]
-    assert store.use_hook("tok", T0 + 1) == ("r1", "approval", None)
-    assert store.use_hook("tok", T0 + 2)[2] == "hook token was already used"
-    assert store.use_hook("nope", T0)[2] == "unknown hook token" and store.open_hooks("r1") == []
+    run, name, refusal = store.deliver_hook("tok", {"ok": 1}, T0 + 1)
+    assert (run.id, name, refusal) == ("r1", "approval", None)
+    assert [(s.name, s.payload) for s in store.signals("r1")] == [("hook:tok", {"ok": 1})]
+    assert store.deliver_hook("tok", {"ok": 2}, T0 + 2)[2] == "hook token was already used"
+    assert store.deliver_hook("nope", {}, T0)[2] == "unknown hook token" and store.open_hooks("r1") == []
 
 
 # -- schedules ---------------------------------------------------------------------------------
@@ -410,9 +422,9 @@ def test_the_feed_lists_every_change_in_order_once_enabled(store: Any) -> None:
     store.enable_feed()  # idempotent
     start = store.feed_position()
     started(store, "r1")
-    store.claim_ready("w1", T0, 30.0, 1)
-    store.commit_step(step("r1", 0), [(T0, "step_completed", "charge", None)])
-    store.finish_run("r1", "w1", {"status": "completed", "output": {"total": 1}}, [(T0 + 2, "workflow_completed", None, None)])
+    (claimed,) = store.claim_ready("w1", T0, 30.0, 1)
+    store.commit_step(step("r1", 0), [(T0, "step_completed", "charge", None)], lease=claimed.lease)
+    store.finish_run("r1", claimed.lease, {"status": "completed", "output": {"total": 1}}, [(T0 + 2, "workflow_completed", None, None)])
     rows = store.read_feed(start)
     kinds = [(r.kind, r.status or r.event_type or r.step_tag) for r in rows]
     assert kinds == [("status", "pending"), ("event", "workflow_started"), ("status", "running"),
