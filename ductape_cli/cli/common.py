@@ -104,6 +104,13 @@ def engine() -> Engine:
 
     eng = Engine(project_config())
     eng.on_resolved = lambda given, run_id: typer.echo(f"ductape: {given!r} is run {run_id}", err=True)
+    try:
+        from typer._click.globals import get_current_context  # typer 0.27+ carries its own click
+    except ImportError:  # pragma: no cover - older typer on click
+        from click import get_current_context  # type: ignore[no-redef]
+    context = get_current_context(silent=True)
+    if context is not None:
+        context.call_on_close(eng.close)  # its store and event loop go when the command ends
     return eng
 
 

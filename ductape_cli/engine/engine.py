@@ -194,6 +194,7 @@ class Engine:
 
         install_from_environment(self)
         self._loops: list[asyncio.AbstractEventLoop] = []
+        self._opened: list[SqliteStore] = []  # each thread's store, closed together by `close`
 
     # -- resources ----------------------------------------------------------------
 
@@ -216,8 +217,9 @@ class Engine:
     @property
     def store(self) -> Store:
         store = getattr(self._local, "store", None)
-        if store is None:
+        if store is None or store.closed:  # closed by `close` from another thread: open afresh
             store = self._local.store = self.open_store()
+            self._opened.append(store)
         return store  # type: ignore[no-any-return]
 
     def _loop(self) -> asyncio.AbstractEventLoop:
@@ -247,10 +249,16 @@ class Engine:
         self.leases.stop()
         if "ductape_cli.components.brokers" in sys.modules:  # broker connections opened by produce steps
             sys.modules["ductape_cli.components.brokers"].close_clients(self._loops)
-        store = getattr(self._local, "store", None)
-        if store is not None and store is not self._memory_store:
-            store.close()
-            self._local.store = None
+        # Every thread's store and idle event loop: an engine made per command (the CLI, tests
+        # through its runner) must give back its connections and file descriptors.
+        opened, self._opened = self._opened, []
+        for store in opened:
+            if store is not self._memory_store:
+                store.close()
+        self._local.store = None
+        for loop in self._loops:
+            if not loop.is_running() and not loop.is_closed():
+                loop.close()
 
     # -- workflows --------------------------------------------------------------------
 
@@ -938,9 +946,9 @@ class Engine:
         transaction); continue the run here when nobody owns it."""
         if not self.has_store():
             raise HookNotFound("unknown hook token")
-        run, _, refusal = self.store.deliver_hook(token, data, self.clock.now())
+        run, name, refusal = self.store.deliver_hook(token, data, self.clock.now())
         if refusal:
-            raise (InvalidState if run is not None else HookNotFound)(refusal)
+            raise (InvalidState if name else HookNotFound)(refusal)  # a known hook already used, or its run ended
         assert run is not None
         return self._carry_on(run, continue_inline, observer)
 

@@ -162,8 +162,11 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
 
     # -- plumbing ---------------------------------------------------------
 
+    closed = False
+
     def close(self) -> None:
         self.conn.close()
+        self.closed = True
 
     def checkpoint(self) -> None:
         """Copy the WAL back into the database without waiting for readers or writers (PASSIVE)."""

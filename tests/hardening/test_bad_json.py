@@ -129,9 +129,9 @@ from ductape_cli import workflow
 
 @workflow("nans")
 async def nans(ctx):
-    if ctx.input.get("where") == "state":
+    if ctx.input.where == "state":
         ctx.set_state("ratio", float("nan"))
-    if ctx.input.get("where") == "step":
+    if ctx.input.where == "step":
         await ctx.step("ratio", lambda: {"r": float("inf")})
     return {"r": float("nan")}
 """)

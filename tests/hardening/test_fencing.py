@@ -84,7 +84,7 @@ def _claimed_execution(project):
     run, _ = engine.start("two", {}, detach=True)
     claimed = engine.store.claim_run(run.id, engine.owner, engine.clock.now(), engine.lease_ttl)
     wf = engine.definition("two")
-    return engine, Execution(engine, claimed, wf, conditions={})
+    return engine, Execution(engine, claimed, wf)
 
 
 def test_the_executor_stops_at_the_first_refused_write(project) -> None:
