@@ -194,7 +194,7 @@ class Engine:
 
         install_from_environment(self)
         self._loops: list[asyncio.AbstractEventLoop] = []
-        self._opened: list[SqliteStore] = []  # each thread's store, closed together by `close`
+        self._opened: list[Store] = []  # each thread's store, closed together by `close`
 
     # -- resources ----------------------------------------------------------------
 

@@ -258,6 +258,7 @@ class PostgresStore(SqliteStore):
 
     def close(self) -> None:
         self.conn.close()
+        self.closed = True
 
     def checkpoint(self) -> None:
         """Nothing to do: PostgreSQL checkpoints by itself."""

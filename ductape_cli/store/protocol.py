@@ -27,6 +27,7 @@ class Store(Protocol):
     backend: str
     path: str
     namespace: str | None
+    closed: bool
 
     # -- plumbing ----------------------------------------------------
 
