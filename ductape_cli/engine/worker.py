@@ -82,7 +82,7 @@ class Worker:
         background = Background(self.engine, self.report, self.tags)
         if not once:
             background.start()
-        stop_listening = None if once else self.engine.store.listen(self.wake)
+        stop_listening = None if once else self._listen()
         self._listening = stop_listening is not None
         try:
             processed = self._run_threads(once)
@@ -93,6 +93,14 @@ class Worker:
         if once:
             background.flush_outbox()
         return processed
+
+    def _listen(self) -> Callable[[], None] | None:
+        """Start the store's wake-ups; None (poll) where it has none or cannot be opened yet
+        (the claim loop then reports the store's problem and backs off)."""
+        try:
+            return self.engine.store.listen(self.wake)
+        except Exception:  # noqa: BLE001 - reported by the claims that follow
+            return None
 
     def _idle_wait(self) -> float:
         """How long an idle thread waits before claiming again: the poll interval, or with
