@@ -598,7 +598,7 @@ class Engine:
 
     def _compiled_steps(self, run: Run) -> list[dict[str, Any]]:
         stored = self.store.get_definition(run.tag, run.version) if run.version else None
-        return list((stored or {}).get("schema", {}).get("steps", []))
+        return list((stored["schema"] if stored else {}).get("steps", []))
 
     def _unreached_steps(self, run: Run, journal: dict[int, StepRecord], compiled: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Compiled steps the run has not reached: `pending` while it runs, `skipped` (with why) once it ended."""

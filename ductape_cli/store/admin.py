@@ -77,13 +77,13 @@ def copy(source: str, target: str, progress: Callable[[int], None] | None = None
             offset += len(page)
             present = dst.existing_run_ids(page)
             fresh = [run_id for run_id in page if run_id not in present]
-            dst.import_rows([src.export_rows(run_id) for run_id in fresh], definitions if offset == len(page) else [])
+            dst.import_rows([src.export_rows(run_id) for run_id in fresh], [dict(d) for d in definitions] if offset == len(page) else [])
             copied["runs"] += len(fresh)
             copied["skipped_runs"] += len(present)
             if progress is not None:
                 progress(copied["runs"])
         if offset == 0:
-            dst.import_rows([], definitions)
+            dst.import_rows([], [dict(d) for d in definitions])
         copied["definitions"] = len(definitions)
         for schedule in src.list_schedules():
             if dst.get_schedule(schedule["id"]) is None:

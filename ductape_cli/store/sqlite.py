@@ -22,6 +22,7 @@ from typing import Any
 from ductape_cli.errors import LeaseLost, RunIdTaken, StepTaken, StoreBusy, StoreError
 from ductape_cli.models import (
     Attempt,
+    Definition,
     Event,
     FeedRow,
     OpKind,
@@ -260,7 +261,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             )
             return existed is None
 
-    def latest_definition(self, tag: str) -> dict[str, Any] | None:
+    def latest_definition(self, tag: str) -> Definition | None:
         rows = self._read(
             "SELECT tag, version, name, source_path, schema, created_at FROM definitions "
             f"WHERE tag = ?{self._scope} ORDER BY created_at DESC, rowid DESC LIMIT 1",
@@ -268,7 +269,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         )
         return self._definition(rows[0]) if rows else None
 
-    def get_definition(self, tag: str, version: str) -> dict[str, Any] | None:
+    def get_definition(self, tag: str, version: str) -> Definition | None:
         rows = self._read(
             "SELECT tag, version, name, source_path, schema, created_at FROM definitions "
             f"WHERE tag = ? AND version >= ? AND version < ?{self._scope} ORDER BY version = ? DESC, created_at DESC LIMIT 1",
@@ -276,7 +277,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         )
         return self._definition(rows[0]) if rows else None
 
-    def list_definitions(self, tag: str | None = None) -> list[dict[str, Any]]:
+    def list_definitions(self, tag: str | None = None) -> list[Definition]:
         sql = f"SELECT tag, version, name, source_path, schema, created_at FROM definitions WHERE 1{self._scope}"
         params: tuple[Any, ...] = self._scoped
         if tag:
@@ -285,7 +286,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         return [self._definition(r) for r in self._read(sql + " ORDER BY tag, created_at, rowid", params)]
 
     @staticmethod
-    def _definition(row: tuple[Any, ...]) -> dict[str, Any]:
+    def _definition(row: tuple[Any, ...]) -> Definition:
         tag, version, name, source_path, schema, created_at = row
         return {
             "tag": tag,
