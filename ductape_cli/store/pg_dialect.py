@@ -22,6 +22,8 @@ _OFFSET_COLUMN = re.compile(r'(?<!")\boffset\b(?!")')  # the column; the keyword
 _SUFFIX = re.compile(r"\bsubstr\((\w+), -\?\)")
 _JSON_FIELD = re.compile(r"\bjson_extract\((\w+), '\$\.(\w+)'\)")
 _WHERE_TRUE = re.compile(r"\bWHERE 1(?= AND | ORDER | GROUP | LIMIT |$)")
+_SCALAR_MAX = re.compile(r"\bMAX\(([\w.]+), ([\w.]+)\)")
+_SCALAR_MIN = re.compile(r"\bMIN\(([\w.]+), ([\w.]+)\)")
 _INSTR = re.compile(r"\binstr\(")
 _SUM_TEST = re.compile(r"\bSUM\((\w+ IS (?:NOT )?NULL)\)")
 _AGGREGATE = re.compile(r"\b(COUNT|MAX|MIN|SUM)\(|\bDISTINCT\b|\bGROUP BY\b|\bJOIN\b|\bFOR UPDATE\b")
@@ -61,6 +63,11 @@ def statement(sql: str, primary_keys: tuple[tuple[str, tuple[str, ...]], ...], l
     text = _SUFFIX.sub(r"right(\1, ?)", text)  # substr(x, -n): the last n characters
     text = _JSON_FIELD.sub(r"(\1::json ->> '\2')", text)
     text = _INSTR.sub("strpos(", text)
+    text = _SCALAR_MAX.sub(r"GREATEST(\1, \2)", text)  # SQLite's two-argument MAX is a scalar
+    text = _SCALAR_MIN.sub(r"LEAST(\1, \2)", text)
+    target = re.match(r"INSERT INTO (\w+)", text)
+    if target and "DO UPDATE SET" in text:  # there a bare column could be the row's or EXCLUDED's
+        text = re.sub(r"\b(GREATEST|LEAST)\((\w+), ", rf"\1({target.group(1)}.\2, ", text)
     text = _WHERE_TRUE.sub("WHERE TRUE", text)  # SQLite's 1 is a boolean
     text = _SUM_TEST.sub(r"SUM(CASE WHEN \1 THEN 1 ELSE 0 END)", text)  # a boolean is not a number there
     text = _placeholders(text)

@@ -432,3 +432,96 @@ def test_the_feed_lists_every_change_in_order_once_enabled(store: Any) -> None:
                      ("event", "workflow_completed")]  # fmt: skip
     assert rows[-1].run_output == {"total": 1}
     assert store.read_feed(rows[-1].id) == [] and store.feed_position() == rows[-1].id
+
+
+# -- what the later issues added: poison runs, lease watching, the outbox, consumer offsets ----------
+
+
+def test_an_unloadable_run_is_deferred_then_failed_for_good(store: Any) -> None:
+    started(store, "r1")
+    (claimed,) = store.claim_ready("w1", T0, 30.0, 1)
+    store.defer_unloadable("r1", claimed.lease, "No module named 'gone'", T0, T0 + 5, [])
+    run = store.get_run("r1")
+    assert (run.owner, run.ready_at, run.load_error, run.load_attempts) == (None, T0 + 5, "No module named 'gone'", 1)
+    (again,) = store.claim_ready("w1", T0 + 6, 30.0, 1)
+    store.defer_unloadable("r1", again.lease, "still gone", T0 + 6, None, [])
+    run = store.get_run("r1")
+    assert run.status == RunStatus.FAILED and run.error["code"] == "WORKFLOW_NOT_LOADABLE"
+
+
+def test_expired_leases_are_listed_for_watching(store: Any) -> None:
+    started(store, "r1")
+    (claimed,) = store.claim_ready("w1", T0, 30.0, 1)
+    assert store.expired_leases(T0 + 10) == []
+    assert store.expired_leases(T0 + 31) == [("r1", claimed.lease, T0 + 30)]
+
+
+def test_the_outbox_hands_each_message_to_one_sender_until_sent(store: Any) -> None:
+    from ductape_cli.store.sqlite_outbox import OutboxMessage
+
+    started(store, "r1")
+    message = OutboxMessage("r1:send", "events", "orders", {"n": 1}, "r1", "send", T0)
+    store.commit_step(step("r1", 0), [], outbox=[message])
+    store.commit_step(step("r1", 1), [], outbox=[message])  # the same id again: one message
+    assert [m.message_id for m in store.claim_outbox("host:1:a", T0, 60)] == ["r1:send"]
+    assert store.claim_outbox("host:2:b", T0 + 1, 60) == []
+    assert store.outbox_senders_on_host("host") == ["host:1:a"]
+    assert [m.message_id for m in store.claim_outbox("host:2:b", T0 + 1, 60, dead_owners=["host:1:a"])] == ["r1:send"]
+    store.outbox_failed("r1:send", "ConnectionError: down", retry_at=T0 + 20)
+    assert store.claim_outbox("host:2:b", T0 + 10, 60) == []
+    assert store.outbox_status() == [{"broker": "events", "topic": "orders", "pending": 1, "sent": 0,
+                                      "last_error": "ConnectionError: down"}]  # fmt: skip
+    (retried,) = store.claim_outbox("host:2:b", T0 + 21, 60)
+    assert retried.attempts == 1
+    store.outbox_sent(["r1:send"], T0 + 22)
+    assert store.claim_outbox("host:3:c", T0 + 1e6, 60) == [] and store.outbox_status()[0]["sent"] == 1
+
+
+def test_consumer_offsets_only_move_forward(store: Any) -> None:
+    assert store.consumer_offset("trigger", "local", "orders") == 0
+    store.set_consumer_offset("trigger", "local", "orders", 5)
+    store.set_consumer_offset("trigger", "local", "orders", 3)  # a late acknowledgement of older messages
+    assert store.consumer_offset("trigger", "local", "orders") == 5
+    assert store.append_message("local", "orders", {"n": 1}, None, T0, message_id="m-1") == 0
+    assert store.append_message("local", "orders", {"n": 1}, None, T0, message_id="m-1") == 0  # deduplicated
+
+
+def test_backend_facts(store: Any) -> None:
+    started(store, "r1")
+    assert store.backend in ("sqlite", "postgresql")
+    assert store.count_rows("runs") == 1 and store.count_rows("events") == 1
+    with pytest.raises(ValueError):
+        store.count_rows("runs; DROP TABLE runs")
+    (claimed,) = store.claim_ready("w1", T0, 30.0, 1)
+    assert store.next_claim_at() == T0 + 30  # held: claimable again when its lease expires
+    store.release_run("r1", claimed.lease)
+    assert store.next_claim_at() == T0
+
+
+def test_a_store_with_notifications_wakes_listeners_on_any_connection(store: Any, opened: Any) -> None:
+    """PostgreSQL: a queued run, a signal to a waiting run and a released lease each wake a listener
+    (on its own connection) at once. SQLite has no notifications: `listen` says so with None."""
+    import threading
+
+    woke = threading.Event()
+    stop = store.listen(woke.set)
+    if store.backend == "sqlite":
+        assert stop is None
+        return
+    try:
+        assert woke.wait(10)  # once on connecting: whatever was queued before
+        other = opened()
+        woke.clear()
+        started(other, "queued")
+        assert woke.wait(10)
+        (claimed,) = other.claim_ready("w1", T0, 30.0, 1)
+        woke.clear()
+        other.release_run("queued", claimed.lease)
+        assert woke.wait(10)
+        (claimed,) = other.claim_ready("w1", T0, 30.0, 1)
+        other.suspend_run("queued", claimed.lease, {"kind": "signal", "signals": ["go"]}, None, None, T0 + 1, [])
+        woke.clear()
+        other.add_signal("queued", "go", {}, T0 + 2)
+        assert woke.wait(10)
+    finally:
+        stop()
