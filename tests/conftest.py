@@ -31,6 +31,25 @@ active = false
 """
 
 
+# With DUCTAPE_TEST_STORE=postgresql these tests are skipped: they check the SQLite file itself
+# (its permissions, a corrupted or emptied file, its query plans, rows read with sqlite3, its path in
+# a message, backup and vacuum), which a PostgreSQL project does not have.
+READS_THE_SQLITE_FILE = (
+    "tests/hardening/test_store_file.py",
+    "tests/hardening/test_poison_runs.py::test_worker_once_on_a_corrupt_store_exits_2",
+    "tests/hardening/test_poison_runs.py::test_worker_on_a_broken_store_backs_off_instead_of_spinning",
+    "tests/hardening/test_run_ids.py::test_status_prefix_uses_a_range_on_the_primary_key",
+    "tests/hardening/test_bad_json.py::test_history_json_never_prints_nan",
+    "tests/hardening/test_hooks_atomic.py::test_a_failed_delivery_does_not_burn_the_token",
+    "tests/hardening/test_large_inputs.py::test_the_input_is_stored_once_and_history_still_shows_it",
+    "tests/test_cli_core.py::test_taken_workflow_id_is_refused",
+    "tests/test_define_cli.py",
+    "tests/test_transfer.py::test_taken_ids_are_refused_and_rename_gives_new_ones",
+    "tests/test_upkeep.py",
+    "tests/test_store.py",
+)
+
+
 @dataclass
 class Project:
     root: Path
@@ -135,10 +154,15 @@ _SLOW_FOLDERS = ("process", "torture")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Process and torture tests are `slow`: `pytest -m "not slow"` is the quick loop."""
+    """Process and torture tests are `slow`: `pytest -m "not slow"` is the quick loop.
+    On PostgreSQL (DUCTAPE_TEST_STORE=postgresql) the tests of the SQLite file itself are skipped."""
+    on_postgres = os.environ.get("DUCTAPE_TEST_STORE") == "postgresql"
+    sqlite_only = pytest.mark.skip(reason="checks the SQLite store file itself (DUCTAPE_TEST_STORE=postgresql)")
     for item in items:
         if any(f"tests/{folder}/" in item.nodeid for folder in _SLOW_FOLDERS):
             item.add_marker(pytest.mark.slow)
+        if on_postgres and item.nodeid.startswith(READS_THE_SQLITE_FILE):
+            item.add_marker(sqlite_only)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
