@@ -60,46 +60,52 @@ def _by_status(store: Store) -> dict[str, int]:
 
 
 def copy(source: str, target: str, progress: Callable[[int], None] | None = None) -> dict[str, int]:
-    """Copy every run (with its journal, events, signals, hooks), definition, schedule and topic log
-    from `source` to `target`. Runs and schedules the target already has are left as they are,
-    so an interrupted copy can simply be run again. Stop workers on `source` first."""
+    """Copy every run (with its journal, events, signals, hooks) and every definition, schedule,
+    topic log, consumer offset and outbox message, of every project namespace, from `source` to
+    `target`. Rows the target already has are left as they are, so an interrupted copy can simply
+    be run again. Stop workers on `source` first."""
     if source == target:
         raise InvalidInput("--from and --to name the same store")
-    src, dst = open_store(source), open_store(target)
+    src, dst = open_store(source), open_store(target)  # unscoped: every namespace
     try:
-        copied = {"runs": 0, "skipped_runs": 0, "definitions": 0, "schedules": 0, "topic_messages": 0}
-        definitions = src.list_definitions()
+        copied = {"runs": 0, "skipped_runs": 0}
         offset = 0
-        while True:
-            page = [run.id for run in src.list_runs(limit=COPY_BATCH, offset=offset)]
-            if not page:
-                break
+        while page := [run.id for run in src.list_runs(limit=COPY_BATCH, offset=offset, full=False)]:
             offset += len(page)
             present = dst.existing_run_ids(page)
             fresh = [run_id for run_id in page if run_id not in present]
-            dst.import_rows([src.export_rows(run_id) for run_id in fresh], [dict(d) for d in definitions] if offset == len(page) else [])
+            dst.import_rows([src.export_rows(run_id) for run_id in fresh], [])
             copied["runs"] += len(fresh)
             copied["skipped_runs"] += len(present)
             if progress is not None:
                 progress(copied["runs"])
-        if offset == 0:
-            dst.import_rows([], [dict(d) for d in definitions])
-        copied["definitions"] = len(definitions)
-        for schedule in src.list_schedules():
-            if dst.get_schedule(schedule["id"]) is None:
-                dst.save_schedule(schedule)
-                copied["schedules"] += 1
-        have = {(t["broker"], t["topic"]) for t in dst.list_topics()}
-        for topic in src.list_topics():
-            if (topic["broker"], topic["topic"]) in have:
-                continue
-            start = 0
-            while batch := src.read_messages(topic["broker"], topic["topic"], start, 1000):
-                for message in batch:
-                    dst.append_message(topic["broker"], topic["topic"], message["message"], message["run_id"], message["created_at"])
-                start = batch[-1]["offset"] + 1
-                copied["topic_messages"] += len(batch)
+        for table, key in _SIDE_TABLES.items():
+            copied[key] = _copy_table(src, dst, table)
         return copied
     finally:
         src.close()
         dst.close()
+
+
+# Tables copied row by row, columns as they are (offsets, namespaces and times kept); the name in the report.
+_SIDE_TABLES = {"definitions": "definitions", "schedules": "schedules", "topic_messages": "topic_messages",
+                "consumer_offsets": "consumer_offsets", "outbox": "outbox_messages"}  # fmt: skip
+
+
+def _copy_table(src: Any, dst: Any, table: str) -> int:
+    """Insert `src`'s rows of `table` that `dst` lacks (by primary key); returns how many were new."""
+    columns = sorted(_columns(src, table) & _columns(dst, table) - {"rowid"})
+    order = "rowid" if table == "definitions" else ", ".join(columns)
+    rows = src._read(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")
+    added = 0
+    with dst._write() as conn:
+        for row in rows:
+            cur = conn.execute(
+                f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", row
+            )
+            added += max(cur.rowcount, 0)
+    return added
+
+
+def _columns(store: Any, table: str) -> set[str]:
+    return {row[1] for row in store._read(f"PRAGMA table_info({table})")}
