@@ -113,7 +113,9 @@ class Worker:
             return self.poll_interval
         if due is None:
             return IDLE_BACKSTOP
-        return min(IDLE_BACKSTOP, max(0.05, due - self.now()))
+        ahead = due - self.now()
+        # Due already but not ours (another worker's, or an expired lease still being watched): poll.
+        return self.poll_interval if ahead <= 0 else min(IDLE_BACKSTOP, ahead)
 
     def _run_threads(self, once: bool) -> int:
         tick_every = max(self.poll_interval, TICK_EVERY_LISTENING) if self._listening else self.poll_interval
