@@ -266,6 +266,9 @@ class PostgresStore(SqliteStore):
     @contextmanager
     def _write(self) -> Iterator[Session]:  # type: ignore[override]
         conn = self.conn
+        if conn.in_transaction:  # an override's transaction around the shared method's own
+            yield conn
+            return
         conn.execute("BEGIN")
         try:
             yield conn
@@ -346,6 +349,14 @@ class PostgresStore(SqliteStore):
             if not rows:
                 raise
             return self._run(rows[0]), False
+
+    def wake_parent(self, parent_id: str, now: float) -> None:
+        """As SQLite's, after locking the parent's row. Under READ COMMITTED an UPDATE whose
+        conditions (suspended: no owner, waiting for a child) only become true when the parent's
+        suspend commits skips the row, a lost wake-up; the lock waits for that commit first."""
+        with self._write() as conn:
+            conn.execute("SELECT 1 FROM runs WHERE id = ?", (parent_id,))  # FOR UPDATE in a transaction
+            super().wake_parent(parent_id, now)
 
     def claim_ready(
         self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None = None,

@@ -50,3 +50,28 @@ def test_topic_appends_racing_get_distinct_gap_free_offsets(location: str, store
     offsets = sorted(o for batch in results for o in batch)
     assert offsets == list(range(PROCESSES * 25))
     assert [m["offset"] for m in store.read_messages("local", "orders")] == offsets
+
+
+def test_a_child_ending_while_its_parent_suspends_still_wakes_the_parent() -> None:
+    """PostgreSQL (READ COMMITTED): the child's wake-up runs while the parent's suspend is not yet
+    committed. It must wait for that commit and then wake the parent, not skip a row that did not
+    look suspended when it started (a lost wake-up: the parent would wait forever)."""
+    import threading
+
+    from ductape_cli.store import open_store
+    from tests.pg import pg_schema
+
+    with pg_schema() as url:
+        parent_side, child_side = open_store(url), open_store(url)
+        now = time.time()
+        parent_side.create_run(Run(id="parent", tag="order", status=RunStatus.PENDING, input={}, created_at=now, ready_at=now), [])
+        (claimed,) = parent_side.claim_ready("w1", now, 30.0, 1)
+        with parent_side._write():  # the suspend's transaction, held open while the child ends
+            parent_side.suspend_run("parent", claimed.lease, {"kind": "child", "child_id": "kid"}, None, None, now, [])
+            waker = threading.Thread(target=child_side.wake_parent, args=("parent", now + 1))
+            waker.start()
+            time.sleep(1.0)  # the wake-up has started and waits on the parent's row
+        waker.join(timeout=30)
+        assert parent_side.get_run("parent").ready_at == now + 1
+        parent_side.close()
+        child_side.close()
