@@ -146,8 +146,14 @@ _DURABILITY_LINES: list[str] = []
 
 @pytest.fixture
 def durability_report() -> Callable[[str], None]:
-    """Process and torture tests report what they checked (runs, kills, duplicates); printed at the end."""
-    return _DURABILITY_LINES.append
+    """Process and torture tests report what they checked (runs, kills, duplicates); printed at the end,
+    each line naming the backend it ran on."""
+
+    def report(line: str) -> None:
+        backend = "postgresql" if "://" in os.environ.get("DUCTAPE_STORE", "") else "sqlite"
+        _DURABILITY_LINES.append(f"[{backend}] {line}")
+
+    return report
 
 
 _SLOW_FOLDERS = ("process", "torture")
