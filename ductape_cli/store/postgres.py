@@ -38,7 +38,7 @@ from ductape_cli.store.sqlite import _RUN_COLUMNS, EventRow, SqliteStore, new_le
 logger = logging.getLogger("ductape.store")
 
 POOL_MAX = int(os.environ.get("DUCTAPE_PG_POOL_MAX", "8"))
-CONNECT_TIMEOUT = 10
+CONNECT_TIMEOUT = float(os.environ.get("DUCTAPE_PG_CONNECT_TIMEOUT", "10"))  # seconds to reach the server
 SERIAL_TABLES = ("topic_messages", "quota_buckets")
 _META = "CREATE TABLE IF NOT EXISTS ductape_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
@@ -68,13 +68,13 @@ def pool_for(url: str) -> ConnectionPool:
         if pool is None:
             pool = ConnectionPool(
                 url, min_size=1, max_size=POOL_MAX, open=False, timeout=30, name="ductape",
-                kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+                kwargs={"autocommit": True, "connect_timeout": max(1, int(CONNECT_TIMEOUT))},
             )  # fmt: skip
             try:
                 pool.open(wait=True, timeout=CONNECT_TIMEOUT)
             except PoolTimeout:
                 pool.close()
-                raise StoreUnavailable(f"cannot connect to store {redact(url)} within {CONNECT_TIMEOUT}s") from None
+                raise StoreUnavailable(f"cannot connect to store {redact(url)} within {CONNECT_TIMEOUT:g}s") from None
             _pools[key] = pool
         return pool
 
@@ -87,7 +87,7 @@ def close_pools(url: str) -> None:
         pool.close()
 
 
-def translate(exc: BaseException, where: str) -> DuctapeError:
+def translate(exc: Exception, where: str) -> DuctapeError:
     """A driver error as the ductape error the engine understands."""
     if isinstance(exc, pg_errors.UniqueViolation):
         constraint = exc.diag.constraint_name or ""
@@ -102,9 +102,8 @@ def translate(exc: BaseException, where: str) -> DuctapeError:
         return StoreBusy(f"store {where}: {exc.diag.message_primary}; retry")
     if isinstance(exc, (psycopg.OperationalError, PoolTimeout)):
         return StoreUnavailable(f"store {where} unavailable: {str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__}")
-    if isinstance(exc, psycopg.Error):
-        return StoreError(f"store {where}: {str(exc).strip().splitlines()[0]}")
-    raise exc
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return StoreError(f"store {where}: {first_line}")
 
 
 def _detail_value(exc: pg_errors.UniqueViolation) -> str | None:
@@ -412,7 +411,7 @@ class PostgresStore(SqliteStore):
         def loop() -> None:
             while not stop.is_set():
                 try:
-                    with psycopg.connect(self.path, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
+                    with psycopg.connect(self.path, autocommit=True, connect_timeout=max(1, int(CONNECT_TIMEOUT))) as conn:
                         conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
                         wake()  # anything queued while we were not listening
                         while not stop.is_set():
