@@ -113,23 +113,54 @@ def _detail_value(exc: pg_errors.UniqueViolation) -> str | None:
 
 
 class _Result:
-    """A statement's rows, fetched at once (the connection goes back to the pool right after)."""
+    """A statement's outcome. Outside a transaction its rows are fetched at once (the connection goes
+    back to the pool right after); inside one (a pipeline) they are fetched when first asked for,
+    so statements whose outcome nobody reads travel with the next one that is read, or the COMMIT."""
 
-    def __init__(self, cur: psycopg.Cursor[Any] | None = None) -> None:
-        self.description = None if cur is None else cur.description
-        self.rowcount = -1 if cur is None else cur.rowcount
-        self._rows = cur.fetchall() if cur is not None and cur.description is not None else []
+    def __init__(self, cur: psycopg.Cursor[Any] | None = None, pipeline: Any = None, where: str = "") -> None:
+        self._cur, self._pipeline, self._where = cur, pipeline, where
+        self._rows: list[tuple[Any, ...]] | None = None if cur is not None else []
         self._next = 0
+        self._rowcount = -1
+        self._description: Any = None
+        if pipeline is None and cur is not None:
+            self._load()
+
+    def _load(self) -> None:
+        cur = self._cur
+        if self._rows is not None or cur is None:
+            return
+        try:
+            if self._pipeline is not None:
+                self._pipeline.sync()
+            self._description, self._rowcount = cur.description, cur.rowcount
+            self._rows = cur.fetchall() if cur.description is not None else []
+        except psycopg.Error as exc:
+            raise translate(exc, self._where) from None
+
+    @property
+    def rowcount(self) -> int:
+        self._load()
+        return self._rowcount
+
+    @property
+    def description(self) -> Any:
+        self._load()
+        return self._description
 
     def fetchone(self) -> tuple[Any, ...] | None:
-        if self._next >= len(self._rows):
+        self._load()
+        rows = self._rows or []
+        if self._next >= len(rows):
             return None
         self._next += 1
-        return self._rows[self._next - 1]  # type: ignore[no-any-return]
+        return rows[self._next - 1]
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        rows, self._next = self._rows[self._next :], len(self._rows)
-        return rows
+        self._load()
+        rows = self._rows or []
+        out, self._next = rows[self._next :], len(rows)
+        return out
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         return iter(self.fetchall())
@@ -139,7 +170,9 @@ class Session:
     """What `SqliteStore` code calls `self.conn`: statements in SQLite spelling, run on PostgreSQL.
 
     Outside a transaction each statement borrows a pooled connection; ``BEGIN`` holds one
-    until ``COMMIT`` or ``ROLLBACK``. Inside, plain SELECTs lock the rows they read.
+    until ``COMMIT`` or ``ROLLBACK``. Inside, plain SELECTs lock the rows they read, and the
+    statements go through a pipeline: a write transaction costs a round trip per statement
+    whose outcome it reads, plus one for the rest and the COMMIT.
     """
 
     def __init__(self, pool: ConnectionPool, where: str, primary_keys: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
@@ -147,6 +180,8 @@ class Session:
         self.where = where
         self.primary_keys = primary_keys
         self._held: psycopg.Connection[Any] | None = None
+        self._pipeline: Any = None
+        self._pipeline_cm: Any = None
         self._locked: set[str] = set()
 
     @property
@@ -192,12 +227,20 @@ class Session:
                 self._run(self._held, "SELECT pg_advisory_xact_lock(hashtext(current_schema() || %s))", (":" + table,))  # type: ignore[arg-type]
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        for params in rows:
-            self.execute(sql, params)
+        if self._held is None:
+            for params in rows:
+                self.execute(sql, params)
+            return
+        self._serialise(sql)
+        try:
+            self._held.cursor().executemany(statement(sql, self.primary_keys, True), [tuple(r) for r in rows])
+        except psycopg.Error as exc:
+            raise translate(exc, self.where) from None
 
     def _run(self, conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> _Result:
+        pipeline = self._pipeline if conn is self._held else None
         try:
-            return _Result(conn.execute(sql, tuple(params)))  # type: ignore[arg-type]
+            return _Result(conn.execute(sql, tuple(params)), pipeline, self.where)  # type: ignore[arg-type]
         except psycopg.Error as exc:
             raise translate(exc, self.where) from None
 
@@ -205,21 +248,39 @@ class Session:
         if self._held is not None:
             raise StoreError(f"store {self.where}: a transaction is already open")
         try:
-            self._held = self.pool.getconn()
+            conn = self.pool.getconn()
         except PoolTimeout as exc:
             raise translate(exc, self.where) from None
+        self._pipeline_cm = conn.pipeline()
+        self._held, self._pipeline = conn, self._pipeline_cm.__enter__()
 
     def _end(self, verb: str) -> _Result:
-        conn, self._held = self._held, None
+        conn, pipeline, self._held, self._pipeline = self._held, self._pipeline_cm, None, None
         self._locked.clear()
         if conn is None:
             return _Result()
+        failure: DuctapeError | None = None
         try:
-            conn.execute(verb)
+            if verb == "COMMIT":
+                conn.execute("COMMIT")
+            pipeline.__exit__(None, None, None)  # sends what is queued and reads every outcome
         except psycopg.Error as exc:
-            raise translate(exc, self.where) from None
+            # On ROLLBACK the error was raised already (the statement that failed, or the caller's);
+            # on COMMIT it is news: a deferred statement failed, or the commit itself.
+            failure = translate(exc, self.where) if verb == "COMMIT" else None
+            try:
+                pipeline.__exit__(None, None, None)
+            except psycopg.Error:
+                pass  # the pipeline is aborted: its first error is the one that matters
+        try:
+            if verb == "ROLLBACK" or failure is not None or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.rollback()
+        except psycopg.Error:
+            logger.exception("rolling back on %s failed; the pool discards the connection", self.where)
         finally:
             self.pool.putconn(conn)
+        if failure is not None:
+            raise failure
         return _Result()
 
     def close(self) -> None:
