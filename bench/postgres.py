@@ -9,9 +9,10 @@ native PostgreSQL backend; medians of `--repeat` rounds, systems alternating):
 
 * steps/s — 10-step workflows run back to back in one process (steps per second);
 * workflows/s — one-step workflows run back to back in one process;
-* worker throughput — 1, 2 and 4 idle `ductape worker` processes, then
-  `--queued` one-step runs queued one by one (as clients would), on SQLite and
-  on PostgreSQL: runs/s from the first queued run until the last completed.
+* worker throughput — `--queued` one-step runs queued, then 1, 2 and 4
+  `ductape worker` processes drain them, on SQLite and on PostgreSQL: runs/s
+  from the moment the first worker printed its start line (so interpreter
+  start-up is not counted) until the last run completed.
 
 `DUCTAPE_BENCH_PG` names the server (default postgresql://postgres@127.0.0.1:5432/postgres).
 """
@@ -106,22 +107,20 @@ def worker_throughput(store: str, folder: Path, queued: int, workers: int) -> fl
     os.environ["DUCTAPE_STORE"] = store
     try:
         engine = Engine(load_config(root))
-        engine.run("steps1", {})  # the schema and the definition exist before the workers start
+        for _ in range(queued):
+            engine.start("steps1", {}, detach=True)
         logs = [root / f"worker-{i}.log" for i in range(workers)]
         procs = [
             subprocess.Popen([sys.executable, "-m", "ductape_cli", "worker", "--poll", "0.05"], cwd=root, env=env,
                              stdout=subprocess.DEVNULL, stderr=log.open("w"))  # fmt: skip
             for log in logs
         ]
-        while not all(log.exists() and "worker " in log.read_text() for log in logs):
-            time.sleep(0.05)  # each has printed "worker ... on ...": started
-        time.sleep(1.0)
         try:
+            while not any(log.exists() and "worker " in log.read_text() for log in logs):
+                time.sleep(0.01)  # the first worker has started (interpreter and imports excluded)
             started = time.perf_counter()
-            for _ in range(queued):
-                engine.start("steps1", {}, detach=True)
-            while engine.store.count_runs(status="completed") < queued + 1:
-                time.sleep(0.05)
+            while engine.store.count_runs(status="completed") < queued:
+                time.sleep(0.02)
             seconds = time.perf_counter() - started
         finally:
             for proc in procs:
