@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.conftest import Project, make_project
 from tests.pg import pg_schema
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
+    """A SQLite project, whatever DUCTAPE_TEST_STORE says: these tests move it to PostgreSQL themselves."""
+    yield from make_project(tmp_path, monkeypatch, "sqlite")
 
 FLOWS = """
     from ductape_cli import workflow
