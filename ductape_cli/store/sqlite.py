@@ -32,6 +32,7 @@ from ductape_cli.models import (
 from ductape_cli.store.encoding import dumps
 from ductape_cli.store.encoding import loads as _loads
 from ductape_cli.store.migrations import FEED_TRIGGERS, MIGRATIONS
+from ductape_cli.store.sqlite_gate import gate_for, retry
 from ductape_cli.store.sqlite_jobs import SchedulesAndTopicsMixin
 from ductape_cli.store.sqlite_ops import OpsMixin
 from ductape_cli.store.sqlite_outbox import OutboxMessage, OutboxMixin
@@ -53,6 +54,10 @@ _STEP_COLUMNS = (
 _INSERT_EVENT = "INSERT INTO events (run_id, ts, type, step, data) VALUES (?, ?, ?, ?, ?)"
 _INSERT_STEP = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 18)})"
 _ACTIVE = ("pending", "running")
+# The WHERE terms of the partial indexes `runs_queue` and `runs_leased`, written as the indexes are,
+# so SQLite can use them (and `INDEXED BY` makes sure it does: a claim must never scan the queue).
+_QUEUED = "status IN ('pending', 'running') AND owner IS NULL"
+_LEASED = "status IN ('pending', 'running') AND owner IS NOT NULL"
 
 
 def _translate(exc: sqlite3.Error, path: str) -> StoreError:
@@ -76,6 +81,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
     def __init__(self, path: str | os.PathLike[str], *, durability: str = "normal") -> None:
         self.path = str(path)
         self.durability = durability
+        self._gate = gate_for(self.path)
         if self.path != ":memory:":
             folder = Path(self.path).parent
             try:
@@ -96,6 +102,8 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
             # Checkpoints run on the lease keeper's thread (`checkpoint`); this is only the backstop.
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
             self._migrate()
+            # From here on, waiting for another writer is `sqlite_gate`'s job, not SQLite's sleeping busy handler.
+            self.conn.execute("PRAGMA busy_timeout = 0")
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
 
@@ -110,27 +118,47 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
             self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     @contextmanager
+    def _gated(self) -> Iterator[None]:
+        """Hold this process's write gate for the store file (threads queue here, not in SQLite)."""
+        if not self._gate.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            raise StoreError(f"store {self.path} stayed busy for {BUSY_TIMEOUT_MS // 1000}s; another thread holds a long write")
+        try:
+            yield
+        finally:
+            self._gate.release()
+
+    @contextmanager
+    def _patient(self) -> Iterator[None]:
+        """Let SQLite itself wait for locks, for the rare statements that wait for readers too (vacuum, backup)."""
+        self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        try:
+            yield
+        finally:
+            self.conn.execute("PRAGMA busy_timeout = 0")
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self.conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.path) from None
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.IntegrityError):
-                raise
-            if isinstance(exc, sqlite3.Error):
+        with self._gated():
+            try:
+                retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+            except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from None
-            raise
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise
+                if isinstance(exc, sqlite3.Error):
+                    raise _translate(exc, self.path) from None
+                raise
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
-            return self.conn.execute(sql, params).fetchall()
+            return retry(lambda: self.conn.execute(sql, params).fetchall())
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
 
@@ -296,38 +324,82 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
         self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None = None,
         dead_owners: Sequence[str] = (),
     ) -> list[Run]:
-        """Claim up to `limit` runs that are due: queued, woken, signalled, or orphaned."""
+        """Claim up to `limit` runs that are due: orphaned (lease expired, or owner dead) first, then
+        queued, woken and signalled ones by due time.
+
+        Each part walks an index and stops after the batch (`runs_leased` holds only the
+        runs in flight, `runs_queue` only unowned ones), so a claim costs the same with ten
+        or a million runs queued. The write lock is held for index walks and updates only:
+        rows are decoded after the commit.
+        """
+        if limit <= 0:
+            return []
+        runs = self._claim_orphans(owner, now, ttl, limit, tags, dead_owners)
+        if len(runs) < limit:
+            runs += self._claim_queued(owner, now, ttl, limit - len(runs), tags)
+        return runs
+
+    def _claim_queued(self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None) -> list[Run]:
         tag_clause = f" AND tag IN ({', '.join('?' * len(tags))})" if tags else ""
-        dead_clause = f" OR owner IN ({', '.join('?' * len(dead_owners))})" if dead_owners else ""
+        # One statement: the index walk and the updates share one short write transaction.
         with self._write() as conn:
             rows = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('pending', 'running') "
-                f"AND ready_at <= ? AND (owner IS NULL OR lease_expires_at < ?{dead_clause}){tag_clause} "
-                "ORDER BY ready_at LIMIT ?",
-                (now, now, *dead_owners, *(tags or ()), limit),
+                "UPDATE runs SET owner = ?, lease_expires_at = ?, status = 'running', started_at = COALESCE(started_at, ?) "
+                f"WHERE id IN (SELECT id FROM runs INDEXED BY runs_queue WHERE {_QUEUED} AND ready_at <= ?{tag_clause} "
+                f"ORDER BY ready_at LIMIT ?) RETURNING {_RUN_COLUMNS}",
+                (owner, now + ttl, now, now, *(tags or ()), limit),
             ).fetchall()
-            runs = [self._run(r) for r in rows]
-            for run in runs:
-                conn.execute(
+        runs = [self._run(r) for r in rows]
+        runs.sort(key=lambda run: run.ready_at or 0.0)
+        return runs
+
+    def _claim_orphans(
+        self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None, dead_owners: Sequence[str]
+    ) -> list[Run]:
+        """Take over runs whose lease expired or whose owner died: read outside the write lock (the
+        runs in flight, through `runs_leased`), then each taken only if its lease is unchanged."""
+        dead_clause = f" OR owner IN ({', '.join('?' * len(dead_owners))})" if dead_owners else ""
+        candidates = self._read(
+            f"SELECT id, owner, lease_expires_at, tag, ready_at FROM runs INDEXED BY runs_leased WHERE {_LEASED} "
+            f"AND ready_at <= ? AND (lease_expires_at < ?{dead_clause})",
+            (now, now, *dead_owners),
+        )
+        # Sorted here, not by SQL: these are only the runs in flight, and a temp B-tree is what a claim must not need.
+        candidates = sorted((c for c in candidates if not tags or c[3] in tags), key=lambda c: c[4])[:limit]
+        if not candidates:
+            return []
+        runs = []
+        with self._write() as conn:
+            for run_id, previous, expires, _, _ in candidates:
+                row = conn.execute(
                     "UPDATE runs SET owner = ?, lease_expires_at = ?, status = 'running', "
-                    "started_at = COALESCE(started_at, ?) WHERE id = ?",
-                    (owner, now + ttl, now, run.id),
-                )
-                if run.owner is not None and run.owner != owner:
-                    run.taken_from = run.owner
-                run.owner, run.lease_expires_at = owner, now + ttl
-            return runs
+                    "started_at = COALESCE(started_at, ?) WHERE id = ? AND owner = ? AND lease_expires_at IS ? "
+                    f"AND status IN ('pending', 'running') RETURNING {_RUN_COLUMNS}",
+                    (owner, now + ttl, now, run_id, previous, expires),
+                ).fetchone()
+                if row is not None:
+                    runs.append((row, previous))
+        claimed = []
+        for row, previous in runs:
+            run = self._run(row)
+            run.taken_from = previous
+            claimed.append(run)
+        return claimed
 
     def owners_on_host(self, host: str) -> list[str]:
-        """Owners (host:pid:token) holding unexpired leases from `host`, to check for dead pids."""
+        """Owners (host:pid:token) holding runs in flight from `host`, to check for dead pids.
+
+        A key range over `runs_leased`: it reads the runs in flight from that host, nothing else.
+        """
         rows = self._read(
-            "SELECT DISTINCT owner FROM runs WHERE status IN ('pending', 'running') AND owner LIKE ?",
-            (host + ":%",),
+            f"SELECT DISTINCT owner FROM runs INDEXED BY runs_leased WHERE {_LEASED} AND owner >= ? AND owner < ?",
+            (host + ":", host + ";"),
         )
         return [r[0] for r in rows]
 
     def next_ready_at(self) -> float | None:
-        rows = self._read("SELECT MIN(ready_at) FROM runs WHERE status IN ('pending', 'running') AND ready_at IS NOT NULL")
+        """When the next unowned run becomes due (None: nothing queued or sleeping)."""
+        rows = self._read(f"SELECT MIN(ready_at) FROM runs INDEXED BY runs_queue WHERE {_QUEUED} AND ready_at IS NOT NULL")
         return rows[0][0] if rows else None
 
     def renew_leases(self, owner: str, run_ids: Sequence[str], now: float, ttl: float) -> None:
@@ -561,18 +633,15 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
             values = (*values[:6], output_json, *values[7:])
         if not events and state is None and not outbox:
             # A lone statement is its own transaction: no BEGIN/COMMIT round trips on the common path.
-            try:
-                conn.execute(_INSERT_STEP, values)
-            except sqlite3.IntegrityError:
-                raise
-            except sqlite3.Error as exc:
-                raise _translate(exc, self.path) from None
+            with self._gated():
+                try:
+                    retry(lambda: conn.execute(_INSERT_STEP, values))
+                except sqlite3.IntegrityError:
+                    raise
+                except sqlite3.Error as exc:
+                    raise _translate(exc, self.path) from None
             return
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.path) from None
-        try:
+        with self._write() as conn:
             conn.execute(_INSERT_STEP, values)
             run_id = record.run_id
             for ts, type_, step, data in events:
@@ -581,13 +650,6 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
                 conn.execute("UPDATE runs SET state = ? WHERE id = ?", (dumps(state), run_id))
             if outbox:
                 self._outbox_txn(conn, outbox)
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
-                raise _translate(exc, self.path) from None
-            raise
 
     def update_op(
         self, run_id: str, seq: int, fields: dict[str, Any], events: Sequence[EventRow] = (),
