@@ -289,12 +289,17 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
 
     def related_runs(self, run_id: str) -> list[Run]:
         """Runs linked to `run_id` by replay, restart, resume or parenthood (one hop)."""
+        # One indexed lookup per lineage column (an ORDER BY here tempts SQLite into walking every run
+        # by creation time instead); the few matches are sorted here.
         rows = self._read(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE replayed_from = ? OR restarted_from = ? "
-            "OR resumed_from = ? OR parent_id = ? ORDER BY created_at",
+            " UNION ALL ".join(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE {column} = ?"
+                for column in ("replayed_from", "restarted_from", "resumed_from", "parent_id")
+            ),
             (run_id, run_id, run_id, run_id),
         )
-        return [self._run(r) for r in rows]
+        unique = {r[0]: r for r in rows}  # a run can name `run_id` in two columns
+        return sorted((self._run(r) for r in unique.values()), key=lambda run: (run.created_at, run.id))
 
     def claim_run(self, run_id: str, owner: str, now: float, ttl: float, dead_owners: Sequence[str] = ()) -> Run | None:
         """Take the lease of an unfinished run if nobody live holds it."""
