@@ -1,14 +1,17 @@
 """The worker: adopts due runs (queued, woken, signalled, cancelled, orphaned) and due schedules.
 
-Claims happen in one BEGIN IMMEDIATE transaction, so several workers on one
-store never execute the same run at once. Stopping is graceful: executions
-release their runs at the next step boundary, and another worker can adopt
-them at once.
+One thread claims and `concurrency` threads execute: each claim takes as many
+runs as executors are free, in one short write transaction, so several workers
+on one store never execute the same run at once and a worker never holds a run
+it has no thread for. Stopping is graceful: executions release their runs at the
+next step boundary, and another worker can adopt them at once.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +47,13 @@ class Worker:
         self.processed = 0
         self.errors: list[str] = []
         self._lock = threading.Lock()
-        self._idle = [False] * self.concurrency
+        # The claimer hands runs to the executors; a slot is an executor with nothing to do.
+        self._handoff: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._slots = threading.Semaphore(self.concurrency)
+        self._finished = threading.Event()
+        self._in_flight = 0
+        self._dead: list[str] = []
+        self._dead_checked_at: float | None = None
 
     def stop(self) -> None:
         """Ask every thread to finish its current step, release its run and exit."""
@@ -76,23 +85,33 @@ class Worker:
         return processed
 
     def _run_threads(self, once: bool) -> int:
-        threads = [
-            threading.Thread(target=self._loop, args=(i, once), name=f"ductape-worker-{i}", daemon=True)
+        """One thread claims (as many runs as executors are free, in one claim), `concurrency` threads
+        execute; this thread fires schedules and chores."""
+        executors = [
+            threading.Thread(target=self._execute_loop, name=f"ductape-worker-{i}", daemon=True)
             for i in range(self.concurrency)
         ]
-        for thread in threads:
+        claimer = threading.Thread(target=self._claim_loop, args=(once,), name="ductape-worker-claim", daemon=True)
+        for thread in (*executors, claimer):
             thread.start()
         try:
             self.tick_chores()
-            while any(t.is_alive() for t in threads):
+            while claimer.is_alive():
                 if not once:
                     self.tick_schedules()
                     self.tick_chores()
-                for thread in threads:
+                claimer.join(timeout=self.poll_interval)
+            for _ in executors:
+                self._handoff.put(None)
+            for thread in executors:
+                while thread.is_alive():
                     thread.join(timeout=self.poll_interval)
         except KeyboardInterrupt:
             self.stop()
-            for thread in threads:
+            claimer.join()
+            for _ in executors:
+                self._handoff.put(None)
+            for thread in executors:
                 thread.join()
         return self.processed
 
@@ -118,31 +137,79 @@ class Worker:
                 self.report(f"chore error: {exc}")
 
     def _dead_owners(self) -> list[str]:
-        store = self.engine.store
-        return [o for o in store.owners_on_host(HOST) if owner_is_dead(o, self.engine.owner)]
+        """Owners on this host whose process is gone, looked up at most once per poll interval."""
+        now = time.monotonic()
+        if self._dead_checked_at is None or now - self._dead_checked_at >= self.poll_interval:
+            store = self.engine.store
+            self._dead = [o for o in store.owners_on_host(HOST) if owner_is_dead(o, self.engine.owner)]
+            self._dead_checked_at = now
+        return self._dead
 
-    def _loop(self, index: int, once: bool) -> None:
+    def _reserve(self) -> int:
+        """Wait for at least one free executor, then take every free one; 0 when stopping."""
+        while not self._slots.acquire(timeout=self.poll_interval):
+            if self.stop_event.is_set():
+                return 0
+        taken = 1
+        while self._slots.acquire(blocking=False):
+            taken += 1
+        return taken
+
+    def _claim_loop(self, once: bool) -> None:
         engine = self.engine
         while not self.stop_event.is_set():
             if once:
                 self.tick_schedules()
+            free = self._reserve()
+            if not free:
+                return
+            self._finished.clear()
             try:
                 claimed = engine.store.claim_ready(
-                    engine.owner, engine.clock.now(), LEASE_TTL, 1, self.tags, self._dead_owners()
+                    engine.owner, engine.clock.now(), LEASE_TTL, free, self.tags, self._dead_owners()
                 )
-            except Exception as exc:  # noqa: BLE001 - a store hiccup must not end this worker thread
+            except Exception as exc:  # noqa: BLE001 - a store hiccup must not end the worker
+                self._give_back(free)
                 self.errors.append(str(exc))
                 self.report(f"✗ claim failed: {exc}; retrying")
                 self.stop_event.wait(self.poll_interval)
                 continue
-            if not claimed:
+            self._give_back(free - len(claimed))
+            for run in claimed:
+                self._handoff.put(run)
+            if claimed:
+                continue
+            if self._busy() == 0:
                 if once:
                     return
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
-                continue
-            for run in claimed:
+            else:
+                # Runs in flight may make more due (a child, a signal to a sibling): claim when one ends.
+                self._finished.wait(self.poll_interval)
+
+    def _give_back(self, slots: int) -> None:
+        for _ in range(slots):
+            self._slots.release()
+
+    def _busy(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+    def _execute_loop(self) -> None:
+        while True:
+            run = self._handoff.get()
+            if run is None:
+                return
+            with self._lock:
+                self._in_flight += 1
+            try:
                 self._execute(run)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+                self._slots.release()
+                self._finished.set()
 
     def _execute(self, run: Any) -> None:
         self.report(f"▶ {run.id} {run.tag}")

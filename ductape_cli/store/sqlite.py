@@ -646,15 +646,15 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
                 except sqlite3.Error as exc:
                     raise _translate(exc, self.path) from None
             return
-        with self._write() as conn:
-            conn.execute(_INSERT_STEP, values)
+        with self._write() as txn:
+            txn.execute(_INSERT_STEP, values)
             run_id = record.run_id
             for ts, type_, step, data in events:
-                conn.execute(_INSERT_EVENT, (run_id, ts, type_, step, None if data is None else dumps(data)))
+                txn.execute(_INSERT_EVENT, (run_id, ts, type_, step, None if data is None else dumps(data)))
             if state is not None:
-                conn.execute("UPDATE runs SET state = ? WHERE id = ?", (dumps(state), run_id))
+                txn.execute("UPDATE runs SET state = ? WHERE id = ?", (dumps(state), run_id))
             if outbox:
-                self._outbox_txn(conn, outbox)
+                self._outbox_txn(txn, outbox)
 
     def update_op(
         self, run_id: str, seq: int, fields: dict[str, Any], events: Sequence[EventRow] = (),
