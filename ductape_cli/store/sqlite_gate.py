@@ -49,10 +49,10 @@ def is_busy(exc: sqlite3.Error) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
-def retry(attempt: Callable[[], T], timeout: float = BUSY_TIMEOUT_S) -> T:
+def retry(attempt: Callable[[], T], timeout: float | None = None) -> T:
     """`attempt()`, tried again while another process holds the store's write lock.
 
-    Raises the last busy error once `timeout` seconds have passed.
+    Raises the last busy error once `timeout` seconds (default `BUSY_TIMEOUT_S`) have passed.
     """
     pause = FIRST_PAUSE
     deadline: float | None = None
@@ -64,7 +64,7 @@ def retry(attempt: Callable[[], T], timeout: float = BUSY_TIMEOUT_S) -> T:
                 raise
             now = time.monotonic()
             if deadline is None:
-                deadline = now + timeout
+                deadline = now + (BUSY_TIMEOUT_S if timeout is None else timeout)
             elif now >= deadline:
                 raise
         time.sleep(pause * (0.5 + random.random()))
