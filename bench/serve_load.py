@@ -52,11 +52,11 @@ def work(value, pause):
 
 @workflow("load")
 async def load(ctx):
-    pause = ctx.input.get("pause", 0)
-    a = await ctx.step("a", lambda: work(ctx.input.get("i"), pause))
+    pause = ctx.input.pause or 0
+    a = await ctx.step("a", lambda: work(ctx.input.i, pause))
     b = await ctx.step("b", lambda: work(a["i"], pause))
     await ctx.step("c", lambda: work(b["i"], pause))
-    return {"i": ctx.input.get("i")}
+    return {"i": ctx.input.i}
 '''
 EXPECTED = [
     "status:pending", "status:running", "step_started:a", "step_completed:a", "step_started:b",

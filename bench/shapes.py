@@ -72,9 +72,9 @@ async def steps10_1kb(ctx):
 
 @workflow("sample3", name="Three-step sample")
 async def sample3(ctx):
-    user = await ctx.step("create-user", lambda: {{"id": "usr_" + ctx.input.get("name", "jane"), "name": ctx.input.get("name", "jane")}})
+    user = await ctx.step("create-user", lambda: {{"id": "usr_" + ctx.default(ctx.input.name, "jane"), "name": ctx.default(ctx.input.name, "jane")}})
     await ctx.step("send-welcome", lambda: {{"sent_to": user["id"]}})
-    await ctx.step("audit-log", lambda: audit(user, ctx.input.get("fail")))
+    await ctx.step("audit-log", lambda: audit(user, ctx.input.fail))
     return {{"success": True, "userId": user["id"]}}
 
 

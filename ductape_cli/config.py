@@ -17,7 +17,7 @@ from typing import Any
 from ductape_cli.errors import ConfigError
 
 CONFIG_NAME = "ductape.toml"
-_PROJECT_KEYS = {"name", "workflows", "store", "default_env", "durability"}
+_PROJECT_KEYS = {"name", "namespace", "workflows", "store", "default_env", "durability"}
 _TOP_TABLES = {
     "project", "envs", "apps", "databases", "notifications", "storage", "brokers", "quotas",
     "fallbacks", "graphs", "worker", "dev", "retention", "serve", "triggers",
@@ -39,9 +39,16 @@ class ProjectConfig:
     store: str = ".ductape/state.db"
     default_env: str = "dev"
     durability: str = "normal"
+    namespace: str = ""  # explicit [project] namespace; empty means the project name
+    lease_ttl: float = 30.0  # [worker] lease: how long a claim holds a run without renewal
     envs: dict[str, EnvConfig] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
     text: str = ""
+
+    @property
+    def store_namespace(self) -> str:
+        """Which runs in a shared store are this project's: `[project] namespace`, else its name."""
+        return self.namespace or self.name
 
     @property
     def workflows_dir(self) -> Path:
@@ -142,6 +149,7 @@ def parse_config(doc: dict[str, Any], text: str, root: Path, path: Path) -> Proj
         setattr(config, key, value)
     if config.durability not in ("normal", "full"):
         raise config_error(path, text, "project", "durability", "durability must be \"normal\" or \"full\"")
+    _parse_worker(config, doc.get("worker", {}), text, path)
     envs = doc.get("envs", {})
     if not isinstance(envs, dict):
         raise config_error(path, text, "envs", None, "must be a table of envs")
@@ -157,3 +165,21 @@ def parse_config(doc: dict[str, Any], text: str, root: Path, path: Path) -> Proj
     if config.envs and config.default_env not in config.envs:
         raise config_error(path, text, "project", "default_env", f"default_env {config.default_env!r} is not in [envs]")
     return config
+
+
+def _parse_worker(config: ProjectConfig, worker: Any, text: str, path: Path) -> None:
+    """`[worker] lease`: a duration of at least 3s (renewed every third of it)."""
+    if not isinstance(worker, dict):
+        raise config_error(path, text, "worker", None, "must be a table")
+    if "lease" not in worker:
+        return
+    from ductape_cli.durations import parse_duration
+    from ductape_cli.errors import DuctapeError
+
+    try:
+        ms = parse_duration(worker["lease"], what="lease")
+    except DuctapeError as exc:
+        raise config_error(path, text, "worker", "lease", exc.message) from None
+    if ms is None or ms < 3000:
+        raise config_error(path, text, "worker", "lease", "lease must be at least 3s")
+    config.lease_ttl = ms / 1000

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,9 @@ class WorkflowDefinition:
     record_scenarios: list[dict[str, Any]] = field(default_factory=list)
     input_model: Any = None
     max_events: int | None = None
-    envs: list[str] | None = None
+    envs: list[str] | None = None  # the envs it may run in (None: every env of ductape.toml)
+    inactive_envs: list[str] = field(default_factory=list)  # listed with active=False: refused
+    product: str | None = None
     on_message: str | None = None  # "broker:topic": `ductape worker` starts a run per message
     source_file: str | None = None
     source_line: int | None = None
@@ -68,11 +71,16 @@ class WorkflowDefinition:
             "signals": self.signals,
             "queries": sorted(self.queries),
             "max_events": self.max_events,
+            "product": self.product,
+            "envs": [{"slug": e, "active": e not in self.inactive_envs} for e in self.envs or []],
         }
 
     def validate_input(self, value: Any) -> Any:
-        """Check input against `input_model` (pydantic) before a run is created."""
+        """Check input against `input_model` (pydantic) before a run is created; without one, input is a JSON object."""
         if self.input_model is None:
+            if not isinstance(value, dict):
+                kind = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(type(value), "null")
+                raise InvalidInput(f"input for {self.tag} must be a JSON object, got {kind} (declare input_model= to accept other JSON)")
             return value
         try:
             model = self.input_model.model_validate(value)
@@ -165,12 +173,58 @@ def _normalise_queries(tag: str, queries: Mapping[str, Any] | None) -> dict[str,
     return result
 
 
+OPTION_NAMES = (
+    "name", "description", "rollback_strategy", "timeout", "signals", "queries", "branch_overrides", "record_input",
+    "record_scenarios", "input_model", "max_events", "envs", "product", "on_message",
+)  # fmt: skip
+
+
+def snake_case(name: str) -> str:
+    """The seed's camelCase option names (`branchOverrides`) as ours (`branch_overrides`)."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def _gather_options(tag: str, *layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge option layers (later wins), accepting camelCase; an unknown name is an error naming it."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            name = snake_case(str(key))
+            if name not in OPTION_NAMES:
+                import difflib
+
+                close = difflib.get_close_matches(name, OPTION_NAMES, n=1)
+                hint = f"; did you mean {close[0]}?" if close else f" (options: {', '.join(OPTION_NAMES)})"
+                raise DefinitionError(f"workflow {tag}: unknown option {key!r}{hint}")
+            if value is not None:
+                merged[name] = value
+    return merged
+
+
+def _envs(tag: str, envs: Any) -> tuple[list[str] | None, list[str]]:
+    """`envs=["dev", {"slug": "prd", "active": False}]` -> (every listed env, the inactive ones)."""
+    if not envs:
+        return None, []
+    names, inactive = [], []
+    for env in envs:
+        if isinstance(env, Mapping):
+            slug = env.get("slug") or env.get("name")
+            if not isinstance(slug, str) or not slug:
+                raise DefinitionError(f"workflow {tag}: each env needs a slug, got {dict(env)!r}")
+            names.append(slug)
+            if env.get("active", True) is False:
+                inactive.append(slug)
+        else:
+            names.append(str(env))
+    return names, inactive
+
+
 def define(
-    tag: str | None = None,
+    tag: str | Mapping[str, Any] | None = None,
     handler: Callable[..., Any] | None = None,
     *,
     name: str | None = None,
-    description: str = "",
+    description: str | None = None,
     rollback_strategy: str | None = None,
     timeout: int | str | None = None,
     signals: Mapping[str, Any] | None = None,
@@ -182,55 +236,72 @@ def define(
     max_events: int | None = None,
     envs: list[Any] | None = None,
     on_message: str | None = None,
-    options: Mapping[str, Any] | None = None,
     product: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    **seed_names: Any,
 ) -> WorkflowDefinition:
     """Define a workflow (the seed's ``ductape.workflows.define({...})``).
 
-    Example: ``define(tag="user-onboarding", handler=onboard, timeout="5m")``.
-    `options` accepts the seed's nested form (``{"timeout": 300000,
-    "rollback_strategy": "reverse_all"}``); keyword arguments win over it.
+    Example: ``define(tag="user-onboarding", handler=onboard, timeout="5m")``, or the seed's
+    own form ``define({"tag": "user-onboarding", "handler": onboard, "options": {"timeout": 300000}})``.
+    Options: name, description, rollback_strategy, timeout, signals, queries, branch_overrides,
+    record_input, record_scenarios, input_model, max_events, envs, product, on_message — each also in the
+    seed's camelCase (`branchOverrides`, `recordInput`, ...). Keyword arguments win over `options`.
     """
+    spec: dict[str, Any] = {}
+    if isinstance(tag, Mapping):
+        spec = dict(tag)
+        tag = spec.pop("tag", None)
+        handler = handler or spec.pop("handler", None)
+        spec_options = spec.pop("options", None) or {}
+        spec = {**spec_options, **spec}
     if not tag or not isinstance(tag, str):
         raise DefinitionError("a workflow needs a non-empty string tag")
     if handler is None or not callable(handler):
         raise DefinitionError(f"workflow {tag}: handler must be a function taking ctx")
-    opts = dict(options or {})
-    strategy_text = rollback_strategy or opts.get("rollback_strategy") or "reverse_all"
+    keywords = {
+        "name": name, "description": description, "rollback_strategy": rollback_strategy, "timeout": timeout,
+        "signals": signals, "queries": queries, "branch_overrides": branch_overrides, "record_input": record_input,
+        "record_scenarios": record_scenarios, "input_model": input_model, "max_events": max_events, "envs": envs,
+        "product": product, "on_message": on_message,
+    }  # fmt: skip
+    opts = _gather_options(tag, options or {}, spec, seed_names, keywords)
+    strategy_text = snake_case(str(opts.get("rollback_strategy") or "reverse_all"))
     try:
         strategy = RollbackStrategy(strategy_text)
     except ValueError:
         known = ", ".join(s.value for s in RollbackStrategy)
         raise DefinitionError(f"workflow {tag}: unknown rollback_strategy {strategy_text!r} (use {known})") from None
     try:
-        timeout_ms = parse_duration(timeout if timeout is not None else opts.get("timeout"), what="timeout")
+        timeout_ms = parse_duration(opts.get("timeout"), what="timeout")
     except InvalidInput as exc:
         raise DefinitionError(f"workflow {tag}: {exc.message}") from None
-    max_events = max_events if max_events is not None else opts.get("max_events")
+    env_names, inactive = _envs(tag, opts.get("envs"))
+    record_input = opts.get("record_input")
+    on_message = opts.get("on_message")
     if on_message is not None:
         broker, sep, topic = on_message.partition(":") if isinstance(on_message, str) else ("", "", "")
         if not (sep and broker and topic):
             raise DefinitionError(f"workflow {tag}: on_message must be \"broker:topic\", got {on_message!r}")
-    env_names = None
-    if envs:
-        env_names = [e["slug"] if isinstance(e, Mapping) else str(e) for e in envs]
     source = inspect.getsourcefile(handler) if hasattr(handler, "__code__") else None
     line = handler.__code__.co_firstlineno if hasattr(handler, "__code__") else None
     definition = WorkflowDefinition(
         tag=tag,
         handler=handler,
-        name=name or tag,
-        description=description,
+        name=opts.get("name") or tag,
+        description=opts.get("description") or "",
         rollback_strategy=strategy,
         timeout_ms=timeout_ms,
-        signals=_normalise_signals(tag, signals),
-        queries=_normalise_queries(tag, queries),
-        branch_overrides=dict(branch_overrides or {}),
+        signals=_normalise_signals(tag, opts.get("signals")),
+        queries=_normalise_queries(tag, opts.get("queries")),
+        branch_overrides=dict(opts.get("branch_overrides") or {}),
         record_input=dict(record_input) if record_input is not None else None,
-        record_scenarios=[dict(s) for s in record_scenarios or []],
-        input_model=input_model,
-        max_events=max_events,
+        record_scenarios=[dict(s) for s in opts.get("record_scenarios") or []],
+        input_model=opts.get("input_model"),
+        max_events=opts.get("max_events"),
         envs=env_names,
+        inactive_envs=inactive,
+        product=opts.get("product"),
         on_message=on_message,
         source_file=source,
         source_line=line,

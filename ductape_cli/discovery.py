@@ -155,3 +155,22 @@ def load_one(folder: Path, path: Path) -> Registry:
     registry = Registry(folder=folder)
     registry.add(import_module_file(path, folder))
     return registry
+
+
+def trusted_module(folder: Path, hint: str | None) -> Path | None:
+    """The workflow module at `hint` (a path the store remembered) if discovery would import it too.
+
+    The store must never choose which code runs: the hint is resolved (no
+    `..`, no symlink out) and accepted only when it is one of the modules
+    under the workflows folder; otherwise None (full discovery decides).
+    """
+    if not hint:
+        return None
+    try:
+        path = Path(hint).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    root = folder.resolve()
+    if not path.is_relative_to(root):
+        return None
+    return path if path in {p.resolve() for p in module_files(root)} else None

@@ -61,6 +61,19 @@ class ScheduleNotFound(DuctapeError):
 
 class StoreError(DuctapeError):
     code = "STORE_ERROR"
+    transient = False  # worth retrying as is (the store was busy), unlike corruption or a full disk
+
+
+class StoreBusy(StoreError):
+    """Another process held the write lock past the busy timeout: retry later."""
+
+    transient = True
+
+
+class LeaseLost(DuctapeError):
+    """A fenced write found that this process no longer holds the run's lease: another owner took over."""
+
+    code = "LEASE_LOST"
 
 
 class DefinitionError(DuctapeError):

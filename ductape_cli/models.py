@@ -126,6 +126,9 @@ class Run:
     # Not stored: the owner whose lease a claim just took over (metrics count takeovers).
     taken_from: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    lease: str | None = None  # the fencing token of the current claim; every write of its owner carries it
+    load_error: str | None = None  # why the last worker could not load its workflow
+    load_attempts: int = 0
 
     @property
     def execution_time_ms(self) -> int:

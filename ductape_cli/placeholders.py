@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ductape_cli.engine.context import MAPPING_METHODS, MethodField
+from ductape_cli.engine.context import MAPPING_METHODS, called_by_library
 
 if TYPE_CHECKING:
     from ductape_cli.recording import Recorder
@@ -158,21 +158,18 @@ class RecordedMapping(dict):  # type: ignore[type-arg]
         self._origin = origin
 
     def __getattribute__(self, name: str) -> Any:
-        # Fields win over dict methods, as in the run's InputView: ``ctx.input.items`` is the
-        # "items" field. get/keys/values/items/copy still work as methods (json calls .items()).
-        if name[:1] == "_":
+        # The run's InputView rule: a present field is the field, an absent one a placeholder (the
+        # real input may have it), also for items/get/keys/values/copy; library code (json) sees methods.
+        if name[:1] == "_" or name == "to_dict":
             return object.__getattribute__(self, name)
-        if dict.__contains__(self, name):
-            value = self[name]
-            if name in MAPPING_METHODS and isinstance(value, (RecordedList, RecordedMapping)):
-                shared = (_CallableList if isinstance(value, list) else _CallableMapping)(value, value._origin)  # type: ignore[arg-type]
-                shared._method = object.__getattribute__(self, name)
-                return shared
-            return object.__getattribute__(self, name) if name in MAPPING_METHODS else value
-        value = object.__getattribute__(self, name)
-        if name in MAPPING_METHODS:
-            return _MethodOrPlaceholder(value, object.__getattribute__(self, "_origin").child(name))
-        return value
+        if name in MAPPING_METHODS and called_by_library():
+            return object.__getattribute__(self, name)
+        if dict.__contains__(self, name) or name in MAPPING_METHODS:
+            return self[name]
+        return object.__getattribute__(self, name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name == "_origin":
@@ -198,19 +195,6 @@ class RecordedMapping(dict):  # type: ignore[type-arg]
 
 
 
-class _MethodOrPlaceholder(Placeholder):
-    """``ctx.input.items`` without an "items" key: a placeholder that still works as the dict method."""
-
-    __slots__ = ("_method",)
-
-    def __init__(self, method: Callable[..., Any], origin: Placeholder) -> None:
-        super().__init__(origin.root, origin.tag, origin.path, origin._recorder)
-        object.__setattr__(self, "_method", method)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._method(*args, **kwargs)
-
-
 class RecordedList(list):  # type: ignore[type-arg]
     """A list from recording data; steps made while iterating it have data-derived (dynamic) tags."""
 
@@ -234,14 +218,6 @@ class RecordedList(list):  # type: ignore[type-arg]
         finally:
             if recorder is not None:
                 recorder.iterating -= 1
-
-
-class _CallableMapping(MethodField, RecordedMapping):
-    pass
-
-
-class _CallableList(MethodField, RecordedList):
-    pass
 
 
 def _wrap(value: Any, origin: Placeholder) -> Any:

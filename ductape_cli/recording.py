@@ -123,6 +123,7 @@ class Recorder:
         self.parallel_group: str | None = None
         self.parallel_groups = 0
         self._warned: set[str] = set()
+        self.step_calls: list[tuple[Pending, str, str]] = []  # to warn about steps never awaited
 
     def warn_once(self, message: str) -> None:
         if message not in self._warned:
@@ -400,7 +401,10 @@ class RecordingContext:
                 rec.implied.extend(override_conditions(tag, rec.overrides[tag]))
             return result
 
-        return rec.deliver(resolve)
+        delivered = rec.deliver(resolve)
+        if isinstance(delivered, Pending):
+            rec.step_calls.append((delivered, tag, site))
+        return delivered
 
     def parallel(self, calls: Iterable[Any], *, concurrency: int | None = None) -> Any:
         rec = self._r
@@ -626,6 +630,12 @@ def record(
             f"recording did not finish within {RECORD_TIMEOUT if timeout is None else timeout:g}s; "
             "does the handler wait on something outside ctx, or loop forever?"
         ), recorder.recording)
+    for pending, step_tag, site in recorder.step_calls:
+        if not pending._done:
+            recorder.warn_once(
+                f"step {step_tag!r} at {display_path(site)} is never awaited, so it would never run: "
+                f"write `await ctx.step({step_tag!r}, ...)`"
+            )
     if "error" in outcome:
         raise HandlerFailed(outcome["error"], recorder.recording)
     return recorder.recording

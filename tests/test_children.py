@@ -9,10 +9,10 @@ FAMILY = """
 
     @workflow("payment-processing", signals={"confirm": {}})
     async def payment(ctx):
-        if ctx.input.get("wait") is True:
+        if ctx.input.wait is True:
             await ctx.wait_for_signal("confirm")
         charge = await ctx.step("charge", lambda: {"chargeId": f"ch_{ctx.input.amount}", "parent": ctx.parent_id})
-        if ctx.input.get("fail") is True:
+        if ctx.input.fail is True:
             await ctx.step("explode", lambda: 1 / 0)
         return charge
 

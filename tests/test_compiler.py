@@ -185,15 +185,15 @@ def test_iterating_a_placeholder_records_nothing_and_warns() -> None:
 def test_input_fields_named_like_dict_methods_and_json() -> None:
     def handler(ctx: Any) -> None:
         ctx.step("copy", lambda: 1, input={"raw": json.dumps(ctx.input), "items": [i.id for i in ctx.input.items]})
-        for key, _value in ctx.input.items():
+        for key, _value in ctx.input.to_dict().items():
             ctx.step(f"key-{key}", lambda: 1)
-        ctx.step("later", lambda: 1, input={"maybe": ctx.input.get("missing"), "keys": sorted(ctx.input.keys())})
+        ctx.step("later", lambda: 1, input={"maybe": ctx.input.get, "keys": sorted(ctx.input.to_dict().keys())})
 
     wf = define(tag="m", handler=handler, record_input={"items": [{"id": "a"}]})
     steps = steps_of(compile_definition(wf))
     assert steps["copy"]["options"]["input"] == {"raw": '{"items": [{"id": "a"}]}', "items": ["a"]}
     assert "key-items" in steps
-    assert steps["later"]["options"]["input"] == {"maybe": "$Input{missing}", "keys": ["items"]}
+    assert steps["later"]["options"]["input"] == {"maybe": "$Input{get}", "keys": ["items"]}
 
 
 def test_signal_overrides_choose_which_signal_arrives() -> None:

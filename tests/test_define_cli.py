@@ -268,7 +268,8 @@ def test_show_and_workflows(project: Any, cli: Callable[..., Any]) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("show", "nope"), "no stored definition for workflow 'nope' (stored: order-fulfillment)"),
+        (("show", "nope"), "unknown workflow 'nope' (1 workflow stored"),
+        (("show", "order-fulfilment"), "unknown workflow 'order-fulfilment'; did you mean order-fulfillment?"),
         (("show", "order-fulfillment", "--version", "zzz"), "has no version 'zzz'"),
     ],
 )

@@ -134,10 +134,10 @@ def test_signal_for_a_finished_run_is_not_stored(tmp_path: Path) -> None:
 
 def test_suspend_sees_a_signal_that_arrived_meanwhile(tmp_path: Path) -> None:
     store = open_store(str(tmp_path / "s.db"))
-    store.create_run(make_run(owner="me", lease_expires_at=time.time() + 30), [])
+    store.create_run(make_run(owner="me", lease="L1", lease_expires_at=time.time() + 30), [])
     store.add_signal("wf_1", "go", {}, time.time())  # arrives before the run says it waits
     now = time.time()
-    ready = store.suspend_run("wf_1", "me", {"kind": "signal", "signals": ["go"]}, None, None, now, [])
+    ready = store.suspend_run("wf_1", "L1", {"kind": "signal", "signals": ["go"]}, None, None, now, [])
     assert ready == now
 
 

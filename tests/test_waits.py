@@ -217,7 +217,7 @@ def test_hooks_are_single_use_and_custom_events_are_listed(project, cli) -> None
     status = cli("status", run_id, "--json").json()
     assert status["waiting"]["kind"] == "hook"
     token = cli("step", run_id, "announce", "--json").json()["output"]
-    assert len(token) > 20
+    assert len(token) > 20 and token.startswith("hk_")  # a token never reads as a command-line option
     done = cli("hook", token, "--data", '{"approved": true}', "--json")
     assert done.exit_code == 0 and done.json()["output"] == {"approved": True}
     reused = cli("hook", token, "--data", "{}")

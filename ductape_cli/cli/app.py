@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -43,7 +43,7 @@ def build(modules: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
         name="ductape",
         help=HELP,
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
         context_settings={"help_option_names": ["-h", "--help"]},
@@ -55,7 +55,28 @@ def build(modules: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
     return new
 
 
-def _root() -> None:
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"ductape {installed_version()}")
+        raise typer.Exit(0)
+
+
+def installed_version() -> str:
+    """The installed distribution's version (package metadata), never a hard-coded string."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ductape")
+    except PackageNotFoundError:
+        return "unknown (not installed; pip install -e .)"
+
+
+def _root(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", "-V", callback=_print_version, is_eager=True, help="Print the installed version and exit."),
+    ] = None,
+) -> None:
     """Local-first durable workflows: define, run, signal, replay and inspect them."""
 
 
@@ -73,7 +94,7 @@ def main() -> None:
     family = COMMAND_FAMILIES.get(command or "")
     target = build((family,)) if family else build()
     try:
-        target()
+        target(prog_name="ductape")
     except DuctapeError as exc:  # raised outside a command (should not happen, but never a traceback)
         print(f"ductape: {exc.message}", file=sys.stderr)
         sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)

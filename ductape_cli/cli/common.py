@@ -25,9 +25,27 @@ from ductape_cli.errors import (
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
 
+def complete_tags(incomplete: str) -> list[str]:
+    """Shell completion: the workflow tags defined in the store (never creates one, never fails)."""
+    try:
+        eng = engine()
+        return [w["tag"] for w in eng.workflows() if w["tag"].startswith(incomplete)]
+    except Exception:  # noqa: BLE001 - a completion must never print a traceback into the shell
+        return []
+
+
+def complete_run_ids(incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion: the 50 most recent run ids, with their workflow and status as help."""
+    try:
+        eng = engine()
+        return [(r.id, f"{r.tag} {r.status}") for r in eng.list_runs(limit=50) if r.id.startswith(incomplete)]
+    except Exception:  # noqa: BLE001 - a completion must never print a traceback into the shell
+        return []
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines (stable keys, no colour).")]
-RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="Run id (a unique prefix of at least 6 characters also works).")]
-Tag = Annotated[str, typer.Argument(metavar="TAG", help="Workflow tag, e.g. user-onboarding.")]
+RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="Run id, or a unique prefix or suffix of it (at least 6 characters).", autocompletion=complete_run_ids)]
+Tag = Annotated[str, typer.Argument(metavar="TAG", help="Workflow tag, e.g. user-onboarding.", autocompletion=complete_tags)]
 
 _EXIT_BY_STATUS = {
     "completed": EXIT_OK,
@@ -67,54 +85,93 @@ def exit_code_for(status: str) -> int:
     return _EXIT_BY_STATUS.get(status, EXIT_FAILED)
 
 
-def engine() -> Engine:
+def project_config() -> Any:
+    """The project around the cwd (or DUCTAPE_PROJECT); outside one, a one-line error and nothing created."""
     from ductape_cli.config import load_config
+    from ductape_cli.errors import ConfigError
+
+    config = load_config()
+    if config.path is None and not os.environ.get("DUCTAPE_PROJECT") and not os.environ.get("DUCTAPE_STORE"):
+        raise ConfigError(
+            f"not in a ductape project: no ductape.toml in {config.root} or any folder above it "
+            "(run `ductape init`, cd into a project, or set DUCTAPE_PROJECT)"
+        )
+    return config
+
+
+def engine() -> Engine:
     from ductape_cli.engine.engine import Engine
 
-    return Engine(load_config())
+    eng = Engine(project_config())
+    eng.on_resolved = lambda given, run_id: typer.echo(f"ductape: {given!r} is run {run_id}", err=True)
+    try:
+        from typer._click.globals import get_current_context  # typer 0.27+ carries its own click
+    except ImportError:  # pragma: no cover - older typer on click
+        from click import get_current_context  # type: ignore[no-redef]
+    context = get_current_context(silent=True)
+    if context is not None:
+        context.call_on_close(eng.close)  # its store and event loop go when the command ends
+    return eng
 
 
 def parse_json_arg(text: str | None, what: str = "--input", *, default: Any = None) -> Any:
-    """JSON given inline, as @file.json, or as - for stdin."""
+    """JSON given inline, as @file.json, or as - for stdin (strict: see `ductape_cli.jsonin`)."""
+    from ductape_cli.jsonin import parse_json
+
     if text is None:
         return default
-    source = what
     if text == "-":
-        text = sys.stdin.read()
-        source = f"{what} (stdin)"
-    elif text.startswith("@"):
+        return parse_json(sys.stdin.buffer.read(), f"{what} (stdin)")
+    if text.startswith("@"):
         path = Path(text[1:])
         try:
-            text = path.read_text(encoding="utf-8")
+            data = path.read_bytes()
         except FileNotFoundError:
             raise InvalidInput(f"{what}: file {path} not found") from None
         except OSError as exc:
             raise InvalidInput(f"{what}: cannot read {path}: {exc.strerror}") from None
-        source = str(path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        return parse_json(data, str(path))
+    return parse_json(text, what)
 
 
 def parse_assignment(text: str, what: str) -> tuple[str, Any]:
     """`key=value` where value is JSON when it parses, else the literal string."""
+    from ductape_cli.jsonin import NotJson, parse_json
+
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise InvalidInput(f"{what} expects KEY=VALUE, got {text!r}")
     try:
-        return key.strip(), json.loads(value)
-    except json.JSONDecodeError:
+        return key.strip(), parse_json(value, f"{what} {key.strip()}")
+    except NotJson:  # bad bytes, NaN or absurd nesting stay errors, not strings
         return key.strip(), value
+
+
+def _jsonable(value: Any) -> Any:
+    """Typed results (and anything else with `to_dict`) as their JSON object; the rest as text."""
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else str(value)
 
 
 def print_json(value: Any, *, compact: bool = False) -> None:
     """JSON on stdout; `compact` for large payloads (indenting falls back to the slow pure-Python encoder)."""
     if compact:
-        sys.stdout.write(json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(value, separators=(",", ":"), default=_jsonable, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(value, indent=2, default=_jsonable, ensure_ascii=False) + "\n")
 
 
 def use_rich() -> bool:
-    return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+    from ductape_cli.render.output import terminal
+
+    return terminal()
+
+
+def output(view: str, data: Any, as_json: bool) -> None:
+    """Print `data`: JSON with --json, else the named view (Rich on a terminal, plain lines to a pipe)."""
+    if as_json:
+        print_json(data)
+        return
+    from ductape_cli.render.output import show as render
+
+    render(view, data)

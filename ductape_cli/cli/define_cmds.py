@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ductape_cli.cli.common import JsonOption, Tag, command, engine, print_json
+from ductape_cli.cli.common import JsonOption, Tag, command, engine, output, print_json
 
 
 def define(
@@ -28,16 +28,11 @@ def define(
     not compile; 2 a workflow module or workflow failed to compile (the others
     are still defined).
     """
-    from ductape_cli.definitions import define_all
-
-    report = define_all(engine(), check=check)
+    report = engine().define(check=check)
     if as_json:
         print_json(report.to_dict())
     else:
-        from ductape_cli.render.definitions import check_report, define_report
-        from ductape_cli.render.views import console
-
-        console().print(check_report(report) if check else define_report(report))
+        output("check" if check else "define", report, False)
     for error in report.errors:
         typer.echo(f"ductape: {error}", err=True)
     from ductape_cli.render import github
@@ -57,16 +52,7 @@ def show(
 
     Example: ductape show order-fulfillment --version 46351c2a
     """
-    from ductape_cli.definitions import show_definition
-
-    record = show_definition(engine(), tag, version)
-    if as_json:
-        print_json(record)
-        return
-    from ductape_cli.render.definitions import show_definition as render
-    from ductape_cli.render.views import console
-
-    console().print(render(record))
+    output("definition", engine().show(tag, version), as_json)
 
 
 def workflows(as_json: JsonOption = False) -> None:
@@ -74,16 +60,7 @@ def workflows(as_json: JsonOption = False) -> None:
 
     Example: ductape workflows --json
     """
-    from ductape_cli.definitions import list_workflows
-
-    rows = list_workflows(engine())
-    if as_json:
-        print_json(rows)
-        return
-    from ductape_cli.render.definitions import workflows_table
-    from ductape_cli.render.views import console
-
-    console().print(workflows_table(rows))
+    output("workflows", engine().workflows(), as_json)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
@@ -17,10 +16,11 @@ from ductape_cli.cli.common import (
     JsonOption,
     RunId,
     command,
+    complete_run_ids,
     engine,
+    output,
     parse_assignment,
     parse_json_arg,
-    print_json,
 )
 from ductape_cli.cli.run_cmds import WaitOption, notices, show_result, with_progress
 from ductape_cli.errors import InvalidInput
@@ -46,13 +46,11 @@ def replay(
 
     Example: ductape replay wf_3f2a9c1d7b4e --from-step process-payment --step-output 'validate={"available": true}'
     """
-    from ductape_cli.engine.lineage import replay as replay_run
-
     outputs = dict(_step_output(text) for text in step_output or [])
     check_junit_path(junit)
     eng = engine()
-    result = with_progress(run_id, as_json, lambda obs: replay_run(
-        eng, run_id, reason=reason, idempotency_key=idempotency_key, timeout=timeout, from_step=from_step,
+    result = with_progress(run_id, as_json, lambda obs: eng.replay(
+        run_id, reason=reason, idempotency_key=idempotency_key, timeout=timeout, from_step=from_step,
         step_outputs=outputs, observer=obs, wait=wait))  # fmt: skip
     _announce(eng, as_json, f"replay of {result.get('replayed_from')}: {result['workflow_id']}")
     report_for_ci(eng, result, junit, annotations)
@@ -75,14 +73,12 @@ def restart(
 
     Example: ductape restart wf_3f2a9c1d7b4e --set email=corrected@example.com
     """
-    from ductape_cli.engine.lineage import restart as restart_run
-
     new_input = parse_json_arg(input, "--input")
     override = parse_json_arg(input_override, "--input-override")
     pairs = [parse_assignment(text, "--set") for text in set_values or []]
     eng = engine()
-    result = with_progress(run_id, as_json, lambda obs: restart_run(
-        eng, run_id, input=new_input, set_values=pairs, input_override=override, merge=merge, reason=reason,
+    result = with_progress(run_id, as_json, lambda obs: eng.restart(
+        run_id, input=new_input, set_values=pairs, input_override=override, merge=merge, reason=reason,
         idempotency_key=idempotency_key, timeout=timeout, observer=obs, wait=wait))  # fmt: skip
     _announce(eng, as_json, f"restart of {result.get('restarted_from')}: {result['workflow_id']}")
     show_result(result, as_json)
@@ -93,47 +89,28 @@ def related(run_id: RunId, as_json: JsonOption = False) -> None:
 
     Example: ductape related wf_3f2a9c1d7b4e
     """
-    from ductape_cli.engine.lineage import related as family
-
-    data = family(engine(), run_id)
-    if as_json:
-        print_json(data)
-        return
-    from ductape_cli.render.lineage import related_tree
-    from ductape_cli.render.views import console
-
-    console().print(related_tree(data))
+    output("related", engine().related(run_id), as_json)
 
 
 def compare(
-    run_a: Annotated[str, typer.Argument(metavar="RUN_A", help="First run id (or unique prefix).")],
-    run_b: Annotated[str, typer.Argument(metavar="RUN_B", help="Second run id (or unique prefix).")],
+    run_a: Annotated[str, typer.Argument(metavar="RUN_A", help="First run id (or unique prefix).", autocompletion=complete_run_ids)],
+    run_b: Annotated[str, typer.Argument(metavar="RUN_B", help="Second run id (or unique prefix).", autocompletion=complete_run_ids)],
     as_json: JsonOption = False,
 ) -> None:
     """Compare two runs: input fields, each step's status, output and error, the outputs, durations.
 
     Example: ductape compare wf_3f2a9c1d7b4e wf_9c1d7b4e3f2a
     """
-    from ductape_cli.engine.lineage import compare as compare_runs
-
-    data = compare_runs(engine(), run_a, run_b)
-    if as_json:
-        print_json(data)
-        return
-    from ductape_cli.render.lineage import compare_view
-    from ductape_cli.render.views import console
-
-    console().print(compare_view(data))
+    output("compare", engine().compare(run_a, run_b), as_json)
 
 
 def _step_output(text: str) -> tuple[str, Any]:
     tag, sep, value = text.partition("=")
     if not sep or not tag.strip():
         raise InvalidInput(f"--step-output expects TAG=JSON, got {text!r}")
-    try:
-        return tag.strip(), json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"--step-output {tag.strip()}: not valid JSON: {exc.msg} at column {exc.colno}") from None
+    from ductape_cli.jsonin import parse_json
+
+    return tag.strip(), parse_json(value, f"--step-output {tag.strip()}")
 
 
 def _announce(eng: Any, as_json: bool, line: str) -> None:

@@ -20,8 +20,8 @@ from ductape_cli.cli.common import (
     command,
     engine,
     exit_code_for,
+    output,
     parse_json_arg,
-    print_json,
     use_rich,
 )
 
@@ -29,18 +29,9 @@ InputOption = Annotated[str | None, typer.Option("--input", "-i", help="Input as
 WaitOption = Annotated[bool, typer.Option("--wait", help="Keep going until the run ends, however long it waits.")]
 
 
-def show_result(result: dict[str, Any], as_json: bool, *, steps: list[dict[str, Any]] | None = None) -> None:
+def show_result(result: Any, as_json: bool) -> None:
     """Print a run's result and exit with the code its status maps to."""
-    if as_json:
-        print_json(result)
-    elif use_rich() or steps is not None:
-        from ductape_cli.render.views import console, result_panel
-
-        console().print(result_panel(result, steps))
-    else:
-        from ductape_cli.render.plain import result_lines
-
-        typer.echo("\n".join(result_lines(result)))
+    output("result", result, as_json)
     raise typer.Exit(exit_code_for(result["status"]))
 
 
@@ -56,7 +47,7 @@ def progress(tag: str, as_json: bool) -> Any:
     return PlainProgress()
 
 
-def with_progress(tag: str, as_json: bool, action: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+def with_progress(tag: str, as_json: bool, action: Callable[[Any], Any]) -> Any:
     observer = progress(tag, as_json)
     try:
         return action(observer)
@@ -94,6 +85,10 @@ def run(
     """
     payload = parse_json_arg(input, "--input", default={})
     check_junit_path(junit)
+    if payload is None:  # the engine reads a missing input as {}; an explicit null is not an object
+        from ductape_cli.errors import InvalidInput
+
+        raise InvalidInput(f"input for {tag} must be a JSON object, got null")
     extra = parse_json_arg(context, "--context", default=None)
     if extra is not None and not isinstance(extra, dict):
         from ductape_cli.errors import InvalidInput
@@ -131,13 +126,11 @@ def resume(
 
     Example: ductape resume wf_3f2a9c1d7b4e --from-checkpoint payment-complete --input '{"retry_payment": false}'
     """
-    from ductape_cli.engine.lineage import resume_from
-
     check_junit_path(junit)
     new_input = parse_json_arg(input, "--input")
     eng = engine()
-    result = with_progress(run_id, as_json, lambda obs: resume_from(
-        eng, run_id, from_checkpoint=from_checkpoint, from_step=from_step, skip=skip or [], input=new_input,
+    result = with_progress(run_id, as_json, lambda obs: eng.resume(
+        run_id, from_checkpoint=from_checkpoint, from_step=from_step, skip=skip or [], input=new_input,
         observer=obs, wait=wait))  # fmt: skip
     report_for_ci(eng, result, junit, annotations)
     show_result(result, as_json)
@@ -191,12 +184,7 @@ def cancel(
     """
     eng = engine()
     result = with_progress(run_id, as_json, lambda obs: eng.cancel(run_id, reason, observer=obs))
-    if as_json:
-        print_json(result)
-    else:
-        typer.echo(f"cancelled: {str(result['cancelled']).lower()}")
-        typer.echo(f"status: {result['status']}")
-        typer.echo(f"rolled_back_steps: {', '.join(result['rolled_back_steps']) or '-'}")
+    output("cancel", result, as_json)
     raise typer.Exit(exit_code_for(result["status"]))
 
 
@@ -209,15 +197,7 @@ def query(
 
     Example: ductape query wf_3f2a9c1d7b4e getProgress
     """
-    answer = engine().query(run_id, name)
-    if as_json or not use_rich():
-        print_json(answer)
-    else:
-        from rich.pretty import Pretty
-
-        from ductape_cli.render.views import console
-
-        console().print(Pretty(answer))
+    output("query", engine().query(run_id, name), as_json)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from ductape_cli.cli.common import JsonOption, Tag, command, engine, parse_json_arg, print_json
+from ductape_cli.cli.common import JsonOption, Tag, command, engine, output, parse_json_arg
 
 JobId = Annotated[str, typer.Argument(metavar="JOB_ID", help="Schedule id (job_...).")]
-
-
-def _show(view: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print_json(view)
-        return
-    typer.echo(f"job {view['job_id']}  {view['tag']}  {view['kind']}{' ' + view['cron'] if view.get('cron') else ''}"
-               f"{' (' + view['timezone'] + ')' if view.get('timezone') else ''}{'  paused' if view.get('paused') else ''}")  # fmt: skip
-    for when in view["next_fire_times"]:
-        typer.echo(f"  next: {when}")
-    if view.get("missed"):
-        typer.echo(f"  skipped while no worker ran: {', '.join(view['missed'])}")
-    if view.get("last_run_id"):
-        typer.echo(f"  last run: {view['last_run_id']}")
 
 
 def dispatch(
@@ -41,11 +27,9 @@ def dispatch(
 
     Example: ductape dispatch sync-inventory --cron "0 * * * *" --timezone America/New_York --retries 3
     """
-    from ductape_cli.engine import schedules
-
     payload = parse_json_arg(input, "--input", default={})
-    view = schedules.create(engine(), tag, payload, at=at, in_=in_, cron=cron, timezone=timezone, env=env, retries=retries, timeout=timeout)
-    _show(view, as_json)
+    view = engine().dispatch(tag, payload, at=at, after=in_, cron=cron, timezone=timezone, env=env, retries=retries, timeout=timeout)
+    output("schedule", view, as_json)
 
 
 schedules_app = typer.Typer(help="Inspect and control schedules made with `ductape dispatch`.", no_args_is_help=True)
@@ -56,17 +40,7 @@ def list_schedules(as_json: JsonOption = False) -> None:
 
     Example: ductape schedules list
     """
-    from ductape_cli.engine import schedules
-
-    eng = engine()
-    views = [schedules.describe(eng, s) for s in (eng.store.list_schedules() if eng.has_store() else [])]
-    if as_json:
-        print_json(views)
-        return
-    for view in views:
-        _show(view, False)
-    if not views:
-        typer.echo("no schedules")
+    output("schedules", engine().list_schedules(), as_json)
 
 
 def show(job_id: JobId, as_json: JsonOption = False) -> None:
@@ -74,15 +48,7 @@ def show(job_id: JobId, as_json: JsonOption = False) -> None:
 
     Example: ductape schedules show job_4f2a1c9e0b
     """
-    from ductape_cli.engine import schedules
-
-    eng = engine()
-    view = schedules.describe(eng, schedules.get(eng, job_id), upcoming=5)
-    view["runs"] = [{"workflow_id": r.id, "status": str(r.status)} for r in eng.list_runs(schedule_id=job_id, limit=20)]
-    _show(view, as_json)
-    if not as_json:
-        for run in view["runs"]:
-            typer.echo(f"  run {run['workflow_id']}  {run['status']}")
+    output("schedule", engine().get_schedule(job_id), as_json)
 
 
 def pause(job_id: JobId, as_json: JsonOption = False) -> None:
@@ -90,9 +56,7 @@ def pause(job_id: JobId, as_json: JsonOption = False) -> None:
 
     Example: ductape schedules pause job_4f2a1c9e0b
     """
-    from ductape_cli.engine import schedules
-
-    _show(schedules.set_paused(engine(), job_id, True), as_json)
+    output("schedule", engine().pause_schedule(job_id), as_json)
 
 
 def resume(job_id: JobId, as_json: JsonOption = False) -> None:
@@ -100,9 +64,7 @@ def resume(job_id: JobId, as_json: JsonOption = False) -> None:
 
     Example: ductape schedules resume job_4f2a1c9e0b
     """
-    from ductape_cli.engine import schedules
-
-    _show(schedules.set_paused(engine(), job_id, False), as_json)
+    output("schedule", engine().resume_schedule(job_id), as_json)
 
 
 def delete(job_id: JobId) -> None:
@@ -110,9 +72,7 @@ def delete(job_id: JobId) -> None:
 
     Example: ductape schedules delete job_4f2a1c9e0b
     """
-    from ductape_cli.engine import schedules
-
-    schedules.delete(engine(), job_id)
+    engine().delete_schedule(job_id)
     typer.echo(f"deleted {job_id}")
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ductape_cli.cli.common import command, engine
+from ductape_cli.errors import StoreError
 
 
 def worker(
@@ -71,8 +72,10 @@ def worker(
     signals.signal(signals.SIGINT, stop)
     report(f"worker {eng.owner} on {eng.store_path} (concurrency {concurrency})")
     processed = w.run(once=once)
-    report(f"worker stopped after {processed} executions")
     eng.close()
+    if w.fatal is not None:
+        raise StoreError(w.fatal)
+    report(f"worker stopped after {processed} executions")
 
 
 def dev(
@@ -84,19 +87,18 @@ def dev(
 
     A module with an error is reported and the last good code keeps serving; Ctrl-C stops cleanly.
     """
-    from ductape_cli.config import load_config
+    from ductape_cli.cli.common import project_config
     from ductape_cli.engine.devloop import DevLoop
 
     def report(line: str) -> None:
         typer.echo(line, err=True)
 
     def show(define_report: object) -> None:
-        from ductape_cli.render.definitions import define_report as render
-        from ductape_cli.render.views import console
+        from ductape_cli.render.output import show as render
 
-        console(stderr=True).print(render(define_report))  # type: ignore[arg-type]
+        render("define", define_report, stream=sys.stderr)
 
-    DevLoop(load_config().root, report=report, show=show, concurrency=concurrency).run()
+    DevLoop(project_config().root, report=report, show=show, concurrency=concurrency).run()
 
 
 def register(app: typer.Typer) -> None:

@@ -79,7 +79,9 @@ class ComponentRuntime:
         if self._store is None:
             from ductape_cli.store import open_store
 
-            self._store = open_store(self.config.store_path, durability=self.config.durability)
+            self._store = open_store(
+                self.config.store_path, durability=self.config.durability, namespace=self.config.store_namespace
+            )
         return self._store
 
     def close(self) -> None:

@@ -7,13 +7,13 @@ Methods that do something durable (`step`, `sleep`, `wait_for_signal`,
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Generator, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ductape_cli.engine.transform import Transform
+from ductape_cli.store.encoding import dumps
 
 if TYPE_CHECKING:
     from ductape_cli.engine.execution import Execution
@@ -22,60 +22,56 @@ if TYPE_CHECKING:
 MAPPING_METHODS = frozenset({"get", "keys", "values", "items", "copy"})
 
 
+def _code_roots() -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(ductape itself, the standard library, installed packages): where `called_by_library` looks."""
+    import os
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    ductape = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
+    stdlib = tuple(os.path.join(paths[k], "") for k in ("stdlib", "platstdlib") if paths.get(k))
+    installed = tuple(os.path.join(paths[k], "") for k in ("purelib", "platlib") if paths.get(k))
+    return ductape, stdlib, installed
+
+
+_DUCTAPE, _STDLIB, _INSTALLED = _code_roots()
+
+
+def called_by_library(depth: int = 2) -> bool:
+    """Whether the caller `depth` frames up is ductape or the standard library (json, copy, pickle),
+    which read a mapping's methods, rather than workflow code reading a field. Installed packages
+    count as workflow code (a workflow may live in one; they serialise dicts without `.items()`)."""
+    filename = sys._getframe(depth).f_code.co_filename
+    if filename.startswith((_DUCTAPE, "<frozen")):
+        return True
+    return filename.startswith(_STDLIB) and not filename.startswith(_INSTALLED)
+
+
 class InputView(dict):  # type: ignore[type-arg]
     """The run input with attribute access: ``ctx.input.email`` and ``ctx.input["email"]``.
 
-    Fields win over dict methods (``ctx.input.items`` is the `items` field when
-    there is one). A missing field is None (the seed's `undefined`), so
-    ``ctx.default(ctx.input.x, 1)`` works; only get/keys/values/items/copy fall
-    back to the dict methods.
+    One rule for every name: a field that is present is the field, a field that
+    is absent is None (the seed's `undefined`, so ``ctx.default(ctx.input.x, 1)``
+    works) — also for ``items``, ``get``, ``keys``, ``values`` and ``copy``. The
+    dict itself is ``ctx.input.to_dict()`` (or ``dict(ctx.input)``). Library code
+    (json, copy, ...) still sees a plain dict's methods.
     """
 
     def __getattribute__(self, name: str) -> Any:
-        if name[:1] != "_" and dict.__contains__(self, name):
-            value = wrap(dict.__getitem__(self, name))
-            if name in MAPPING_METHODS:
-                # `items` is both a common field and a dict method (json and dict() call it):
-                # a list or object field answers to both.
-                return _shared_name(value, object.__getattribute__(self, name))
-            return value
-        if name[:1] == "_" or name in MAPPING_METHODS:
+        if name[:1] == "_" or name == "to_dict":
             return object.__getattribute__(self, name)
+        if name in MAPPING_METHODS and called_by_library():
+            return object.__getattribute__(self, name)
+        if dict.__contains__(self, name):
+            return wrap(dict.__getitem__(self, name))
         return None
 
     def __getitem__(self, key: Any) -> Any:
         return wrap(dict.__getitem__(self, key))
 
-
-class MethodField:
-    """A field named like a dict method (`items`): read it as the field, call it as the method.
-
-    Mixed into list and mapping types here and in recording's placeholders.
-    """
-
-    _method: Any = None
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._method(*args, **kwargs)
-
-
-class _ListField(MethodField, list):  # type: ignore[type-arg]
-    pass
-
-
-class _ObjectField(MethodField, InputView):
-    pass
-
-
-def _shared_name(value: Any, method: Any) -> Any:
-    if isinstance(value, list):
-        field: Any = _ListField(value)
-    elif isinstance(value, dict):
-        field = _ObjectField(value)
-    else:
-        return method
-    field._method = method
-    return field
+    def to_dict(self) -> dict[str, Any]:
+        """The input as a plain dict, with every dict method."""
+        return dict(self)
 
 
 def wrap(value: Any) -> Any:
@@ -169,6 +165,7 @@ class Context:
 
     def __init__(self, execution: Execution) -> None:
         self._x = execution
+        self._step_calls: list[StepCall] = []
         run = execution.run
         self.workflow_id: str = run.id
         self.workflow_tag: str = run.tag
@@ -222,9 +219,9 @@ class Context:
 
     def set_state(self, key: str, value: Any) -> Any:
         try:
-            json.dumps(value)
+            dumps(value)  # as the store will write it: no NaN or Infinity either
         except (TypeError, ValueError):
-            raise TypeError(f"state {key!r} must be JSON-serialisable, got {type(value).__name__}") from None
+            raise TypeError(f"state {key!r} must be JSON-serialisable (no NaN or Infinity), got {type(value).__name__}") from None
         self._x.state[key] = value
         self._x.state_dirty = True
         return done(self._x)
@@ -266,7 +263,14 @@ class Context:
         merged = dict(options or {})
         merged.update(kwargs)
         call = StepCall(self._x, tag, fn, rollback, merged, _site())
-        return self._x.deliver(call)
+        delivered = self._x.deliver(call)
+        if delivered is call:  # an async handler must await it; checked when the handler returns
+            self._step_calls.append(call)
+        return delivered
+
+    def never_awaited(self) -> list[StepCall]:
+        """Steps the handler made but never awaited (nor passed to ctx.parallel): they never ran."""
+        return [call for call in self._step_calls if not call._consumed]
 
     def parallel(self, calls: Iterable[Any], *, concurrency: int | None = None) -> Any:
         """Run not-yet-awaited step (or child workflow) calls concurrently; results in order."""

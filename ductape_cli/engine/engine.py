@@ -14,24 +14,36 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ductape_cli.config import ProjectConfig, load_config
 from ductape_cli.definition import WorkflowDefinition
-from ductape_cli.discovery import Registry, discover, load_one
+from ductape_cli.discovery import Registry, discover, load_one, trusted_module
 from ductape_cli.durations import parse_duration
 from ductape_cli.engine.clock import SystemClock
 from ductape_cli.engine.execution import Execution, Listener, Observer, Outcome
+from ductape_cli.engine.fencing import LostOwnership
 from ductape_cli.engine.leases import (
     HOST,
-    LEASE_TTL,
     LeaseKeeper,
     new_owner_id,
     owner_is_dead,
     owner_pid,
     pid_alive,
+)
+from ductape_cli.engine.records import (
+    Attempt,
+    CancelResult,
+    Comparison,
+    CustomEvent,
+    Family,
+    RunDetail,
+    RunResult,
+    Schedule,
+    StepDetail,
+    iso_ms,
 )
 from ductape_cli.engine.results import completed_step_tags, run_status, step_view, workflow_result
 from ductape_cli.errors import (
@@ -41,12 +53,24 @@ from ductape_cli.errors import (
     InvalidInput,
     InvalidState,
     RunNotFound,
+    WorkflowNotFound,
 )
+from ductape_cli.jsonin import MAX_DEPTH, nesting_depth
 from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord
 from ductape_cli.store import EventRow, SqliteStore, dumps, open_store
+from ductape_cli.store.sqlite import new_lease
 
+if TYPE_CHECKING:
+    from ductape_cli.definitions import DefineReport
+
+MIN_ID_FRAGMENT = 6  # a run id may be shortened to a unique prefix or suffix this long
+AMBIGUOUS_SHOWN = 4
 INLINE_WAIT = 5.0  # `run` waits in-process for sleeps up to this long, then returns "running"
 logger = logging.getLogger("ductape.engine")
+# A run whose workflow no worker can load is retried after 1, 2, 4 ... s (at most 5 min), then failed.
+LOAD_RETRY_BASE = 1.0
+LOAD_RETRY_CAP = 300.0
+LOAD_ATTEMPTS = 8
 
 
 def uncompiled_schema(wf: WorkflowDefinition, source_hash: str, reason: str) -> dict[str, Any]:
@@ -77,9 +101,62 @@ def check_metadata(metadata: Any) -> dict[str, Any] | None:
     return json.loads(text)  # type: ignore[no-any-return]
 
 
+def define_notice(tag: str, schema: dict[str, Any], *, first: bool) -> str:
+    """The one line `run` prints when it (re)compiled a workflow; one that could not be recorded says so
+    instead of claiming steps it does not have."""
+    version = str(schema["version"])[:12]
+    steps = len(schema.get("steps") or [])
+    counted = f"{steps} step{'s' if steps != 1 else ''}"
+    if schema.get("recording_error"):
+        return f"could not record {tag} ({schema['recording_error']}); running it without a compiled schema (version {version})"
+    if schema.get("incomplete"):
+        return (f"could not record all of {tag} ({schema['incomplete'][0]}); running it with the {counted} "
+                f"recorded before that (version {version})")  # fmt: skip
+    verb = "compiled" if first else "recompiled (source changed)"
+    return f"{verb} {tag} → version {version} ({counted})"
+
+
+def unknown_tag(tag: str, known: list[str], where: str, hint: str = "") -> str:
+    """One line for an unknown workflow tag: the closest known tags, never the whole list."""
+    import difflib
+
+    close = difflib.get_close_matches(tag, known, n=3, cutoff=0.5)
+    if not close:
+        close = [k for k in sorted(known) if tag.lower() in k.lower() or k.lower() in tag.lower()][:3]
+    if close:
+        return f"unknown workflow {tag!r}; did you mean {' or '.join(close)}?"
+    count = f"{len(known)} workflow{'s' if len(known) != 1 else ''} {where}"
+    return f"unknown workflow {tag!r} ({count}; `ductape workflows` lists them){hint}"
+
+
+def display_folder(folder: Path) -> str:
+    try:
+        return str(folder.relative_to(Path.cwd()))
+    except ValueError:
+        return str(folder)
+
+
 def new_run_id() -> str:
     """Time-ordered ids (ms, then randomness): new runs land at the end of the runs index, not in random pages."""
     return f"wf_{int(time.time() * 1000):011x}{secrets.token_hex(3)}"
+
+
+def _successful_attempt(record: StepRecord, failed: list[Attempt]) -> Attempt:
+    """The attempt that succeeded (the journal row keeps no attempt row for it, to keep the hot path one
+    write): it started after the last failed attempt and its retry delay, and ended with the step."""
+    started = record.started_at
+    if failed and started is not None:
+        last = failed[-1]
+        options = record.options or {}
+        delay = (options.get("retry_delay_ms") or 0) * (options.get("backoff") or 1) ** (last.attempt - 1)
+        if options.get("max_delay_ms") is not None:
+            delay = min(delay, options["max_delay_ms"])
+        started = (last.started_at or started) + ((last.duration or 0) + delay) / 1000
+    ended = record.ended_at
+    if started is not None and ended is not None:
+        started = min(started, ended)
+    duration = int((ended - started) * 1000) if started is not None and ended is not None else None
+    return Attempt(attempt=record.attempts, started_at=started, duration=duration, error=None)
 
 
 class Engine:
@@ -95,8 +172,12 @@ class Engine:
         self.store_path = store or self.config.store_path
         self.clock = clock or SystemClock()
         self.owner = new_owner_id()
-        self.leases = LeaseKeeper(self.owner, self.open_store, self.clock)
+        self.lease_ttl = self.config.lease_ttl
+        self.leases = LeaseKeeper(self.open_store, self.clock, self.lease_ttl)
         self.notices: list[str] = []
+        # Called as (what the user typed, the run id it stood for) when a shortened id is resolved.
+        self.on_resolved: Callable[[str, str], None] | None = None
+        self._resolved: set[tuple[str, str]] = set()
         self.shutting_down = False
         # tag -> replacement fn: a dict, or the testing kit's mock table (anything with get(tag, default))
         self.step_overrides: Any = {}
@@ -111,6 +192,7 @@ class Engine:
 
         install_from_environment(self)
         self._loops: list[asyncio.AbstractEventLoop] = []
+        self._opened: list[SqliteStore] = []  # each thread's store, closed together by `close`
 
     # -- resources ----------------------------------------------------------------
 
@@ -118,9 +200,9 @@ class Engine:
         if self.store_path == ":memory:":
             # One shared connection: an in-memory database exists only inside it.
             if self._memory_store is None:
-                self._memory_store = open_store(":memory:")
+                self._memory_store = open_store(":memory:", namespace=self.config.store_namespace)
             return self._memory_store
-        return open_store(self.store_path, durability=self.config.durability)
+        return open_store(self.store_path, durability=self.config.durability, namespace=self.config.store_namespace)
 
     def has_store(self) -> bool:
         """Whether the store exists yet; reads and bad input must not create it."""
@@ -131,8 +213,9 @@ class Engine:
     @property
     def store(self) -> SqliteStore:
         store = getattr(self._local, "store", None)
-        if store is None:
+        if store is None or store.closed:  # closed by `close` from another thread: open afresh
             store = self._local.store = self.open_store()
+            self._opened.append(store)
         return store  # type: ignore[no-any-return]
 
     def _loop(self) -> asyncio.AbstractEventLoop:
@@ -162,10 +245,16 @@ class Engine:
         self.leases.stop()
         if "ductape_cli.components.brokers" in sys.modules:  # broker connections opened by produce steps
             sys.modules["ductape_cli.components.brokers"].close_clients(self._loops)
-        store = getattr(self._local, "store", None)
-        if store is not None and store is not self._memory_store:
-            store.close()
-            self._local.store = None
+        # Every thread's store and idle event loop: an engine made per command (the CLI, tests
+        # through its runner) must give back its connections and file descriptors.
+        opened, self._opened = self._opened, []
+        for store in opened:
+            if store is not self._memory_store:
+                store.close()
+        self._local.store = None
+        for loop in self._loops:
+            if not loop.is_running() and not loop.is_closed():
+                loop.close()
 
     # -- workflows --------------------------------------------------------------------
 
@@ -185,8 +274,8 @@ class Engine:
             return self._registry.by_tag[tag]
         if not self._full_registry and self.has_store():
             stored = self.store.latest_definition(tag)
-            path = Path(stored["source_path"]) if stored and stored.get("source_path") else None
-            if path is not None and path.is_file():
+            path = trusted_module(self.config.workflows_dir, stored.get("source_path") if stored else None)
+            if path is not None:
                 try:
                     registry = load_one(self.config.workflows_dir, path)
                 except Exception:  # noqa: BLE001 - fall back to full discovery, which reports it properly
@@ -194,7 +283,10 @@ class Engine:
                 if registry is not None and tag in registry.by_tag:
                     self._registry = registry
                     return registry.by_tag[tag]
-        return self.registry().get(tag)
+        registry = self.registry()
+        if tag not in registry.by_tag and not registry.errors:
+            raise WorkflowNotFound(unknown_tag(tag, list(registry.by_tag), f"in {display_folder(registry.folder)}"))
+        return registry.get(tag)
 
     def register(self, definition: WorkflowDefinition) -> None:
         """Add a definition made in Python (not found by discovery), e.g. in tests."""
@@ -228,12 +320,25 @@ class Engine:
         except DefinitionError as exc:
             # A handler the recorder cannot walk still runs; it just has no compiled conditions.
             schema = uncompiled_schema(wf, current_hash, exc.message)
-            self.notices.append(f"could not record {wf.tag} ({exc.message}); running it without a compiled schema")
         version = schema["version"]
         self.store.save_definition(wf.tag, version, wf.name, wf.source_file or "", schema)
-        verb = "compiled" if stored is None else "recompiled (source changed)"
-        self.notices.append(f"{verb} {wf.tag} → version {version[:12]}")
+        self.notices.append(define_notice(wf.tag, schema, first=stored is None))
         return str(version)
+
+    def define(self, *, check: bool = False) -> DefineReport:
+        """`ductape define`: compile every workflow of the project (with `check`, write nothing)."""
+        from ductape_cli.definitions import define_all
+
+        return define_all(self, check=check)
+
+    def show(self, tag: str, version: str | None = None) -> dict[str, Any]:
+        """One stored definition: the latest, or `version` (a unique prefix works), with every version's id."""
+        from ductape_cli.definitions import show_definition
+
+        if self.has_store() and version is None and self.store.latest_definition(tag) is None:
+            stored = sorted({d["tag"] for d in self.store.list_definitions()})
+            raise WorkflowNotFound(unknown_tag(tag, stored, "stored", "; run `ductape define` first" if not stored else ""))
+        return show_definition(self, tag, version)
 
     def components_for(self, execution: Execution) -> Any:
         from ductape_cli.components import runtime_for
@@ -273,11 +378,17 @@ class Engine:
         env = self.config.check_env(env or self.config.default_env)
         if wf.envs and env not in wf.envs:
             raise InvalidInput(f"workflow {tag} is not enabled in env {env!r} (envs: {', '.join(wf.envs)})")
+        if env in wf.inactive_envs:
+            raise InvalidInput(f"workflow {tag} is inactive in env {env!r} (envs=[{{'slug': {env!r}, 'active': False}}])")
         input = {} if input is None else input
         try:
             input = json.loads(dumps(input))
-        except (TypeError, ValueError):
-            raise InvalidInput(f"input must be JSON-serialisable, got {type(input).__name__}") from None
+        except (TypeError, ValueError, RecursionError):
+            raise InvalidInput(
+                f"input must be JSON-serialisable (no NaN or Infinity, nesting at most {MAX_DEPTH}), got {type(input).__name__}"
+            ) from None
+        if nesting_depth(input) > MAX_DEPTH:
+            raise InvalidInput(f"input nests deeper than {MAX_DEPTH} levels")
         input = wf.validate_input(input)
         timeout_ms = parse_duration(timeout, what="timeout") if timeout is not None else wf.timeout_ms
         if workflow_id is not None and (not workflow_id or len(workflow_id) > 200 or any(c.isspace() for c in workflow_id)):
@@ -295,14 +406,15 @@ class Engine:
             parent_id=parent_id, lineage=dict(lineage or {}), options={"timeout_ms": timeout_ms} if timeout_ms else {},
             created_at=now, started_at=None if detach else now,
             deadline=now + timeout_ms / 1000 if timeout_ms else None,
-            owner=None if detach else self.owner, lease_expires_at=None if detach else now + LEASE_TTL,
+            owner=None if detach else self.owner, lease_expires_at=None if detach else now + self.lease_ttl,
+            lease=None if detach else new_lease(),
             ready_at=now, schedule_id=schedule_id, metadata=metadata or {},
         )  # fmt: skip
         for field_name, value in (links or {}).items():
             setattr(run, field_name, value)
         if self.listeners:
             self.emit(None, "run_created", {"run": run})  # e.g. tracing stores the trace context in run.options
-        data: dict[str, Any] = {"input": input, "env": env, "version": version}
+        data: dict[str, Any] = {"env": env, "version": version}  # the input is stored once, on the run
         if metadata:
             data["metadata"] = metadata
         if context:
@@ -334,8 +446,11 @@ class Engine:
         """
         return self.start(tag, input, detach=True, **options)
 
-    def run(self, tag: str, input: Any = None, *, wait: bool = False, observer: Observer | None = None, **options: Any) -> dict[str, Any]:
-        """Start `tag` and drive it until it ends or waits (the Python form of `ductape run`)."""
+    def run(self, tag: str, input: Any = None, *, wait: bool = False, observer: Observer | None = None, **options: Any) -> RunResult:
+        """Start `tag` and drive it until it ends or waits (the Python form of `ductape run`).
+
+        `options` are `start`'s: env, workflow_id, idempotency_key, timeout, context, detach.
+        """
         run, created = self.start(tag, input, **options)
         if options.get("detach"):
             return self.result(run.id)
@@ -346,7 +461,7 @@ class Engine:
     def drive(
         self, run_id: str, *, wait: bool = False, observer: Observer | None = None, inline_wait: float = INLINE_WAIT,
         dead_owners: tuple[str, ...] = (), started: Run | None = None,
-    ) -> dict[str, Any]:
+    ) -> RunResult:
         """Execute a run in this process until it ends, or until it waits longer than `inline_wait`.
 
         `started` is a run this engine has just created and owns: its first execution
@@ -359,7 +474,7 @@ class Engine:
             if fresh is not None:
                 run, journal, fresh = fresh, {}, None
             else:
-                run = self.store.claim_run(run_id, self.owner, self.clock.now(), LEASE_TTL, dead_owners)
+                run = self.store.claim_run(run_id, self.owner, self.clock.now(), self.lease_ttl, dead_owners)
             if run is None:
                 current = self.get_run(run_id)
                 if current.status.terminal or not wait:
@@ -387,12 +502,38 @@ class Engine:
     ) -> tuple[Outcome, list[str]]:
         """One execution of a claimed run on this thread's event loop (`journal`: already known, e.g. empty)."""
         wf = self.definition(run.tag)
+        if run.load_attempts and run.lease:
+            self.store.set_run_fields(run.id, {"load_error": None, "load_attempts": 0}, lease=run.lease)
+            run.load_error, run.load_attempts = None, 0
         execution = Execution(self, run, wf, inline_wait=inline_wait, observer=observer, journal=journal)
         if execution.cancel_reason is not None and not execution.journal:
-            outcome = execution._finish(RunStatus.CANCELLED, error={"message": f"cancelled: {execution.cancel_reason}", "step": None, "code": "CANCELLED"})
+            try:
+                outcome = execution._finish(RunStatus.CANCELLED, error={"message": f"cancelled: {execution.cancel_reason}", "step": None, "code": "CANCELLED"})
+            except LostOwnership:
+                outcome = Outcome(RunStatus.RUNNING, lost=True)
             return outcome, []
         outcome = self._loop().run_until_complete(execution.execute())
         return outcome, execution.completed_steps
+
+    def defer_unloadable(self, run: Run, message: str) -> float | None:
+        """A claimed run whose workflow cannot be loaded: retry later with backoff, or fail it for good.
+
+        Returns when it is due again, or None once it was marked failed
+        (`WORKFLOW_NOT_LOADABLE`; `ductape resume` continues it when the code is back).
+        """
+        now = self.clock.now()
+        tries = run.load_attempts + 1
+        retry_at = None if tries >= LOAD_ATTEMPTS else now + min(LOAD_RETRY_BASE * 2 ** (tries - 1), LOAD_RETRY_CAP)
+        data: dict[str, Any]
+        if retry_at is None:
+            error = {"message": message, "step": None, "code": "WORKFLOW_NOT_LOADABLE"}
+            data = {"error": error}
+        else:
+            detail = {"attempt": tries, "of": LOAD_ATTEMPTS, "retry_at": retry_at}
+            data = {"level": "error", "message": f"cannot load workflow: {message}", "data": detail}
+        event_type = EventType.WORKFLOW_FAILED if retry_at is None else EventType.LOG
+        self.store.defer_unloadable(run.id, run.lease or "", message, now, retry_at, [(now, event_type, None, data)])
+        return retry_at
 
     def _refresh(self, run: Run, outcome: Outcome) -> Run:
         run.status, run.output, run.error = outcome.status, outcome.output, outcome.error
@@ -419,37 +560,47 @@ class Engine:
         if not self.has_store():
             raise RunNotFound(f"no run with id {run_id!r} in {self.store_path} (no store yet)")
         run = self.store.get_run(run_id)
-        if run is None:
-            matches = self.store.find_runs_by_prefix(run_id) if len(run_id) >= 6 else []
-            if len(matches) == 1:
-                run = self.store.get_run(matches[0])
+        if run is not None:
+            return run
+        matches = self.store.find_run_ids(run_id, limit=AMBIGUOUS_SHOWN + 1) if len(run_id) >= MIN_ID_FRAGMENT else []
+        if len(matches) > 1:
+            shown = ", ".join(matches[:AMBIGUOUS_SHOWN]) + (", ..." if len(matches) > AMBIGUOUS_SHOWN else "")
+            raise InvalidInput(f"run id {run_id!r} is ambiguous: it matches {shown}; give more characters")
+        run = self.store.get_run(matches[0]) if matches else None
         if run is None:
             raise RunNotFound(f"no run with id {run_id!r} in {self.store_path}")
+        if self.on_resolved is not None and (run_id, run.id) not in self._resolved:
+            self._resolved.add((run_id, run.id))
+            self.on_resolved(run_id, run.id)
         return run
 
-    def result(self, run_id: str) -> dict[str, Any]:
+    def result(self, run_id: str) -> RunResult:
+        """A run's result in the seed's shape (with `waiting` while it has not ended)."""
         run = self.get_run(run_id)
         return workflow_result(run, completed_step_tags(self.store.load_journal(run.id)))
 
-    def status(self, run_id: str) -> dict[str, Any]:
+    def status(self, run_id: str) -> RunDetail:
+        """`ductape status`: the result, input, state, every step in compiled order, lineage and children."""
         run = self.get_run(run_id)
         journal = self.store.load_journal(run.id)
-        children = self.store.list_runs(parent_id=run.id, limit=1000)
-        status = run_status(run, journal, children, self._unreached_steps(run, journal))
+        children = self.store.list_runs(parent_id=run.id, limit=1000, full=False)
+        compiled = self._compiled_steps(run)
+        status = run_status(run, journal, children, self._unreached_steps(run, journal, compiled), [s["tag"] for s in compiled])
         status["pending_signals"] = [
             {"name": s.name, "payload": s.payload, "received_at": int(s.created_at * 1000)}
             for s in self.store.signals(run.id) if s.consumed_seq is None and not s.name.startswith("hook:")
         ]  # fmt: skip
         return status
 
-    def _unreached_steps(self, run: Run, journal: dict[int, StepRecord]) -> list[dict[str, Any]]:
+    def _compiled_steps(self, run: Run) -> list[dict[str, Any]]:
+        stored = self.store.get_definition(run.tag, run.version) if run.version else None
+        return list((stored or {}).get("schema", {}).get("steps", []))
+
+    def _unreached_steps(self, run: Run, journal: dict[int, StepRecord], compiled: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Compiled steps the run has not reached: `pending` while it runs, `skipped` (with why) once it ended."""
-        if not run.version:
-            return []
-        stored = self.store.get_definition(run.tag, run.version)
         seen = {r.tag for r in journal.values()} | {run.current_step}
         unreached = []
-        for step in (stored or {}).get("schema", {}).get("steps", []):
+        for step in compiled:
             if step.get("tag") in seen or step.get("dynamic"):
                 continue
             if not run.status.terminal:
@@ -463,8 +614,23 @@ class Engine:
             unreached.append({"tag": step["tag"], "kind": "step", "status": "skipped", "reason": reason, "output": None, "error": None})
         return unreached
 
-    def list_runs(self, **filters: Any) -> list[Run]:
-        return self.store.list_runs(**filters) if self.has_store() else []
+    def list_runs(
+        self, *, tag: str | None = None, status: str | None = None, parent_id: str | None = None,
+        schedule_id: str | None = None, search: str | None = None, limit: int = 20, offset: int = 0,
+        full: bool = False,
+    ) -> list[Run]:
+        """Runs, newest first: summaries (no input, output, error, state, context) unless `full`.
+
+        `search` matches id, input or metadata, as plain text; an unknown status is
+        `InvalidInput` naming the valid ones."""
+        if status is not None and status not in {s.value for s in RunStatus}:
+            raise InvalidInput(f"unknown status {status!r} (use one of {', '.join(s.value for s in RunStatus)})")
+        if not self.has_store():
+            return []
+        return self.store.list_runs(
+            tag=tag, status=status, parent_id=parent_id, schedule_id=schedule_id, search=search, limit=limit,
+            offset=offset, full=full,
+        )  # fmt: skip
 
     def count_runs(self, *, tag: str | None = None, status: str | None = None, search: str | None = None) -> int:
         """How many runs match (the total behind a page of `list_runs`)."""
@@ -527,26 +693,169 @@ class Engine:
         """Every event of a run in time order (completed steps derived from the journal)."""
         from ductape_cli.engine import history
 
+        unknown = [t for t in types or [] if t not in {e.value for e in EventType}]
+        if unknown:
+            raise InvalidInput(f"unknown event type {unknown[0]!r} (use one of {', '.join(e.value for e in EventType)})")
         run = self.get_run(run_id)
         events = self.store.events(run.id, types=history.store_types(types))
+        for event in events:
+            if event.type == EventType.WORKFLOW_STARTED and "input" not in event.data:
+                event.data = {"input": run.input, **event.data}
         return history.merge(events, self.store.load_journal(run.id).values(), types)
 
-    def step_detail(self, run_id: str, tag: str) -> dict[str, Any]:
+    def step(self, run_id: str, tag: str) -> StepDetail:
+        """One step of a run (`ductape step`): status, input, output, error and every attempt."""
         run = self.get_run(run_id)
         journal = self.store.load_journal(run.id)
         for record in journal.values():
             if record.tag == tag and record.kind == OpKind.STEP:
                 detail = step_view(record)
                 attempts = [
-                    {"attempt": a.attempt, "started_at": a.started_at, "duration": a.duration_ms, "error": a.error}
+                    Attempt(attempt=a.attempt, started_at=a.started_at, duration=a.duration_ms, error=a.error)
                     for a in self.store.attempts(run.id, record.seq)
                 ]
                 if record.status in ("completed", "rolled_back") and len(attempts) < record.attempts:
-                    attempts.append({"attempt": record.attempts, "started_at": None, "duration": None, "error": None})
+                    attempts.append(_successful_attempt(record, attempts))
                 detail.update({"workflow_id": run.id, "input": record.input, "attempt_log": attempts})
-                return detail
+                return StepDetail.from_dict(detail)
         known = ", ".join(r.tag for r in journal.values() if r.kind == OpKind.STEP) or "none"
         raise InvalidInput(f"run {run.id} has no step {tag!r} (steps: {known})")
+
+    step_detail = step
+
+    def events(self, run_id: str, type: str | None = None) -> list[CustomEvent]:
+        """The custom events a run emitted with `ctx.emit_event` (only those of `type` when given)."""
+        return [
+            CustomEvent(id=e["id"], timestamp=iso_ms(e["timestamp"]), type=e["data"].get("event"),
+                        payload=e["data"].get("payload"), step=e.get("step"))
+            for e in self.history(run_id, types=["custom"])
+            if type is None or e["data"].get("event") == type
+        ]  # fmt: skip
+
+    def follow(self, run_id: str, *, types: list[str] | None = None, poll: float = 0.25) -> Iterator[list[dict[str, Any]]]:
+        """`history --follow`: the events so far, then each batch of new ones, until the run has ended."""
+        from ductape_cli.engine.history import entry_key
+
+        seen: set[tuple[Any, ...]] = set()
+        while True:
+            ended = self.get_run(run_id).status.terminal
+            new = [e for e in self.history(run_id, types=types) if entry_key(e) not in seen]
+            if new:
+                seen.update(entry_key(e) for e in new)
+                yield new
+            if ended:
+                return
+            self.clock.block(poll)
+
+    def export(self, run_id: str, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """`history --json`: the run, its events and its journal (what `replay_history` checks)."""
+        from ductape_cli.engine.history import export_run
+
+        return export_run(self, run_id, events)
+
+    # -- runs made from runs -----------------------------------------------------------
+
+    def replay(
+        self, run_id: str, *, reason: str | None = None, idempotency_key: str | None = None,
+        timeout: int | str | None = None, from_step: str | None = None, step_outputs: dict[str, Any] | None = None,
+        wait: bool = False, observer: Observer | None = None,
+    ) -> RunResult:  # fmt: skip
+        """A new run with the original input and fresh state (`ctx.is_replay`), linked as `replayed_from`.
+
+        With `from_step`, steps before it return the original's outputs (or `step_outputs`) without running.
+        """
+        from ductape_cli.engine import lineage
+
+        return RunResult.from_dict(lineage.replay(
+            self, run_id, reason=reason, idempotency_key=idempotency_key, timeout=timeout, from_step=from_step,
+            step_outputs=step_outputs, observer=observer, wait=wait))  # fmt: skip
+
+    def restart(
+        self, run_id: str, *, input: Any = None, set_values: dict[str, Any] | list[tuple[str, Any]] | None = None,
+        input_override: Any = None, merge: bool = False, reason: str | None = None,
+        idempotency_key: str | None = None, timeout: int | str | None = None, wait: bool = False,
+        observer: Observer | None = None,
+    ) -> RunResult:  # fmt: skip
+        """A new run with new input (`input`), or the original's changed (`set_values` dotted keys,
+        `input_override` with `merge`), linked as `restarted_from`."""
+        from ductape_cli.engine import lineage
+
+        return RunResult.from_dict(lineage.restart(
+            self, run_id, input=input, set_values=set_values, input_override=input_override, merge=merge,
+            reason=reason, idempotency_key=idempotency_key, timeout=timeout, observer=observer, wait=wait))  # fmt: skip
+
+    def resume(
+        self, run_id: str, *, from_step: str | None = None, from_checkpoint: str | None = None,
+        skip: list[str] | tuple[str, ...] = (), input: Any = None, wait: bool = False, observer: Observer | None = None,
+    ) -> RunResult:
+        """Continue the same run from its journal: a crashed or failed run (the failed step runs again),
+        or from a step or checkpoint; `skip` tags are recorded skipped; `input` (with a step or checkpoint)
+        is merged into the run's input for the re-executed part. Refused for completed runs."""
+        run = self.get_run(run_id)
+        if from_step is None and from_checkpoint is None and not skip and input is None and not run.status.terminal:
+            return self._continue(run.id, observer=observer, wait=wait)
+        from ductape_cli.engine import lineage
+
+        return RunResult.from_dict(lineage.resume_from(
+            self, run.id, from_checkpoint=from_checkpoint, from_step=from_step, skip=list(skip), input=input, observer=observer,
+            wait=wait))  # fmt: skip
+
+    def related(self, run_id: str) -> Family:
+        """The run's family: original, replays, restarts, resumes and children, in tree order."""
+        from ductape_cli.engine import lineage
+
+        return Family.from_dict(lineage.related(self, run_id))
+
+    def compare(self, run_a: str, run_b: str) -> Comparison:
+        """What differs between two runs: input fields, steps (status, output, error), output; durations."""
+        from ductape_cli.engine import lineage
+
+        return Comparison.from_dict(lineage.compare(self, run_a, run_b))
+
+    # -- schedules ---------------------------------------------------------------------
+
+    def dispatch(
+        self, tag: str, input: Any = None, *, at: str | None = None, after: str | int | None = None,
+        cron: str | None = None, timezone: str | None = None, env: str | None = None, retries: int | None = None,
+        timeout: str | None = None,
+    ) -> Schedule:  # fmt: skip
+        """Schedule `tag`: once `at` an ISO time or `after` a duration, or on a `cron` in `timezone`."""
+        from ductape_cli.engine import schedules
+
+        view = schedules.create(self, tag, {} if input is None else input, at=at,
+                                in_=None if after is None else str(after), cron=cron,
+                                timezone=timezone, env=env, retries=retries, timeout=timeout)  # fmt: skip
+        return Schedule.from_dict(view)
+
+    def list_schedules(self) -> list[Schedule]:
+        from ductape_cli.engine import schedules
+
+        return [Schedule.from_dict(schedules.describe(self, s)) for s in (self.store.list_schedules() if self.has_store() else [])]
+
+    def get_schedule(self, job_id: str) -> Schedule:
+        """One schedule, its next five fire times and the runs it started."""
+        from ductape_cli.engine import schedules
+
+        view = Schedule.from_dict(schedules.describe(self, schedules.get(self, job_id), upcoming=5))
+        view.runs = [{"workflow_id": r.id, "status": str(r.status)} for r in self.list_runs(schedule_id=job_id)]
+        return view
+
+    def pause_schedule(self, job_id: str) -> Schedule:
+        from ductape_cli.engine import schedules
+
+        return Schedule.from_dict(schedules.set_paused(self, job_id, True))
+
+    def resume_schedule(self, job_id: str) -> Schedule:
+        """Unpause: it fires next at its first due time after now."""
+        from ductape_cli.engine import schedules
+
+        return Schedule.from_dict(schedules.set_paused(self, job_id, False))
+
+    def delete_schedule(self, job_id: str) -> None:
+        """Delete a schedule; the runs it started are kept."""
+        from ductape_cli.engine import schedules
+
+        schedules.delete(self, job_id)
 
     # -- control ---------------------------------------------------------------------
 
@@ -573,7 +882,7 @@ class Engine:
         self.store.append_events(run.id, [(now, EventType.CUSTOM, None, {"event": type_, "payload": payload})])
         return {"executionId": run.id, "type": type_, "payload": payload, "timestamp": int(now * 1000)}
 
-    def resume(self, run_id: str, *, observer: Observer | None = None, wait: bool = False) -> dict[str, Any]:
+    def _continue(self, run_id: str, *, observer: Observer | None = None, wait: bool = False) -> RunResult:
         """Continue an unfinished run from its journal (e.g. after its process died)."""
         run = self.get_run(run_id)
         if run.status.terminal:
@@ -592,7 +901,7 @@ class Engine:
         self.store.append_events(run.id, [(now, EventType.WORKFLOW_RESUMED, None, {"reason": "resume", "previous_owner": run.owner})])
         return self.drive(run.id, wait=wait, observer=observer, dead_owners=dead)
 
-    def signal(self, run_id: str, name: str, data: Any = None, *, continue_inline: bool = True, observer: Observer | None = None) -> dict[str, Any]:
+    def signal(self, run_id: str, name: str, data: Any = None, *, continue_inline: bool = True, observer: Observer | None = None) -> RunResult:
         """Deliver a signal; with no live owner, continue the run here until it ends or waits again."""
         run = self.get_run(run_id)
         if run.status.terminal:
@@ -602,16 +911,21 @@ class Engine:
         self.definition(run.tag).validate_signal(name, data)
         return self._deliver(run, name, data, continue_inline, observer)
 
-    def _deliver(self, run: Run, name: str, data: Any, continue_inline: bool, observer: Observer | None) -> dict[str, Any]:
+    def _deliver(self, run: Run, name: str, data: Any, continue_inline: bool, observer: Observer | None) -> RunResult:
         stored = self.store.add_signal(run.id, name, data, self.clock.now())
         if stored is None or stored.status.terminal:
             status = stored.status if stored else "gone"
             raise InvalidState(f"run {run.id} already {status}; signal {name!r} refused")
+        return self._carry_on(stored, continue_inline, observer)
+
+    def _carry_on(self, stored: Run, continue_inline: bool, observer: Observer | None) -> RunResult:
+        """After a signal: carry the run on here unless a live process owns it (a dead owner is taken over)."""
         if continue_inline and not self._owned_elsewhere(stored):
-            result = self.drive(run.id, observer=observer)
+            dead = (stored.owner,) if stored.owner and owner_is_dead(stored.owner, self.owner) else ()
+            result = self.drive(stored.id, observer=observer, dead_owners=dead)
             self._continue_parent(stored)
             return result
-        return self.result(run.id)
+        return self.result(stored.id)
 
     def _continue_parent(self, run: Run) -> None:
         """A child finished here: carry its suspended parent on too (no worker needed)."""
@@ -623,16 +937,19 @@ class Engine:
             self.drive(parent_id)
             parent_id = parent.parent_id
 
-    def deliver_hook(self, token: str, data: Any = None, *, continue_inline: bool = True, observer: Observer | None = None) -> dict[str, Any]:
-        run_id, name, refusal = self.store.use_hook(token, self.clock.now())
+    def deliver_hook(self, token: str, data: Any = None, *, continue_inline: bool = True, observer: Observer | None = None) -> RunResult:
+        """Deliver a single-use hook made by `ctx.create_hook` (the token is used and the data stored in one
+        transaction); continue the run here when nobody owns it."""
+        if not self.has_store():
+            raise HookNotFound("unknown hook token")
+        run, name, refusal = self.store.deliver_hook(token, data, self.clock.now())
         if refusal:
-            raise (InvalidState if run_id else HookNotFound)(refusal)
-        run = self.get_run(run_id)
-        if run.status.terminal:
-            raise InvalidState(f"run {run.id} already {run.status}; hook {name!r} refused")
-        return self._deliver(run, "hook:" + token, data, continue_inline, observer)
+            raise (InvalidState if name else HookNotFound)(refusal)  # a known hook already used, or its run ended
+        assert run is not None
+        return self._carry_on(run, continue_inline, observer)
 
-    def cancel(self, run_id: str, reason: str = "cancelled", *, observer: Observer | None = None, wait_seconds: float = 10.0) -> dict[str, Any]:
+    def cancel(self, run_id: str, reason: str = "cancelled", *, observer: Observer | None = None, wait_seconds: float = 10.0) -> CancelResult:
+        """Cancel a run: the rollback strategy applies and it ends `cancelled`."""
         run = self.get_run(run_id)
         if run.status.terminal:
             raise InvalidState(f"run {run.id} already {run.status}; nothing to cancel")
@@ -650,12 +967,12 @@ class Engine:
             result = self.drive(run.id, observer=observer, dead_owners=dead)
             self._continue_parent(updated)  # a cancelled child ends its parent's wait, as a signal does
         rollback = result.get("rollback_result") or {}
-        return {
+        return CancelResult.from_dict({
             **result,
             "cancelled": result["status"] == RunStatus.CANCELLED,
             "reason": reason,
             "rolled_back_steps": rollback.get("rolled_back_steps", []),
-        }
+        })  # fmt: skip
 
     def _owned_elsewhere(self, run: Run) -> bool:
         if not run.owner or run.owner == self.owner:
@@ -665,6 +982,7 @@ class Engine:
         return not owner_is_dead(run.owner)
 
     def query(self, run_id: str, name: str) -> Any:
+        """Evaluate a declared, read-only query against the run (JSON-able answer)."""
         from ductape_cli.engine.queries import run_query
 
         run = self.get_run(run_id)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ductape_cli.definition import WorkflowDefinition
 from ductape_cli.engine import rollback as rollback_module
 from ductape_cli.engine.children import ChildrenMixin, apply_close_policies
 from ductape_cli.engine.context import Context, StepCall
+from ductape_cli.engine.fencing import FencedStore, LeaseClock, LostOwnership, renew_now
 from ductape_cli.engine.steps import StepOptions, StepsMixin, in_thread
 from ductape_cli.engine.waits import WaitsMixin
 from ductape_cli.errors import (
@@ -34,9 +36,13 @@ from ductape_cli.errors import (
 )
 from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord, StepStatus
 from ductape_cli.store import EventRow, dumps
+from ductape_cli.store.encoding import plain
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
+    from ductape_cli.store import SqliteStore
+
+log = logging.getLogger("ductape.executor")
 
 
 class Suspend(WorkflowInterrupt):
@@ -50,10 +56,6 @@ class Suspend(WorkflowInterrupt):
 
 class Frontier(WorkflowInterrupt):
     """Replay reached the end of the journal while only re-registering rollbacks."""
-
-
-class LostOwnership(WorkflowInterrupt):
-    """Another owner recorded this run's next position: stop without writing."""
 
 
 @dataclass
@@ -89,10 +91,13 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         journal: dict[int, StepRecord] | None = None,
     ) -> None:
         self.engine = engine
-        self.store = engine.store
+        # The store's interface, with this claim's lease on every write.
+        self.store = cast("SqliteStore", FencedStore(engine.store, self))
+        self.lease = run.lease
+        self.lease_clock = LeaseClock(engine.lease_ttl)
         self.clock = engine.clock
         self.owner = engine.owner
-        self.product = engine.config.name
+        self.product = definition.product or engine.config.name  # define(product=...) wins over ductape.toml
         self.run = run
         self.definition = definition
         self.inline_wait = inline_wait
@@ -171,8 +176,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         """Checks made before any new durable operation."""
         if self.frontier_mode:
             raise Frontier()
-        if self.lost:
-            raise LostOwnership()
+        self.check_lease()
         if self.engine.shutting_down:
             now = self.clock.now()
             raise Suspend(now, {"kind": "released", "detail": "worker shut down; due again at once"})
@@ -183,6 +187,18 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         if self.max_events is not None and self.event_count > self.max_events:
             raise CircuitBroken()
 
+    def check_lease(self) -> None:
+        """Stop if the lease is gone; renew it first if this process may have been paused past it."""
+        if self.lost:
+            raise LostOwnership("lease lost")
+        if self.lease is not None and self.lease_clock.expired():
+            renew_now(self)
+
+    def lose(self, reason: str) -> None:
+        if not self.lost:
+            log.warning("run %s: stopping, %s", self.run.id, reason)
+        self.lost = True
+
     def commit(self, record: StepRecord, events: list[EventRow], output_json: str | None = None) -> None:
         state = self.state if self.state_dirty else None
         # Messages a step queued for the outbox are stored with its completion, or dropped with its failure.
@@ -191,8 +207,9 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         try:
             self.store.commit_step(record, events, state, output_json=output_json, outbox=outbox)
         except Exception as exc:
-            if type(exc).__name__ == "IntegrityError":
-                raise LostOwnership() from None
+            if type(exc).__name__ == "IntegrityError":  # another owner recorded this position first
+                self.lose(f"position {record.seq} was recorded by another owner")
+                raise LostOwnership("position taken") from None
             raise
         self.state_dirty = False
         self.journal[record.seq] = record
@@ -202,14 +219,14 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             return
         payload = {"level": level, "message": message}
         if data:
-            payload["data"] = json.loads(json.dumps(data, default=str))
+            payload["data"] = plain(data)
         self.pending_events.append((self.clock.now(), EventType.LOG, self.current_step, payload))
         self.notify("log", level=level, message=message, data=data)
 
     def emit_custom(self, type_: str, payload: Any) -> None:
         if self.replaying():
             return
-        data = {"event": str(type_), "payload": json.loads(json.dumps(payload, default=str))}
+        data = {"event": str(type_), "payload": plain(payload)}
         self.pending_events.append((self.clock.now(), EventType.CUSTOM, self.current_step, data))
 
     def journaled_value(self, name: str, produce: Callable[[], Any]) -> Any:
@@ -295,6 +312,9 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             else:
                 outcome = await self._execute(ctx)
             return outcome
+        except LostOwnership:
+            outcome = Outcome(RunStatus.RUNNING, lost=True)  # a write during rollback or suspension was refused
+            return outcome
         finally:
             self.engine.leases.remove(self)
             self.notify("execution_ended", outcome=outcome)
@@ -340,6 +360,14 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             message = str(exc) or type(exc).__name__
             error = {"message": f"{type(exc).__name__}: {message}", "step": None, "code": "HANDLER_ERROR"}
             return await self._fail(error, None)
+        forgotten = ctx.never_awaited()
+        if forgotten:
+            # A step without `await` never ran: completing would silently skip it (a payment, say).
+            call = forgotten[0]
+            where = f"{call.site[0]}:{call.site[1]}"
+            error = {"message": f"step {call.tag!r} was never awaited ({where}), so it never ran: write `await ctx.step(...)`",
+                     "step": call.tag, "code": "STEP_NOT_AWAITED"}  # fmt: skip
+            return await self._fail(error, call.tag)
         if (missing := self.unreached()) is not None:
             return self._diverged(missing, "returns")
         try:
@@ -470,7 +498,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             "lease_expires_at": None, "ready_at": None, "waiting": None, "current_step": None, "phase": None,
             **extra,
         }  # fmt: skip
-        if not self.store.finish_run(self.run.id, self.owner, fields, self.take_events((now, event_type, None, data))):
+        if not self.store.finish_run(self.run.id, self.lease or "", fields, self.take_events((now, event_type, None, data))):
             return Outcome(RunStatus.RUNNING, lost=True)
         self.run.status, self.run.output, self.run.error = status, output, error
         self.run.failed_step, self.run.rollback_result, self.run.ended_at = failed_step, rollback_result, now
@@ -486,7 +514,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         if self.deadline is not None:
             ready_at = self.deadline if ready_at is None else min(ready_at, self.deadline)
         ready_at = self.store.suspend_run(
-            self.run.id, self.owner, suspend.waiting, ready_at, self.state or None, self.clock.now(), self.take_events()
+            self.run.id, self.lease or "", suspend.waiting, ready_at, self.state or None, self.clock.now(), self.take_events()
         )
         self.run.waiting, self.run.ready_at = suspend.waiting, ready_at
         self.notify("waiting", waiting=suspend.waiting)

@@ -1,27 +1,52 @@
 """Who owns a run: owner ids, liveness of owners on this host, and lease renewal.
 
-An owner id is ``host:pid:token``. A run whose owner is a dead process on
-this host can be taken over at once; otherwise only when its lease expires.
+An owner id is ``host:pid:token``, where host is ``hostname/boot-id/pid-namespace``.
+A run whose owner is a dead process on this host (and in this pid namespace)
+can be taken over at once; otherwise only when its lease expires.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ductape_cli.engine.execution import Execution
 
-LEASE_TTL = 30.0
-RENEW_EVERY = 10.0
+LEASE_TTL = 30.0  # default; `[worker] lease` in ductape.toml changes it
 CANCEL_POLL_EVERY = 0.5
 CHECKPOINT_EVERY = 0.2
 
-HOST = socket.gethostname()
+
+def _host_id() -> tuple[str, bool]:
+    """This process's host as owners name it, and whether pids seen under it are ours to judge.
+
+    Containers can share a hostname while each has its own pid namespace (and
+    a pid alive in one is meaningless in the other), so a host is the hostname
+    plus the boot id and the pid-namespace inode. Where those cannot be read
+    on Linux we are unsure, and only lease expiry frees another owner's runs.
+    """
+    name = socket.gethostname().replace(":", "_").replace("/", "_")
+    if not os.path.isdir("/proc/self"):
+        return name, True  # no pid namespaces to confuse (macOS, BSD)
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip().replace("-", "")[:12]
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return name, False
+    return f"{name}/{boot}/{namespace}", True
+
+
+HOST, _HOST_SURE = _host_id()
+
+log = logging.getLogger("ductape.leases")
 
 
 def new_owner_id() -> str:
@@ -52,8 +77,8 @@ def pid_alive(pid: int) -> bool:
 
 
 def owner_is_dead(owner: str | None, current_owner: str | None = None) -> bool:
-    """True only when we can prove it: the owner ran on this host and its pid is gone."""
-    if not owner or owner == current_owner:
+    """True only when we can prove it: the owner ran on this host (same boot, same pid namespace) and its pid is gone."""
+    if not owner or owner == current_owner or not _HOST_SURE:
         return False
     host, pid = owner_pid(owner)
     if host != HOST or pid is None:
@@ -67,12 +92,17 @@ class LeaseKeeper:
     """One background thread per engine: renews leases, notices cancel requests, checkpoints the WAL.
 
     It opens its own store connection (SQLite connections stay in their thread).
+    Renewals are fenced by each execution's lease: a run another owner took
+    over is marked lost at once. A renewal that fails is logged and retried;
+    an execution whose lease could not be renewed in time is abandoned before
+    the store would let another worker take the run.
     """
 
-    def __init__(self, owner: str, open_store: Callable[[], object], clock: object) -> None:
-        self.owner = owner
+    def __init__(self, open_store: Callable[[], object], clock: object, ttl: float = LEASE_TTL) -> None:
         self._open_store = open_store
         self._clock = clock
+        self.ttl = ttl
+        self.renew_every = ttl / 3
         self._active: dict[str, Execution] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -96,33 +126,52 @@ class LeaseKeeper:
         self._wake.set()
 
     def _loop(self) -> None:
-        store = None
-        last_renew = last_poll = 0.0
+        store: Any = None
+        last_renew = time.monotonic()
+        last_poll = 0.0
         shown: dict[str, str | None] = {}
         while not self._stopped:
             self._wake.wait(CHECKPOINT_EVERY)
             with self._lock:
-                active = dict(self._active)
+                active = {rid: x for rid, x in self._active.items() if not x.lost}
             if not active:
                 continue
             try:
                 if store is None:
                     store = self._open_store()
                 # WAL checkpoints happen here, off the committing thread, so no step commit pays for one.
-                store.checkpoint()  # type: ignore[attr-defined]
+                store.checkpoint()
                 now = self._clock.now()  # type: ignore[attr-defined]
                 if now - last_poll >= CANCEL_POLL_EVERY:
                     last_poll = now
-                    cancels = store.cancel_requests(list(active))  # type: ignore[attr-defined]
+                    cancels = store.cancel_requests(list(active))
                     for run_id, reason in cancels.items():
                         active[run_id].cancel_reason = reason
                     # Publish each run's step in flight (for `status`), only when it changed.
-                    moved = {rid: x.current_step for rid, x in active.items() if shown.get(rid) != x.current_step}
+                    moved = {
+                        rid: (x.current_step, x.lease)
+                        for rid, x in active.items()
+                        if x.lease is not None and shown.get(rid) != x.current_step
+                    }
                     if moved:
-                        store.set_current_steps(moved)  # type: ignore[attr-defined]
-                        shown.update(moved)
-                if now - last_renew >= RENEW_EVERY:
-                    store.renew_leases(self.owner, list(active), now, LEASE_TTL)  # type: ignore[attr-defined]
-                    last_renew = now
-            except Exception:  # noqa: BLE001 - a busy store must not kill the keeper; retry next tick
-                continue
+                        store.set_current_steps(moved)
+                        shown.update({rid: step for rid, (step, _) in moved.items()})
+                if time.monotonic() - last_renew >= self.renew_every:
+                    self._renew(store, active, now)
+                    last_renew = time.monotonic()
+            except Exception:  # noqa: BLE001 - a busy store must not kill the keeper
+                log.exception("lease keeper: store error; retrying")
+                for execution in active.values():
+                    if execution.lease_clock.expired():
+                        log.error("run %s: lease not renewed in time; abandoning it", execution.run.id)
+                        execution.lose("its lease could not be renewed")
+
+    def _renew(self, store: Any, active: dict[str, Execution], now: float) -> None:
+        leases = {rid: x.lease for rid, x in active.items() if x.lease is not None}
+        sent = time.monotonic()
+        lost = store.renew_leases(leases, now, self.ttl)
+        for run_id in leases:
+            if run_id in lost:
+                active[run_id].lose("another owner took the run over")
+            else:
+                active[run_id].lease_clock.renewed(sent)

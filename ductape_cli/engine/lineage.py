@@ -205,7 +205,7 @@ def resume_from(
     if input is not None and not (isinstance(input, dict) and isinstance(run.input, dict)):
         raise InvalidInput("resume --input must be a JSON object, merged into the run's input (an object)")
     if from_checkpoint is None and from_step is None and not skips and not run.status.terminal:
-        return engine.resume(run.id, observer=observer, wait=wait)
+        return engine._continue(run.id, observer=observer, wait=wait)
     rows = sorted(engine.store.load_journal(run.id).values(), key=lambda r: r.seq)
     unfinished = [r for r in rows if r.kind == OpKind.STEP and r.rollback_status == "failed"]
     if unfinished and run.status in (RunStatus.FAILED, RunStatus.CANCELLED):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ductape_cli.engine.records import RunDetail, RunResult
 from ductape_cli.models import OpKind, Run, RunStatus, StepRecord, StepStatus
 
 
@@ -14,8 +15,12 @@ def completed_step_tags(journal: dict[int, StepRecord]) -> list[str]:
     ]  # fmt: skip
 
 
-def workflow_result(run: Run, completed_steps: list[str]) -> dict[str, Any]:
+def workflow_result(run: Run, completed_steps: list[str]) -> RunResult:
     """The seed's `WorkflowResult`, plus `workflow_tag` and (while running) `waiting`."""
+    return RunResult.from_dict(_result_fields(run, completed_steps))
+
+
+def _result_fields(run: Run, completed_steps: list[str]) -> dict[str, Any]:
     result: dict[str, Any] = {
         "workflow_id": run.id,
         "workflow_tag": run.tag,
@@ -32,22 +37,23 @@ def workflow_result(run: Run, completed_steps: list[str]) -> dict[str, Any]:
     return result
 
 
-def run_summary(run: Run) -> dict[str, Any]:
-    """One row of `ductape list --json` (and of the API's run lists)."""
-    return {
-        "workflow_id": run.id, "workflow_tag": run.tag, "status": str(run.status), "env": run.env,
-        "created_at": run.created_at, "ended_at": run.ended_at, "execution_time": run.execution_time_ms,
-        "parent_id": run.parent_id, "schedule_id": run.schedule_id, "metadata": run.metadata,
-    }  # fmt: skip
-
-
 def describe_wait(run: Run) -> dict[str, Any] | None:
     """What an unfinished run waits for, in words a status line can show."""
+    if run.load_error and not run.owner:
+        return {
+            "kind": "unloadable", "attempts": run.load_attempts, "retry_at": run.ready_at,
+            "detail": f"no worker could load its workflow ({run.load_attempts} tries): {run.load_error}; "
+            f"retrying at {_iso(run.ready_at)}",
+        }  # fmt: skip
     if run.status == RunStatus.PENDING:
         return {"kind": "queued", "detail": "queued for a worker (started with --detach)"}
     waiting = run.waiting
     if not waiting:
         if run.owner:
+            from ductape_cli.engine.leases import owner_is_dead
+
+            if owner_is_dead(run.owner):
+                return {"kind": "orphaned", "detail": f"its owner {run.owner} died; `ductape resume` or a worker takes it over"}
             return {"kind": "executing", "detail": f"executing in {run.owner}"}
         return None
     kind = waiting.get("kind")
@@ -104,13 +110,41 @@ def step_view(record: StepRecord) -> dict[str, Any]:
     return view
 
 
-def run_status(run: Run, journal: dict[int, StepRecord], children: list[Run], unreached: list[dict[str, Any]]) -> dict[str, Any]:
+def _settled(view: dict[str, Any], run: Run) -> dict[str, Any]:
+    """A wait (or step) left open when the run ended is shown as ended with it, never still waiting."""
+    if run.status.terminal and view["status"] in (StepStatus.WAITING, StepStatus.RUNNING, StepStatus.PENDING):
+        view["status"] = "cancelled" if run.status == RunStatus.CANCELLED else "skipped"
+        view["reason"] = f"not finished: run {run.status}"
+    return view
+
+
+def in_compiled_order(steps: list[dict[str, Any]], unreached: list[dict[str, Any]], compiled: list[str]) -> list[dict[str, Any]]:
+    """Steps the run never reached, placed where the compiled schema has them: after the last listed
+    step that comes earlier in the schema, else before the first that comes later."""
+    position = {tag: i for i, tag in enumerate(compiled)}
+
+    def rank(row: dict[str, Any]) -> int:
+        return position.get(row["tag"], -1) if row.get("kind", "step") == "step" else -1
+
+    out = list(steps)
+    for item in sorted(unreached, key=lambda s: position.get(s["tag"], len(compiled))):
+        mine = position.get(item["tag"], len(compiled))
+        earlier = [i for i, row in enumerate(out) if 0 <= rank(row) < mine]
+        later = [i for i, row in enumerate(out) if rank(row) > mine]
+        out.insert(earlier[-1] + 1 if earlier else later[0] if later else len(out), item)
+    return out
+
+
+def run_status(
+    run: Run, journal: dict[int, StepRecord], children: list[Run], unreached: list[dict[str, Any]],
+    compiled: list[str] | None = None,
+) -> RunDetail:
     """`ductape status`: the result plus steps, state, lineage and children."""
-    status = workflow_result(run, completed_step_tags(journal))
-    steps = [step_view(r) for r in sorted(journal.values(), key=lambda r: r.seq)]
+    status = _result_fields(run, completed_step_tags(journal))
+    steps = [_settled(step_view(r), run) for r in sorted(journal.values(), key=lambda r: r.seq)]
     if run.current_step and not run.status.terminal and run.current_step not in {r.tag for r in journal.values()}:
         steps.append({"tag": run.current_step, "kind": "step", "status": "running", "output": None, "error": None})
-    steps.extend(unreached)
+    steps = in_compiled_order(steps, unreached, compiled or [])
     status.update(
         {
             "env": run.env,
@@ -133,4 +167,6 @@ def run_status(run: Run, journal: dict[int, StepRecord], children: list[Run], un
     )
     if run.cancel_requested and not run.status.terminal:
         status["cancel_requested"] = run.cancel_requested
-    return status
+    if run.load_error:
+        status["load_error"] = {"message": run.load_error, "attempts": run.load_attempts}
+    return RunDetail.from_dict(status)

@@ -38,11 +38,51 @@ def zone(name: str | None) -> ZoneInfo | None:
         raise InvalidInput(f"unknown time zone {name!r}; use an IANA name such as America/New_York") from None
 
 
+CRON_FIELDS = (  # name, low, high, names accepted for values
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+
+
 def check_cron(expression: str) -> None:
+    """A cron expression croniter accepts; otherwise the bad field and its range, in one line."""
     from croniter import croniter
 
-    if not croniter.is_valid(expression):
-        raise InvalidInput(f"invalid cron expression {expression!r}; expected 5 fields, e.g. '0 0 * * *'")
+    if croniter.is_valid(expression):
+        return
+    fields = expression.split()
+    if len(fields) != 5:
+        raise InvalidInput(
+            f"invalid cron expression {expression!r}: expected 5 fields (minute hour day-of-month month "
+            f"day-of-week), got {len(fields)}, e.g. '0 0 * * *'"
+        )
+    for (name, low, high, names), text in zip(CRON_FIELDS, fields, strict=True):
+        problem = _cron_field_problem(text, low, high, names)
+        if problem:
+            raise InvalidInput(f"invalid cron expression {expression!r}: {name} {problem}")
+    raise InvalidInput(f"invalid cron expression {expression!r}; e.g. '0 0 * * *'")
+
+
+def _cron_field_problem(text: str, low: int, high: int, names: tuple[str, ...]) -> str | None:
+    """Why one cron field is out of range or malformed (None when it looks fine)."""
+    for part in text.split(","):
+        base, _, step = part.partition("/")
+        if step and (not step.isdigit() or int(step) == 0):
+            return f"step {step!r} must be a positive number"
+        if base in ("*", "?"):
+            continue
+        for bound in base.split("-", 1):
+            value = names.index(bound.lower()) + (1 if low == 1 else 0) if bound.lower() in names else None
+            if value is None:
+                if not bound.isdigit():
+                    return f"{bound!r} is not a number" + (f" or a name ({', '.join(names)})" if names else f" ({low}-{high})")
+                value = int(bound)
+            if not low <= value <= high:
+                return f"{value} is out of range {low}-{high}"
+    return None
 
 
 def next_fire_times(expression: str, tz_name: str | None, after: float, count: int = 1) -> list[float]:

@@ -151,7 +151,7 @@ def _encode(tag: str, value: Any) -> tuple[Any, str]:
     except (TypeError, ValueError):
         raise StepError(
             f"step {tag!r} returned a {type(value).__name__}, which is not JSON-serialisable; "
-            "return dicts, lists, strings, numbers, booleans or None"
+            "return dicts, lists, strings, finite numbers, booleans or None"
         ) from None
     if value is None or type(value) in (str, int, float, bool):
         return value, text

@@ -149,7 +149,7 @@ class WaitsMixin:
         seq, record = self.next_op(OpKind.HOOK, name, site)
         if record is None:
             now = self.clock.now()
-            token = secrets.token_urlsafe(24)
+            token = "hk_" + secrets.token_urlsafe(24)  # never starts with "-", which a shell command would take for an option
             record = StepRecord(self.run.id, seq, OpKind.HOOK, name, StepStatus.COMPLETED, input=data, output={"token": token},
                                 started_at=now, ended_at=now, source=f"{site[0]}:{site[1]}")  # fmt: skip
             self.store.create_hook(token, self.run.id, seq, name, data, now)

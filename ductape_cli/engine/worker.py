@@ -9,18 +9,24 @@ next step boundary, and another worker can adopt them at once.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ductape_cli.engine.leases import HOST, LEASE_TTL, owner_is_dead
+from ductape_cli.engine.clock import SteadyTime, SystemClock
+from ductape_cli.engine.leases import HOST, owner_is_dead
+from ductape_cli.errors import DefinitionError, DuctapeError, StoreError, WorkflowNotFound
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
 
 Report = Callable[[str], None]
+CLAIM_BACKOFF_CAP = 30.0  # seconds between claims while the store keeps failing
+
+log = logging.getLogger("ductape.worker")
 
 
 class Worker:
@@ -46,6 +52,10 @@ class Worker:
         self._wake = threading.Event()
         self.processed = 0
         self.errors: list[str] = []
+        self.fatal: str | None = None  # a store error that ended `run(once=True)`
+        self._steady = SteadyTime(wall=engine.clock.now) if isinstance(engine.clock, SystemClock) else None
+        self._warned_ahead = False
+        self._watched: dict[tuple[str, str, float], float] = {}  # expired lease -> when we first saw it
         self._lock = threading.Lock()
         # The claimer hands runs to the executors; a slot is an executor with nothing to do.
         self._handoff: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -120,7 +130,7 @@ class Worker:
         from ductape_cli.engine.schedules import fire_due
 
         try:
-            fired = fire_due(self.engine, self.engine.clock.now())
+            fired = fire_due(self.engine, self.now())
         except Exception as exc:  # noqa: BLE001 - report and keep working
             self.report(f"schedule error: {exc}")
             return 0
@@ -135,6 +145,30 @@ class Worker:
                 chore()
             except Exception as exc:  # noqa: BLE001 - report and keep working
                 self.report(f"chore error: {exc}")
+
+    def now(self) -> float:
+        """The time due runs and schedules are judged by: steady against forward clock steps."""
+        if self._steady is None:
+            return float(self.engine.clock.now())
+        now = self._steady.now()
+        if self._steady.ahead > self._steady.JUMP and not self._warned_ahead:
+            log.warning("the system clock jumped %.0fs ahead; judging due times by the steady clock", self._steady.ahead)
+            self._warned_ahead = True
+        return now
+
+    def _stale_leases(self, now: float) -> list[str]:
+        """Expired leases this worker has watched go unrenewed for a whole renewal interval.
+
+        A lease that looks expired may only mean our clock runs ahead of the
+        owner's; an owner that is alive renews every third of its lease, so a
+        lease unchanged for that long (on our monotonic clock) is really stale.
+        """
+        with self._lock:
+            seen = time.monotonic()
+            current = {(run_id, lease, expiry) for run_id, lease, expiry in self.engine.store.expired_leases(now)}
+            self._watched = {key: self._watched.get(key, seen) for key in current}
+            grace = self.engine.lease_ttl / 3
+            return [key[1] for key, since in self._watched.items() if seen - since >= grace]
 
     def _dead_owners(self) -> list[str]:
         """Owners on this host whose process is gone, looked up at most once per poll interval."""
@@ -157,6 +191,7 @@ class Worker:
 
     def _claim_loop(self, once: bool) -> None:
         engine = self.engine
+        failures = 0
         while not self.stop_event.is_set():
             if once:
                 self.tick_schedules()
@@ -165,15 +200,25 @@ class Worker:
                 return
             self._finished.clear()
             try:
+                now = self.now()
                 claimed = engine.store.claim_ready(
-                    engine.owner, engine.clock.now(), LEASE_TTL, free, self.tags, self._dead_owners()
+                    engine.owner, now, engine.lease_ttl, free, self.tags, self._dead_owners(), self._stale_leases(now)
                 )
             except Exception as exc:  # noqa: BLE001 - a store hiccup must not end the worker
                 self._give_back(free)
+                failures += 1
+                transient = isinstance(exc, StoreError) and exc.transient
+                if once and not transient:
+                    # Corrupt, read-only, full: waiting will not fix it. `--once` ends (exit 2).
+                    self.fatal = exc.message if isinstance(exc, StoreError) else str(exc)
+                    self.stop_event.set()
+                    return
+                delay = min(self.poll_interval * 2**failures, CLAIM_BACKOFF_CAP)
+                log.warning("claim failed (%s); retrying in %.1fs", exc, delay, exc_info=not isinstance(exc, StoreError))
                 self.errors.append(str(exc))
-                self.report(f"✗ claim failed: {exc}; retrying")
-                self.stop_event.wait(self.poll_interval)
+                self.stop_event.wait(delay)
                 continue
+            failures = 0
             self._give_back(free - len(claimed))
             for run in claimed:
                 self._handoff.put(run)
@@ -215,10 +260,14 @@ class Worker:
         self.report(f"▶ {run.id} {run.tag}")
         try:
             outcome, _ = self.engine.execute(run, inline_wait=self.inline_wait)
+        except (WorkflowNotFound, DefinitionError) as exc:
+            self._unloadable(run, exc.message)
+            return
         except Exception as exc:  # noqa: BLE001 - one broken run must not stop the worker
             self.errors.append(f"{run.id}: {exc}")
             self.report(f"✗ {run.id} {run.tag}: {exc}")
-            self.engine.store.release_run(run.id, self.engine.owner)
+            if run.lease:
+                self.engine.store.release_run(run.id, run.lease)
             return
         with self._lock:
             self.processed += 1
@@ -235,3 +284,17 @@ class Worker:
                 retry = retry_failed(self.engine, run.id)
                 if retry:
                     self.report(f"↻ {run.id} failed; scheduled retry {retry}")
+
+    def _unloadable(self, run: Any, message: str) -> None:
+        """A poison run: back off (it must not starve the others), then fail it."""
+        try:
+            retry_at = self.engine.defer_unloadable(run, message)
+        except DuctapeError as exc:
+            log.warning("run %s: could not record its load error: %s", run.id, exc.message)
+            return
+        self.errors.append(f"{run.id}: {message}")
+        if retry_at is None:
+            self.report(f"■ {run.id} {run.tag} failed: workflow not loadable ({message})")
+        else:
+            delay = retry_at - self.engine.clock.now()
+            self.report(f"✗ {run.id} {run.tag}: cannot load workflow ({message}); retrying in {delay:.0f}s")

@@ -198,6 +198,10 @@ def show_definition(record: dict[str, Any]) -> RenderableType:
     facts.add_row("defined", when(record.get("created_at")))
     facts.add_row("source", display_path(f"{schema.get('source_file')}:{schema.get('source_line')}"))
     facts.add_row("rollback", str(options.get("rollback_strategy")))
+    if options.get("product"):
+        facts.add_row("product", str(options["product"]))
+    if options.get("envs"):
+        facts.add_row("envs", ", ".join(e["slug"] + ("" if e.get("active", True) else " (inactive)") for e in options["envs"]))
     if options.get("timeout_ms"):
         facts.add_row("timeout", format_duration(options["timeout_ms"]))
     if options.get("signals"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
@@ -48,11 +49,18 @@ def _line(kind: str, data: dict[str, Any]) -> str | None:
         return f"◷ sleeping {format_duration(data.get('duration_ms'))}"
     if kind == "signal_received":
         return f"✉ signal {data.get('name')}"
+    if kind == "log":
+        details = data.get("data")
+        extra = " " + json.dumps(details, default=str, ensure_ascii=False) if details else ""
+        return f"{data.get('level')}: {data.get('message')}{extra}"
     if kind == "waiting":
         waiting = data.get("waiting") or {}
         if waiting.get("kind") in ("signal", "hook"):
             return f"◷ waiting for {', '.join(waiting.get('signals') or [])}"
     return None
+
+
+NOTES = 8  # log lines and waits shown under the live tree (the full log is in `ductape history`)
 
 
 class LiveProgress:
@@ -120,7 +128,7 @@ class LiveProgress:
                 node.add(Text(str(step["error"]), style="red" if status == "failed" else "yellow"))
             if step.get("rollback_error"):
                 node.add(Text(f"rollback failed: {step['rollback_error']}", style="red"))
-        return Group(tree, *(Text(n, style="dim") for n in self.notes[-5:]))
+        return Group(tree, *(Text(n, style="dim") for n in self.notes[-NOTES:]))
 
     def close(self) -> None:
         self.live.stop()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,12 +38,12 @@ STATUS_STYLE = {
 }
 
 
-def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, no_color="NO_COLOR" in os.environ, highlight=False, soft_wrap=False)
-
-
-def plain() -> bool:
-    return not sys.stdout.isatty()
+def console(stderr: bool = False, file: Any = None) -> Console:
+    """The one console: markup, emoji codes and highlighting off, so user data prints as it is."""
+    return Console(
+        stderr=stderr, file=file, no_color="NO_COLOR" in os.environ, highlight=False, soft_wrap=False,
+        markup=False, emoji=False,
+    )  # fmt: skip
 
 
 def when(ts: float | None) -> str:
@@ -118,7 +117,7 @@ def result_panel(result: dict[str, Any], steps: list[dict[str, Any]] | None = No
     summary.add_column()
     summary.add_row("status", status_text(result["status"]))
     summary.add_row("run", result["workflow_id"])
-    summary.add_row("time", format_duration(result.get("execution_time")))
+    summary.add_row("time", run_time(result))
     if result.get("output") is not None:
         summary.add_row("output", short(result["output"], 200))
     if result.get("error"):
@@ -137,18 +136,77 @@ def result_panel(result: dict[str, Any], steps: list[dict[str, Any]] | None = No
     return Group(*parts)
 
 
-def runs_table(runs: list[Any]) -> Table:
+def run_time(result: Any) -> str:
+    """How long the run took; for one that has not ended, how long it has been going (never a stale 0ms)."""
+    from ductape_cli.render.plain import run_time as plain_run_time
+
+    return plain_run_time(result)
+
+
+def status_view(info: Any) -> Group:
+    """`ductape status`: the step tree and summary, then children and lineage links."""
+    parts: list[Any] = [result_panel(info, info["steps"])]
+    if info.get("children"):
+        parts.append(Text("children: " + ", ".join(f"{c['workflow_id']} ({c['status']})" for c in info["children"])))
+    for key in ("parent_id", "replayed_from", "restarted_from", "resumed_from"):
+        if info.get(key):
+            parts.append(Text(f"{key}: {info[key]}"))
+    if info.get("metadata"):
+        parts.append(Text("metadata: " + json.dumps(info["metadata"], sort_keys=True, ensure_ascii=False)))
+    return Group(*parts)
+
+
+def cancel_view(result: Any) -> Group:
+    from ductape_cli.render.plain import cancel_lines
+
+    return Group(*(Text(line) for line in cancel_lines(result)))
+
+
+def query_view(answer: Any) -> Text:
+    return Text(json.dumps(answer, indent=2, default=str, ensure_ascii=False))
+
+
+def events_table(items: list[Any]) -> Any:
+    if not items:
+        return Text("no custom events", style="dim")
+    table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
+    for column in ("time", "type", "step", "payload"):
+        table.add_column(column, no_wrap=column != "payload")
+    for item in items:
+        table.add_row(
+            Text(item["timestamp"], style="dim"), Text(str(item["type"]), style="bold"), Text(item.get("step") or "-"),
+            Text(json.dumps(item["payload"], default=str, ensure_ascii=False)),
+        )  # fmt: skip
+    return table
+
+
+def schedule_view(view: Any) -> Group:
+    from ductape_cli.render.plain import schedule_lines
+
+    lines = schedule_lines(view)
+    return Group(Text(lines[0], style="bold"), *(Text(line) for line in lines[1:]))
+
+
+def schedules_view(views: list[Any]) -> Group:
+    if not views:
+        return Group(Text("no schedules", style="dim"))
+    return Group(*(schedule_view(v) for v in views))
+
+
+def runs_table(runs: list[Any]) -> Any:
+    if not runs:
+        return Text("no runs", style="dim")
     table = Table(box=None, header_style="bold", pad_edge=False)
     with_metadata = any(getattr(run, "metadata", None) for run in runs)
     for column in ("run", "workflow", "status", "env", "started", "duration", *(("metadata",) if with_metadata else ())):
         table.add_column(column)
     for run in runs:
-        cells = [
-            run.id, run.tag, status_text(str(run.status)), run.env or "-", when(run.created_at),
+        cells: list[Any] = [
+            Text(run.id), Text(run.tag), status_text(str(run.status)), Text(run.env or "-"), when(run.created_at),
             format_duration(run.execution_time_ms if run.ended_at else None),
         ]  # fmt: skip
         if with_metadata:
-            cells.append(", ".join(f"{k}={v}" for k, v in sorted(run.metadata.items())) or "-")
+            cells.append(Text(", ".join(f"{k}={v}" for k, v in sorted(run.metadata.items())) or "-"))
         table.add_row(*cells)
     return table
 

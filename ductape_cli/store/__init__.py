@@ -9,9 +9,12 @@ from ductape_cli.store.sqlite import EventRow, SqliteStore, dumps
 Store = SqliteStore
 
 
-def open_store(path: str, *, durability: str = "normal") -> SqliteStore:
-    """Open (creating and migrating if needed) the store at `path`; ":memory:" for tests."""
-    return SqliteStore(path, durability=durability)
+def open_store(path: str, *, durability: str = "normal", namespace: str | None = None) -> SqliteStore:
+    """Open (creating and migrating if needed) the store at `path`; ":memory:" for tests.
+
+    `namespace` scopes runs, definitions and schedules to one project (None: all of them).
+    """
+    return SqliteStore(path, durability=durability, namespace=namespace)
 
 
 __all__ = ["EventRow", "SqliteStore", "Store", "dumps", "open_store"]

@@ -4,6 +4,8 @@
 an entry that has shipped; append a new one.
 """
 
+NAMESPACE_MIGRATION = "ALTER TABLE runs ADD COLUMN namespace TEXT NOT NULL DEFAULT ''"
+
 MIGRATIONS: list[str] = [
     """CREATE TABLE definitions (
         tag TEXT NOT NULL,
@@ -146,6 +148,56 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL,
         PRIMARY KEY (quota, key)
     ) WITHOUT ROWID""",
+    # The fencing token of the current claim (issue 14): an owner's writes succeed only while it is current.
+    "ALTER TABLE runs ADD COLUMN lease TEXT",
+    # Why no worker could load a run's workflow, and how often it tried (poison runs back off, then fail).
+    "ALTER TABLE runs ADD COLUMN load_error TEXT",
+    "ALTER TABLE runs ADD COLUMN load_attempts INTEGER NOT NULL DEFAULT 0",
+    # Namespaces (issue 14): a store shared by projects keeps each one's runs, definitions and schedules apart.
+    NAMESPACE_MIGRATION,
+    "DROP INDEX runs_idempotency",
+    "CREATE UNIQUE INDEX runs_idempotency ON runs (namespace, tag, idempotency_key) WHERE idempotency_key IS NOT NULL",
+    """CREATE TABLE definitions_ns (
+        namespace TEXT NOT NULL DEFAULT '',
+        tag TEXT NOT NULL,
+        version TEXT NOT NULL,
+        name TEXT,
+        source_path TEXT,
+        schema TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (namespace, tag, version)
+    )""",
+    "INSERT INTO definitions_ns (tag, version, name, source_path, schema, created_at) "
+    "SELECT tag, version, name, source_path, schema, created_at FROM definitions ORDER BY rowid",
+    "DROP TABLE definitions",
+    "ALTER TABLE definitions_ns RENAME TO definitions",
+    "ALTER TABLE schedules ADD COLUMN namespace TEXT NOT NULL DEFAULT ''",
+    "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT)",
+    """CREATE TABLE topic_messages_ns (
+        namespace TEXT NOT NULL DEFAULT '',
+        broker TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        offset INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        run_id TEXT,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (namespace, broker, topic, offset)
+    ) WITHOUT ROWID""",
+    "INSERT INTO topic_messages_ns (broker, topic, offset, message, run_id, created_at) "
+    "SELECT broker, topic, offset, message, run_id, created_at FROM topic_messages",
+    "DROP TABLE topic_messages",
+    "ALTER TABLE topic_messages_ns RENAME TO topic_messages",
+    """CREATE TABLE quota_buckets_ns (
+        namespace TEXT NOT NULL DEFAULT '',
+        quota TEXT NOT NULL,
+        key TEXT NOT NULL,
+        tokens REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (namespace, quota, key)
+    ) WITHOUT ROWID""",
+    "INSERT INTO quota_buckets_ns (quota, key, tokens, updated_at) SELECT quota, key, tokens, updated_at FROM quota_buckets",
+    "DROP TABLE quota_buckets",
+    "ALTER TABLE quota_buckets_ns RENAME TO quota_buckets",
     # The serve API (issue 20): caller metadata kept with a run, shown by status, list and the API.
     "ALTER TABLE runs ADD COLUMN metadata TEXT",
     # The change feed: one row per status change, event and completed step, in commit order,
@@ -162,7 +214,7 @@ MIGRATIONS: list[str] = [
     "CREATE INDEX feed_run ON feed (run_id, id)",
     # Messaging on real brokers (issue 23): message ids, consumer offsets, the transactional outbox.
     "ALTER TABLE topic_messages ADD COLUMN message_id TEXT",
-    "CREATE UNIQUE INDEX topic_messages_id ON topic_messages (broker, topic, message_id) WHERE message_id IS NOT NULL",
+    "CREATE UNIQUE INDEX topic_messages_id ON topic_messages (namespace, broker, topic, message_id) WHERE message_id IS NOT NULL",
     """CREATE TABLE consumer_offsets (
         consumer TEXT NOT NULL,
         broker TEXT NOT NULL,
@@ -187,11 +239,11 @@ MIGRATIONS: list[str] = [
     "CREATE INDEX outbox_unsent ON outbox (created_at) WHERE sent_at IS NULL",
     # Workers that scale (issue 19): claims walk an index of what is due and stop after the
     # batch, whatever the queue depth. `runs_queue` holds unfinished runs nobody owns (queued,
-    # woken, signalled, sleeping), by due time; `runs_leased` the ones an owner holds, by owner,
+    # woken, signalled, sleeping), by project and due time; `runs_leased` the ones an owner holds, by owner,
     # so that finding this host's owners, a dead owner's runs and expired leases reads only
     # the runs in flight. `runs_ready` (every unfinished run) is what they replace.
     "DROP INDEX runs_ready",
-    "CREATE INDEX runs_queue ON runs (ready_at) WHERE status IN ('pending', 'running') AND owner IS NULL",
+    "CREATE INDEX runs_queue ON runs (namespace, ready_at) WHERE status IN ('pending', 'running') AND owner IS NULL",
     "CREATE INDEX runs_leased ON runs (owner, lease_expires_at) WHERE status IN ('pending', 'running') AND owner IS NOT NULL",
     # `related ID` looks up each lineage column (issue 19): without these it scanned every run.
     "CREATE INDEX runs_replayed ON runs (replayed_from) WHERE replayed_from IS NOT NULL",

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ductape_cli.errors import StoreError
+from ductape_cli.errors import LeaseLost, StoreBusy, StoreError
 from ductape_cli.models import (
     Attempt,
     Event,
@@ -31,7 +33,7 @@ from ductape_cli.models import (
 )
 from ductape_cli.store.encoding import dumps
 from ductape_cli.store.encoding import loads as _loads
-from ductape_cli.store.migrations import FEED_TRIGGERS, MIGRATIONS
+from ductape_cli.store.migrations import FEED_TRIGGERS, MIGRATIONS, NAMESPACE_MIGRATION
 from ductape_cli.store.sqlite_gate import gate_for, retry
 from ductape_cli.store.sqlite_jobs import SchedulesAndTopicsMixin
 from ductape_cli.store.sqlite_ops import OpsMixin
@@ -39,13 +41,19 @@ from ductape_cli.store.sqlite_outbox import OutboxMessage, OutboxMixin
 
 BUSY_TIMEOUT_MS = 30_000
 AUTOCHECKPOINT_PAGES = 10_000
+NEW_FILE_GRACE = 5.0  # seconds an empty store file may be another process's brand-new store
 EventRow = tuple[float, str, str | None, dict[str, Any] | None]  # (ts, type, step, data)
 
 _RUN_COLUMNS = (
     "id, tag, version, status, env, input, output, error, failed_step, rollback_result, context, "
     "state, idempotency_key, parent_id, replayed_from, restarted_from, resumed_from, lineage, "
     "options, created_at, started_at, ended_at, deadline, owner, lease_expires_at, ready_at, "
-    "waiting, cancel_requested, current_step, phase, schedule_id, metadata"
+    "waiting, cancel_requested, current_step, phase, schedule_id, metadata, lease, load_error, load_attempts"
+)
+# A listing reads the same row shape with the payloads left out: they can be megabytes each.
+_SUMMARY_COLUMNS = ", ".join(
+    "NULL" if c in ("input", "output", "error", "rollback_result", "context", "state") else c
+    for c in _RUN_COLUMNS.split(", ")
 )
 _STEP_COLUMNS = (
     "run_id, seq, kind, tag, status, input, output, error, attempts, started_at, ended_at, "
@@ -58,12 +66,23 @@ _ACTIVE = ("pending", "running")
 # so SQLite can use them (and `INDEXED BY` makes sure it does: a claim must never scan the queue).
 _QUEUED = "status IN ('pending', 'running') AND owner IS NULL"
 _LEASED = "status IN ('pending', 'running') AND owner IS NOT NULL"
+# The fence: an owner's write applies only while its claim's token is the run's current lease.
+_FENCE_RUN = "lease = ?"
+_INSERT_STEP_FENCED = (
+    f"INSERT INTO steps ({_STEP_COLUMNS}) SELECT {', '.join('?' * 18)} "
+    f"WHERE EXISTS (SELECT 1 FROM runs WHERE id = ? AND {_FENCE_RUN})"
+)
+
+
+def new_lease() -> str:
+    """A fresh fencing token for one claim of a run."""
+    return secrets.token_hex(8)
 
 
 def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     text = str(exc)
     if "locked" in text or "busy" in text:
-        return StoreError(f"store {path} stayed busy for {BUSY_TIMEOUT_MS // 1000}s; another process holds a long write")
+        return StoreBusy(f"store {path} stayed busy for {BUSY_TIMEOUT_MS // 1000}s; another process holds a long write")
     if "readonly" in text or "read-only" in text:
         return StoreError(f"store {path} is read-only: {text}")
     if "disk is full" in text or "disk I/O" in text:
@@ -75,19 +94,58 @@ def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     return StoreError(f"store {path}: {text}")
 
 
+def _upper(prefix: str) -> str:
+    """The least string above every string that starts with `prefix` (for a key range)."""
+    return prefix + "\U0010ffff"
+
+
+def _prepare_file(path: Path) -> None:
+    """Create the store folder (0700) and file (0600): inputs, outputs and hook tokens live there.
+
+    An existing file that is empty is refused unless it is seconds old (another
+    process creating the store right now): an emptied store must not quietly
+    become a new one.
+    """
+    folder = path.parent
+    try:
+        if not folder.exists():
+            folder.mkdir(parents=True, mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"cannot create store folder {folder}: {exc.strerror or exc}") from None
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        try:
+            info = path.stat()
+        except OSError:
+            return
+        if stat.S_ISREG(info.st_mode) and info.st_size == 0 and time.time() - info.st_mtime > NEW_FILE_GRACE:
+            raise StoreError(
+                f"store {path} is an empty file, not a ductape store (its runs are gone); "
+                "move it away to start a new store"
+            ) from None
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create store {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+
+
 class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
     """ductape's state in one SQLite file (WAL)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, durability: str = "normal") -> None:
+    def __init__(self, path: str | os.PathLike[str], *, durability: str = "normal", namespace: str | None = None) -> None:
         self.path = str(path)
         self.durability = durability
         self._gate = gate_for(self.path)
+        # The project this connection serves: runs, definitions and schedules of other namespaces are
+        # invisible to it. None sees every namespace (tools that manage the whole store).
+        self.namespace = namespace
+        self._scope = "" if namespace is None else " AND namespace = ?"
+        self._scoped: tuple[str, ...] = () if namespace is None else (namespace,)
         if self.path != ":memory:":
-            folder = Path(self.path).parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot create store folder {folder}: {exc.strerror or exc}") from None
+            _prepare_file(Path(self.path))
         try:
             self.conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
@@ -102,6 +160,8 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
             # Checkpoints run on the lease keeper's thread (`checkpoint`); this is only the backstop.
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
             self._migrate()
+            if namespace is not None:
+                self._adopt_legacy(namespace)
             # From here on, waiting for another writer is `sqlite_gate`'s job, not SQLite's sleeping busy handler.
             self.conn.execute("PRAGMA busy_timeout = 0")
         except sqlite3.Error as exc:
@@ -109,8 +169,11 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
 
     # -- plumbing ---------------------------------------------------------
 
+    closed = False
+
     def close(self) -> None:
         self.conn.close()
+        self.closed = True
 
     def checkpoint(self) -> None:
         """Copy the WAL back into the database without waiting for readers or writers (PASSIVE)."""
@@ -121,7 +184,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
     def _gated(self) -> Iterator[None]:
         """Hold this process's write gate for the store file (threads queue here, not in SQLite)."""
         if not self._gate.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
-            raise StoreError(f"store {self.path} stayed busy for {BUSY_TIMEOUT_MS // 1000}s; another thread holds a long write")
+            raise StoreBusy(f"store {self.path} stayed busy for {BUSY_TIMEOUT_MS // 1000}s; another thread holds a long write")
         try:
             yield
         finally:
@@ -164,6 +227,8 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
 
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and self.conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+            raise StoreError(f"{self.path} is an SQLite database but not a ductape store; refusing to change it")
         if version > len(MIGRATIONS):
             raise StoreError(
                 f"store {self.path} has schema version {version}, newer than this ductape "
@@ -176,7 +241,25 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             for statement in MIGRATIONS[version:]:
                 conn.execute(statement)
+            if 0 < version <= MIGRATIONS.index(NAMESPACE_MIGRATION):
+                # Runs from before namespaces belong to the first project that opens the store.
+                conn.execute("INSERT OR IGNORE INTO store_meta (key, value) VALUES ('adopt_legacy', '1')")
             conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    def _adopt_legacy(self, namespace: str) -> None:
+        """Give rows written before namespaces existed to this project (once, on the first scoped open)."""
+        if self.conn.execute("SELECT 1 FROM store_meta WHERE key = 'adopt_legacy'").fetchone() is None:
+            return
+        with self._write() as conn:
+            if conn.execute("DELETE FROM store_meta WHERE key = 'adopt_legacy'").rowcount:
+                for table in ("runs", "definitions", "schedules", "topic_messages", "quota_buckets"):
+                    conn.execute(f"UPDATE {table} SET namespace = ? WHERE namespace = ''", (namespace,))
+
+    @staticmethod
+    def _fence_txn(conn: sqlite3.Connection, run_id: str, lease: str) -> None:
+        """Inside a write transaction: stop (`LeaseLost`, rolled back) unless `lease` is the run's current lease."""
+        if conn.execute(f"SELECT 1 FROM runs WHERE id = ? AND {_FENCE_RUN}", (run_id, lease)).fetchone() is None:
+            raise LeaseLost(f"run {run_id}: lease lost to another owner; nothing written")
 
     @staticmethod
     def _events_txn(conn: sqlite3.Connection, run_id: str, events: Sequence[EventRow]) -> None:
@@ -190,38 +273,42 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
     def save_definition(self, tag: str, version: str, name: str, source_path: str, schema: dict[str, Any]) -> bool:
         """Store a definition version (and make it the latest); True when that version is new."""
         with self._write() as conn:
-            existed = conn.execute("SELECT 1 FROM definitions WHERE tag = ? AND version = ?", (tag, version)).fetchone()
+            namespace = self.namespace or ""
+            existed = conn.execute(
+                "SELECT 1 FROM definitions WHERE namespace = ? AND tag = ? AND version = ?", (namespace, tag, version)
+            ).fetchone()
             # An upsert: a reverted version becomes the latest again, and a new source hash is kept.
             conn.execute(
-                "INSERT INTO definitions (tag, version, name, source_path, schema, created_at) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (tag, version) DO UPDATE SET name = excluded.name, source_path = excluded.source_path, "
-                "schema = excluded.schema, created_at = excluded.created_at",
-                (tag, version, name, source_path, dumps(schema), time.time()),
+                "INSERT INTO definitions (namespace, tag, version, name, source_path, schema, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (namespace, tag, version) DO UPDATE SET name = excluded.name, "
+                "source_path = excluded.source_path, schema = excluded.schema, created_at = excluded.created_at",
+                (namespace, tag, version, name, source_path, dumps(schema), time.time()),
             )
             return existed is None
 
     def latest_definition(self, tag: str) -> dict[str, Any] | None:
         rows = self._read(
             "SELECT tag, version, name, source_path, schema, created_at FROM definitions "
-            "WHERE tag = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
-            (tag,),
+            f"WHERE tag = ?{self._scope} ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (tag, *self._scoped),
         )
         return self._definition(rows[0]) if rows else None
 
     def get_definition(self, tag: str, version: str) -> dict[str, Any] | None:
         rows = self._read(
             "SELECT tag, version, name, source_path, schema, created_at FROM definitions "
-            "WHERE tag = ? AND (version = ? OR version LIKE ?) ORDER BY created_at DESC LIMIT 1",
-            (tag, version, version + "%"),
+            f"WHERE tag = ? AND version >= ? AND version < ?{self._scope} ORDER BY version = ? DESC, created_at DESC LIMIT 1",
+            (tag, version, _upper(version), *self._scoped, version),
         )
         return self._definition(rows[0]) if rows else None
 
     def list_definitions(self, tag: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT tag, version, name, source_path, schema, created_at FROM definitions"
-        params: tuple[Any, ...] = ()
+        sql = f"SELECT tag, version, name, source_path, schema, created_at FROM definitions WHERE 1{self._scope}"
+        params: tuple[Any, ...] = self._scoped
         if tag:
-            sql += " WHERE tag = ?"
-            params = (tag,)
+            sql += " AND tag = ?"
+            params = (*params, tag)
         return [self._definition(r) for r in self._read(sql + " ORDER BY tag, created_at, rowid", params)]
 
     @staticmethod
@@ -249,25 +336,46 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
         with self._write() as conn:
             if run.idempotency_key is not None:
                 row = conn.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE tag = ? AND idempotency_key = ?",
-                    (run.tag, run.idempotency_key),
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE tag = ? AND idempotency_key = ?{self._scope}",
+                    (run.tag, run.idempotency_key, *self._scoped),
                 ).fetchone()
                 if row is not None:
                     return self._run(row), False
             if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone():
                 raise KeyError(run.id)
-            conn.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 32)})", self._run_values(run))
+            conn.execute(
+                f"INSERT INTO runs ({_RUN_COLUMNS}, namespace) VALUES ({', '.join('?' * 36)})",
+                (*self._run_values(run), self.namespace or ""),
+            )
             if journal:
                 conn.executemany(_INSERT_STEP, [self._step_values(r) for r in journal])
             self._events_txn(conn, run.id, events)
         return run, True
 
     def get_run(self, run_id: str) -> Run | None:
-        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped))
         return self._run(rows[0]) if rows else None
 
-    def find_runs_by_prefix(self, prefix: str, limit: int = 2) -> list[str]:
-        return [r[0] for r in self._read("SELECT id FROM runs WHERE id LIKE ? LIMIT ?", (prefix + "%", limit))]
+    def find_run_ids(self, fragment: str, limit: int = 5) -> list[str]:
+        """Run ids that start or end with `fragment`, literally (no wildcards), at most `limit`.
+
+        The prefix is a range on the primary key; the suffix (the random end of
+        generated ids) compares the id's last characters.
+        """
+        found = [
+            r[0]
+            for r in self._read(
+                f"SELECT id FROM runs WHERE id >= ? AND id < ?{self._scope} ORDER BY id LIMIT ?",
+                (fragment, _upper(fragment), *self._scoped, limit),
+            )
+        ]
+        for (run_id,) in self._read(
+            f"SELECT id FROM runs WHERE substr(id, -?) = ?{self._scope} ORDER BY id LIMIT ?",
+            (len(fragment), fragment, *self._scoped, limit),
+        ):
+            if run_id not in found:
+                found.append(run_id)
+        return found[:limit]
 
     def list_runs(
         self,
@@ -279,10 +387,15 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
         search: str | None = None,
         limit: int = 20,
         offset: int = 0,
+        full: bool = True,
     ) -> list[Run]:
-        where, params = _run_filter(tag=tag, status=status, parent_id=parent_id, schedule_id=schedule_id, search=search)
+        """Runs newest first; with `full=False` the payload columns are not read (input, output, ...: None)."""
+        where, params = _run_filter(
+            namespace=self.namespace, tag=tag, status=status, parent_id=parent_id, schedule_id=schedule_id, search=search,
+        )  # fmt: skip
         rows = self._read(
-            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+            f"SELECT {_RUN_COLUMNS if full else _SUMMARY_COLUMNS} FROM runs {where} "
+            "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
             (*params, limit, offset),
         )
         return [self._run(r) for r in rows]
@@ -293,10 +406,10 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
         # by creation time instead); the few matches are sorted here.
         rows = self._read(
             " UNION ALL ".join(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE {column} = ?"
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE {column} = ?{self._scope}"
                 for column in ("replayed_from", "restarted_from", "resumed_from", "parent_id")
             ),
-            (run_id, run_id, run_id, run_id),
+            tuple(x for _ in range(4) for x in (run_id, *self._scoped)),
         )
         unique = {r[0]: r for r in rows}  # a run can name `run_id` in two columns
         return sorted((self._run(r) for r in unique.values()), key=lambda run: (run.created_at, run.id))
@@ -304,7 +417,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
     def claim_run(self, run_id: str, owner: str, now: float, ttl: float, dead_owners: Sequence[str] = ()) -> Run | None:
         """Take the lease of an unfinished run if nobody live holds it."""
         with self._write() as conn:
-            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)).fetchone()
             if row is None:
                 return None
             run = self._run(row)
@@ -313,33 +426,35 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
             held = run.owner is not None and run.owner != owner and (run.lease_expires_at or 0) > now
             if held and run.owner not in dead_owners:
                 return None
+            lease = new_lease()
             conn.execute(
-                "UPDATE runs SET owner = ?, lease_expires_at = ?, status = 'running', "
+                "UPDATE runs SET owner = ?, lease = ?, lease_expires_at = ?, status = 'running', "
                 "started_at = COALESCE(started_at, ?) WHERE id = ?",
-                (owner, now + ttl, now, run_id),
+                (owner, lease, now + ttl, now, run_id),
             )
             if run.owner is not None and run.owner != owner:
                 run.taken_from = run.owner
-            run.owner, run.lease_expires_at = owner, now + ttl
+            run.owner, run.lease, run.lease_expires_at = owner, lease, now + ttl
             if run.started_at is None:
                 run.started_at = now
             return run
 
     def claim_ready(
         self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None = None,
-        dead_owners: Sequence[str] = (),
+        dead_owners: Sequence[str] = (), stale_leases: Sequence[str] | None = None,
     ) -> list[Run]:
-        """Claim up to `limit` runs that are due: orphaned (lease expired, or owner dead) first, then
-        queued, woken and signalled ones by due time.
+        """Claim up to `limit` runs that are due: orphaned (owner dead, or lease expired) first, then
+        queued, woken and signalled ones by due time. Each claim gets a fresh lease (fencing token).
 
-        Each part walks an index and stops after the batch (`runs_leased` holds only the
-        runs in flight, `runs_queue` only unowned ones), so a claim costs the same with ten
-        or a million runs queued. The write lock is held for index walks and updates only:
-        rows are decoded after the commit.
+        An expired lease is taken over only if it is in `stale_leases` (leases the caller
+        watched go unrenewed), when that is given. Each part walks an index and stops after
+        the batch (`runs_leased` holds only the runs in flight, `runs_queue` only unowned
+        ones), so a claim costs the same with ten or a million runs queued; the write lock
+        is held for index walks and updates only, and rows are decoded after the commit.
         """
         if limit <= 0:
             return []
-        runs = self._claim_orphans(owner, now, ttl, limit, tags, dead_owners)
+        runs = self._claim_orphans(owner, now, ttl, limit, tags, dead_owners, stale_leases)
         if len(runs) < limit:
             runs += self._claim_queued(owner, now, ttl, limit - len(runs), tags)
         return runs
@@ -347,49 +462,74 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
     def _claim_queued(self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None) -> list[Run]:
         tag_clause = f" AND tag IN ({', '.join('?' * len(tags))})" if tags else ""
         # One statement: the index walk and the updates share one short write transaction.
+        # `randomblob` gives each run its own lease, as `new_lease` does.
         with self._write() as conn:
             rows = conn.execute(
-                "UPDATE runs SET owner = ?, lease_expires_at = ?, status = 'running', started_at = COALESCE(started_at, ?) "
-                f"WHERE id IN (SELECT id FROM runs INDEXED BY runs_queue WHERE {_QUEUED} AND ready_at <= ?{tag_clause} "
-                f"ORDER BY ready_at LIMIT ?) RETURNING {_RUN_COLUMNS}",
-                (owner, now + ttl, now, now, *(tags or ()), limit),
+                "UPDATE runs SET owner = ?, lease = lower(hex(randomblob(8))), lease_expires_at = ?, status = 'running', "
+                "started_at = COALESCE(started_at, ?) "
+                f"WHERE id IN (SELECT id FROM runs INDEXED BY runs_queue WHERE {_QUEUED}{self._scope} AND ready_at <= ?"
+                f"{tag_clause} ORDER BY ready_at LIMIT ?) RETURNING {_RUN_COLUMNS}",
+                (owner, now + ttl, now, *self._scoped, now, *(tags or ()), limit),
             ).fetchall()
         runs = [self._run(r) for r in rows]
         runs.sort(key=lambda run: run.ready_at or 0.0)
         return runs
 
     def _claim_orphans(
-        self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None, dead_owners: Sequence[str]
+        self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None, dead_owners: Sequence[str],
+        stale_leases: Sequence[str] | None,
     ) -> list[Run]:
-        """Take over runs whose lease expired or whose owner died: read outside the write lock (the
+        """Take over runs whose owner died or whose lease went stale: read outside the write lock (the
         runs in flight, through `runs_leased`), then each taken only if its lease is unchanged."""
         dead_clause = f" OR owner IN ({', '.join('?' * len(dead_owners))})" if dead_owners else ""
+        stale = list(stale_leases or ())
+        expired_params: list[Any]
+        if stale_leases is None:
+            expired_clause, expired_params = "lease_expires_at < ?", [now]
+        elif stale:
+            expired_clause = f"(lease_expires_at < ? AND lease IN ({', '.join('?' * len(stale))}))"
+            expired_params = [now, *stale]
+        elif dead_owners:
+            expired_clause, expired_params = "0", []
+        else:
+            return []  # no expired lease may be taken and no owner is dead: nothing to look for
         candidates = self._read(
-            f"SELECT id, owner, lease_expires_at, tag, ready_at FROM runs INDEXED BY runs_leased WHERE {_LEASED} "
-            f"AND ready_at <= ? AND (lease_expires_at < ?{dead_clause})",
-            (now, now, *dead_owners),
+            f"SELECT id, owner, lease, lease_expires_at, tag, ready_at FROM runs INDEXED BY runs_leased WHERE {_LEASED} "
+            f"AND ready_at <= ? AND ({expired_clause}{dead_clause}){self._scope}",
+            (now, *expired_params, *dead_owners, *self._scoped),
         )
         # Sorted here, not by SQL: these are only the runs in flight, and a temp B-tree is what a claim must not need.
-        candidates = sorted((c for c in candidates if not tags or c[3] in tags), key=lambda c: c[4])[:limit]
+        candidates = sorted((c for c in candidates if not tags or c[4] in tags), key=lambda c: c[5])[:limit]
         if not candidates:
             return []
         runs = []
         with self._write() as conn:
-            for run_id, previous, expires, _, _ in candidates:
+            for run_id, previous, lease, expires, _, _ in candidates:
+                # Taken only as it was read: the same owner, lease and expiry (a renewal meanwhile keeps it).
                 row = conn.execute(
-                    "UPDATE runs SET owner = ?, lease_expires_at = ?, status = 'running', "
-                    "started_at = COALESCE(started_at, ?) WHERE id = ? AND owner = ? AND lease_expires_at IS ? "
-                    f"AND status IN ('pending', 'running') RETURNING {_RUN_COLUMNS}",
-                    (owner, now + ttl, now, run_id, previous, expires),
+                    "UPDATE runs SET owner = ?, lease = ?, lease_expires_at = ?, status = 'running', "
+                    "started_at = COALESCE(started_at, ?) WHERE id = ? AND owner = ? AND lease IS ? "
+                    f"AND lease_expires_at IS ? AND status IN ('pending', 'running') RETURNING {_RUN_COLUMNS}",
+                    (owner, new_lease(), now + ttl, now, run_id, previous, lease, expires),
                 ).fetchone()
                 if row is not None:
                     runs.append((row, previous))
         claimed = []
         for row, previous in runs:
             run = self._run(row)
-            run.taken_from = previous
+            if previous != owner:
+                run.taken_from = previous
             claimed.append(run)
         return claimed
+
+    def expired_leases(self, now: float) -> list[tuple[str, str, float]]:
+        """(run id, lease, expiry) of due runs whose lease has expired by `now`: takeover candidates."""
+        rows = self._read(
+            f"SELECT id, lease, lease_expires_at FROM runs INDEXED BY runs_leased WHERE {_LEASED} AND ready_at <= ? "
+            f"AND lease IS NOT NULL AND lease_expires_at < ?{self._scope}",
+            (now, now, *self._scoped),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def owners_on_host(self, host: str) -> list[str]:
         """Owners (host:pid:token) holding runs in flight from `host`, to check for dead pids.
@@ -404,23 +544,32 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
 
     def next_ready_at(self) -> float | None:
         """When the next unowned run becomes due (None: nothing queued or sleeping)."""
-        rows = self._read(f"SELECT MIN(ready_at) FROM runs INDEXED BY runs_queue WHERE {_QUEUED} AND ready_at IS NOT NULL")
+        rows = self._read(
+            f"SELECT MIN(ready_at) FROM runs INDEXED BY runs_queue WHERE {_QUEUED}{self._scope} AND ready_at IS NOT NULL",
+            self._scoped,
+        )
         return rows[0][0] if rows else None
 
-    def renew_leases(self, owner: str, run_ids: Sequence[str], now: float, ttl: float) -> None:
-        if not run_ids:
-            return
+    def renew_leases(self, leases: dict[str, str], now: float, ttl: float) -> set[str]:
+        """Extend the leases {run_id: lease} still current; returns the run ids whose lease is not."""
+        if not leases:
+            return set()
+        lost = set()
         with self._write() as conn:
-            conn.execute(
-                f"UPDATE runs SET lease_expires_at = ? WHERE owner = ? AND id IN ({', '.join('?' * len(run_ids))})",
-                (now + ttl, owner, *run_ids),
-            )
+            for run_id, lease in leases.items():
+                cur = conn.execute(
+                    f"UPDATE runs SET lease_expires_at = ? WHERE id = ? AND {_FENCE_RUN}", (now + ttl, run_id, lease)
+                )
+                if cur.rowcount != 1:
+                    lost.add(run_id)
+        return lost
 
-    def set_current_steps(self, steps: dict[str, str | None]) -> None:
+    def set_current_steps(self, steps: dict[str, tuple[str | None, str]]) -> None:
+        """Publish {run_id: (step in flight, lease)} for `status`; a stale lease changes nothing."""
         with self._write() as conn:
             conn.executemany(
-                "UPDATE runs SET current_step = ? WHERE id = ? AND status IN ('pending', 'running')",
-                [(step, run_id) for run_id, step in steps.items()],
+                f"UPDATE runs SET current_step = ? WHERE id = ? AND {_FENCE_RUN}",
+                [(step, run_id, lease) for run_id, (step, lease) in steps.items()],
             )
 
     def cancel_requests(self, run_ids: Sequence[str]) -> dict[str, str]:
@@ -434,16 +583,16 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
         return dict(rows)
 
     def suspend_run(
-        self, run_id: str, owner: str, waiting: dict[str, Any] | None, ready_at: float | None,
+        self, run_id: str, lease: str, waiting: dict[str, Any] | None, ready_at: float | None,
         state: dict[str, Any] | None, now: float, events: Sequence[EventRow],
     ) -> float | None:
         """Release a waiting run. Returns its ready time, which is `now` when a signal it
         waits for, or a cancel request, arrived meanwhile (checked under the write lock,
         so no wake-up is lost between the handler's check and this write)."""
         with self._write() as conn:
-            row = conn.execute("SELECT cancel_requested FROM runs WHERE id = ? AND owner = ?", (run_id, owner)).fetchone()
+            row = conn.execute(f"SELECT cancel_requested FROM runs WHERE id = ? AND {_FENCE_RUN}", (run_id, lease)).fetchone()
             if row is None:
-                return None
+                raise LeaseLost(f"run {run_id}: lease lost before suspending")
             names = list((waiting or {}).get("signals") or ())
             child_id = (waiting or {}).get("child_id")
             if row[0] is not None:
@@ -458,21 +607,21 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
             ).fetchone():
                 ready_at = now
             conn.execute(
-                "UPDATE runs SET owner = NULL, lease_expires_at = NULL, ready_at = ?, waiting = ?, state = ?, "
+                "UPDATE runs SET owner = NULL, lease = NULL, lease_expires_at = NULL, ready_at = ?, waiting = ?, state = ?, "
                 "current_step = NULL WHERE id = ?",
                 (ready_at, None if waiting is None else dumps(waiting), None if state is None else dumps(state), run_id),
             )
             self._events_txn(conn, run_id, events)
             return ready_at
 
-    def finish_run(self, run_id: str, owner: str, fields: dict[str, Any], events: Sequence[EventRow]) -> bool:
-        """Record a run's end if `owner` still holds it; False means another owner took over."""
+    def finish_run(self, run_id: str, lease: str, fields: dict[str, Any], events: Sequence[EventRow]) -> bool:
+        """Record a run's end if `lease` is still current; False means another owner took over."""
         json_columns = {"output", "error", "rollback_result", "state", "waiting"}
         values = [dumps(v) if k in json_columns and v is not None else v for k, v in fields.items()]
         with self._write() as conn:
             cur = conn.execute(
-                f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ? AND owner = ?",
-                (*values, run_id, owner),
+                f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)}, lease = NULL WHERE id = ? AND {_FENCE_RUN}",
+                (*values, run_id, lease),
             )
             if cur.rowcount != 1:
                 return False
@@ -484,20 +633,51 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
         with self._write() as conn:
             conn.execute(
                 "UPDATE runs SET ready_at = ? WHERE id = ? AND owner IS NULL AND status = 'running' "
-                "AND waiting LIKE '%\"kind\":\"child\"%'",
+                "AND json_extract(waiting, '$.kind') = 'child'",
                 (now, parent_id),
             )
 
-    def release_run(self, run_id: str, owner: str) -> None:
+    def defer_unloadable(
+        self, run_id: str, lease: str, message: str, now: float, retry_at: float | None, events: Sequence[EventRow]
+    ) -> None:
+        """Release a run whose workflow could not be loaded: due again at `retry_at`, or (None) failed for good."""
         with self._write() as conn:
-            conn.execute("UPDATE runs SET owner = NULL, lease_expires_at = NULL WHERE id = ? AND owner = ?", (run_id, owner))
+            self._fence_txn(conn, run_id, lease)
+            if retry_at is None:
+                error = {"message": message, "step": None, "code": "WORKFLOW_NOT_LOADABLE"}
+                conn.execute(
+                    "UPDATE runs SET status = 'failed', error = ?, ended_at = ?, owner = NULL, lease = NULL, "
+                    "lease_expires_at = NULL, ready_at = NULL, current_step = NULL, load_error = ?, "
+                    "load_attempts = load_attempts + 1 WHERE id = ?",
+                    (dumps(error), now, message, run_id),
+                )
+            else:
+                conn.execute(
+                    "UPDATE runs SET owner = NULL, lease = NULL, lease_expires_at = NULL, ready_at = ?, "
+                    "load_error = ?, load_attempts = load_attempts + 1 WHERE id = ?",
+                    (retry_at, message, run_id),
+                )
+            self._events_txn(conn, run_id, events)
 
-    def set_run_fields(self, run_id: str, fields: dict[str, Any], events: Sequence[EventRow] = ()) -> None:
-        """Update chosen run columns (JSON columns are encoded here) and append events."""
+    def release_run(self, run_id: str, lease: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                f"UPDATE runs SET owner = NULL, lease = NULL, lease_expires_at = NULL WHERE id = ? AND {_FENCE_RUN}",
+                (run_id, lease),
+            )
+
+    def set_run_fields(
+        self, run_id: str, fields: dict[str, Any], events: Sequence[EventRow] = (), *, lease: str | None = None
+    ) -> None:
+        """Update chosen run columns (JSON columns are encoded here) and append events.
+
+        With `lease`, only while that lease is current (else `LeaseLost`, nothing written)."""
         json_columns = {"input", "output", "error", "rollback_result", "context", "state", "lineage", "options", "waiting", "metadata"}
         assignments = ", ".join(f"{name} = ?" for name in fields)
         values = [dumps(v) if name in json_columns and v is not None else v for name, v in fields.items()]
         with self._write() as conn:
+            if lease is not None:
+                self._fence_txn(conn, run_id, lease)
             if fields:
                 conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*values, run_id))
             self._events_txn(conn, run_id, events)
@@ -505,7 +685,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
     def request_cancel(self, run_id: str, reason: str, now: float) -> Run | None:
         """Mark a run for cancellation and make it due now; None when it already ended."""
         with self._write() as conn:
-            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)).fetchone()
             if row is None:
                 return None
             run = self._run(row)
@@ -525,13 +705,13 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def count_runs(self, *, tag: str | None = None, status: str | None = None, search: str | None = None) -> int:
-        where, params = _run_filter(tag=tag, status=status, search=search)
+        where, params = _run_filter(namespace=self.namespace, tag=tag, status=status, search=search)
         return int(self._read(f"SELECT COUNT(*) FROM runs {where}", params)[0][0])
 
     def run_counts(self) -> dict[str, dict[str, int]]:
         """How many runs each workflow has, by status (for workflow listings)."""
         counts: dict[str, dict[str, int]] = {}
-        for tag, status, number in self._read("SELECT tag, status, COUNT(*) FROM runs GROUP BY tag, status"):
+        for tag, status, number in self._read(f"SELECT tag, status, COUNT(*) FROM runs WHERE 1{self._scope} GROUP BY tag, status", self._scoped):
             counts.setdefault(tag, {})[status] = number
         return counts
 
@@ -574,6 +754,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
         if tag is not None:
             sql += " AND r.tag = ?"
             params.append(tag)
+        if self.namespace is not None:
+            sql += " AND r.namespace = ?"
+            params.append(self.namespace)
         sql += " ORDER BY f.id LIMIT ?"
         params.append(limit)
         return [
@@ -593,7 +776,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
             run.idempotency_key, run.parent_id, run.replayed_from, run.restarted_from, run.resumed_from,
             j(run.lineage or None), j(run.options or None), run.created_at, run.started_at, run.ended_at,
             run.deadline, run.owner, run.lease_expires_at, run.ready_at, j(run.waiting), run.cancel_requested,
-            run.current_step, run.phase, run.schedule_id, j(run.metadata or None),
+            run.current_step, run.phase, run.schedule_id, j(run.metadata or None), run.lease, run.load_error, run.load_attempts,
         )  # fmt: skip
 
     @staticmethod
@@ -602,10 +785,10 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
             id_, tag, version, status, env, input_, output, error, failed_step, rollback_result, context,
             state, idem, parent_id, replayed_from, restarted_from, resumed_from, lineage, options,
             created_at, started_at, ended_at, deadline, owner, lease, ready_at, waiting, cancel,
-            current_step, phase, schedule_id, metadata,
+            current_step, phase, schedule_id, metadata, fence, load_error, load_attempts,
         ) = row  # fmt: skip
         return Run(
-            id=id_, tag=tag, version=version, status=RunStatus(status), env=env, input=json.loads(input_),
+            id=id_, tag=tag, version=version, status=RunStatus(status), env=env, input=_loads(input_),
             output=_loads(output), error=_loads(error), failed_step=failed_step,
             rollback_result=_loads(rollback_result), context=_loads(context) or {}, state=_loads(state) or {},
             idempotency_key=idem, parent_id=parent_id, replayed_from=replayed_from,
@@ -613,7 +796,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
             options=_loads(options) or {}, created_at=created_at, started_at=started_at, ended_at=ended_at,
             deadline=deadline, owner=owner, lease_expires_at=lease, ready_at=ready_at, waiting=_loads(waiting),
             cancel_requested=cancel, current_step=current_step, phase=phase, schedule_id=schedule_id,
-            metadata=_loads(metadata) or {},
+            metadata=_loads(metadata) or {}, lease=fence, load_error=load_error, load_attempts=load_attempts,
         )  # fmt: skip
 
     # -- journal ----------------------------------------------------------
@@ -624,30 +807,35 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
 
     def commit_step(
         self, record: StepRecord, events: Sequence[EventRow], state: dict[str, Any] | None = None,
-        *, output_json: str | None = None, outbox: Sequence[OutboxMessage] = (),
+        *, output_json: str | None = None, lease: str | None = None, outbox: Sequence[OutboxMessage] = (),
     ) -> None:
         """The hot path: one journal row, its events and (if changed) the run state, in one transaction.
 
-        The row is a plain INSERT: if another owner already recorded this
-        position, the primary key refuses it and the caller learns it lost the run.
+        With `lease` the row is inserted only while that lease is current
+        (`LeaseLost` otherwise, nothing written); and if another owner already
+        recorded this position, the primary key refuses it.
         `outbox` messages are stored in the same transaction (the transactional outbox).
         """
         conn = self.conn
         values = self._step_values(record)
         if output_json is not None:
             values = (*values[:6], output_json, *values[7:])
+        sql, params = (_INSERT_STEP, values) if lease is None else (_INSERT_STEP_FENCED, (*values, record.run_id, lease))
         if not events and state is None and not outbox:
             # A lone statement is its own transaction: no BEGIN/COMMIT round trips on the common path.
             with self._gated():
                 try:
-                    retry(lambda: conn.execute(_INSERT_STEP, values))
+                    cur = retry(lambda: conn.execute(sql, params))
                 except sqlite3.IntegrityError:
                     raise
                 except sqlite3.Error as exc:
                     raise _translate(exc, self.path) from None
+            if cur.rowcount != 1:
+                raise LeaseLost(f"run {record.run_id}: lease lost; step {record.tag!r} not recorded")
             return
         with self._write() as txn:
-            txn.execute(_INSERT_STEP, values)
+            if txn.execute(sql, params).rowcount != 1:
+                raise LeaseLost(f"run {record.run_id}: lease lost; step {record.tag!r} not recorded")
             run_id = record.run_id
             for ts, type_, step, data in events:
                 txn.execute(_INSERT_EVENT, (run_id, ts, type_, step, None if data is None else dumps(data)))
@@ -658,12 +846,14 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
 
     def update_op(
         self, run_id: str, seq: int, fields: dict[str, Any], events: Sequence[EventRow] = (),
-        run_fields: dict[str, Any] | None = None,
+        run_fields: dict[str, Any] | None = None, *, lease: str | None = None,
     ) -> None:
-        """Change a journal row (a wait that completed, a rollback status) with its events."""
+        """Change a journal row (a wait that completed, a rollback status) with its events (fenced by `lease`)."""
         json_columns = {"input", "output", "error", "options"}
         values = [dumps(v) if k in json_columns and v is not None else v for k, v in fields.items()]
         with self._write() as conn:
+            if lease is not None:
+                self._fence_txn(conn, run_id, lease)
             conn.execute(
                 f"UPDATE steps SET {', '.join(f'{k} = ?' for k in fields)} WHERE run_id = ? AND seq = ?",
                 (*values, run_id, seq),
@@ -675,8 +865,10 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
                 )
             self._events_txn(conn, run_id, events)
 
-    def record_attempt(self, attempt: Attempt, events: Sequence[EventRow]) -> None:
+    def record_attempt(self, attempt: Attempt, events: Sequence[EventRow], *, lease: str | None = None) -> None:
         with self._write() as conn:
+            if lease is not None:
+                self._fence_txn(conn, attempt.run_id, lease)
             conn.execute(
                 "INSERT OR REPLACE INTO attempts (run_id, seq, attempt, started_at, duration_ms, error) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -749,7 +941,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
     def add_signal(self, run_id: str, name: str, payload: Any, now: float) -> Run | None:
         """Buffer a signal; wake the run if it waits for this name. None if the run ended."""
         with self._write() as conn:
-            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)).fetchone()
             if row is None:
                 return None
             run = self._run(row)
@@ -769,12 +961,14 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
 
     def consume_signal(
         self, run_id: str, seq: int, names: Sequence[str], now: float, event_type: str, hook: str | None = None,
-        deadline: float | None = None,
+        deadline: float | None = None, *, lease: str | None = None,
     ) -> Signal | None:
         """Deliver the oldest buffered signal among `names` that arrived by `deadline` to journal
         position `seq`, atomically."""
         late = "" if deadline is None else " AND created_at <= ?"
         with self._write() as conn:
+            if lease is not None:
+                self._fence_txn(conn, run_id, lease)
             row = conn.execute(
                 f"SELECT id, run_id, name, payload, created_at, consumed_seq FROM signals "
                 f"WHERE run_id = ? AND consumed_seq IS NULL AND name IN ({', '.join('?' * len(names))}){late} "
@@ -824,8 +1018,12 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
         )
         return [Signal(r[0], r[1], r[2], _loads(r[3]), r[4], r[5]) for r in rows]
 
-    def create_hook(self, token: str, run_id: str, seq: int, name: str, data: Any, now: float) -> None:
+    def create_hook(
+        self, token: str, run_id: str, seq: int, name: str, data: Any, now: float, *, lease: str | None = None
+    ) -> None:
         with self._write() as conn:
+            if lease is not None:
+                self._fence_txn(conn, run_id, lease)
             conn.execute(
                 "INSERT OR IGNORE INTO hooks (token, run_id, seq, name, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (token, run_id, seq, name, dumps(data), now),
@@ -839,16 +1037,40 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
         )
         return [{"token": r[0], "name": r[1], "data": _loads(r[2]), "created_at": r[3]} for r in rows]
 
-    def use_hook(self, token: str, now: float) -> tuple[str, str, str | None]:
-        """Mark a hook used; returns (run_id, name, refusal) where refusal explains a bad token."""
+    def deliver_hook(self, token: str, payload: Any, now: float) -> tuple[Run | None, str, str | None]:
+        """Use a hook token and buffer its signal in one transaction: a crash burns no token.
+
+        Returns (run, hook name, refusal); a refusal (unknown or used token,
+        ended run) writes nothing.
+        """
+        try:
+            return self._deliver_hook(token, payload, now)
+        except sqlite3.IntegrityError as exc:
+            raise _translate(exc, self.path) from None
+
+    def _deliver_hook(self, token: str, payload: Any, now: float) -> tuple[Run | None, str, str | None]:
         with self._write() as conn:
             row = conn.execute("SELECT run_id, name, used_at FROM hooks WHERE token = ?", (token,)).fetchone()
             if row is None:
-                return "", "", "unknown hook token"
-            if row[2] is not None:
-                return row[0], row[1], "hook token was already used"
+                return None, "", "unknown hook token"
+            run_id, name, used_at = row
+            if used_at is not None:
+                return None, name, "hook token was already used"
+            found = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)).fetchone()
+            if found is None:  # deleted, or another project's run: its token is not ours to use
+                return None, "", "unknown hook token"
+            run = self._run(found)
+            if run.status not in _ACTIVE:
+                return run, name, f"run {run_id} already {run.status}; hook {name!r} refused"
+            signal_name = "hook:" + token
+            conn.execute(
+                "INSERT INTO signals (run_id, name, payload, created_at) VALUES (?, ?, ?, ?)",
+                (run_id, signal_name, dumps(payload), now),
+            )
+            if signal_name in (run.waiting or {}).get("signals", ()):
+                conn.execute("UPDATE runs SET ready_at = ? WHERE id = ?", (now, run_id))
             conn.execute("UPDATE hooks SET used_at = ? WHERE token = ?", (now, token))
-            return row[0], row[1], None
+            return run, name, None
 
     # -- lineage: resume from a step or checkpoint (issue 7) --------------------
 
@@ -861,6 +1083,8 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
         and set run columns, in one transaction, if the run still has `expect` = (status, owner).
         False when it changed meanwhile; then nothing is written."""
         json_columns = {"input", "output", "error", "rollback_result", "context", "state", "lineage", "options", "waiting", "metadata"}
+        if "owner" in fields and "lease" not in fields:
+            fields = {**fields, "lease": None}  # a released run keeps no token its old owner could still write with
         with self._write() as conn:
             row = conn.execute("SELECT status, owner FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None or (row[0], row[1]) != expect:
@@ -893,7 +1117,7 @@ def _run_filter(*, search: str | None = None, **equal: str | None) -> tuple[str,
             clauses.append(f"{column} = ?")
             params.append(value)
     if search:
-        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        clauses.append("(id LIKE ? ESCAPE '\\' OR input LIKE ? ESCAPE '\\' OR metadata LIKE ? ESCAPE '\\')")
-        params.extend([pattern] * 3)
+        needle = search.lower()  # a plain substring: no character is a wildcard
+        clauses.append("(instr(lower(id), ?) > 0 OR instr(lower(input), ?) > 0 OR instr(lower(COALESCE(metadata, '')), ?) > 0)")
+        params.extend([needle] * 3)
     return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params

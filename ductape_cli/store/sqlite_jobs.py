@@ -15,6 +15,9 @@ class SchedulesAndTopicsMixin:
 
     _read: Any
     _write: Any
+    namespace: str | None
+    _scope: str
+    _scoped: tuple[str, ...]
 
     # -- schedules --------------------------------------------------------
 
@@ -26,25 +29,26 @@ class SchedulesAndTopicsMixin:
     def save_schedule(self, schedule: dict[str, Any]) -> None:
         with self._write() as conn:
             conn.execute(
-                f"INSERT OR REPLACE INTO schedules ({self._SCHEDULE_COLUMNS}) VALUES ({', '.join('?' * 16)})",
-                self._schedule_values(schedule),
+                f"INSERT OR REPLACE INTO schedules ({self._SCHEDULE_COLUMNS}, namespace) VALUES ({', '.join('?' * 17)})",
+                (*self._schedule_values(schedule), self.namespace or ""),
             )
 
     def get_schedule(self, schedule_id: str) -> dict[str, Any] | None:
-        rows = self._read(f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE id = ?", (schedule_id,))
+        rows = self._read(f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE id = ?{self._scope}", (schedule_id, *self._scoped))
         return self._schedule(rows[0]) if rows else None
 
     def list_schedules(self) -> list[dict[str, Any]]:
-        return [self._schedule(r) for r in self._read(f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules ORDER BY created_at")]
+        rows = self._read(f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE 1{self._scope} ORDER BY created_at", self._scoped)
+        return [self._schedule(r) for r in rows]
 
     def delete_schedule(self, schedule_id: str) -> bool:
         with self._write() as conn:
-            return conn.execute("DELETE FROM schedules WHERE id = ?", (schedule_id,)).rowcount == 1
+            return conn.execute(f"DELETE FROM schedules WHERE id = ?{self._scope}", (schedule_id, *self._scoped)).rowcount == 1
 
     def due_schedules(self, now: float) -> list[dict[str, Any]]:
         rows = self._read(
-            f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE paused = 0 AND next_fire_at <= ? ORDER BY next_fire_at",
-            (now,),
+            f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE paused = 0 AND next_fire_at <= ?{self._scope} ORDER BY next_fire_at",
+            (now, *self._scoped),
         )
         return [self._schedule(r) for r in rows]
 
@@ -88,30 +92,31 @@ class SchedulesAndTopicsMixin:
 
         A message id already in the topic returns that message's offset and appends nothing.
         """
+        namespace = self.namespace or ""
         with self._write() as conn:
             if message_id is not None:
                 row = conn.execute(
-                    "SELECT offset FROM topic_messages WHERE broker = ? AND topic = ? AND message_id = ?",
-                    (broker, topic, message_id),
+                    "SELECT offset FROM topic_messages WHERE namespace = ? AND broker = ? AND topic = ? AND message_id = ?",
+                    (namespace, broker, topic, message_id),
                 ).fetchone()
                 if row is not None:
                     return int(row[0])
             offset = conn.execute(
-                "SELECT COALESCE(MAX(offset) + 1, 0) FROM topic_messages WHERE broker = ? AND topic = ?",
-                (broker, topic),
+                "SELECT COALESCE(MAX(offset) + 1, 0) FROM topic_messages WHERE namespace = ? AND broker = ? AND topic = ?",
+                (namespace, broker, topic),
             ).fetchone()[0]
             conn.execute(
-                "INSERT INTO topic_messages (broker, topic, offset, message, run_id, created_at, message_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (broker, topic, offset, dumps(message), run_id, now, message_id),
+                "INSERT INTO topic_messages (namespace, broker, topic, offset, message, run_id, created_at, message_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (namespace, broker, topic, offset, dumps(message), run_id, now, message_id),
             )
             return int(offset)
 
     def read_messages(self, broker: str, topic: str, from_offset: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         rows = self._read(
             "SELECT offset, message, run_id, created_at, message_id FROM topic_messages "
-            "WHERE broker = ? AND topic = ? AND offset >= ? ORDER BY offset LIMIT ?",
-            (broker, topic, from_offset, limit),
+            f"WHERE broker = ? AND topic = ? AND offset >= ?{self._scope} ORDER BY offset LIMIT ?",
+            (broker, topic, from_offset, *self._scoped, limit),
         )
         return [
             {"offset": r[0], "message": json.loads(r[1]), "run_id": r[2], "created_at": r[3], "message_id": r[4]}
@@ -122,7 +127,7 @@ class SchedulesAndTopicsMixin:
         """The next offset a local-topic consumer (a message trigger) has not acknowledged."""
         rows = self._read(
             "SELECT next_offset FROM consumer_offsets WHERE consumer = ? AND broker = ? AND topic = ?",
-            (consumer, broker, topic),
+            (self._consumer_key(consumer), broker, topic),
         )
         return int(rows[0][0]) if rows else 0
 
@@ -131,27 +136,37 @@ class SchedulesAndTopicsMixin:
             conn.execute(
                 "INSERT INTO consumer_offsets (consumer, broker, topic, next_offset) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (consumer, broker, topic) DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset)",
-                (consumer, broker, topic, next_offset),
+                (self._consumer_key(consumer), broker, topic, next_offset),
             )
+
+    def _consumer_key(self, consumer: str) -> str:
+        """A consumer's offsets belong to its project: two projects' triggers of one tag never share them."""
+        return consumer if not self.namespace else f"{self.namespace}/{consumer}"
 
     def list_topics(self) -> list[dict[str, Any]]:
         rows = self._read(
-            "SELECT broker, topic, COUNT(*), MAX(created_at) FROM topic_messages GROUP BY broker, topic ORDER BY broker, topic"
+            f"SELECT broker, topic, COUNT(*), MAX(created_at) FROM topic_messages WHERE 1{self._scope} "
+            "GROUP BY broker, topic ORDER BY broker, topic",
+            self._scoped,
         )
         return [{"broker": r[0], "topic": r[1], "messages": r[2], "last_at": r[3]} for r in rows]
 
     def take_quota(self, quota: str, key: str, limit: int, per_seconds: float, now: float) -> tuple[bool, int, float]:
-        """Token bucket shared by every process on this store: ``(allowed, remaining, reset_at)``."""
+        """Token bucket shared by every process of this project on this store: ``(allowed, remaining, reset_at)``."""
         rate = limit / per_seconds
+        namespace = self.namespace or ""
         with self._write() as conn:
-            row = conn.execute("SELECT tokens, updated_at FROM quota_buckets WHERE quota = ? AND key = ?", (quota, key)).fetchone()
+            row = conn.execute(
+                "SELECT tokens, updated_at FROM quota_buckets WHERE namespace = ? AND quota = ? AND key = ?",
+                (namespace, quota, key),
+            ).fetchone()
             tokens = float(limit) if row is None else min(float(limit), row[0] + (now - row[1]) * rate)
             allowed = tokens >= 1.0
             if allowed:
                 tokens -= 1.0
             conn.execute(
-                "INSERT OR REPLACE INTO quota_buckets (quota, key, tokens, updated_at) VALUES (?, ?, ?, ?)",
-                (quota, key, tokens, now),
+                "INSERT OR REPLACE INTO quota_buckets (namespace, quota, key, tokens, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (namespace, quota, key, tokens, now),
             )
         reset_at = now + (limit - tokens) / rate
         return allowed, int(tokens), reset_at

@@ -24,7 +24,6 @@ from ductape_cli.definition import WorkflowDefinition
 from ductape_cli.discovery import Registry, discover, import_module_file
 from ductape_cli.durations import parse_duration
 from ductape_cli.engine.engine import Engine
-from ductape_cli.engine.leases import LEASE_TTL
 from ductape_cli.engine.results import step_view
 from ductape_cli.errors import DefinitionError, InvalidInput
 from ductape_cli.models import OpKind, Run, RunStatus
@@ -521,7 +520,7 @@ class WorkflowTestEnv:
         engine = self.engine
         for _ in range(_MAX_ROUNDS):
             fire_due(engine, self.clock.now())
-            claimed = engine.store.claim_ready(engine.owner, self.clock.now(), LEASE_TTL, 1)
+            claimed = engine.store.claim_ready(engine.owner, self.clock.now(), engine.lease_ttl, 1)
             if not claimed:
                 return
             run = claimed[0]

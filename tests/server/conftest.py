@@ -21,7 +21,7 @@ async def greet(ctx):
     first = await ctx.step("first", lambda: {"n": 1})
     second = await ctx.step("second", lambda: {"n": first["n"] + 1})
     await ctx.step("third", lambda: {"n": second["n"] + 1})
-    return {"hello": ctx.input.get("name", "world"), "n": 3}
+    return {"hello": ctx.input.name or "world", "n": 3}
 
 
 @workflow("approval", signals={"approve": {"by": "string"}})
@@ -33,7 +33,7 @@ async def approval(ctx):
 
 @workflow("hooked")
 async def hooked(ctx):
-    hook = await ctx.create_hook("document-approval", {"doc": ctx.input.get("doc")})
+    hook = await ctx.create_hook("document-approval", {"doc": ctx.input.doc})
     answer = await hook.wait()
     return {"answer": answer}
 

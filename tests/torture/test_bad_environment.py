@@ -22,8 +22,8 @@ from ductape_cli import workflow
 
 @workflow("big")
 async def big(ctx):
-    for i in range(int(ctx.input.get("steps", 3))):
-        await ctx.step(f"s{i}", lambda: "x" * int(ctx.input.get("size", 10)))
+    for i in range(int(ctx.default(ctx.input.steps, 3))):
+        await ctx.step(f"s{i}", lambda: "x" * int(ctx.default(ctx.input.size, 10)))
     return "done"
 """
 

@@ -3,7 +3,8 @@
 After a final recovery every run is terminal with its full output, no step's
 completion is recorded twice, and the step functions ran at most once more per
 kill that hit them (each worker runs one step at a time, so a kill can repeat
-at most one step).
+at most one step). The storm must land all its kills, and the store must pass
+SQLite's integrity check afterwards.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import time
 from collections import Counter
 
@@ -70,6 +72,10 @@ def test_crash_storm(project, durability_report) -> None:
         for w in workers:
             w.communicate(timeout=30)
 
+    assert kills >= MIN_KILLS, f"only {kills} of the {MIN_KILLS} kills landed before the deadline"
+    with sqlite3.connect(project.store) as conn:
+        integrity = conn.execute("PRAGMA integrity_check").fetchall()
+    assert integrity == [("ok",)], integrity
     runs = engine.store.list_runs(limit=RUNS + 1)
     assert len(runs) == RUNS and all(r.status == "completed" for r in runs)
     assert all(r.output == list(range(10)) for r in runs)
@@ -85,4 +91,4 @@ def test_crash_storm(project, durability_report) -> None:
     assert len(effects) == RUNS * 10
     repeated = sum(count - 1 for count in effects.values())
     assert repeated <= kills, (repeated, kills)
-    durability_report(f"crash storm: runs={RUNS} kills={kills} steps={RUNS * 10} re-executed={repeated} duplicates_recorded={duplicates_recorded}")
+    durability_report(f"crash storm: runs={RUNS} kills={kills}/{MIN_KILLS} integrity=ok steps={RUNS * 10} re-executed={repeated} duplicates_recorded={duplicates_recorded}")
