@@ -220,6 +220,8 @@ class Worker:
                 continue
             failures = 0
             self._give_back(free - len(claimed))
+            with self._lock:
+                self._in_flight += len(claimed)  # counted from the handoff: `--once` must not stop before they run
             for run in claimed:
                 self._handoff.put(run)
             if claimed:
@@ -246,8 +248,6 @@ class Worker:
             run = self._handoff.get()
             if run is None:
                 return
-            with self._lock:
-                self._in_flight += 1
             try:
                 self._execute(run)
             finally:
