@@ -478,8 +478,12 @@ def report(results: Results, info: list[tuple[str, str]], markdown: bool) -> str
     parts.append(heading("Machine"))
     parts.append(render(["", ""], [[k, v] for k, v in info], markdown))
     grid = Results()
+    from scale import DRAIN_FIGURE, READS_FIGURE
+
     grid.rows = {
-        k: r for k, r in results.rows.items() if k[0] not in (FLOOR_FIGURE, PROCESS_FIGURE)
+        k: r
+        for k, r in results.rows.items()
+        if k[0] not in (FLOOR_FIGURE, PROCESS_FIGURE, DRAIN_FIGURE, READS_FIGURE)
     }
     if grid.rows:
         parts.append(

@@ -171,3 +171,18 @@ def test_a_store_from_before_the_queue_indexes_is_migrated(tmp_path: Path) -> No
     names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"runs_queue", "runs_leased"} <= names and "runs_ready" not in names
     assert [r.id for r in store.claim_ready("me:1:x", now, 30, 10)] == ["wf_old"]
+
+
+def test_run_id_fragments_are_index_lookups(tmp_path: Path) -> None:
+    """`status <prefix>` and `status <suffix>` stay flat with the store's size: a key range and the tail index."""
+    store, now = populated(tmp_path / "s.db", queued=5)
+    store.create_run(run("wf_19a3f2c4d5e6a1b2c3", now), [])
+    executed: list[str] = []
+    store.conn.set_trace_callback(executed.append)
+    assert store.find_run_ids("wf_19a3f2") == ["wf_19a3f2c4d5e6a1b2c3"]
+    assert store.find_run_ids("a1b2c3") == ["wf_19a3f2c4d5e6a1b2c3"]
+    assert store.find_run_ids("e6a1b2c3") == ["wf_19a3f2c4d5e6a1b2c3"]
+    store.conn.set_trace_callback(None)
+    for sql, plan in _plans(store, executed).items():
+        assert all(line.startswith("SEARCH") or "TEMP B-TREE FOR ORDER BY" in line for line in plan), (sql, plan)
+        assert any("runs_tail" in line or "sqlite_autoindex_runs_1" in line for line in plan), (sql, plan)

@@ -249,6 +249,8 @@ MIGRATIONS: list[str] = [
     "CREATE INDEX runs_replayed ON runs (replayed_from) WHERE replayed_from IS NOT NULL",
     "CREATE INDEX runs_restarted ON runs (restarted_from) WHERE restarted_from IS NOT NULL",
     "CREATE INDEX runs_resumed ON runs (resumed_from) WHERE resumed_from IS NOT NULL",
+    # `status 9c1d7b`: a run named by the end of its id, found without reading every run (issue 19).
+    "CREATE INDEX runs_tail ON runs (substr(id, -6))",
 ]
 
 # The triggers that fill `feed`, so every writer (a CLI, a worker, another host's process) does,

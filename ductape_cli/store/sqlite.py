@@ -360,7 +360,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
         """Run ids that start or end with `fragment`, literally (no wildcards), at most `limit`.
 
         The prefix is a range on the primary key; the suffix (the random end of
-        generated ids) compares the id's last characters.
+        generated ids) is looked up by the id's last six characters in `runs_tail`,
+        so neither reads more than the matches, however many runs the store holds
+        (commands never pass fragments shorter than six characters).
         """
         found = [
             r[0]
@@ -369,10 +371,14 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
                 (fragment, _upper(fragment), *self._scoped, limit),
             )
         ]
-        for (run_id,) in self._read(
-            f"SELECT id FROM runs WHERE substr(id, -?) = ?{self._scope} ORDER BY id LIMIT ?",
-            (len(fragment), fragment, *self._scoped, limit),
-        ):
+        if len(fragment) >= 6:
+            # `substr(id, -6)` written exactly as the index is, so SQLite searches it.
+            sql = f"SELECT id FROM runs WHERE substr(id, -6) = ? AND substr(id, -?) = ?{self._scope} ORDER BY id LIMIT ?"
+            params: tuple[Any, ...] = (fragment[-6:], len(fragment), fragment, *self._scoped, limit)
+        else:  # shorter than any command accepts (MIN_ID_FRAGMENT): a scan, for the store API only
+            sql = f"SELECT id FROM runs WHERE substr(id, -?) = ?{self._scope} ORDER BY id LIMIT ?"
+            params = (len(fragment), fragment, *self._scoped, limit)
+        for (run_id,) in self._read(sql, params):
             if run_id not in found:
                 found.append(run_id)
         return found[:limit]
