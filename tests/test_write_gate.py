@@ -97,3 +97,45 @@ def test_a_lock_held_past_the_timeout_is_a_clear_store_error(tmp_path: Path, mon
         holder.kill()
         holder.wait(timeout=60)
     assert store.load_journal("wf_1") == {} and store.count_events("wf_1") == 0
+
+
+def test_the_gate_serves_waiting_threads_in_arrival_order() -> None:
+    gate = sqlite_gate.Gate()
+    assert gate.acquire() and gate.acquire()  # reentrant
+    gate.release()
+    order: list[int] = []
+    queued = threading.Semaphore(0)
+
+    def waiter(index: int) -> None:
+        queued.release()
+        assert gate.acquire(timeout=30)
+        order.append(index)
+        gate.release()
+
+    threads = []
+    for index in range(5):
+        thread = threading.Thread(target=waiter, args=(index,))
+        thread.start()
+        queued.acquire()
+        while len(gate._waiters) < index + 1:  # each waits before the next arrives
+            time.sleep(0.001)
+        threads.append(thread)
+    gate.release()
+    for thread in threads:
+        thread.join()
+    assert order == [0, 1, 2, 3, 4]
+    with pytest.raises(RuntimeError):
+        gate.release()
+
+
+def test_a_gate_wait_that_times_out_leaves_the_queue() -> None:
+    gate = sqlite_gate.Gate()
+    gate.acquire()
+    result: list[bool] = []
+    thread = threading.Thread(target=lambda: result.append(gate.acquire(timeout=0.05)))
+    thread.start()
+    thread.join()
+    assert result == [False] and not gate._waiters
+    gate.release()
+    assert gate.acquire(timeout=0) is True  # free again, nobody queued
+    gate.release()
