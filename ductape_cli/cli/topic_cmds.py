@@ -81,7 +81,7 @@ def check(
     eng = engine()
     env = eng.config.check_env(env or eng.config.default_env)
     components = load_components(eng.config)
-    problems = components.check_env_vars(env)
+    problems = components.check(env)
     rows = components.summary()
     if as_json:
         print_json({"ok": not problems, "env": env, "components": rows, "problems": problems})
