@@ -84,7 +84,7 @@ class AppEvent(_Model):
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
-        if not value.startswith("/"):
+        if "${" not in value and not value.startswith("/"):
             raise ValueError(f"path must start with '/', got {value!r}")
         return value
 
@@ -395,7 +395,10 @@ class ComponentConfig:
         except ValidationError as exc:
             raise _config_error(self.project, {table: {name: filled.value}}, exc) from None
         secrets = config_secrets(filled, secret_fields_of(raw))
-        return getattr(model, table)[name], secrets
+        resolved = getattr(model, table)[name]
+        if table == "fallbacks":
+            _check_providers(self, name, resolved)
+        return resolved, secrets
 
     def _filled(self, value: dict[str, Any], table: str) -> Filled:
         try:
@@ -511,20 +514,28 @@ def load_components(project: ProjectConfig) -> ComponentConfig:
 def _cross_check(components: ComponentConfig) -> None:
     model, envs = components.model, components.project.envs
     for name, fallback in model.fallbacks.items():
-        for provider in fallback.providers:
-            app = model.apps.get(provider.app)
-            if app is None:
-                raise components.error(f"fallbacks.{name}", "providers", f"provider app {provider.app!r} is not declared in [apps]")
-            if provider.event not in app.events:
-                raise components.error(
-                    f"fallbacks.{name}", "providers", f"provider event {provider.event!r} is not declared in [apps.{provider.app}.events]"
-                )
+        _check_providers(components, name, fallback)
     if envs:
         for table in ("apps", "databases"):
             for name, item in getattr(model, table).items():
                 for env in item.envs:
                     if env not in envs:
                         raise components.error(f"{table}.{name}.envs.{env}", None, f"env {env!r} is not declared in [envs] ({', '.join(envs)})")
+
+
+def _check_providers(components: ComponentConfig, name: str, fallback: Fallback) -> None:
+    """Each provider names a declared app and event (a `${VAR}` name is checked once filled)."""
+    apps = components.model.apps
+    for provider in fallback.providers:
+        if "${" in provider.app + provider.event:
+            continue
+        app = apps.get(provider.app)
+        if app is None:
+            raise components.error(f"fallbacks.{name}", "providers", f"provider app {provider.app!r} is not declared in [apps]")
+        if provider.event not in app.events:
+            raise components.error(
+                f"fallbacks.{name}", "providers", f"provider event {provider.event!r} is not declared in [apps.{provider.app}.events]"
+            )
 
 
 def _config_error(project: ProjectConfig, raw: dict[str, Any], exc: ValidationError) -> ConfigError:
