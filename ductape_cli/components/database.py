@@ -24,7 +24,13 @@ from typing import Any
 
 from ductape_cli.components.config import ResolvedDatabase
 from ductape_cli.components.errors import DatabaseError, redact, scrub
-from ductape_cli.components.runtime import Component, check_mapping, secret_values, seed_style, without_secrets
+from ductape_cli.components.runtime import (
+    Component,
+    check_mapping,
+    secret_values,
+    seed_style,
+    without_secrets,
+)
 from ductape_cli.errors import InvalidInput
 
 _RETURNING = re.compile(r"\breturning\b", re.IGNORECASE)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -167,5 +167,3 @@ def redact_auth_headers(headers: Any, fields: Iterable[str]) -> Any:
     wanted = {f.lower() for f in fields}
     return {k: REDACTED if is_auth_header(str(k)) or str(k).lower() in wanted else v for k, v in headers.items()}
 
-
-OnMissing = Callable[[MissingVariable], Exception]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from ductape_cli.components.config import TABLES, Components, ComponentConfig, load_components
+from ductape_cli.components.config import TABLES, ComponentConfig, Components, load_components
 from ductape_cli.config import load_config
 from ductape_cli.errors import ConfigError
 
