@@ -23,9 +23,12 @@ def define(
     not compile; 2 a workflow module or workflow failed to compile (the others
     are still defined).
     """
+    from ductape_cli.components.checks import validate_components
     from ductape_cli.definitions import define_all
 
-    report = define_all(engine(), check=check)
+    eng = engine()
+    validate_components(eng.config, eng.config.default_env)
+    report = define_all(eng, check=check)
     if as_json:
         print_json(report.to_dict())
     else:
@@ -33,6 +36,8 @@ def define(
         from ductape_cli.render.views import console
 
         console().print(check_report(report) if check else define_report(report))
+    for warning in report.warnings:
+        typer.echo(f"ductape: warning: {warning}", err=True)
     for error in report.errors:
         typer.echo(f"ductape: {error}", err=True)
     raise typer.Exit(report.exit_code)

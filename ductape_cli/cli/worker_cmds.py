@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ductape_cli.cli.common import command, engine
+from ductape_cli.components.checks import validate_components
 
 
 def worker(
@@ -26,6 +27,7 @@ def worker(
     from ductape_cli.engine.worker import Worker
 
     eng = engine()
+    validate_components(eng.config, eng.config.default_env)
     eng.registry()  # import every workflow module up front: fail fast on a broken one
     for error in eng.registry().errors:
         typer.echo(f"ductape: {error}", err=True)
@@ -65,6 +67,9 @@ def dev(
     from ductape_cli.config import load_config
     from ductape_cli.engine.devloop import DevLoop
 
+    config = load_config()
+    validate_components(config, config.default_env)
+
     def report(line: str) -> None:
         typer.echo(line, err=True)
 
@@ -74,7 +79,7 @@ def dev(
 
         console(stderr=True).print(render(define_report))  # type: ignore[arg-type]
 
-    DevLoop(load_config().root, report=report, show=show, concurrency=concurrency).run()
+    DevLoop(config.root, report=report, show=show, concurrency=concurrency).run()
 
 
 def register(app: typer.Typer) -> None:

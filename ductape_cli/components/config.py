@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from ductape_cli.components.checks import TABLES
 from ductape_cli.components.interpolate import (
     Filled,
     MissingVariable,
@@ -37,8 +38,6 @@ from ductape_cli.components.interpolate import (
 from ductape_cli.config import ProjectConfig, config_error, locate
 from ductape_cli.durations import parse_duration, write_duration
 from ductape_cli.errors import ConfigError, InvalidInput
-
-TABLES = ("apps", "databases", "notifications", "storage", "brokers", "quotas", "fallbacks", "graphs")
 
 
 def _ms(value: Any) -> Any:
