@@ -4,7 +4,8 @@
 slashes for an absolute path); `postgresql://` needs psycopg (the `postgres`
 extra). Named parameters (`:email`) are always bound, never formatted into
 the SQL; lists and objects are bound as JSON text. An optional `schema`
-(string or list) runs once, on first use, so samples work on a fresh clone.
+(string or list) is applied once per database (see `db_schema`), so samples
+work on a fresh clone.
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ import asyncio
 import base64
 import datetime
 import decimal
-import hashlib
 import json
 import re
 import sqlite3
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ductape_cli.components import db_schema
 from ductape_cli.components.config import ResolvedDatabase
 from ductape_cli.components.errors import DatabaseError, redact, scrub
 from ductape_cli.components.runtime import (
@@ -35,8 +35,6 @@ from ductape_cli.errors import InvalidInput
 
 _RETURNING = re.compile(r"\breturning\b", re.IGNORECASE)
 _INSERT = re.compile(r"^\s*(insert|replace)\b", re.IGNORECASE)
-_schema_done: set[tuple[str, str]] = set()
-_schema_lock = threading.Lock()
 Values = Mapping[str, Any] | None
 
 
@@ -146,30 +144,12 @@ def _sqlite(db: ResolvedDatabase, root: Path, sql: str, values: dict[str, Any]) 
     conn = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
         conn.row_factory = sqlite3.Row
-        _ensure_schema(path, db, lambda ddl: conn.executescript(ddl))
+        db_schema.ensure_sqlite(conn, path, db.name, db.model.ddl)
         cursor = conn.execute(sql, values)
         rows = [_row(dict(r)) for r in cursor.fetchall()] if cursor.description else None
         return rows, cursor.rowcount
     finally:
         conn.close()
-
-
-def _ensure_schema(key: str, db: ResolvedDatabase, run: Any) -> None:
-    ddl = db.model.ddl
-    if not ddl:
-        return
-    statements = [ddl] if isinstance(ddl, str) else list(ddl)
-    digest = hashlib.sha256("\n;\n".join(statements).encode()).hexdigest()
-    fresh = key != ":memory:" and not key.startswith(("postgres://", "postgresql://"))
-    with _schema_lock:
-        if (key, digest) in _schema_done and (not fresh or Path(key).exists()):
-            return
-        for statement in statements:
-            try:
-                run(statement)
-            except Exception as exc:  # noqa: BLE001
-                raise DatabaseError(f"{db.name}: schema failed: {exc}") from None
-        _schema_done.add((key, digest))
 
 
 def _postgres(db: ResolvedDatabase, sql: str, values: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, int]:
@@ -181,7 +161,7 @@ def _postgres(db: ResolvedDatabase, sql: str, values: dict[str, Any]) -> tuple[l
             f"database {db.name} is PostgreSQL but psycopg is not installed: pip install 'ductape[postgres]'"
         ) from None
     with psycopg.connect(db.url, row_factory=dict_row, autocommit=True) as conn:
-        _ensure_schema(db.url, db, lambda ddl: conn.execute(ddl))
+        db_schema.ensure_postgres(conn, db.url, db.name, db.model.ddl)
         cursor = conn.execute(pg_placeholders(sql), values)
         rows = [_row(dict(r)) for r in cursor.fetchall()] if cursor.description else None
         return rows, cursor.rowcount
