@@ -219,6 +219,7 @@ class StorageEvent(_Model):
 class Storage(_Model):
     path: str
     max_size: int | None = Field(None, ge=1, description="largest upload in bytes")
+    journal_limit: int = Field(65_536, ge=0, description="larger downloads are journaled as a reference")
     description: str | None = None
     events: dict[str, StorageEvent] = {}
 
