@@ -105,11 +105,13 @@ async def calls(ctx):
     await ctx.messaging.produce(event="orders:created", message={})
     await ctx.quota.execute(quota="limits")
     await ctx.action.run(app=ctx.input["app"], event="get")
+    await ctx.notification.sms(notification="mail", event="hi", phones=["+1"], message={})
 """
 
 
 def test_define_warns_about_calls_to_undeclared_components(checks_project: Any, cli: Any) -> None:
-    _config(checks_project)
+    _config(checks_project, extra='[notifications.mail]\nsmtp = { host = "127.0.0.1", from = "a@b.c" }\n'
+                                   '[notifications.mail.events.hi]\nmessage = "hi"\n')
     checks_project.write("calls", UNDECLARED)
     result = cli("define", "--json")
     assert result.exit_code == 0, result.stderr
@@ -121,10 +123,11 @@ def test_define_warns_about_calls_to_undeclared_components(checks_project: Any, 
         "ctx.storage names storage 'docs', which is not declared in [storage]",
         "ctx.messaging names broker 'orders', which is not declared in [brokers]",
         "ctx.quota names quota 'limits', which is not declared in [quotas]",
+        "ctx.notification.sms sends sms, but [notifications.mail] has no sms or outbox",
     ]
     assert all(w.startswith("workflow 'calls' at workflows/calls.py:") for w in warnings)
     plain = cli("define")
     assert "ductape: warning: workflow 'calls' at workflows/calls.py:6: ctx.action names app 'crm'" in plain.stderr
     check = cli("components", "check", "--json")
     assert check.exit_code == 2
-    assert len(check.json()["problems"]) == 6
+    assert len(check.json()["problems"]) == 7

@@ -102,6 +102,20 @@ def _undeclared(raw: dict[str, Any], op: dict[str, Any]) -> str | None:
         return None
     if not isinstance(declared, dict) or event not in declared:
         return f"ctx.{kind} names {event_arg} {event!r}, which [{table}.{name}] does not declare"
+    if kind == "notification":
+        return _missing_transport(spec, name, op.get("method"), args)
+    return None
+
+
+def _missing_transport(spec: dict[str, Any], name: Any, method: Any, args: dict[str, Any]) -> str | None:
+    """A channel the call uses that has neither its transport nor an outbox."""
+    if spec.get("outbox"):
+        return None
+    transports = {"email": "smtp", "sms": "sms", "push": "push"}
+    channels = [method] if method in transports else [c for c in args.get("input") or {} if c in transports]
+    for channel in channels:
+        if not spec.get(transports[channel]):
+            return f"ctx.notification.{method} sends {channel}, but [notifications.{name}] has no {transports[channel]} or outbox"
     return None
 
 
