@@ -10,6 +10,7 @@ that holds it is used, so an unset token for one app does not break the rest.
 from __future__ import annotations
 
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -40,9 +41,12 @@ from ductape_cli.durations import parse_duration, write_duration
 from ductape_cli.errors import ConfigError, InvalidInput
 
 
+UNFILLED_MS = 1  # a duration still holding a ${VAR}: checked for real once filled in (ComponentConfig.resolve)
+
+
 def _ms(value: Any) -> Any:
     if isinstance(value, str) and "${" in value:
-        return 1  # checked for real once filled in (ComponentConfig.resolve)
+        return UNFILLED_MS
     try:
         return parse_duration(value)
     except InvalidInput as exc:
@@ -250,7 +254,7 @@ class Broker(_Model):
     outbox: bool = False
     group: str | None = Field(None, min_length=1, description="consumer group / durable / client id prefix for triggers")
     maxlen: int | None = Field(None, ge=1, description="redis: approximate MAXLEN of each stream")
-    stream: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]+$", description="nats: JetStream stream name")
+    stream: str | None = Field(None, min_length=1, description="nats: JetStream stream name")
     ack_wait: Ms | None = Field(None, description="redis, nats: redeliver a message unacknowledged this long")
     qos: Literal[1, 2] = 1
     session_expiry: Ms = 86_400_000
@@ -272,13 +276,15 @@ class Broker(_Model):
         for option, kinds in _BROKER_OPTIONS.items():
             if option in self.model_fields_set and self.type not in kinds:
                 raise ValueError(f"{option} does not apply to type = {self.type!r} (it is for {', '.join(kinds)})")
+        if self.stream is not None and "${" not in self.stream and not re.fullmatch(r"[A-Za-z0-9_-]+", self.stream):
+            raise ValueError(f"stream must be letters, digits, '_' or '-', got {self.stream!r}")
         if self.type == "local":
             return self
         if not self.url:
             raise ValueError(f"type = {self.type!r} needs url = \"{_BROKER_SCHEMES[self.type][0]}...\"")
         if "${" not in self.url and not self.url.startswith(_BROKER_SCHEMES[self.type]):
-            raise ValueError(f"url for type = {self.type!r} must start with {' or '.join(_BROKER_SCHEMES[self.type])}, got {self.url!r}")
-        if self.ack_wait is not None and self.ack_wait < 1000:
+            raise ValueError(f"url for type = {self.type!r} must start with {' or '.join(_BROKER_SCHEMES[self.type])}, got {_hide_password(self.url)!r}")
+        if self.ack_wait is not None and self.ack_wait != UNFILLED_MS and self.ack_wait < 1000:
             raise ValueError("ack_wait must be at least 1s")
         return self
 

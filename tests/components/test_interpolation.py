@@ -90,6 +90,20 @@ topics = ["${V_TOPIC}"]
 secret = ["${V_B_SECRET}"]
 description = "${V_B_DESCRIPTION}"
 
+[brokers.j]
+type = "nats"
+url = "${V_NATS_URL}"
+topics = ["t"]
+group = "${V_GROUP}"
+stream = "${V_STREAM}"
+ack_wait = "${V_ACK_WAIT}"
+
+[brokers.m]
+type = "mqtt"
+url = "${V_MQTT_URL}"
+topics = ["t"]
+session_expiry = "${V_SESSION_EXPIRY}"
+
 [quotas.q]
 limit = 3
 per = "${V_PER}"
@@ -117,7 +131,8 @@ SPECIAL = {
     "V_PUSH_TIMEOUT": "5s", "V_PER": "1m", "V_PROVIDER_TIMEOUT": "6s", "V_PROVIDER_APP": "api", "V_PROVIDER_EVENT": "get",
     "V_DB_URL": "sqlite:///base.db", "V_DB_DEV_URL": "sqlite:///dev.db", "V_SMS_HOOK": "http://127.0.0.1:1/sms",
     "V_PUSH_HOOK": "http://127.0.0.1:1/push", "V_FROM": "shop@example.com", "V_GRAPH_SQL": "SELECT 1",
-    "V_SQL": "SELECT 1", "V_DDL2": "CREATE TABLE IF NOT EXISTS u (x INTEGER)", "V_DDL": "CREATE TABLE IF NOT EXISTS t (x INTEGER)",
+    "V_SQL": "SELECT 1", "V_NATS_URL": "nats://127.0.0.1:4222", "V_MQTT_URL": "mqtt://127.0.0.1:1883",
+    "V_STREAM": "orders", "V_ACK_WAIT": "30s", "V_SESSION_EXPIRY": "1h", "V_DDL2": "CREATE TABLE IF NOT EXISTS u (x INTEGER)", "V_DDL": "CREATE TABLE IF NOT EXISTS t (x INTEGER)",
 }  # fmt: skip
 
 
