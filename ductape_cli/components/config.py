@@ -40,7 +40,6 @@ from ductape_cli.config import ProjectConfig, config_error, locate
 from ductape_cli.durations import parse_duration, write_duration
 from ductape_cli.errors import ConfigError, InvalidInput
 
-
 UNFILLED_MS = 1  # a duration still holding a ${VAR}: checked for real once filled in (ComponentConfig.resolve)
 
 
