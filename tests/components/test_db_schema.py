@@ -11,7 +11,7 @@ import pytest
 
 from ductape_cli.components import db_schema
 from tests.process.helpers import run as ductape
-from tests.services import need, reachable
+from tests.services import need, need_module, reachable
 
 TABLE = """
 [databases.notes]
@@ -59,7 +59,7 @@ def test_a_changed_schema_is_reported_not_rerun(make: Any, caplog: pytest.LogCap
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     need("PostgreSQL", reachable("127.0.0.1", 5432), "nothing on :5432")
-    psycopg = pytest.importorskip("psycopg")
+    psycopg = need_module("psycopg")
     name = f"ductape_schema_{uuid.uuid4().hex[:10]}"
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.services import need, reachable
+from tests.services import need, need_module, reachable
 
 SECRETS = {
     "PAY_TOKEN": "paytok-81723-zz",      # app Authorization header
@@ -25,7 +25,7 @@ SECRETS = {
 @pytest.fixture
 def pg_database() -> Iterator[str]:
     need("PostgreSQL", reachable("127.0.0.1", 5432), "nothing on :5432")
-    psycopg = pytest.importorskip("psycopg")
+    psycopg = need_module("psycopg")
     name = f"ductape_secrets_{uuid.uuid4().hex[:10]}"
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')

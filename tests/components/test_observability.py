@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from tests.services import need_module
+
 TOKEN = "tok-5ecret-value-123"
 
 CONFIG = """
@@ -36,7 +38,7 @@ def token(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_action_calls_carry_the_step_span_as_traceparent(make: Any, http_server: Any) -> None:
-    pytest.importorskip("opentelemetry.sdk")
+    need_module("opentelemetry.sdk")
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
