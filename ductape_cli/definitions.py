@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ductape_cli.compiler import compile_definition, source_hash_of
+from ductape_cli.components.checks import undeclared_calls
 from ductape_cli.discovery import discover
 from ductape_cli.durations import format_duration
 from ductape_cli.errors import (
@@ -88,6 +89,7 @@ class Defined:
 class DefineReport:
     workflows: list[Defined] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # component calls naming what ductape.toml does not declare
     check: bool = False
     folder: str = ""
 
@@ -108,6 +110,7 @@ class DefineReport:
             "ok": self.exit_code == EXIT_OK,
             "workflows": [d.to_dict() for d in self.workflows],
             "errors": self.errors,
+            "warnings": self.warnings,
         }
 
 
@@ -147,6 +150,7 @@ def define_all(engine: Engine, *, check: bool = False) -> DefineReport:
             except DuctapeError as exc:
                 report.errors.append(exc.message)
                 continue
+            report.warnings.extend(f"workflow {wf.tag!r} at {w}" for w in undeclared_calls(engine.config, schema["operations"]))
             previous = store.latest_definition(wf.tag) if store is not None else None
             old_schema = previous["schema"] if previous else None
             version = schema["version"]

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from ductape_cli import conditions
@@ -33,6 +34,7 @@ from ductape_cli.placeholders import (
     _wrap,
     to_json,
 )
+from ductape_cli.shapes import call_node, call_shape
 
 MAX_OPS = 10_000  # a handler looping forever on ctx calls stops here
 RECORD_TIMEOUT = 10.0  # seconds; a handler blocking outside ctx stops here
@@ -95,11 +97,17 @@ class Recording:
 # -- the recorder ------------------------------------------------------------------------------
 
 
-def call_site() -> str:
-    """``file:line`` of the nearest frame outside ductape_cli: the user's ctx call."""
-    frame = sys._getframe(1)
+def user_frame() -> FrameType | None:
+    """The nearest frame outside ductape_cli: the user's ctx call."""
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIRS):
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
+    return frame
+
+
+def call_site(frame: FrameType | None = None) -> str:
+    """``file:line`` of the user's ctx call."""
+    frame = frame or user_frame()
     if frame is None:
         return "<unknown>:0"
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
@@ -260,14 +268,16 @@ class _Component:
         return _Component(self._recorder, self._kind, f"{self._method}.{name}" if self._method else name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        site = call_site()
+        frame = user_frame()
+        site = call_site(frame)
         rec = self._recorder
         label = f"{self._kind}.{self._method}"
+        # Only the call's shape: argument values may hold secrets or megabytes (see shapes).
+        recorded = call_shape(args, kwargs, call_node(frame))
+        del frame
 
         def resolve() -> Any:
-            data: dict[str, Any] = {"component": self._kind, "method": self._method, "args": to_json(kwargs)}
-            if args:
-                data["positional"] = to_json(list(args))
+            data: dict[str, Any] = {"component": self._kind, "method": self._method, **recorded}
             rec.add("component", label, data, site)
             return Placeholder(self._kind.capitalize(), self._method, (), rec)
 

@@ -64,18 +64,13 @@ def check(
 
     Example: ductape components check --env prd
     """
-    from ductape_cli.components.config import load_components
+    from ductape_cli.components.checks import components_report
 
     eng = engine()
-    env = eng.config.check_env(env or eng.config.default_env)
-    from ductape_cli.engine.triggers import check_toml_triggers
-
-    components = load_components(eng.config)
-    check_toml_triggers(eng.config, components)
-    problems = components.check_env_vars(env)
-    rows = components.summary()
+    report = components_report(eng, eng.config.check_env(env or eng.config.default_env))
+    rows, problems = report["components"], report["problems"]
     if as_json:
-        print_json({"ok": not problems, "env": env, "components": rows, "problems": problems})
+        print_json(report)
     else:
         if rows:
             _print_table(("table", "name", "detail"), [(r["table"], r["name"], r["detail"]) for r in rows])

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ductape_cli.cli.common import command, engine
+from ductape_cli.components.checks import validate_components
 from ductape_cli.errors import StoreError
 
 
@@ -29,6 +30,7 @@ def worker(
     from ductape_cli.engine.worker import Worker
 
     eng = engine()
+    validate_components(eng.config, eng.config.default_env)
     eng.registry()  # import every workflow module up front: fail fast on a broken one
     for error in eng.registry().errors:
         typer.echo(f"ductape: {error}", err=True)
@@ -90,6 +92,9 @@ def dev(
     from ductape_cli.cli.common import project_config
     from ductape_cli.engine.devloop import DevLoop
 
+    config = project_config()
+    validate_components(config, config.default_env)
+
     def report(line: str) -> None:
         typer.echo(line, err=True)
 
@@ -98,7 +103,7 @@ def dev(
 
         render("define", define_report, stream=sys.stderr)
 
-    DevLoop(project_config().root, report=report, show=show, concurrency=concurrency).run()
+    DevLoop(config.root, report=report, show=show, concurrency=concurrency).run()
 
 
 def register(app: typer.Typer) -> None:

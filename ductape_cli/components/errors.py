@@ -88,12 +88,6 @@ def _redact(value: Any, names: set[str]) -> Any:
     return value
 
 
-def redact_headers(headers: Any) -> Any:
-    if isinstance(headers, Mapping):
-        return {k: REDACTED for k in headers}
-    return headers
-
-
 def scrub(value: Any, secrets: Iterable[str]) -> Any:
     """Replace every occurrence of a secret value inside strings (messages, response bodies)."""
     found = sorted({s for s in secrets if isinstance(s, str) and len(s) >= _MIN_SECRET}, key=len, reverse=True)

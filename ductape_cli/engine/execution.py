@@ -355,7 +355,11 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             error = {"message": str(exc), "step": exc.child_id, "code": exc.error.get("code") or "CHILD_FAILED"}
             return await self._fail(error, exc.child_id)
         except Exception as exc:  # noqa: BLE001 - the handler's own error fails the run
-            if (missing := self.unreached()) is not None:
+            # A component call that failed (e.g. a replayed download whose file changed) is a fact about
+            # the world, not a change of code: only other errors before journaled positions are divergence.
+            from ductape_cli.components.errors import ComponentError
+
+            if not isinstance(exc, ComponentError) and (missing := self.unreached()) is not None:
                 return self._diverged(missing, f"raises {type(exc).__name__}")
             message = str(exc) or type(exc).__name__
             error = {"message": f"{type(exc).__name__}: {message}", "step": None, "code": "HANDLER_ERROR"}
