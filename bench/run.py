@@ -1,6 +1,6 @@
 """ductape beside DBOS Transact on SQLite: one process, fresh stores in one folder, medians of three.
 
-    python bench/run.py                      # everything, about 5 minutes
+    python bench/run.py                      # everything, about 7-10 minutes
     python bench/run.py --quick              # a fifth of the workflows, smaller stores, 3 runs per command, 1 drain
     python bench/run.py --only steps10,floor # some figures (names: see --help)
     python bench/run.py --markdown out.md    # also write the tables as Markdown

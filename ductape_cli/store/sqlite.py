@@ -1,8 +1,9 @@
 """The SQLite store: every SQL statement ductape runs against its state lives here.
 
 One connection per `SqliteStore` (and so per thread). Writers use
-``BEGIN IMMEDIATE`` so they queue on the busy timeout instead of failing
-half-way; readers never block in WAL mode. Public methods open their own
+``BEGIN IMMEDIATE`` so they wait for the write lock (`sqlite_gate`: a fair
+gate per file in this process, short retries across processes) instead of
+failing half-way; readers never block in WAL mode. Public methods open their own
 transaction; ``_txn`` helpers run inside the caller's.
 """
 
