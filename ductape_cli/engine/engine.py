@@ -7,10 +7,9 @@ many as you like (tests make one per temporary project).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import secrets
+import os
 import sys
 import threading
 import time
@@ -23,7 +22,6 @@ from ductape_cli.definition import WorkflowDefinition
 from ductape_cli.discovery import Registry, discover, load_one, trusted_module
 from ductape_cli.durations import parse_duration
 from ductape_cli.engine.clock import SystemClock
-from ductape_cli.engine.execution import Execution, Listener, Observer, Outcome
 from ductape_cli.engine.fencing import LostOwnership
 from ductape_cli.engine.leases import (
     HOST,
@@ -61,7 +59,13 @@ from ductape_cli.store import EventRow, SqliteStore, dumps, open_store
 from ductape_cli.store.sqlite import new_lease
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ductape_cli.definitions import DefineReport
+
+    # Imported where a run executes: reading commands (status, list, history) never load the
+    # executor, asyncio or the ssl module asyncio pulls in (issue 19's start-up item).
+    from ductape_cli.engine.execution import Execution, Listener, Observer, Outcome
 
 MIN_ID_FRAGMENT = 6  # a run id may be shortened to a unique prefix or suffix this long
 AMBIGUOUS_SHOWN = 4
@@ -138,7 +142,7 @@ def display_folder(folder: Path) -> str:
 
 def new_run_id() -> str:
     """Time-ordered ids (ms, then randomness): new runs land at the end of the runs index, not in random pages."""
-    return f"wf_{int(time.time() * 1000):011x}{secrets.token_hex(3)}"
+    return f"wf_{int(time.time() * 1000):011x}{os.urandom(3).hex()}"  # os.urandom, as secrets uses; importing secrets (hmac) costs every command ~4 ms
 
 
 def _successful_attempt(record: StepRecord, failed: list[Attempt]) -> Attempt:
@@ -221,6 +225,8 @@ class Engine:
     def _loop(self) -> asyncio.AbstractEventLoop:
         loop = getattr(self._local, "loop", None)
         if loop is None or loop.is_closed():
+            import asyncio
+
             loop = self._local.loop = asyncio.new_event_loop()
             self._loops.append(loop)
         return loop  # type: ignore[no-any-return]
@@ -501,6 +507,8 @@ class Engine:
         journal: dict[int, StepRecord] | None = None,
     ) -> tuple[Outcome, list[str]]:
         """One execution of a claimed run on this thread's event loop (`journal`: already known, e.g. empty)."""
+        from ductape_cli.engine.execution import Execution, Outcome
+
         wf = self.definition(run.tag)
         if run.load_attempts and run.lease:
             self.store.set_run_fields(run.id, {"load_error": None, "load_attempts": 0}, lease=run.lease)

@@ -1,14 +1,16 @@
 """The worker: adopts due runs (queued, woken, signalled, cancelled, orphaned) and due schedules.
 
-Claims happen in one BEGIN IMMEDIATE transaction, so several workers on one
-store never execute the same run at once. Stopping is graceful: executions
-release their runs at the next step boundary, and another worker can adopt
-them at once.
+One thread claims and `concurrency` threads execute: each claim takes as many
+runs as executors are free, in one short write transaction, so several workers
+on one store never execute the same run at once and a worker never holds a run
+it has no thread for. Stopping is graceful: executions release their runs at the
+next step boundary, and another worker can adopt them at once.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -55,7 +57,13 @@ class Worker:
         self._warned_ahead = False
         self._watched: dict[tuple[str, str, float], float] = {}  # expired lease -> when we first saw it
         self._lock = threading.Lock()
-        self._idle = [False] * self.concurrency
+        # The claimer hands runs to the executors; a slot is an executor with nothing to do.
+        self._handoff: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._slots = threading.Semaphore(self.concurrency)
+        self._finished = threading.Event()
+        self._in_flight = 0
+        self._dead: list[str] = []
+        self._dead_checked_at: float | None = None
 
     def stop(self) -> None:
         """Ask every thread to finish its current step, release its run and exit."""
@@ -87,23 +95,33 @@ class Worker:
         return processed
 
     def _run_threads(self, once: bool) -> int:
-        threads = [
-            threading.Thread(target=self._loop, args=(i, once), name=f"ductape-worker-{i}", daemon=True)
+        """One thread claims (as many runs as executors are free, in one claim), `concurrency` threads
+        execute; this thread fires schedules and chores."""
+        executors = [
+            threading.Thread(target=self._execute_loop, name=f"ductape-worker-{i}", daemon=True)
             for i in range(self.concurrency)
         ]
-        for thread in threads:
+        claimer = threading.Thread(target=self._claim_loop, args=(once,), name="ductape-worker-claim", daemon=True)
+        for thread in (*executors, claimer):
             thread.start()
         try:
             self.tick_chores()
-            while any(t.is_alive() for t in threads):
+            while claimer.is_alive():
                 if not once:
                     self.tick_schedules()
                     self.tick_chores()
-                for thread in threads:
+                claimer.join(timeout=self.poll_interval)
+            for _ in executors:
+                self._handoff.put(None)
+            for thread in executors:
+                while thread.is_alive():
                     thread.join(timeout=self.poll_interval)
         except KeyboardInterrupt:
             self.stop()
-            for thread in threads:
+            claimer.join()
+            for _ in executors:
+                self._handoff.put(None)
+            for thread in executors:
                 thread.join()
         return self.processed
 
@@ -153,21 +171,41 @@ class Worker:
             return [key[1] for key, since in self._watched.items() if seen - since >= grace]
 
     def _dead_owners(self) -> list[str]:
-        store = self.engine.store
-        return [o for o in store.owners_on_host(HOST) if owner_is_dead(o, self.engine.owner)]
+        """Owners on this host whose process is gone, looked up at most once per poll interval."""
+        now = time.monotonic()
+        if self._dead_checked_at is None or now - self._dead_checked_at >= self.poll_interval:
+            store = self.engine.store
+            self._dead = [o for o in store.owners_on_host(HOST) if owner_is_dead(o, self.engine.owner)]
+            self._dead_checked_at = now
+        return self._dead
 
-    def _loop(self, index: int, once: bool) -> None:
+    def _reserve(self) -> int:
+        """Wait for at least one free executor, then take every free one; 0 when stopping."""
+        while not self._slots.acquire(timeout=self.poll_interval):
+            if self.stop_event.is_set():
+                return 0
+        taken = 1
+        while self._slots.acquire(blocking=False):
+            taken += 1
+        return taken
+
+    def _claim_loop(self, once: bool) -> None:
         engine = self.engine
         failures = 0
         while not self.stop_event.is_set():
             if once:
                 self.tick_schedules()
+            free = self._reserve()
+            if not free:
+                return
+            self._finished.clear()
             try:
                 now = self.now()
                 claimed = engine.store.claim_ready(
-                    engine.owner, now, engine.lease_ttl, 1, self.tags, self._dead_owners(), self._stale_leases(now)
+                    engine.owner, now, engine.lease_ttl, free, self.tags, self._dead_owners(), self._stale_leases(now)
                 )
-            except Exception as exc:  # noqa: BLE001 - a store hiccup must not end this worker thread
+            except Exception as exc:  # noqa: BLE001 - a store hiccup must not end the worker
+                self._give_back(free)
                 failures += 1
                 transient = isinstance(exc, StoreError) and exc.transient
                 if once and not transient:
@@ -181,14 +219,42 @@ class Worker:
                 self.stop_event.wait(delay)
                 continue
             failures = 0
-            if not claimed:
+            self._give_back(free - len(claimed))
+            with self._lock:
+                self._in_flight += len(claimed)  # counted from the handoff: `--once` must not stop before they run
+            for run in claimed:
+                self._handoff.put(run)
+            if claimed:
+                continue
+            if self._busy() == 0:
                 if once:
                     return
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
-                continue
-            for run in claimed:
+            else:
+                # Runs in flight may make more due (a child, a signal to a sibling): claim when one ends.
+                self._finished.wait(self.poll_interval)
+
+    def _give_back(self, slots: int) -> None:
+        for _ in range(slots):
+            self._slots.release()
+
+    def _busy(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+    def _execute_loop(self) -> None:
+        while True:
+            run = self._handoff.get()
+            if run is None:
+                return
+            try:
                 self._execute(run)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+                self._slots.release()
+                self._finished.set()
 
     def _execute(self, run: Any) -> None:
         self.report(f"▶ {run.id} {run.tag}")

@@ -19,7 +19,7 @@ from typing import Any
 # name -> (rich builder, plain builder); "module:function" so nothing is imported until used
 VIEWS: dict[str, tuple[str, str]] = {
     "result": ("views:result_panel", "plain:result_lines"),
-    "status": ("views:status_view", "plain:flatten_view:status"),
+    "status": ("views:status_view", "status_parts:status_lines"),
     "cancel": ("views:cancel_view", "plain:cancel_lines"),
     "query": ("views:query_view", "plain:query_lines"),
     "runs": ("views:runs_table", "plain:runs_lines"),
