@@ -279,6 +279,7 @@ class Engine:
                 try:
                     registry = load_one(self.config.workflows_dir, path)
                 except Exception:  # noqa: BLE001 - fall back to full discovery, which reports it properly
+                    logger.debug("loading %r from the cached module list failed; discovering all", tag, exc_info=True)
                     registry = None
                 if registry is not None and tag in registry.by_tag:
                     self._registry = registry

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from ductape_cli import logs
 from ductape_cli.definition import WorkflowDefinition
 from ductape_cli.engine import rollback as rollback_module
 from ductape_cli.engine.children import ChildrenMixin, apply_close_policies
@@ -130,6 +131,10 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.loop_thread: int | None = None
         self._components: Any = None
+
+    @property
+    def run_id(self) -> str:
+        return self.run.id
 
     # -- plumbing for ctx -------------------------------------------------------
 
@@ -302,6 +307,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
     async def execute(self) -> Outcome:
         self.loop = asyncio.get_running_loop()
         self.loop_thread = threading.get_ident()
+        marked = logs.CURRENT.set(self)  # log records made from here on carry this run's id and step
         ctx = Context(self)
         self.engine.leases.add(self)
         outcome: Outcome | None = None
@@ -318,6 +324,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         finally:
             self.engine.leases.remove(self)
             self.notify("execution_ended", outcome=outcome)
+            logs.CURRENT.reset(marked)
 
     async def _execute(self, ctx: Context) -> Outcome:
         try:
@@ -438,8 +445,10 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         self.frontier_mode = True
         try:
             await self._call_handler(ctx)
-        except (Exception, WorkflowInterrupt):  # noqa: BLE001 - we only needed the rollback handlers
-            pass
+        except WorkflowInterrupt:
+            pass  # the frontier: every rollback handler the journal knows is registered again
+        except Exception:  # noqa: BLE001 - we only needed the rollback handlers
+            log.debug("run %s: the handler raised while re-registering rollback handlers", self.run.id, exc_info=True)
         self.frontier_mode = False
         run = self.run
         return await self._fail(run.error or {"message": "rollback interrupted"}, run.failed_step,

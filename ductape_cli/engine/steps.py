@@ -7,6 +7,7 @@ import contextvars
 import functools
 import inspect
 import json
+import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping
@@ -21,6 +22,8 @@ from ductape_cli.store import dumps
 
 if TYPE_CHECKING:
     from ductape_cli.engine.execution import Execution
+
+log = logging.getLogger("ductape.steps")
 
 # True while a step function (or rollback handler) runs: component calls made
 # there belong to that step; outside, they become steps of their own.
@@ -379,7 +382,7 @@ async def _call_on_error(callback: Callable[..., Any], exc: BaseException) -> No
         if inspect.isawaitable(result):
             await result
     except Exception:  # noqa: BLE001 - an on_error hook must not change the step's outcome
-        pass
+        log.exception("the on_error hook %r raised; the step's own error stands", callback)
 
 
 async def call_function(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
