@@ -155,14 +155,7 @@ def test_worker_logs_json_lines_at_the_chosen_level(project, cli, monkeypatch) -
     """)
     run_id = project.engine().start("chatty", {}, detach=True)[0].id
     monkeypatch.setenv("DUCTAPE_LOG_LEVEL", "info")
-    root = logging.getLogger("ductape")
-    before, level = list(root.handlers), root.level
-    try:
-        result = cli("worker", "--once", "--log-format", "json")
-    finally:
-        for handler in [h for h in root.handlers if h not in before]:
-            root.removeHandler(handler)
-        root.setLevel(level)
+    result = cli("worker", "--once", "--log-format", "json")
     assert result.exit_code == 0
     logged = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     assert {"message": "hello from a step", "run_id": run_id, "step": "say"}.items() <= logged[0].items()

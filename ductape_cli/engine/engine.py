@@ -656,14 +656,6 @@ class Engine:
         counts = self.store.run_counts()
         return [{**row, "runs": counts.get(row["tag"], {})} for row in list_workflows(self)]
 
-    def custom_events(self, run_id: str, type_: str | None = None) -> list[dict[str, Any]]:
-        """The custom events of a run (`ctx.emit_event` or `emit_event`), oldest first."""
-        return [
-            {"id": e["id"], "timestamp": e["timestamp"], "type": e["data"].get("event"), "payload": e["data"].get("payload"), "step": e.get("step")}
-            for e in self.history(run_id, types=[EventType.CUSTOM])
-            if type_ is None or e["data"].get("event") == type_
-        ]  # fmt: skip
-
     def open_hooks(self, run_id: str, name: str | None = None) -> list[dict[str, Any]]:
         """The hooks a run created (`ctx.create_hook`) and nobody used yet; `name` picks one kind."""
         run = self.get_run(run_id)
@@ -725,11 +717,12 @@ class Engine:
     step_detail = step
 
     def events(self, run_id: str, type: str | None = None) -> list[CustomEvent]:
-        """The custom events a run emitted with `ctx.emit_event` (only those of `type` when given)."""
+        """The custom events of a run (`ctx.emit_event`, `emit_event`, `POST /events`), oldest first;
+        only those of `type` when given. `ductape events` and `GET /runs/:id/events` show these."""
         return [
             CustomEvent(id=e["id"], timestamp=iso_ms(e["timestamp"]), type=e["data"].get("event"),
                         payload=e["data"].get("payload"), step=e.get("step"))
-            for e in self.history(run_id, types=["custom"])
+            for e in self.history(run_id, types=[EventType.CUSTOM])
             if type is None or e["data"].get("event") == type
         ]  # fmt: skip
 

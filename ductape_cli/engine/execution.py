@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from ductape_cli import logs
+from ductape_cli.components.errors import ComponentError
 from ductape_cli.definition import WorkflowDefinition
 from ductape_cli.engine import rollback as rollback_module
 from ductape_cli.engine.children import ChildrenMixin, apply_close_policies
@@ -364,8 +365,6 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         except Exception as exc:  # noqa: BLE001 - the handler's own error fails the run
             # A component call that failed (e.g. a replayed download whose file changed) is a fact about
             # the world, not a change of code: only other errors before journaled positions are divergence.
-            from ductape_cli.components.errors import ComponentError
-
             if not isinstance(exc, ComponentError) and (missing := self.unreached()) is not None:
                 return self._diverged(missing, f"raises {type(exc).__name__}")
             message = str(exc) or type(exc).__name__

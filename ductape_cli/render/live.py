@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Any
 
 from ductape_cli.durations import format_duration
+from ductape_cli.render.operations import progress_line
 
 
 class PlainProgress:
@@ -17,47 +17,13 @@ class PlainProgress:
         self.stream = stream or sys.stdout
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
-        line = _line(kind, data)
+        line = progress_line(kind, data)
         if line:
             self.stream.write(line + "\n")
             self.stream.flush()
 
     def close(self) -> None:
         pass
-
-
-def _line(kind: str, data: dict[str, Any]) -> str | None:
-    tag = data.get("tag")
-    if kind == "step_started":
-        return f"… {tag}"
-    if kind == "step_completed":
-        return f"✓ {tag} ({format_duration(data.get('duration_ms'))})"
-    if kind == "step_failed":
-        mark = "⊘" if data.get("allow_fail") else "✗"
-        return f"{mark} {tag}: {(data.get('error') or {}).get('message')}"
-    if kind == "step_retried":
-        return f"↻ {tag} attempt {data.get('attempt')} failed: {(data.get('error') or {}).get('message')}"
-    if kind == "step_skipped":
-        return f"⊘ {tag} skipped ({data.get('condition')})"
-    if kind == "rolled_back":
-        return f"↺ {tag} rolled back"
-    if kind == "rollback_failed":
-        return f"✗ rollback of {tag} failed: {data.get('error')}"
-    if kind == "checkpoint":
-        return f"◆ checkpoint {data.get('name')}"
-    if kind == "sleeping":
-        return f"◷ sleeping {format_duration(data.get('duration_ms'))}"
-    if kind == "signal_received":
-        return f"✉ signal {data.get('name')}"
-    if kind == "log":
-        details = data.get("data")
-        extra = " " + json.dumps(details, default=str, ensure_ascii=False) if details else ""
-        return f"{data.get('level')}: {data.get('message')}{extra}"
-    if kind == "waiting":
-        waiting = data.get("waiting") or {}
-        if waiting.get("kind") in ("signal", "hook"):
-            return f"◷ waiting for {', '.join(waiting.get('signals') or [])}"
-    return None
 
 
 NOTES = 8  # log lines and waits shown under the live tree (the full log is in `ductape history`)
@@ -95,7 +61,7 @@ class LiveProgress:
         elif kind == "rollback_failed" and tag in self.steps:
             self.steps[tag]["rollback_error"] = data.get("error")
         else:
-            line = _line(kind, data)
+            line = progress_line(kind, data)
             if line:
                 self.notes.append(line)
         self.live.refresh()
