@@ -33,3 +33,133 @@ def test_one_module_holds_the_operation_and_progress_wording() -> None:
     assert definitions.describe_operation is operations.describe_operation
     assert live.progress_line is operations.progress_line
     assert operations.progress_line("checkpoint", {"name": "paid"}) == "◆ " + operations.describe_operation({"kind": "checkpoint", "name": "paid"})
+
+
+def _public(cls: type) -> dict[str, object]:
+    names = {n for klass in cls.__mro__ if klass is not object for n in vars(klass) if not n.startswith("_")}
+    return {n: getattr(cls, n) for n in names}
+
+
+def _parameters(member: object) -> list[tuple[str, object]] | None:
+    import inspect
+
+    target = member.fget if isinstance(member, property) else member
+    if not callable(target):
+        return None
+    params = list(inspect.signature(target).parameters.values())
+    if isinstance(member, property) or (params and params[0].name == "self"):
+        params = params[1:]
+    return [(p.name, p.kind) for p in params]
+
+
+def test_the_engine_and_the_recorder_implement_the_same_ctx() -> None:
+    """A method on one ctx and not the other means `define` and `run` disagree about a workflow."""
+    from ductape_cli.ctx import Context as Contract
+    from ductape_cli.engine.context import Context as EngineContext
+    from ductape_cli.recording import RecordingContext
+
+    contract = {n for n in _public(Contract) if n not in {"register", "mro"}}
+    engine = set(_public(EngineContext)) | {"workflow_id", "workflow_tag", "env", "product", "input", "context",
+                                            "parent_id", "is_replay", "replayed_from", "replay_reason",
+                                            "restarted_from", "log", "transform"}  # fmt: skip
+    recorder = set(_public(RecordingContext)) | {"workflow_id", "workflow_tag", "env", "product", "input", "context",
+                                                 "parent_id", "is_replay", "replayed_from", "replay_reason",
+                                                 "restarted_from", "log", "transform", "is_restored",
+                                                 "restored_checkpoint", "checkpoint_name", "checkpoint_data",
+                                                 "current_step", "state"}  # fmt: skip
+    engine_only = {"never_awaited"}  # the engine's own bookkeeping, not part of ctx
+    assert engine - engine_only == contract, "engine ctx vs contract"
+    assert recorder == contract, "recording ctx vs contract"
+
+
+def test_ctx_methods_take_the_same_parameters_on_both_sides() -> None:
+    from ductape_cli.engine.context import Context as EngineContext
+    from ductape_cli.recording import RecordingContext
+
+    engine, recorder = _public(EngineContext), _public(RecordingContext)
+    for name in sorted(set(engine) & set(recorder)):
+        assert _parameters(engine[name]) == _parameters(recorder[name]), name
+
+
+def test_instances_of_both_satisfy_the_runtime_protocol(project) -> None:
+    from ductape_cli import Context
+    from ductape_cli.recording import Recorder, RecordingContext
+
+    recorder = RecordingContext(Recorder("t", {}, {}, True), {}, "t")
+    assert isinstance(recorder, Context)
+    project.write("seen", """
+        from ductape_cli import Context, workflow
+
+        SEEN = []
+
+        @workflow("seen")
+        async def seen(ctx: Context):
+            SEEN.append(isinstance(ctx, Context))
+    """)
+    engine = project.engine()
+    engine.run("seen", {})
+    seen = engine.definition("seen").handler.__globals__["SEEN"]
+    assert seen and all(seen)  # recorded by `define`, then run: both ctx objects are a Context
+
+
+@pytest.mark.parametrize(
+    ("call", "values", "message"),
+    [
+        ("ctx.parallel([ctx.step('a', lambda: 1)], concurrency={v})", [0], "ctx.parallel concurrency must be at least 1"),
+        ("ctx.step({v}, lambda: 1)", [""], "a step tag must be a non-empty string, got ''"),
+        ("ctx.checkpoint({v})", [""], "a checkpoint needs a non-empty name, got ''"),
+        ("ctx.step('a', lambda: {v})", [1, 2], "duplicate step tag 'a'"),
+    ],
+)
+def test_define_and_run_refuse_the_same_calls_with_the_same_words(project, cli, call, values, message) -> None:
+    """The recorder sees the literal call; a run meets the same values only from its input."""
+    literal = "; ".join("await " + call.format(v=repr(v)) for v in values)
+    project.write("bad", f"""
+        from ductape_cli import workflow
+
+        @workflow("bad")
+        async def bad(ctx):
+            {literal}
+    """)
+    defined = cli("define")
+    assert defined.exit_code != 0 and message in defined.stderr + defined.stdout
+    project.write("bad", f"""
+        from ductape_cli import workflow
+
+        @workflow("bad")
+        async def bad(ctx):
+            for v in ctx.input["values"]:
+                await {call.format(v="v")}
+    """)
+    result = project.engine().run("bad", {"values": values})
+    assert result["status"] == "failed" and message in result["error"]["message"]
+
+
+def test_ctx_step_is_generic_in_what_the_function_returns(tmp_path) -> None:
+    from mypy import api
+
+    sample = tmp_path / "typed_flow.py"
+    sample.write_text(
+        "from ductape_cli import Context\n"
+        "async def charge() -> int:\n    return 1\n"
+        "def label() -> str:\n    return 'x'\n"
+        "async def flow(ctx: Context) -> None:\n"
+        "    n = await ctx.step('charge', charge)\n"
+        "    s = await ctx.step('label', label)\n"
+        "    reveal_type(n)\n    reveal_type(s)\n",
+        encoding="utf-8",
+    )
+    out, _, _ = api.run([str(sample), "--no-incremental", "--follow-imports=silent", "--ignore-missing-imports"])
+    assert 'Revealed type is "int"' in out and 'Revealed type is "str"' in out, out
+
+
+def test_the_package_is_marked_typed() -> None:
+    import tomllib
+    from pathlib import Path
+
+    import ductape_cli
+
+    root = Path(ductape_cli.__file__).parent
+    assert (root / "py.typed").is_file()
+    project = tomllib.loads((root.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "py.typed" in project["tool"]["setuptools"]["package-data"]["ductape_cli"]

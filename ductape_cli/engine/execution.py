@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ductape_cli import logs
 from ductape_cli.components.errors import ComponentError
+from ductape_cli.ctx import checkpoint_name_problem
 from ductape_cli.definition import WorkflowDefinition
 from ductape_cli.engine import rollback as rollback_module
 from ductape_cli.engine.children import ChildrenMixin, apply_close_policies
@@ -268,6 +269,8 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         return True
 
     async def record_checkpoint(self, name: str, data: Any, site: tuple[str, int]) -> None:
+        if (problem := checkpoint_name_problem(name)) is not None:
+            raise StepError(problem)
         seq, record = self.next_op(OpKind.CHECKPOINT, name, site)
         if record is None:
             try:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ductape_cli.ctx import concurrency_problem, duplicate_tag, step_tag_problem
 from ductape_cli.durations import parse_duration
 from ductape_cli.engine.context import StepCall
 from ductape_cli.errors import InvalidInput, StepError, StepFailed, WorkflowInterrupt
@@ -175,13 +176,10 @@ class StepsMixin:
             raise StepError(f"step {call.tag!r} was already awaited; call ctx.step again for a new step")
         call._consumed = True
         tag = call.tag
-        if not isinstance(tag, str) or not tag:
-            raise StepError(f"a step tag must be a non-empty string, got {tag!r}")
+        if (problem := step_tag_problem(tag)) is not None:
+            raise StepError(problem)
         if tag in self.tags:
-            raise StepError(
-                f"duplicate step tag {tag!r} in one run ({call.site[0]}:{call.site[1]}); "
-                "give each iteration its own tag, e.g. f\"process-{item['id']}\""
-            )
+            raise StepError(duplicate_tag(tag, f"{call.site[0]}:{call.site[1]}"))
         self.tags.add(tag)
         return self.next_op(OpKind.STEP, tag, call.site)
 
@@ -349,8 +347,8 @@ class StepsMixin:
                 prepared.append(functools.partial(_same, call))
             else:
                 raise StepError(f"ctx.parallel takes un-awaited ctx.step(...) or ctx.workflow(...) calls, got {call!r}")
-        if concurrency is not None and concurrency < 1:
-            raise StepError("ctx.parallel concurrency must be at least 1")
+        if (problem := concurrency_problem(concurrency)) is not None:
+            raise StepError(problem)
         limit = asyncio.Semaphore(concurrency or len(prepared) or 1)
 
         async def one(start: Callable[[], Any]) -> Any:

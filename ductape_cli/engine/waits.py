@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ductape_cli.ctx import signal_names, undeclared_signals
 from ductape_cli.durations import parse_duration
 from ductape_cli.errors import Cancelled, SignalTimeout, StepError, WorkflowTimedOut
 from ductape_cli.models import EventType, OpKind, StepRecord, StepStatus
@@ -91,14 +92,11 @@ class WaitsMixin:
     async def wait_for_signal(  # type: ignore[misc]
         self: Execution, names: str | list[str], timeout: int | str | None, site: tuple[str, int], hook: str | None = None
     ) -> Any:
-        wanted = [names] if isinstance(names, str) else list(names)
-        if not wanted or not all(isinstance(n, str) and n for n in wanted):
-            raise StepError(f"wait_for_signal at {site[0]}:{site[1]} needs one or more signal names")
-        declared = self.definition.signals
-        if declared and hook is None:
-            unknown = [n for n in wanted if n not in declared]
-            if unknown:
-                raise StepError(f"wait_for_signal({unknown[0]!r}) at {site[0]}:{site[1]}: the workflow declares no such signal")
+        wanted = signal_names(names)
+        if wanted is None:
+            raise StepError(f"wait_for_signal at {site[0]}:{site[1]} needs one or more signal names, got {names!r}")
+        if hook is None and (unknown := undeclared_signals(wanted, self.definition.signals or ())):
+            raise StepError(f"wait_for_signal({unknown[0]!r}) at {site[0]}:{site[1]}: the workflow declares no such signal")
         try:
             timeout_ms = parse_duration(timeout, what="signal timeout")
         except Exception as exc:
