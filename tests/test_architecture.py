@@ -32,7 +32,10 @@ def test_one_module_holds_the_operation_and_progress_wording() -> None:
 
     assert definitions.describe_operation is operations.describe_operation
     assert live.progress_line is operations.progress_line
-    assert operations.progress_line("checkpoint", {"name": "paid"}) == "◆ " + operations.describe_operation({"kind": "checkpoint", "name": "paid"})
+    from ductape_cli.models import EventType
+
+    line = operations.progress_line(EventType.CHECKPOINT_CREATED, {"name": "paid"})
+    assert line == "◆ " + operations.describe_operation({"kind": "checkpoint", "name": "paid"})
 
 
 def _public(cls: type) -> dict[str, object]:
@@ -163,3 +166,46 @@ def test_the_package_is_marked_typed() -> None:
     assert (root / "py.typed").is_file()
     project = tomllib.loads((root.parent / "pyproject.toml").read_text(encoding="utf-8"))
     assert "py.typed" in project["tool"]["setuptools"]["package-data"]["ductape_cli"]
+
+
+def test_observers_and_listeners_hear_one_vocabulary(project) -> None:
+    """Every kind an observer or engine listener is called with is an EventType or a Lifecycle member."""
+    from ductape_cli.models import EventType, Lifecycle
+
+    project.write("tour", """
+        from ductape_cli import workflow
+
+        def undo(*_):
+            return None
+
+        def boom():
+            raise RuntimeError("no")
+
+        @workflow("tour")
+        async def tour(ctx):
+            ctx.log.info("hello")
+            await ctx.step("a", lambda: 1, rollback=undo)
+            await ctx.checkpoint("half")
+            await ctx.sleep("1ms")
+            await ctx.step("b", boom, retries=1)
+    """)
+    engine = project.engine()
+    heard: list[object] = []
+    engine.listeners.append(lambda execution, kind, data: heard.append(kind))
+    seen: list[object] = []
+    result = engine.run("tour", {}, observer=lambda kind, data: seen.append(kind))
+    assert result["status"] == "rolled_back"
+    assert seen and heard and all(isinstance(k, (EventType, Lifecycle)) for k in [*seen, *heard])
+    assert {EventType.CHECKPOINT_CREATED, EventType.SLEEP_STARTED, EventType.STEP_ROLLED_BACK, EventType.STEP_RETRIED,
+            EventType.LOG} <= set(seen)  # fmt: skip
+    assert {Lifecycle.RUN_CREATED, Lifecycle.EXECUTION_STARTED, Lifecycle.FINISHED} <= set(heard)
+
+
+def test_a_run_error_keeps_the_stored_shape_and_round_trips() -> None:
+    from ductape_cli.models import ErrorCode, RunError
+
+    error = RunError("workflow timed out after 5 ms", ErrorCode.TIMEOUT, "charge")
+    assert error.to_dict() == {"message": "workflow timed out after 5 ms", "step": "charge", "code": "TIMEOUT"}
+    assert list(error.to_dict()) == ["message", "step", "code"]
+    stored = {"message": "m", "step": None, "code": "X", "type": "ValueError"}
+    assert RunError.from_dict(stored).to_dict() == stored

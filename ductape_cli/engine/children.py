@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ductape_cli.durations import parse_duration
 from ductape_cli.errors import ChildWorkflowFailed, DuctapeError, StepError
-from ductape_cli.models import EventType, OpKind, Run, StepRecord, StepStatus
+from ductape_cli.models import EventType, Lifecycle, OpKind, Run, StepRecord, StepStatus
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
@@ -66,7 +66,7 @@ class ChildrenMixin:
         attempt = (record.input or {}).get("attempt", 0) if record is not None else 0
         base_id = scoped_child_id(self.run, call.child_id)
         if record is None:
-            self.notify("child_started", child_id=base_id, tag=call.tag)
+            self.notify(EventType.CHILD_STARTED, child_id=base_id, tag=call.tag)
             current_id = self._start_child(call, base_id)
             now = self.clock.now()
             record = StepRecord(
@@ -89,13 +89,13 @@ class ChildrenMixin:
                 self.store.update_op(self.run.id, seq, {"status": "completed", "output": result["output"], "ended_at": now},
                                      self.take_events((now, EventType.CHILD_COMPLETED, None, {"child_id": current_id, "status": status})))  # fmt: skip
                 record.status, record.output = StepStatus.COMPLETED, result["output"]
-                self.notify("child_ended", child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
+                self.notify(Lifecycle.CHILD_ENDED, child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
                 return result["output"]
             if attempt < retries:
                 attempt += 1
                 next_id = f"{base_id}-retry-{attempt}"
-                self.notify("child_ended", child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
-                self.notify("child_started", child_id=next_id, tag=call.tag)
+                self.notify(Lifecycle.CHILD_ENDED, child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
+                self.notify(EventType.CHILD_STARTED, child_id=next_id, tag=call.tag)
                 self._start_child(call, next_id, restarted_from=current_id)
                 record.input = {**record.input, "current": next_id, "attempt": attempt}
                 self.store.update_op(self.run.id, seq, {"input": record.input},
@@ -105,7 +105,7 @@ class ChildrenMixin:
             self.store.update_op(self.run.id, seq, {"status": "failed", "error": error, "ended_at": now},
                                  self.take_events((now, EventType.CHILD_COMPLETED, None, {"child_id": current_id, "status": status})))  # fmt: skip
             record.status, record.error = StepStatus.FAILED, error
-            self.notify("child_ended", child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
+            self.notify(Lifecycle.CHILD_ENDED, child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
             raise ChildWorkflowFailed(current_id, status, error)
 
     def _start_child(self: Execution, call: ChildCall, child_id: str, restarted_from: str | None = None) -> str:  # type: ignore[misc]

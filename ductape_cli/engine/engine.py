@@ -24,7 +24,6 @@ from ductape_cli.discovery import Registry, discover, load_one, trusted_module
 from ductape_cli.durations import parse_duration
 from ductape_cli.engine.clock import SystemClock
 from ductape_cli.engine.execution import Execution, Listener, Observer, Outcome
-from ductape_cli.engine.fencing import LostOwnership
 from ductape_cli.engine.leases import (
     HOST,
     LeaseKeeper,
@@ -56,7 +55,17 @@ from ductape_cli.errors import (
     WorkflowNotFound,
 )
 from ductape_cli.jsonin import MAX_DEPTH, nesting_depth
-from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord
+from ductape_cli.models import (
+    ErrorCode,
+    EventType,
+    Lifecycle,
+    Observed,
+    OpKind,
+    Run,
+    RunError,
+    RunStatus,
+    StepRecord,
+)
 from ductape_cli.store import EventRow, SqliteStore, dumps, open_store
 from ductape_cli.store.sqlite import new_lease
 
@@ -225,7 +234,7 @@ class Engine:
             self._loops.append(loop)
         return loop  # type: ignore[no-any-return]
 
-    def emit(self, execution: Execution | None, kind: str, data: dict[str, Any]) -> None:
+    def emit(self, execution: Execution | None, kind: Observed, data: dict[str, Any]) -> None:
         """Tell every engine-wide listener about a lifecycle event (the one seam metrics and traces use).
 
         `execution` is None for events outside an execution (`run_created`). A listener's
@@ -414,7 +423,7 @@ class Engine:
         for field_name, value in (links or {}).items():
             setattr(run, field_name, value)
         if self.listeners:
-            self.emit(None, "run_created", {"run": run})  # e.g. tracing stores the trace context in run.options
+            self.emit(None, Lifecycle.RUN_CREATED, {"run": run})  # e.g. tracing stores the trace context in run.options
         data: dict[str, Any] = {"env": env, "version": version}  # the input is stored once, on the run
         if metadata:
             data["metadata"] = metadata
@@ -428,10 +437,10 @@ class Engine:
             stored, created = self.store.create_run(run, [(now, EventType.WORKFLOW_STARTED, None, data), *seeded_events], rows)
         except KeyError:
             if self.listeners:
-                self.emit(None, "run_discarded", {"run": run})
+                self.emit(None, Lifecycle.RUN_DISCARDED, {"run": run})
             raise Conflict(f"a run with id {run.id!r} already exists; choose another --workflow-id") from None
         if not created and self.listeners:
-            self.emit(None, "run_discarded", {"run": run})  # the idempotency key named an existing run
+            self.emit(None, Lifecycle.RUN_DISCARDED, {"run": run})  # the idempotency key named an existing run
         if not created and json.dumps(stored.input, sort_keys=True) != json.dumps(input, sort_keys=True):
             # The Stripe rule: a key names one request; the same key with other input is a mistake.
             raise Conflict(
@@ -508,11 +517,7 @@ class Engine:
             run.load_error, run.load_attempts = None, 0
         execution = Execution(self, run, wf, inline_wait=inline_wait, observer=observer, journal=journal)
         if execution.cancel_reason is not None and not execution.journal:
-            try:
-                outcome = execution._finish(RunStatus.CANCELLED, error={"message": f"cancelled: {execution.cancel_reason}", "step": None, "code": "CANCELLED"})
-            except LostOwnership:
-                outcome = Outcome(RunStatus.RUNNING, lost=True)
-            return outcome, []
+            return execution.cancel_unstarted(), []
         outcome = self._loop().run_until_complete(execution.execute())
         return outcome, execution.completed_steps
 
@@ -527,7 +532,7 @@ class Engine:
         retry_at = None if tries >= LOAD_ATTEMPTS else now + min(LOAD_RETRY_BASE * 2 ** (tries - 1), LOAD_RETRY_CAP)
         data: dict[str, Any]
         if retry_at is None:
-            error = {"message": message, "step": None, "code": "WORKFLOW_NOT_LOADABLE"}
+            error = RunError(message, ErrorCode.WORKFLOW_NOT_LOADABLE).to_dict()
             data = {"error": error}
         else:
             detail = {"attempt": tries, "of": LOAD_ATTEMPTS, "retry_at": retry_at}

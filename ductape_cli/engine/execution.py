@@ -37,7 +37,18 @@ from ductape_cli.errors import (
     WorkflowInterrupt,
     WorkflowTimedOut,
 )
-from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord, StepStatus
+from ductape_cli.models import (
+    ErrorCode,
+    EventType,
+    Lifecycle,
+    Observed,
+    OpKind,
+    Run,
+    RunError,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+)
 from ductape_cli.store import EventRow, dumps
 from ductape_cli.store.encoding import plain
 
@@ -77,9 +88,10 @@ class Outcome:
         return self.status in (RunStatus.RUNNING, RunStatus.PENDING) and not self.lost
 
 
-Observer = Callable[[str, dict[str, Any]], None]
+# Observers and listeners hear one vocabulary: `EventType` where the moment is also stored, else `Lifecycle`.
+Observer = Callable[[Observed, dict[str, Any]], None]
 # An engine-wide listener hears every execution's events: (execution or None, kind, data).
-Listener = Callable[["Execution | None", str, dict[str, Any]], None]
+Listener = Callable[["Execution | None", Observed, dict[str, Any]], None]
 
 
 class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
@@ -146,7 +158,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             return awaitable
         return asyncio.run_coroutine_threadsafe(_await(awaitable), self.loop).result()
 
-    def notify(self, kind: str, **data: Any) -> None:
+    def notify(self, kind: Observed, **data: Any) -> None:
         if self.observer is not None:
             self.observer(kind, data)
         if self.engine.listeners:
@@ -228,7 +240,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         if data:
             payload["data"] = plain(data)
         self.pending_events.append((self.clock.now(), EventType.LOG, self.current_step, payload))
-        self.notify("log", level=level, message=message, data=data)
+        self.notify(EventType.LOG, level=level, message=message, data=data)
 
     def emit_custom(self, type_: str, payload: Any) -> None:
         if self.replaying():
@@ -281,7 +293,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             record = StepRecord(self.run.id, seq, OpKind.CHECKPOINT, name, StepStatus.COMPLETED, output=json.loads(text),
                                 started_at=now, ended_at=now, source=f"{site[0]}:{site[1]}")  # fmt: skip
             self.commit(record, self.take_events((now, EventType.CHECKPOINT_CREATED, None, {"name": name, "data": record.output})))
-            self.notify("checkpoint", name=name)
+            self.notify(EventType.CHECKPOINT_CREATED, name=name)
         self.checkpoint = (name, record.output, seq)
 
     async def trigger_rollback(self, reason: str, site: tuple[str, int]) -> dict[str, Any]:
@@ -315,7 +327,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         ctx = Context(self)
         self.engine.leases.add(self)
         outcome: Outcome | None = None
-        self.notify("execution_started", first=not self.journal and self.run.phase is None)
+        self.notify(Lifecycle.EXECUTION_STARTED, first=not self.journal and self.run.phase is None)
         try:
             if self.run.phase == "rolling_back":
                 outcome = await self._finish_interrupted_rollback(ctx)
@@ -327,7 +339,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             return outcome
         finally:
             self.engine.leases.remove(self)
-            self.notify("execution_ended", outcome=outcome)
+            self.notify(Lifecycle.EXECUTION_ENDED, outcome=outcome)
             logs.CURRENT.reset(marked)
 
     async def _execute(self, ctx: Context) -> Outcome:
@@ -338,62 +350,53 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         except LostOwnership:
             return Outcome(RunStatus.RUNNING, lost=True)
         except Cancelled as cancel:
-            error = {"message": f"cancelled: {cancel.reason}", "step": self.current_step, "code": "CANCELLED"}
-            return await self._fail(error, None, cancelled=True)
+            return await self._fail(RunError(f"cancelled: {cancel.reason}", ErrorCode.CANCELLED, self.current_step), None, cancelled=True)
         except WorkflowTimedOut:
             limit = self.run.options.get("timeout_ms")
-            error = {"message": f"workflow timed out after {limit} ms", "step": self.current_step, "code": "TIMEOUT"}
-            return await self._fail(error, self.current_step)
+            step = self.current_step
+            return await self._fail(RunError(f"workflow timed out after {limit} ms", ErrorCode.TIMEOUT, step), step)
         except CircuitBroken:
-            error = {
-                "message": f"circuit breaker: more than {self.max_events} events (max_events)",
-                "step": self.current_step,
-                "code": "MAX_EVENTS_EXCEEDED",
-            }
-            return await self._fail(error, self.current_step)
+            step = self.current_step
+            message = f"circuit breaker: more than {self.max_events} events (max_events)"
+            return await self._fail(RunError(message, ErrorCode.MAX_EVENTS_EXCEEDED, step), step)
         except NonDeterminismError as exc:
             # The journal no longer matches the code: never roll back or continue on a guess.
-            return self._finish(RunStatus.FAILED, error={"message": exc.message, "step": None, "code": exc.code})
+            return self.finish(RunStatus.FAILED, error=RunError(exc.message, exc.code))
         except StepFailed as exc:
-            return await self._fail(exc.to_dict(), exc.step)
+            return await self._fail(RunError(exc.message, exc.code, exc.step), exc.step)
         except StepError as exc:
-            return await self._fail({"message": exc.message, "step": self.current_step, "code": exc.code}, self.current_step)
+            step = self.current_step
+            return await self._fail(RunError(exc.message, exc.code, step), step)
         except SignalTimeout as exc:
-            return await self._fail({"message": str(exc), "step": None, "code": "SIGNAL_TIMEOUT"}, None)
+            return await self._fail(RunError(str(exc), ErrorCode.SIGNAL_TIMEOUT), None)
         except StoreError:
             raise  # the store itself failed: recording a failure would fail the same way
         except ChildWorkflowFailed as exc:
-            error = {"message": str(exc), "step": exc.child_id, "code": exc.error.get("code") or "CHILD_FAILED"}
-            return await self._fail(error, exc.child_id)
+            code = exc.error.get("code") or ErrorCode.CHILD_FAILED
+            return await self._fail(RunError(str(exc), code, exc.child_id), exc.child_id)
         except Exception as exc:  # noqa: BLE001 - the handler's own error fails the run
             # A component call that failed (e.g. a replayed download whose file changed) is a fact about
             # the world, not a change of code: only other errors before journaled positions are divergence.
             if not isinstance(exc, ComponentError) and (missing := self.unreached()) is not None:
                 return self._diverged(missing, f"raises {type(exc).__name__}")
             message = str(exc) or type(exc).__name__
-            error = {"message": f"{type(exc).__name__}: {message}", "step": None, "code": "HANDLER_ERROR"}
-            return await self._fail(error, None)
+            return await self._fail(RunError(f"{type(exc).__name__}: {message}", ErrorCode.HANDLER_ERROR), None)
         forgotten = ctx.never_awaited()
         if forgotten:
             # A step without `await` never ran: completing would silently skip it (a payment, say).
             call = forgotten[0]
             where = f"{call.site[0]}:{call.site[1]}"
-            error = {"message": f"step {call.tag!r} was never awaited ({where}), so it never ran: write `await ctx.step(...)`",
-                     "step": call.tag, "code": "STEP_NOT_AWAITED"}  # fmt: skip
-            return await self._fail(error, call.tag)
+            message = f"step {call.tag!r} was never awaited ({where}), so it never ran: write `await ctx.step(...)`"
+            return await self._fail(RunError(message, ErrorCode.STEP_NOT_AWAITED, call.tag), call.tag)
         if (missing := self.unreached()) is not None:
             return self._diverged(missing, "returns")
         try:
             dumps(output)
         except (TypeError, ValueError):
-            error = {
-                "message": f"the handler returned a {type(output).__name__}, which is not JSON-serialisable",
-                "step": None,
-                "code": "OUTPUT_NOT_JSON",
-            }
-            return await self._fail(error, None)
+            message = f"the handler returned a {type(output).__name__}, which is not JSON-serialisable"
+            return await self._fail(RunError(message, ErrorCode.OUTPUT_NOT_JSON), None)
         status = RunStatus.ROLLED_BACK if self.manual_rollback else RunStatus.COMPLETED
-        return self._finish(status, output=output, rollback_result=_rollback_summary(self.manual_rollback))
+        return self.finish(status, output=output, rollback_result=_rollback_summary(self.manual_rollback))
 
     def unreached(self) -> StepRecord | None:
         """The first journaled operation the handler ended without reaching, or None.
@@ -409,7 +412,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             f"holds {record.kind} {record.tag!r} ({record.source or 'unknown site'}). Revert the change, guard it with "
             "ctx.patched(...), or start a new run (ductape replay / restart)"
         )
-        return self._finish(RunStatus.FAILED, error={"message": message, "step": None, "code": NonDeterminismError.code})
+        return self.finish(RunStatus.FAILED, error=RunError(message, NonDeterminismError.code))
 
     async def _call_handler(self, ctx: Context) -> Any:
         handler = self.definition.handler
@@ -453,11 +456,11 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             log.debug("run %s: the handler raised while re-registering rollback handlers", self.run.id, exc_info=True)
         self.frontier_mode = False
         run = self.run
-        return await self._fail(run.error or {"message": "rollback interrupted"}, run.failed_step,
-                                cancelled=run.cancel_requested is not None, resumed=True)  # fmt: skip
+        error = RunError.from_dict(run.error) if run.error else RunError("rollback interrupted", "ERROR")
+        return await self._fail(error, run.failed_step, cancelled=run.cancel_requested is not None, resumed=True)
 
     async def _fail(
-        self, error: dict[str, Any], failed_step: str | None, *, cancelled: bool = False, resumed: bool = False
+        self, error: RunError, failed_step: str | None, *, cancelled: bool = False, resumed: bool = False
     ) -> Outcome:
         """Apply the rollback strategy, then record the final status."""
         candidates = rollback_module.select(self)
@@ -466,11 +469,11 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             if not resumed:
                 now = self.clock.now()
                 events = self.take_events((now, EventType.ROLLBACK_STARTED, None, {
-                    "reason": error.get("message"), "strategy": str(self.definition.rollback_strategy),
+                    "reason": error.message, "strategy": str(self.definition.rollback_strategy),
                     "steps": [c.tag for c in candidates],
                 }))  # fmt: skip
-                self.store.set_run_fields(self.run.id, {"phase": "rolling_back", "error": error, "failed_step": failed_step}, events)
-            result = await rollback_module.apply(self, candidates, error.get("message") or "failure")
+                self.store.set_run_fields(self.run.id, {"phase": "rolling_back", "error": error.to_dict(), "failed_step": failed_step}, events)
+            result = await rollback_module.apply(self, candidates, error.message or "failure")
         if self.manual_rollback:
             result = union_rollbacks(result, self.manual_rollback)
         summary = _rollback_summary(result)
@@ -480,18 +483,20 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             status = RunStatus.ROLLED_BACK
         else:
             status = RunStatus.FAILED
-        return self._finish(status, error=error, failed_step=failed_step, rollback_result=summary)
+        return self.finish(status, error=error, failed_step=failed_step, rollback_result=summary)
 
-    def _finish(
+    def finish(
         self,
         status: RunStatus,
         *,
         output: Any = None,
-        error: dict[str, Any] | None = None,
+        error: RunError | None = None,
         failed_step: str | None = None,
         rollback_result: dict[str, Any] | None = None,
     ) -> Outcome:
+        """Record the run's end (status, output or error, events) under this execution's lease."""
         now = self.clock.now()
+        stored_error = error.to_dict() if error is not None else None
         event_type = {
             RunStatus.COMPLETED: EventType.WORKFLOW_COMPLETED,
             RunStatus.FAILED: EventType.WORKFLOW_FAILED,
@@ -499,8 +504,8 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             RunStatus.CANCELLED: EventType.WORKFLOW_CANCELLED,
         }[status]
         data: dict[str, Any] = {}
-        if error:
-            data["error"] = error
+        if stored_error:
+            data["error"] = stored_error
         if rollback_result:
             data["rollback_result"] = rollback_result
         extra: dict[str, Any] = {}
@@ -508,21 +513,21 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             self.run.lineage.pop("restored_checkpoint")  # it described this resume only
             extra["lineage"] = dumps(self.run.lineage)
         fields = {
-            "status": str(status), "output": output, "error": error, "failed_step": failed_step,
+            "status": str(status), "output": output, "error": stored_error, "failed_step": failed_step,
             "rollback_result": rollback_result, "state": self.state or None, "ended_at": now, "owner": None,
             "lease_expires_at": None, "ready_at": None, "waiting": None, "current_step": None, "phase": None,
             **extra,
         }  # fmt: skip
         if not self.store.finish_run(self.run.id, self.lease or "", fields, self.take_events((now, event_type, None, data))):
             return Outcome(RunStatus.RUNNING, lost=True)
-        self.run.status, self.run.output, self.run.error = status, output, error
+        self.run.status, self.run.output, self.run.error = status, output, stored_error
         self.run.failed_step, self.run.rollback_result, self.run.ended_at = failed_step, rollback_result, now
         if self.run.parent_id:
             self.store.wake_parent(self.run.parent_id, now)
         if any(r.kind == OpKind.CHILD for r in self.journal.values()):
             apply_close_policies(self.engine, self.run.id)
-        self.notify("finished", status=str(status), error=error)
-        return Outcome(status, output=output, error=error, failed_step=failed_step, rollback_result=rollback_result)
+        self.notify(Lifecycle.FINISHED, status=str(status), error=stored_error)
+        return Outcome(status, output=output, error=stored_error, failed_step=failed_step, rollback_result=rollback_result)
 
     def _suspend(self, suspend: Suspend) -> Outcome:
         ready_at = suspend.ready_at
@@ -532,8 +537,15 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             self.run.id, self.lease or "", suspend.waiting, ready_at, self.state or None, self.clock.now(), self.take_events()
         )
         self.run.waiting, self.run.ready_at = suspend.waiting, ready_at
-        self.notify("waiting", waiting=suspend.waiting)
+        self.notify(Lifecycle.WAITING, waiting=suspend.waiting)
         return Outcome(RunStatus.RUNNING, ready_at=ready_at, waiting=suspend.waiting)
+
+    def cancel_unstarted(self) -> Outcome:
+        """A run cancelled before it ever ran: end it cancelled without calling the handler."""
+        try:
+            return self.finish(RunStatus.CANCELLED, error=RunError(f"cancelled: {self.cancel_reason}", ErrorCode.CANCELLED))
+        except LostOwnership:
+            return Outcome(RunStatus.RUNNING, lost=True)
 
     def step_call(self, tag: str, fn: Callable[..., Any], rollback: Callable[..., Any] | None, options: dict[str, Any]) -> StepCall:
         return StepCall(self, tag, fn, rollback, options, ("<internal>", 0))

@@ -196,7 +196,7 @@ class StepsMixin:
         if options.condition and self._check_condition(tag, seq, options.condition, options, call):
             return None
         self.current_step = tag
-        self.notify("step_started", tag=tag)
+        self.notify(EventType.STEP_STARTED, tag=tag)
         started = self.clock.now()
         overrides = self.engine.step_overrides  # the testing kit's mock_step
         fn = overrides.get(tag, call.fn) if overrides else call.fn
@@ -222,7 +222,7 @@ class StepsMixin:
                     self.store.record_attempt(attempt_row, self.take_events(
                         (now, EventType.STEP_RETRIED, tag, {"attempt": attempt, "error": error, "delay_ms": delay})
                     ))  # fmt: skip
-                    self.notify("step_retried", tag=tag, attempt=attempt, error=error)
+                    self.notify(EventType.STEP_RETRIED, tag=tag, attempt=attempt, error=error)
                     await self.clock.sleep(delay / 1000)
                     self.boundary()
                     continue
@@ -244,7 +244,7 @@ class StepsMixin:
         )  # fmt: skip
         self.event_count += 2  # the step_started and step_completed that history derives from the row
         self._remember(call, seq, value)
-        self.notify("step_completed", tag=tag, duration_ms=int((ended - started) * 1000))
+        self.notify(EventType.STEP_COMPLETED, tag=tag, duration_ms=int((ended - started) * 1000))
         return value
 
     def _remember(self: Execution, call: StepCall, seq: int, value: Any) -> None:  # type: ignore[misc]
@@ -286,7 +286,7 @@ class StepsMixin:
             self.take_events(*events),
         )  # fmt: skip
         self.current_step = None
-        self.notify("step_failed", tag=tag, error=error, allow_fail=options.allow_fail)
+        self.notify(EventType.STEP_FAILED, tag=tag, error=error, allow_fail=options.allow_fail)
         if options.allow_fail:
             self.step_outputs[tag] = None
             return None
@@ -319,7 +319,7 @@ class StepsMixin:
             self.take_events((now, EventType.STEP_SKIPPED, call.tag, reason)),
         )  # fmt: skip
         self.step_outputs[call.tag] = None
-        self.notify("step_skipped", tag=call.tag, condition=reason.get("condition") or reason.get("reason"))
+        self.notify(EventType.STEP_SKIPPED, tag=call.tag, condition=reason.get("condition") or reason.get("reason"))
 
     async def _invoke(self: Execution, fn: Callable[..., Any], options: StepOptions, tag: str) -> Any:  # type: ignore[misc]
         token = IN_STEP.set(tag)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ductape_cli.ctx import signal_names, undeclared_signals
 from ductape_cli.durations import parse_duration
 from ductape_cli.errors import Cancelled, SignalTimeout, StepError, WorkflowTimedOut
-from ductape_cli.models import EventType, OpKind, StepRecord, StepStatus
+from ductape_cli.models import EventType, Lifecycle, OpKind, StepRecord, StepStatus
 
 if TYPE_CHECKING:
     from ductape_cli.engine.execution import Execution
@@ -58,7 +58,7 @@ class WaitsMixin:
                 options={"duration_ms": ms}, source=f"{site[0]}:{site[1]}",
             )  # fmt: skip
             self.commit(record, self.take_events((now, EventType.SLEEP_STARTED, None, {"duration_ms": ms, "wake_at": record.wake_at})))
-            self.notify("sleeping", wake_at=record.wake_at, duration_ms=ms)
+            self.notify(EventType.SLEEP_STARTED, wake_at=record.wake_at, duration_ms=ms)
         if record.status == StepStatus.COMPLETED:
             return
         wake_at = record.wake_at or 0.0
@@ -76,7 +76,7 @@ class WaitsMixin:
         self.store.update_op(self.run.id, seq, {"status": "completed", "ended_at": now},
                              self.take_events((now, EventType.SLEEP_COMPLETED, None, {"duration_ms": ms if record.options else None})))  # fmt: skip
         record.status = StepStatus.COMPLETED
-        self.notify("wait_ended", wait="sleep", tag=tag, started_at=record.started_at)
+        self.notify(Lifecycle.WAIT_ENDED, wait="sleep", tag=tag, started_at=record.started_at)
 
     def _check_waiting(self: Execution) -> None:  # type: ignore[misc]
         """While a wait is pending: stop for rollback recovery, cancellation or the workflow deadline."""
@@ -128,14 +128,14 @@ class WaitsMixin:
         if signal is not None:
             output = {"signal": signal.name, "payload": signal.payload}
             record.status, record.output = StepStatus.COMPLETED, output
-            self.notify("signal_received", name=signal.name)
-            self.notify("wait_ended", wait="hook" if hook else "signal", tag=tag, started_at=record.started_at)
+            self.notify(EventType.SIGNAL_RECEIVED, name=signal.name)
+            self.notify(Lifecycle.WAIT_ENDED, wait="hook" if hook else "signal", tag=tag, started_at=record.started_at)
             return _delivered(output, len(wanted) > 1 or hook is not None)
         if record.wake_at is not None and now >= record.wake_at:
             self.store.expire_wait(self.run.id, seq, wanted, record.wake_at, now,
                                    self.take_events((now, EventType.SIGNAL_TIMED_OUT, None, {"signals": wanted})))  # fmt: skip
             record.status = StepStatus.FAILED
-            self.notify("wait_ended", wait="hook" if hook else "signal", tag=tag, started_at=record.started_at, timed_out=True)
+            self.notify(Lifecycle.WAIT_ENDED, wait="hook" if hook else "signal", tag=tag, started_at=record.started_at, timed_out=True)
             raise SignalTimeout(wanted, (record.options or {}).get("timeout_ms") or 0)
         self._check_waiting()
         waiting: dict[str, Any] = {"kind": "hook" if hook else "signal", "signals": wanted, "deadline": record.wake_at, "seq": seq}

@@ -16,6 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ductape_cli.errors import InvalidInput
+from ductape_cli.models import EventType, Lifecycle
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
@@ -50,22 +51,22 @@ class Metrics:
         if execution is None:
             return
         tag = execution.run.tag
-        if kind == "execution_started":
+        if kind == Lifecycle.EXECUTION_STARTED:
             if data.get("first"):
                 self.runs_started.labels(tag).inc()
             if execution.run.taken_from:
                 self.takeovers.labels(tag).inc()
-        elif kind == "finished":
+        elif kind == Lifecycle.FINISHED:
             self.runs_ended.labels(tag, str(data.get("status"))).inc()
-        elif kind == "step_completed":
+        elif kind == EventType.STEP_COMPLETED:
             self.step_seconds.labels(tag, "completed").observe((data.get("duration_ms") or 0) / 1000)
-        elif kind == "step_failed":
+        elif kind == EventType.STEP_FAILED:
             self.step_seconds.labels(tag, "failed").observe(execution.clock.now() - _started(execution, data["tag"]))
-        elif kind == "step_retried":
+        elif kind == EventType.STEP_RETRIED:
             self.retries.labels(tag).inc()
-        elif kind == "rolled_back":
+        elif kind == EventType.STEP_ROLLED_BACK:
             self.compensations.labels(tag, "completed").inc()
-        elif kind == "rollback_failed":
+        elif kind == EventType.STEP_ROLLBACK_FAILED:
             self.compensations.labels(tag, "failed").inc()
 
     def exposition(self) -> bytes:

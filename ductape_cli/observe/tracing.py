@@ -300,7 +300,7 @@ class Tracer:
 
     # -- compensations, children, waits ----------------------------------------------------
 
-    def _on_rollback_started(self, execution: Execution, data: dict[str, Any]) -> None:
+    def _on_step_rollback_started(self, execution: Execution, data: dict[str, Any]) -> None:
         segment = self._segment(execution)
         if segment is None:
             return
@@ -308,10 +308,10 @@ class Tracer:
         segment.compensations[data["tag"]] = span
         CURRENT.set(span)
 
-    def _on_rolled_back(self, execution: Execution, data: dict[str, Any]) -> None:
+    def _on_step_rolled_back(self, execution: Execution, data: dict[str, Any]) -> None:
         self._end(execution, "compensations", data["tag"], None)
 
-    def _on_rollback_failed(self, execution: Execution, data: dict[str, Any]) -> None:
+    def _on_step_rollback_failed(self, execution: Execution, data: dict[str, Any]) -> None:
         self._end(execution, "compensations", data["tag"], str(data.get("error")))
 
     def _on_child_started(self, execution: Execution, data: dict[str, Any]) -> None:

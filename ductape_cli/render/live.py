@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from ductape_cli.durations import format_duration
+from ductape_cli.models import EventType
 from ductape_cli.render.operations import progress_line
 
 
@@ -46,19 +47,19 @@ class LiveProgress:
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
         tag = str(data.get("tag"))
-        if kind == "step_started":
+        if kind == EventType.STEP_STARTED:
             self.steps[tag] = {"status": "running", "started": time.monotonic()}
-        elif kind == "step_completed":
+        elif kind == EventType.STEP_COMPLETED:
             self.steps[tag] = {"status": "completed", "duration": data.get("duration_ms")}
-        elif kind == "step_failed":
+        elif kind == EventType.STEP_FAILED:
             self.steps[tag] = {"status": "skipped" if data.get("allow_fail") else "failed", "error": (data.get("error") or {}).get("message")}
-        elif kind == "step_retried":
+        elif kind == EventType.STEP_RETRIED:
             self.steps.setdefault(tag, {"status": "running", "started": time.monotonic()})["retry"] = data.get("attempt")
-        elif kind == "step_skipped":
+        elif kind == EventType.STEP_SKIPPED:
             self.steps[tag] = {"status": "skipped", "error": f"condition {data.get('condition')}"}
-        elif kind == "rolled_back" and tag in self.steps:
+        elif kind == EventType.STEP_ROLLED_BACK and tag in self.steps:
             self.steps[tag]["rolled_back"] = True
-        elif kind == "rollback_failed" and tag in self.steps:
+        elif kind == EventType.STEP_ROLLBACK_FAILED and tag in self.steps:
             self.steps[tag]["rollback_error"] = data.get("error")
         else:
             line = progress_line(kind, data)

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from ductape_cli.durations import format_duration
+from ductape_cli.models import EventType, Lifecycle
 
 
 def describe_operation(op: dict[str, Any]) -> str:
@@ -47,32 +48,32 @@ def describe_operation(op: dict[str, Any]) -> str:
 
 def progress_line(kind: str, data: dict[str, Any]) -> str | None:
     tag = data.get("tag")
-    if kind == "step_started":
+    if kind == EventType.STEP_STARTED:
         return f"… {tag}"
-    if kind == "step_completed":
+    if kind == EventType.STEP_COMPLETED:
         return f"✓ {tag} ({format_duration(data.get('duration_ms'))})"
-    if kind == "step_failed":
+    if kind == EventType.STEP_FAILED:
         mark = "⊘" if data.get("allow_fail") else "✗"
         return f"{mark} {tag}: {(data.get('error') or {}).get('message')}"
-    if kind == "step_retried":
+    if kind == EventType.STEP_RETRIED:
         return f"↻ {tag} attempt {data.get('attempt')} failed: {(data.get('error') or {}).get('message')}"
-    if kind == "step_skipped":
+    if kind == EventType.STEP_SKIPPED:
         return f"⊘ {tag} skipped ({data.get('condition')})"
-    if kind == "rolled_back":
+    if kind == EventType.STEP_ROLLED_BACK:
         return f"↺ {tag} rolled back"
-    if kind == "rollback_failed":
+    if kind == EventType.STEP_ROLLBACK_FAILED:
         return f"✗ rollback of {tag} failed: {data.get('error')}"
-    if kind == "checkpoint":
+    if kind == EventType.CHECKPOINT_CREATED:
         return "◆ " + describe_operation({"kind": "checkpoint", "name": data.get("name")})
-    if kind == "sleeping":
+    if kind == EventType.SLEEP_STARTED:
         return f"◷ sleeping {format_duration(data.get('duration_ms'))}"
-    if kind == "signal_received":
+    if kind == EventType.SIGNAL_RECEIVED:
         return f"✉ signal {data.get('name')}"
-    if kind == "log":
+    if kind == EventType.LOG:
         details = data.get("data")
         extra = " " + json.dumps(details, default=str, ensure_ascii=False) if details else ""
         return f"{data.get('level')}: {data.get('message')}{extra}"
-    if kind == "waiting":
+    if kind == Lifecycle.WAITING:
         waiting = data.get("waiting") or {}
         if waiting.get("kind") in ("signal", "hook"):
             return f"◷ waiting for {', '.join(waiting.get('signals') or [])}"
