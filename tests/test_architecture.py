@@ -209,3 +209,18 @@ def test_a_run_error_keeps_the_stored_shape_and_round_trips() -> None:
     assert list(error.to_dict()) == ["message", "step", "code"]
     stored = {"message": "m", "step": None, "code": "X", "type": "ValueError"}
     assert RunError.from_dict(stored).to_dict() == stored
+
+
+def test_commands_reach_the_store_and_rich_only_through_the_engine_and_render() -> None:
+    """cli/ parses, calls one engine method and hands the result to render/: no store, no rich, no SQL."""
+    import re
+    from pathlib import Path
+
+    import ductape_cli
+
+    forbidden = re.compile(r"\.store\b|config\.raw|sqlite3|^\s*(from|import) rich\b|\bSELECT\b|\bINSERT\b", re.M)
+    offenders = {
+        path.name: sorted({m.group(0).strip() for m in forbidden.finditer(path.read_text(encoding="utf-8"))})
+        for path in (Path(ductape_cli.__file__).parent / "cli").glob("*.py")
+    }
+    assert {name: found for name, found in offenders.items() if found} == {}

@@ -691,14 +691,9 @@ class Engine:
         """Every event of a run in time order (completed steps derived from the journal)."""
         from ductape_cli.engine import history
 
-        unknown = [t for t in types or [] if t not in {e.value for e in EventType}]
-        if unknown:
-            raise InvalidInput(f"unknown event type {unknown[0]!r} (use one of {', '.join(e.value for e in EventType)})")
         run = self.get_run(run_id)
-        events = self.store.events(run.id, types=history.store_types(types))
-        for event in events:
-            if event.type == EventType.WORKFLOW_STARTED and "input" not in event.data:
-                event.data = {"input": run.input, **event.data}
+        history.check_types(types)
+        events = history.with_input(self.store.events(run.id, types=history.store_types(types)), run.input)
         return history.merge(events, self.store.load_journal(run.id).values(), types)
 
     def step(self, run_id: str, tag: str) -> StepDetail:
@@ -732,15 +727,18 @@ class Engine:
         ]  # fmt: skip
 
     def follow(self, run_id: str, *, types: list[str] | None = None, poll: float = 0.25) -> Iterator[list[dict[str, Any]]]:
-        """`history --follow`: the events so far, then each batch of new ones, until the run has ended."""
-        from ductape_cli.engine.history import entry_key
+        """`history --follow`: the events so far, then each batch of new ones, until the run has ended.
 
-        seen: set[tuple[Any, ...]] = set()
+        Each poll reads only events after the last one seen (a cursor), never the whole history."""
+        from ductape_cli.engine.history import Cursor, check_types
+
+        run = self.get_run(run_id)
+        check_types(types)
+        cursor = Cursor(self, run.id, types)
         while True:
-            ended = self.get_run(run_id).status.terminal
-            new = [e for e in self.history(run_id, types=types) if entry_key(e) not in seen]
+            ended = self.get_run(run.id).status.terminal
+            new = cursor.read()
             if new:
-                seen.update(entry_key(e) for e in new)
                 yield new
             if ended:
                 return

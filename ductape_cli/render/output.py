@@ -87,3 +87,24 @@ def show(name: str, data: Any, *, stream: Any = None) -> None:
     if lines:
         out.write("\n".join(lines) + "\n")
         out.flush()
+
+
+TERMINAL_ROWS = 500  # a rich table of 10,000 rows takes seconds to lay out
+
+
+def print_events(events: list[dict[str, Any]], as_json: bool) -> None:
+    """`history`'s events: JSON lines, or the timeline view (the newest rows only, on a terminal)."""
+    import json
+
+    if as_json:
+        sys.stdout.write("".join(json.dumps(event, default=str, ensure_ascii=False) + "\n" for event in events))
+        sys.stdout.flush()
+        return
+    if not events:
+        return
+    if terminal():
+        shown = events[-TERMINAL_ROWS:]
+        if len(shown) < len(events):
+            sys.stdout.write(f"(the last {len(shown)} of {len(events)} events; pipe or --json for all)\n")
+        events = shown
+    show("timeline", events)
