@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ductape_cli.compiler import compile_definition, source_hash_of
+from ductape_cli.compiler import compile_definition
 from ductape_cli.components.checks import undeclared_calls
+from ductape_cli.definition import source_hash_of
 from ductape_cli.discovery import discover
 from ductape_cli.errors import (
     EXIT_FAILED,

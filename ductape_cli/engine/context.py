@@ -48,7 +48,7 @@ def called_by_library(depth: int = 2) -> bool:
     return filename.startswith(_STDLIB) and not filename.startswith(_INSTALLED)
 
 
-class InputView(dict):  # type: ignore[type-arg]
+class InputView(dict):
     """The run input with attribute access: ``ctx.input.email`` and ``ctx.input["email"]``.
 
     One rule for every name: a field that is present is the field, a field that

@@ -107,7 +107,7 @@ def check_metadata(metadata: Any) -> dict[str, Any] | None:
         raise InvalidInput("metadata must be JSON-serialisable") from None
     if len(text.encode()) > MAX_METADATA_BYTES:
         raise InvalidInput(f"metadata is {len(text.encode())} bytes; the limit is {MAX_METADATA_BYTES}")
-    return json.loads(text)  # type: ignore[no-any-return]
+    return json.loads(text)
 
 
 def define_notice(tag: str, schema: dict[str, Any], *, first: bool) -> str:
@@ -225,14 +225,14 @@ class Engine:
         if store is None or store.closed:  # closed by `close` from another thread: open afresh
             store = self._local.store = self.open_store()
             self._opened.append(store)
-        return store  # type: ignore[no-any-return]
+        return store
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         loop = getattr(self._local, "loop", None)
         if loop is None or loop.is_closed():
             loop = self._local.loop = asyncio.new_event_loop()
             self._loops.append(loop)
-        return loop  # type: ignore[no-any-return]
+        return loop
 
     def emit(self, execution: Execution | None, kind: Observed, data: dict[str, Any]) -> None:
         """Tell every engine-wide listener about a lifecycle event (the one seam metrics and traces use).

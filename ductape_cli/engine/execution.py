@@ -300,7 +300,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         seq, record = self.next_op(OpKind.ROLLBACK, "rollback", site)
         if record is not None and record.status == StepStatus.COMPLETED:
             self.manual_rollback = union_rollbacks(record.output, self.manual_rollback)
-            return record.output  # type: ignore[no-any-return]
+            return record.output
         now = self.clock.now()
         if record is None:
             record = StepRecord(self.run.id, seq, OpKind.ROLLBACK, "rollback", StepStatus.RUNNING, input=reason, started_at=now)

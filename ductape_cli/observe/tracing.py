@@ -138,7 +138,7 @@ def _exporter(name: str) -> Any:
             if grpc:
                 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
             else:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[assignment]
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         except ImportError:
             raise ValueError("the OTLP exporter is not installed (pip install opentelemetry-exporter-otlp)") from None
         return OTLPSpanExporter()

@@ -59,7 +59,7 @@ def terminal(stream: Any = None) -> bool:
 
 def _resolve(spec: str) -> Callable[..., Any]:
     module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(f"ductape_cli.render.{module}"), name.partition(":")[0])  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(f"ductape_cli.render.{module}"), name.partition(":")[0])
 
 
 def rich_view(name: str, data: Any) -> Any:
@@ -72,7 +72,7 @@ def plain_lines(name: str, data: Any) -> list[str]:
         from ductape_cli.render.flatten import flatten
 
         return flatten(rich_view(name, data))
-    return _resolve(spec)(data)  # type: ignore[no-any-return]
+    return _resolve(spec)(data)
 
 
 def show(name: str, data: Any, *, stream: Any = None) -> None:

@@ -153,7 +153,7 @@ def _quiet_server(uvicorn: Any) -> Any:
     """uvicorn's Server without its signal handling: it re-raises SIGTERM after shutdown, which
     would kill the process before the worker is stopped; `Service.run` handles signals itself."""
 
-    class QuietServer(uvicorn.Server):  # type: ignore[misc, name-defined]
+    class QuietServer(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self) -> Any:
             yield

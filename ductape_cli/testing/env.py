@@ -24,11 +24,12 @@ from ductape_cli.definition import WorkflowDefinition
 from ductape_cli.discovery import Registry, discover, import_module_file
 from ductape_cli.durations import parse_duration
 from ductape_cli.engine.engine import Engine
+from ductape_cli.engine.history import export_run
 from ductape_cli.engine.results import step_view
 from ductape_cli.errors import DefinitionError, InvalidInput
 from ductape_cli.models import OpKind, Run, RunStatus
 from ductape_cli.testing.clock import VirtualClock
-from ductape_cli.testing.replayer import ReplayReport, export_run, replay_history
+from ductape_cli.testing.replayer import ReplayReport, replay_history
 
 _UNSET: Any = object()
 _MAX_ROUNDS = 100_000  # executions or clock jumps in one call, so a run that never settles fails the test

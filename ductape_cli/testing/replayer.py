@@ -160,7 +160,7 @@ class ReplayExecution(Execution):
         if record is None or record.status != StepStatus.COMPLETED:
             raise Frontier()  # never run compensations while checking
         self.manual_rollback = record.output
-        return record.output  # type: ignore[no-any-return]
+        return record.output
 
     async def replay(self) -> tuple[str, Any]:
         """Run the handler over the journal: ("returned", output), ("raised", exc) or ("stopped", None)."""
