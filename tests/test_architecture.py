@@ -224,3 +224,40 @@ def test_commands_reach_the_store_and_rich_only_through_the_engine_and_render() 
         for path in (Path(ductape_cli.__file__).parent / "cli").glob("*.py")
     }
     assert {name: found for name, found in offenders.items() if found} == {}
+
+
+def test_engine_modules_talk_to_each_other_without_type_ignores_or_private_calls() -> None:
+    """The runners are typed against the journal core; the engine uses an execution's public methods."""
+    import re
+    from pathlib import Path
+
+    import ductape_cli
+
+    engine_dir = Path(ductape_cli.__file__).parent / "engine"
+    ignores = {p.name for p in engine_dir.glob("*.py") if "type: ignore" in p.read_text(encoding="utf-8")}
+    assert ignores == set()
+    private = re.findall(r"execution\._[a-z]\w*\(", (engine_dir / "engine.py").read_text(encoding="utf-8"))
+    assert private == []
+
+
+def test_the_step_runner_asks_the_engine_for_the_function_through_one_seam(project) -> None:
+    """`Engine.step_function` is the documented seam the testing kit's mock_step overrides."""
+    from ductape_cli.engine.engine import Engine
+
+    project.write("seam", """
+        from ductape_cli import workflow
+
+        @workflow("seam")
+        async def seam(ctx):
+            return await ctx.step("real", lambda: "real")
+    """)
+
+    class Swapping(Engine):
+        def step_function(self, tag, fn):
+            return (lambda: "swapped") if tag == "real" else fn
+
+    from ductape_cli.config import load_config
+
+    assert not hasattr(project.engine(), "step_overrides")
+    assert Swapping(load_config(project.root)).run("seam", {})["output"] == "swapped"
+    assert project.engine().run("seam", {})["output"] == "real"

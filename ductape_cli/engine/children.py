@@ -13,12 +13,12 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ductape_cli.durations import parse_duration
+from ductape_cli.engine.journal import ExecutionCore, Suspend
 from ductape_cli.errors import ChildWorkflowFailed, DuctapeError, StepError
 from ductape_cli.models import EventType, Lifecycle, OpKind, Run, StepRecord, StepStatus
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
-    from ductape_cli.engine.execution import Execution
 
 POLICIES = ("terminate", "abandon", "request_cancel")
 
@@ -26,7 +26,7 @@ POLICIES = ("terminate", "abandon", "request_cancel")
 class ChildCall:
     """A not-yet-started child workflow call; await it, or hand it to `ctx.parallel`."""
 
-    def __init__(self, execution: Execution, child_id: str, tag: str, input: Any, options: dict[str, Any], site: tuple[str, int]) -> None:
+    def __init__(self, execution: ChildrenMixin, child_id: str, tag: str, input: Any, options: dict[str, Any], site: tuple[str, int]) -> None:
         self.execution = execution
         self.child_id = child_id
         self.tag = tag
@@ -42,10 +42,10 @@ class ChildCall:
         return self.prepare()().__await__()
 
 
-class ChildrenMixin:
+class ChildrenMixin(ExecutionCore):
     """The child-workflow half of `Execution`."""
 
-    def child_call(self: Execution, child_id: str, tag: str, input: Any, options: dict[str, Any], site: tuple[str, int]) -> ChildCall:  # type: ignore[misc]
+    def child_call(self, child_id: str, tag: str, input: Any, options: dict[str, Any], site: tuple[str, int]) -> ChildCall:
         if not isinstance(child_id, str) or not child_id:
             raise StepError(f"ctx.workflow at {site[0]}:{site[1]} needs a child workflow id")
         unknown = set(options) - {"timeout", "retries", "parent_close_policy"}
@@ -56,7 +56,7 @@ class ChildrenMixin:
             raise StepError(f"ctx.workflow({child_id!r}): parent_close_policy must be one of {', '.join(POLICIES)}")
         return ChildCall(self, child_id, tag, input, options, site)
 
-    async def run_child(self: Execution, call: ChildCall, seq: int, record: StepRecord | None) -> Any:  # type: ignore[misc]
+    async def run_child(self, call: ChildCall, seq: int, record: StepRecord | None) -> Any:
         if record is not None and record.status == StepStatus.COMPLETED:
             return record.output
         if record is not None and record.status == StepStatus.FAILED:
@@ -80,9 +80,7 @@ class ChildrenMixin:
             result = await self._drive_child(current_id)
             status = result["status"]
             if status in ("running", "pending"):
-                from ductape_cli.engine.execution import Suspend
-
-                self._check_waiting()
+                self.check_waiting()
                 raise Suspend(None, {"kind": "child", "child_id": current_id, "seq": seq})
             now = self.clock.now()
             if status == "completed":
@@ -108,7 +106,7 @@ class ChildrenMixin:
             self.notify(Lifecycle.CHILD_ENDED, child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
             raise ChildWorkflowFailed(current_id, status, error)
 
-    def _start_child(self: Execution, call: ChildCall, child_id: str, restarted_from: str | None = None) -> str:  # type: ignore[misc]
+    def _start_child(self, call: ChildCall, child_id: str, restarted_from: str | None = None) -> str:
         existing = self.store.get_run(child_id)
         if existing is not None:
             if existing.parent_id != self.run.id:
@@ -131,7 +129,7 @@ class ChildrenMixin:
             raise StepError(f"cannot start child workflow {child_id!r} ({call.tag}): {exc.message}") from None
         return child_id
 
-    def _replaced_child(self: Execution, given_id: str) -> str | None:  # type: ignore[misc]
+    def _replaced_child(self, given_id: str) -> str | None:
         """The child the run this one replays or restarts started for the same `ctx.workflow` call."""
         original_id = self.run.replayed_from or self.run.restarted_from
         original = self.store.get_run(original_id) if original_id else None
@@ -140,7 +138,7 @@ class ChildrenMixin:
         child = self.store.get_run(scoped_child_id(original, given_id))
         return child.id if child is not None and child.parent_id == original.id else None
 
-    async def _drive_child(self: Execution, child_id: str) -> dict[str, Any]:  # type: ignore[misc]
+    async def _drive_child(self, child_id: str) -> dict[str, Any]:
         """Execute the child on a helper thread (its own store connection and event loop)."""
         engine = self.engine
         inline = self.inline_wait

@@ -5,7 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
+
+
+class Clock(Protocol):
+    """What the engine asks of time: the system clock, or the testing kit's fake one."""
+
+    def now(self) -> float: ...
 
 
 class SystemClock:

@@ -23,7 +23,8 @@ from ductape_cli.definition import WorkflowDefinition
 from ductape_cli.discovery import Registry, discover, load_one, trusted_module
 from ductape_cli.durations import parse_duration
 from ductape_cli.engine.clock import SystemClock
-from ductape_cli.engine.execution import Execution, Listener, Observer, Outcome
+from ductape_cli.engine.execution import Execution, Outcome
+from ductape_cli.engine.journal import ExecutionCore, Listener, Observer
 from ductape_cli.engine.leases import (
     HOST,
     LeaseKeeper,
@@ -188,8 +189,6 @@ class Engine:
         self.on_resolved: Callable[[str, str], None] | None = None
         self._resolved: set[tuple[str, str]] = set()
         self.shutting_down = False
-        # tag -> replacement fn: a dict, or the testing kit's mock table (anything with get(tag, default))
-        self.step_overrides: Any = {}
         self._local = threading.local()
         self._registry = registry
         self._full_registry = registry is not None
@@ -234,7 +233,12 @@ class Engine:
             self._loops.append(loop)
         return loop
 
-    def emit(self, execution: Execution | None, kind: Observed, data: dict[str, Any]) -> None:
+    def step_function(self, tag: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """The function step `tag` runs: `fn` itself. The seam the testing kit overrides
+        (`SandboxEngine`, for `mock_step`); nothing else on the step path is replaceable."""
+        return fn
+
+    def emit(self, execution: ExecutionCore | None, kind: Observed, data: dict[str, Any]) -> None:
         """Tell every engine-wide listener about a lifecycle event (the one seam metrics and traces use).
 
         `execution` is None for events outside an execution (`run_created`). A listener's

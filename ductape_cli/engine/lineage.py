@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace as copy_record
 from typing import TYPE_CHECKING, Any
 
-from ductape_cli.engine.execution import Observer
+from ductape_cli.engine.journal import Observer
 from ductape_cli.errors import InvalidInput, InvalidState
 from ductape_cli.mappings import deep_merge
 from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord, StepStatus

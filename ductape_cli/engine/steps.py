@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 from ductape_cli.ctx import concurrency_problem, duplicate_tag, step_tag_problem
 from ductape_cli.durations import parse_duration
 from ductape_cli.engine.context import StepCall
+from ductape_cli.engine.journal import ExecutionCore, Frontier, Suspend
 from ductape_cli.errors import InvalidInput, StepError, StepFailed, WorkflowInterrupt
 from ductape_cli.models import Attempt, EventType, OpKind, StepRecord, StepStatus
 from ductape_cli.store import dumps
 
 if TYPE_CHECKING:
-    from ductape_cli.engine.execution import Execution
+    pass
 
 log = logging.getLogger("ductape.steps")
 
@@ -162,16 +163,16 @@ def _encode(tag: str, value: Any) -> tuple[Any, str]:
     return json.loads(text), text
 
 
-class StepsMixin:
+class StepsMixin(ExecutionCore):
     """The step half of `Execution`."""
 
     current_step: str | None
 
-    async def run_step(self: Execution, call: StepCall) -> Any:  # type: ignore[misc]
+    async def run_step(self, call: StepCall) -> Any:
         seq, record = self.prepare_step(call)
         return await self.execute_step(call, seq, record)
 
-    def prepare_step(self: Execution, call: StepCall) -> tuple[int, StepRecord | None]:  # type: ignore[misc]
+    def prepare_step(self, call: StepCall) -> tuple[int, StepRecord | None]:
         if call._consumed:
             raise StepError(f"step {call.tag!r} was already awaited; call ctx.step again for a new step")
         call._consumed = True
@@ -183,7 +184,7 @@ class StepsMixin:
         self.tags.add(tag)
         return self.next_op(OpKind.STEP, tag, call.site)
 
-    async def execute_step(self: Execution, call: StepCall, seq: int, record: StepRecord | None) -> Any:  # type: ignore[misc]
+    async def execute_step(self, call: StepCall, seq: int, record: StepRecord | None) -> Any:
         tag = call.tag
         if record is not None:
             return self._replayed_step(call, record)
@@ -198,8 +199,7 @@ class StepsMixin:
         self.current_step = tag
         self.notify(EventType.STEP_STARTED, tag=tag)
         started = self.clock.now()
-        overrides = self.engine.step_overrides  # the testing kit's mock_step
-        fn = overrides.get(tag, call.fn) if overrides else call.fn
+        fn = self.engine.step_function(tag, call.fn)
         attempt = 0
         while True:
             attempt += 1
@@ -247,13 +247,13 @@ class StepsMixin:
         self.notify(EventType.STEP_COMPLETED, tag=tag, duration_ms=int((ended - started) * 1000))
         return value
 
-    def _remember(self: Execution, call: StepCall, seq: int, value: Any) -> None:  # type: ignore[misc]
+    def _remember(self, call: StepCall, seq: int, value: Any) -> None:
         self.step_outputs[call.tag] = value
         self.completed_steps.append(call.tag)
         if call.rollback is not None:
             self.rollbacks[seq] = (call.rollback, StepOptions.parse(call.tag, call.options))
 
-    def _replayed_step(self: Execution, call: StepCall, record: StepRecord) -> Any:  # type: ignore[misc]
+    def _replayed_step(self, call: StepCall, record: StepRecord) -> Any:
         status = record.status
         if status == StepStatus.COMPLETED:
             self._remember(call, record.seq, record.output)
@@ -268,8 +268,8 @@ class StepsMixin:
         error = record.error or {}
         raise StepFailed(call.tag, error.get("message") or "step failed", error.get("code"), error.get("type"))
 
-    def _step_failed(  # type: ignore[misc]
-        self: Execution, call: StepCall, seq: int, options: StepOptions, error: dict[str, Any], attempts: int, started: float,
+    def _step_failed(
+        self, call: StepCall, seq: int, options: StepOptions, error: dict[str, Any], attempts: int, started: float,
     ) -> None:
         tag = call.tag
         now = self.clock.now()
@@ -292,8 +292,8 @@ class StepsMixin:
             return None
         raise StepFailed(tag, error["message"], error.get("code"), error.get("type"))
 
-    def _check_condition(  # type: ignore[misc]
-        self: Execution, tag: str, seq: int, condition: str, options: StepOptions, call: StepCall
+    def _check_condition(
+        self, tag: str, seq: int, condition: str, options: StepOptions, call: StepCall
     ) -> bool:
         """Evaluate a step's condition; when false, journal the step as skipped. Returns skipped?"""
         from ductape_cli import conditions
@@ -309,7 +309,7 @@ class StepsMixin:
         self._record_skip(call, seq, options, reason)
         return True
 
-    def _record_skip(self: Execution, call: StepCall, seq: int, options: StepOptions, reason: dict[str, Any]) -> None:  # type: ignore[misc]
+    def _record_skip(self, call: StepCall, seq: int, options: StepOptions, reason: dict[str, Any]) -> None:
         """Journal a step that will not run (false condition, or skipped by a resume); it returns None."""
         now = self.clock.now()
         self.commit(
@@ -321,7 +321,7 @@ class StepsMixin:
         self.step_outputs[call.tag] = None
         self.notify(EventType.STEP_SKIPPED, tag=call.tag, condition=reason.get("condition") or reason.get("reason"))
 
-    async def _invoke(self: Execution, fn: Callable[..., Any], options: StepOptions, tag: str) -> Any:  # type: ignore[misc]
+    async def _invoke(self, fn: Callable[..., Any], options: StepOptions, tag: str) -> Any:
         token = IN_STEP.set(tag)
         try:
             args = (options.input,) if options.has_input else ()
@@ -334,7 +334,7 @@ class StepsMixin:
         finally:
             IN_STEP.reset(token)
 
-    async def parallel(self: Execution, calls: list[Any], concurrency: int | None) -> list[Any]:  # type: ignore[misc]
+    async def parallel(self, calls: list[Any], concurrency: int | None) -> list[Any]:
         """Start each call in order (so journal positions are stable), run them together."""
         prepared: list[Callable[[], Any]] = []
         for call in calls:
@@ -358,8 +358,6 @@ class StepsMixin:
         results = await asyncio.gather(*(one(p) for p in prepared), return_exceptions=True)
         # Cancellation and timeouts outrank failures, which outrank waiting: like
         # Promise.all, a failed branch fails the group even while another waits.
-        from ductape_cli.engine.execution import Frontier, Suspend
-
         errors = [r for r in results if isinstance(r, BaseException)]
         waits = [e for e in errors if isinstance(e, (Suspend, Frontier))]
         interrupts = [e for e in errors if isinstance(e, WorkflowInterrupt) and e not in waits]

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from ductape_cli.ctx import signal_names, undeclared_signals
 from ductape_cli.durations import parse_duration
-from ductape_cli.errors import Cancelled, SignalTimeout, StepError, WorkflowTimedOut
+from ductape_cli.engine.journal import ExecutionCore, Frontier, Suspend
+from ductape_cli.errors import SignalTimeout, StepError
 from ductape_cli.models import EventType, Lifecycle, OpKind, StepRecord, StepStatus
 
 if TYPE_CHECKING:
-    from ductape_cli.engine.execution import Execution
+    pass
 
 HOOK_SIGNAL_PREFIX = "hook:"
 
@@ -40,10 +41,10 @@ class Hook:
         return {"token": self.token, "name": self.name, "data": self.data}
 
 
-class WaitsMixin:
+class WaitsMixin(ExecutionCore):
     """The waiting half of `Execution`."""
 
-    async def sleep(self: Execution, duration: int | float | str, name: str | None, site: tuple[str, int]) -> None:  # type: ignore[misc]
+    async def sleep(self, duration: int | float | str, name: str | None, site: tuple[str, int]) -> None:
         try:
             ms = parse_duration(duration, what="sleep duration")
         except Exception as exc:
@@ -63,13 +64,11 @@ class WaitsMixin:
             return
         wake_at = record.wake_at or 0.0
         while True:
-            self._check_waiting()
+            self.check_waiting()
             remaining = wake_at - self.clock.now()
             if remaining <= 0:
                 break
             if remaining > self.inline_wait or self.engine.shutting_down:
-                from ductape_cli.engine.execution import Suspend
-
                 raise Suspend(wake_at, {"kind": "sleep", "wake_at": wake_at, "seq": seq})
             await self.clock.sleep(min(remaining, 0.25))
         now = self.clock.now()
@@ -78,19 +77,8 @@ class WaitsMixin:
         record.status = StepStatus.COMPLETED
         self.notify(Lifecycle.WAIT_ENDED, wait="sleep", tag=tag, started_at=record.started_at)
 
-    def _check_waiting(self: Execution) -> None:  # type: ignore[misc]
-        """While a wait is pending: stop for rollback recovery, cancellation or the workflow deadline."""
-        from ductape_cli.engine.execution import Frontier
-
-        if self.frontier_mode:
-            raise Frontier()
-        if self.cancel_reason is not None:
-            raise Cancelled(self.cancel_reason)
-        if self.deadline is not None and self.clock.now() > self.deadline:
-            raise WorkflowTimedOut()
-
-    async def wait_for_signal(  # type: ignore[misc]
-        self: Execution, names: str | list[str], timeout: int | str | None, site: tuple[str, int], hook: str | None = None
+    async def wait_for_signal(
+        self, names: str | list[str], timeout: int | str | None, site: tuple[str, int], hook: str | None = None
     ) -> Any:
         wanted = signal_names(names)
         if wanted is None:
@@ -116,8 +104,6 @@ class WaitsMixin:
             return _delivered(record.output, len(wanted) > 1 or hook is not None)
         if record.status == StepStatus.FAILED:
             raise SignalTimeout(wanted, (record.options or {}).get("timeout_ms") or 0)
-        from ductape_cli.engine.execution import Frontier, Suspend
-
         if self.frontier_mode:
             raise Frontier()
         now = self.clock.now()
@@ -137,13 +123,13 @@ class WaitsMixin:
             record.status = StepStatus.FAILED
             self.notify(Lifecycle.WAIT_ENDED, wait="hook" if hook else "signal", tag=tag, started_at=record.started_at, timed_out=True)
             raise SignalTimeout(wanted, (record.options or {}).get("timeout_ms") or 0)
-        self._check_waiting()
+        self.check_waiting()
         waiting: dict[str, Any] = {"kind": "hook" if hook else "signal", "signals": wanted, "deadline": record.wake_at, "seq": seq}
         if hook:
             waiting["hook"] = hook
         raise Suspend(record.wake_at, waiting)
 
-    async def create_hook(self: Execution, name: str, data: Any, site: tuple[str, int]) -> Hook:  # type: ignore[misc]
+    async def create_hook(self, name: str, data: Any, site: tuple[str, int]) -> Hook:
         seq, record = self.next_op(OpKind.HOOK, name, site)
         if record is None:
             now = self.clock.now()

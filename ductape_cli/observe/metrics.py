@@ -20,7 +20,7 @@ from ductape_cli.models import EventType, Lifecycle
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
-    from ductape_cli.engine.execution import Execution
+    from ductape_cli.engine.journal import ExecutionCore
 
 logger = logging.getLogger("ductape.metrics")
 
@@ -47,7 +47,7 @@ class Metrics:
                                  ["workflow"], registry=r)  # fmt: skip
         r.register(_QueueCollector(engine))
 
-    def __call__(self, execution: Execution | None, kind: str, data: dict[str, Any]) -> None:
+    def __call__(self, execution: ExecutionCore | None, kind: str, data: dict[str, Any]) -> None:
         if execution is None:
             return
         tag = execution.run.tag
@@ -75,7 +75,7 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def _started(execution: Execution, tag: str) -> float:
+def _started(execution: ExecutionCore, tag: str) -> float:
     """When a failed step started: its journal row has it (the row is committed before `step_failed`)."""
     for record in reversed(list(execution.journal.values())):
         if record.tag == tag and record.started_at is not None:

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ductape_cli.engine.context import Context
-from ductape_cli.engine.execution import Execution, Frontier
+from ductape_cli.engine.execution import Execution
 from ductape_cli.engine.history import export_run
+from ductape_cli.engine.journal import Frontier
 from ductape_cli.errors import InvalidInput, NonDeterminismError, WorkflowInterrupt
 from ductape_cli.models import OpKind, Run, RunStatus, StepRecord, StepStatus
 
