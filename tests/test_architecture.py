@@ -261,3 +261,23 @@ def test_the_step_runner_asks_the_engine_for_the_function_through_one_seam(proje
     assert not hasattr(project.engine(), "step_overrides")
     assert Swapping(load_config(project.root)).run("seam", {})["output"] == "swapped"
     assert project.engine().run("seam", {})["output"] == "real"
+
+
+def test_the_architecture_page_names_modules_that_exist() -> None:
+    """docs/architecture.md stays true: every `path.py` and `Name` in backticks it cites exists."""
+    import re
+    from pathlib import Path
+
+    import ductape_cli
+
+    root = Path(ductape_cli.__file__).parent
+    text = (root.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    for cited in set(re.findall(r"`([a-z_/]+\.py)", text)):
+        candidates = [root / cited, root.parent / cited, root / "engine" / cited, *root.glob(f"*/{cited}")]
+        assert any(p.exists() for p in candidates), cited
+    from ductape_cli import ctx, models
+    from ductape_cli.engine import engine, journal
+
+    for owner, name in [(journal, "ExecutionCore"), (models, "Lifecycle"), (models, "StreamType"), (models, "RunError"),
+                        (ctx, "Context"), (engine.Engine, "step_function"), (engine.Engine, "components_for")]:  # fmt: skip
+        assert hasattr(owner, name), name
