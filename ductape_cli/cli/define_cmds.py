@@ -28,10 +28,9 @@ def define(
     not compile; 2 a workflow module or workflow failed to compile (the others
     are still defined).
     """
-    from ductape_cli.components.checks import validate_components
 
     eng = engine()
-    validate_components(eng.config, eng.config.default_env)
+    eng.check_components()
     report = eng.define(check=check)
     if as_json:
         print_json(report.to_dict())

@@ -24,7 +24,6 @@ from ductape_cli.cli.common import (
     parse_json_arg,
     use_rich,
 )
-from ductape_cli.components.checks import validate_components
 
 InputOption = Annotated[str | None, typer.Option("--input", "-i", help="Input as JSON, @file.json, or - for stdin.")]
 WaitOption = Annotated[bool, typer.Option("--wait", help="Keep going until the run ends, however long it waits.")]
@@ -96,7 +95,7 @@ def run(
 
         raise InvalidInput("--context must be a JSON object")
     eng = engine()
-    validate_components(eng.config, eng.config.check_env(env or eng.config.default_env))
+    eng.check_components(env or eng.config.default_env)
     started, created = eng.start(
         tag, payload, env=env, workflow_id=workflow_id, idempotency_key=idempotency_key, timeout=timeout,
         context=extra, detach=detach,

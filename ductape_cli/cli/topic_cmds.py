@@ -64,10 +64,7 @@ def check(
 
     Example: ductape components check --env prd
     """
-    from ductape_cli.components.checks import components_report
-
-    eng = engine()
-    report = components_report(eng, eng.config.check_env(env or eng.config.default_env))
+    report = engine().components_report(env)
     rows, problems = report["components"], report["problems"]
     if as_json:
         print_json(report)

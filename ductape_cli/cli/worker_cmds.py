@@ -33,7 +33,7 @@ def worker(
 
     setup_logging(log_level, log_format)
     eng = engine()
-    validate_components(eng.config, eng.config.default_env)
+    eng.check_components()
     eng.registry()  # import every workflow module up front: fail fast on a broken one
     for error in eng.registry().errors:
         typer.echo(f"ductape: {error}", err=True)

@@ -239,6 +239,20 @@ class Engine:
             self._loops.append(loop)
         return loop
 
+    def check_components(self, env: str | None = None) -> None:
+        """Refuse to start when a component table or a ${VAR} it uses is wrong (`ConfigError`, exit 2).
+
+        `env` (checked) picks the overrides; None is the project's default env."""
+        from ductape_cli.components.checks import validate_components
+
+        validate_components(self.config, self.config.check_env(env) if env is not None else self.config.default_env)
+
+    def components_report(self, env: str | None = None) -> dict[str, Any]:
+        """`components check`: every declared component and the problems found, for `env`."""
+        from ductape_cli.components.checks import components_report
+
+        return components_report(self, self.config.check_env(env or self.config.default_env))
+
     def step_function(self, tag: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         """The function step `tag` runs: `fn` itself. The seam the testing kit overrides
         (`SandboxEngine`, for `mock_step`); nothing else on the step path is replaceable."""
