@@ -491,10 +491,10 @@ class ComponentConfig:
         return ResolvedNotification(name, note, note.smtp, note.sms, note.push, outbox, secrets)
 
     def storage(self, name: str) -> Storage:
-        return self.resolve("storage", name, None)[0]  # type: ignore[no-any-return]
+        return self.resolve("storage", name, None)[0]
 
     def broker(self, name: str) -> Broker:
-        return self.resolve("brokers", name, None)[0]  # type: ignore[no-any-return]
+        return self.resolve("brokers", name, None)[0]
 
     def resolved_broker(self, name: str) -> ResolvedBroker:
         """A broker with its `url` filled from the environment (and checked again once filled)."""
@@ -507,13 +507,13 @@ class ComponentConfig:
         return ResolvedBroker(name, url, broker, [*secrets, *([password] if password else [])])
 
     def quota(self, name: str) -> Quota:
-        return self.resolve("quotas", name, None)[0]  # type: ignore[no-any-return]
+        return self.resolve("quotas", name, None)[0]
 
     def fallback(self, name: str) -> Fallback:
-        return self.resolve("fallbacks", name, None)[0]  # type: ignore[no-any-return]
+        return self.resolve("fallbacks", name, None)[0]
 
     def graph(self, name: str) -> Graph:
-        return self.resolve("graphs", name, None)[0]  # type: ignore[no-any-return]
+        return self.resolve("graphs", name, None)[0]
 
     def check(self, env: str | None) -> list[str]:
         """Every problem a run in `env` would meet resolving a component, one line each."""

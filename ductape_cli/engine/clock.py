@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import asyncio
+
+
+class Clock(Protocol):
+    """What the engine asks of time: the system clock, or the testing kit's fake one."""
+
+    def now(self) -> float: ...
 
 
 class SystemClock:

@@ -51,7 +51,7 @@ class Worker:
         self.stop_event = threading.Event()
         self._wake = threading.Event()
         self.processed = 0
-        self.errors: list[str] = []
+        self.failed = 0  # runs whose execution raised; each is logged with its traceback
         self.fatal: str | None = None  # a store error that ended `run(once=True)`
         self._steady = SteadyTime(wall=engine.clock.now) if isinstance(engine.clock, SystemClock) else None
         self._warned_ahead = False
@@ -132,6 +132,9 @@ class Worker:
         try:
             fired = fire_due(self.engine, self.now())
         except Exception as exc:  # noqa: BLE001 - report and keep working
+            # Our own errors are one reported line; anything else is a bug worth its traceback.
+            log.log(logging.DEBUG if isinstance(exc, DuctapeError) else logging.ERROR,
+                    "firing due schedules failed; retrying at the next poll", exc_info=True)  # fmt: skip
             self.report(f"schedule error: {exc}")
             return 0
         for line in fired:
@@ -144,6 +147,9 @@ class Worker:
             try:
                 chore()
             except Exception as exc:  # noqa: BLE001 - report and keep working
+                log.log(logging.DEBUG if isinstance(exc, DuctapeError) else logging.ERROR,
+                        "periodic chore %s failed; retrying when it is next due", getattr(chore, "__name__", chore),
+                        exc_info=True)  # fmt: skip
                 self.report(f"chore error: {exc}")
 
     def now(self) -> float:
@@ -215,7 +221,6 @@ class Worker:
                     return
                 delay = min(self.poll_interval * 2**failures, CLAIM_BACKOFF_CAP)
                 log.warning("claim failed (%s); retrying in %.1fs", exc, delay, exc_info=not isinstance(exc, StoreError))
-                self.errors.append(str(exc))
                 self.stop_event.wait(delay)
                 continue
             failures = 0
@@ -264,7 +269,9 @@ class Worker:
             self._unloadable(run, exc.message)
             return
         except Exception as exc:  # noqa: BLE001 - one broken run must not stop the worker
-            self.errors.append(f"{run.id}: {exc}")
+            log.exception("run %s (%s): execution failed; releasing it", run.id, run.tag)
+            with self._lock:
+                self.failed += 1
             self.report(f"✗ {run.id} {run.tag}: {exc}")
             if run.lease:
                 self.engine.store.release_run(run.id, run.lease)
@@ -292,7 +299,8 @@ class Worker:
         except DuctapeError as exc:
             log.warning("run %s: could not record its load error: %s", run.id, exc.message)
             return
-        self.errors.append(f"{run.id}: {message}")
+        with self._lock:
+            self.failed += 1
         if retry_at is None:
             self.report(f"■ {run.id} {run.tag} failed: workflow not loadable ({message})")
         else:

@@ -17,7 +17,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from ductape_cli.durations import format_duration
-from ductape_cli.render.status_parts import GLYPHS, STATUS_STYLE, short, step_notes, summary, title  # noqa: F401 - GLYPHS: live.py
+from ductape_cli.render.status_parts import STATUS_STYLE, short, step_notes, summary, title
 from ductape_cli.render.status_parts import links as status_links
 from ductape_cli.render.status_parts import step_label as step_label_pieces
 

@@ -4,7 +4,8 @@
 implementation (a PostgreSQL one can stand beside it with the same methods).
 """
 
-from ductape_cli.store.sqlite import EventRow, SqliteStore, dumps
+from ductape_cli.store.encoding import dumps
+from ductape_cli.store.sqlite import EventRow, SqliteStore
 
 Store = SqliteStore
 

@@ -190,7 +190,7 @@ class OpsMixin:
         }
 
     def _ops_read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return self._read(sql, params)  # type: ignore[attr-defined, no-any-return]
+        return self._read(sql, params)  # type: ignore[attr-defined]
 
 
 # Columns holding JSON text, per table: decoded on export, encoded on import.
