@@ -108,6 +108,11 @@ def test_claim_wake_and_recovery_queries_walk_indexes(tmp_path: Path) -> None:
     store.release_run("wf_q00100", taken.lease)
     # wake: signals, cancels, children, timers; suspending and finishing
     store.add_signal("wf_w001", "go", {"x": 1}, now)
+    woken = store.get_run("wf_w001")
+    assert woken is not None and woken.ready_at == now  # the signalled run is due at once
+    held_w = store.claim_run("wf_w001", "me:1:x", now, 30)
+    assert held_w is not None
+    assert store.consume_signal("wf_w001", 0, ["go"], now, "signal_received", lease=held_w.lease) is not None
     store.request_cancel("wf_s001", "stop", now)
     store.wake_parent("wf_w002", now)
     held = [r for r in first.values() if r.id.startswith("wf_q")]
