@@ -1,7 +1,7 @@
 """ductape beside DBOS Transact on SQLite: one process, fresh stores in one folder, medians of three.
 
-    python bench/run.py                      # everything, about 5 minutes
-    python bench/run.py --quick              # a fifth of the workflows, smaller stores, 3 runs per command
+    python bench/run.py                      # everything, about 7-10 minutes
+    python bench/run.py --quick              # a fifth of the workflows, smaller stores, 3 runs per command, 1 drain
     python bench/run.py --only steps10,floor # some figures (names: see --help)
     python bench/run.py --markdown out.md    # also write the tables as Markdown
 
@@ -61,7 +61,7 @@ FLOORS = {  # label -> (journal_mode, synchronous, count)
     "WAL, synchronous=FULL (ductape durability=full)": ("WAL", "FULL", 3000),
     "DELETE journal, synchronous=FULL (DBOS shipped)": ("DELETE", "FULL", 1000),
 }
-FIGURES = [*WORKLOADS, "floor", "process"]
+FIGURES = [*WORKLOADS, "floor", "process", "drain", "reads"]
 FLOOR_FIGURE = "5. raw SQLite single-row commits/s"
 PROCESS_FIGURE = "6. whole process"
 
@@ -307,6 +307,62 @@ def processes(results: Results, folder: Path, quick: bool) -> None:
         f"ductape history, 100 events, {big:,}-run store (pipe)",
         lambda: timed([*dt, "history", ids["short"]], root, runs),
     )
+    add(f"ductape status ID, {big:,}-run store (pipe)", lambda: timed([*dt, "status", ids["short"]], root, runs))
+    add(f"ductape status ID --json, {big:,}-run store", lambda: timed([*dt, "status", ids["short"], "--json"], root, runs))
+
+
+# -- figures 7 and 8 (issue 19) -------------------------------------------------
+
+
+def drain_rows(results: Results) -> list[list[str]]:
+    from scale import DBOS, DRAIN_FIGURE, DUCTAPE
+
+    rows = []
+    for (figure, metric), row in results.rows.items():
+        if figure != DRAIN_FIGURE:
+            continue
+        ours = row.cells[DUCTAPE].median if DUCTAPE in row.cells else None
+        theirs = row.cells[DBOS].median if DBOS in row.cells else None
+        rows.append([metric, fmt(ours), fmt(theirs)])
+    return rows
+
+
+def reads_rows(results: Results) -> list[list[str]]:
+    from scale import READS_FIGURE
+
+    rows = []
+    for (figure, metric), row in results.rows.items():
+        if figure != READS_FIGURE:
+            continue
+        cells = list(row.cells.items())
+        rows.append([metric, *(f"{size}: {fmt(c.median)}" for size, c in cells),
+                     ratio(cells[-1][1].median, cells[0][1].median)])  # fmt: skip
+    return rows
+
+
+def scale_targets(results: Results, check: Callable[..., None]) -> None:
+    """Issue 19's ratios: drain rate flat with queue depth, more workers more throughput, a short
+    tail with 8 threads, reads flat at scale."""
+    from scale import DRAIN_FIGURE, DUCTAPE, READS_FIGURE
+
+    def drained(label: str) -> float | None:
+        return results.median(DRAIN_FIGURE, label, DUCTAPE)
+
+    one_small, one_big = drained("1 worker, 1,000 queued"), drained("1 worker, 10,000 queued")
+    one = drained("1 worker, 2,000 queued") or one_small
+    two, four = drained("2 workers, 2,000 queued"), drained("4 workers, 2,000 queued")
+    check("drain, 1 worker: 10,000 queued / 1,000 queued", one_big / one_small if one_big and one_small else None, 0.85)
+    check("drain: 2 workers / 1 worker", two / one if two and one else None, 1.3)
+    check("drain: 4 workers / 2 workers", four / two if four and two else None, 1.0)
+    fig4 = WORKLOADS["concurrent"][0]
+    p50, p99 = results.median(fig4, "p50 ms", DUCTAPE_NORMAL), results.median(fig4, "p99 ms", DUCTAPE_NORMAL)
+    check("8 threads on one store: p99 / p50 (ductape normal)", p99 / p50 if p99 and p50 else None, 10, at_most=True)
+    for metric in ("status <prefix>", "related ID"):
+        row = results.rows.get((READS_FIGURE, metric))
+        if row and len(row.cells) == 2:
+            (small, a), (big, b) = row.cells.items()
+            if a.median and b.median:
+                check(f"{metric}: {big} / {small} (in process)", b.median / a.median, 1.2, at_most=True)
 
 
 # -- tables --------------------------------------------------------------------
@@ -385,9 +441,9 @@ def target_rows(results: Results) -> list[list[str]]:
         FLOOR_FIGURE, "WAL, synchronous=FULL (ductape durability=full)", "commits/s"
     )
     check(
-        "durable steps/s, ductape full / raw WAL FULL commits/s",
+        "durable steps/s, ductape full / raw WAL FULL commits/s (bounded by the disk's fsyncs)",
         steps_f / floor_f if steps_f and floor_f else None,
-        0.25,
+        0.5,
     )
     run = proc.get("ductape run sample3 (pipe)")
     for variant in ("shipped", "tuned"):
@@ -408,6 +464,11 @@ def target_rows(results: Results) -> list[list[str]]:
         big_ms, small_ms = proc.get(big), proc.get(small)
         if big_ms and small_ms:
             check(name, big_ms / small_ms, 1.25, at_most=True)
+    base = proc.get("python -c pass")
+    for name, ms in proc.items():
+        if base and name.startswith("ductape") and "10,000 events" not in name and "2,000 events" not in name:
+            check(f"{name} / python -c pass", ms / base, 4, at_most=True)
+    scale_targets(results, check)
     return rows
 
 
@@ -417,8 +478,12 @@ def report(results: Results, info: list[tuple[str, str]], markdown: bool) -> str
     parts.append(heading("Machine"))
     parts.append(render(["", ""], [[k, v] for k, v in info], markdown))
     grid = Results()
+    from scale import DRAIN_FIGURE, READS_FIGURE
+
     grid.rows = {
-        k: r for k, r in results.rows.items() if k[0] not in (FLOOR_FIGURE, PROCESS_FIGURE)
+        k: r
+        for k, r in results.rows.items()
+        if k[0] not in (FLOOR_FIGURE, PROCESS_FIGURE, DRAIN_FIGURE, READS_FIGURE)
     }
     if grid.rows:
         parts.append(
@@ -456,6 +521,16 @@ def report(results: Results, info: list[tuple[str, str]], markdown: bool) -> str
     if proc:
         parts.append(heading("6. Whole process: median wall time"))
         parts.append(render(["command", "ms", "× python -c pass"], proc, markdown))
+    drains = drain_rows(results)
+    if drains:
+        from scale import DBOS, DUCTAPE
+
+        parts.append(heading("7. Drain a queue of 3-step runs with worker processes: runs/s (median)"))
+        parts.append(render(["case", DUCTAPE, DBOS], drains, markdown))
+    reads = reads_rows(results)
+    if reads:
+        parts.append(heading("8. Reads at scale, in process: median ms of 25 calls"))
+        parts.append(render(["read", "small store", "big store", "big / small"], reads, markdown))
     targets = target_rows(results)
     if targets:
         parts.append(heading("Targets (as ratios measured in this run)"))
@@ -508,6 +583,17 @@ def main() -> None:
                     )
             if want_floor:
                 floors(results, folder / f"r{rep}", scale, cap / 2)
+        if "drain" in args.only:
+            from scale import drain_figure
+
+            for rep in range(1 if args.quick else args.reps):
+                log(f"worker drain {rep + 1}")
+                drain_figure(results, folder / f"drain{rep}", args.quick, len(systems) > 2, log)
+        if "reads" in args.only:
+            from scale import reads_figure
+
+            log("reads at scale")
+            reads_figure(results, folder / "reads", args.quick, log)
         if "process" in args.only:
             log("whole-process figures")
             try:

@@ -50,6 +50,13 @@ async def steps10(ctx):
     return {{"ok": True}}
 
 
+@workflow("steps3")
+async def steps3(ctx):
+    for i in range(3):
+        await ctx.step(f"s{{i}}", noop)
+    return {{"ok": True}}
+
+
 @workflow("steps1")
 async def steps1(ctx):
     await ctx.step("s0", noop)

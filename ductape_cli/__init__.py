@@ -1,6 +1,6 @@
 """ductape: a local-first durable workflow engine.
 
-Public API: `workflow`, `define`, `Context`, `Engine` with its typed results
+Public API: `workflow`, `define`, `Context` (the typed ctx a handler annotates with), `Engine` with its typed results
 (`RunResult`, `RunDetail`, ...), the errors it raises (`DuctapeError` and
 subclasses), and the errors a handler may catch (`StepFailed`, `SignalTimeout`,
 `ChildWorkflowFailed`). Everything is
@@ -13,8 +13,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ductape_cli.ctx import Context
     from ductape_cli.definition import WorkflowDefinition, define, workflow
-    from ductape_cli.engine.context import Context
     from ductape_cli.engine.engine import Engine
     from ductape_cli.engine.records import (
         CancelResult,
@@ -43,7 +43,7 @@ _WHERE = {
     "workflow": "ductape_cli.definition",
     "define": "ductape_cli.definition",
     "WorkflowDefinition": "ductape_cli.definition",
-    "Context": "ductape_cli.engine.context",
+    "Context": "ductape_cli.ctx",
     "Engine": "ductape_cli.engine.engine",
     "ChildWorkflowFailed": "ductape_cli.errors",
     "DuctapeError": "ductape_cli.errors",

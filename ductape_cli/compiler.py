@@ -24,6 +24,7 @@ from ductape_cli import conditions, placeholders, recording
 from ductape_cli.definition import SCHEMA_FORMAT as FORMAT
 from ductape_cli.definition import WorkflowDefinition, source_hash_of
 from ductape_cli.errors import DefinitionError
+from ductape_cli.mappings import deep_merge
 
 # Keys that say where things are or what to tell a person, not what the workflow does.
 _UNVERSIONED = ("version", "source_hash", "source_file", "source_line", "warnings")
@@ -101,16 +102,6 @@ def _scenarios(wf: WorkflowDefinition) -> list[dict[str, Any] | None]:
     return list(wf.record_scenarios) or [None]
 
 
-def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def _record(
     wf: WorkflowDefinition, scenario: dict[str, Any] | None, index: int, strict: bool, incomplete: list[str]
 ) -> recording.Recording:
@@ -137,7 +128,7 @@ def _recording(wf: WorkflowDefinition, scenario: dict[str, Any] | None, override
     return recording.record(
         wf.handler,
         tag=wf.tag,
-        input=_deep_merge(base, scenario) if scenario is not None else base,
+        input=deep_merge(base, scenario) if scenario is not None else base,
         overrides=overrides,
         signals=wf.signals,
         is_async=wf.is_async,

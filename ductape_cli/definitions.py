@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ductape_cli.compiler import compile_definition, source_hash_of
+from ductape_cli.compiler import compile_definition
+from ductape_cli.components.checks import undeclared_calls
+from ductape_cli.definition import source_hash_of
 from ductape_cli.discovery import discover
-from ductape_cli.durations import format_duration
 from ductape_cli.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -28,6 +29,7 @@ from ductape_cli.errors import (
     WorkflowNotFound,
 )
 from ductape_cli.recording import display_path
+from ductape_cli.render.operations import describe_operation
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
@@ -89,6 +91,7 @@ class Defined:
 class DefineReport:
     workflows: list[Defined] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # component calls naming what ductape.toml does not declare
     check: bool = False
     folder: str = ""
 
@@ -109,6 +112,7 @@ class DefineReport:
             "ok": self.exit_code == EXIT_OK,
             "workflows": [d.to_dict() for d in self.workflows],
             "errors": self.errors,
+            "warnings": self.warnings,
         }
 
 
@@ -148,6 +152,7 @@ def define_all(engine: Engine, *, check: bool = False) -> DefineReport:
             except DuctapeError as exc:
                 report.errors.append(exc.message)
                 continue
+            report.warnings.extend(f"workflow {wf.tag!r} at {w}" for w in undeclared_calls(engine.config, schema["operations"]))
             previous = store.latest_definition(wf.tag) if store is not None else None
             old_schema = previous["schema"] if previous else None
             version = schema["version"]
@@ -207,36 +212,6 @@ def diff_schemas(old: dict[str, Any], new: dict[str, Any]) -> Changes:
     changes.operations = [f"+ {describe_operation(op)}" for key, op in after.items() if key not in before]
     changes.operations += [f"- {describe_operation(op)}" for key, op in before.items() if key not in after]
     return changes
-
-
-def describe_operation(op: dict[str, Any]) -> str:
-    """One short line for a non-step operation: ``sleep 5.0s``, ``wait for signal approve (timeout 1h 0m)``."""
-    kind = op.get("kind")
-    if kind == "sleep":
-        length = format_duration(op["duration_ms"]) if "duration_ms" in op else str(op.get("duration"))
-        return f"sleep {length}" + (f" ({op['name']})" if op.get("name") else "")
-    if kind == "signal":
-        timeout = op.get("timeout_ms")
-        shown = format_duration(timeout) if isinstance(timeout, (int, float)) else timeout
-        what = f"hook {op['hook']}" if op.get("hook") else "signal " + " | ".join(op.get("signals", []))
-        return f"wait for {what}" + (f" (timeout {shown})" if shown else "")
-    if kind == "checkpoint":
-        return f"checkpoint {op.get('name')}"
-    if kind == "child":
-        return f"child workflow {op.get('workflow')} as {op.get('child_id')}"
-    if kind == "component":
-        args = op.get("args") or {}
-        shown = " ".join(f"{k}={v}" for k, v in args.items() if isinstance(v, (str, int, float, bool)))
-        return f"{op.get('component')}.{op.get('method')}" + (f" {shown}" if shown else "")
-    if kind == "rollback":
-        return f"trigger rollback ({op.get('reason')})"
-    if kind == "hook":
-        return f"create hook {op.get('name')}"
-    if kind == "patch":
-        return f"patched {op.get('change_id')}"
-    if kind == "event":
-        return f"emit event {op.get('type')}"
-    return str(kind)
 
 
 def show_definition(engine: Engine, tag: str, version: str | None = None) -> dict[str, Any]:

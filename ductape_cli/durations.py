@@ -58,3 +58,15 @@ def format_duration(ms: float | None) -> str:
         return f"{hours}h {minutes}m"
     days, hours = divmod(hours, 24)
     return f"{days}d {hours}h"
+
+
+def write_duration(ms: int) -> str:
+    """Exact form as a user writes it in ductape.toml: 1m, 1h30m, 90000 -> 1m30s, 250ms."""
+    if ms <= 0:
+        return f"{ms}ms"
+    parts = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, ms = divmod(ms, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)

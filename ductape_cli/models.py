@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Required, TypedDict
@@ -81,6 +82,73 @@ class EventType(StrEnum):
     PATCH_APPLIED = "patch_applied"
     LOG = "log"
     CUSTOM = "custom"
+
+
+class Lifecycle(StrEnum):
+    """What observers and engine listeners hear beside the stored `EventType`s: never journaled.
+
+    An observer's `kind` is an `EventType` where the moment is also a history
+    event (a step completing, a checkpoint, a sleep starting) and a `Lifecycle`
+    member otherwise; both are `str`, so ``kind == "step_completed"`` works."""
+
+    RUN_CREATED = "run_created"
+    RUN_DISCARDED = "run_discarded"  # an idempotency key named an existing run
+    EXECUTION_STARTED = "execution_started"
+    EXECUTION_ENDED = "execution_ended"
+    FINISHED = "finished"
+    WAITING = "waiting"
+    WAIT_ENDED = "wait_ended"
+    CHILD_ENDED = "child_ended"
+    STEP_ROLLBACK_STARTED = "step_rollback_started"
+
+
+class StreamType(StrEnum):
+    """The live stream's own names (`serve`'s subscribe and the dashboard); every other stream
+    event carries its `EventType` name."""
+
+    STATUS_CHANGED = "status_changed"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    CANCELLED = "cancelled"
+
+
+Observed = EventType | Lifecycle  # the kinds an observer or listener is called with
+
+
+class ErrorCode(StrEnum):
+    """Codes the engine gives a run's error (errors raised by code carry their own `code`)."""
+
+    CANCELLED = "CANCELLED"
+    TIMEOUT = "TIMEOUT"
+    MAX_EVENTS_EXCEEDED = "MAX_EVENTS_EXCEEDED"
+    SIGNAL_TIMEOUT = "SIGNAL_TIMEOUT"
+    CHILD_FAILED = "CHILD_FAILED"
+    HANDLER_ERROR = "HANDLER_ERROR"
+    STEP_NOT_AWAITED = "STEP_NOT_AWAITED"
+    OUTPUT_NOT_JSON = "OUTPUT_NOT_JSON"
+    WORKFLOW_NOT_LOADABLE = "WORKFLOW_NOT_LOADABLE"
+
+
+@dataclass(frozen=True)
+class RunError:
+    """Why a run ended badly: stored as ``{"message", "step", "code", ...}`` (the seed's shape).
+
+    `extra` keeps keys a stored error had beyond the three (read back for an
+    interrupted rollback), so a round trip loses nothing."""
+
+    message: str
+    code: str
+    step: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"message": self.message, "step": self.step, "code": self.code, **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunError:
+        extra = {k: v for k, v in data.items() if k not in ("message", "step", "code")}
+        return cls(str(data.get("message") or ""), str(data.get("code") or "ERROR"), data.get("step"), extra)
 
 
 class RollbackStrategy(StrEnum):

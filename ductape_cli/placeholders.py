@@ -147,7 +147,7 @@ for _name in ("__neg__", "__pos__", "__abs__", "__invert__", "__round__"):
     setattr(Placeholder, _name, _refuse("arithmetic"))
 
 
-class RecordedMapping(dict):  # type: ignore[type-arg]
+class RecordedMapping(dict):
     """Real recording data (record_input, a scenario, an override) with attribute access.
 
     Keys it lacks read as deeper placeholders, since the real value will have them.
@@ -181,7 +181,7 @@ class RecordedMapping(dict):  # type: ignore[type-arg]
             return _wrap(dict.__getitem__(self, key), self._origin.child(key))
         return self._origin.child(key)
 
-    def get(self, key: Any, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: Any, default: Any = None) -> Any:
         return self[key]
 
     def __copy__(self) -> RecordedMapping:
@@ -195,7 +195,7 @@ class RecordedMapping(dict):  # type: ignore[type-arg]
 
 
 
-class RecordedList(list):  # type: ignore[type-arg]
+class RecordedList(list):
     """A list from recording data; steps made while iterating it have data-derived (dynamic) tags."""
 
     def __init__(self, data: Iterable[Any], origin: Placeholder) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import functools
 import json
 import sys
 import threading
@@ -21,9 +20,19 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from ductape_cli import conditions
+from ductape_cli.ctx import Context as ContextContract
+from ductape_cli.ctx import (
+    checkpoint_name_problem,
+    concurrency_problem,
+    duplicate_tag,
+    signal_names,
+    step_tag_problem,
+    undeclared_signals,
+)
 from ductape_cli.durations import parse_duration
 from ductape_cli.engine.transform import Transform
 from ductape_cli.errors import DuctapeError, InvalidInput
@@ -33,6 +42,7 @@ from ductape_cli.placeholders import (
     _wrap,
     to_json,
 )
+from ductape_cli.shapes import call_node, call_shape
 
 MAX_OPS = 10_000  # a handler looping forever on ctx calls stops here
 RECORD_TIMEOUT = 10.0  # seconds; a handler blocking outside ctx stops here
@@ -95,11 +105,17 @@ class Recording:
 # -- the recorder ------------------------------------------------------------------------------
 
 
-def call_site() -> str:
-    """``file:line`` of the nearest frame outside ductape_cli: the user's ctx call."""
-    frame = sys._getframe(1)
+def user_frame() -> FrameType | None:
+    """The nearest frame outside ductape_cli: the user's ctx call."""
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIRS):
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
+    return frame
+
+
+def call_site(frame: FrameType | None = None) -> str:
+    """``file:line`` of the user's ctx call."""
+    frame = frame or user_frame()
     if frame is None:
         return "<unknown>:0"
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
@@ -260,14 +276,16 @@ class _Component:
         return _Component(self._recorder, self._kind, f"{self._method}.{name}" if self._method else name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        site = call_site()
+        frame = user_frame()
+        site = call_site(frame)
         rec = self._recorder
         label = f"{self._kind}.{self._method}"
+        # Only the call's shape: argument values may hold secrets or megabytes (see shapes).
+        recorded = call_shape(args, kwargs, call_node(frame))
+        del frame
 
         def resolve() -> Any:
-            data: dict[str, Any] = {"component": self._kind, "method": self._method, "args": to_json(kwargs)}
-            if args:
-                data["positional"] = to_json(list(args))
+            data: dict[str, Any] = {"component": self._kind, "method": self._method, **recorded}
             rec.add("component", label, data, site)
             return Placeholder(self._kind.capitalize(), self._method, (), rec)
 
@@ -376,8 +394,8 @@ class RecordingContext:
         dynamic = rec.iterating > 0 or isinstance(tag, Placeholder) or "$Input{" in str(tag) or "$Step{" in str(tag)
         if isinstance(tag, Placeholder):
             tag = tag.text()
-        if not isinstance(tag, str) or not tag:
-            raise rec.fail(site, f"a step tag must be a non-empty string, got {tag!r}")
+        if (problem := step_tag_problem(tag)) is not None:
+            raise rec.fail(site, problem)
         if fn is None or not callable(fn):
             raise rec.fail(site, f"step {tag!r} needs a function to run, got {fn!r}")
         if rollback is not None and not callable(rollback):
@@ -388,10 +406,7 @@ class RecordingContext:
 
         def resolve() -> Any:
             if tag in rec.tags:
-                raise rec.fail(
-                    site,
-                    f"duplicate step tag {tag!r}; give each iteration its own tag, e.g. f\"process-{{item['id']}}\"",
-                )
+                raise rec.fail(site, duplicate_tag(tag))
             rec.tags.add(tag)
             rec.add("step", tag, dict(data), site, dynamic)
             result = rec.override_for(tag, "Step")
@@ -410,8 +425,8 @@ class RecordingContext:
         rec = self._r
         site = call_site()
         calls = list(calls)
-        if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
-            raise rec.fail(site, "ctx.parallel concurrency must be at least 1")
+        if (problem := concurrency_problem(concurrency)) is not None:
+            raise rec.fail(site, problem)
 
         def resolve() -> list[Any]:
             rec.parallel_groups += 1
@@ -444,11 +459,10 @@ class RecordingContext:
     ) -> Any:
         site = call_site()
         rec = self._r
-        wanted = [names] if isinstance(names, str) else list(names) if isinstance(names, (list, tuple)) else None
-        if not wanted or not all(isinstance(n, str) and n for n in wanted):
+        wanted = signal_names(names)
+        if wanted is None:
             raise rec.fail(site, f"wait_for_signal needs one or more signal names, got {names!r}")
-        unknown = [n for n in wanted if rec.signals and n not in rec.signals]
-        if unknown:
+        if unknown := undeclared_signals(wanted, rec.signals or ()):
             declared = ", ".join(sorted(rec.signals))
             raise rec.fail(site, f"wait_for_signal({unknown[0]!r}): the workflow declares no such signal (declared: {declared})")
         if timeout is None and options:
@@ -486,8 +500,8 @@ class RecordingContext:
     def checkpoint(self, name: str, data: Any = None) -> Any:
         site = call_site()
         rec = self._r
-        if not isinstance(name, str) or not name:
-            raise rec.fail(site, f"a checkpoint needs a non-empty name, got {name!r}")
+        if (problem := checkpoint_name_problem(name)) is not None:
+            raise rec.fail(site, problem)
 
         def resolve() -> None:
             rec.add("checkpoint", name, {"name": name, "data": to_json(data)}, site)
@@ -535,16 +549,46 @@ class RecordingContext:
     def emit_event(self, type: str, payload: Any = None) -> None:
         self._r.add("event", str(type), {"type": str(type), "payload": to_json(payload)}, call_site())
 
-    # Components (ctx.action, ctx.database, ...) are added below, one property each.
+    # -- components: each call is recorded with its shape ----------------------------------------
+
+    @property
+    def action(self) -> Any:
+        return _Component(self._r, "action")
+
+    @property
+    def database(self) -> Any:
+        return _Component(self._r, "database")
+
+    @property
+    def notification(self) -> Any:
+        return _Component(self._r, "notification")
+
+    @property
+    def storage(self) -> Any:
+        return _Component(self._r, "storage")
+
+    @property
+    def messaging(self) -> Any:
+        return _Component(self._r, "messaging")
+
+    publish = messaging
+
+    @property
+    def quota(self) -> Any:
+        return _Component(self._r, "quota")
+
+    @property
+    def fallback(self) -> Any:
+        return _Component(self._r, "fallback")
+
+    @property
+    def graph(self) -> Any:
+        return _Component(self._r, "graph")
 
 
-def _component_of(ctx: RecordingContext, kind: str) -> _Component:
-    return _Component(ctx._r, kind)
-
-
-for _kind in ("action", "database", "notification", "storage", "messaging", "quota", "fallback", "graph"):
-    setattr(RecordingContext, _kind, property(functools.partial(_component_of, kind=_kind)))
-RecordingContext.publish = RecordingContext.messaging  # type: ignore[attr-defined]
+if TYPE_CHECKING:  # mypy checks the recorder against the contract handlers are written to
+    def _conforms(ctx: RecordingContext) -> ContextContract:
+        return ctx
 
 
 def _step_data(rec: Recorder, tag: str, raw: dict[str, Any], has_rollback: bool, site: str) -> dict[str, Any]:

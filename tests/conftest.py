@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import textwrap
@@ -118,7 +119,14 @@ def cli() -> Callable[..., CliResult]:
             runner = CliRunner(mix_stderr=False)  # type: ignore[call-arg]
         except TypeError:
             runner = CliRunner()
-        result = runner.invoke(app, list(args), input=input, catch_exceptions=False)
+        # `worker`/`serve`/`dev` install a log handler on the runner's stream; it closes with the call.
+        logger = logging.getLogger("ductape")
+        handlers, level = list(logger.handlers), logger.level
+        try:
+            result = runner.invoke(app, list(args), input=input, catch_exceptions=False)
+        finally:
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
         try:
             stderr = result.stderr
         except ValueError:

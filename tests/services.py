@@ -31,3 +31,14 @@ def need(what: str, ok: bool, why: str) -> None:
     if REQUIRED:
         pytest.fail(message + " (DUCTAPE_REQUIRE_SERVICES=1 makes this a failure)", pytrace=False)
     pytest.skip(message)
+
+
+def need_module(name: str, extra: str = "test") -> object:
+    """Import `name` for a test, or skip with one line (fail in CI) naming the extra that brings it."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        need(name, False, f"not installed (pip install -e '.[{extra}]')")
+        raise  # unreachable: need() skipped or failed

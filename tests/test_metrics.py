@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 
-pytest.importorskip("prometheus_client")
+from tests.services import need_module
+
+need_module("prometheus_client")
 
 from tests.process.test_operations import sample  # noqa: E402
 

@@ -112,3 +112,17 @@ def test_expense_approval_and_batch(samples, cli) -> None:
 def test_define_check_passes_on_the_samples(samples, cli) -> None:
     assert cli("define").exit_code == 0
     assert cli("define", "--check").exit_code == 0
+
+
+def test_the_stand_in_apis_stop_without_waiting_for_a_poll() -> None:
+    """`shutdown` wakes the server's loop itself; the port is closed when it returns."""
+    import socket
+
+    mock = load_mock_apis()
+    server = mock.serve(0)
+    port = server.server_address[1]
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    server.shutdown()
+    assert not server._thread.is_alive()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-pytest.importorskip("opentelemetry.sdk")
+from tests.services import need_module
+
+need_module("opentelemetry.sdk")
 
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402

@@ -45,7 +45,16 @@ def complete_run_ids(incomplete: str) -> list[tuple[str, str]]:
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines (stable keys, no colour).")]
 RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="Run id, or a unique prefix or suffix of it (at least 6 characters).", autocompletion=complete_run_ids)]
+LogLevel = Annotated[str | None, typer.Option("--log-level", metavar="LEVEL", help="debug, info, warning, error or critical [env: DUCTAPE_LOG_LEVEL].")]
+LogFormat = Annotated[str, typer.Option("--log-format", metavar="FORMAT", help="Log lines as text, or json (one object a line, with run_id and step).")]
 Tag = Annotated[str, typer.Argument(metavar="TAG", help="Workflow tag, e.g. user-onboarding.", autocompletion=complete_tags)]
+
+def setup_logging(level: str | None, fmt: str, *, default: str = "warning") -> None:
+    """For the long-running commands: `ductape.*` log records to stderr (see ductape_cli/logs.py)."""
+    from ductape_cli.logs import configure
+
+    configure(level, fmt, default=default)
+
 
 _EXIT_BY_STATUS = {
     "completed": EXIT_OK,

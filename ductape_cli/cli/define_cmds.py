@@ -28,11 +28,16 @@ def define(
     not compile; 2 a workflow module or workflow failed to compile (the others
     are still defined).
     """
-    report = engine().define(check=check)
+
+    eng = engine()
+    eng.check_components()
+    report = eng.define(check=check)
     if as_json:
         print_json(report.to_dict())
     else:
         output("check" if check else "define", report, False)
+    for warning in report.warnings:
+        typer.echo(f"ductape: warning: {warning}", err=True)
     for error in report.errors:
         typer.echo(f"ductape: {error}", err=True)
     from ductape_cli.render import github

@@ -14,7 +14,6 @@ from ductape_cli.cli.common import (
     exit_code_for,
     output,
     print_json,
-    use_rich,
 )
 
 
@@ -60,37 +59,18 @@ def history(
 
     Example: ductape history wf_3f2a9c1d7b4e --type step_failed
     """
+    from ductape_cli.render.output import print_events
+
     eng = engine()
     if follow:
         for batch in eng.follow(run_id, types=type_):
-            _print_events(batch, as_json)
+            print_events(batch, as_json)
         return
     events = eng.history(run_id, types=type_)
     if as_json:
         print_json(eng.export(run_id, events), compact=len(events) > 200)
         return
-    _print_events(events, as_json)
-
-
-TERMINAL_ROWS = 500  # a rich table of 10,000 rows takes seconds to lay out
-
-
-def _print_events(events: list[dict], as_json: bool) -> None:  # type: ignore[type-arg]
-    import json
-    import sys
-
-    if as_json:
-        sys.stdout.write("".join(json.dumps(event, default=str, ensure_ascii=False) + "\n" for event in events))
-        sys.stdout.flush()
-        return
-    if not events:
-        return
-    if use_rich():
-        shown = events[-TERMINAL_ROWS:]
-        if len(shown) < len(events):
-            typer.echo(f"(the last {len(shown)} of {len(events)} events; pipe or --json for all)")
-        events = shown
-    output("timeline", events, False)
+    print_events(events, as_json)
 
 
 def step(

@@ -95,6 +95,7 @@ def run(
 
         raise InvalidInput("--context must be a JSON object")
     eng = engine()
+    eng.check_components(env or eng.config.default_env)
     started, created = eng.start(
         tag, payload, env=env, workflow_id=workflow_id, idempotency_key=idempotency_key, timeout=timeout,
         context=extra, detach=detach,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ductape_cli.cli.common import command
+from ductape_cli.cli.common import LogFormat, LogLevel, command, setup_logging
 
 
 def serve(
@@ -17,6 +17,8 @@ def serve(
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=64, help="Runs the worker executes at once.")] = 4,
     auth: Annotated[bool, typer.Option("--auth/--no-auth", help="Require the bearer token (--no-auth: loopback only).")] = True,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log each request (never its query string).")] = True,
+    log_level: LogLevel = None,
+    log_format: LogFormat = "text",
 ) -> None:
     """Serve the HTTP and WebSocket API, /sdk.js for browsers, and a worker.
 
@@ -29,13 +31,9 @@ def serve(
     from ductape_cli.server.service import Service
     from ductape_cli.server.settings import settings_for, token_path
 
+    setup_logging(log_level, log_format, default="info")
     config = load_config()
     settings, created = settings_for(config, host, auth=auth)
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%H:%M:%S"))
-    root = logging.getLogger("ductape")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
     if not access_log:
         logging.getLogger("ductape.server").setLevel(logging.WARNING)
     service = Service(config, settings, host=host, port=port, worker=worker, concurrency=concurrency)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from ductape_cli.cli.common import JsonOption, command, engine, print_json, use_rich
+from ductape_cli.cli.common import JsonOption, command, engine, print_json
 
 
 def list_topics(as_json: JsonOption = False) -> None:
@@ -24,10 +23,9 @@ def list_topics(as_json: JsonOption = False) -> None:
     if not rows:
         typer.echo("no topics yet (declare [brokers.NAME] topics; workflows publish with ctx.messaging.produce)")
         return
-    _print_table(
-        ("topic", "type", "messages", "detail"),
-        [(f"{r['broker']}:{r['topic']}", r["type"], "-" if r["messages"] is None else str(r["messages"]), _detail(r)) for r in rows],
-    )
+    from ductape_cli.render.topics import topics_table
+
+    topics_table(rows)
 
 
 def tail(
@@ -50,8 +48,10 @@ def tail(
         print_json([row for page in pages for row in page])
         return
     try:
+        from ductape_cli.render.topics import print_messages
+
         for page in pages:
-            _print_messages(page, as_json)
+            print_messages(page, as_json)
     except KeyboardInterrupt:
         return
 
@@ -64,73 +64,21 @@ def check(
 
     Example: ductape components check --env prd
     """
-    from ductape_cli.components.config import load_components
-
-    eng = engine()
-    env = eng.config.check_env(env or eng.config.default_env)
-    from ductape_cli.engine.triggers import check_toml_triggers
-
-    components = load_components(eng.config)
-    check_toml_triggers(eng.config, components)
-    problems = components.check_env_vars(env)
-    rows = components.summary()
+    report = engine().components_report(env)
+    rows, problems = report["components"], report["problems"]
     if as_json:
-        print_json({"ok": not problems, "env": env, "components": rows, "problems": problems})
+        print_json(report)
     else:
         if rows:
-            _print_table(("table", "name", "detail"), [(r["table"], r["name"], r["detail"]) for r in rows])
+            from ductape_cli.render.topics import components_table
+
+            components_table(rows)
         else:
             typer.echo("no components declared")
         for problem in problems:
             typer.echo(f"ductape: {problem}", err=True)
     if problems:
         raise typer.Exit(2)
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-
-
-def _detail(row: dict[str, Any]) -> str:
-    parts = [row["detail"]] if row.get("detail") else []
-    if row.get("last_at"):
-        parts.append(f"last {_when(row['last_at'])}")
-    if row.get("outbox_pending"):
-        parts.append(f"outbox: {row['outbox_pending']} waiting" + (f" ({row['outbox_error']})" if row.get("outbox_error") else ""))
-    return "; ".join(parts)
-
-
-def _print_messages(messages: list[dict[str, Any]], as_json: bool) -> None:
-    import json
-
-    for message in messages:
-        if as_json:
-            typer.echo(json.dumps(message, ensure_ascii=False, default=str))
-        else:
-            when = f"  {_when(message['created_at'])}" if message.get("created_at") else ""
-            run = f"  {message['run_id']}" if message.get("run_id") else ""
-            ident = f"  {message['message_id']}" if message.get("message_id") else ""
-            body = json.dumps(message["message"], ensure_ascii=False, default=str)
-            typer.echo(f"{message['position']:>6}{when}{run}{ident}  {body}")
-
-
-def _print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    if not use_rich():
-        for row in rows:
-            typer.echo("  ".join(row))
-        return
-    from rich.table import Table
-
-    from ductape_cli.render.views import console
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*row)
-    console().print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ductape_cli.cli.common import command, engine
+from ductape_cli.cli.common import LogFormat, LogLevel, command, engine, setup_logging
+from ductape_cli.components.checks import validate_components
 from ductape_cli.errors import StoreError
 
 
@@ -19,6 +20,8 @@ def worker(
     poll: Annotated[float, typer.Option("--poll", min=0.05, max=60.0, help="Seconds between polls when idle.")] = 0.25,
     metrics_port: Annotated[int | None, typer.Option("--metrics-port", min=1, max=65535, help="Serve Prometheus metrics at http://HOST:PORT/metrics.")] = None,
     metrics_host: Annotated[str, typer.Option("--metrics-host", help="Address the metrics server listens on.")] = "127.0.0.1",
+    log_level: LogLevel = None,
+    log_format: LogFormat = "text",
 ) -> None:
     """Run due work: queued and woken runs, signals, cancellations, crash recovery, schedules.
 
@@ -28,7 +31,9 @@ def worker(
     """
     from ductape_cli.engine.worker import Worker
 
+    setup_logging(log_level, log_format)
     eng = engine()
+    eng.check_components()
     eng.registry()  # import every workflow module up front: fail fast on a broken one
     for error in eng.registry().errors:
         typer.echo(f"ductape: {error}", err=True)
@@ -80,6 +85,8 @@ def worker(
 
 def dev(
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=64, help="Runs executed at once.")] = 1,
+    log_level: LogLevel = None,
+    log_format: LogFormat = "text",
 ) -> None:
     """Develop: re-define on every change to workflows/ or ductape.toml, with a worker on the newest code.
 
@@ -90,6 +97,10 @@ def dev(
     from ductape_cli.cli.common import project_config
     from ductape_cli.engine.devloop import DevLoop
 
+    setup_logging(log_level, log_format)
+    config = project_config()
+    validate_components(config, config.default_env)
+
     def report(line: str) -> None:
         typer.echo(line, err=True)
 
@@ -98,7 +109,7 @@ def dev(
 
         render("define", define_report, stream=sys.stderr)
 
-    DevLoop(project_config().root, report=report, show=show, concurrency=concurrency).run()
+    DevLoop(config.root, report=report, show=show, concurrency=concurrency).run()
 
 
 def register(app: typer.Typer) -> None:

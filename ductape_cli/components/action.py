@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ductape_cli.components.errors import ActionError, redact, redact_headers, scrub
+from ductape_cli.components.errors import ActionError, redact, scrub
+from ductape_cli.components.interpolate import call_secrets, redact_auth_headers
 from ductape_cli.components.runtime import (
     Component,
     check_mapping,
     check_retries,
     secret_values,
     seed_style,
+    without_secrets,
 )
 from ductape_cli.durations import parse_duration
 from ductape_cli.errors import InvalidInput
@@ -55,6 +57,7 @@ class Request:
     retry_delay_ms: int
     secrets: list[str]
     recorded: dict[str, Any]
+    secret_fields: list[str]
 
 
 class Action(Component):
@@ -72,7 +75,8 @@ class Action(Component):
     ) -> Any:
         """Call `event` of `app`; returns the decoded response body."""
         request = self.prepare(app, event, input, retries=retries, timeout=timeout)
-        return self._dispatch(f"action:{app}:{event}", request.recorded, lambda: send(request))
+        work = without_secrets(lambda: send(request), request.secret_fields, request.secrets)
+        return self._dispatch(f"action:{app}:{event}", request.recorded, work)
 
     def prepare(
         self, app: str, event: str, input: Any, *, retries: int | None = None, timeout: int | str | None = None
@@ -99,11 +103,8 @@ class Action(Component):
         else:
             timeout_ms = spec.timeout if spec.timeout is not None else resolved.model.timeout
         secret_fields = [*resolved.model.secret, *spec.secret]
-        secrets = [*resolved.secret_values, *spec.headers.values(), *call_headers.values(), *secret_values(call, secret_fields)]
-        recorded_input = redact(call, secret_fields)
-        if "headers" in recorded_input:
-            recorded_input["headers"] = redact_headers(recorded_input["headers"])
-        recorded: dict[str, Any] = {"app": app, "event": event, "input": scrub(recorded_input, secrets)}
+        secrets = [*resolved.secret_values, *call_secrets(call_headers, secret_fields), *secret_values(call, secret_fields)]
+        recorded: dict[str, Any] = {"app": app, "event": event, "input": recorded_input(call, secret_fields, secrets)}
         if retries:
             recorded["retries"] = retries
         if timeout is not None:
@@ -113,7 +114,16 @@ class Action(Component):
             query={**spec.query, **check_mapping(call.get("query"), "input.query")},
             headers={**resolved.headers, **spec.headers, **call_headers}, input=call, timeout_ms=timeout_ms,
             retries=retries, retry_delay_ms=resolved.model.retry_delay, secrets=secrets, recorded=recorded,
+            secret_fields=secret_fields,
         )  # fmt: skip
+
+
+def recorded_input(call: dict[str, Any], secret_fields: list[str], secrets: list[str]) -> dict[str, Any]:
+    """The call's input as a step records it: header values and `secret` fields become ``***``."""
+    shown = redact(call, secret_fields)
+    if "headers" in shown:
+        shown["headers"] = redact_auth_headers(shown["headers"], secret_fields)
+    return scrub(shown, secrets)
 
 
 def fill_path(template: str, params: dict[str, Any], where: str) -> str:
@@ -174,7 +184,8 @@ async def send(request: Request) -> Any:
     assert error is not None
     if attempts > 1 and attempt > 1:
         error.message = f"{error.message} (after {attempt} attempts)"
-    clean = ActionError(scrub(error.message, request.secrets), error.status_code, scrub(error.body, request.secrets))
+    body = scrub(redact(error.body, request.secret_fields), request.secrets)
+    clean = ActionError(scrub(error.message, request.secrets), error.status_code, body)
     raise clean
 
 

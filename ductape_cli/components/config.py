@@ -27,15 +27,25 @@ from pydantic import (
     model_validator,
 )
 
+from ductape_cli.components.checks import TABLES
+from ductape_cli.components.interpolate import (
+    Filled,
+    MissingVariable,
+    config_secrets,
+    fill,
+    secret_fields_of,
+    url_password,
+)
 from ductape_cli.config import ProjectConfig, config_error, locate
-from ductape_cli.durations import format_duration, parse_duration
+from ductape_cli.durations import parse_duration, write_duration
 from ductape_cli.errors import ConfigError, InvalidInput
 
-TABLES = ("apps", "databases", "notifications", "storage", "brokers", "quotas", "fallbacks", "graphs")
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+UNFILLED_MS = 1  # a duration still holding a ${VAR}: checked for real once filled in (ComponentConfig.resolve)
 
 
 def _ms(value: Any) -> Any:
+    if isinstance(value, str) and "${" in value:
+        return UNFILLED_MS
     try:
         return parse_duration(value)
     except InvalidInput as exc:
@@ -76,7 +86,7 @@ class AppEvent(_Model):
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
-        if not value.startswith("/"):
+        if "${" not in value and not value.startswith("/"):
             raise ValueError(f"path must start with '/', got {value!r}")
         return value
 
@@ -212,6 +222,7 @@ class StorageEvent(_Model):
 class Storage(_Model):
     path: str
     max_size: int | None = Field(None, ge=1, description="largest upload in bytes")
+    journal_limit: int = Field(65_536, ge=0, description="larger downloads are journaled as a reference")
     description: str | None = None
     events: dict[str, StorageEvent] = {}
 
@@ -242,7 +253,7 @@ class Broker(_Model):
     outbox: bool = False
     group: str | None = Field(None, min_length=1, description="consumer group / durable / client id prefix for triggers")
     maxlen: int | None = Field(None, ge=1, description="redis: approximate MAXLEN of each stream")
-    stream: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]+$", description="nats: JetStream stream name")
+    stream: str | None = Field(None, min_length=1, description="nats: JetStream stream name")
     ack_wait: Ms | None = Field(None, description="redis, nats: redeliver a message unacknowledged this long")
     qos: Literal[1, 2] = 1
     session_expiry: Ms = 86_400_000
@@ -264,13 +275,15 @@ class Broker(_Model):
         for option, kinds in _BROKER_OPTIONS.items():
             if option in self.model_fields_set and self.type not in kinds:
                 raise ValueError(f"{option} does not apply to type = {self.type!r} (it is for {', '.join(kinds)})")
+        if self.stream is not None and "${" not in self.stream and not re.fullmatch(r"[A-Za-z0-9_-]+", self.stream):
+            raise ValueError(f"stream must be letters, digits, '_' or '-', got {self.stream!r}")
         if self.type == "local":
             return self
         if not self.url:
             raise ValueError(f"type = {self.type!r} needs url = \"{_BROKER_SCHEMES[self.type][0]}...\"")
         if "${" not in self.url and not self.url.startswith(_BROKER_SCHEMES[self.type]):
-            raise ValueError(f"url for type = {self.type!r} must start with {' or '.join(_BROKER_SCHEMES[self.type])}, got {self.url!r}")
-        if self.ack_wait is not None and self.ack_wait < 1000:
+            raise ValueError(f"url for type = {self.type!r} must start with {' or '.join(_BROKER_SCHEMES[self.type])}, got {_hide_password(self.url)!r}")
+        if self.ack_wait is not None and self.ack_wait != UNFILLED_MS and self.ack_wait < 1000:
             raise ValueError("ack_wait must be at least 1s")
         return self
 
@@ -419,106 +432,103 @@ class ComponentConfig:
             raise self.error(f"{table}.{name}", None, f"no {attr[:-1]} {event!r} (declared: {known})")
         return events[event]
 
-    def _fill(self, value: Any, table: str, key: str, used: list[str]) -> Any:
-        def missing(var: str) -> ConfigError:
-            return self.error(table, key, f"{key}: environment variable {var} is not set")
+    def resolve(self, table: str, name: str, env: str | None) -> tuple[Any, list[str]]:
+        """One component as a run uses it: `env` overrides applied, every `${VAR}` filled, checked again.
 
-        return interpolate(value, missing, used)
+        Returns the filled model and the values that are secrets (see `interpolate`).
+        """
+        self._pick(table, name)
+        raw = self.project.raw[table][name]
+        base = {k: v for k, v in raw.items() if k != "envs"}
+        filled = self._filled(base, f"{table}.{name}")
+        override = (raw.get("envs") or {}).get(env) if env else None
+        if isinstance(override, dict):
+            extra = self._filled(override, f"{table}.{name}.envs.{env}")
+            for key, value in extra.value.items():
+                if isinstance(value, dict) and isinstance(filled.value.get(key), dict):
+                    filled.value[key] = {**filled.value[key], **value}
+                else:
+                    filled.value[key] = value
+            filled.used.update(extra.used)
+        try:
+            model = Components.model_validate({table: {name: filled.value}})
+        except ValidationError as exc:
+            raise _config_error(self.project, {table: {name: filled.value}}, exc) from None
+        secrets = config_secrets(filled, secret_fields_of(raw))
+        resolved = getattr(model, table)[name]
+        if table == "fallbacks":
+            _check_providers(self, name, resolved)
+        return resolved, secrets
+
+    def _filled(self, value: dict[str, Any], table: str) -> Filled:
+        try:
+            return fill(value)
+        except MissingVariable as exc:
+            # Name the deepest [table] written as a header, and the key under it.
+            where, rest = table, list(exc.path)
+            for depth in range(len(rest) - 1, 0, -1):
+                prefix = rest[:depth]
+                if all(isinstance(k, str) for k in prefix) and locate(self.text, ".".join([table, *map(str, prefix)])):
+                    where, rest = ".".join([table, *map(str, prefix)]), rest[depth:]
+                    break
+            key = rest[0] if rest and isinstance(rest[0], str) else None
+            raise self.error(where, key, f"{_dotted(rest) or 'value'}: environment variable {exc.name} is not set") from None
 
     def app(self, name: str, env: str | None) -> ResolvedApp:
-        app: App = self._pick("apps", name)
+        app, secrets = self.resolve("apps", name, env)
         table = f"apps.{name}"
-        used: list[str] = []
-        base_url = self._fill(app.base_url, table, "base_url", used)
-        headers = self._fill(dict(app.headers), table, "headers", used)
-        variables = self._fill(dict(app.variables), table, "variables", used)
-        override = app.envs.get(env) if env else None
-        if override is not None:
-            env_table = f"{table}.envs.{env}"
-            if override.base_url is not None:
-                base_url = self._fill(override.base_url, env_table, "base_url", used)
-            headers.update(self._fill(dict(override.headers), env_table, "headers", used))
-            variables.update(self._fill(dict(override.variables), env_table, "variables", used))
-        if not base_url:
+        if not app.base_url:
             raise self.error(table, None, f"no base_url (set it here or in [{table}.envs.{env}])")
-        try:
-            _http_url(base_url, "base_url")
-        except ValueError as exc:
-            raise self.error(table, "base_url", str(exc)) from None
-        secrets = [*used, *headers.values()]
-        return ResolvedApp(name, env, base_url.rstrip("/"), headers, variables, dict(app.constants), app, secrets)
+        return ResolvedApp(name, env, app.base_url.rstrip("/"), dict(app.headers), dict(app.variables), dict(app.constants), app, secrets)
 
     def database(self, name: str, env: str | None) -> ResolvedDatabase:
-        db: Database = self._pick("databases", name)
-        used: list[str] = []
-        override = db.envs.get(env) if env else None
-        if override is not None:
-            url = self._fill(override.url, f"databases.{name}.envs.{env}", "url", used)
-        else:
-            url = self._fill(db.url, f"databases.{name}", "url", used)
-        password = _url_password(url)
-        return ResolvedDatabase(name, url, db, [*used, *([password] if password else [])])
+        db, secrets = self.resolve("databases", name, env)
+        return ResolvedDatabase(name, db.url, db, secrets)
 
     def notification(self, name: str) -> ResolvedNotification:
-        note: Notification = self._pick("notifications", name)
-        table = f"notifications.{name}"
-        used: list[str] = []
-        smtp = sms = push = None
-        if note.smtp is not None:
-            smtp = Smtp.model_validate(self._fill(note.smtp.model_dump(by_alias=True), table, "smtp", used))
-        if note.sms is not None:
-            sms = Webhook.model_validate(self._fill(note.sms.model_dump(), table, "sms", used))
-        if note.push is not None:
-            push = Webhook.model_validate(self._fill(note.push.model_dump(), table, "push", used))
-        secrets = list(used)
-        if smtp is not None and smtp.password:
-            secrets.append(smtp.password)
-        for hook in (sms, push):
-            if hook is not None:
-                secrets.extend(hook.headers.values())
+        note, secrets = self.resolve("notifications", name, None)
         outbox = self.path(note.outbox) if note.outbox else None
-        return ResolvedNotification(name, note, smtp, sms, push, outbox, secrets)
+        return ResolvedNotification(name, note, note.smtp, note.sms, note.push, outbox, secrets)
 
     def storage(self, name: str) -> Storage:
-        return self._pick("storage", name)  # type: ignore[no-any-return]
+        return self.resolve("storage", name, None)[0]
 
     def broker(self, name: str) -> Broker:
-        return self._pick("brokers", name)  # type: ignore[no-any-return]
+        return self.resolve("brokers", name, None)[0]
 
     def resolved_broker(self, name: str) -> ResolvedBroker:
         """A broker with its `url` filled from the environment (and checked again once filled)."""
-        broker = self.broker(name)
-        used: list[str] = []
-        url = self._fill(broker.url, f"brokers.{name}", "url", used) if broker.url else None
+        broker, secrets = self.resolve("brokers", name, None)  # every ${VAR} filled, the url's too
+        url = broker.url
         if url is not None and broker.type != "local" and not url.startswith(_BROKER_SCHEMES[broker.type]):
             schemes = " or ".join(_BROKER_SCHEMES[broker.type])
             raise self.error(f"brokers.{name}", "url", f"url for type = {broker.type!r} must start with {schemes}, got {_hide_password(url)!r}")
-        password = _url_password(url) if url else None
-        return ResolvedBroker(name, url, broker, [*used, *([password] if password else [])])
+        password = url_password(url) if url else None
+        return ResolvedBroker(name, url, broker, [*secrets, *([password] if password else [])])
 
     def quota(self, name: str) -> Quota:
-        return self._pick("quotas", name)  # type: ignore[no-any-return]
+        return self.resolve("quotas", name, None)[0]
 
     def fallback(self, name: str) -> Fallback:
-        return self._pick("fallbacks", name)  # type: ignore[no-any-return]
+        return self.resolve("fallbacks", name, None)[0]
 
     def graph(self, name: str) -> Graph:
-        return self._pick("graphs", name)  # type: ignore[no-any-return]
+        return self.resolve("graphs", name, None)[0]
 
-    def check_env_vars(self, env: str | None) -> list[str]:
-        """Problems filling `${VAR}` for every component in `env` (for `components check`)."""
+    def check(self, env: str | None) -> list[str]:
+        """Every problem a run in `env` would meet resolving a component, one line each."""
         problems = []
-        lookups = [
-            *((self.app, (n, env)) for n in self.model.apps),
-            *((self.database, (n, env)) for n in self.model.databases),
-            *((self.notification, (n,)) for n in self.model.notifications),
-            *((self.resolved_broker, (n,)) for n in self.model.brokers),
-        ]
-        for lookup, args in lookups:
-            try:
-                lookup(*args)  # type: ignore[operator]
-            except ConfigError as exc:
-                problems.append(exc.message)
+        for table in TABLES:
+            for name in getattr(self.model, table):
+                try:
+                    if table == "apps":
+                        self.app(name, env)
+                    elif table == "brokers":
+                        self.resolved_broker(name)  # the url's scheme is checked once filled
+                    else:
+                        self.resolve(table, name, env)
+                except ConfigError as exc:
+                    problems.append(exc.message)
         return problems
 
     def summary(self) -> list[dict[str, Any]]:
@@ -541,45 +551,15 @@ class ComponentConfig:
                     outbox = "; outbox" if item.outbox else ""
                     detail = f"{where}; topics: " + ", ".join(item.topics) + outbox
                 elif isinstance(item, Quota):
-                    detail = f"{item.limit} per {format_duration(item.per)}"
+                    detail = f"{item.limit} per {write_duration(item.per)}"
                 elif isinstance(item, Fallback):
                     detail = " -> ".join(f"{p.app}.{p.event}" for p in item.providers)
                 rows.append({"table": table, "name": name, "detail": detail})
         return rows
 
 
-def interpolate(value: Any, missing: Any, used: list[str]) -> Any:
-    """Fill `${NAME}` / `${NAME:-default}` in every string of `value`; values used go to `used`."""
-    if isinstance(value, str):
-
-        def one(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            if name in os.environ:
-                used.append(os.environ[name])
-                return os.environ[name]
-            if default is not None:
-                return default
-            raise missing(name)
-
-        return _VAR.sub(one, value)
-    if isinstance(value, dict):
-        return {k: interpolate(v, missing, used) for k, v in value.items()}
-    if isinstance(value, list):
-        return [interpolate(v, missing, used) for v in value]
-    return value
-
-
-def _url_password(url: str) -> str | None:
-    from urllib.parse import urlsplit
-
-    try:
-        return urlsplit(url).password
-    except ValueError:
-        return None
-
-
 def _hide_password(url: str) -> str:
-    password = _url_password(url)
+    password = url_password(url)
     return url.replace(f":{password}@", ":***@") if password else url
 
 
@@ -608,20 +588,28 @@ def load_components(project: ProjectConfig) -> ComponentConfig:
 def _cross_check(components: ComponentConfig) -> None:
     model, envs = components.model, components.project.envs
     for name, fallback in model.fallbacks.items():
-        for provider in fallback.providers:
-            app = model.apps.get(provider.app)
-            if app is None:
-                raise components.error(f"fallbacks.{name}", "providers", f"provider app {provider.app!r} is not declared in [apps]")
-            if provider.event not in app.events:
-                raise components.error(
-                    f"fallbacks.{name}", "providers", f"provider event {provider.event!r} is not declared in [apps.{provider.app}.events]"
-                )
+        _check_providers(components, name, fallback)
     if envs:
         for table in ("apps", "databases"):
             for name, item in getattr(model, table).items():
                 for env in item.envs:
                     if env not in envs:
                         raise components.error(f"{table}.{name}.envs.{env}", None, f"env {env!r} is not declared in [envs] ({', '.join(envs)})")
+
+
+def _check_providers(components: ComponentConfig, name: str, fallback: Fallback) -> None:
+    """Each provider names a declared app and event (a `${VAR}` name is checked once filled)."""
+    apps = components.model.apps
+    for provider in fallback.providers:
+        if "${" in provider.app + provider.event:
+            continue
+        app = apps.get(provider.app)
+        if app is None:
+            raise components.error(f"fallbacks.{name}", "providers", f"provider app {provider.app!r} is not declared in [apps]")
+        if provider.event not in app.events:
+            raise components.error(
+                f"fallbacks.{name}", "providers", f"provider event {provider.event!r} is not declared in [apps.{provider.app}.events]"
+            )
 
 
 def _config_error(project: ProjectConfig, raw: dict[str, Any], exc: ValidationError) -> ConfigError:

@@ -4,7 +4,8 @@
 slashes for an absolute path); `postgresql://` needs psycopg (the `postgres`
 extra). Named parameters (`:email`) are always bound, never formatted into
 the SQL; lists and objects are bound as JSON text. An optional `schema`
-(string or list) runs once, on first use, so samples work on a fresh clone.
+(string or list) is applied once per database (see `db_schema`), so samples
+work on a fresh clone.
 """
 
 from __future__ import annotations
@@ -13,24 +14,27 @@ import asyncio
 import base64
 import datetime
 import decimal
-import hashlib
 import json
 import re
 import sqlite3
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ductape_cli.components import db_schema
 from ductape_cli.components.config import ResolvedDatabase
 from ductape_cli.components.errors import DatabaseError, redact, scrub
-from ductape_cli.components.runtime import Component, check_mapping, secret_values, seed_style
+from ductape_cli.components.runtime import (
+    Component,
+    check_mapping,
+    secret_values,
+    seed_style,
+    without_secrets,
+)
 from ductape_cli.errors import InvalidInput
 
 _RETURNING = re.compile(r"\breturning\b", re.IGNORECASE)
 _INSERT = re.compile(r"^\s*(insert|replace)\b", re.IGNORECASE)
-_schema_done: set[tuple[str, str]] = set()
-_schema_lock = threading.Lock()
 Values = Mapping[str, Any] | None
 
 
@@ -89,7 +93,7 @@ class DatabaseComponent(Component):
         async def work() -> Any:
             return await asyncio.to_thread(run_statement, resolved, root, spec.sql, bind, mode, event, secrets)
 
-        return self._dispatch(f"database:{database}:{event}", recorded, work)
+        return self._dispatch(f"database:{database}:{event}", recorded, without_secrets(work, secret_fields, secrets))
 
 
 def run_statement(
@@ -140,30 +144,12 @@ def _sqlite(db: ResolvedDatabase, root: Path, sql: str, values: dict[str, Any]) 
     conn = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
         conn.row_factory = sqlite3.Row
-        _ensure_schema(path, db, lambda ddl: conn.executescript(ddl))
+        db_schema.ensure_sqlite(conn, path, db.name, db.model.ddl)
         cursor = conn.execute(sql, values)
         rows = [_row(dict(r)) for r in cursor.fetchall()] if cursor.description else None
         return rows, cursor.rowcount
     finally:
         conn.close()
-
-
-def _ensure_schema(key: str, db: ResolvedDatabase, run: Any) -> None:
-    ddl = db.model.ddl
-    if not ddl:
-        return
-    statements = [ddl] if isinstance(ddl, str) else list(ddl)
-    digest = hashlib.sha256("\n;\n".join(statements).encode()).hexdigest()
-    fresh = key != ":memory:" and not key.startswith(("postgres://", "postgresql://"))
-    with _schema_lock:
-        if (key, digest) in _schema_done and (not fresh or Path(key).exists()):
-            return
-        for statement in statements:
-            try:
-                run(statement)
-            except Exception as exc:  # noqa: BLE001
-                raise DatabaseError(f"{db.name}: schema failed: {exc}") from None
-        _schema_done.add((key, digest))
 
 
 def _postgres(db: ResolvedDatabase, sql: str, values: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, int]:
@@ -175,7 +161,7 @@ def _postgres(db: ResolvedDatabase, sql: str, values: dict[str, Any]) -> tuple[l
             f"database {db.name} is PostgreSQL but psycopg is not installed: pip install 'ductape[postgres]'"
         ) from None
     with psycopg.connect(db.url, row_factory=dict_row, autocommit=True) as conn:
-        _ensure_schema(db.url, db, lambda ddl: conn.execute(ddl))
+        db_schema.ensure_postgres(conn, db.url, db.name, db.model.ddl)
         cursor = conn.execute(pg_placeholders(sql), values)
         rows = [_row(dict(r)) for r in cursor.fetchall()] if cursor.description else None
         return rows, cursor.rowcount
@@ -199,24 +185,26 @@ def _json_value(value: Any) -> Any:
 
 
 def pg_placeholders(sql: str) -> str:
-    """`:name` -> `%(name)s` outside quotes, leaving `::type` casts alone; a literal `%` becomes `%%`."""
+    """`:name` -> `%(name)s` in SQL code only; a literal `%` becomes `%%` everywhere.
+
+    Quoted strings (`'...'`, `E'...'` with backslash escapes), quoted
+    identifiers, `$tag$...$tag$` bodies, `--` and `/* */` comments and
+    `::type` casts are passed through untouched.
+    """
     out: list[str] = []
     i, n = 0, len(sql)
     while i < n:
-        ch = sql[i]
-        if ch in ("'", '"'):
-            end = sql.find(ch, i + 1)
-            while end != -1 and end + 1 < n and sql[end + 1] == ch:  # doubled quote inside a literal
-                end = sql.find(ch, end + 2)
-            end = n - 1 if end == -1 else end
-            out.append(sql[i : end + 1].replace("%", "%%"))
-            i = end + 1
+        end = _skip(sql, i)
+        if end > i:
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
             continue
-        if ch == ":" and i + 1 < n and sql[i + 1] == ":":
+        ch = sql[i]
+        if sql.startswith("::", i):
             out.append("::")
             i += 2
             continue
-        if ch == ":" and i + 1 < n and (sql[i + 1].isalpha() or sql[i + 1] == "_") and (i == 0 or sql[i - 1] != ":"):
+        if ch == ":" and i + 1 < n and (sql[i + 1].isalpha() or sql[i + 1] == "_"):
             j = i + 1
             while j < n and (sql[j].isalnum() or sql[j] == "_"):
                 j += 1
@@ -226,3 +214,48 @@ def pg_placeholders(sql: str) -> str:
         out.append("%%" if ch == "%" else ch)
         i += 1
     return "".join(out)
+
+
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+
+
+def _skip(sql: str, i: int) -> int:
+    """The end of the literal, quoted identifier or comment starting at `i` (or `i` when none does)."""
+    n = len(sql)
+    ch = sql[i]
+    if ch in ("E", "e") and sql.startswith("'", i + 1) and (i == 0 or not (sql[i - 1].isalnum() or sql[i - 1] == "_")):
+        j = i + 2
+        while j < n and sql[j] != "'" or sql.startswith("''", j):
+            j += 2 if sql[j] == "\\" or sql.startswith("''", j) else 1
+        return min(j + 1, n)
+    if ch in ("'", '"'):
+        j = i + 1
+        while j < n:
+            if sql[j] == ch:
+                if sql.startswith(ch * 2, j):
+                    j += 2
+                    continue
+                return j + 1
+            j += 1
+        return n
+    if sql.startswith("--", i):
+        j = sql.find("\n", i)
+        return n if j == -1 else j
+    if sql.startswith("/*", i):
+        depth, j = 0, i
+        while j < n:
+            if sql.startswith("/*", j):
+                depth, j = depth + 1, j + 2
+            elif sql.startswith("*/", j):
+                depth, j = depth - 1, j + 2
+                if depth == 0:
+                    return j
+            else:
+                j += 1
+        return n
+    if ch == "$" and (i == 0 or not (sql[i - 1].isalnum() or sql[i - 1] == "_")):
+        match = _DOLLAR_TAG.match(sql, i)
+        if match:
+            j = sql.find(match.group(0), match.end())
+            return n if j == -1 else j + len(match.group(0))
+    return i

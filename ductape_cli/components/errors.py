@@ -1,7 +1,9 @@
 """Errors component calls raise, and the redaction applied to anything recorded.
 
-Every component error is an ordinary `Exception` (a handler may catch it)
-carrying a `code`; the step machinery records `code`, `status_code` and `body`.
+Every component error is a `DuctapeError` (an ordinary `Exception`: a handler
+may catch it) carrying a `code`; the step machinery records `code`,
+`status_code` and `body`. One reaching the command line is a failure of the
+outside world, so it exits 1, not 2.
 """
 
 from __future__ import annotations
@@ -9,16 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ductape_cli.errors import EXIT_FAILED, DuctapeError
+
 REDACTED = "***"
 _MIN_SECRET = 4  # shorter values would blank out ordinary words in messages
 
 
-class ComponentError(Exception):
+class ComponentError(DuctapeError):
+    exit_code = EXIT_FAILED
     code = "COMPONENT_ERROR"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class ActionError(ComponentError):
@@ -86,12 +87,6 @@ def _redact(value: Any, names: set[str]) -> Any:
     if isinstance(value, (list, tuple)):
         return [_redact(v, names) for v in value]
     return value
-
-
-def redact_headers(headers: Any) -> Any:
-    if isinstance(headers, Mapping):
-        return {k: REDACTED for k in headers}
-    return headers
 
 
 def scrub(value: Any, secrets: Iterable[str]) -> Any:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ductape_cli.components.action import INPUT_KEYS, Request, send
+from ductape_cli.components.action import INPUT_KEYS, Request, recorded_input, send
 from ductape_cli.components.errors import ActionError, FallbackError, scrub
-from ductape_cli.components.runtime import Component, check_mapping, seed_style
+from ductape_cli.components.runtime import Component, check_mapping, seed_style, without_secrets
 
 
 class FallbackComponent(Component):
@@ -31,7 +31,10 @@ class FallbackComponent(Component):
             action.prepare(p.app, p.event, values, retries=p.retries, timeout=timeout if timeout is not None else p.timeout)
             for p in spec.providers
         ]
-        recorded = {"fallback": fallback, "input": requests[0].recorded["input"]}
+        # Any provider's `secret` fields are secret for all: the same input goes to each.
+        fields = [f for r in requests for f in r.secret_fields]
+        secrets = [s for r in requests for s in r.secrets]
+        recorded = {"fallback": fallback, "input": recorded_input(values, fields, secrets)}
 
         async def work() -> Any:
             failed: list[dict[str, Any]] = []
@@ -39,11 +42,11 @@ class FallbackComponent(Component):
                 try:
                     result = await send(request)
                 except ActionError as exc:
-                    failed.append({"app": request.app, "event": request.event, "error": exc.message, "status_code": exc.status_code})
+                    error = scrub(exc.message, secrets)
+                    failed.append({"app": request.app, "event": request.event, "error": error, "status_code": exc.status_code})
                     continue
                 return {"provider": {"app": request.app, "event": request.event}, "result": result, "failed": failed}
             lines = "; ".join(f"{f['app']}.{f['event']}: {f['error']}" for f in failed)
-            secrets = [s for r in requests for s in r.secrets]
             raise FallbackError(scrub(f"fallback {fallback}: all {len(failed)} providers failed: {lines}", secrets), failed)
 
-        return self._dispatch(f"fallback:{fallback}", recorded, work)
+        return self._dispatch(f"fallback:{fallback}", recorded, without_secrets(work, fields, secrets))

@@ -137,7 +137,7 @@ def _labels(labels: Any) -> list[str]:
 def _props(properties: Any) -> dict[str, Any]:
     props = check_mapping(properties, "properties")
     try:
-        return json.loads(json.dumps(props, ensure_ascii=False))  # type: ignore[no-any-return]
+        return json.loads(json.dumps(props, ensure_ascii=False))
     except (TypeError, ValueError):
         raise InvalidInput("properties must be JSON-serialisable") from None
 

@@ -29,6 +29,7 @@ from ductape_cli.components.runtime import (
     check_retries,
     secret_values,
     seed_style,
+    without_secrets,
 )
 from ductape_cli.errors import InvalidInput
 
@@ -104,7 +105,7 @@ class NotificationComponent(Component):
                 results[name] = await _deliver(resolved, name, {**meta, **message}, attempts, secrets)
             return results[single] if single else results
 
-        return self._dispatch(f"notification:{notification}:{event}", recorded, work)
+        return self._dispatch(f"notification:{notification}:{event}", recorded, without_secrets(work, secret_fields, secrets))
 
 
 def _list(value: Any, what: str) -> list[str]:
@@ -191,6 +192,12 @@ def _has_transport(note: ResolvedNotification, channel: str) -> bool:
 
 
 def _smtp_send(smtp: Smtp, message: dict[str, Any]) -> dict[str, Any]:
+    # A CR or LF in a header would let a filled-in value add headers (Bcc:) of its own.
+    headers = {"From": [smtp.sender], "To": message["to"], "Cc": message.get("cc", []), "Bcc": message.get("bcc", []),
+               "Subject": [message["subject"]]}  # fmt: skip
+    for name, values in headers.items():
+        if any("\r" in value or "\n" in value for value in values):
+            raise NotificationError(f"email {name} header contains a line break (CR/LF); not sent")
     email = EmailMessage()
     email["From"] = smtp.sender
     email["To"] = ", ".join(message["to"])

@@ -240,6 +240,23 @@ class Component:
         return self.runtime.dispatch(label, recorded, work)
 
 
+def without_secrets(work: Callable[[], Awaitable[Any]], fields: list[str], secrets: list[str]) -> Callable[[], Awaitable[Any]]:
+    """`work` whose result has `secret` fields as ``***`` and secret values scrubbed.
+
+    A result is journaled and shown in history, so a secret column or echoed
+    field never reaches it, in or out of a step (replay returns what was stored).
+    """
+    from ductape_cli.components.errors import redact, scrub
+
+    if not fields and not secrets:
+        return work
+
+    async def clean() -> Any:
+        return scrub(redact(await work(), fields), secrets)
+
+    return clean
+
+
 def seed_style(method: F) -> F:
     """Also accept the seed's single options object: ``ctx.action.run({"app": ..., "event": ...})``."""
 

@@ -3,7 +3,9 @@
 Keys are relative paths inside that folder; a key that could leave it (`..`,
 an absolute path, a symlink pointing out) is refused with `InvalidInput`.
 Text comes back as text, anything else as base64 (`encoding` says which), so
-results stay JSON for the journal.
+results stay JSON for the journal. A download over `journal_limit` bytes
+(default 64 KiB) is journaled as ``{file_key, size, sha256}`` without the
+content, which is read back from the folder when the call is replayed.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
+import inspect
 import mimetypes
 import os
 import re
@@ -64,22 +68,42 @@ class StorageComponent(Component):
 
     @seed_style
     def download(self, storage: str, event: str | None = None, input: Mapping[str, Any] | None = None) -> Any:
-        """Read `input.file_key`: ``{file_key, content, encoding, size, mime_type, url}``."""
+        """Read `input.file_key`: ``{file_key, content, encoding, size, mime_type, url, sha256}``.
+
+        A file over the storage's `journal_limit` is journaled as a reference
+        (no `content`); the handler still gets the content, read back from the
+        folder (and checked against the sha256) when the call is replayed.
+        """
         values, key, target = self._locate(storage, event, input)
+        limit = self.config.storage(storage).journal_limit
+        fresh: dict[str, Any] = {}
 
         async def work() -> Any:
-            try:
-                data = await asyncio.to_thread(target.read_bytes)
-            except FileNotFoundError:
-                raise StorageError(f"storage {storage}: no file {key!r}") from None
-            except IsADirectoryError:
-                raise StorageError(f"storage {storage}: {key!r} is a folder") from None
+            data = await asyncio.to_thread(_read, storage, key, target)
             mime = _guess(key)
             content, encoding = _encode(data, mime)
-            return {"storage": storage, "file_key": key, "content": content, "encoding": encoding, "size": len(data),
-                    "mime_type": mime, "url": target.as_uri()}  # fmt: skip
+            result = {"storage": storage, "file_key": key, "content": content, "encoding": encoding, "size": len(data),
+                      "mime_type": mime, "url": target.as_uri(), "sha256": hashlib.sha256(data).hexdigest()}  # fmt: skip
+            if len(data) <= limit:
+                return result
+            fresh["content"] = content
+            return {**result, "content": None, "content_ref": True}
 
-        return self._dispatch(self._label(storage, event, "download"), {"storage": storage, "event": event, "input": values}, work)
+        def restore(result: Any) -> Any:
+            if not (isinstance(result, dict) and result.get("content_ref")):
+                return result
+            content = fresh.pop("content", None)
+            if content is None:  # replayed: the journal has the reference only
+                data = _read(storage, key, target)
+                if hashlib.sha256(data).hexdigest() != result["sha256"]:
+                    raise StorageError(f"storage {storage}: {key!r} changed since this run downloaded it (sha256 differs)")
+                content = _encode(data, result["mime_type"])[0]
+            return {k: v for k, v in result.items() if k != "content_ref"} | {"content": content}
+
+        called = self._dispatch(self._label(storage, event, "download"), {"storage": storage, "event": event, "input": values}, work)
+        if inspect.isawaitable(called):
+            return _then(called, restore)
+        return restore(called)
 
     @seed_style
     def delete(self, storage: str, event: str | None = None, input: Mapping[str, Any] | None = None) -> Any:
@@ -107,6 +131,22 @@ class StorageComponent(Component):
     @staticmethod
     def _label(storage: str, event: str | None, operation: str) -> str:
         return f"storage:{storage}:{event or operation}"
+
+
+async def _then(called: Any, restore: Any) -> Any:
+    result = await called
+    if isinstance(result, dict) and result.get("content_ref"):
+        return await asyncio.to_thread(restore, result)
+    return result
+
+
+def _read(storage: str, key: str, target: Path) -> bytes:
+    try:
+        return target.read_bytes()
+    except FileNotFoundError:
+        raise StorageError(f"storage {storage}: no file {key!r}") from None
+    except IsADirectoryError:
+        raise StorageError(f"storage {storage}: {key!r} is a folder") from None
 
 
 def _key(values: dict[str, Any], *names: str) -> str:

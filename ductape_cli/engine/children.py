@@ -13,12 +13,12 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ductape_cli.durations import parse_duration
+from ductape_cli.engine.journal import ExecutionCore, Suspend
 from ductape_cli.errors import ChildWorkflowFailed, DuctapeError, StepError
-from ductape_cli.models import EventType, OpKind, Run, StepRecord, StepStatus
+from ductape_cli.models import EventType, Lifecycle, OpKind, Run, StepRecord, StepStatus
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
-    from ductape_cli.engine.execution import Execution
 
 POLICIES = ("terminate", "abandon", "request_cancel")
 
@@ -26,7 +26,7 @@ POLICIES = ("terminate", "abandon", "request_cancel")
 class ChildCall:
     """A not-yet-started child workflow call; await it, or hand it to `ctx.parallel`."""
 
-    def __init__(self, execution: Execution, child_id: str, tag: str, input: Any, options: dict[str, Any], site: tuple[str, int]) -> None:
+    def __init__(self, execution: ChildrenMixin, child_id: str, tag: str, input: Any, options: dict[str, Any], site: tuple[str, int]) -> None:
         self.execution = execution
         self.child_id = child_id
         self.tag = tag
@@ -42,10 +42,10 @@ class ChildCall:
         return self.prepare()().__await__()
 
 
-class ChildrenMixin:
+class ChildrenMixin(ExecutionCore):
     """The child-workflow half of `Execution`."""
 
-    def child_call(self: Execution, child_id: str, tag: str, input: Any, options: dict[str, Any], site: tuple[str, int]) -> ChildCall:  # type: ignore[misc]
+    def child_call(self, child_id: str, tag: str, input: Any, options: dict[str, Any], site: tuple[str, int]) -> ChildCall:
         if not isinstance(child_id, str) or not child_id:
             raise StepError(f"ctx.workflow at {site[0]}:{site[1]} needs a child workflow id")
         unknown = set(options) - {"timeout", "retries", "parent_close_policy"}
@@ -56,7 +56,7 @@ class ChildrenMixin:
             raise StepError(f"ctx.workflow({child_id!r}): parent_close_policy must be one of {', '.join(POLICIES)}")
         return ChildCall(self, child_id, tag, input, options, site)
 
-    async def run_child(self: Execution, call: ChildCall, seq: int, record: StepRecord | None) -> Any:  # type: ignore[misc]
+    async def run_child(self, call: ChildCall, seq: int, record: StepRecord | None) -> Any:
         if record is not None and record.status == StepStatus.COMPLETED:
             return record.output
         if record is not None and record.status == StepStatus.FAILED:
@@ -66,7 +66,7 @@ class ChildrenMixin:
         attempt = (record.input or {}).get("attempt", 0) if record is not None else 0
         base_id = scoped_child_id(self.run, call.child_id)
         if record is None:
-            self.notify("child_started", child_id=base_id, tag=call.tag)
+            self.notify(EventType.CHILD_STARTED, child_id=base_id, tag=call.tag)
             current_id = self._start_child(call, base_id)
             now = self.clock.now()
             record = StepRecord(
@@ -80,22 +80,20 @@ class ChildrenMixin:
             result = await self._drive_child(current_id)
             status = result["status"]
             if status in ("running", "pending"):
-                from ductape_cli.engine.execution import Suspend
-
-                self._check_waiting()
+                self.check_waiting()
                 raise Suspend(None, {"kind": "child", "child_id": current_id, "seq": seq})
             now = self.clock.now()
             if status == "completed":
                 self.store.update_op(self.run.id, seq, {"status": "completed", "output": result["output"], "ended_at": now},
                                      self.take_events((now, EventType.CHILD_COMPLETED, None, {"child_id": current_id, "status": status})))  # fmt: skip
                 record.status, record.output = StepStatus.COMPLETED, result["output"]
-                self.notify("child_ended", child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
+                self.notify(Lifecycle.CHILD_ENDED, child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
                 return result["output"]
             if attempt < retries:
                 attempt += 1
                 next_id = f"{base_id}-retry-{attempt}"
-                self.notify("child_ended", child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
-                self.notify("child_started", child_id=next_id, tag=call.tag)
+                self.notify(Lifecycle.CHILD_ENDED, child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
+                self.notify(EventType.CHILD_STARTED, child_id=next_id, tag=call.tag)
                 self._start_child(call, next_id, restarted_from=current_id)
                 record.input = {**record.input, "current": next_id, "attempt": attempt}
                 self.store.update_op(self.run.id, seq, {"input": record.input},
@@ -105,10 +103,10 @@ class ChildrenMixin:
             self.store.update_op(self.run.id, seq, {"status": "failed", "error": error, "ended_at": now},
                                  self.take_events((now, EventType.CHILD_COMPLETED, None, {"child_id": current_id, "status": status})))  # fmt: skip
             record.status, record.error = StepStatus.FAILED, error
-            self.notify("child_ended", child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
+            self.notify(Lifecycle.CHILD_ENDED, child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
             raise ChildWorkflowFailed(current_id, status, error)
 
-    def _start_child(self: Execution, call: ChildCall, child_id: str, restarted_from: str | None = None) -> str:  # type: ignore[misc]
+    def _start_child(self, call: ChildCall, child_id: str, restarted_from: str | None = None) -> str:
         existing = self.store.get_run(child_id)
         if existing is not None:
             if existing.parent_id != self.run.id:
@@ -131,7 +129,7 @@ class ChildrenMixin:
             raise StepError(f"cannot start child workflow {child_id!r} ({call.tag}): {exc.message}") from None
         return child_id
 
-    def _replaced_child(self: Execution, given_id: str) -> str | None:  # type: ignore[misc]
+    def _replaced_child(self, given_id: str) -> str | None:
         """The child the run this one replays or restarts started for the same `ctx.workflow` call."""
         original_id = self.run.replayed_from or self.run.restarted_from
         original = self.store.get_run(original_id) if original_id else None
@@ -140,7 +138,7 @@ class ChildrenMixin:
         child = self.store.get_run(scoped_child_id(original, given_id))
         return child.id if child is not None and child.parent_id == original.id else None
 
-    async def _drive_child(self: Execution, child_id: str) -> dict[str, Any]:  # type: ignore[misc]
+    async def _drive_child(self, child_id: str) -> dict[str, Any]:
         """Execute the child on a helper thread (its own store connection and event loop)."""
         engine = self.engine
         inline = self.inline_wait

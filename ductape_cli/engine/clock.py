@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import asyncio
+
+
+class Clock(Protocol):
+    """What the engine asks of time: the system clock, or the testing kit's fake one."""
+
+    def now(self) -> float: ...
 
 
 class SystemClock:
@@ -16,6 +24,8 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         if seconds > 0:
+            import asyncio  # only an executing run sleeps: reading commands never import asyncio
+
             await asyncio.sleep(seconds)
 
     def block(self, seconds: float) -> None:

@@ -16,6 +16,7 @@ from ductape_cli.engine.transform import Transform
 from ductape_cli.store.encoding import dumps
 
 if TYPE_CHECKING:
+    from ductape_cli.ctx import Context as ContextContract
     from ductape_cli.engine.execution import Execution
 
 
@@ -47,7 +48,7 @@ def called_by_library(depth: int = 2) -> bool:
     return filename.startswith(_STDLIB) and not filename.startswith(_INSTALLED)
 
 
-class InputView(dict):  # type: ignore[type-arg]
+class InputView(dict):
     """The run input with attribute access: ``ctx.input.email`` and ``ctx.input["email"]``.
 
     One rule for every name: a field that is present is the field, a field that
@@ -357,3 +358,8 @@ class Context:
     @property
     def graph(self) -> Any:
         return self._x.component("graph")
+
+
+if TYPE_CHECKING:  # mypy checks the engine's context against the contract handlers are written to
+    def _conforms(ctx: Context) -> ContextContract:
+        return ctx

@@ -34,12 +34,14 @@ class DevLoop:
 
     def reload(self) -> bool:
         """Re-define everything on fresh modules; swap the worker only if it all compiled."""
+        from ductape_cli.components.checks import validate_components
         from ductape_cli.definitions import define_all
         from ductape_cli.engine.engine import Engine
         from ductape_cli.engine.triggers import declared_triggers
 
         try:
             engine = Engine(load_config(self.root))
+            validate_components(engine.config, engine.config.default_env)
             registry = engine.registry()
             report = define_all(engine)
         except DuctapeError as exc:

@@ -7,10 +7,9 @@ many as you like (tests make one per temporary project).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import secrets
+import os
 import sys
 import threading
 import time
@@ -23,8 +22,6 @@ from ductape_cli.definition import WorkflowDefinition
 from ductape_cli.discovery import Registry, discover, load_one, trusted_module
 from ductape_cli.durations import parse_duration
 from ductape_cli.engine.clock import SystemClock
-from ductape_cli.engine.execution import Execution, Listener, Observer, Outcome
-from ductape_cli.engine.fencing import LostOwnership
 from ductape_cli.engine.leases import (
     HOST,
     LeaseKeeper,
@@ -58,12 +55,29 @@ from ductape_cli.errors import (
     WorkflowNotFound,
 )
 from ductape_cli.jsonin import MAX_DEPTH, nesting_depth
-from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord
+from ductape_cli.models import (
+    ErrorCode,
+    EventType,
+    Lifecycle,
+    Observed,
+    OpKind,
+    Run,
+    RunError,
+    RunStatus,
+    StepRecord,
+)
 from ductape_cli.store import EventRow, Store, dumps, is_postgres, open_store
 from ductape_cli.store.sqlite import new_lease
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ductape_cli.definitions import DefineReport
+
+    # Imported where a run executes: reading commands (status, list, history) never load the
+    # executor, asyncio or the ssl module asyncio pulls in (issue 19's start-up item).
+    from ductape_cli.engine.execution import Execution, Outcome
+    from ductape_cli.engine.journal import ExecutionCore, Listener, Observer
 
 MIN_ID_FRAGMENT = 6  # a run id may be shortened to a unique prefix or suffix this long
 AMBIGUOUS_SHOWN = 4
@@ -100,7 +114,7 @@ def check_metadata(metadata: Any) -> dict[str, Any] | None:
         raise InvalidInput("metadata must be JSON-serialisable") from None
     if len(text.encode()) > MAX_METADATA_BYTES:
         raise InvalidInput(f"metadata is {len(text.encode())} bytes; the limit is {MAX_METADATA_BYTES}")
-    return json.loads(text)  # type: ignore[no-any-return]
+    return json.loads(text)
 
 
 def define_notice(tag: str, schema: dict[str, Any], *, first: bool) -> str:
@@ -140,7 +154,7 @@ def display_folder(folder: Path) -> str:
 
 def new_run_id() -> str:
     """Time-ordered ids (ms, then randomness): new runs land at the end of the runs index, not in random pages."""
-    return f"wf_{int(time.time() * 1000):011x}{secrets.token_hex(3)}"
+    return f"wf_{int(time.time() * 1000):011x}{os.urandom(3).hex()}"  # os.urandom, as secrets uses; importing secrets (hmac) costs every command ~4 ms
 
 
 def _successful_attempt(record: StepRecord, failed: list[Attempt]) -> Attempt:
@@ -181,8 +195,6 @@ class Engine:
         self.on_resolved: Callable[[str, str], None] | None = None
         self._resolved: set[tuple[str, str]] = set()
         self.shutting_down = False
-        # tag -> replacement fn: a dict, or the testing kit's mock table (anything with get(tag, default))
-        self.step_overrides: Any = {}
         self._local = threading.local()
         self._registry = registry
         self._full_registry = registry is not None
@@ -220,16 +232,37 @@ class Engine:
         if store is None or store.closed:  # closed by `close` from another thread: open afresh
             store = self._local.store = self.open_store()
             self._opened.append(store)
-        return store  # type: ignore[no-any-return]
+        return store
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         loop = getattr(self._local, "loop", None)
         if loop is None or loop.is_closed():
+            import asyncio
+
             loop = self._local.loop = asyncio.new_event_loop()
             self._loops.append(loop)
-        return loop  # type: ignore[no-any-return]
+        return loop
 
-    def emit(self, execution: Execution | None, kind: str, data: dict[str, Any]) -> None:
+    def check_components(self, env: str | None = None) -> None:
+        """Refuse to start when a component table or a ${VAR} it uses is wrong (`ConfigError`, exit 2).
+
+        `env` (checked) picks the overrides; None is the project's default env."""
+        from ductape_cli.components.checks import validate_components
+
+        validate_components(self.config, self.config.check_env(env) if env is not None else self.config.default_env)
+
+    def components_report(self, env: str | None = None) -> dict[str, Any]:
+        """`components check`: every declared component and the problems found, for `env`."""
+        from ductape_cli.components.checks import components_report
+
+        return components_report(self, self.config.check_env(env or self.config.default_env))
+
+    def step_function(self, tag: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """The function step `tag` runs: `fn` itself. The seam the testing kit overrides
+        (`SandboxEngine`, for `mock_step`); nothing else on the step path is replaceable."""
+        return fn
+
+    def emit(self, execution: ExecutionCore | None, kind: Observed, data: dict[str, Any]) -> None:
         """Tell every engine-wide listener about a lifecycle event (the one seam metrics and traces use).
 
         `execution` is None for events outside an execution (`run_created`). A listener's
@@ -283,6 +316,7 @@ class Engine:
                 try:
                     registry = load_one(self.config.workflows_dir, path)
                 except Exception:  # noqa: BLE001 - fall back to full discovery, which reports it properly
+                    logger.debug("loading %r from the cached module list failed; discovering all", tag, exc_info=True)
                     registry = None
                 if registry is not None and tag in registry.by_tag:
                     self._registry = registry
@@ -417,7 +451,7 @@ class Engine:
         for field_name, value in (links or {}).items():
             setattr(run, field_name, value)
         if self.listeners:
-            self.emit(None, "run_created", {"run": run})  # e.g. tracing stores the trace context in run.options
+            self.emit(None, Lifecycle.RUN_CREATED, {"run": run})  # e.g. tracing stores the trace context in run.options
         data: dict[str, Any] = {"env": env, "version": version}  # the input is stored once, on the run
         if metadata:
             data["metadata"] = metadata
@@ -431,10 +465,10 @@ class Engine:
             stored, created = self.store.create_run(run, [(now, EventType.WORKFLOW_STARTED, None, data), *seeded_events], rows)
         except RunIdTaken:
             if self.listeners:
-                self.emit(None, "run_discarded", {"run": run})
+                self.emit(None, Lifecycle.RUN_DISCARDED, {"run": run})
             raise Conflict(f"a run with id {run.id!r} already exists; choose another --workflow-id") from None
         if not created and self.listeners:
-            self.emit(None, "run_discarded", {"run": run})  # the idempotency key named an existing run
+            self.emit(None, Lifecycle.RUN_DISCARDED, {"run": run})  # the idempotency key named an existing run
         if not created and json.dumps(stored.input, sort_keys=True) != json.dumps(input, sort_keys=True):
             # The Stripe rule: a key names one request; the same key with other input is a mistake.
             raise IdempotencyConflict(
@@ -505,17 +539,15 @@ class Engine:
         journal: dict[int, StepRecord] | None = None,
     ) -> tuple[Outcome, list[str]]:
         """One execution of a claimed run on this thread's event loop (`journal`: already known, e.g. empty)."""
+        from ductape_cli.engine.execution import Execution
+
         wf = self.definition(run.tag)
         if run.load_attempts and run.lease:
             self.store.set_run_fields(run.id, {"load_error": None, "load_attempts": 0}, lease=run.lease)
             run.load_error, run.load_attempts = None, 0
         execution = Execution(self, run, wf, inline_wait=inline_wait, observer=observer, journal=journal)
         if execution.cancel_reason is not None and not execution.journal:
-            try:
-                outcome = execution._finish(RunStatus.CANCELLED, error={"message": f"cancelled: {execution.cancel_reason}", "step": None, "code": "CANCELLED"})
-            except LostOwnership:
-                outcome = Outcome(RunStatus.RUNNING, lost=True)
-            return outcome, []
+            return execution.cancel_unstarted(), []
         outcome = self._loop().run_until_complete(execution.execute())
         return outcome, execution.completed_steps
 
@@ -530,7 +562,7 @@ class Engine:
         retry_at = None if tries >= LOAD_ATTEMPTS else now + min(LOAD_RETRY_BASE * 2 ** (tries - 1), LOAD_RETRY_CAP)
         data: dict[str, Any]
         if retry_at is None:
-            error = {"message": message, "step": None, "code": "WORKFLOW_NOT_LOADABLE"}
+            error = RunError(message, ErrorCode.WORKFLOW_NOT_LOADABLE).to_dict()
             data = {"error": error}
         else:
             detail = {"attempt": tries, "of": LOAD_ATTEMPTS, "retry_at": retry_at}
@@ -659,14 +691,6 @@ class Engine:
         counts = self.store.run_counts()
         return [{**row, "runs": counts.get(row["tag"], {})} for row in list_workflows(self)]
 
-    def custom_events(self, run_id: str, type_: str | None = None) -> list[dict[str, Any]]:
-        """The custom events of a run (`ctx.emit_event` or `emit_event`), oldest first."""
-        return [
-            {"id": e["id"], "timestamp": e["timestamp"], "type": e["data"].get("event"), "payload": e["data"].get("payload"), "step": e.get("step")}
-            for e in self.history(run_id, types=[EventType.CUSTOM])
-            if type_ is None or e["data"].get("event") == type_
-        ]  # fmt: skip
-
     def open_hooks(self, run_id: str, name: str | None = None) -> list[dict[str, Any]]:
         """The hooks a run created (`ctx.create_hook`) and nobody used yet; `name` picks one kind."""
         run = self.get_run(run_id)
@@ -697,14 +721,9 @@ class Engine:
         """Every event of a run in time order (completed steps derived from the journal)."""
         from ductape_cli.engine import history
 
-        unknown = [t for t in types or [] if t not in {e.value for e in EventType}]
-        if unknown:
-            raise InvalidInput(f"unknown event type {unknown[0]!r} (use one of {', '.join(e.value for e in EventType)})")
         run = self.get_run(run_id)
-        events = self.store.events(run.id, types=history.store_types(types))
-        for event in events:
-            if event.type == EventType.WORKFLOW_STARTED and "input" not in event.data:
-                event.data = {"input": run.input, **event.data}
+        history.check_types(types)
+        events = history.with_input(self.store.events(run.id, types=history.store_types(types)), run.input)
         return history.merge(events, self.store.load_journal(run.id).values(), types)
 
     def step(self, run_id: str, tag: str) -> StepDetail:
@@ -728,24 +747,28 @@ class Engine:
     step_detail = step
 
     def events(self, run_id: str, type: str | None = None) -> list[CustomEvent]:
-        """The custom events a run emitted with `ctx.emit_event` (only those of `type` when given)."""
+        """The custom events of a run (`ctx.emit_event`, `emit_event`, `POST /events`), oldest first;
+        only those of `type` when given. `ductape events` and `GET /runs/:id/events` show these."""
         return [
             CustomEvent(id=e["id"], timestamp=iso_ms(e["timestamp"]), type=e["data"].get("event"),
                         payload=e["data"].get("payload"), step=e.get("step"))
-            for e in self.history(run_id, types=["custom"])
+            for e in self.history(run_id, types=[EventType.CUSTOM])
             if type is None or e["data"].get("event") == type
         ]  # fmt: skip
 
     def follow(self, run_id: str, *, types: list[str] | None = None, poll: float = 0.25) -> Iterator[list[dict[str, Any]]]:
-        """`history --follow`: the events so far, then each batch of new ones, until the run has ended."""
-        from ductape_cli.engine.history import entry_key
+        """`history --follow`: the events so far, then each batch of new ones, until the run has ended.
 
-        seen: set[tuple[Any, ...]] = set()
+        Each poll reads only events after the last one seen (a cursor), never the whole history."""
+        from ductape_cli.engine.history import Cursor, check_types
+
+        run = self.get_run(run_id)
+        check_types(types)
+        cursor = Cursor(self, run.id, types)
         while True:
-            ended = self.get_run(run_id).status.terminal
-            new = [e for e in self.history(run_id, types=types) if entry_key(e) not in seen]
+            ended = self.get_run(run.id).status.terminal
+            new = cursor.read()
             if new:
-                seen.update(entry_key(e) for e in new)
                 yield new
             if ended:
                 return

@@ -13,14 +13,17 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from ductape_cli.definition import WorkflowDefinition
+from ductape_cli import logs
+from ductape_cli.components.errors import ComponentError
+from ductape_cli.ctx import checkpoint_name_problem
 from ductape_cli.engine import rollback as rollback_module
 from ductape_cli.engine.children import ChildrenMixin, apply_close_policies
 from ductape_cli.engine.context import Context, StepCall
-from ductape_cli.engine.fencing import FencedStore, LeaseClock, LostOwnership, renew_now
-from ductape_cli.engine.steps import StepOptions, StepsMixin, in_thread
+from ductape_cli.engine.fencing import LostOwnership
+from ductape_cli.engine.journal import Suspend
+from ductape_cli.engine.steps import StepsMixin, in_thread
 from ductape_cli.engine.waits import WaitsMixin
 from ductape_cli.errors import (
     Cancelled,
@@ -30,33 +33,27 @@ from ductape_cli.errors import (
     SignalTimeout,
     StepError,
     StepFailed,
-    StepTaken,
     StoreError,
     WorkflowInterrupt,
     WorkflowTimedOut,
 )
-from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord, StepStatus
-from ductape_cli.store import EventRow, dumps
+from ductape_cli.models import (
+    ErrorCode,
+    EventType,
+    Lifecycle,
+    OpKind,
+    RunError,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+)
+from ductape_cli.store import dumps
 from ductape_cli.store.encoding import plain
 
 if TYPE_CHECKING:
-    from ductape_cli.engine.engine import Engine
-    from ductape_cli.store import SqliteStore
+    pass
 
 log = logging.getLogger("ductape.executor")
-
-
-class Suspend(WorkflowInterrupt):
-    """The handler reached a wait that is not satisfied: release the run until `ready_at`."""
-
-    def __init__(self, ready_at: float | None, waiting: dict[str, Any]) -> None:
-        super().__init__("suspended")
-        self.ready_at = ready_at
-        self.waiting = waiting
-
-
-class Frontier(WorkflowInterrupt):
-    """Replay reached the end of the journal while only re-registering rollbacks."""
 
 
 @dataclass
@@ -75,143 +72,12 @@ class Outcome:
         return self.status in (RunStatus.RUNNING, RunStatus.PENDING) and not self.lost
 
 
-Observer = Callable[[str, dict[str, Any]], None]
-# An engine-wide listener hears every execution's events: (execution or None, kind, data).
-Listener = Callable[["Execution | None", str, dict[str, Any]], None]
-
-
 class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
-    def __init__(
-        self,
-        engine: Engine,
-        run: Run,
-        definition: WorkflowDefinition,
-        *,
-        inline_wait: float = 5.0,
-        observer: Observer | None = None,
-        journal: dict[int, StepRecord] | None = None,
-    ) -> None:
-        self.engine = engine
-        # The store's interface, with this claim's lease on every write.
-        self.store = cast("SqliteStore", FencedStore(engine.store, self))
-        self.lease = run.lease
-        self.lease_clock = LeaseClock(engine.lease_ttl)
-        self.clock = engine.clock
-        self.owner = engine.owner
-        self.product = definition.product or engine.config.name  # define(product=...) wins over ductape.toml
-        self.run = run
-        self.definition = definition
-        self.inline_wait = inline_wait
-        self.observer = observer
-        self.journal: dict[int, StepRecord] = self.store.load_journal(run.id) if journal is None else journal
-        self.max_seq = max(self.journal, default=-1)
-        self.seq = 0
-        self.tags: set[str] = set()
-        self.rollbacks: dict[int, tuple[Callable[..., Any], StepOptions]] = {}
-        self.step_outputs: dict[str, Any] = {}
-        self.completed_steps: list[str] = []
-        self.current_step: str | None = None
-        self.state: dict[str, Any] = {}
-        self.state_dirty = False
-        self.checkpoint: tuple[str, Any, int] | None = None
-        self.restored: dict[str, Any] | None = run.lineage.get("restored_checkpoint") if run.lineage else None
-        self.skip_steps: frozenset[str] = frozenset(run.lineage.get("skip_steps", ())) if run.lineage else frozenset()
-        self.cancel_reason: str | None = run.cancel_requested
-        self.deadline = run.deadline
-        self.frontier_mode = False
-        self.lost = False
-        self.manual_rollback: dict[str, Any] | None = None
-        self.pending_events: list[EventRow] = []
-        self.outbox: dict[str, dict[str, Any]] = {}  # step tag -> message id -> OutboxMessage
-        self.max_events = definition.max_events
-        self.event_count = 0
-        if self.max_events:  # events stored, plus the two history derives from each completed step
-            done = sum(1 for r in self.journal.values() if r.kind == OpKind.STEP and r.status in (StepStatus.COMPLETED, StepStatus.ROLLED_BACK))
-            self.event_count = self.store.count_events(run.id) + 2 * done
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.loop_thread: int | None = None
-        self._components: Any = None
+    """One execution of a run: the journal core (`engine/journal.py`) with steps, waits and children.
 
-    # -- plumbing for ctx -------------------------------------------------------
-
-    def deliver(self, awaitable: Any) -> Any:
-        """Hand `awaitable` back in an async handler; block on it in a sync handler's thread."""
-        if threading.get_ident() == self.loop_thread or self.loop is None:
-            return awaitable
-        return asyncio.run_coroutine_threadsafe(_await(awaitable), self.loop).result()
-
-    def notify(self, kind: str, **data: Any) -> None:
-        if self.observer is not None:
-            self.observer(kind, data)
-        if self.engine.listeners:
-            self.engine.emit(self, kind, data)
-
-    def take_events(self, *extra: EventRow) -> list[EventRow]:
-        events = self.pending_events
-        self.pending_events = []
-        events.extend(extra)
-        self.event_count += len(events)
-        return events
-
-    def replaying(self) -> bool:
-        return self.seq <= self.max_seq
-
-    def next_op(self, kind: OpKind, tag: str, site: tuple[str, int]) -> tuple[int, StepRecord | None]:
-        """Take the next journal position; check replay agrees with what the journal holds there."""
-        seq = self.seq
-        self.seq += 1
-        record = self.journal.get(seq)
-        if record is not None:
-            if record.kind != kind or record.tag != tag:
-                raise NonDeterminismError(
-                    f"run {self.run.id}: replay diverged at position {seq} ({site[0]}:{site[1]}): "
-                    f"the journal holds {record.kind} {record.tag!r} but the code now reaches {kind} {tag!r}. "
-                    "Revert the change, guard it with ctx.patched(...), or start a new run "
-                    "(ductape replay / restart)"
-                )
-            return seq, record
-        self.boundary()
-        return seq, None
-
-    def boundary(self) -> None:
-        """Checks made before any new durable operation."""
-        if self.frontier_mode:
-            raise Frontier()
-        self.check_lease()
-        if self.engine.shutting_down:
-            now = self.clock.now()
-            raise Suspend(now, {"kind": "released", "detail": "worker shut down; due again at once"})
-        if self.cancel_reason is not None:
-            raise Cancelled(self.cancel_reason)
-        if self.deadline is not None and self.clock.now() > self.deadline:
-            raise WorkflowTimedOut()
-        if self.max_events is not None and self.event_count > self.max_events:
-            raise CircuitBroken()
-
-    def check_lease(self) -> None:
-        """Stop if the lease is gone; renew it first if this process may have been paused past it."""
-        if self.lost:
-            raise LostOwnership("lease lost")
-        if self.lease is not None and self.lease_clock.expired():
-            renew_now(self)
-
-    def lose(self, reason: str) -> None:
-        if not self.lost:
-            log.warning("run %s: stopping, %s", self.run.id, reason)
-        self.lost = True
-
-    def commit(self, record: StepRecord, events: list[EventRow], output_json: str | None = None) -> None:
-        state = self.state if self.state_dirty else None
-        # Messages a step queued for the outbox are stored with its completion, or dropped with its failure.
-        queued = self.outbox.pop(record.tag, None) if self.outbox else None
-        outbox = list(queued.values()) if queued and record.status == StepStatus.COMPLETED else ()
-        try:
-            self.store.commit_step(record, events, state, output_json=output_json, outbox=outbox)
-        except StepTaken:  # another owner recorded this position first
-            self.lose(f"position {record.seq} was recorded by another owner")
-            raise LostOwnership("position taken") from None
-        self.state_dirty = False
-        self.journal[record.seq] = record
+    What is left here is the run itself: calling the handler, and ending it (finish, fail with
+    rollback, suspend).
+    """
 
     def log(self, level: str, message: str, data: dict[str, Any]) -> None:
         if self.replaying():
@@ -220,7 +86,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         if data:
             payload["data"] = plain(data)
         self.pending_events.append((self.clock.now(), EventType.LOG, self.current_step, payload))
-        self.notify("log", level=level, message=message, data=data)
+        self.notify(EventType.LOG, level=level, message=message, data=data)
 
     def emit_custom(self, type_: str, payload: Any) -> None:
         if self.replaying():
@@ -261,6 +127,8 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         return True
 
     async def record_checkpoint(self, name: str, data: Any, site: tuple[str, int]) -> None:
+        if (problem := checkpoint_name_problem(name)) is not None:
+            raise StepError(problem)
         seq, record = self.next_op(OpKind.CHECKPOINT, name, site)
         if record is None:
             try:
@@ -271,14 +139,14 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             record = StepRecord(self.run.id, seq, OpKind.CHECKPOINT, name, StepStatus.COMPLETED, output=json.loads(text),
                                 started_at=now, ended_at=now, source=f"{site[0]}:{site[1]}")  # fmt: skip
             self.commit(record, self.take_events((now, EventType.CHECKPOINT_CREATED, None, {"name": name, "data": record.output})))
-            self.notify("checkpoint", name=name)
+            self.notify(EventType.CHECKPOINT_CREATED, name=name)
         self.checkpoint = (name, record.output, seq)
 
     async def trigger_rollback(self, reason: str, site: tuple[str, int]) -> dict[str, Any]:
         seq, record = self.next_op(OpKind.ROLLBACK, "rollback", site)
         if record is not None and record.status == StepStatus.COMPLETED:
             self.manual_rollback = union_rollbacks(record.output, self.manual_rollback)
-            return record.output  # type: ignore[no-any-return]
+            return record.output
         now = self.clock.now()
         if record is None:
             record = StepRecord(self.run.id, seq, OpKind.ROLLBACK, "rollback", StepStatus.RUNNING, input=reason, started_at=now)
@@ -301,10 +169,11 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
     async def execute(self) -> Outcome:
         self.loop = asyncio.get_running_loop()
         self.loop_thread = threading.get_ident()
+        marked = logs.CURRENT.set(self)  # log records made from here on carry this run's id and step
         ctx = Context(self)
         self.engine.leases.add(self)
         outcome: Outcome | None = None
-        self.notify("execution_started", first=not self.journal and self.run.phase is None)
+        self.notify(Lifecycle.EXECUTION_STARTED, first=not self.journal and self.run.phase is None)
         try:
             if self.run.phase == "rolling_back":
                 outcome = await self._finish_interrupted_rollback(ctx)
@@ -316,7 +185,8 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             return outcome
         finally:
             self.engine.leases.remove(self)
-            self.notify("execution_ended", outcome=outcome)
+            self.notify(Lifecycle.EXECUTION_ENDED, outcome=outcome)
+            logs.CURRENT.reset(marked)
 
     async def _execute(self, ctx: Context) -> Outcome:
         try:
@@ -326,60 +196,53 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         except LostOwnership:
             return Outcome(RunStatus.RUNNING, lost=True)
         except Cancelled as cancel:
-            error = {"message": f"cancelled: {cancel.reason}", "step": self.current_step, "code": "CANCELLED"}
-            return await self._fail(error, None, cancelled=True)
+            return await self._fail(RunError(f"cancelled: {cancel.reason}", ErrorCode.CANCELLED, self.current_step), None, cancelled=True)
         except WorkflowTimedOut:
             limit = self.run.options.get("timeout_ms")
-            error = {"message": f"workflow timed out after {limit} ms", "step": self.current_step, "code": "TIMEOUT"}
-            return await self._fail(error, self.current_step)
+            step = self.current_step
+            return await self._fail(RunError(f"workflow timed out after {limit} ms", ErrorCode.TIMEOUT, step), step)
         except CircuitBroken:
-            error = {
-                "message": f"circuit breaker: more than {self.max_events} events (max_events)",
-                "step": self.current_step,
-                "code": "MAX_EVENTS_EXCEEDED",
-            }
-            return await self._fail(error, self.current_step)
+            step = self.current_step
+            message = f"circuit breaker: more than {self.max_events} events (max_events)"
+            return await self._fail(RunError(message, ErrorCode.MAX_EVENTS_EXCEEDED, step), step)
         except NonDeterminismError as exc:
             # The journal no longer matches the code: never roll back or continue on a guess.
-            return self._finish(RunStatus.FAILED, error={"message": exc.message, "step": None, "code": exc.code})
+            return self.finish(RunStatus.FAILED, error=RunError(exc.message, exc.code))
         except StepFailed as exc:
-            return await self._fail(exc.to_dict(), exc.step)
+            return await self._fail(RunError(exc.message, exc.code, exc.step), exc.step)
         except StepError as exc:
-            return await self._fail({"message": exc.message, "step": self.current_step, "code": exc.code}, self.current_step)
+            step = self.current_step
+            return await self._fail(RunError(exc.message, exc.code, step), step)
         except SignalTimeout as exc:
-            return await self._fail({"message": str(exc), "step": None, "code": "SIGNAL_TIMEOUT"}, None)
+            return await self._fail(RunError(str(exc), ErrorCode.SIGNAL_TIMEOUT), None)
         except StoreError:
             raise  # the store itself failed: recording a failure would fail the same way
         except ChildWorkflowFailed as exc:
-            error = {"message": str(exc), "step": exc.child_id, "code": exc.error.get("code") or "CHILD_FAILED"}
-            return await self._fail(error, exc.child_id)
+            code = exc.error.get("code") or ErrorCode.CHILD_FAILED
+            return await self._fail(RunError(str(exc), code, exc.child_id), exc.child_id)
         except Exception as exc:  # noqa: BLE001 - the handler's own error fails the run
-            if (missing := self.unreached()) is not None:
+            # A component call that failed (e.g. a replayed download whose file changed) is a fact about
+            # the world, not a change of code: only other errors before journaled positions are divergence.
+            if not isinstance(exc, ComponentError) and (missing := self.unreached()) is not None:
                 return self._diverged(missing, f"raises {type(exc).__name__}")
             message = str(exc) or type(exc).__name__
-            error = {"message": f"{type(exc).__name__}: {message}", "step": None, "code": "HANDLER_ERROR"}
-            return await self._fail(error, None)
+            return await self._fail(RunError(f"{type(exc).__name__}: {message}", ErrorCode.HANDLER_ERROR), None)
         forgotten = ctx.never_awaited()
         if forgotten:
             # A step without `await` never ran: completing would silently skip it (a payment, say).
             call = forgotten[0]
             where = f"{call.site[0]}:{call.site[1]}"
-            error = {"message": f"step {call.tag!r} was never awaited ({where}), so it never ran: write `await ctx.step(...)`",
-                     "step": call.tag, "code": "STEP_NOT_AWAITED"}  # fmt: skip
-            return await self._fail(error, call.tag)
+            message = f"step {call.tag!r} was never awaited ({where}), so it never ran: write `await ctx.step(...)`"
+            return await self._fail(RunError(message, ErrorCode.STEP_NOT_AWAITED, call.tag), call.tag)
         if (missing := self.unreached()) is not None:
             return self._diverged(missing, "returns")
         try:
             dumps(output)
         except (TypeError, ValueError):
-            error = {
-                "message": f"the handler returned a {type(output).__name__}, which is not JSON-serialisable",
-                "step": None,
-                "code": "OUTPUT_NOT_JSON",
-            }
-            return await self._fail(error, None)
+            message = f"the handler returned a {type(output).__name__}, which is not JSON-serialisable"
+            return await self._fail(RunError(message, ErrorCode.OUTPUT_NOT_JSON), None)
         status = RunStatus.ROLLED_BACK if self.manual_rollback else RunStatus.COMPLETED
-        return self._finish(status, output=output, rollback_result=_rollback_summary(self.manual_rollback))
+        return self.finish(status, output=output, rollback_result=_rollback_summary(self.manual_rollback))
 
     def unreached(self) -> StepRecord | None:
         """The first journaled operation the handler ended without reaching, or None.
@@ -395,7 +258,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             f"holds {record.kind} {record.tag!r} ({record.source or 'unknown site'}). Revert the change, guard it with "
             "ctx.patched(...), or start a new run (ductape replay / restart)"
         )
-        return self._finish(RunStatus.FAILED, error={"message": message, "step": None, "code": NonDeterminismError.code})
+        return self.finish(RunStatus.FAILED, error=RunError(message, NonDeterminismError.code))
 
     async def _call_handler(self, ctx: Context) -> Any:
         handler = self.definition.handler
@@ -406,7 +269,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         timer = None
         if self.deadline is not None:
             remaining = max(0.0, self.deadline - self.clock.now())
-            timer = self.clock.call_later(self.loop, remaining, self._deadline_passed, task)  # type: ignore[arg-type]
+            timer = self.clock.call_later(asyncio.get_running_loop(), remaining, self._deadline_passed, task)
         try:
             result = await task
             if asyncio.iscoroutine(result):
@@ -433,15 +296,17 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         self.frontier_mode = True
         try:
             await self._call_handler(ctx)
-        except (Exception, WorkflowInterrupt):  # noqa: BLE001 - we only needed the rollback handlers
-            pass
+        except WorkflowInterrupt:
+            pass  # the frontier: every rollback handler the journal knows is registered again
+        except Exception:  # noqa: BLE001 - we only needed the rollback handlers
+            log.debug("run %s: the handler raised while re-registering rollback handlers", self.run.id, exc_info=True)
         self.frontier_mode = False
         run = self.run
-        return await self._fail(run.error or {"message": "rollback interrupted"}, run.failed_step,
-                                cancelled=run.cancel_requested is not None, resumed=True)  # fmt: skip
+        error = RunError.from_dict(run.error) if run.error else RunError("rollback interrupted", "ERROR")
+        return await self._fail(error, run.failed_step, cancelled=run.cancel_requested is not None, resumed=True)
 
     async def _fail(
-        self, error: dict[str, Any], failed_step: str | None, *, cancelled: bool = False, resumed: bool = False
+        self, error: RunError, failed_step: str | None, *, cancelled: bool = False, resumed: bool = False
     ) -> Outcome:
         """Apply the rollback strategy, then record the final status."""
         candidates = rollback_module.select(self)
@@ -450,11 +315,11 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             if not resumed:
                 now = self.clock.now()
                 events = self.take_events((now, EventType.ROLLBACK_STARTED, None, {
-                    "reason": error.get("message"), "strategy": str(self.definition.rollback_strategy),
+                    "reason": error.message, "strategy": str(self.definition.rollback_strategy),
                     "steps": [c.tag for c in candidates],
                 }))  # fmt: skip
-                self.store.set_run_fields(self.run.id, {"phase": "rolling_back", "error": error, "failed_step": failed_step}, events)
-            result = await rollback_module.apply(self, candidates, error.get("message") or "failure")
+                self.store.set_run_fields(self.run.id, {"phase": "rolling_back", "error": error.to_dict(), "failed_step": failed_step}, events)
+            result = await rollback_module.apply(self, candidates, error.message or "failure")
         if self.manual_rollback:
             result = union_rollbacks(result, self.manual_rollback)
         summary = _rollback_summary(result)
@@ -464,18 +329,20 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             status = RunStatus.ROLLED_BACK
         else:
             status = RunStatus.FAILED
-        return self._finish(status, error=error, failed_step=failed_step, rollback_result=summary)
+        return self.finish(status, error=error, failed_step=failed_step, rollback_result=summary)
 
-    def _finish(
+    def finish(
         self,
         status: RunStatus,
         *,
         output: Any = None,
-        error: dict[str, Any] | None = None,
+        error: RunError | None = None,
         failed_step: str | None = None,
         rollback_result: dict[str, Any] | None = None,
     ) -> Outcome:
+        """Record the run's end (status, output or error, events) under this execution's lease."""
         now = self.clock.now()
+        stored_error = error.to_dict() if error is not None else None
         event_type = {
             RunStatus.COMPLETED: EventType.WORKFLOW_COMPLETED,
             RunStatus.FAILED: EventType.WORKFLOW_FAILED,
@@ -483,8 +350,8 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             RunStatus.CANCELLED: EventType.WORKFLOW_CANCELLED,
         }[status]
         data: dict[str, Any] = {}
-        if error:
-            data["error"] = error
+        if stored_error:
+            data["error"] = stored_error
         if rollback_result:
             data["rollback_result"] = rollback_result
         extra: dict[str, Any] = {}
@@ -492,21 +359,21 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             self.run.lineage.pop("restored_checkpoint")  # it described this resume only
             extra["lineage"] = dumps(self.run.lineage)
         fields = {
-            "status": str(status), "output": output, "error": error, "failed_step": failed_step,
+            "status": str(status), "output": output, "error": stored_error, "failed_step": failed_step,
             "rollback_result": rollback_result, "state": self.state or None, "ended_at": now, "owner": None,
             "lease_expires_at": None, "ready_at": None, "waiting": None, "current_step": None, "phase": None,
             **extra,
         }  # fmt: skip
         if not self.store.finish_run(self.run.id, self.lease or "", fields, self.take_events((now, event_type, None, data))):
             return Outcome(RunStatus.RUNNING, lost=True)
-        self.run.status, self.run.output, self.run.error = status, output, error
+        self.run.status, self.run.output, self.run.error = status, output, stored_error
         self.run.failed_step, self.run.rollback_result, self.run.ended_at = failed_step, rollback_result, now
         if self.run.parent_id:
             self.store.wake_parent(self.run.parent_id, now)
         if any(r.kind == OpKind.CHILD for r in self.journal.values()):
             apply_close_policies(self.engine, self.run.id)
-        self.notify("finished", status=str(status), error=error)
-        return Outcome(status, output=output, error=error, failed_step=failed_step, rollback_result=rollback_result)
+        self.notify(Lifecycle.FINISHED, status=str(status), error=stored_error)
+        return Outcome(status, output=output, error=stored_error, failed_step=failed_step, rollback_result=rollback_result)
 
     def _suspend(self, suspend: Suspend) -> Outcome:
         ready_at = suspend.ready_at
@@ -516,15 +383,18 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             self.run.id, self.lease or "", suspend.waiting, ready_at, self.state or None, self.clock.now(), self.take_events()
         )
         self.run.waiting, self.run.ready_at = suspend.waiting, ready_at
-        self.notify("waiting", waiting=suspend.waiting)
+        self.notify(Lifecycle.WAITING, waiting=suspend.waiting)
         return Outcome(RunStatus.RUNNING, ready_at=ready_at, waiting=suspend.waiting)
+
+    def cancel_unstarted(self) -> Outcome:
+        """A run cancelled before it ever ran: end it cancelled without calling the handler."""
+        try:
+            return self.finish(RunStatus.CANCELLED, error=RunError(f"cancelled: {self.cancel_reason}", ErrorCode.CANCELLED))
+        except LostOwnership:
+            return Outcome(RunStatus.RUNNING, lost=True)
 
     def step_call(self, tag: str, fn: Callable[..., Any], rollback: Callable[..., Any] | None, options: dict[str, Any]) -> StepCall:
         return StepCall(self, tag, fn, rollback, options, ("<internal>", 0))
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
 
 
 def _rollback_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:

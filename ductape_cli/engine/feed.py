@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ductape_cli.models import EventType, FeedRow
+from ductape_cli.models import EventType, FeedRow, StreamType
 
-_ENDINGS: dict[str, str] = {
-    EventType.WORKFLOW_COMPLETED: "completed",
-    EventType.WORKFLOW_FAILED: "failed",
-    EventType.WORKFLOW_ROLLED_BACK: "rolled_back",
-    EventType.WORKFLOW_CANCELLED: "cancelled",
+_ENDINGS: dict[str, StreamType] = {
+    EventType.WORKFLOW_COMPLETED: StreamType.COMPLETED,
+    EventType.WORKFLOW_FAILED: StreamType.FAILED,
+    EventType.WORKFLOW_ROLLED_BACK: StreamType.ROLLED_BACK,
+    EventType.WORKFLOW_CANCELLED: StreamType.CANCELLED,
 }
 
 
@@ -37,7 +37,7 @@ def stream_events(row: FeedRow) -> list[dict[str, Any]]:
         }  # fmt: skip
 
     if row.kind == "status":
-        return [event("status_changed", row.ts, {"status": row.status})]
+        return [event(StreamType.STATUS_CHANGED, row.ts, {"status": row.status})]
     if row.kind == "step":
         if row.step_tag is None:
             return []
@@ -45,14 +45,14 @@ def stream_events(row: FeedRow) -> list[dict[str, Any]]:
             "step": row.step_tag, "output": row.step_output, "attempt": row.step_attempts,
             "duration_ms": _duration(row.step_started_at, row.step_ended_at),
         }  # fmt: skip
-        return [event("step_started", row.step_started_at, {"step": row.step_tag}), event("step_completed", row.step_ended_at, done)]
+        return [event(EventType.STEP_STARTED, row.step_started_at, {"step": row.step_tag}), event(EventType.STEP_COMPLETED, row.step_ended_at, done)]
     if row.event_type is None:
         return []
     data = dict(row.event_data)
     if row.event_step:
         data = {"step": row.event_step, **data}
     ending = _ENDINGS.get(row.event_type)
-    if ending == "completed":
+    if ending == StreamType.COMPLETED:
         return [event("completed", row.ts, {"result": row.run_output})]
     if ending is not None:
         return [event(ending, row.ts, data)]

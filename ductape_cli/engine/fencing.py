@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ductape_cli.errors import LeaseLost, StoreError, WorkflowInterrupt
 
 if TYPE_CHECKING:
-    from ductape_cli.engine.execution import Execution
+    from ductape_cli.engine.journal import ExecutionCore
 
 log = logging.getLogger("ductape.leases")
 
@@ -35,7 +35,7 @@ class LostOwnership(WorkflowInterrupt):
 
 
 class FencedStore:
-    def __init__(self, store: Any, execution: Execution) -> None:
+    def __init__(self, store: Any, execution: ExecutionCore) -> None:
         self._store = store
         self._execution = execution
 
@@ -85,7 +85,7 @@ class LeaseClock:
         return time.monotonic() >= self.valid_until
 
 
-def renew_now(execution: Execution) -> None:
+def renew_now(execution: ExecutionCore) -> None:
     """Renew this execution's lease before acting on it again (its keeper fell behind, or we were paused)."""
     assert execution.lease is not None
     sent = time.monotonic()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ductape_cli.engine.clock import Clock
     from ductape_cli.engine.execution import Execution
 
 LEASE_TTL = 30.0  # default; `[worker] lease` in ductape.toml changes it
@@ -100,7 +101,7 @@ class LeaseKeeper:
     the store would let another worker take the run.
     """
 
-    def __init__(self, open_store: Callable[[], object], clock: object, ttl: float = LEASE_TTL) -> None:
+    def __init__(self, open_store: Callable[[], object], clock: Clock, ttl: float = LEASE_TTL) -> None:
         self._open_store = open_store
         self._clock = clock
         self.ttl = ttl
@@ -143,7 +144,7 @@ class LeaseKeeper:
                     store = self._open_store()
                 # WAL checkpoints happen here, off the committing thread, so no step commit pays for one.
                 store.checkpoint()
-                now = self._clock.now()  # type: ignore[attr-defined]
+                now = self._clock.now()
                 if now - last_poll >= CANCEL_POLL_EVERY:
                     last_poll = now
                     cancels = store.cancel_requests(list(active))

@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace as copy_record
 from typing import TYPE_CHECKING, Any
 
-from ductape_cli.engine.execution import Observer
+from ductape_cli.engine.journal import Observer
 from ductape_cli.errors import InvalidInput, InvalidState
+from ductape_cli.mappings import deep_merge
 from ductape_cli.models import EventType, OpKind, Run, RunStatus, StepRecord, StepStatus
 from ductape_cli.store import EventRow
 
@@ -138,22 +139,12 @@ def restart_input(
         if merge:
             if not isinstance(base, dict) or not isinstance(given, dict):
                 raise InvalidInput("--merge needs the original input and the override to be JSON objects")
-            base = _deep_merge(base, given)
+            base = deep_merge(base, given)
         else:
             base = copy.deepcopy(given)
     for key, value in pairs:
         base = _set_path(base, key, value)
     return base
-
-
-def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def _set_path(doc: Any, key: str, value: Any) -> Any:
@@ -234,7 +225,7 @@ def resume_from(
     _check_skips(engine, run, rows, cut, skips)
     merged_input = None
     if input is not None:
-        merged_input = engine.definition(run.tag).validate_input(_deep_merge(run.input, input))
+        merged_input = engine.definition(run.tag).validate_input(deep_merge(run.input, input))
     dead = _check_owner(engine, run)
     doomed = [r for r in rows if cut is not None and r.seq >= cut]
     now = engine.clock.now()

@@ -37,8 +37,8 @@ class Key(Generic[T]):
         if obj is None:
             return self
         if self.name in obj:
-            return obj[self.name]  # type: ignore[no-any-return]
-        return copy.copy(self.default)  # type: ignore[no-any-return]
+            return obj[self.name]
+        return copy.copy(self.default)
 
     def __set__(self, obj: Record, value: T) -> None:
         obj[self.name] = value

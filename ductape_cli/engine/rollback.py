@@ -9,7 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ductape_cli.engine.steps import IN_STEP, call_function
-from ductape_cli.models import EventType, OpKind, RollbackStrategy, StepRecord, StepStatus
+from ductape_cli.models import (
+    EventType,
+    Lifecycle,
+    OpKind,
+    RollbackStrategy,
+    StepRecord,
+    StepStatus,
+)
 
 if TYPE_CHECKING:
     from ductape_cli.engine.execution import Execution
@@ -80,7 +87,7 @@ async def _compensate(execution: Execution, record: StepRecord, reason: str) -> 
         _record_failure(execution, record, message, 0)
         return message
     handler, options = registered
-    execution.notify("rollback_started", tag=record.tag)
+    execution.notify(Lifecycle.STEP_ROLLBACK_STARTED, tag=record.tag)
     attempt = 0
     while True:
         attempt += 1
@@ -106,7 +113,7 @@ async def _compensate(execution: Execution, record: StepRecord, reason: str) -> 
         store.update_op(run_id, record.seq, {"rollback_status": "completed", "rollback_error": None, "status": "rolled_back"},
                         execution.take_events((now, EventType.STEP_ROLLED_BACK, record.tag, data)))  # fmt: skip
         record.rollback_status, record.rollback_error, record.status = "completed", None, StepStatus.ROLLED_BACK
-        execution.notify("rolled_back", tag=record.tag)
+        execution.notify(EventType.STEP_ROLLED_BACK, tag=record.tag)
         return None
 
 
@@ -116,4 +123,4 @@ def _record_failure(execution: Execution, record: StepRecord, message: str, atte
     execution.store.update_op(execution.run.id, record.seq, {"rollback_status": "failed", "rollback_error": message},
                               execution.take_events((now, EventType.STEP_ROLLBACK_FAILED, record.tag, data)))  # fmt: skip
     record.rollback_status, record.rollback_error = "failed", message
-    execution.notify("rollback_failed", tag=record.tag, error=message)
+    execution.notify(EventType.STEP_ROLLBACK_FAILED, tag=record.tag, error=message)

@@ -7,20 +7,25 @@ import contextvars
 import functools
 import inspect
 import json
+import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ductape_cli.ctx import concurrency_problem, duplicate_tag, step_tag_problem
 from ductape_cli.durations import parse_duration
 from ductape_cli.engine.context import StepCall
+from ductape_cli.engine.journal import ExecutionCore, Frontier, Suspend
 from ductape_cli.errors import InvalidInput, StepError, StepFailed, WorkflowInterrupt
 from ductape_cli.models import Attempt, EventType, OpKind, StepRecord, StepStatus
 from ductape_cli.store import dumps
 
 if TYPE_CHECKING:
-    from ductape_cli.engine.execution import Execution
+    pass
+
+log = logging.getLogger("ductape.steps")
 
 # True while a step function (or rollback handler) runs: component calls made
 # there belong to that step; outside, they become steps of their own.
@@ -158,31 +163,28 @@ def _encode(tag: str, value: Any) -> tuple[Any, str]:
     return json.loads(text), text
 
 
-class StepsMixin:
+class StepsMixin(ExecutionCore):
     """The step half of `Execution`."""
 
     current_step: str | None
 
-    async def run_step(self: Execution, call: StepCall) -> Any:  # type: ignore[misc]
+    async def run_step(self, call: StepCall) -> Any:
         seq, record = self.prepare_step(call)
         return await self.execute_step(call, seq, record)
 
-    def prepare_step(self: Execution, call: StepCall) -> tuple[int, StepRecord | None]:  # type: ignore[misc]
+    def prepare_step(self, call: StepCall) -> tuple[int, StepRecord | None]:
         if call._consumed:
             raise StepError(f"step {call.tag!r} was already awaited; call ctx.step again for a new step")
         call._consumed = True
         tag = call.tag
-        if not isinstance(tag, str) or not tag:
-            raise StepError(f"a step tag must be a non-empty string, got {tag!r}")
+        if (problem := step_tag_problem(tag)) is not None:
+            raise StepError(problem)
         if tag in self.tags:
-            raise StepError(
-                f"duplicate step tag {tag!r} in one run ({call.site[0]}:{call.site[1]}); "
-                "give each iteration its own tag, e.g. f\"process-{item['id']}\""
-            )
+            raise StepError(duplicate_tag(tag, f"{call.site[0]}:{call.site[1]}"))
         self.tags.add(tag)
         return self.next_op(OpKind.STEP, tag, call.site)
 
-    async def execute_step(self: Execution, call: StepCall, seq: int, record: StepRecord | None) -> Any:  # type: ignore[misc]
+    async def execute_step(self, call: StepCall, seq: int, record: StepRecord | None) -> Any:
         tag = call.tag
         if record is not None:
             return self._replayed_step(call, record)
@@ -195,10 +197,9 @@ class StepsMixin:
         if options.condition and self._check_condition(tag, seq, options.condition, options, call):
             return None
         self.current_step = tag
-        self.notify("step_started", tag=tag)
+        self.notify(EventType.STEP_STARTED, tag=tag)
         started = self.clock.now()
-        overrides = self.engine.step_overrides  # the testing kit's mock_step
-        fn = overrides.get(tag, call.fn) if overrides else call.fn
+        fn = self.engine.step_function(tag, call.fn)
         attempt = 0
         while True:
             attempt += 1
@@ -221,7 +222,7 @@ class StepsMixin:
                     self.store.record_attempt(attempt_row, self.take_events(
                         (now, EventType.STEP_RETRIED, tag, {"attempt": attempt, "error": error, "delay_ms": delay})
                     ))  # fmt: skip
-                    self.notify("step_retried", tag=tag, attempt=attempt, error=error)
+                    self.notify(EventType.STEP_RETRIED, tag=tag, attempt=attempt, error=error)
                     await self.clock.sleep(delay / 1000)
                     self.boundary()
                     continue
@@ -243,16 +244,16 @@ class StepsMixin:
         )  # fmt: skip
         self.event_count += 2  # the step_started and step_completed that history derives from the row
         self._remember(call, seq, value)
-        self.notify("step_completed", tag=tag, duration_ms=int((ended - started) * 1000))
+        self.notify(EventType.STEP_COMPLETED, tag=tag, duration_ms=int((ended - started) * 1000))
         return value
 
-    def _remember(self: Execution, call: StepCall, seq: int, value: Any) -> None:  # type: ignore[misc]
+    def _remember(self, call: StepCall, seq: int, value: Any) -> None:
         self.step_outputs[call.tag] = value
         self.completed_steps.append(call.tag)
         if call.rollback is not None:
             self.rollbacks[seq] = (call.rollback, StepOptions.parse(call.tag, call.options))
 
-    def _replayed_step(self: Execution, call: StepCall, record: StepRecord) -> Any:  # type: ignore[misc]
+    def _replayed_step(self, call: StepCall, record: StepRecord) -> Any:
         status = record.status
         if status == StepStatus.COMPLETED:
             self._remember(call, record.seq, record.output)
@@ -267,8 +268,8 @@ class StepsMixin:
         error = record.error or {}
         raise StepFailed(call.tag, error.get("message") or "step failed", error.get("code"), error.get("type"))
 
-    def _step_failed(  # type: ignore[misc]
-        self: Execution, call: StepCall, seq: int, options: StepOptions, error: dict[str, Any], attempts: int, started: float,
+    def _step_failed(
+        self, call: StepCall, seq: int, options: StepOptions, error: dict[str, Any], attempts: int, started: float,
     ) -> None:
         tag = call.tag
         now = self.clock.now()
@@ -285,14 +286,14 @@ class StepsMixin:
             self.take_events(*events),
         )  # fmt: skip
         self.current_step = None
-        self.notify("step_failed", tag=tag, error=error, allow_fail=options.allow_fail)
+        self.notify(EventType.STEP_FAILED, tag=tag, error=error, allow_fail=options.allow_fail)
         if options.allow_fail:
             self.step_outputs[tag] = None
             return None
         raise StepFailed(tag, error["message"], error.get("code"), error.get("type"))
 
-    def _check_condition(  # type: ignore[misc]
-        self: Execution, tag: str, seq: int, condition: str, options: StepOptions, call: StepCall
+    def _check_condition(
+        self, tag: str, seq: int, condition: str, options: StepOptions, call: StepCall
     ) -> bool:
         """Evaluate a step's condition; when false, journal the step as skipped. Returns skipped?"""
         from ductape_cli import conditions
@@ -308,7 +309,7 @@ class StepsMixin:
         self._record_skip(call, seq, options, reason)
         return True
 
-    def _record_skip(self: Execution, call: StepCall, seq: int, options: StepOptions, reason: dict[str, Any]) -> None:  # type: ignore[misc]
+    def _record_skip(self, call: StepCall, seq: int, options: StepOptions, reason: dict[str, Any]) -> None:
         """Journal a step that will not run (false condition, or skipped by a resume); it returns None."""
         now = self.clock.now()
         self.commit(
@@ -318,9 +319,9 @@ class StepsMixin:
             self.take_events((now, EventType.STEP_SKIPPED, call.tag, reason)),
         )  # fmt: skip
         self.step_outputs[call.tag] = None
-        self.notify("step_skipped", tag=call.tag, condition=reason.get("condition") or reason.get("reason"))
+        self.notify(EventType.STEP_SKIPPED, tag=call.tag, condition=reason.get("condition") or reason.get("reason"))
 
-    async def _invoke(self: Execution, fn: Callable[..., Any], options: StepOptions, tag: str) -> Any:  # type: ignore[misc]
+    async def _invoke(self, fn: Callable[..., Any], options: StepOptions, tag: str) -> Any:
         token = IN_STEP.set(tag)
         try:
             args = (options.input,) if options.has_input else ()
@@ -333,7 +334,7 @@ class StepsMixin:
         finally:
             IN_STEP.reset(token)
 
-    async def parallel(self: Execution, calls: list[Any], concurrency: int | None) -> list[Any]:  # type: ignore[misc]
+    async def parallel(self, calls: list[Any], concurrency: int | None) -> list[Any]:
         """Start each call in order (so journal positions are stable), run them together."""
         prepared: list[Callable[[], Any]] = []
         for call in calls:
@@ -346,8 +347,8 @@ class StepsMixin:
                 prepared.append(functools.partial(_same, call))
             else:
                 raise StepError(f"ctx.parallel takes un-awaited ctx.step(...) or ctx.workflow(...) calls, got {call!r}")
-        if concurrency is not None and concurrency < 1:
-            raise StepError("ctx.parallel concurrency must be at least 1")
+        if (problem := concurrency_problem(concurrency)) is not None:
+            raise StepError(problem)
         limit = asyncio.Semaphore(concurrency or len(prepared) or 1)
 
         async def one(start: Callable[[], Any]) -> Any:
@@ -357,8 +358,6 @@ class StepsMixin:
         results = await asyncio.gather(*(one(p) for p in prepared), return_exceptions=True)
         # Cancellation and timeouts outrank failures, which outrank waiting: like
         # Promise.all, a failed branch fails the group even while another waits.
-        from ductape_cli.engine.execution import Frontier, Suspend
-
         errors = [r for r in results if isinstance(r, BaseException)]
         waits = [e for e in errors if isinstance(e, (Suspend, Frontier))]
         interrupts = [e for e in errors if isinstance(e, WorkflowInterrupt) and e not in waits]
@@ -379,7 +378,7 @@ async def _call_on_error(callback: Callable[..., Any], exc: BaseException) -> No
         if inspect.isawaitable(result):
             await result
     except Exception:  # noqa: BLE001 - an on_error hook must not change the step's outcome
-        pass
+        log.exception("the on_error hook %r raised; the step's own error stands", callback)
 
 
 async def call_function(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:

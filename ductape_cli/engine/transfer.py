@@ -109,7 +109,7 @@ def read_bundle(source: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     check_bundle(data, source)
-    return data  # type: ignore[no-any-return]
+    return data
 
 
 def check_bundle(data: Any, source: str = "the export") -> None:

@@ -12,12 +12,14 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ductape_cli.ctx import signal_names, undeclared_signals
 from ductape_cli.durations import parse_duration
-from ductape_cli.errors import Cancelled, SignalTimeout, StepError, WorkflowTimedOut
-from ductape_cli.models import EventType, OpKind, StepRecord, StepStatus
+from ductape_cli.engine.journal import ExecutionCore, Frontier, Suspend
+from ductape_cli.errors import SignalTimeout, StepError
+from ductape_cli.models import EventType, Lifecycle, OpKind, StepRecord, StepStatus
 
 if TYPE_CHECKING:
-    from ductape_cli.engine.execution import Execution
+    pass
 
 HOOK_SIGNAL_PREFIX = "hook:"
 
@@ -39,10 +41,10 @@ class Hook:
         return {"token": self.token, "name": self.name, "data": self.data}
 
 
-class WaitsMixin:
+class WaitsMixin(ExecutionCore):
     """The waiting half of `Execution`."""
 
-    async def sleep(self: Execution, duration: int | float | str, name: str | None, site: tuple[str, int]) -> None:  # type: ignore[misc]
+    async def sleep(self, duration: int | float | str, name: str | None, site: tuple[str, int]) -> None:
         try:
             ms = parse_duration(duration, what="sleep duration")
         except Exception as exc:
@@ -57,48 +59,32 @@ class WaitsMixin:
                 options={"duration_ms": ms}, source=f"{site[0]}:{site[1]}",
             )  # fmt: skip
             self.commit(record, self.take_events((now, EventType.SLEEP_STARTED, None, {"duration_ms": ms, "wake_at": record.wake_at})))
-            self.notify("sleeping", wake_at=record.wake_at, duration_ms=ms)
+            self.notify(EventType.SLEEP_STARTED, wake_at=record.wake_at, duration_ms=ms)
         if record.status == StepStatus.COMPLETED:
             return
         wake_at = record.wake_at or 0.0
         while True:
-            self._check_waiting()
+            self.check_waiting()
             remaining = wake_at - self.clock.now()
             if remaining <= 0:
                 break
             if remaining > self.inline_wait or self.engine.shutting_down:
-                from ductape_cli.engine.execution import Suspend
-
                 raise Suspend(wake_at, {"kind": "sleep", "wake_at": wake_at, "seq": seq})
             await self.clock.sleep(min(remaining, 0.25))
         now = self.clock.now()
         self.store.update_op(self.run.id, seq, {"status": "completed", "ended_at": now},
                              self.take_events((now, EventType.SLEEP_COMPLETED, None, {"duration_ms": ms if record.options else None})))  # fmt: skip
         record.status = StepStatus.COMPLETED
-        self.notify("wait_ended", wait="sleep", tag=tag, started_at=record.started_at)
+        self.notify(Lifecycle.WAIT_ENDED, wait="sleep", tag=tag, started_at=record.started_at)
 
-    def _check_waiting(self: Execution) -> None:  # type: ignore[misc]
-        """While a wait is pending: stop for rollback recovery, cancellation or the workflow deadline."""
-        from ductape_cli.engine.execution import Frontier
-
-        if self.frontier_mode:
-            raise Frontier()
-        if self.cancel_reason is not None:
-            raise Cancelled(self.cancel_reason)
-        if self.deadline is not None and self.clock.now() > self.deadline:
-            raise WorkflowTimedOut()
-
-    async def wait_for_signal(  # type: ignore[misc]
-        self: Execution, names: str | list[str], timeout: int | str | None, site: tuple[str, int], hook: str | None = None
+    async def wait_for_signal(
+        self, names: str | list[str], timeout: int | str | None, site: tuple[str, int], hook: str | None = None
     ) -> Any:
-        wanted = [names] if isinstance(names, str) else list(names)
-        if not wanted or not all(isinstance(n, str) and n for n in wanted):
-            raise StepError(f"wait_for_signal at {site[0]}:{site[1]} needs one or more signal names")
-        declared = self.definition.signals
-        if declared and hook is None:
-            unknown = [n for n in wanted if n not in declared]
-            if unknown:
-                raise StepError(f"wait_for_signal({unknown[0]!r}) at {site[0]}:{site[1]}: the workflow declares no such signal")
+        wanted = signal_names(names)
+        if wanted is None:
+            raise StepError(f"wait_for_signal at {site[0]}:{site[1]} needs one or more signal names, got {names!r}")
+        if hook is None and (unknown := undeclared_signals(wanted, self.definition.signals or ())):
+            raise StepError(f"wait_for_signal({unknown[0]!r}) at {site[0]}:{site[1]}: the workflow declares no such signal")
         try:
             timeout_ms = parse_duration(timeout, what="signal timeout")
         except Exception as exc:
@@ -118,8 +104,6 @@ class WaitsMixin:
             return _delivered(record.output, len(wanted) > 1 or hook is not None)
         if record.status == StepStatus.FAILED:
             raise SignalTimeout(wanted, (record.options or {}).get("timeout_ms") or 0)
-        from ductape_cli.engine.execution import Frontier, Suspend
-
         if self.frontier_mode:
             raise Frontier()
         now = self.clock.now()
@@ -130,22 +114,22 @@ class WaitsMixin:
         if signal is not None:
             output = {"signal": signal.name, "payload": signal.payload}
             record.status, record.output = StepStatus.COMPLETED, output
-            self.notify("signal_received", name=signal.name)
-            self.notify("wait_ended", wait="hook" if hook else "signal", tag=tag, started_at=record.started_at)
+            self.notify(EventType.SIGNAL_RECEIVED, name=signal.name)
+            self.notify(Lifecycle.WAIT_ENDED, wait="hook" if hook else "signal", tag=tag, started_at=record.started_at)
             return _delivered(output, len(wanted) > 1 or hook is not None)
         if record.wake_at is not None and now >= record.wake_at:
             self.store.expire_wait(self.run.id, seq, wanted, record.wake_at, now,
                                    self.take_events((now, EventType.SIGNAL_TIMED_OUT, None, {"signals": wanted})))  # fmt: skip
             record.status = StepStatus.FAILED
-            self.notify("wait_ended", wait="hook" if hook else "signal", tag=tag, started_at=record.started_at, timed_out=True)
+            self.notify(Lifecycle.WAIT_ENDED, wait="hook" if hook else "signal", tag=tag, started_at=record.started_at, timed_out=True)
             raise SignalTimeout(wanted, (record.options or {}).get("timeout_ms") or 0)
-        self._check_waiting()
+        self.check_waiting()
         waiting: dict[str, Any] = {"kind": "hook" if hook else "signal", "signals": wanted, "deadline": record.wake_at, "seq": seq}
         if hook:
             waiting["hook"] = hook
         raise Suspend(record.wake_at, waiting)
 
-    async def create_hook(self: Execution, name: str, data: Any, site: tuple[str, int]) -> Hook:  # type: ignore[misc]
+    async def create_hook(self, name: str, data: Any, site: tuple[str, int]) -> Hook:
         seq, record = self.next_op(OpKind.HOOK, name, site)
         if record is None:
             now = self.clock.now()

@@ -1,14 +1,16 @@
 """The worker: adopts due runs (queued, woken, signalled, cancelled, orphaned) and due schedules.
 
-Claims happen in one BEGIN IMMEDIATE transaction, so several workers on one
-store never execute the same run at once. Stopping is graceful: executions
-release their runs at the next step boundary, and another worker can adopt
-them at once.
+One thread claims and `concurrency` threads execute: each claim takes as many
+runs as executors are free, in one short write transaction, so several workers
+on one store never execute the same run at once and a worker never holds a run
+it has no thread for. Stopping is graceful: executions release their runs at the
+next step boundary, and another worker can adopt them at once.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 
 Report = Callable[[str], None]
 CLAIM_BACKOFF_CAP = 30.0  # seconds between claims while the store keeps failing
-IDLE_BACKSTOP = 5.0  # with notifications, an idle thread still looks this often (a lost NOTIFY costs this much)
+IDLE_BACKSTOP = 5.0  # with notifications, an idle claimer still looks this often (a lost NOTIFY costs this much)
 TICK_EVERY_LISTENING = 1.0  # schedules are checked this often when claims need no polling
 
 log = logging.getLogger("ductape.worker")
@@ -50,15 +52,21 @@ class Worker:
         self.report = report or (lambda line: None)
         self.stop_event = threading.Event()
         self._wake = threading.Event()
+        self._listening = False
         self.processed = 0
-        self.errors: list[str] = []
+        self.failed = 0  # runs whose execution raised; each is logged with its traceback
         self.fatal: str | None = None  # a store error that ended `run(once=True)`
         self._steady = SteadyTime(wall=engine.clock.now) if isinstance(engine.clock, SystemClock) else None
         self._warned_ahead = False
         self._watched: dict[tuple[str, str, float], float] = {}  # expired lease -> when we first saw it
         self._lock = threading.Lock()
-        self._idle = [False] * self.concurrency
-        self._listening = False
+        # The claimer hands runs to the executors; a slot is an executor with nothing to do.
+        self._handoff: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._slots = threading.Semaphore(self.concurrency)
+        self._finished = threading.Event()
+        self._in_flight = 0
+        self._dead: list[str] = []
+        self._dead_checked_at: float | None = None
 
     def stop(self) -> None:
         """Ask every thread to finish its current step, release its run and exit."""
@@ -75,7 +83,7 @@ class Worker:
 
         Message triggers and the outbox relay run beside the claim loops (`engine/triggers.py`);
         with `once`, only the outbox is flushed, after the runs. A store that notifies
-        (PostgreSQL) wakes idle threads itself, so they wait long instead of polling.
+        (PostgreSQL) wakes the idle claimer itself, so it waits long instead of polling.
         """
         from ductape_cli.engine.triggers import Background
 
@@ -103,7 +111,7 @@ class Worker:
             return None
 
     def _idle_wait(self) -> float:
-        """How long an idle thread waits before claiming again: the poll interval, or with
+        """How long the claimer waits when nothing was due: the poll interval, or with
         notifications until the next due time or lease expiry (at most IDLE_BACKSTOP)."""
         if not self._listening:
             return self.poll_interval
@@ -118,24 +126,33 @@ class Worker:
         return self.poll_interval if ahead <= 0 else min(IDLE_BACKSTOP, ahead)
 
     def _run_threads(self, once: bool) -> int:
-        tick_every = max(self.poll_interval, TICK_EVERY_LISTENING) if self._listening else self.poll_interval
-        threads = [
-            threading.Thread(target=self._loop, args=(i, once), name=f"ductape-worker-{i}", daemon=True)
+        """One thread claims (as many runs as executors are free, in one claim), `concurrency` threads
+        execute; this thread fires schedules and chores."""
+        executors = [
+            threading.Thread(target=self._execute_loop, name=f"ductape-worker-{i}", daemon=True)
             for i in range(self.concurrency)
         ]
-        for thread in threads:
+        claimer = threading.Thread(target=self._claim_loop, args=(once,), name="ductape-worker-claim", daemon=True)
+        for thread in (*executors, claimer):
             thread.start()
         try:
             self.tick_chores()
-            while any(t.is_alive() for t in threads):
+            while claimer.is_alive():
                 if not once:
                     self.tick_schedules()
                     self.tick_chores()
-                for thread in threads:
-                    thread.join(timeout=tick_every)
+                claimer.join(timeout=max(self.poll_interval, TICK_EVERY_LISTENING) if self._listening else self.poll_interval)
+            for _ in executors:
+                self._handoff.put(None)
+            for thread in executors:
+                while thread.is_alive():
+                    thread.join(timeout=self.poll_interval)
         except KeyboardInterrupt:
             self.stop()
-            for thread in threads:
+            claimer.join()
+            for _ in executors:
+                self._handoff.put(None)
+            for thread in executors:
                 thread.join()
         return self.processed
 
@@ -146,6 +163,9 @@ class Worker:
         try:
             fired = fire_due(self.engine, self.now())
         except Exception as exc:  # noqa: BLE001 - report and keep working
+            # Our own errors are one reported line; anything else is a bug worth its traceback.
+            log.log(logging.DEBUG if isinstance(exc, DuctapeError) else logging.ERROR,
+                    "firing due schedules failed; retrying at the next poll", exc_info=True)  # fmt: skip
             self.report(f"schedule error: {exc}")
             return 0
         for line in fired:
@@ -158,6 +178,9 @@ class Worker:
             try:
                 chore()
             except Exception as exc:  # noqa: BLE001 - report and keep working
+                log.log(logging.DEBUG if isinstance(exc, DuctapeError) else logging.ERROR,
+                        "periodic chore %s failed; retrying when it is next due", getattr(chore, "__name__", chore),
+                        exc_info=True)  # fmt: skip
                 self.report(f"chore error: {exc}")
 
     def now(self) -> float:
@@ -185,21 +208,41 @@ class Worker:
             return [key[1] for key, since in self._watched.items() if seen - since >= grace]
 
     def _dead_owners(self) -> list[str]:
-        store = self.engine.store
-        return [o for o in store.owners_on_host(HOST) if owner_is_dead(o, self.engine.owner)]
+        """Owners on this host whose process is gone, looked up at most once per poll interval."""
+        now = time.monotonic()
+        if self._dead_checked_at is None or now - self._dead_checked_at >= self.poll_interval:
+            store = self.engine.store
+            self._dead = [o for o in store.owners_on_host(HOST) if owner_is_dead(o, self.engine.owner)]
+            self._dead_checked_at = now
+        return self._dead
 
-    def _loop(self, index: int, once: bool) -> None:
+    def _reserve(self) -> int:
+        """Wait for at least one free executor, then take every free one; 0 when stopping."""
+        while not self._slots.acquire(timeout=self.poll_interval):
+            if self.stop_event.is_set():
+                return 0
+        taken = 1
+        while self._slots.acquire(blocking=False):
+            taken += 1
+        return taken
+
+    def _claim_loop(self, once: bool) -> None:
         engine = self.engine
         failures = 0
         while not self.stop_event.is_set():
             if once:
                 self.tick_schedules()
+            free = self._reserve()
+            if not free:
+                return
+            self._finished.clear()
             try:
                 now = self.now()
                 claimed = engine.store.claim_ready(
-                    engine.owner, now, engine.lease_ttl, 1, self.tags, self._dead_owners(), self._stale_leases(now)
+                    engine.owner, now, engine.lease_ttl, free, self.tags, self._dead_owners(), self._stale_leases(now)
                 )
-            except Exception as exc:  # noqa: BLE001 - a store hiccup must not end this worker thread
+            except Exception as exc:  # noqa: BLE001 - a store hiccup must not end the worker
+                self._give_back(free)
                 failures += 1
                 transient = isinstance(exc, StoreError) and exc.transient
                 if once and not transient:
@@ -209,18 +252,45 @@ class Worker:
                     return
                 delay = min(self.poll_interval * 2**failures, CLAIM_BACKOFF_CAP)
                 log.warning("claim failed (%s); retrying in %.1fs", exc, delay, exc_info=not isinstance(exc, StoreError))
-                self.errors.append(str(exc))
                 self.stop_event.wait(delay)
                 continue
             failures = 0
-            if not claimed:
+            self._give_back(free - len(claimed))
+            with self._lock:
+                self._in_flight += len(claimed)  # counted from the handoff: `--once` must not stop before they run
+            for run in claimed:
+                self._handoff.put(run)
+            if claimed:
+                continue
+            if self._busy() == 0:
                 if once:
                     return
                 self._wake.wait(self._idle_wait())
                 self._wake.clear()
-                continue
-            for run in claimed:
+            else:
+                # Runs in flight may make more due (a child, a signal to a sibling): claim when one ends.
+                self._finished.wait(self.poll_interval)
+
+    def _give_back(self, slots: int) -> None:
+        for _ in range(slots):
+            self._slots.release()
+
+    def _busy(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+    def _execute_loop(self) -> None:
+        while True:
+            run = self._handoff.get()
+            if run is None:
+                return
+            try:
                 self._execute(run)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+                self._slots.release()
+                self._finished.set()
 
     def _execute(self, run: Any) -> None:
         self.report(f"▶ {run.id} {run.tag}")
@@ -230,7 +300,9 @@ class Worker:
             self._unloadable(run, exc.message)
             return
         except Exception as exc:  # noqa: BLE001 - one broken run must not stop the worker
-            self.errors.append(f"{run.id}: {exc}")
+            log.exception("run %s (%s): execution failed; releasing it", run.id, run.tag)
+            with self._lock:
+                self.failed += 1
             self.report(f"✗ {run.id} {run.tag}: {exc}")
             if run.lease:
                 self.engine.store.release_run(run.id, run.lease)
@@ -258,7 +330,8 @@ class Worker:
         except DuctapeError as exc:
             log.warning("run %s: could not record its load error: %s", run.id, exc.message)
             return
-        self.errors.append(f"{run.id}: {message}")
+        with self._lock:
+            self.failed += 1
         if retry_at is None:
             self.report(f"■ {run.id} {run.tag} failed: workflow not loadable ({message})")
         else:

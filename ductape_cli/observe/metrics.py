@@ -16,10 +16,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ductape_cli.errors import InvalidInput
+from ductape_cli.models import EventType, Lifecycle
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
-    from ductape_cli.engine.execution import Execution
+    from ductape_cli.engine.journal import ExecutionCore
 
 logger = logging.getLogger("ductape.metrics")
 
@@ -46,35 +47,35 @@ class Metrics:
                                  ["workflow"], registry=r)  # fmt: skip
         r.register(_QueueCollector(engine))
 
-    def __call__(self, execution: Execution | None, kind: str, data: dict[str, Any]) -> None:
+    def __call__(self, execution: ExecutionCore | None, kind: str, data: dict[str, Any]) -> None:
         if execution is None:
             return
         tag = execution.run.tag
-        if kind == "execution_started":
+        if kind == Lifecycle.EXECUTION_STARTED:
             if data.get("first"):
                 self.runs_started.labels(tag).inc()
             if execution.run.taken_from:
                 self.takeovers.labels(tag).inc()
-        elif kind == "finished":
+        elif kind == Lifecycle.FINISHED:
             self.runs_ended.labels(tag, str(data.get("status"))).inc()
-        elif kind == "step_completed":
+        elif kind == EventType.STEP_COMPLETED:
             self.step_seconds.labels(tag, "completed").observe((data.get("duration_ms") or 0) / 1000)
-        elif kind == "step_failed":
+        elif kind == EventType.STEP_FAILED:
             self.step_seconds.labels(tag, "failed").observe(execution.clock.now() - _started(execution, data["tag"]))
-        elif kind == "step_retried":
+        elif kind == EventType.STEP_RETRIED:
             self.retries.labels(tag).inc()
-        elif kind == "rolled_back":
+        elif kind == EventType.STEP_ROLLED_BACK:
             self.compensations.labels(tag, "completed").inc()
-        elif kind == "rollback_failed":
+        elif kind == EventType.STEP_ROLLBACK_FAILED:
             self.compensations.labels(tag, "failed").inc()
 
     def exposition(self) -> bytes:
         from prometheus_client import generate_latest
 
-        return generate_latest(self.registry)  # type: ignore[no-any-return]
+        return generate_latest(self.registry)
 
 
-def _started(execution: Execution, tag: str) -> float:
+def _started(execution: ExecutionCore, tag: str) -> float:
     """When a failed step started: its journal row has it (the row is committed before `step_failed`)."""
     for record in reversed(list(execution.journal.values())):
         if record.tag == tag and record.started_at is not None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
-    from ductape_cli.engine.execution import Execution
+    from ductape_cli.engine.journal import ExecutionCore
 
 logger = logging.getLogger("ductape.tracing")
 
@@ -138,7 +138,7 @@ def _exporter(name: str) -> Any:
             if grpc:
                 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
             else:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[assignment]
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         except ImportError:
             raise ValueError("the OTLP exporter is not installed (pip install opentelemetry-exporter-otlp)") from None
         return OTLPSpanExporter()
@@ -171,7 +171,7 @@ class Tracer:
         self._runs: dict[str, Any] = {}  # run id -> its `run` span, while this process holds it open
         self._lock = threading.Lock()
 
-    def __call__(self, execution: Execution | None, kind: str, data: dict[str, Any]) -> None:
+    def __call__(self, execution: ExecutionCore | None, kind: str, data: dict[str, Any]) -> None:
         handler = getattr(self, f"_on_{kind}", None)
         if handler is not None:
             handler(execution, data)
@@ -218,7 +218,7 @@ class Tracer:
             span.set_attribute("ductape.discarded", True)
             span.end()
 
-    def _on_execution_started(self, execution: Execution, data: dict[str, Any]) -> None:
+    def _on_execution_started(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
         from opentelemetry import propagate
 
         run = execution.run
@@ -236,7 +236,7 @@ class Tracer:
             self._segments[id(execution)] = _Segment(span)
         CURRENT.set(span)
 
-    def _on_execution_ended(self, execution: Execution, data: dict[str, Any]) -> None:
+    def _on_execution_ended(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
         with self._lock:
             segment = self._segments.pop(id(execution), None)
             run_span = self._runs.pop(execution.run.id, None)
@@ -258,7 +258,7 @@ class Tracer:
             run_span.end()
         CURRENT.set(None)
 
-    def _on_finished(self, execution: Execution, data: dict[str, Any]) -> None:
+    def _on_finished(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
         segment = self._segment(execution)
         if segment is None:
             return
@@ -269,7 +269,7 @@ class Tracer:
 
     # -- steps ---------------------------------------------------------------------------
 
-    def _on_step_started(self, execution: Execution, data: dict[str, Any]) -> None:
+    def _on_step_started(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
         segment = self._segment(execution)
         if segment is None:
             return
@@ -277,22 +277,22 @@ class Tracer:
         segment.steps[data["tag"]] = span
         CURRENT.set(span)
 
-    def _on_step_retried(self, execution: Execution, data: dict[str, Any]) -> None:
+    def _on_step_retried(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
         segment = self._segment(execution)
         span = segment.steps.get(data["tag"]) if segment else None
         if span is not None:
             message = str((data.get("error") or {}).get("message"))
             span.add_event("retry", {"ductape.attempt": int(data.get("attempt") or 0), "ductape.error": message})
 
-    def _on_step_completed(self, execution: Execution, data: dict[str, Any]) -> None:
+    def _on_step_completed(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
         self._end(execution, "steps", data["tag"], None)
 
-    def _on_step_failed(self, execution: Execution, data: dict[str, Any]) -> None:
+    def _on_step_failed(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
         message = str((data.get("error") or {}).get("message"))
         self._end(execution, "steps", data["tag"], None if data.get("allow_fail") else message,
                   {"ductape.allow_fail": bool(data.get("allow_fail"))})  # fmt: skip
 
-    def _on_step_skipped(self, execution: Execution, data: dict[str, Any]) -> None:
+    def _on_step_skipped(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
         segment = self._segment(execution)
         if segment is not None:
             attributes = {"ductape.step": data["tag"], "ductape.skipped": True, "ductape.condition": str(data.get("condition"))}
@@ -300,7 +300,7 @@ class Tracer:
 
     # -- compensations, children, waits ----------------------------------------------------
 
-    def _on_rollback_started(self, execution: Execution, data: dict[str, Any]) -> None:
+    def _on_step_rollback_started(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
         segment = self._segment(execution)
         if segment is None:
             return
@@ -308,13 +308,13 @@ class Tracer:
         segment.compensations[data["tag"]] = span
         CURRENT.set(span)
 
-    def _on_rolled_back(self, execution: Execution, data: dict[str, Any]) -> None:
+    def _on_step_rolled_back(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
         self._end(execution, "compensations", data["tag"], None)
 
-    def _on_rollback_failed(self, execution: Execution, data: dict[str, Any]) -> None:
+    def _on_step_rollback_failed(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
         self._end(execution, "compensations", data["tag"], str(data.get("error")))
 
-    def _on_child_started(self, execution: Execution, data: dict[str, Any]) -> None:
+    def _on_child_started(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
         segment = self._segment(execution)
         if segment is None:
             return
@@ -322,7 +322,7 @@ class Tracer:
         segment.children[data["child_id"]] = span
         CURRENT.set(span)  # the child run created next takes this span as its parent
 
-    def _on_child_ended(self, execution: Execution, data: dict[str, Any]) -> None:
+    def _on_child_ended(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
         segment = self._segment(execution)
         if segment is None:
             return
@@ -337,7 +337,7 @@ class Tracer:
         span.end()
         CURRENT.set(segment.span)
 
-    def _on_wait_ended(self, execution: Execution, data: dict[str, Any]) -> None:
+    def _on_wait_ended(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
         segment = self._segment(execution)
         if segment is None:
             return
@@ -349,7 +349,7 @@ class Tracer:
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _segment(self, execution: Execution | None) -> _Segment | None:
+    def _segment(self, execution: ExecutionCore | None) -> _Segment | None:
         if execution is None:
             return None
         with self._lock:
@@ -359,7 +359,7 @@ class Tracer:
         context = self._trace.set_span_in_context(segment.span)
         return self.tracer.start_span(name, context=context, attributes=attributes, start_time=start_time)
 
-    def _end(self, execution: Execution, group: str, tag: str, error: str | None, attributes: dict[str, Any] | None = None) -> None:
+    def _end(self, execution: ExecutionCore, group: str, tag: str, error: str | None, attributes: dict[str, Any] | None = None) -> None:
         segment = self._segment(execution)
         if segment is None:
             return

@@ -9,9 +9,9 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from ductape_cli.definitions import describe_operation
 from ductape_cli.durations import format_duration
 from ductape_cli.recording import display_path
+from ductape_cli.render.operations import describe_operation
 from ductape_cli.render.views import when
 
 if TYPE_CHECKING:

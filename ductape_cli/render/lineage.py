@@ -11,7 +11,8 @@ from rich.text import Text
 from rich.tree import Tree
 
 from ductape_cli.durations import format_duration
-from ductape_cli.render.views import short, status_text
+from ductape_cli.render.status_parts import short
+from ductape_cli.render.views import status_text
 
 TYPE_STYLE = {"original": "bold", "replay": "cyan", "restart": "blue", "resume": "magenta", "child": "dim"}
 DIFF_STYLE = "bold yellow"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Any
 
 from ductape_cli.durations import format_duration
+from ductape_cli.models import EventType
+from ductape_cli.render.operations import progress_line
 
 
 class PlainProgress:
@@ -17,47 +18,13 @@ class PlainProgress:
         self.stream = stream or sys.stdout
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
-        line = _line(kind, data)
+        line = progress_line(kind, data)
         if line:
             self.stream.write(line + "\n")
             self.stream.flush()
 
     def close(self) -> None:
         pass
-
-
-def _line(kind: str, data: dict[str, Any]) -> str | None:
-    tag = data.get("tag")
-    if kind == "step_started":
-        return f"… {tag}"
-    if kind == "step_completed":
-        return f"✓ {tag} ({format_duration(data.get('duration_ms'))})"
-    if kind == "step_failed":
-        mark = "⊘" if data.get("allow_fail") else "✗"
-        return f"{mark} {tag}: {(data.get('error') or {}).get('message')}"
-    if kind == "step_retried":
-        return f"↻ {tag} attempt {data.get('attempt')} failed: {(data.get('error') or {}).get('message')}"
-    if kind == "step_skipped":
-        return f"⊘ {tag} skipped ({data.get('condition')})"
-    if kind == "rolled_back":
-        return f"↺ {tag} rolled back"
-    if kind == "rollback_failed":
-        return f"✗ rollback of {tag} failed: {data.get('error')}"
-    if kind == "checkpoint":
-        return f"◆ checkpoint {data.get('name')}"
-    if kind == "sleeping":
-        return f"◷ sleeping {format_duration(data.get('duration_ms'))}"
-    if kind == "signal_received":
-        return f"✉ signal {data.get('name')}"
-    if kind == "log":
-        details = data.get("data")
-        extra = " " + json.dumps(details, default=str, ensure_ascii=False) if details else ""
-        return f"{data.get('level')}: {data.get('message')}{extra}"
-    if kind == "waiting":
-        waiting = data.get("waiting") or {}
-        if waiting.get("kind") in ("signal", "hook"):
-            return f"◷ waiting for {', '.join(waiting.get('signals') or [])}"
-    return None
 
 
 NOTES = 8  # log lines and waits shown under the live tree (the full log is in `ductape history`)
@@ -80,22 +47,22 @@ class LiveProgress:
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
         tag = str(data.get("tag"))
-        if kind == "step_started":
+        if kind == EventType.STEP_STARTED:
             self.steps[tag] = {"status": "running", "started": time.monotonic()}
-        elif kind == "step_completed":
+        elif kind == EventType.STEP_COMPLETED:
             self.steps[tag] = {"status": "completed", "duration": data.get("duration_ms")}
-        elif kind == "step_failed":
+        elif kind == EventType.STEP_FAILED:
             self.steps[tag] = {"status": "skipped" if data.get("allow_fail") else "failed", "error": (data.get("error") or {}).get("message")}
-        elif kind == "step_retried":
+        elif kind == EventType.STEP_RETRIED:
             self.steps.setdefault(tag, {"status": "running", "started": time.monotonic()})["retry"] = data.get("attempt")
-        elif kind == "step_skipped":
+        elif kind == EventType.STEP_SKIPPED:
             self.steps[tag] = {"status": "skipped", "error": f"condition {data.get('condition')}"}
-        elif kind == "rolled_back" and tag in self.steps:
+        elif kind == EventType.STEP_ROLLED_BACK and tag in self.steps:
             self.steps[tag]["rolled_back"] = True
-        elif kind == "rollback_failed" and tag in self.steps:
+        elif kind == EventType.STEP_ROLLBACK_FAILED and tag in self.steps:
             self.steps[tag]["rollback_error"] = data.get("error")
         else:
-            line = _line(kind, data)
+            line = progress_line(kind, data)
             if line:
                 self.notes.append(line)
         self.live.refresh()
@@ -106,7 +73,7 @@ class LiveProgress:
         from rich.text import Text
         from rich.tree import Tree
 
-        from ductape_cli.render.views import GLYPHS
+        from ductape_cli.render.status_parts import GLYPHS
 
         tree = Tree(Text(self.title, style="bold"))
         for tag, step in self.steps.items():

@@ -19,7 +19,7 @@ from typing import Any
 # name -> (rich builder, plain builder); "module:function" so nothing is imported until used
 VIEWS: dict[str, tuple[str, str]] = {
     "result": ("views:result_panel", "plain:result_lines"),
-    "status": ("views:status_view", "plain:flatten_view:status"),
+    "status": ("views:status_view", "status_parts:status_lines"),
     "cancel": ("views:cancel_view", "plain:cancel_lines"),
     "query": ("views:query_view", "plain:query_lines"),
     "runs": ("views:runs_table", "plain:runs_lines"),
@@ -59,7 +59,7 @@ def terminal(stream: Any = None) -> bool:
 
 def _resolve(spec: str) -> Callable[..., Any]:
     module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(f"ductape_cli.render.{module}"), name.partition(":")[0])  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(f"ductape_cli.render.{module}"), name.partition(":")[0])
 
 
 def rich_view(name: str, data: Any) -> Any:
@@ -72,7 +72,7 @@ def plain_lines(name: str, data: Any) -> list[str]:
         from ductape_cli.render.flatten import flatten
 
         return flatten(rich_view(name, data))
-    return _resolve(spec)(data)  # type: ignore[no-any-return]
+    return _resolve(spec)(data)
 
 
 def show(name: str, data: Any, *, stream: Any = None) -> None:
@@ -87,3 +87,24 @@ def show(name: str, data: Any, *, stream: Any = None) -> None:
     if lines:
         out.write("\n".join(lines) + "\n")
         out.flush()
+
+
+TERMINAL_ROWS = 500  # a rich table of 10,000 rows takes seconds to lay out
+
+
+def print_events(events: list[dict[str, Any]], as_json: bool) -> None:
+    """`history`'s events: JSON lines, or the timeline view (the newest rows only, on a terminal)."""
+    import json
+
+    if as_json:
+        sys.stdout.write("".join(json.dumps(event, default=str, ensure_ascii=False) + "\n" for event in events))
+        sys.stdout.flush()
+        return
+    if not events:
+        return
+    if terminal():
+        shown = events[-TERMINAL_ROWS:]
+        if len(shown) < len(events):
+            sys.stdout.write(f"(the last {len(shown)} of {len(events)} events; pipe or --json for all)\n")
+        events = shown
+    show("timeline", events)

@@ -17,25 +17,9 @@ from rich.text import Text
 from rich.tree import Tree
 
 from ductape_cli.durations import format_duration
-
-GLYPHS = {
-    "completed": ("✓", "green"),
-    "failed": ("✗", "red"),
-    "skipped": ("⊘", "yellow"),
-    "rolled_back": ("↺", "magenta"),
-    "running": ("●", "cyan"),
-    "waiting": ("◷", "cyan"),
-    "pending": ("○", "dim"),
-    "cancelled": ("■", "yellow"),
-}
-STATUS_STYLE = {
-    "completed": "bold green",
-    "failed": "bold red",
-    "rolled_back": "bold magenta",
-    "cancelled": "bold yellow",
-    "running": "bold cyan",
-    "pending": "cyan",
-}
+from ductape_cli.render.status_parts import STATUS_STYLE, short, step_notes, summary, title
+from ductape_cli.render.status_parts import links as status_links
+from ductape_cli.render.status_parts import step_label as step_label_pieces
 
 
 def console(stderr: bool = False, file: Any = None) -> Console:
@@ -52,59 +36,20 @@ def when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def short(value: Any, limit: int = 80) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
 def step_label(step: dict[str, Any]) -> Text:
-    status = step.get("status", "pending")
-    glyph, style = GLYPHS.get(status, ("?", ""))
-    kind = step.get("kind", "step")
-    label = Text(f"{glyph} ", style=style)
-    if kind == "step":
-        label.append(step["tag"], style="bold")
-    elif kind == "checkpoint":
-        label.append(f"checkpoint {step['tag']}", style="blue")
-    elif kind == "sleep":
-        label.append(f"sleep {format_duration((step.get('options') or {}).get('duration_ms'))}", style="cyan")
-    elif kind == "signal":
-        label.append(f"signal {step['tag']}", style="cyan")
-    else:
-        label.append(f"{kind} {step['tag']}", style="dim")
-    duration = step.get("duration")
-    if duration is not None and kind == "step":
-        label.append(f"  {format_duration(duration)}", style="dim")
-    attempts = step.get("attempts") or 0
-    if attempts > 1:
-        label.append(f"  {attempts} attempts", style="yellow")
-    if step.get("has_rollback"):
-        mark = {"completed": "  ↺ rolled back", "failed": "  ↺ rollback failed"}.get(step.get("rollback_status") or "", "  ↺")
-        label.append(mark, style="magenta")
-    if step.get("critical"):
-        label.append("  critical", style="dim")
-    return label
+    return Text.assemble(*step_label_pieces(step))
 
 
 def step_tree(result: dict[str, Any], steps: list[dict[str, Any]]) -> Tree:
-    title = Text.assemble((result["workflow_tag"], "bold"), "  ", (result["workflow_id"], "dim"), "  ", status_text(result["status"]))
-    tree = Tree(title)
+    tree = Tree(Text.assemble(*title(result)))
     for step in steps:
         node = tree.add(step_label(step))
-        if step.get("status") == "failed" and step.get("error"):
-            node.add(Text(short(step["error"].get("message"), 120), style="red"))
-        elif step.get("status") == "skipped":
-            reason = step.get("reason") or ((step.get("options") or {}).get("skip") or {}).get("condition")
-            if step.get("error"):
-                reason = f"allowed to fail: {short(step['error'].get('message'), 100)}"
-            if reason:
-                node.add(Text(f"skipped: {reason}" if not str(reason).startswith(("skipped", "not reached", "allowed")) else str(reason), style="yellow"))
-        if step.get("rollback_error"):
-            node.add(Text(f"rollback failed: {step['rollback_error']}", style="red"))
+        for text, style in step_notes(step):
+            node.add(Text(text, style=style))
     return tree
 
 
@@ -112,27 +57,12 @@ def result_panel(result: dict[str, Any], steps: list[dict[str, Any]] | None = No
     parts: list[Any] = []
     if steps is not None:
         parts.append(step_tree(result, steps))
-    summary = Table.grid(padding=(0, 2))
-    summary.add_column(style="dim")
-    summary.add_column()
-    summary.add_row("status", status_text(result["status"]))
-    summary.add_row("run", result["workflow_id"])
-    summary.add_row("time", run_time(result))
-    if result.get("output") is not None:
-        summary.add_row("output", short(result["output"], 200))
-    if result.get("error"):
-        error = result["error"]
-        where = f" (step {error.get('step')})" if error.get("step") else ""
-        summary.add_row("error", Text(f"{error.get('message')}{where} [{error.get('code')}]", style="red"))
-    rollback = result.get("rollback_result")
-    if rollback:
-        summary.add_row("rolled back", ", ".join(rollback.get("rolled_back_steps") or []) or "-")
-        for failed in rollback.get("failed_steps") or []:
-            summary.add_row("rollback failed", Text(f"{failed['tag']}: {failed['error']}", style="red"))
-    waiting = result.get("waiting")
-    if waiting:
-        summary.add_row("waiting", Text(waiting.get("detail", ""), style="cyan"))
-    parts.append(summary)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    for key, (text, style) in summary(result):
+        grid.add_row(key, Text(text, style=style))
+    parts.append(grid)
     return Group(*parts)
 
 
@@ -146,13 +76,7 @@ def run_time(result: Any) -> str:
 def status_view(info: Any) -> Group:
     """`ductape status`: the step tree and summary, then children and lineage links."""
     parts: list[Any] = [result_panel(info, info["steps"])]
-    if info.get("children"):
-        parts.append(Text("children: " + ", ".join(f"{c['workflow_id']} ({c['status']})" for c in info["children"])))
-    for key in ("parent_id", "replayed_from", "restarted_from", "resumed_from"):
-        if info.get(key):
-            parts.append(Text(f"{key}: {info[key]}"))
-    if info.get("metadata"):
-        parts.append(Text("metadata: " + json.dumps(info["metadata"], sort_keys=True, ensure_ascii=False)))
+    parts.extend(Text(line) for line in status_links(info))
     return Group(*parts)
 
 

@@ -182,7 +182,7 @@ def create_app(
     @api.get("/runs/{run_id}/events", summary="A run's custom events")
     def custom_events(run_id: str, type: str | None = None) -> dict[str, Any]:  # noqa: A002 - the API's word
         run = engine.get_run(run_id)
-        return {"executionId": run.id, "events": engine.custom_events(run.id, type)}
+        return {"executionId": run.id, "events": engine.events(run.id, type)}
 
     @api.post("/events", status_code=201, summary="Record a custom event on a run")
     def emit_event(body: schemas.EmitEvent) -> dict[str, Any]:

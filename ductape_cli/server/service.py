@@ -54,6 +54,7 @@ class Service:
             try:
                 self.engine.ensure_defined(wf)
             except Exception as exc:  # noqa: BLE001 - one broken workflow must not keep the rest offline
+                log.debug("defining %s failed", wf.tag, exc_info=True)
                 problems.append(f"{wf.tag}: {exc}")
         if self.with_worker:  # the worker runs the same imported code
             self.worker = Worker(Engine(self.config, registry=registry), concurrency=self.concurrency,
@@ -152,7 +153,7 @@ def _quiet_server(uvicorn: Any) -> Any:
     """uvicorn's Server without its signal handling: it re-raises SIGTERM after shutdown, which
     would kill the process before the worker is stopped; `Service.run` handles signals itself."""
 
-    class QuietServer(uvicorn.Server):  # type: ignore[misc, name-defined]
+    class QuietServer(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self) -> Any:
             yield

@@ -7,8 +7,9 @@
 """
 
 from ductape_cli.errors import InvalidInput
+from ductape_cli.store.encoding import dumps
 from ductape_cli.store.protocol import Store
-from ductape_cli.store.sqlite import EventRow, SqliteStore, dumps
+from ductape_cli.store.sqlite import EventRow, SqliteStore
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 

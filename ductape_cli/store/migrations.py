@@ -237,6 +237,20 @@ MIGRATIONS: list[str] = [
         sent_at REAL
     )""",
     "CREATE INDEX outbox_unsent ON outbox (created_at) WHERE sent_at IS NULL",
+    # Workers that scale (issue 19): claims walk an index of what is due and stop after the
+    # batch, whatever the queue depth. `runs_queue` holds unfinished runs nobody owns (queued,
+    # woken, signalled, sleeping), by project and due time; `runs_leased` the ones an owner holds, by owner,
+    # so that finding this host's owners, a dead owner's runs and expired leases reads only
+    # the runs in flight. `runs_ready` (every unfinished run) is what they replace.
+    "DROP INDEX runs_ready",
+    "CREATE INDEX runs_queue ON runs (namespace, ready_at) WHERE status IN ('pending', 'running') AND owner IS NULL",
+    "CREATE INDEX runs_leased ON runs (owner, lease_expires_at) WHERE status IN ('pending', 'running') AND owner IS NOT NULL",
+    # `related ID` looks up each lineage column (issue 19): without these it scanned every run.
+    "CREATE INDEX runs_replayed ON runs (replayed_from) WHERE replayed_from IS NOT NULL",
+    "CREATE INDEX runs_restarted ON runs (restarted_from) WHERE restarted_from IS NOT NULL",
+    "CREATE INDEX runs_resumed ON runs (resumed_from) WHERE resumed_from IS NOT NULL",
+    # `status 9c1d7b`: a run named by the end of its id, found without reading every run (issue 19).
+    "CREATE INDEX runs_tail ON runs (substr(id, -6))",
 ]
 
 # The triggers that fill `feed`, so every writer (a CLI, a worker, another host's process) does,

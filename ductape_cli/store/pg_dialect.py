@@ -3,13 +3,16 @@
 The store's statements are written once (store/sqlite*.py, store/migrations.py).
 PostgreSQL differs from SQLite in a handful of spellings, which `statement`
 rewrites (and caches): ``?`` placeholders, ``BEGIN IMMEDIATE``, ``INSERT OR
-IGNORE``/``OR REPLACE`` (upserts on the table's primary key), and the column
-``offset``, a reserved word there. `ddl` does the same for the migrations:
-``REAL`` is a float8, an ``INTEGER PRIMARY KEY`` a bigserial, ``WITHOUT ROWID``
-means nothing, text compares by code point (``COLLATE "C"``, SQLite's BINARY),
-and ``definitions`` gets the ``rowid`` SQLite gives every table
-(its queries order by it). What cannot be spelled the same (claims with SKIP
-LOCKED, triggers, notifications) lives in `postgres.py` and `PG_MIGRATIONS`.
+IGNORE``/``OR REPLACE`` (upserts on the table's primary key), ``LIKE`` (which
+ignores case in SQLite), a few functions (``substr(x, -n)``, ``json_extract``,
+``instr``, scalar ``MAX``/``MIN``, ``SUM`` of a test), ``INDEXED BY``,
+``IS ?``, 0 and 1 as booleans, and the column ``offset``, a reserved word
+there. `ddl` does the same for the migrations: ``REAL`` is a float8, an
+``INTEGER PRIMARY KEY`` a bigserial, ``WITHOUT ROWID`` means nothing, text
+compares by code point (``COLLATE "C"``, SQLite's BINARY), and ``definitions``
+gets the ``rowid`` SQLite gives every table (its queries order by it). What
+cannot be spelled the same (claims with SKIP LOCKED, triggers, notifications)
+lives in `postgres.py` and `PG_MIGRATIONS`.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from functools import lru_cache
 
 _INSERT_VERB = re.compile(r"^\s*INSERT OR (IGNORE|REPLACE) INTO (\w+)\s*\(([^)]*)\)", re.S)
 _OFFSET_COLUMN = re.compile(r'(?<!")\boffset\b(?!")')  # the column; the keyword is written OFFSET
-_SUFFIX = re.compile(r"\bsubstr\((\w+), -\?\)")
+_SUFFIX = re.compile(r"\bsubstr\((\w+), -(\?|\d+)\)")
 _JSON_FIELD = re.compile(r"\bjson_extract\((\w+), '\$\.(\w+)'\)")
 _WHERE_TRUE = re.compile(r"\bWHERE 1(?= AND | ORDER | GROUP | LIMIT |$)")
 _SCALAR_MAX = re.compile(r"\bMAX\(([\w.]+), ([\w.]+)\)")
 _SCALAR_MIN = re.compile(r"\bMIN\(([\w.]+), ([\w.]+)\)")
+_INDEXED_BY = re.compile(r" INDEXED BY \w+")
 _INSTR = re.compile(r"\binstr\(")
 _SUM_TEST = re.compile(r"\bSUM\((\w+ IS (?:NOT )?NULL)\)")
 _AGGREGATE = re.compile(r"\b(COUNT|MAX|MIN|SUM)\(|\bDISTINCT\b|\bGROUP BY\b|\bJOIN\b|\bFOR UPDATE\b")
@@ -60,7 +64,7 @@ def statement(sql: str, primary_keys: tuple[tuple[str, tuple[str, ...]], ...], l
             text += f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
     text = _OFFSET_COLUMN.sub('"offset"', text)
     text = text.replace(" LIKE ", " ILIKE ")  # SQLite's LIKE ignores ASCII case
-    text = _SUFFIX.sub(r"right(\1, ?)", text)  # substr(x, -n): the last n characters
+    text = _SUFFIX.sub(r"right(\1, \2)", text)  # substr(x, -n): the last n characters
     text = _JSON_FIELD.sub(r"(\1::json ->> '\2')", text)
     text = _INSTR.sub("strpos(", text)
     text = _SCALAR_MAX.sub(r"GREATEST(\1, \2)", text)  # SQLite's two-argument MAX is a scalar
@@ -69,6 +73,9 @@ def statement(sql: str, primary_keys: tuple[tuple[str, tuple[str, ...]], ...], l
     if target and "DO UPDATE SET" in text:  # there a bare column could be the row's or EXCLUDED's
         text = re.sub(r"\b(GREATEST|LEAST)\((\w+), ", rf"\1({target.group(1)}.\2, ", text)
     text = _WHERE_TRUE.sub("WHERE TRUE", text)  # SQLite's 1 is a boolean
+    text = text.replace("(0 OR ", "(FALSE OR ")  # and its 0
+    text = _INDEXED_BY.sub("", text)  # PostgreSQL's planner picks its own index
+    text = text.replace(" IS ?", " IS NOT DISTINCT FROM ?")  # equal, NULL included
     text = _SUM_TEST.sub(r"SUM(CASE WHEN \1 THEN 1 ELSE 0 END)", text)  # a boolean is not a number there
     text = _placeholders(text)
     if lock_rows and text.upper().startswith("SELECT") and " FROM " in text and not _AGGREGATE.search(text):
@@ -92,6 +99,7 @@ def ddl(sql: str) -> str:
     text = re.sub(r"\bREAL\b", "DOUBLE PRECISION", text)
     text = re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', text)  # compare and sort by code point, as SQLite does
     text = re.sub(r"\)\s*WITHOUT ROWID\s*$", ")", text)
+    text = _SUFFIX.sub(r"right(\1, \2)", text)  # an index on the end of an id
     text = re.sub(r"^(CREATE TABLE definitions\w* \()", r"\1\n        rowid BIGSERIAL,", text)
     return text
 

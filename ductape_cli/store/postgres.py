@@ -240,7 +240,7 @@ class Session:
     def _run(self, conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> _Result:
         pipeline = self._pipeline if conn is self._held else None
         try:
-            return _Result(conn.execute(sql, tuple(params)), pipeline, self.where)  # type: ignore[arg-type]
+            return _Result(conn.execute(sql, tuple(params)), pipeline, self.where)
         except psycopg.Error as exc:
             raise translate(exc, self.where) from None
 
@@ -322,6 +322,11 @@ class PostgresStore(SqliteStore):
 
     def checkpoint(self) -> None:
         """Nothing to do: PostgreSQL checkpoints by itself."""
+
+    @contextmanager
+    def _gated(self) -> Iterator[None]:
+        """No process-wide write gate: PostgreSQL runs writers side by side (rows are locked instead)."""
+        yield
 
     @contextmanager
     def _write(self) -> Iterator[Session]:  # type: ignore[override]

@@ -1,8 +1,9 @@
 """The SQLite store: every SQL statement ductape runs against its state lives here.
 
 One connection per `SqliteStore` (and so per thread). Writers use
-``BEGIN IMMEDIATE`` so they queue on the busy timeout instead of failing
-half-way; readers never block in WAL mode. Public methods open their own
+``BEGIN IMMEDIATE`` so they wait for the write lock (`sqlite_gate`: a fair
+gate per file in this process, short retries across processes) instead of
+failing half-way; readers never block in WAL mode. Public methods open their own
 transaction; ``_txn`` helpers run inside the caller's.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sqlite3
 import stat
 import time
@@ -36,6 +36,7 @@ from ductape_cli.store.backend import BackendMixin
 from ductape_cli.store.encoding import dumps
 from ductape_cli.store.encoding import loads as _loads
 from ductape_cli.store.migrations import FEED_TRIGGERS, MIGRATIONS, NAMESPACE_MIGRATION
+from ductape_cli.store.sqlite_gate import gate_for, retry
 from ductape_cli.store.sqlite_jobs import SchedulesAndTopicsMixin
 from ductape_cli.store.sqlite_ops import OpsMixin
 from ductape_cli.store.sqlite_outbox import OutboxMessage, OutboxMixin
@@ -63,6 +64,10 @@ _STEP_COLUMNS = (
 _INSERT_EVENT = "INSERT INTO events (run_id, ts, type, step, data) VALUES (?, ?, ?, ?, ?)"
 _INSERT_STEP = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 18)})"
 _ACTIVE = ("pending", "running")
+# The WHERE terms of the partial indexes `runs_queue` and `runs_leased`, written as the indexes are,
+# so SQLite can use them (and `INDEXED BY` makes sure it does: a claim must never scan the queue).
+_QUEUED = "status IN ('pending', 'running') AND owner IS NULL"
+_LEASED = "status IN ('pending', 'running') AND owner IS NOT NULL"
 # The fence: an owner's write applies only while its claim's token is the run's current lease.
 _FENCE_RUN = "lease = ?"
 _INSERT_STEP_FENCED = (
@@ -73,7 +78,7 @@ _INSERT_STEP_FENCED = (
 
 def new_lease() -> str:
     """A fresh fencing token for one claim of a run."""
-    return secrets.token_hex(8)
+    return os.urandom(8).hex()  # what secrets.token_hex does, without importing hmac on every command
 
 
 def _translate(exc: sqlite3.Error, path: str) -> StoreError:
@@ -135,6 +140,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
     def __init__(self, path: str | os.PathLike[str], *, durability: str = "normal", namespace: str | None = None) -> None:
         self.path = str(path)
         self.durability = durability
+        self._gate = gate_for(self.path)
         # The project this connection serves: runs, definitions and schedules of other namespaces are
         # invisible to it. None sees every namespace (tools that manage the whole store).
         self.namespace = namespace
@@ -158,6 +164,8 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             self._migrate()
             if namespace is not None:
                 self._adopt_legacy(namespace)
+            # From here on, waiting for another writer is `sqlite_gate`'s job, not SQLite's sleeping busy handler.
+            self.conn.execute("PRAGMA busy_timeout = 0")
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
 
@@ -175,27 +183,47 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     @contextmanager
+    def _gated(self) -> Iterator[None]:
+        """Hold this process's write gate for the store file (threads queue here, not in SQLite)."""
+        if not self._gate.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            raise StoreBusy(f"store {self.path} stayed busy for {BUSY_TIMEOUT_MS // 1000}s; another thread holds a long write")
+        try:
+            yield
+        finally:
+            self._gate.release()
+
+    @contextmanager
+    def _patient(self) -> Iterator[None]:
+        """Let SQLite itself wait for locks, for the rare statements that wait for readers too (vacuum, backup)."""
+        self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        try:
+            yield
+        finally:
+            self.conn.execute("PRAGMA busy_timeout = 0")
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self.conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.path) from None
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.IntegrityError):
-                raise
-            if isinstance(exc, sqlite3.Error):
+        with self._gated():
+            try:
+                retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+            except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from None
-            raise
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise
+                if isinstance(exc, sqlite3.Error):
+                    raise _translate(exc, self.path) from None
+                raise
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
-            return self.conn.execute(sql, params).fetchall()
+            return retry(lambda: self.conn.execute(sql, params).fetchall())
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
 
@@ -333,7 +361,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         """Run ids that start or end with `fragment`, literally (no wildcards), at most `limit`.
 
         The prefix is a range on the primary key; the suffix (the random end of
-        generated ids) compares the id's last characters.
+        generated ids) is looked up by the id's last six characters in `runs_tail`,
+        so neither reads more than the matches, however many runs the store holds
+        (commands never pass fragments shorter than six characters).
         """
         found = [
             r[0]
@@ -342,10 +372,14 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
                 (fragment, _upper(fragment), *self._scoped, limit),
             )
         ]
-        for (run_id,) in self._read(
-            f"SELECT id FROM runs WHERE substr(id, -?) = ?{self._scope} ORDER BY id LIMIT ?",
-            (len(fragment), fragment, *self._scoped, limit),
-        ):
+        if len(fragment) >= 6:
+            # `substr(id, -6)` written exactly as the index is, so SQLite searches it.
+            sql = f"SELECT id FROM runs WHERE substr(id, -6) = ? AND substr(id, -?) = ?{self._scope} ORDER BY id LIMIT ?"
+            params: tuple[Any, ...] = (fragment[-6:], len(fragment), fragment, *self._scoped, limit)
+        else:  # shorter than any command accepts (MIN_ID_FRAGMENT): a scan, for the store API only
+            sql = f"SELECT id FROM runs WHERE substr(id, -?) = ?{self._scope} ORDER BY id LIMIT ?"
+            params = (len(fragment), fragment, *self._scoped, limit)
+        for (run_id,) in self._read(sql, params):
             if run_id not in found:
                 found.append(run_id)
         return found[:limit]
@@ -375,12 +409,17 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
 
     def related_runs(self, run_id: str) -> list[Run]:
         """Runs linked to `run_id` by replay, restart, resume or parenthood (one hop)."""
+        # One indexed lookup per lineage column (an ORDER BY here tempts SQLite into walking every run
+        # by creation time instead); the few matches are sorted here.
         rows = self._read(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE (replayed_from = ? OR restarted_from = ? "
-            f"OR resumed_from = ? OR parent_id = ?){self._scope} ORDER BY created_at",
-            (run_id, run_id, run_id, run_id, *self._scoped),
+            " UNION ALL ".join(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE {column} = ?{self._scope}"
+                for column in ("replayed_from", "restarted_from", "resumed_from", "parent_id")
+            ),
+            tuple(x for _ in range(4) for x in (run_id, *self._scoped)),
         )
-        return [self._run(r) for r in rows]
+        unique = {r[0]: r for r in rows}  # a run can name `run_id` in two columns
+        return sorted((self._run(r) for r in unique.values()), key=lambda run: (run.created_at, run.id))
 
     def claim_run(self, run_id: str, owner: str, now: float, ttl: float, dead_owners: Sequence[str] = ()) -> Run | None:
         """Take the lease of an unfinished run if nobody live holds it."""
@@ -411,62 +450,109 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None = None,
         dead_owners: Sequence[str] = (), stale_leases: Sequence[str] | None = None,
     ) -> list[Run]:
-        """Claim up to `limit` runs that are due: queued, woken, signalled, or orphaned.
+        """Claim up to `limit` runs that are due: orphaned (owner dead, or lease expired) first, then
+        queued, woken and signalled ones by due time. Each claim gets a fresh lease (fencing token).
 
-        An expired lease is taken over only if it is in `stale_leases` (leases
-        the caller watched go unrenewed), when that is given.
+        An expired lease is taken over only if it is in `stale_leases` (leases the caller
+        watched go unrenewed), when that is given. Each part walks an index and stops after
+        the batch (`runs_leased` holds only the runs in flight, `runs_queue` only unowned
+        ones), so a claim costs the same with ten or a million runs queued; the write lock
+        is held for index walks and updates only, and rows are decoded after the commit.
         """
+        if limit <= 0:
+            return []
+        runs = self._claim_orphans(owner, now, ttl, limit, tags, dead_owners, stale_leases)
+        if len(runs) < limit:
+            runs += self._claim_queued(owner, now, ttl, limit - len(runs), tags)
+        return runs
+
+    def _claim_queued(self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None) -> list[Run]:
         tag_clause = f" AND tag IN ({', '.join('?' * len(tags))})" if tags else ""
+        # One statement: the index walk and the updates share one short write transaction.
+        # `randomblob` gives each run its own lease, as `new_lease` does.
+        with self._write() as conn:
+            rows = conn.execute(
+                "UPDATE runs SET owner = ?, lease = lower(hex(randomblob(8))), lease_expires_at = ?, status = 'running', "
+                "started_at = COALESCE(started_at, ?) "
+                f"WHERE id IN (SELECT id FROM runs INDEXED BY runs_queue WHERE {_QUEUED}{self._scope} AND ready_at <= ?"
+                f"{tag_clause} ORDER BY ready_at LIMIT ?) RETURNING {_RUN_COLUMNS}",
+                (owner, now + ttl, now, *self._scoped, now, *(tags or ()), limit),
+            ).fetchall()
+        runs = [self._run(r) for r in rows]
+        runs.sort(key=lambda run: run.ready_at or 0.0)
+        return runs
+
+    def _claim_orphans(
+        self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None, dead_owners: Sequence[str],
+        stale_leases: Sequence[str] | None,
+    ) -> list[Run]:
+        """Take over runs whose owner died or whose lease went stale: read outside the write lock (the
+        runs in flight, through `runs_leased`), then each taken only if its lease is unchanged."""
         dead_clause = f" OR owner IN ({', '.join('?' * len(dead_owners))})" if dead_owners else ""
         stale = list(stale_leases or ())
         expired_params: list[Any]
         if stale_leases is None:
-            expired_clause, expired_params = " OR lease_expires_at < ?", [now]
+            expired_clause, expired_params = "lease_expires_at < ?", [now]
         elif stale:
-            expired_clause = f" OR (lease_expires_at < ? AND lease IN ({', '.join('?' * len(stale))}))"
+            expired_clause = f"(lease_expires_at < ? AND lease IN ({', '.join('?' * len(stale))}))"
             expired_params = [now, *stale]
+        elif dead_owners:
+            expired_clause, expired_params = "0", []
         else:
-            expired_clause, expired_params = "", []
+            return []  # no expired lease may be taken and no owner is dead: nothing to look for
+        candidates = self._read(
+            f"SELECT id, owner, lease, lease_expires_at, tag, ready_at FROM runs INDEXED BY runs_leased WHERE {_LEASED} "
+            f"AND ready_at <= ? AND ({expired_clause}{dead_clause}){self._scope}",
+            (now, *expired_params, *dead_owners, *self._scoped),
+        )
+        # Sorted here, not by SQL: these are only the runs in flight, and a temp B-tree is what a claim must not need.
+        candidates = sorted((c for c in candidates if not tags or c[4] in tags), key=lambda c: c[5])[:limit]
+        if not candidates:
+            return []
+        runs = []
         with self._write() as conn:
-            rows = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('pending', 'running') "
-                f"AND ready_at <= ? AND (owner IS NULL{expired_clause}{dead_clause}){tag_clause}{self._scope} "
-                "ORDER BY ready_at LIMIT ?",
-                (now, *expired_params, *dead_owners, *(tags or ()), *self._scoped, limit),
-            ).fetchall()
-            runs = [self._run(r) for r in rows]
-            for run in runs:
-                lease = new_lease()
-                conn.execute(
+            for run_id, previous, lease, expires, _, _ in candidates:
+                # Taken only as it was read: the same owner, lease and expiry (a renewal meanwhile keeps it).
+                row = conn.execute(
                     "UPDATE runs SET owner = ?, lease = ?, lease_expires_at = ?, status = 'running', "
-                    "started_at = COALESCE(started_at, ?) WHERE id = ?",
-                    (owner, lease, now + ttl, now, run.id),
-                )
-                if run.owner is not None and run.owner != owner:
-                    run.taken_from = run.owner
-                run.owner, run.lease, run.lease_expires_at = owner, lease, now + ttl
-            return runs
+                    "started_at = COALESCE(started_at, ?) WHERE id = ? AND owner = ? AND lease IS ? "
+                    f"AND lease_expires_at IS ? AND status IN ('pending', 'running') RETURNING {_RUN_COLUMNS}",
+                    (owner, new_lease(), now + ttl, now, run_id, previous, lease, expires),
+                ).fetchone()
+                if row is not None:
+                    runs.append((row, previous))
+        claimed = []
+        for row, previous in runs:
+            run = self._run(row)
+            if previous != owner:
+                run.taken_from = previous
+            claimed.append(run)
+        return claimed
 
     def expired_leases(self, now: float) -> list[tuple[str, str, float]]:
         """(run id, lease, expiry) of due runs whose lease has expired by `now`: takeover candidates."""
         rows = self._read(
-            "SELECT id, lease, lease_expires_at FROM runs WHERE status IN ('pending', 'running') AND ready_at <= ? "
-            f"AND owner IS NOT NULL AND lease IS NOT NULL AND lease_expires_at < ?{self._scope}",
+            f"SELECT id, lease, lease_expires_at FROM runs INDEXED BY runs_leased WHERE {_LEASED} AND ready_at <= ? "
+            f"AND lease IS NOT NULL AND lease_expires_at < ?{self._scope}",
             (now, now, *self._scoped),
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
     def owners_on_host(self, host: str) -> list[str]:
-        """Owners (host:pid:token) holding unexpired leases from `host`, to check for dead pids."""
+        """Owners (host:pid:token) holding runs in flight from `host`, to check for dead pids.
+
+        A key range over `runs_leased`: it reads the runs in flight from that host, nothing else.
+        """
         rows = self._read(
-            "SELECT DISTINCT owner FROM runs WHERE status IN ('pending', 'running') AND substr(owner, 1, ?) = ?",
-            (len(host) + 1, host + ":"),
+            f"SELECT DISTINCT owner FROM runs INDEXED BY runs_leased WHERE {_LEASED} AND owner >= ? AND owner < ?",
+            (host + ":", host + ";"),
         )
         return [r[0] for r in rows]
 
     def next_ready_at(self) -> float | None:
+        """When the next unowned run becomes due (None: nothing queued or sleeping)."""
         rows = self._read(
-            f"SELECT MIN(ready_at) FROM runs WHERE status IN ('pending', 'running') AND ready_at IS NOT NULL{self._scope}",
+            f"SELECT MIN(ready_at) FROM runs INDEXED BY runs_queue WHERE {_QUEUED}{self._scope} AND ready_at IS NOT NULL",
             self._scoped,
         )
         return rows[0][0] if rows else None
@@ -744,38 +830,29 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         sql, params = (_INSERT_STEP, values) if lease is None else (_INSERT_STEP_FENCED, (*values, record.run_id, lease))
         if not events and state is None and not outbox:
             # A lone statement is its own transaction: no BEGIN/COMMIT round trips on the common path.
-            try:
-                cur = conn.execute(sql, params)
-            except sqlite3.IntegrityError:
-                raise StepTaken(f"run {record.run_id}: position {record.seq} already recorded by another owner") from None
-            except sqlite3.Error as exc:
-                raise _translate(exc, self.path) from None
+            with self._gated():
+                try:
+                    cur = retry(lambda: conn.execute(sql, params))
+                except sqlite3.IntegrityError:
+                    raise StepTaken(f"run {record.run_id}: position {record.seq} already recorded by another owner") from None
+                except sqlite3.Error as exc:
+                    raise _translate(exc, self.path) from None
             if cur.rowcount != 1:
                 raise LeaseLost(f"run {record.run_id}: lease lost; step {record.tag!r} not recorded")
             return
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.path) from None
-        try:
-            if conn.execute(sql, params).rowcount != 1:
-                raise LeaseLost(f"run {record.run_id}: lease lost; step {record.tag!r} not recorded")
-            run_id = record.run_id
-            for ts, type_, step, data in events:
-                conn.execute(_INSERT_EVENT, (run_id, ts, type_, step, None if data is None else dumps(data)))
-            if state is not None:
-                conn.execute("UPDATE runs SET state = ? WHERE id = ?", (dumps(state), run_id))
-            if outbox:
-                self._outbox_txn(conn, outbox)
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.IntegrityError):
-                raise StepTaken(f"run {record.run_id}: position {record.seq} already recorded by another owner") from None
-            if isinstance(exc, sqlite3.Error):
-                raise _translate(exc, self.path) from None
-            raise
+            with self._write() as txn:
+                if txn.execute(sql, params).rowcount != 1:
+                    raise LeaseLost(f"run {record.run_id}: lease lost; step {record.tag!r} not recorded")
+                run_id = record.run_id
+                for ts, type_, step, data in events:
+                    txn.execute(_INSERT_EVENT, (run_id, ts, type_, step, None if data is None else dumps(data)))
+                if state is not None:
+                    txn.execute("UPDATE runs SET state = ? WHERE id = ?", (dumps(state), run_id))
+                if outbox:
+                    self._outbox_txn(txn, outbox)
+        except sqlite3.IntegrityError:
+            raise StepTaken(f"run {record.run_id}: position {record.seq} already recorded by another owner") from None
 
     def update_op(
         self, run_id: str, seq: int, fields: dict[str, Any], events: Sequence[EventRow] = (),

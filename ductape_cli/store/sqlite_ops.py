@@ -24,6 +24,7 @@ _TERMINAL = ("completed", "failed", "rolled_back", "cancelled")
 
 class OpsMixin:
     conn: sqlite3.Connection
+    _patient: Any
     path: str
 
     # -- retention ------------------------------------------------------------------------
@@ -139,7 +140,8 @@ class OpsMixin:
             try:
                 # All pages in one step: a single read transaction, so the copy is one snapshot.
                 # In WAL mode writers go on meanwhile (a stepwise copy would restart on every write).
-                self.conn.backup(destination, pages=-1)
+                with self._patient():
+                    self.conn.backup(destination, pages=-1)
             finally:
                 destination.close()
             partial.replace(target)
@@ -152,8 +154,9 @@ class OpsMixin:
         """Rebuild the file to return free pages to the disk; returns (bytes before, bytes after)."""
         before = self._size()
         try:
-            self.conn.execute("VACUUM")
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            with self._patient():
+                self.conn.execute("VACUUM")
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as exc:
             raise StoreError(f"vacuum of {self.path} failed: {exc}") from None
         return before, self._size()
@@ -187,7 +190,7 @@ class OpsMixin:
         }
 
     def _ops_read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return self._read(sql, params)  # type: ignore[attr-defined, no-any-return]
+        return self._read(sql, params)  # type: ignore[attr-defined]
 
 
 # Columns holding JSON text, per table: decoded on export, encoded on import.

@@ -9,6 +9,7 @@
 Outside pytest, `with WorkflowTestEnv() as env: ...` does the same.
 """
 
+from ductape_cli.engine.history import export_run
 from ductape_cli.testing.clock import VirtualClock
 from ductape_cli.testing.env import (
     Mock,
@@ -17,7 +18,7 @@ from ductape_cli.testing.env import (
     WorkflowStillWaiting,
     WorkflowTestEnv,
 )
-from ductape_cli.testing.replayer import ReplayReport, export_run, replay_history
+from ductape_cli.testing.replayer import ReplayReport, replay_history
 
 __all__ = [
     "Mock",

@@ -24,11 +24,12 @@ from ductape_cli.definition import WorkflowDefinition
 from ductape_cli.discovery import Registry, discover, import_module_file
 from ductape_cli.durations import parse_duration
 from ductape_cli.engine.engine import Engine
+from ductape_cli.engine.history import export_run
 from ductape_cli.engine.results import step_view
 from ductape_cli.errors import DefinitionError, InvalidInput
 from ductape_cli.models import OpKind, Run, RunStatus
 from ductape_cli.testing.clock import VirtualClock
-from ductape_cli.testing.replayer import ReplayReport, export_run, replay_history
+from ductape_cli.testing.replayer import ReplayReport, replay_history
 
 _UNSET: Any = object()
 _MAX_ROUNDS = 100_000  # executions or clock jumps in one call, so a run that never settles fails the test
@@ -102,7 +103,7 @@ class MockTable:
         return next((m for m in self._patterns if fnmatch.fnmatchcase(name, m.pattern)), None)
 
     def get(self, tag: str, default: Callable[..., Any]) -> Callable[..., Any]:
-        """The function the executor calls for step `tag` (the engine's `step_overrides` hook)."""
+        """The function the executor calls for step `tag` (through `Engine.step_function`)."""
         mock = self.find(tag)
         if mock is None:
             return default
@@ -146,11 +147,14 @@ class SandboxEngine(Engine):
         self, config: ProjectConfig, *, store: str, clock: Any, registry: Registry | None = None, real_components: bool = True
     ) -> None:
         super().__init__(config, store=store, clock=clock, registry=registry)
-        self.step_overrides = MockTable()
+        self.step_mocks = MockTable()
         self.component_mocks = MockTable()
         self.real_components = real_components
         if store == ":memory:":
             self.leases = _NoLeases()  # type: ignore[assignment]
+
+    def step_function(self, tag: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return self.step_mocks.get(tag, fn) if self.step_mocks else fn
 
     def components_for(self, execution: Any) -> Any:
         runtime = super().components_for(execution)
@@ -466,7 +470,7 @@ class WorkflowTestEnv:
 
     def mock_step(self, tag: str, *, output: Any = _UNSET, raises: Any = None, fn: Callable[..., Any] | None = None, times: int | None = None) -> Mock:
         """Replace a step's function (tag, or a pattern like "charge-*"). Returns the mock; see `Mock`."""
-        return self.engine.step_overrides.add(Mock(tag, output=output, raises=raises, fn=fn, times=times))
+        return self.engine.step_mocks.add(Mock(tag, output=output, raises=raises, fn=fn, times=times))
 
     def mock_component(self, label: str, **behaviour: Any) -> Mock:
         """Mock component calls by their step label, "kind:name:event" (patterns allowed).

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ductape_cli.engine.context import Context
-from ductape_cli.engine.execution import Execution, Frontier
+from ductape_cli.engine.execution import Execution
 from ductape_cli.engine.history import export_run
+from ductape_cli.engine.journal import Frontier
 from ductape_cli.errors import InvalidInput, NonDeterminismError, WorkflowInterrupt
 from ductape_cli.models import OpKind, Run, RunStatus, StepRecord, StepStatus
 
@@ -160,7 +161,7 @@ class ReplayExecution(Execution):
         if record is None or record.status != StepStatus.COMPLETED:
             raise Frontier()  # never run compensations while checking
         self.manual_rollback = record.output
-        return record.output  # type: ignore[no-any-return]
+        return record.output
 
     async def replay(self) -> tuple[str, Any]:
         """Run the handler over the journal: ("returned", output), ("raised", exc) or ("stopped", None)."""

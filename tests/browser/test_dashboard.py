@@ -110,6 +110,7 @@ def test_runs_page_filters_by_workflow_status_and_text(page: Any, served: Served
 
     page.wait_for_url(re.compile(r"workflow=quick&status=completed&q=ZEBRA"))
     page.locator(f"tr[data-run='{other}']").wait_for(state="detached")
+    page.locator(f"tr[data-run='{marked}']").wait_for()  # the filtered page may still be on its way
     rows = page.locator("table.runs tbody tr")
     assert [rows.nth(i).get_attribute("data-run") for i in range(rows.count())] == [marked]
     assert page.locator("table.runs caption").inner_text() == "Runs 1–1 of 1, newest first"

@@ -59,7 +59,8 @@ def test_path_params_query_and_headers_merge_and_secrets_stay_out_of_the_store(
         @workflow("fetch")
         async def fetch(ctx):
             item = await ctx.action.run(app="api", event="get-item", input={
-                "params": {"id": "sku 42/a"}, "query": {"page": 2}, "headers": {"X-Request-ID": ctx.workflow_id},
+                "params": {"id": "sku 42/a"}, "query": {"page": 2},
+                "headers": {"X-Request-ID": ctx.workflow_id, "X-Pay-Key": "pay-key-0042"},
             })
             return {"item": item, "version": ctx.variable("api", "api_version"), "currency": ctx.constant("api", "currency")}
     """)
@@ -79,9 +80,11 @@ def test_path_params_query_and_headers_merge_and_secrets_stay_out_of_the_store(
     step = journal(engine, result["workflow_id"])["action:api:get-item"]
     assert step.input == {
         "app": "api", "event": "get-item",
-        "input": {"params": {"id": "sku 42/a"}, "query": {"page": 2}, "headers": {"X-Request-ID": "***"}},
-    }  # fmt: skip
+        "input": {"params": {"id": "sku 42/a"}, "query": {"page": 2},
+                  "headers": {"X-Request-ID": result["workflow_id"], "X-Pay-Key": "***"}},
+    }  # fmt: skip  (only auth headers are secrets: a request id stays readable)
     assert TOKEN not in recorded(engine, result["workflow_id"])
+    assert "pay-key-0042" not in recorded(engine, result["workflow_id"])
 
 
 def test_post_json_body_text_response_and_env_override(make: Any, http_server: Any) -> None:
@@ -309,7 +312,7 @@ def test_missing_env_var_names_file_table_and_line(make: Any, http_server: Any, 
         runtime.action.run(app="api", event="text")
     path = engine.config.path
     line = _line(path, "headers = { Authorization")
-    assert info.value.message == f"{path}:{line}: [apps.api] headers: environment variable TEST_API_TOKEN is not set"
+    assert info.value.message == f"{path}:{line}: [apps.api] headers.Authorization: environment variable TEST_API_TOKEN is not set"
 
 
 def _line(path: Any, needle: str) -> int:

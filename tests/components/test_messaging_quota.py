@@ -109,7 +109,7 @@ def test_components_check_lists_tables_and_reports_unset_vars(runtime: Any, monk
     ]  # fmt: skip
     toml = Path.cwd().resolve() / "ductape.toml"
     line = next(n for n, text in enumerate(toml.read_text().splitlines(), 1) if "UNSET_TOKEN_FOR_TEST" in text)
-    assert report["problems"] == [f"{toml}:{line}: [apps.api] headers: environment variable UNSET_TOKEN_FOR_TEST is not set"]
+    assert report["problems"] == [f"{toml}:{line}: [apps.api] headers.Authorization: environment variable UNSET_TOKEN_FOR_TEST is not set"]
 
 
 def test_quota_in_a_workflow(make: Any) -> None:

@@ -108,3 +108,61 @@ def test_bad_uploads(runtime: Any) -> None:
 
     with pytest.raises(StorageError, match="no file 'missing.txt'"):
         asyncio.run(rt.storage.download(storage="documents", input={"file_key": "missing.txt"}))
+
+
+BIG_FLOW = """
+import hashlib
+from ductape_cli import workflow
+
+@workflow("big")
+async def big(ctx):
+    f = await ctx.storage.download(storage="files", input={"file_key": "big.bin"})
+    await ctx.wait_for_signal("go")
+    digest = await ctx.step("digest", lambda: hashlib.sha256(f["content"].encode()).hexdigest())
+    return {"digest": digest, "size": f["size"], "sha256": f["sha256"]}
+"""
+
+
+def test_a_large_download_is_journaled_as_a_reference_and_read_back_on_replay(make: Any) -> None:
+    import base64
+    import hashlib
+    import os
+
+    engine = make('[storage.files]\npath = "files"\n', BIG_FLOW)
+    folder = Path(engine.config.root) / "files"
+    folder.mkdir()
+    data = os.urandom(5_000_000)
+    (folder / "big.bin").write_bytes(data)
+    started = engine.run("big", {})
+    assert started["status"] == "running"
+    stored = sum(p.stat().st_size for p in Path(engine.store_path).parent.glob("state.db*"))
+    step = next(r for r in engine.store.load_journal(started["workflow_id"]).values() if r.tag == "storage:files:download")
+    assert step.output["content"] is None and step.output["size"] == 5_000_000
+    assert step.output["sha256"] == hashlib.sha256(data).hexdigest()
+    assert stored < 1_000_000  # not 6.7 MB of base64
+
+    # The handler runs again from the top after the signal: the download replays from the reference.
+    done = engine.signal(started["workflow_id"], "go")
+    assert done["status"] == "completed", done["error"]
+    expected = hashlib.sha256(base64.b64encode(data)).hexdigest()
+    assert done["output"] == {"digest": expected, "size": 5_000_000, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def test_a_referenced_download_that_changed_fails_the_replay(make: Any) -> None:
+    engine = make('[storage.files]\npath = "files"\njournal_limit = 10\n', BIG_FLOW)
+    folder = Path(engine.config.root) / "files"
+    folder.mkdir()
+    (folder / "big.bin").write_bytes(b"first version of the file")
+    started = engine.run("big", {})
+    (folder / "big.bin").write_bytes(b"someone replaced the file")
+    done = engine.signal(started["workflow_id"], "go")
+    assert done["status"] == "failed"
+    assert "'big.bin' changed since this run downloaded it" in done["error"]["message"]
+
+
+def test_a_small_download_keeps_its_content_in_the_journal(runtime: Any) -> None:
+    rt = runtime('[storage.files]\npath = "files"\n')
+    asyncio.run(rt.storage.upload(storage="files", input={"fileName": "a.txt", "content": "hello"}))
+    got = asyncio.run(rt.storage.download(storage="files", input={"file_key": "a.txt"}))
+    assert (got["content"], got["encoding"], got["size"]) == ("hello", "utf-8", 5)
+    assert "content_ref" not in got

@@ -225,6 +225,7 @@ def test_custom_events(served: Served) -> None:
         c.post("/api/workflows/events", json={"executionId": run_id, "type": "other", "payload": 1})
         events = c.get(f"/api/workflows/runs/{run_id}/events").json()["events"]
         assert [(e["type"], e["payload"]) for e in events] == [("step-started", {"step": "x"}), ("other", 1)]
+        assert events == [dict(e) for e in served.project.engine().events(run_id)]  # one shape: `ductape events --json`
         only = c.get(f"/api/workflows/runs/{run_id}/events", params={"type": "other"}).json()["events"]
         assert len(only) == 1
         assert_error(c.post("/api/workflows/events", json={"executionId": "wf_missing", "type": "t"}), 404, "RUN_NOT_FOUND")

@@ -12,6 +12,7 @@ with 400.
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,7 +26,7 @@ class MockApis(BaseHTTPRequestHandler):
     reservations: dict[str, list[Any]] = {}
 
     def log_message(self, format: str, *args: Any) -> None:
-        if self.server.verbose:  # type: ignore[attr-defined]
+        if getattr(self.server, "verbose", False):
             super().log_message(format, *args)
 
     def _body(self) -> Any:
@@ -81,12 +82,36 @@ class MockApis(BaseHTTPRequestHandler):
             self._send(404, {"error": f"no route {path}"})
 
 
-def serve(port: int = PORT, *, verbose: bool = False) -> ThreadingHTTPServer:
+class StandIn(ThreadingHTTPServer):
+    """The server, stopped at once: `shutdown` wakes the waiting loop with one connection
+    instead of waiting for `serve_forever`'s half-second poll to notice."""
+
+    daemon_threads = True
+
+    def __init__(self, port: int, verbose: bool) -> None:
+        super().__init__(("127.0.0.1", port), MockApis)
+        self.verbose = verbose
+        self._stopping = False
+        self._thread = threading.Thread(target=self._serve, name="mock-apis", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stopping:
+            self.handle_request()  # blocks until a connection arrives; no polling
+
+    def shutdown(self) -> None:
+        self._stopping = True
+        try:
+            socket.create_connection(self.server_address[:2], timeout=5).close()  # wakes handle_request
+        except OSError:
+            pass  # already closed
+        self._thread.join(timeout=5)
+        self.server_close()
+
+
+def serve(port: int = PORT, *, verbose: bool = False) -> StandIn:
     """Start the mock APIs on a background thread (tests use port 0 for a free port)."""
-    server = ThreadingHTTPServer(("127.0.0.1", port), MockApis)
-    server.verbose = verbose  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return StandIn(port, verbose)
 
 
 if __name__ == "__main__":

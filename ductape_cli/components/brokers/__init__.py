@@ -50,7 +50,7 @@ def open_client(broker: ResolvedBroker, store: Store | None = None) -> BrokerCli
 
     module_name, class_name = _MODULES[broker.type]
     module = importlib.import_module(module_name)
-    return getattr(module, class_name)(broker, store)  # type: ignore[no-any-return]
+    return getattr(module, class_name)(broker, store)
 
 
 def client_for(broker: ResolvedBroker, store: Store | None = None) -> BrokerClient:

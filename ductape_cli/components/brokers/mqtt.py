@@ -57,11 +57,12 @@ class MqttBroker:
     def client(self, client_id: str = "", *, persistent: bool = False, on_message: Any = None, topic: str | None = None) -> Any:
         """A connected paho client running its network thread (blocking: call from a thread)."""
         import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
 
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=persistent,
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=persistent,
         )  # fmt: skip
         if self.username:
             client.username_pw_set(self.username, self.password)

@@ -1,0 +1,65 @@
+"""The worker's claimer and executor pool (issue 19): batch claims sized to the free executors,
+every run executed once, the dead-owner lookup done once per poll rather than once per claim."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ductape_cli.engine.worker import Worker
+from ductape_cli.store import SqliteStore
+
+JOB = """
+    from ductape_cli import workflow
+
+    @workflow("job")
+    async def job(ctx):
+        a = await ctx.step("a", lambda: ctx.input["n"])
+        return await ctx.step("b", lambda: a * 2)
+"""
+
+
+@pytest.fixture
+def queued(project: Any) -> Any:
+    project.write("job", JOB)
+    engine = project.engine()
+    ids = [engine.start("job", {"n": i}, detach=True)[0].id for i in range(12)]
+    return engine, ids
+
+
+def spy(monkeypatch: pytest.MonkeyPatch, name: str) -> list[tuple[Any, ...]]:
+    calls: list[tuple[Any, ...]] = []
+    real = getattr(SqliteStore, name)
+
+    def recording(self: SqliteStore, *args: Any, **kwargs: Any) -> Any:
+        result = real(self, *args, **kwargs)
+        calls.append((args, kwargs, result))
+        return result
+
+    monkeypatch.setattr(SqliteStore, name, recording)
+    return calls
+
+
+def test_a_claim_takes_one_run_per_free_executor(queued: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine, ids = queued
+    claims = spy(monkeypatch, "claim_ready")
+    assert Worker(engine, concurrency=4, poll_interval=0.05).run(once=True) == 12
+    first_args, _, first_runs = claims[0]
+    assert first_args[3] == 4 and len(first_runs) == 4  # (owner, now, ttl, limit): all four executors were free
+    assert all(0 < args[3] <= 4 and len(runs) <= args[3] for args, _, runs in claims)
+    claimed = [run.id for _, _, runs in claims for run in runs]
+    assert sorted(claimed) == sorted(ids)  # each run claimed exactly once
+    for run_id in ids:
+        result = engine.result(run_id)
+        assert result["status"] == "completed" and result["completed_steps"] == ["a", "b"]
+    engine.close()
+
+
+def test_dead_owners_are_looked_up_once_per_poll_not_per_claim(queued: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine, ids = queued
+    lookups = spy(monkeypatch, "owners_on_host")
+    claims = spy(monkeypatch, "claim_ready")
+    assert Worker(engine, concurrency=1, poll_interval=30).run(once=True) == 12
+    assert len(claims) >= 12 and len(lookups) == 1
+    engine.close()
