@@ -34,8 +34,11 @@ active = false
 
 # With DUCTAPE_TEST_STORE=postgresql these tests are skipped: they check the SQLite file itself
 # (its permissions, a corrupted or emptied file, its query plans, rows read with sqlite3, its path in
-# a message, backup and vacuum), which a PostgreSQL project does not have.
+# a message, backup and vacuum), which a PostgreSQL project does not have, or what a command imports
+# (psycopg imports asyncio).
 READS_THE_SQLITE_FILE = (
+    "tests/test_component_shapes.py::test_define_stores_the_shape_not_the_values",
+    "tests/test_status_plain.py::test_piped_status_imports_no_rich",
     "tests/hardening/test_store_file.py",
     "tests/hardening/test_poison_runs.py::test_worker_once_on_a_corrupt_store_exits_2",
     "tests/hardening/test_poison_runs.py::test_worker_on_a_broken_store_backs_off_instead_of_spinning",
