@@ -429,6 +429,13 @@ class _DaemonThreads:
 
 
 _THREADS = _DaemonThreads()
+# Blocking calls in flight, per event loop: the testing kit's virtual clock does not jump ahead
+# while one runs (it would skip a retry delay that a sibling step has not started yet).
+_IN_FLIGHT: dict[asyncio.AbstractEventLoop, int] = {}
+
+
+def blocking_calls_in_flight(loop: asyncio.AbstractEventLoop) -> int:
+    return _IN_FLIGHT.get(loop, 0)
 
 
 def in_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[Any]:
@@ -454,5 +461,15 @@ def in_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[A
         except RuntimeError:
             pass  # the loop closed meanwhile (an abandoned call finishing late): nobody waits
 
+    _IN_FLIGHT[loop] = _IN_FLIGHT.get(loop, 0) + 1
+
+    def landed(_: asyncio.Future[Any]) -> None:
+        left = _IN_FLIGHT.get(loop, 1) - 1
+        if left > 0:
+            _IN_FLIGHT[loop] = left
+        else:
+            _IN_FLIGHT.pop(loop, None)
+
+    future.add_done_callback(landed)  # settled or cancelled (a timeout): either way it no longer holds time
     _THREADS.submit(job)
     return future

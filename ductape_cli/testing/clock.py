@@ -119,6 +119,11 @@ class VirtualClock:
         if turns > 0:
             loop.call_soon(self._wake_sleepers, loop, turns - 1)
             return
+        from ductape_cli.engine.steps import blocking_calls_in_flight
+
+        if blocking_calls_in_flight(loop):  # a step function still runs on a thread: time waits for it
+            loop.call_later(0.001, self._wake_sleepers, loop, _SETTLE_TURNS)
+            return
         with self._lock:
             sleepers = self._sleepers.get(loop)
             if not sleepers:
