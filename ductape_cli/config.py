@@ -57,7 +57,9 @@ class ProjectConfig:
     @property
     def store_path(self) -> str:
         override = os.environ.get("DUCTAPE_STORE")
-        target = override or self.store
+        target = _interpolate(override or self.store, "DUCTAPE_STORE" if override else f"{self.source} store")
+        if target.startswith("sqlite://"):
+            target = target[len("sqlite://") :] or ":memory:"  # sqlite:///abs/path or sqlite://rel/path
         if target == ":memory:" or "://" in target:
             return target
         path = Path(target)
@@ -86,6 +88,18 @@ def find_project_root(start: Path | None = None) -> Path | None:
         if (folder / CONFIG_NAME).is_file():
             return folder
     return None
+
+
+def _interpolate(value: str, where: str) -> str:
+    """``${VAR}`` in a store location, from the environment (a URL's password stays out of the file)."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"{where}: ${{{name}}} is not set in the environment")
+        return os.environ[name]
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", fill, value)
 
 
 def load_config(start: Path | None = None) -> ProjectConfig:

@@ -33,6 +33,7 @@ from ductape_cli.render.operations import describe_operation
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
+    from ductape_cli.models import Definition
 
 _STEP_FIELDS = ("options", "has_rollback", "critical", "allow_fail", "condition", "explicit_condition", "dynamic", "parallel")
 
@@ -231,7 +232,7 @@ def show_definition(engine: Engine, tag: str, version: str | None = None) -> dic
 
 def list_workflows(engine: Engine) -> list[dict[str, Any]]:
     """Each stored workflow once: latest version and name, how many versions, when defined."""
-    by_tag: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_tag: dict[str, list[Definition]] = defaultdict(list)
     for record in engine.store.list_definitions():
         by_tag[record["tag"]].append(record)
     rows = []

@@ -167,3 +167,31 @@ class WorkflowTimedOut(WorkflowInterrupt):
 
 class CircuitBroken(WorkflowInterrupt):
     """The run wrote more events than its `max_events` allows."""
+
+
+# -- what a store raises (issue 18): every backend turns its driver's errors into these -------
+
+
+class StoreUnavailable(StoreError):
+    """The store's server cannot be reached (refused, gone, no free connection): retry later."""
+
+    code = "STORE_UNAVAILABLE"
+    transient = True
+
+
+class RunIdTaken(Conflict):
+    """A run with this id already exists."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"a run with id {run_id!r} already exists")
+        self.run_id = run_id
+
+
+class IdempotencyConflict(Conflict):
+    """An idempotency key already names a run started with other input."""
+
+
+class StepTaken(StoreError):
+    """Another owner already recorded this journal position: this process lost the run."""
+
+    code = "STEP_TAKEN"

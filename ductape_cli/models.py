@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Required, TypedDict
 
 
 class RunStatus(StrEnum):
@@ -294,3 +294,36 @@ class Signal:
     payload: Any
     created_at: float
     consumed_seq: int | None
+
+
+class Definition(TypedDict):
+    """One stored version of a workflow's compiled definition (`ductape define`)."""
+
+    tag: str
+    version: str
+    name: str | None
+    source_path: str | None
+    schema: dict[str, Any]
+    created_at: float
+
+
+class Schedule(TypedDict, total=False):
+    """A stored schedule (`ductape dispatch`): what it starts, when, and what it did so far.
+    `id`, `tag`, `kind` and `created_at` are always there; the store fills every other key it reads."""
+
+    id: Required[str]
+    tag: Required[str]
+    kind: Required[str]  # "cron" or "once"
+    created_at: Required[float]
+    input: Any
+    env: str | None
+    cron: str | None
+    timezone: str | None
+    run_at: float | None
+    next_fire_at: float | None
+    options: dict[str, Any]
+    paused: bool
+    last_fired_at: float | None
+    last_run_id: str | None
+    fire_count: int
+    missed: list[float]

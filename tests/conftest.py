@@ -32,6 +32,28 @@ active = false
 """
 
 
+# With DUCTAPE_TEST_STORE=postgresql these tests are skipped: they check the SQLite file itself
+# (its permissions, a corrupted or emptied file, its query plans, rows read with sqlite3, its path in
+# a message, backup and vacuum), which a PostgreSQL project does not have, or what a command imports
+# (psycopg imports asyncio).
+READS_THE_SQLITE_FILE = (
+    "tests/test_component_shapes.py::test_define_stores_the_shape_not_the_values",
+    "tests/test_status_plain.py::test_piped_status_imports_no_rich",
+    "tests/hardening/test_store_file.py",
+    "tests/hardening/test_poison_runs.py::test_worker_once_on_a_corrupt_store_exits_2",
+    "tests/hardening/test_poison_runs.py::test_worker_on_a_broken_store_backs_off_instead_of_spinning",
+    "tests/hardening/test_run_ids.py::test_status_prefix_uses_a_range_on_the_primary_key",
+    "tests/hardening/test_bad_json.py::test_history_json_never_prints_nan",
+    "tests/hardening/test_hooks_atomic.py::test_a_failed_delivery_does_not_burn_the_token",
+    "tests/hardening/test_large_inputs.py::test_the_input_is_stored_once_and_history_still_shows_it",
+    "tests/test_cli_core.py::test_taken_workflow_id_is_refused",
+    "tests/test_define_cli.py",
+    "tests/test_transfer.py::test_taken_ids_are_refused_and_rename_gives_new_ones",
+    "tests/test_upkeep.py",
+    "tests/test_store.py",
+)
+
+
 @dataclass
 class Project:
     root: Path
@@ -56,6 +78,11 @@ class Project:
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
+    yield from make_project(tmp_path, monkeypatch, os.environ.get("DUCTAPE_TEST_STORE", "sqlite"))
+
+
+def make_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str) -> Iterator[Project]:
+    """A project whose store is a SQLite file, or (backend "postgresql") a PostgreSQL schema of its own."""
     (tmp_path / "ductape.toml").write_text(CONFIG, encoding="utf-8")
     (tmp_path / "workflows").mkdir()
     monkeypatch.chdir(tmp_path)
@@ -64,6 +91,14 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project
     # Each test imports its own workflow modules; forget the previous test's.
     for name in [m for m in sys.modules if m.startswith("ductape_workflows")]:
         del sys.modules[name]
+    if backend == "postgresql":
+        # DUCTAPE_TEST_STORE=postgresql runs the whole suite so (README "Scaling out").
+        from tests.pg import pg_schema
+
+        with pg_schema() as url:
+            monkeypatch.setenv("DUCTAPE_STORE", url)
+            yield Project(tmp_path)
+        return
     yield Project(tmp_path)
 
 
@@ -108,7 +143,8 @@ def ductape_subprocess_env(project_root: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["DUCTAPE_PROJECT"] = str(project_root)
-    env.pop("DUCTAPE_STORE", None)
+    if "://" not in os.environ.get("DUCTAPE_STORE", ""):  # a PostgreSQL project's schema goes along
+        env.pop("DUCTAPE_STORE", None)
     return env
 
 
@@ -121,18 +157,29 @@ _DURABILITY_LINES: list[str] = []
 
 @pytest.fixture
 def durability_report() -> Callable[[str], None]:
-    """Process and torture tests report what they checked (runs, kills, duplicates); printed at the end."""
-    return _DURABILITY_LINES.append
+    """Process and torture tests report what they checked (runs, kills, duplicates); printed at the end,
+    each line naming the backend it ran on."""
+
+    def report(line: str) -> None:
+        backend = "postgresql" if "://" in os.environ.get("DUCTAPE_STORE", "") else "sqlite"
+        _DURABILITY_LINES.append(f"[{backend}] {line}")
+
+    return report
 
 
 _SLOW_FOLDERS = ("process", "torture")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Process and torture tests are `slow`: `pytest -m "not slow"` is the quick loop."""
+    """Process and torture tests are `slow`: `pytest -m "not slow"` is the quick loop.
+    On PostgreSQL (DUCTAPE_TEST_STORE=postgresql) the tests of the SQLite file itself are skipped."""
+    on_postgres = os.environ.get("DUCTAPE_TEST_STORE") == "postgresql"
+    sqlite_only = pytest.mark.skip(reason="checks the SQLite store file itself (DUCTAPE_TEST_STORE=postgresql)")
     for item in items:
         if any(f"tests/{folder}/" in item.nodeid for folder in _SLOW_FOLDERS):
             item.add_marker(pytest.mark.slow)
+        if on_postgres and item.nodeid.startswith(READS_THE_SQLITE_FILE):
+            item.add_marker(sqlite_only)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

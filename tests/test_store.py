@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ductape_cli.errors import StoreError
+from ductape_cli.errors import RunIdTaken, StepTaken, StoreError
 from ductape_cli.models import OpKind, Run, RunStatus, StepRecord, StepStatus
 from ductape_cli.store import open_store
 from ductape_cli.store.migrations import MIGRATIONS
@@ -72,10 +72,10 @@ def test_idempotency_key_returns_existing_run(tmp_path: Path) -> None:
     assert store.count_runs() == 1
 
 
-def test_taken_run_id_raises_key_error(tmp_path: Path) -> None:
+def test_taken_run_id_raises_run_id_taken(tmp_path: Path) -> None:
     store = open_store(str(tmp_path / "s.db"))
     store.create_run(make_run("wf_a"), [])
-    with pytest.raises(KeyError):
+    with pytest.raises(RunIdTaken):
         store.create_run(make_run("wf_a"), [])
 
 
@@ -105,7 +105,7 @@ def test_commit_step_refuses_a_second_record_of_the_same_position(tmp_path: Path
     store.create_run(make_run(), [])
     record = StepRecord("wf_1", 0, OpKind.STEP, "a", StepStatus.COMPLETED, output={"x": 1})
     store.commit_step(record, [(time.time(), "step_completed", "a", None)])
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StepTaken):
         store.commit_step(record, [])
     assert store.load_journal("wf_1")[0].output == {"x": 1}
     assert len(store.events("wf_1")) == 1  # the refused commit wrote nothing

@@ -28,22 +28,23 @@ def queued(project: Any) -> Any:
     return engine, ids
 
 
-def spy(monkeypatch: pytest.MonkeyPatch, name: str) -> list[tuple[Any, ...]]:
+def spy(monkeypatch: pytest.MonkeyPatch, name: str, store_class: type = SqliteStore) -> list[tuple[Any, ...]]:
+    """Record every call of the store method `name` (on the class of the engine's store: SQLite or PostgreSQL)."""
     calls: list[tuple[Any, ...]] = []
-    real = getattr(SqliteStore, name)
+    real = getattr(store_class, name)
 
-    def recording(self: SqliteStore, *args: Any, **kwargs: Any) -> Any:
+    def recording(self: Any, *args: Any, **kwargs: Any) -> Any:
         result = real(self, *args, **kwargs)
         calls.append((args, kwargs, result))
         return result
 
-    monkeypatch.setattr(SqliteStore, name, recording)
+    monkeypatch.setattr(store_class, name, recording)
     return calls
 
 
 def test_a_claim_takes_one_run_per_free_executor(queued: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     engine, ids = queued
-    claims = spy(monkeypatch, "claim_ready")
+    claims = spy(monkeypatch, "claim_ready", type(engine.store))
     assert Worker(engine, concurrency=4, poll_interval=0.05).run(once=True) == 12
     first_args, _, first_runs = claims[0]
     assert first_args[3] == 4 and len(first_runs) == 4  # (owner, now, ttl, limit): all four executors were free
@@ -58,8 +59,8 @@ def test_a_claim_takes_one_run_per_free_executor(queued: Any, monkeypatch: pytes
 
 def test_dead_owners_are_looked_up_once_per_poll_not_per_claim(queued: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     engine, ids = queued
-    lookups = spy(monkeypatch, "owners_on_host")
-    claims = spy(monkeypatch, "claim_ready")
+    lookups = spy(monkeypatch, "owners_on_host", type(engine.store))
+    claims = spy(monkeypatch, "claim_ready", type(engine.store))
     assert Worker(engine, concurrency=1, poll_interval=30).run(once=True) == 12
     assert len(claims) >= 12 and len(lookups) == 1
     engine.close()

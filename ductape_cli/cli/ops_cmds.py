@@ -101,7 +101,7 @@ def prune(
     typer.echo("\n".join(prune_lines(report)))
 
 
-store_app = typer.Typer(help="Look after the store file: backup, vacuum.", no_args_is_help=True)
+store_app = typer.Typer(help="Look after the store: backup, vacuum, migrate, info, copy.", no_args_is_help=True)
 
 
 def backup(
@@ -148,5 +148,8 @@ def register(app: typer.Typer) -> None:
     command(app, prune)
     command(store_app, backup)
     command(store_app, vacuum)
+    from ductape_cli.cli.store_cmds import add_to
+
+    add_to(store_app)
     app.add_typer(store_app, name="store")
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ductape_cli.components.storage import StorageComponent
     from ductape_cli.config import ProjectConfig
     from ductape_cli.engine.execution import Execution
-    from ductape_cli.store import SqliteStore
+    from ductape_cli.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,7 +47,7 @@ class ComponentRuntime:
         *,
         env: str | None = None,
         execution: Execution | None = None,
-        store: SqliteStore | None = None,
+        store: Store | None = None,
         clock: Any = None,
     ) -> None:
         self.config = config
@@ -73,7 +73,7 @@ class ComponentRuntime:
         return load_components(self.config)
 
     @property
-    def store(self) -> SqliteStore:
+    def store(self) -> Store:
         if self.execution is not None:
             return self.execution.store
         if self._store is None:

@@ -47,8 +47,10 @@ from ductape_cli.errors import (
     Conflict,
     DefinitionError,
     HookNotFound,
+    IdempotencyConflict,
     InvalidInput,
     InvalidState,
+    RunIdTaken,
     RunNotFound,
     WorkflowNotFound,
 )
@@ -64,7 +66,7 @@ from ductape_cli.models import (
     RunStatus,
     StepRecord,
 )
-from ductape_cli.store import EventRow, SqliteStore, dumps, open_store
+from ductape_cli.store import EventRow, Store, dumps, is_postgres, open_store
 from ductape_cli.store.sqlite import new_lease
 
 if TYPE_CHECKING:
@@ -197,18 +199,18 @@ class Engine:
         self._registry = registry
         self._full_registry = registry is not None
         self._versions: dict[str, tuple[WorkflowDefinition, str]] = {}
-        self._memory_store: SqliteStore | None = None
+        self._memory_store: Store | None = None
         # Engine-wide listeners (metrics, traces): see `emit`. Empty unless a feature enables one.
         self.listeners: list[Listener] = []
         from ductape_cli.observe import install_from_environment
 
         install_from_environment(self)
         self._loops: list[asyncio.AbstractEventLoop] = []
-        self._opened: list[SqliteStore] = []  # each thread's store, closed together by `close`
+        self._opened: list[Store] = []  # each thread's store, closed together by `close`
 
     # -- resources ----------------------------------------------------------------
 
-    def open_store(self) -> SqliteStore:
+    def open_store(self) -> Store:
         if self.store_path == ":memory:":
             # One shared connection: an in-memory database exists only inside it.
             if self._memory_store is None:
@@ -220,10 +222,12 @@ class Engine:
         """Whether the store exists yet; reads and bad input must not create it."""
         if self.store_path == ":memory:" or getattr(self._local, "store", None) is not None:
             return True
+        if is_postgres(self.store_path):
+            return True  # a server's database: opening it creates nothing but the schema
         return Path(self.store_path).exists()
 
     @property
-    def store(self) -> SqliteStore:
+    def store(self) -> Store:
         store = getattr(self._local, "store", None)
         if store is None or store.closed:  # closed by `close` from another thread: open afresh
             store = self._local.store = self.open_store()
@@ -459,7 +463,7 @@ class Engine:
         rows, seeded_events = journal(run.id) if journal is not None else ([], [])
         try:
             stored, created = self.store.create_run(run, [(now, EventType.WORKFLOW_STARTED, None, data), *seeded_events], rows)
-        except KeyError:
+        except RunIdTaken:
             if self.listeners:
                 self.emit(None, Lifecycle.RUN_DISCARDED, {"run": run})
             raise Conflict(f"a run with id {run.id!r} already exists; choose another --workflow-id") from None
@@ -467,7 +471,7 @@ class Engine:
             self.emit(None, Lifecycle.RUN_DISCARDED, {"run": run})  # the idempotency key named an existing run
         if not created and json.dumps(stored.input, sort_keys=True) != json.dumps(input, sort_keys=True):
             # The Stripe rule: a key names one request; the same key with other input is a mistake.
-            raise Conflict(
+            raise IdempotencyConflict(
                 f"idempotency key {idempotency_key!r} already names run {stored.id}, started with different input; "
                 "send the same input to get that run back, or use a new key"
             )
@@ -626,7 +630,7 @@ class Engine:
 
     def _compiled_steps(self, run: Run) -> list[dict[str, Any]]:
         stored = self.store.get_definition(run.tag, run.version) if run.version else None
-        return list((stored or {}).get("schema", {}).get("steps", []))
+        return list((stored["schema"] if stored else {}).get("steps", []))
 
     def _unreached_steps(self, run: Run, journal: dict[int, StepRecord], compiled: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Compiled steps the run has not reached: `pending` while it runs, `skipped` (with why) once it ended."""

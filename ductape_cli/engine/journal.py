@@ -23,6 +23,7 @@ from ductape_cli.errors import (
     Cancelled,
     CircuitBroken,
     NonDeterminismError,
+    StepTaken,
     WorkflowInterrupt,
     WorkflowTimedOut,
 )
@@ -190,11 +191,9 @@ class ExecutionCore:
         outbox = list(queued.values()) if queued and record.status == StepStatus.COMPLETED else ()
         try:
             self.store.commit_step(record, events, state, output_json=output_json, outbox=outbox)
-        except Exception as exc:
-            if type(exc).__name__ == "IntegrityError":  # another owner recorded this position first
-                self.lose(f"position {record.seq} was recorded by another owner")
-                raise LostOwnership("position taken") from None
-            raise
+        except StepTaken:  # another owner recorded this position first
+            self.lose(f"position {record.seq} was recorded by another owner")
+            raise LostOwnership("position taken") from None
         self.state_dirty = False
         self.journal[record.seq] = record
 

@@ -310,7 +310,7 @@ def _refuse_unresumable(run: Run, rows: list[StepRecord]) -> None:
 def _check_skips(engine: Engine, run: Run, rows: list[StepRecord], cut: int | None, skips: list[str]) -> None:
     recorded = {r.tag: r for r in rows if r.kind == OpKind.STEP}
     schema = engine.store.get_definition(run.tag, run.version) if run.version else None
-    compiled = [s for s in (schema or {}).get("schema", {}).get("steps", []) if s.get("tag")]
+    compiled = [s for s in (schema["schema"] if schema else {}).get("steps", []) if s.get("tag")]
     for tag in skips:
         record = recorded.get(tag)
         if record is not None and (cut is None or record.seq < cut):

@@ -25,6 +25,7 @@ from ductape_cli.errors import InvalidInput, InvalidState, ScheduleNotFound
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
+    from ductape_cli.models import Schedule
 
 MAX_CATCH_UP = 10_000  # due times counted when catching up, so a forgotten minutely job cannot spin forever
 
@@ -138,35 +139,36 @@ def create(
     if retries is not None and retries < 0:
         raise InvalidInput("--retries must be zero or more")
     now = engine.clock.now()
-    schedule: dict[str, Any] = {
-        "id": "job_" + secrets.token_hex(5), "tag": tag, "input": input if input is not None else {}, "env": env,
-        "timezone": timezone, "created_at": now, "options": {"retries": retries or 0, "timeout": timeout},
+    schedule: Schedule = {
+        "id": "job_" + secrets.token_hex(5), "tag": tag, "kind": "once", "input": input if input is not None else {},
+        "env": env, "timezone": timezone, "created_at": now, "options": {"retries": retries or 0, "timeout": timeout},
         "paused": False, "fire_count": 0, "missed": [],
     }  # fmt: skip
     if cron is not None:
         check_cron(cron)
-        schedule.update(kind="cron", cron=cron, next_fire_at=next_fire_times(cron, timezone, now)[0])
+        schedule["kind"], schedule["cron"] = "cron", cron
+        schedule["next_fire_at"] = next_fire_times(cron, timezone, now)[0]
     elif at is not None:
-        run_at = parse_at(at, timezone, now)
-        schedule.update(kind="once", run_at=run_at, next_fire_at=run_at)
+        schedule["run_at"] = schedule["next_fire_at"] = parse_at(at, timezone, now)
     else:
         delay = parse_duration(in_, what="--in") or 0
         if delay <= 0:
             raise InvalidInput("--in must be a positive duration, e.g. 30s or 1h")
-        schedule.update(kind="once", run_at=now + delay / 1000, next_fire_at=now + delay / 1000)
+        schedule["run_at"] = schedule["next_fire_at"] = now + delay / 1000
     engine.store.save_schedule(schedule)
     return describe(engine, schedule)
 
 
-def describe(engine: Engine, schedule: dict[str, Any], upcoming: int = 3) -> dict[str, Any]:
+def describe(engine: Engine, schedule: Schedule, upcoming: int = 3) -> dict[str, Any]:
     view = dict(schedule)
     view["job_id"] = schedule["id"]
     view["scheduled_at"] = _iso(schedule.get("next_fire_at"), schedule.get("timezone"))
     times: list[float] = []
-    if schedule["kind"] == "cron" and schedule.get("next_fire_at") is not None:
-        times = [schedule["next_fire_at"], *next_fire_times(schedule["cron"], schedule.get("timezone"), schedule["next_fire_at"], upcoming - 1)]
-    elif schedule.get("next_fire_at") is not None:
-        times = [schedule["next_fire_at"]]
+    following, cron = schedule.get("next_fire_at"), schedule.get("cron")
+    if following is not None and cron is not None:
+        times = [following, *next_fire_times(cron, schedule.get("timezone"), following, upcoming - 1)]
+    elif following is not None:
+        times = [following]
     view["next_fire_times"] = [_iso(t, schedule.get("timezone")) for t in times]
     view["missed"] = [_iso(t, schedule.get("timezone")) for t in schedule.get("missed") or []]
     return view
@@ -178,20 +180,22 @@ def _iso(ts: float | None, tz_name: str | None) -> str | None:
     return datetime.fromtimestamp(ts, zone(tz_name) or UTC).isoformat(timespec="seconds")
 
 
-def due_times(schedule: dict[str, Any], now: float) -> tuple[list[float], float | None]:
+def due_times(schedule: Schedule, now: float) -> tuple[list[float], float | None]:
     """Every due time up to `now` (for the catch-up report) and the next fire time after it."""
-    first = schedule["next_fire_at"]
-    if schedule["kind"] != "cron":
+    first, cron = schedule.get("next_fire_at"), schedule.get("cron")
+    if first is None:  # a one-off that fired (the store lists only schedules with a due time)
+        return [], None
+    if cron is None:
         return [first], None
     due = [first]
     cursor = first
     while len(due) < MAX_CATCH_UP:
-        (following,) = next_fire_times(schedule["cron"], schedule.get("timezone"), cursor)
+        (following,) = next_fire_times(cron, schedule.get("timezone"), cursor)
         if following > now:
             return due, following
         due.append(following)
         cursor = following
-    return due, next_fire_times(schedule["cron"], schedule.get("timezone"), now)[0]
+    return due, next_fire_times(cron, schedule.get("timezone"), now)[0]
 
 
 def fire_due(engine: Engine, now: float) -> list[str]:
@@ -243,8 +247,9 @@ def retry_failed(engine: Engine, run_id: str) -> str | None:
 def set_paused(engine: Engine, schedule_id: str, paused: bool) -> dict[str, Any]:
     schedule = get(engine, schedule_id)
     schedule["paused"] = paused
-    if not paused and schedule["kind"] == "cron":
-        schedule["next_fire_at"] = next_fire_times(schedule["cron"], schedule.get("timezone"), engine.clock.now())[0]
+    cron = schedule.get("cron")
+    if not paused and schedule["kind"] == "cron" and cron is not None:
+        schedule["next_fire_at"] = next_fire_times(cron, schedule.get("timezone"), engine.clock.now())[0]
     engine.store.save_schedule(schedule)
     return describe(engine, schedule)
 
@@ -254,7 +259,7 @@ def list_all(engine: Engine, upcoming: int = 3) -> list[dict[str, Any]]:
     return [describe(engine, s, upcoming) for s in (engine.store.list_schedules() if engine.has_store() else [])]
 
 
-def get(engine: Engine, schedule_id: str) -> dict[str, Any]:
+def get(engine: Engine, schedule_id: str) -> Schedule:
     schedule = engine.store.get_schedule(schedule_id) if engine.has_store() else None
     if schedule is None:
         raise ScheduleNotFound(f"no schedule with id {schedule_id!r}")

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 Report = Callable[[str], None]
 CLAIM_BACKOFF_CAP = 30.0  # seconds between claims while the store keeps failing
+IDLE_BACKSTOP = 5.0  # with notifications, an idle claimer still looks this often (a lost NOTIFY costs this much)
+TICK_EVERY_LISTENING = 1.0  # schedules are checked this often when claims need no polling
 
 log = logging.getLogger("ductape.worker")
 
@@ -50,6 +52,7 @@ class Worker:
         self.report = report or (lambda line: None)
         self.stop_event = threading.Event()
         self._wake = threading.Event()
+        self._listening = False
         self.processed = 0
         self.failed = 0  # runs whose execution raised; each is logged with its traceback
         self.fatal: str | None = None  # a store error that ended `run(once=True)`
@@ -79,20 +82,48 @@ class Worker:
         """Work until stopped (or, with `once`, until nothing is due). Returns runs executed.
 
         Message triggers and the outbox relay run beside the claim loops (`engine/triggers.py`);
-        with `once`, only the outbox is flushed, after the runs.
+        with `once`, only the outbox is flushed, after the runs. A store that notifies
+        (PostgreSQL) wakes the idle claimer itself, so it waits long instead of polling.
         """
         from ductape_cli.engine.triggers import Background
 
         background = Background(self.engine, self.report, self.tags)
         if not once:
             background.start()
+        stop_listening = None if once else self._listen()
+        self._listening = stop_listening is not None
         try:
             processed = self._run_threads(once)
         finally:
+            if stop_listening is not None:
+                stop_listening()
             background.stop()
         if once:
             background.flush_outbox()
         return processed
+
+    def _listen(self) -> Callable[[], None] | None:
+        """Start the store's wake-ups; None (poll) where it has none or cannot be opened yet
+        (the claim loop then reports the store's problem and backs off)."""
+        try:
+            return self.engine.store.listen(self.wake)
+        except Exception:  # noqa: BLE001 - reported by the claims that follow
+            return None
+
+    def _idle_wait(self) -> float:
+        """How long the claimer waits when nothing was due: the poll interval, or with
+        notifications until the next due time or lease expiry (at most IDLE_BACKSTOP)."""
+        if not self._listening:
+            return self.poll_interval
+        try:
+            due = self.engine.store.next_claim_at()
+        except Exception:  # noqa: BLE001 - the claim that follows reports a store problem
+            return self.poll_interval
+        if due is None:
+            return IDLE_BACKSTOP
+        ahead = due - self.now()
+        # Due already but not ours (another worker's, or an expired lease still being watched): poll.
+        return self.poll_interval if ahead <= 0 else min(IDLE_BACKSTOP, ahead)
 
     def _run_threads(self, once: bool) -> int:
         """One thread claims (as many runs as executors are free, in one claim), `concurrency` threads
@@ -110,7 +141,7 @@ class Worker:
                 if not once:
                     self.tick_schedules()
                     self.tick_chores()
-                claimer.join(timeout=self.poll_interval)
+                claimer.join(timeout=max(self.poll_interval, TICK_EVERY_LISTENING) if self._listening else self.poll_interval)
             for _ in executors:
                 self._handoff.put(None)
             for thread in executors:
@@ -234,7 +265,7 @@ class Worker:
             if self._busy() == 0:
                 if once:
                     return
-                self._wake.wait(self.poll_interval)
+                self._wake.wait(self._idle_wait())
                 self._wake.clear()
             else:
                 # Runs in flight may make more due (a child, a signal to a sibling): claim when one ends.

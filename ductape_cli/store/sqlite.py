@@ -19,9 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ductape_cli.errors import LeaseLost, StoreBusy, StoreError
+from ductape_cli.errors import LeaseLost, RunIdTaken, StepTaken, StoreBusy, StoreError
 from ductape_cli.models import (
     Attempt,
+    Definition,
     Event,
     FeedRow,
     OpKind,
@@ -31,6 +32,7 @@ from ductape_cli.models import (
     StepRecord,
     StepStatus,
 )
+from ductape_cli.store.backend import BackendMixin
 from ductape_cli.store.encoding import dumps
 from ductape_cli.store.encoding import loads as _loads
 from ductape_cli.store.migrations import FEED_TRIGGERS, MIGRATIONS, NAMESPACE_MIGRATION
@@ -132,7 +134,7 @@ def _prepare_file(path: Path) -> None:
     os.close(fd)
 
 
-class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
+class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
     """ductape's state in one SQLite file (WAL)."""
 
     def __init__(self, path: str | os.PathLike[str], *, durability: str = "normal", namespace: str | None = None) -> None:
@@ -287,7 +289,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
             )
             return existed is None
 
-    def latest_definition(self, tag: str) -> dict[str, Any] | None:
+    def latest_definition(self, tag: str) -> Definition | None:
         rows = self._read(
             "SELECT tag, version, name, source_path, schema, created_at FROM definitions "
             f"WHERE tag = ?{self._scope} ORDER BY created_at DESC, rowid DESC LIMIT 1",
@@ -295,7 +297,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
         )
         return self._definition(rows[0]) if rows else None
 
-    def get_definition(self, tag: str, version: str) -> dict[str, Any] | None:
+    def get_definition(self, tag: str, version: str) -> Definition | None:
         rows = self._read(
             "SELECT tag, version, name, source_path, schema, created_at FROM definitions "
             f"WHERE tag = ? AND version >= ? AND version < ?{self._scope} ORDER BY version = ? DESC, created_at DESC LIMIT 1",
@@ -303,7 +305,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
         )
         return self._definition(rows[0]) if rows else None
 
-    def list_definitions(self, tag: str | None = None) -> list[dict[str, Any]]:
+    def list_definitions(self, tag: str | None = None) -> list[Definition]:
         sql = f"SELECT tag, version, name, source_path, schema, created_at FROM definitions WHERE 1{self._scope}"
         params: tuple[Any, ...] = self._scoped
         if tag:
@@ -312,7 +314,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
         return [self._definition(r) for r in self._read(sql + " ORDER BY tag, created_at, rowid", params)]
 
     @staticmethod
-    def _definition(row: tuple[Any, ...]) -> dict[str, Any]:
+    def _definition(row: tuple[Any, ...]) -> Definition:
         tag, version, name, source_path, schema, created_at = row
         return {
             "tag": tag,
@@ -330,8 +332,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
         idempotency key already names one, all in one transaction.
 
         Returns ``(run, created)``; with an existing key the stored run comes
-        back and nothing is written. A taken run id raises `StoreError`'s
-        sibling `KeyError` for the engine to phrase.
+        back and nothing is written. A taken run id raises `RunIdTaken`.
         """
         with self._write() as conn:
             if run.idempotency_key is not None:
@@ -342,7 +343,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
                 if row is not None:
                     return self._run(row), False
             if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone():
-                raise KeyError(run.id)
+                raise RunIdTaken(run.id)
             conn.execute(
                 f"INSERT INTO runs ({_RUN_COLUMNS}, namespace) VALUES ({', '.join('?' * 36)})",
                 (*self._run_values(run), self.namespace or ""),
@@ -833,22 +834,25 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin):
                 try:
                     cur = retry(lambda: conn.execute(sql, params))
                 except sqlite3.IntegrityError:
-                    raise
+                    raise StepTaken(f"run {record.run_id}: position {record.seq} already recorded by another owner") from None
                 except sqlite3.Error as exc:
                     raise _translate(exc, self.path) from None
             if cur.rowcount != 1:
                 raise LeaseLost(f"run {record.run_id}: lease lost; step {record.tag!r} not recorded")
             return
-        with self._write() as txn:
-            if txn.execute(sql, params).rowcount != 1:
-                raise LeaseLost(f"run {record.run_id}: lease lost; step {record.tag!r} not recorded")
-            run_id = record.run_id
-            for ts, type_, step, data in events:
-                txn.execute(_INSERT_EVENT, (run_id, ts, type_, step, None if data is None else dumps(data)))
-            if state is not None:
-                txn.execute("UPDATE runs SET state = ? WHERE id = ?", (dumps(state), run_id))
-            if outbox:
-                self._outbox_txn(txn, outbox)
+        try:
+            with self._write() as txn:
+                if txn.execute(sql, params).rowcount != 1:
+                    raise LeaseLost(f"run {record.run_id}: lease lost; step {record.tag!r} not recorded")
+                run_id = record.run_id
+                for ts, type_, step, data in events:
+                    txn.execute(_INSERT_EVENT, (run_id, ts, type_, step, None if data is None else dumps(data)))
+                if state is not None:
+                    txn.execute("UPDATE runs SET state = ? WHERE id = ?", (dumps(state), run_id))
+                if outbox:
+                    self._outbox_txn(txn, outbox)
+        except sqlite3.IntegrityError:
+            raise StepTaken(f"run {record.run_id}: position {record.seq} already recorded by another owner") from None
 
     def update_op(
         self, run_id: str, seq: int, fields: dict[str, Any], events: Sequence[EventRow] = (),

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from ductape_cli.models import Schedule
 from ductape_cli.store.encoding import dumps
 from ductape_cli.store.encoding import loads as _loads
 
@@ -26,18 +27,18 @@ class SchedulesAndTopicsMixin:
         "last_fired_at, last_run_id, fire_count, missed"
     )
 
-    def save_schedule(self, schedule: dict[str, Any]) -> None:
+    def save_schedule(self, schedule: Schedule) -> None:
         with self._write() as conn:
             conn.execute(
                 f"INSERT OR REPLACE INTO schedules ({self._SCHEDULE_COLUMNS}, namespace) VALUES ({', '.join('?' * 17)})",
                 (*self._schedule_values(schedule), self.namespace or ""),
             )
 
-    def get_schedule(self, schedule_id: str) -> dict[str, Any] | None:
+    def get_schedule(self, schedule_id: str) -> Schedule | None:
         rows = self._read(f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE id = ?{self._scope}", (schedule_id, *self._scoped))
         return self._schedule(rows[0]) if rows else None
 
-    def list_schedules(self) -> list[dict[str, Any]]:
+    def list_schedules(self) -> list[Schedule]:
         rows = self._read(f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE 1{self._scope} ORDER BY created_at", self._scoped)
         return [self._schedule(r) for r in rows]
 
@@ -45,7 +46,7 @@ class SchedulesAndTopicsMixin:
         with self._write() as conn:
             return conn.execute(f"DELETE FROM schedules WHERE id = ?{self._scope}", (schedule_id, *self._scoped)).rowcount == 1
 
-    def due_schedules(self, now: float) -> list[dict[str, Any]]:
+    def due_schedules(self, now: float) -> list[Schedule]:
         rows = self._read(
             f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE paused = 0 AND next_fire_at <= ?{self._scope} ORDER BY next_fire_at",
             (now, *self._scoped),
@@ -53,7 +54,7 @@ class SchedulesAndTopicsMixin:
         return [self._schedule(r) for r in rows]
 
     def advance_schedule(
-        self, schedule_id: str, expected_next: float, next_fire_at: float | None, run_id: str,
+        self, schedule_id: str, expected_next: float | None, next_fire_at: float | None, run_id: str,
         missed: Sequence[float], now: float,
     ) -> bool:
         """Move a schedule past a due time it fired, if nobody else did (compare-and-set)."""
@@ -66,7 +67,7 @@ class SchedulesAndTopicsMixin:
             return cur.rowcount == 1
 
     @staticmethod
-    def _schedule_values(s: dict[str, Any]) -> tuple[Any, ...]:
+    def _schedule_values(s: Schedule) -> tuple[Any, ...]:
         return (
             s["id"], s["tag"], dumps(s.get("input")), s.get("env"), s["kind"], s.get("cron"), s.get("timezone"),
             s.get("run_at"), s.get("next_fire_at"), dumps(s.get("options") or {}), int(bool(s.get("paused"))),
@@ -75,7 +76,7 @@ class SchedulesAndTopicsMixin:
         )  # fmt: skip
 
     @staticmethod
-    def _schedule(r: tuple[Any, ...]) -> dict[str, Any]:
+    def _schedule(r: tuple[Any, ...]) -> Schedule:
         return {
             "id": r[0], "tag": r[1], "input": _loads(r[2]), "env": r[3], "kind": r[4], "cron": r[5],
             "timezone": r[6], "run_at": r[7], "next_fire_at": r[8], "options": _loads(r[9]) or {},

@@ -575,7 +575,7 @@ class WorkflowTestEnv:
         ]  # fmt: skip
         if not runs_only:
             times.extend(
-                s["next_fire_at"] for s in self.engine.store.list_schedules()
-                if not s.get("paused") and s.get("next_fire_at") is not None and s["next_fire_at"] > now
+                due for s in self.engine.store.list_schedules()
+                if not s.get("paused") and (due := s.get("next_fire_at")) is not None and due > now
             )  # fmt: skip
         return min(times, default=None)

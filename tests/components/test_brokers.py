@@ -304,8 +304,7 @@ def test_outbox_keeps_messages_of_completed_steps_only(make: Any) -> None:
 
 def test_outbox_rows_are_written_in_the_step_transaction(tmp_path: Any) -> None:
     """A step row the store refuses (another owner took the position) takes its messages with it."""
-    import sqlite3
-
+    from ductape_cli.errors import StepTaken
     from ductape_cli.models import OpKind, StepRecord, StepStatus
     from ductape_cli.store import open_store
     from ductape_cli.store.sqlite_outbox import OutboxMessage
@@ -313,7 +312,7 @@ def test_outbox_rows_are_written_in_the_step_transaction(tmp_path: Any) -> None:
     store = open_store(str(tmp_path / "state.db"))
     record = StepRecord("wf_1", 0, OpKind.STEP, "send", StepStatus.COMPLETED)
     store.commit_step(record, [], outbox=[OutboxMessage("wf_1:send", "events", "t", {"n": 1}, "wf_1", "send", 1.0)])
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StepTaken):
         store.commit_step(record, [], outbox=[OutboxMessage("wf_1:other", "events", "t", {"n": 2}, "wf_1", "send", 2.0)])
     assert [m.message_id for m in store.claim_outbox("test", 10.0, 60)] == ["wf_1:send"]
     assert store.claim_outbox("another", 11.0, 60) == []  # leased to "test" for 60 s

@@ -113,7 +113,14 @@ def test_replay_storm(project, durability_report) -> None:
         def settled() -> bool:
             return not engine.store.list_runs(status="running", limit=1) and not engine.store.list_runs(status="pending", limit=1)
 
-        wait_for(settled, timeout=180, what="every run to finish")
+        try:
+            wait_for(settled, timeout=180, what="every run to finish")
+        except AssertionError:
+            stuck = [r for status in ("pending", "running") for r in engine.store.list_runs(status=status, limit=20)]
+            raise AssertionError(
+                "runs never finished: " + "; ".join(f"{r.id} {r.tag} {r.status} owner={r.owner} ready_at={r.ready_at} "
+                                                    f"waiting={r.waiting} cancel={r.cancel_requested}" for r in stuck)
+            ) from None
     finally:
         for w in workers:
             w.send_signal(signal.SIGTERM)

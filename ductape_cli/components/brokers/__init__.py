@@ -23,7 +23,7 @@ from ductape_cli.components.brokers.base import (
 
 if TYPE_CHECKING:
     from ductape_cli.components.config import ResolvedBroker
-    from ductape_cli.store import SqliteStore
+    from ductape_cli.store import Store
 
 __all__ = [
     "MESSAGE_ID_HEADER", "BrokerClient", "Delivery", "Subscription", "client_for", "decode_body",
@@ -44,7 +44,7 @@ _OPEN: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str 
 )
 
 
-def open_client(broker: ResolvedBroker, store: SqliteStore | None = None) -> BrokerClient:
+def open_client(broker: ResolvedBroker, store: Store | None = None) -> BrokerClient:
     """A new (not yet connected) client for `broker`; its library is imported here, not before."""
     import importlib
 
@@ -53,7 +53,7 @@ def open_client(broker: ResolvedBroker, store: SqliteStore | None = None) -> Bro
     return getattr(module, class_name)(broker, store)
 
 
-def client_for(broker: ResolvedBroker, store: SqliteStore | None = None) -> BrokerClient:
+def client_for(broker: ResolvedBroker, store: Store | None = None) -> BrokerClient:
     """The shared client of the running event loop for `broker` (local brokers need no sharing)."""
     if broker.type == "local":
         return open_client(broker, store)

@@ -17,7 +17,7 @@ from ductape_cli.errors import ConfigError
 
 if TYPE_CHECKING:
     from ductape_cli.components.config import ResolvedBroker
-    from ductape_cli.store import SqliteStore
+    from ductape_cli.store import Store
 
 POLL_SECONDS = 0.1
 
@@ -25,7 +25,7 @@ POLL_SECONDS = 0.1
 class LocalBroker:
     type = "local"
 
-    def __init__(self, broker: ResolvedBroker, store: SqliteStore | None) -> None:
+    def __init__(self, broker: ResolvedBroker, store: Store | None) -> None:
         if store is None:
             raise ConfigError(f"[brokers.{broker.name}] is a local broker and needs the project's store")
         self.name = broker.name

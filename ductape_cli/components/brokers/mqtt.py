@@ -34,7 +34,7 @@ from ductape_cli.errors import ConfigError
 
 if TYPE_CHECKING:
     from ductape_cli.components.config import ResolvedBroker
-    from ductape_cli.store import SqliteStore
+    from ductape_cli.store import Store
 
 CONNECT_TIMEOUT = 10.0
 PUBLISH_TIMEOUT = 30.0
@@ -43,7 +43,7 @@ PUBLISH_TIMEOUT = 30.0
 class MqttBroker:
     type = "mqtt"
 
-    def __init__(self, broker: ResolvedBroker, store: SqliteStore | None = None) -> None:
+    def __init__(self, broker: ResolvedBroker, store: Store | None = None) -> None:
         self.name = broker.name
         self.model = broker.model
         parts = urlsplit(broker.url or "")

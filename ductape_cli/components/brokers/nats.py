@@ -28,7 +28,7 @@ from ductape_cli.components.brokers.base import (
 
 if TYPE_CHECKING:
     from ductape_cli.components.config import ResolvedBroker
-    from ductape_cli.store import SqliteStore
+    from ductape_cli.store import Store
 
 DEFAULT_ACK_WAIT = 30.0
 
@@ -40,7 +40,7 @@ def stream_name(broker: ResolvedBroker) -> str:
 class NatsBroker:
     type = "nats"
 
-    def __init__(self, broker: ResolvedBroker, store: SqliteStore | None = None) -> None:
+    def __init__(self, broker: ResolvedBroker, store: Store | None = None) -> None:
         self.name = broker.name
         self.url = broker.url or ""
         self.model = broker.model

@@ -26,7 +26,7 @@ from ductape_cli.components.brokers.base import (
 
 if TYPE_CHECKING:
     from ductape_cli.components.config import ResolvedBroker
-    from ductape_cli.store import SqliteStore
+    from ductape_cli.store import Store
 
 PREFETCH = 256
 
@@ -34,7 +34,7 @@ PREFETCH = 256
 class RabbitBroker:
     type = "rabbitmq"
 
-    def __init__(self, broker: ResolvedBroker, store: SqliteStore | None = None) -> None:
+    def __init__(self, broker: ResolvedBroker, store: Store | None = None) -> None:
         self.name = broker.name
         self.url = broker.url or ""
         self._connection: Any = None

@@ -20,7 +20,7 @@ from ductape_cli.components.brokers.base import Delivery, decode_body, encode_bo
 
 if TYPE_CHECKING:
     from ductape_cli.components.config import ResolvedBroker
-    from ductape_cli.store import SqliteStore
+    from ductape_cli.store import Store
 
 DEFAULT_ACK_WAIT = 30.0
 POLL_SECONDS = 0.2
@@ -33,7 +33,7 @@ def _text(value: Any) -> str:
 class RedisBroker:
     type = "redis"
 
-    def __init__(self, broker: ResolvedBroker, store: SqliteStore | None = None) -> None:
+    def __init__(self, broker: ResolvedBroker, store: Store | None = None) -> None:
         self.name = broker.name
         self.url = broker.url or ""
         self.model = broker.model
