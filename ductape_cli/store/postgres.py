@@ -34,6 +34,7 @@ from ductape_cli.models import Run
 from ductape_cli.store.migrations import MIGRATIONS, NAMESPACE_MIGRATION
 from ductape_cli.store.pg_dialect import PG_FEED_TRIGGERS, PG_MIGRATIONS, ddl, statement
 from ductape_cli.store.sqlite import _RUN_COLUMNS, EventRow, SqliteStore, new_lease
+from ductape_cli.store.sqlite_ops import queue_stats
 
 logger = logging.getLogger("ductape.store")
 
@@ -520,14 +521,7 @@ class PostgresStore(SqliteStore):
             "FROM runs WHERE status IN ('pending', 'running')",
             (now, now, now, now, now, now, now),
         )[0]
-        queued, oldest_due, executing, waiting, oldest_waiting = row
-        return {
-            "queued": float(queued or 0),
-            "executing": float(executing or 0),
-            "waiting": float(waiting or 0),
-            "oldest_queued_seconds": max(0.0, now - oldest_due) if oldest_due is not None else 0.0,
-            "oldest_waiting_seconds": max(0.0, now - oldest_waiting) if oldest_waiting is not None else 0.0,
-        }
+        return queue_stats(row, now)
 
     def backup(self, target: Any) -> int:
         raise StoreError(f"`ductape store backup` is for SQLite stores; back up {self.where} with pg_dump")

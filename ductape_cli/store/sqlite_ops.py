@@ -180,14 +180,7 @@ class OpsMixin:
             "FROM runs WHERE status IN ('pending', 'running')",
             (now,),
         )[0]
-        queued, oldest_due, executing, waiting, oldest_waiting = row
-        return {
-            "queued": float(queued or 0),
-            "executing": float(executing or 0),
-            "waiting": float(waiting or 0),
-            "oldest_queued_seconds": max(0.0, now - oldest_due) if oldest_due is not None else 0.0,
-            "oldest_waiting_seconds": max(0.0, now - oldest_waiting) if oldest_waiting is not None else 0.0,
-        }
+        return queue_stats(row, now)
 
     def _ops_read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self._read(sql, params)  # type: ignore[attr-defined]
@@ -216,3 +209,15 @@ def _encoded(table: str, row: dict[str, Any]) -> dict[str, Any]:
     if table == "runs" and "input" in row:
         encoded["input"] = dumps(row["input"])  # NOT NULL: a null input is the JSON text "null"
     return encoded
+
+
+def queue_stats(row: Sequence[Any], now: float) -> dict[str, float]:
+    """The metrics' queue figures from one row: (queued, oldest due, executing, waiting, oldest waiting)."""
+    queued, oldest_due, executing, waiting, oldest_waiting = row
+    return {
+        "queued": float(queued or 0),
+        "executing": float(executing or 0),
+        "waiting": float(waiting or 0),
+        "oldest_queued_seconds": max(0.0, now - oldest_due) if oldest_due is not None else 0.0,
+        "oldest_waiting_seconds": max(0.0, now - oldest_waiting) if oldest_waiting is not None else 0.0,
+    }
