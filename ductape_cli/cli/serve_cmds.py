@@ -27,12 +27,13 @@ def serve(
     Every /api request needs `Authorization: Bearer <token>`: the token is DUCTAPE_TOKEN, or
     .ductape/serve.token (made on first serve, mode 0600, printed once).
     """
-    from ductape_cli.config import load_config
-    from ductape_cli.server.service import Service
+    from ductape_cli.cli.common import project_config
+    from ductape_cli.server.service import Service, require_serve_extra
     from ductape_cli.server.settings import settings_for, token_path
 
+    require_serve_extra()
     setup_logging(log_level, log_format, default="info")
-    config = load_config()
+    config = project_config()
     settings, created = settings_for(config, host, auth=auth)
     if not access_log:
         logging.getLogger("ductape.server").setLevel(logging.WARNING)

@@ -28,6 +28,20 @@ worker_log = logging.getLogger("ductape.worker")
 WS_MAX_MESSAGE_BYTES = 65_536
 
 
+SERVE_MODULES = ("fastapi", "uvicorn", "websockets")
+
+
+def require_serve_extra() -> None:
+    """One clear line, before anything is written, when the `serve` extra is not installed."""
+    import importlib.util
+
+    from ductape_cli.errors import InvalidInput
+
+    missing = [name for name in SERVE_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise InvalidInput(f"ductape serve needs {', '.join(missing)}: pip install 'ductape[serve]'")
+
+
 class Service:
     def __init__(
         self, config: ProjectConfig, settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 8737,

@@ -24,7 +24,14 @@ def open_store(path: str, *, durability: str = "normal", namespace: str | None =
     `namespace` scopes runs, definitions and schedules to one project (None: all of them).
     """
     if is_postgres(path):
-        from ductape_cli.store.postgres import PostgresStore  # psycopg only for those who use it
+        try:
+            from ductape_cli.store.postgres import (
+                PostgresStore,  # psycopg only for those who use it
+            )
+        except ImportError as exc:
+            raise InvalidInput(
+                f"a postgresql:// store needs {exc.name or 'psycopg'}: pip install 'ductape[postgres]'"
+            ) from None
 
         return PostgresStore(path, durability=durability, namespace=namespace)
     if "://" in path:

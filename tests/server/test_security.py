@@ -156,3 +156,14 @@ def test_serve_command_prints_the_new_token_once(project: Project) -> None:
     token = (project.root / ".ductape" / "serve.token").read_text().strip()
     assert token in outputs[0] and "shown only this once" in outputs[0]
     assert token not in outputs[1] and "serving http://127.0.0.1:" in outputs[1]
+
+
+def test_serve_without_its_extra_is_one_line_and_writes_nothing(project: Any, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    result = cli("serve", "--port", "0")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "ductape: ductape serve needs uvicorn: pip install 'ductape[serve]'"
+    assert not (project.root / ".ductape").exists()  # no token made, no store

@@ -111,3 +111,14 @@ def test_an_unreachable_server_is_one_line_and_exit_2(project: Any, cli: Any, mo
     result = cli("list")
     assert result.exit_code == 2
     assert result.stderr == "ductape: cannot connect to store postgresql://ductape:***@127.0.0.1:1/nowhere within 1s\n"
+
+
+def test_a_postgresql_store_without_psycopg_is_one_line(project: Any, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    monkeypatch.delitem(sys.modules, "ductape_cli.store.postgres", raising=False)
+    monkeypatch.setenv("DUCTAPE_STORE", "postgresql://postgres@127.0.0.1/test")
+    result = cli("list")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "ductape: a postgresql:// store needs psycopg: pip install 'ductape[postgres]'"
