@@ -337,3 +337,41 @@ def test_metrics_are_scraped_behind_the_token(served: Served) -> None:
     assert 'ductape_runs_ended_total{status="completed",workflow="greet"} 1.0' in text
     assert 'ductape_step_duration_seconds_count{status="completed",workflow="greet"} 3.0' in text
     assert "ductape_queue_depth" in text or "ductape_runs_by_state" in text
+
+
+def test_serve_starts_a_run_per_message_for_message_triggers(project: Any) -> None:
+    """`serve` runs a worker in-process, and with it the message triggers (here on a local topic)."""
+    import asyncio
+
+    from ductape_cli.components import ComponentRuntime
+    from ductape_cli.config import load_config
+    from tests.server.conftest import TOKEN, start_service
+
+    config = project.root / "ductape.toml"
+    config.write_text(config.read_text() + '\n[brokers.events]\ntopics = ["orders"]\n')
+    project.write("consumer", """
+        from ductape_cli import workflow
+
+        @workflow("order-created-handler", on_message="events:orders")
+        def handle(ctx):
+            return {"order": ctx.input.order}
+    """)
+    service = start_service(project)
+    try:
+        direct = ComponentRuntime(load_config(project.root))
+        for n in range(3):
+            asyncio.run(direct.messaging.produce(event="events:orders", message={"order": n}))
+        import httpx
+
+        with httpx.Client(base_url=f"http://127.0.0.1:{service.port}", headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+            deadline = time.monotonic() + 30
+            while True:
+                body = c.get("/api/workflows/runs", params={"workflow": "order-created-handler", "status": "completed"}).json()
+                if body["count"] == 3 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert body["count"] == 3, body
+            outputs = sorted(c.get(f"/api/workflows/runs/{e['executionId']}").json()["result"]["order"] for e in body["executions"])
+        assert outputs == [0, 1, 2]
+    finally:
+        service.stop()
