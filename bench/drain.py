@@ -91,15 +91,7 @@ def drain(folder: Path, queued: int, workers: int, concurrency: int = 1, timeout
         first, last = reader.execute("SELECT MIN(started_at), MAX(ended_at) FROM runs").fetchone()
         reader.close()
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop(procs)
     seconds = last - first
     return {"runs/s": queued / seconds, "seconds": seconds}
 
@@ -142,17 +134,22 @@ def dbos_drain(folder: Path, queued: int, workers: int, tuned: bool, timeout: fl
             time.sleep(0.02)
         reader.close()
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop(procs)
     seconds = last - (first or last)
     return {"runs/s": queued / seconds, "seconds": seconds}
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every worker (a graceful stop), then SIGKILL whichever has not gone in 30 s."""
+    for proc in procs:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _wait_ready(logs: list[Path], procs: list[subprocess.Popen[bytes]]) -> None:

@@ -16,18 +16,21 @@ from ductape_cli.config import load_config
 from ductape_cli.engine.engine import Engine
 from ductape_cli.testing.clock import VirtualClock
 
-FLOWS = '''
-from pathlib import Path
-
-from ductape_cli import SignalTimeout, workflow
-
-def effect(line, value=None, fail_flag=None):
+# The side effect every workflow below writes to effects.log (and fails on when `fail_flag` exists).
+EFFECT = '''def effect(line, value=None, fail_flag=None):
     with open("effects.log", "a", encoding="utf-8") as log:
         log.write(line + "\\n")
     if fail_flag and Path(fail_flag).exists():
         raise RuntimeError(f"{line}: {fail_flag}")
     return value
+'''
 
+FLOWS = '''
+from pathlib import Path
+
+from ductape_cli import SignalTimeout, workflow
+
+''' + EFFECT + '''
 
 @workflow("pay-and-ship")
 async def pay_and_ship(ctx):
@@ -330,13 +333,7 @@ from pathlib import Path
 
 from ductape_cli import workflow
 
-def effect(line, value=None, fail_flag=None):
-    with open("effects.log", "a", encoding="utf-8") as log:
-        log.write(line + "\\n")
-    if fail_flag and Path(fail_flag).exists():
-        raise RuntimeError(f"{line}: {fail_flag}")
-    return value
-
+''' + EFFECT + '''
 
 def flaky_refund(out):
     """Fails until it has been attempted `refund-fails` times (a number in that file)."""
@@ -411,13 +408,7 @@ from pathlib import Path
 
 from ductape_cli import workflow
 
-def effect(line, value=None, fail_flag=None):
-    with open("effects.log", "a", encoding="utf-8") as log:
-        log.write(line + "\\n")
-    if fail_flag and Path(fail_flag).exists():
-        raise RuntimeError(f"{line}: {fail_flag}")
-    return value
-
+''' + EFFECT + '''
 
 @workflow("checkout", rollback_strategy="none")
 async def checkout(ctx):
