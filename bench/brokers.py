@@ -58,7 +58,13 @@ class Project:
         token = uuid.uuid4().hex[:8]
         self.topic = f"bench/{token}" if kind == "mqtt" else f"bench-{token}"
         self.stream = f"BENCH_{token.upper()}"
-        lines = ["[project]", 'name = "bench"', "", "[brokers.events]", f'topics = ["{self.topic}"]']
+        lines = [
+            "[project]",
+            'name = "bench"',
+            "",
+            "[brokers.events]",
+            f'topics = ["{self.topic}"]',
+        ]
         if kind != "local":
             lines += [f'type = "{kind}"', f'url = "{URLS[kind]}"']
         if kind == "nats":
@@ -68,7 +74,8 @@ class Project:
         root.mkdir(parents=True)
         (root / "ductape.toml").write_text("\n".join(lines) + "\n")
         (root / "workflows").mkdir()
-        (root / "workflows" / "flows.py").write_text(textwrap.dedent(f"""
+        (root / "workflows" / "flows.py").write_text(
+            textwrap.dedent(f"""
             from ductape_cli import workflow
 
             @workflow("consumer", on_message="events:{self.topic}")
@@ -78,7 +85,8 @@ class Project:
             @workflow("producer")
             async def producer(ctx):
                 return await ctx.messaging.produce(event="events:{self.topic}", message={{"i": ctx.input["i"]}})
-        """))
+        """)
+        )
 
     def broker(self) -> Any:
         from ductape_cli.components.config import load_components
@@ -92,7 +100,11 @@ class Project:
             return 0
         conn = sqlite3.connect(path, timeout=30)
         try:
-            return int(conn.execute("SELECT COUNT(*) FROM runs WHERE tag = 'consumer' AND status = 'completed'").fetchone()[0])
+            return int(
+                conn.execute(
+                    "SELECT COUNT(*) FROM runs WHERE tag = 'consumer' AND status = 'completed'"
+                ).fetchone()[0]
+            )
         except sqlite3.OperationalError:
             return 0
         finally:
@@ -127,7 +139,11 @@ class Project:
         elif self.kind == "mqtt":
             import paho.mqtt.client as mqtt
 
-            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="ductape-bench-consumer", protocol=mqtt.MQTTv5)
+            client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2,
+                client_id="ductape-bench-consumer",
+                protocol=mqtt.MQTTv5,
+            )
             client.connect("127.0.0.1", 1883, clean_start=True)
             client.disconnect()
 
@@ -148,19 +164,26 @@ def end_to_end(base: Path, kind: str, messages: int, concurrency: int) -> dict[s
     log = open(project.root / "worker.log", "w")  # noqa: SIM115 - closed below
     worker = subprocess.Popen(
         [sys.executable, "-m", "ductape_cli", "worker", "--concurrency", str(concurrency)],
-        cwd=project.root, env=env_for(project.root), stdout=subprocess.DEVNULL, stderr=log,
-    )  # fmt: skip
+        cwd=project.root,
+        env=env_for(project.root),
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     try:
         deadline = time.monotonic() + 60
         while "listening" not in (project.root / "worker.log").read_text():
             if time.monotonic() > deadline or worker.poll() is not None:
-                raise RuntimeError(f"{kind}: the worker did not subscribe: {(project.root / 'worker.log').read_text()[-800:]}")
+                raise RuntimeError(
+                    f"{kind}: the worker did not subscribe: {(project.root / 'worker.log').read_text()[-800:]}"
+                )
             time.sleep(0.05)
 
         async def publish() -> float:
             from ductape_cli.store import open_store
 
-            store = open_store(str(project.root / ".ductape" / "state.db")) if kind == "local" else None
+            store = (
+                open_store(str(project.root / ".ductape" / "state.db")) if kind == "local" else None
+            )
             client = open_client(project.broker(), store)
             start = time.perf_counter()
             for i in range(messages):
@@ -179,7 +202,9 @@ def end_to_end(base: Path, kind: str, messages: int, concurrency: int) -> dict[s
         deadline = time.monotonic() + 600
         while project.completed() < messages:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{kind}: only {project.completed()} of {messages} runs completed")
+                raise RuntimeError(
+                    f"{kind}: only {project.completed()} of {messages} runs completed"
+                )
             time.sleep(0.02)
         total = time.perf_counter() - start
     finally:
@@ -187,7 +212,11 @@ def end_to_end(base: Path, kind: str, messages: int, concurrency: int) -> dict[s
         worker.wait(60)
         log.close()
         project.cleanup()
-    return {"publish_per_s": messages / publish_seconds, "e2e_per_s": messages / total, "e2e_seconds": total}
+    return {
+        "publish_per_s": messages / publish_seconds,
+        "e2e_per_s": messages / total,
+        "e2e_seconds": total,
+    }
 
 
 def produce_steps(base: Path, kind: str, count: int, outbox: bool) -> float:
@@ -196,7 +225,9 @@ def produce_steps(base: Path, kind: str, count: int, outbox: bool) -> float:
     from ductape_cli.engine.engine import Engine
     from ductape_cli.engine.outbox import Relay
 
-    project = Project(base / f"produce-{kind}-{'outbox' if outbox else 'direct'}", kind, outbox=outbox)
+    project = Project(
+        base / f"produce-{kind}-{'outbox' if outbox else 'direct'}", kind, outbox=outbox
+    )
     engine = Engine(load_config(project.root))
     try:
         engine.run("producer", {"i": -1})  # warm-up: definition compiled, connection open
@@ -216,7 +247,9 @@ def produce_steps(base: Path, kind: str, count: int, outbox: bool) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--produce", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=2)
@@ -233,12 +266,17 @@ def main() -> None:
                 continue
             print(f"{kind}: end to end with {args.messages} messages ...", file=sys.stderr)
             e2e = end_to_end(base, kind, args.messages, args.concurrency)
-            print(f"{kind}: {args.produce} produce steps, direct and through the outbox ...", file=sys.stderr)
+            print(
+                f"{kind}: {args.produce} produce steps, direct and through the outbox ...",
+                file=sys.stderr,
+            )
             direct = produce_steps(base, kind, args.produce, outbox=False)
             outbox = produce_steps(base, kind, args.produce, outbox=True)
             rows.append((kind, e2e["publish_per_s"], e2e["e2e_per_s"], direct, outbox))
     header = "| broker | publish msg/s (client) | end to end msg/s (publish → run completed) | produce-step workflows/s | same, outbox + relay |\n|---|---:|---:|---:|---:|"
-    lines = [header] + [f"| {k} | {p:,.0f} | {e:,.0f} | {d:,.0f} | {o:,.0f} |" for k, p, e, d, o in rows]
+    lines = [header] + [
+        f"| {k} | {p:,.0f} | {e:,.0f} | {d:,.0f} | {o:,.0f} |" for k, p, e, d, o in rows
+    ]
     table = "\n".join(lines)
     print(table)
     if args.markdown:

@@ -58,7 +58,13 @@ def main() -> None:
         due = float(sys.argv[4])
         for _ in range(int(sys.argv[3])):
             # All due at once (like ductape's one-transaction enqueue), so the enqueue rate is not measured.
-            client.enqueue({"queue_name": QUEUE, "workflow_name": "steps3", "delay_seconds": max(0.0, due - time.time())})
+            client.enqueue(
+                {
+                    "queue_name": QUEUE,
+                    "workflow_name": "steps3",
+                    "delay_seconds": max(0.0, due - time.time()),
+                }
+            )
         client.destroy()
         return
 

@@ -32,7 +32,10 @@ def _template(root: Path) -> tuple[list[str], tuple[Any, ...], list[str], list[t
     run_columns, run_row = [d[0] for d in cur.description], cur.fetchone()
     cur = conn.execute("SELECT * FROM events WHERE run_id = ?", (run.id,))
     event_columns = [d[0] for d in cur.description if d[0] != "id"]
-    events = [tuple(v for d, v in zip(cur.description, r, strict=True) if d[0] != "id") for r in cur.fetchall()]
+    events = [
+        tuple(v for d, v in zip(cur.description, r, strict=True) if d[0] != "id")
+        for r in cur.fetchall()
+    ]
     engine.store.delete_run(run.id)
     engine.close()
     return run_columns, run_row, event_columns, events
@@ -53,15 +56,21 @@ def _enqueue(db: Path, count: int, template: tuple[Any, ...]) -> None:
             rows.append(tuple(fields.values()))
     conn = sqlite3.connect(db, isolation_level=None, timeout=60)
     conn.execute("BEGIN IMMEDIATE")
-    conn.executemany(f"INSERT INTO runs ({', '.join(run_columns)}) VALUES ({', '.join('?' * len(run_columns))})", runs)
     conn.executemany(
-        f"INSERT INTO events ({', '.join(event_columns)}) VALUES ({', '.join('?' * len(event_columns))})", rows
+        f"INSERT INTO runs ({', '.join(run_columns)}) VALUES ({', '.join('?' * len(run_columns))})",
+        runs,
+    )
+    conn.executemany(
+        f"INSERT INTO events ({', '.join(event_columns)}) VALUES ({', '.join('?' * len(event_columns))})",
+        rows,
     )
     conn.execute("COMMIT")
     conn.close()
 
 
-def drain(folder: Path, queued: int, workers: int, concurrency: int = 1, timeout: float = 120.0) -> dict[str, float]:
+def drain(
+    folder: Path, queued: int, workers: int, concurrency: int = 1, timeout: float = 120.0
+) -> dict[str, float]:
     """Queue `queued` runs for `workers` `ductape worker` processes; returns runs/s and how long it took."""
     root = write_project(folder, "normal")
     template = _template(root)
@@ -72,17 +81,25 @@ def drain(folder: Path, queued: int, workers: int, concurrency: int = 1, timeout
     try:
         for log in logs:
             with log.open("w") as out:
-                procs.append(subprocess.Popen(argv, cwd=root, stdin=subprocess.DEVNULL, stdout=out, stderr=out))
+                procs.append(
+                    subprocess.Popen(
+                        argv, cwd=root, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+                    )
+                )
         deadline = time.monotonic() + 60
         while not all("worker " in log.read_text() for log in logs):
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                raise RuntimeError("workers did not start: " + " | ".join(log.read_text()[-300:] for log in logs))
+                raise RuntimeError(
+                    "workers did not start: " + " | ".join(log.read_text()[-300:] for log in logs)
+                )
             time.sleep(0.05)
         _enqueue(db, queued, template)
         reader = sqlite3.connect(db, timeout=60)
         deadline = time.monotonic() + timeout
         while True:
-            done = reader.execute("SELECT COUNT(*) FROM runs WHERE status = 'completed'").fetchone()[0]
+            done = reader.execute(
+                "SELECT COUNT(*) FROM runs WHERE status = 'completed'"
+            ).fetchone()[0]
             if done >= queued:
                 break
             if time.monotonic() > deadline:
@@ -96,7 +113,9 @@ def drain(folder: Path, queued: int, workers: int, concurrency: int = 1, timeout
     return {"runs/s": queued / seconds, "seconds": seconds}
 
 
-def dbos_drain(folder: Path, queued: int, workers: int, tuned: bool, timeout: float = 120.0) -> dict[str, float]:
+def dbos_drain(
+    folder: Path, queued: int, workers: int, tuned: bool, timeout: float = 120.0
+) -> dict[str, float]:
     """The same with DBOS: `workers` processes on one queue; all `queued` workflows due at one instant."""
     import sys
 
@@ -109,13 +128,25 @@ def dbos_drain(folder: Path, queued: int, workers: int, tuned: bool, timeout: fl
     try:
         for i, log in enumerate(logs):
             with log.open("w") as out:
-                procs.append(subprocess.Popen([sys.executable, script, str(db), "work", *flags], stdin=subprocess.DEVNULL, stdout=out, stderr=out))
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, script, str(db), "work", *flags],
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=out,
+                    )
+                )
             if i == 0:  # the first one creates the schema; the others must not race it
                 _wait_ready(logs[:1], procs)
         _wait_ready(logs, procs)
         began = time.monotonic()
         due = time.time() + 3.0 + queued * 0.01
-        subprocess.run([sys.executable, script, str(db), "enqueue", str(queued), str(due), *flags], check=True, capture_output=True, timeout=timeout)
+        subprocess.run(
+            [sys.executable, script, str(db), "enqueue", str(queued), str(due), *flags],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+        )
         # DBOS keeps times in whole seconds on SQLite: time the drain by watching it, every 20 ms.
         reader = sqlite3.connect(db, timeout=60)
         first = None
@@ -130,7 +161,9 @@ def dbos_drain(folder: Path, queued: int, workers: int, tuned: bool, timeout: fl
                 last = time.monotonic()
                 break
             if time.monotonic() - began > timeout:
-                raise RuntimeError(f"DBOS: only {done} of {queued} workflows completed in {timeout:.0f}s")
+                raise RuntimeError(
+                    f"DBOS: only {done} of {queued} workflows completed in {timeout:.0f}s"
+                )
             time.sleep(0.02)
         reader.close()
     finally:
@@ -156,5 +189,7 @@ def _wait_ready(logs: list[Path], procs: list[subprocess.Popen[bytes]]) -> None:
     deadline = time.monotonic() + 60
     while not all("ready" in log.read_text() for log in logs):
         if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-            raise RuntimeError("DBOS workers did not start: " + " | ".join(log.read_text()[-400:] for log in logs))
+            raise RuntimeError(
+                "DBOS workers did not start: " + " | ".join(log.read_text()[-400:] for log in logs)
+            )
         time.sleep(0.05)

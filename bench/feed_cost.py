@@ -37,7 +37,12 @@ VARIANTS = {
     "status triggers only": ("feed_run_created", "feed_run_status"),
     "event trigger only": ("feed_event",),
     "step trigger only": ("feed_step",),
-    "all feed triggers (a served store)": ("feed_run_created", "feed_run_status", "feed_event", "feed_step"),
+    "all feed triggers (a served store)": (
+        "feed_run_created",
+        "feed_run_status",
+        "feed_event",
+        "feed_step",
+    ),
 }
 
 

@@ -102,8 +102,12 @@ def worker_throughput(store: str, folder: Path, queued: int, workers: int) -> fl
     from ductape_cli.engine.engine import Engine
 
     root = project(folder)
-    env = dict(os.environ, DUCTAPE_PROJECT=str(root), DUCTAPE_STORE=store,
-               PYTHONPATH=str(Path(__file__).resolve().parent.parent))  # fmt: skip
+    env = dict(
+        os.environ,
+        DUCTAPE_PROJECT=str(root),
+        DUCTAPE_STORE=store,
+        PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+    )
     os.environ["DUCTAPE_STORE"] = store
     try:
         engine = Engine(load_config(root))
@@ -111,8 +115,13 @@ def worker_throughput(store: str, folder: Path, queued: int, workers: int) -> fl
             engine.start("steps1", {}, detach=True)
         logs = [root / f"worker-{i}.log" for i in range(workers)]
         procs = [
-            subprocess.Popen([sys.executable, "-m", "ductape_cli", "worker", "--poll", "0.05"], cwd=root, env=env,
-                             stdout=subprocess.DEVNULL, stderr=log.open("w"))  # fmt: skip
+            subprocess.Popen(
+                [sys.executable, "-m", "ductape_cli", "worker", "--poll", "0.05"],
+                cwd=root,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log.open("w"),
+            )
             for log in logs
         ]
         try:
@@ -134,8 +143,12 @@ def worker_throughput(store: str, folder: Path, queued: int, workers: int) -> fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workflows", type=int, default=500, help="workflows per in-process figure")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--workflows", type=int, default=500, help="workflows per in-process figure"
+    )
     parser.add_argument("--queued", type=int, default=400, help="runs queued for the worker figure")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--markdown")
@@ -146,37 +159,65 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ductape-bench-pg-") as tmp:
         base = Path(tmp)
         for round_ in range(args.repeat):
-            for system in (("ductape", "DBOS") if round_ % 2 == 0 else ("DBOS", "ductape")):
+            for system in ("ductape", "DBOS") if round_ % 2 == 0 else ("DBOS", "ductape"):
                 name = f"bench_{system.lower()}_{uuid.uuid4().hex[:8]}"
                 url = create_database(name)
                 try:
-                    got = ductape_rates(url, base / name, args.workflows) if system == "ductape" else dbos_rates(url, args.workflows)
+                    got = (
+                        ductape_rates(url, base / name, args.workflows)
+                        if system == "ductape"
+                        else dbos_rates(url, args.workflows)
+                    )
                 finally:
                     drop_database(name)
                 for figure, value in got.items():
                     rates[system].setdefault(figure, []).append(value)
-                print(f"round {round_ + 1} {system}: " + ", ".join(f"{k} {v:,.0f}" for k, v in got.items()), flush=True)
+                print(
+                    f"round {round_ + 1} {system}: "
+                    + ", ".join(f"{k} {v:,.0f}" for k, v in got.items()),
+                    flush=True,
+                )
             for backend in ("sqlite", "postgresql"):
                 for count in (1, 2, 4):
                     name = f"bench_workers_{uuid.uuid4().hex[:8]}"
                     folder = base / name
-                    store = create_database(name) if backend == "postgresql" else str(folder / ".ductape" / "state.db")
+                    store = (
+                        create_database(name)
+                        if backend == "postgresql"
+                        else str(folder / ".ductape" / "state.db")
+                    )
                     try:
                         value = worker_throughput(store, folder, args.queued, count)
                     finally:
                         if backend == "postgresql":
                             drop_database(name)
                     workers.setdefault((backend, count), []).append(value)
-                    print(f"round {round_ + 1} workers {backend} x{count}: {value:,.0f} runs/s", flush=True)
+                    print(
+                        f"round {round_ + 1} workers {backend} x{count}: {value:,.0f} runs/s",
+                        flush=True,
+                    )
 
-    lines = ["| figure | ductape on PostgreSQL | DBOS on PostgreSQL | ductape ÷ DBOS |", "|---|---|---|---|"]
+    lines = [
+        "| figure | ductape on PostgreSQL | DBOS on PostgreSQL | ductape ÷ DBOS |",
+        "|---|---|---|---|",
+    ]
     for figure in ("steps/s", "workflows/s"):
-        ours, theirs = statistics.median(rates["ductape"][figure]), statistics.median(rates["DBOS"][figure])
+        ours, theirs = (
+            statistics.median(rates["ductape"][figure]),
+            statistics.median(rates["DBOS"][figure]),
+        )
         lines.append(f"| {figure} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.1f}× |")
-    lines += ["", "| worker processes | SQLite runs/s | PostgreSQL runs/s | PostgreSQL ÷ 1 worker |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "| worker processes | SQLite runs/s | PostgreSQL runs/s | PostgreSQL ÷ 1 worker |",
+        "|---|---|---|---|",
+    ]
     base_pg = statistics.median(workers[("postgresql", 1)])
     for count in (1, 2, 4):
-        lite, pg = statistics.median(workers[("sqlite", count)]), statistics.median(workers[("postgresql", count)])
+        lite, pg = (
+            statistics.median(workers[("sqlite", count)]),
+            statistics.median(workers[("postgresql", count)]),
+        )
         lines.append(f"| {count} | {lite:,.0f} | {pg:,.0f} | {pg / base_pg:.2f}× |")
     table = "\n".join(lines)
     print("\n" + table)

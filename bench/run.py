@@ -117,8 +117,20 @@ def machine(folder: Path) -> list[tuple[str, str]]:
         except (OSError, subprocess.SubprocessError):
             return "?"
 
-    lscpu = [line for line in sh("lscpu").splitlines() if line.split(":")[0].strip() in (
-        "Architecture", "CPU(s)", "Model name", "Thread(s) per core", "Core(s) per socket", "Hypervisor vendor", "BogoMIPS")]  # fmt: skip
+    lscpu = [
+        line
+        for line in sh("lscpu").splitlines()
+        if line.split(":")[0].strip()
+        in (
+            "Architecture",
+            "CPU(s)",
+            "Model name",
+            "Thread(s) per core",
+            "Core(s) per socket",
+            "Hypervisor vendor",
+            "BogoMIPS",
+        )
+    ]
     fs = sh("df", "-T", str(folder)).splitlines()[-1:]
     try:
         from importlib.metadata import version
@@ -180,8 +192,10 @@ def workload(
     finally:
         side.close()
     results.add_batch(label, system, batch)
-    log(f"  {system:15s} {name:12s} {batch.workflows:5d} wf in {batch.seconds:6.2f}s  "
-        f"{batch.figures['steps/s']:8.0f} steps/s  p50 {batch.figures['p50 ms']:.2f} ms")  # fmt: skip
+    log(
+        f"  {system:15s} {name:12s} {batch.workflows:5d} wf in {batch.seconds:6.2f}s  "
+        f"{batch.figures['steps/s']:8.0f} steps/s  p50 {batch.figures['p50 ms']:.2f} ms"
+    )
 
 
 def floors(results: Results, folder: Path, scale: float, cap: float) -> None:
@@ -307,8 +321,14 @@ def processes(results: Results, folder: Path, quick: bool) -> None:
         f"ductape history, 100 events, {big:,}-run store (pipe)",
         lambda: timed([*dt, "history", ids["short"]], root, runs),
     )
-    add(f"ductape status ID, {big:,}-run store (pipe)", lambda: timed([*dt, "status", ids["short"]], root, runs))
-    add(f"ductape status ID --json, {big:,}-run store", lambda: timed([*dt, "status", ids["short"], "--json"], root, runs))
+    add(
+        f"ductape status ID, {big:,}-run store (pipe)",
+        lambda: timed([*dt, "status", ids["short"]], root, runs),
+    )
+    add(
+        f"ductape status ID --json, {big:,}-run store",
+        lambda: timed([*dt, "status", ids["short"], "--json"], root, runs),
+    )
 
 
 # -- figures 7 and 8 (issue 19) -------------------------------------------------
@@ -335,8 +355,13 @@ def reads_rows(results: Results) -> list[list[str]]:
         if figure != READS_FIGURE:
             continue
         cells = list(row.cells.items())
-        rows.append([metric, *(f"{size}: {fmt(c.median)}" for size, c in cells),
-                     ratio(cells[-1][1].median, cells[0][1].median)])  # fmt: skip
+        rows.append(
+            [
+                metric,
+                *(f"{size}: {fmt(c.median)}" for size, c in cells),
+                ratio(cells[-1][1].median, cells[0][1].median),
+            ]
+        )
     return rows
 
 
@@ -351,18 +376,35 @@ def scale_targets(results: Results, check: Callable[..., None]) -> None:
     one_small, one_big = drained("1 worker, 1,000 queued"), drained("1 worker, 10,000 queued")
     one = drained("1 worker, 2,000 queued") or one_small
     two, four = drained("2 workers, 2,000 queued"), drained("4 workers, 2,000 queued")
-    check("drain, 1 worker: 10,000 queued / 1,000 queued", one_big / one_small if one_big and one_small else None, 0.85)
+    check(
+        "drain, 1 worker: 10,000 queued / 1,000 queued",
+        one_big / one_small if one_big and one_small else None,
+        0.85,
+    )
     check("drain: 2 workers / 1 worker", two / one if two and one else None, 1.3)
     check("drain: 4 workers / 2 workers", four / two if four and two else None, 1.0)
     fig4 = WORKLOADS["concurrent"][0]
-    p50, p99 = results.median(fig4, "p50 ms", DUCTAPE_NORMAL), results.median(fig4, "p99 ms", DUCTAPE_NORMAL)
-    check("8 threads on one store: p99 / p50 (ductape normal)", p99 / p50 if p99 and p50 else None, 10, at_most=True)
+    p50, p99 = (
+        results.median(fig4, "p50 ms", DUCTAPE_NORMAL),
+        results.median(fig4, "p99 ms", DUCTAPE_NORMAL),
+    )
+    check(
+        "8 threads on one store: p99 / p50 (ductape normal)",
+        p99 / p50 if p99 and p50 else None,
+        10,
+        at_most=True,
+    )
     for metric in ("status <prefix>", "related ID"):
         row = results.rows.get((READS_FIGURE, metric))
         if row and len(row.cells) == 2:
             (small, a), (big, b) = row.cells.items()
             if a.median and b.median:
-                check(f"{metric}: {big} / {small} (in process)", b.median / a.median, 1.2, at_most=True)
+                check(
+                    f"{metric}: {big} / {small} (in process)",
+                    b.median / a.median,
+                    1.2,
+                    at_most=True,
+                )
 
 
 # -- tables --------------------------------------------------------------------
@@ -466,7 +508,12 @@ def target_rows(results: Results) -> list[list[str]]:
             check(name, big_ms / small_ms, 1.25, at_most=True)
     base = proc.get("python -c pass")
     for name, ms in proc.items():
-        if base and name.startswith("ductape") and "10,000 events" not in name and "2,000 events" not in name:
+        if (
+            base
+            and name.startswith("ductape")
+            and "10,000 events" not in name
+            and "2,000 events" not in name
+        ):
             check(f"{name} / python -c pass", ms / base, 4, at_most=True)
     scale_targets(results, check)
     return rows
@@ -525,7 +572,9 @@ def report(results: Results, info: list[tuple[str, str]], markdown: bool) -> str
     if drains:
         from scale import DBOS, DUCTAPE
 
-        parts.append(heading("7. Drain a queue of 3-step runs with worker processes: runs/s (median)"))
+        parts.append(
+            heading("7. Drain a queue of 3-step runs with worker processes: runs/s (median)")
+        )
         parts.append(render(["case", DUCTAPE, DBOS], drains, markdown))
     reads = reads_rows(results)
     if reads:

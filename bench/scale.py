@@ -36,7 +36,9 @@ def drain_cases(quick: bool) -> tuple[list[tuple[str, int, int]], list[tuple[str
     return ductape, dbos
 
 
-def drain_figure(results: Any, folder: Path, quick: bool, with_dbos: bool, log: Callable[[str], None]) -> None:
+def drain_figure(
+    results: Any, folder: Path, quick: bool, with_dbos: bool, log: Callable[[str], None]
+) -> None:
     from drain import dbos_drain, drain
 
     ductape, dbos = drain_cases(quick)
@@ -52,7 +54,9 @@ def drain_figure(results: Any, folder: Path, quick: bool, with_dbos: bool, log: 
         return
     for label, queued, workers in dbos:
         try:
-            rate = dbos_drain(folder / f"dbos-{queued}-{workers}", queued, workers, tuned=True)["runs/s"]
+            rate = dbos_drain(folder / f"dbos-{queued}-{workers}", queued, workers, tuned=True)[
+                "runs/s"
+            ]
         except (RuntimeError, OSError) as exc:
             results.notes.append(f"DBOS drain {label}: FAILED: {exc}")
             continue
@@ -79,12 +83,17 @@ def family(side: Any, root_id: str) -> list[str]:
     for column in ("replayed_from", "restarted_from", "resumed_from", "parent_id"):
         values = dict(zip(columns, row, strict=True))
         values.update(id=f"wf_family_{column}", idempotency_key=None, **{column: root_id})
-        conn.execute(f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})", list(values.values()))
+        conn.execute(
+            f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+            list(values.values()),
+        )
         ids.append(values["id"])
     return ids
 
 
-def reads_figure(results: Any, folder: Path, quick: bool, log: Callable[[str], None]) -> list[tuple[str, str, str]]:
+def reads_figure(
+    results: Any, folder: Path, quick: bool, log: Callable[[str], None]
+) -> list[tuple[str, str, str]]:
     """Time `status <unique prefix>` and `related ID` on a small and a big store; returns scaling targets."""
     from stores import build_read_store
 

@@ -39,7 +39,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "load-test-token-0123456789"
 PAUSE = 0.03  # seconds each step of a subscribed run takes
-WORKFLOW = '''
+WORKFLOW = """
 import time
 
 from ductape_cli import workflow
@@ -57,11 +57,19 @@ async def load(ctx):
     b = await ctx.step("b", lambda: work(a["i"], pause))
     await ctx.step("c", lambda: work(b["i"], pause))
     return {"i": ctx.input.i}
-'''
+"""
 EXPECTED = [
-    "status:pending", "status:running", "step_started:a", "step_completed:a", "step_started:b",
-    "step_completed:b", "step_started:c", "step_completed:c", "status:completed", "completed",
-]  # fmt: skip
+    "status:pending",
+    "status:running",
+    "step_started:a",
+    "step_completed:a",
+    "step_started:b",
+    "step_completed:b",
+    "step_started:c",
+    "step_completed:c",
+    "status:completed",
+    "completed",
+]
 
 
 def free_port() -> int:
@@ -93,15 +101,31 @@ class Server:
         (folder / "workflows" / "load.py").write_text(WORKFLOW, encoding="utf-8")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "DUCTAPE_TOKEN": TOKEN, "DUCTAPE_PROJECT": str(folder),
-               "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}  # fmt: skip
+        env = {
+            **os.environ,
+            "DUCTAPE_TOKEN": TOKEN,
+            "DUCTAPE_PROJECT": str(folder),
+            "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        }
         env.pop("DUCTAPE_STORE", None)
         self.log = open(folder / "serve.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ductape_cli", "serve", "--port", str(self.port), "--concurrency", str(concurrency),
-             "--no-access-log"],
-            cwd=folder, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "ductape_cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--concurrency",
+                str(concurrency),
+                "--no-access-log",
+            ],
+            cwd=folder,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
 
     def wait_up(self, timeout: float) -> None:
         import httpx
@@ -134,13 +158,17 @@ async def subscriber(ws_url: str, run_id: str, opened_ms: float, out: dict[str, 
 
     events: list[dict[str, Any]] = []
     delays: list[float] = []
-    async with websockets.connect(f"{ws_url}/api/workflows/runs/{run_id}/subscribe?token={TOKEN}") as socket_:
+    async with websockets.connect(
+        f"{ws_url}/api/workflows/runs/{run_id}/subscribe?token={TOKEN}"
+    ) as socket_:
         while True:
             event = json.loads(await socket_.recv())
             now_ms = time.time() * 1000
             events.append(event)
             if event["type"] == "step_completed" and event["timestamp"] >= opened_ms:
-                delays.append(now_ms - event["timestamp"])  # committed after we subscribed: a live event
+                delays.append(
+                    now_ms - event["timestamp"]
+                )  # committed after we subscribed: a live event
             if event["type"] in ("completed", "failed", "error"):
                 break
     out[run_id] = {"events": events, "delays": delays}
@@ -158,10 +186,12 @@ def labels(events: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-async def load(url: str, runs: int, clients: int, subscriptions: int, time_limit: float) -> dict[str, Any]:
+async def load(
+    url: str, runs: int, clients: int, subscriptions: int, time_limit: float
+) -> dict[str, Any]:
     import httpx
 
-    ws_url = "ws" + url[len("http"):]
+    ws_url = "ws" + url[len("http") :]
     headers = {"Authorization": f"Bearer {TOKEN}"}
     started: list[str] = []
     latencies: list[float] = []
@@ -172,12 +202,16 @@ async def load(url: str, runs: int, clients: int, subscriptions: int, time_limit
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as http:
+
         async def client() -> None:
             for i in counter:
                 if time.monotonic() > deadline:
                     raise TimeoutError("time limit reached while starting runs")
                 began = time.perf_counter()
-                body = {"workflow": "load", "input": {"i": i, "pause": PAUSE if i < subscriptions else 0}}
+                body = {
+                    "workflow": "load",
+                    "input": {"i": i, "pause": PAUSE if i < subscriptions else 0},
+                }
                 response = await http.post("/api/workflows/runs", json=body)
                 latencies.append((time.perf_counter() - began) * 1000)
                 response.raise_for_status()
@@ -185,13 +219,17 @@ async def load(url: str, runs: int, clients: int, subscriptions: int, time_limit
                 started.append(run_id)
                 if i < subscriptions:
                     opened = time.time() * 1000
-                    sub_tasks.append(asyncio.ensure_future(subscriber(ws_url, run_id, opened, subscribed)))
+                    sub_tasks.append(
+                        asyncio.ensure_future(subscriber(ws_url, run_id, opened, subscribed))
+                    )
 
         began = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(clients)))
         start_seconds = time.perf_counter() - began
         while True:
-            count = (await http.get("/api/workflows/runs", params={"status": "completed", "limit": 1})).json()["count"]
+            count = (
+                await http.get("/api/workflows/runs", params={"status": "completed", "limit": 1})
+            ).json()["count"]
             if count >= runs:
                 break
             if time.monotonic() > deadline:
@@ -199,25 +237,40 @@ async def load(url: str, runs: int, clients: int, subscriptions: int, time_limit
             await asyncio.sleep(0.1)
         complete_seconds = time.perf_counter() - began
         await asyncio.wait_for(asyncio.gather(*sub_tasks), max(1.0, deadline - time.monotonic()))
-        failed = (await http.get("/api/workflows/runs", params={"status": "failed", "limit": 1})).json()["count"]
+        failed = (
+            await http.get("/api/workflows/runs", params={"status": "failed", "limit": 1})
+        ).json()["count"]
 
-    wrong = {run_id: labels(got["events"]) for run_id, got in subscribed.items() if labels(got["events"]) != EXPECTED}
+    wrong = {
+        run_id: labels(got["events"])
+        for run_id, got in subscribed.items()
+        if labels(got["events"]) != EXPECTED
+    }
     duplicates = sum(
-        len(got["events"]) - len({(e["id"], e["type"]) for e in got["events"]}) for got in subscribed.values()
+        len(got["events"]) - len({(e["id"], e["type"]) for e in got["events"]})
+        for got in subscribed.values()
     )
     delays = [d for got in subscribed.values() for d in got["delays"]]
     return {
-        "runs": runs, "clients": clients, "subscriptions": len(subscribed), "started": len(set(started)),
-        "failed_runs": failed, "wrong_sequences": len(wrong), "wrong_examples": dict(list(wrong.items())[:2]),
-        "duplicate_events": duplicates, "start_seconds": round(start_seconds, 2),
-        "requests_per_second": round(runs / start_seconds, 1), "completed_seconds": round(complete_seconds, 2),
+        "runs": runs,
+        "clients": clients,
+        "subscriptions": len(subscribed),
+        "started": len(set(started)),
+        "failed_runs": failed,
+        "wrong_sequences": len(wrong),
+        "wrong_examples": dict(list(wrong.items())[:2]),
+        "duplicate_events": duplicates,
+        "start_seconds": round(start_seconds, 2),
+        "requests_per_second": round(runs / start_seconds, 1),
+        "completed_seconds": round(complete_seconds, 2),
         "runs_per_second": round(runs / complete_seconds, 1),
-        "start_latency_ms_p50": round(percentile(latencies, 0.5), 1), "start_latency_ms_p99": round(percentile(latencies, 0.99), 1),
+        "start_latency_ms_p50": round(percentile(latencies, 0.5), 1),
+        "start_latency_ms_p99": round(percentile(latencies, 0.99), 1),
         "live_step_events": len(delays),
         "commit_to_subscriber_ms_p50": round(percentile(delays, 0.5), 1),
         "commit_to_subscriber_ms_p99": round(percentile(delays, 0.99), 1),
         "commit_to_subscriber_ms_mean": round(statistics.fmean(delays), 1) if delays else None,
-    }  # fmt: skip
+    }
 
 
 def open_subscriptions(url: str) -> int:
@@ -226,8 +279,14 @@ def open_subscriptions(url: str) -> int:
     return int(httpx.get(url + "/healthz").json()["subscriptions"])
 
 
-def measure(runs: int = 2000, clients: int = 20, subscriptions: int = 100, time_limit: float = 120.0,
-            concurrency: int = 4, folder: Path | None = None) -> dict[str, Any]:  # fmt: skip
+def measure(
+    runs: int = 2000,
+    clients: int = 20,
+    subscriptions: int = 100,
+    time_limit: float = 120.0,
+    concurrency: int = 4,
+    folder: Path | None = None,
+) -> dict[str, Any]:
     """Run the whole scenario; returns the figures and the checks' counts."""
     own = folder is None
     root = Path(tempfile.mkdtemp(prefix="ductape-serve-load-")) if folder is None else folder
@@ -244,7 +303,9 @@ def measure(runs: int = 2000, clients: int = 20, subscriptions: int = 100, time_
             time.sleep(0.05)
         figures["open_subscriptions_after"] = open_subscriptions(server.url)
         peak_after = rss_mb(server.proc.pid)
-        figures.update({"rss_mb_baseline": round(baseline, 1), "rss_mb_after": round(peak_after, 1)})
+        figures.update(
+            {"rss_mb_baseline": round(baseline, 1), "rss_mb_after": round(peak_after, 1)}
+        )
         # A second, identical round: memory held on to per run or per subscription would grow again.
         again = asyncio.run(load(server.url, runs, clients, subscriptions, time_limit))
         time.sleep(0.5)
@@ -268,7 +329,9 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds for each round")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
-    figures = measure(args.runs, args.clients, args.subscriptions, args.time_limit, args.concurrency)
+    figures = measure(
+        args.runs, args.clients, args.subscriptions, args.time_limit, args.concurrency
+    )
     text = json.dumps(figures, indent=2)
     print(text)
     if args.json:

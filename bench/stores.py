@@ -71,10 +71,16 @@ def bulk_runs(side: DuctapeSide, runs: int, batch: int = 10_000) -> None:
             shift = origin + n * 0.01 - created
             for table, (columns, rows) in shape.items():
                 for row in rows:
-                    inserts[table].append(tuple(
-                        new_id if v == template_id else v + shift if c in _TIMES and isinstance(v, float) else v
-                        for c, v in zip(columns, row, strict=True)
-                    ))  # fmt: skip
+                    inserts[table].append(
+                        tuple(
+                            new_id
+                            if v == template_id
+                            else v + shift
+                            if c in _TIMES and isinstance(v, float)
+                            else v
+                            for c, v in zip(columns, row, strict=True)
+                        )
+                    )
         conn.execute("BEGIN IMMEDIATE")
         for table, (columns, _) in shapes[0][2].items():
             marks = ", ".join("?" * len(columns))

@@ -55,10 +55,20 @@ _WHERE = {
     "InvalidState": "ductape_cli.errors",
     "RunNotFound": "ductape_cli.errors",
     "WorkflowNotFound": "ductape_cli.errors",
-    **{name: "ductape_cli.engine.records" for name in (
-        "CancelResult", "Comparison", "CustomEvent", "Family", "RunDetail", "RunResult", "Schedule", "StepDetail",
-    )},
-}  # fmt: skip
+    **{
+        name: "ductape_cli.engine.records"
+        for name in (
+            "CancelResult",
+            "Comparison",
+            "CustomEvent",
+            "Family",
+            "RunDetail",
+            "RunResult",
+            "Schedule",
+            "StepDetail",
+        )
+    },
+}
 
 __all__ = [
     "CancelResult",

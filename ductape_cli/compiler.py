@@ -29,7 +29,8 @@ from ductape_cli.mappings import deep_merge
 # Keys that say where things are or what to tell a person, not what the workflow does.
 _UNVERSIONED = ("version", "source_hash", "source_file", "source_line", "warnings")
 _LIBRARY_DIRS = tuple(
-    {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")} | set(recording._PACKAGE_DIRS)
+    {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    | set(recording._PACKAGE_DIRS)
 )
 
 
@@ -43,12 +44,18 @@ def version_of(schema: Mapping[str, Any]) -> str:
     """Content hash of what a schema says; source positions and warnings do not count."""
     content = {k: v for k, v in schema.items() if k not in _UNVERSIONED}
     for key in ("steps", "operations"):
-        content[key] = [{k: v for k, v in op.items() if k != "source"} for op in schema.get(key, [])]
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+        content[key] = [
+            {k: v for k, v in op.items() if k != "source"} for op in schema.get(key, [])
+        ]
+    text = json.dumps(
+        content, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def compile_definition(wf: WorkflowDefinition, source_hash: str | None = None, *, strict: bool = True) -> dict[str, Any]:
+def compile_definition(
+    wf: WorkflowDefinition, source_hash: str | None = None, *, strict: bool = True
+) -> dict[str, Any]:
     """Record `wf` and return its schema; a broken workflow raises `DefinitionError`.
 
     Mistakes caught at a ctx call (malformed condition, literal bad duration, bad
@@ -59,7 +66,8 @@ def compile_definition(wf: WorkflowDefinition, source_hash: str | None = None, *
     """
     incomplete: list[str] = []
     recordings = [
-        (scenario, _record(wf, scenario, index, strict, incomplete)) for index, scenario in enumerate(_scenarios(wf))
+        (scenario, _record(wf, scenario, index, strict, incomplete))
+        for index, scenario in enumerate(_scenarios(wf))
     ]
     for scenario, rec in recordings:
         _drop_undecided_branch_conditions(wf, scenario, rec)
@@ -68,7 +76,9 @@ def compile_definition(wf: WorkflowDefinition, source_hash: str | None = None, *
     used = set().union(*(r.overrides_used for _, r in recordings))
     for name in wf.branch_overrides:
         if name not in used:
-            warnings.append(f"branch_overrides names {name!r}, which the handler never reached while recording")
+            warnings.append(
+                f"branch_overrides names {name!r}, which the handler never reached while recording"
+            )
     schema: dict[str, Any] = {
         "format": FORMAT,
         "tag": wf.tag,
@@ -98,14 +108,24 @@ def compile_definition(wf: WorkflowDefinition, source_hash: str | None = None, *
 def _scenarios(wf: WorkflowDefinition) -> list[dict[str, Any] | None]:
     for index, scenario in enumerate(wf.record_scenarios):
         if not isinstance(scenario, Mapping):
-            raise DefinitionError(f"workflow {wf.tag!r}: record_scenarios[{index}] must be a dict of input values")
+            raise DefinitionError(
+                f"workflow {wf.tag!r}: record_scenarios[{index}] must be a dict of input values"
+            )
     return list(wf.record_scenarios) or [None]
 
 
 def _record(
-    wf: WorkflowDefinition, scenario: dict[str, Any] | None, index: int, strict: bool, incomplete: list[str]
+    wf: WorkflowDefinition,
+    scenario: dict[str, Any] | None,
+    index: int,
+    strict: bool,
+    incomplete: list[str],
 ) -> recording.Recording:
-    where = f" (record_scenarios[{index}] = {recording.json_dumps(scenario)})" if scenario is not None else ""
+    where = (
+        f" (record_scenarios[{index}] = {recording.json_dumps(scenario)})"
+        if scenario is not None
+        else ""
+    )
     try:
         return _recording(wf, scenario, wf.branch_overrides)
     except recording.HandlerFailed as failed:
@@ -123,7 +143,9 @@ def _record(
         return failed.recording
 
 
-def _recording(wf: WorkflowDefinition, scenario: dict[str, Any] | None, overrides: Mapping[str, Any]) -> recording.Recording:
+def _recording(
+    wf: WorkflowDefinition, scenario: dict[str, Any] | None, overrides: Mapping[str, Any]
+) -> recording.Recording:
     base = dict(wf.record_input or {})
     return recording.record(
         wf.handler,
@@ -135,7 +157,9 @@ def _recording(wf: WorkflowDefinition, scenario: dict[str, Any] | None, override
     )
 
 
-def _drop_undecided_branch_conditions(wf: WorkflowDefinition, scenario: dict[str, Any] | None, rec: recording.Recording) -> None:
+def _drop_undecided_branch_conditions(
+    wf: WorkflowDefinition, scenario: dict[str, Any] | None, rec: recording.Recording
+) -> None:
     """Keep an override's inferred condition only on the ops that depend on the branch.
 
     Each step override with a boolean in it is recorded again with its booleans negated;
@@ -150,7 +174,9 @@ def _drop_undecided_branch_conditions(wf: WorkflowDefinition, scenario: dict[str
             continue
         try:
             other = _recording(wf, scenario, {**wf.branch_overrides, name: negated})
-        except recording.HandlerFailed as failed:  # the other branch may raise: what it reached still counts
+        except (
+            recording.HandlerFailed
+        ) as failed:  # the other branch may raise: what it reached still counts
             other = failed.recording
         reached = {op.key for op in other.ops}
         implied = {conditions.to_text(n) for n in recording.override_conditions(name, value)}
@@ -176,13 +202,17 @@ def _negate(value: Any) -> Any:
     return result if flipped else None
 
 
-def _handler_error(wf: WorkflowDefinition, exc: BaseException, where: str, rec: recording.Recording) -> str:
+def _handler_error(
+    wf: WorkflowDefinition, exc: BaseException, where: str, rec: recording.Recording
+) -> str:
     """Whatever the handler raised, as one line with where it happened and, if we can tell, how to fix it."""
     site = _user_frame(exc)
     at = f" at {recording.display_path(site)}" if site else ""
     text = " ".join(str(exc).split())
     kind = "TypeError" if isinstance(exc, placeholders.PlaceholderUsed) else type(exc).__name__
-    message = f"workflow {wf.tag!r}{where} raised {kind} while recording{at}" + (f": {text}" if text else "")
+    message = f"workflow {wf.tag!r}{where} raised {kind} while recording{at}" + (
+        f": {text}" if text else ""
+    )
     hint = _hint(exc)
     if hint is None and rec.warnings:
         hint = rec.warnings[-1]  # e.g. it iterated over a placeholder, so a list came out empty
@@ -204,8 +234,10 @@ def _hint(exc: BaseException) -> str | None:
         field = repr(ph.path[0]) if ph.path else "'field'"
         if ph.root == "Input":
             if exc.how == "comparison":
-                return (f"record each branch with record_scenarios=[{{{field}: ...}}, ...], "
-                        f"or give sample input with record_input={{{field}: ...}}")  # fmt: skip
+                return (
+                    f"record each branch with record_scenarios=[{{{field}: ...}}, ...], "
+                    f"or give sample input with record_input={{{field}: ...}}"
+                )
             fallback = ", or use ctx.default(value, fallback)" if exc.how == "truth test" else ""
             return f"give sample input with record_input={{{field}: ...}}{fallback}"
         if ph.root in ("Step", "Signal", "Child", "Hook"):
@@ -213,12 +245,16 @@ def _hint(exc: BaseException) -> str | None:
             if ph.root == "Signal" and ph.path == ("_signal",):
                 return f"say which signal arrives while recording with branch_overrides={{{name!r}: {{...payload}}}}"
             value = f"{{{field}: ...}}" if ph.path else "..."
-            return f"say what it returns while recording with branch_overrides={{{name!r}: {value}}}"
+            return (
+                f"say what it returns while recording with branch_overrides={{{name!r}: {value}}}"
+            )
         return "its value is only known at run time: use it inside a step function"
     text = str(exc)
     if "$Input{" in text or "$Step{" in text or "Placeholder" in text or "Recorded" in text:
-        return ("a placeholder was used as a real value: give sample values with record_input / "
-                "record_scenarios, or step results with branch_overrides")  # fmt: skip
+        return (
+            "a placeholder was used as a real value: give sample values with record_input / "
+            "record_scenarios, or step results with branch_overrides"
+        )
     return None
 
 
@@ -228,7 +264,9 @@ def _hint(exc: BaseException) -> str | None:
 @dataclass
 class _Merged:
     op: recording.Op
-    branch_conditions: list[conditions.Node | None] = field(default_factory=list)  # without the scenario's input
+    branch_conditions: list[conditions.Node | None] = field(
+        default_factory=list
+    )  # without the scenario's input
     conditions: list[conditions.Node | None] = field(default_factory=list)
     dynamic: bool = False
     has_rollback: bool = False
@@ -248,7 +286,11 @@ class _Merged:
         data = self.op.data
         implied = self.condition()
         explicit: conditions.Node | None = data.get("explicit")
-        effective = conditions.conjunction([n for n in (explicit, implied) if n is not None]) if (explicit or implied) else None
+        effective = (
+            conditions.conjunction([n for n in (explicit, implied) if n is not None])
+            if (explicit or implied)
+            else None
+        )
         entry: dict[str, Any] = {
             "kind": "step",
             "tag": self.op.label,
@@ -294,7 +336,9 @@ def _scenario_condition(scenario: Mapping[str, Any] | None) -> conditions.Node |
                 walk(inner, (*path, str(key)))
         elif path and (value is None or isinstance(value, (bool, int, float, str))):
             try:
-                found.append(conditions.Compare("==", conditions.InputRef(path), conditions.Literal(value)))
+                found.append(
+                    conditions.Compare("==", conditions.InputRef(path), conditions.Literal(value))
+                )
             except (TypeError, ValueError):
                 pass  # not expressible (odd key or non-finite number): the scenario just does not constrain it
 

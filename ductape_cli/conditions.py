@@ -16,9 +16,22 @@ from dataclasses import dataclass
 from typing import NamedTuple, TypeAlias, Union
 
 __all__ = [
-    "BoolOp", "Compare", "ConditionSyntaxError", "InputRef", "Literal", "Node", "StepRef",
-    "conjunction", "disjunction", "equals_condition", "evaluate", "literal_text", "parse",
-    "read_values", "references", "to_text",
+    "BoolOp",
+    "Compare",
+    "ConditionSyntaxError",
+    "InputRef",
+    "Literal",
+    "Node",
+    "StepRef",
+    "conjunction",
+    "disjunction",
+    "equals_condition",
+    "evaluate",
+    "literal_text",
+    "parse",
+    "read_values",
+    "references",
+    "to_text",
 ]
 
 COMPARE_OPS = ("===", "!==", "==", "!=", ">=", "<=", ">", "<")  # longest first: maximal munch
@@ -360,13 +373,17 @@ def to_text(node: Node) -> str:
         return "$Step{" + node.tag + "}" + path
     if isinstance(node, Compare):
         # Comparisons do not chain, so any compound operand needs parentheses.
-        sides = [f"({to_text(s)})" if isinstance(s, (Compare, BoolOp)) else to_text(s)
-                 for s in (node.left, node.right)]
+        sides = [
+            f"({to_text(s)})" if isinstance(s, (Compare, BoolOp)) else to_text(s)
+            for s in (node.left, node.right)
+        ]
         return f"{sides[0]} {node.op} {sides[1]}"
     if isinstance(node, BoolOp):
         # Operands are never the same operator (flattened), so only || under && needs parens.
-        parts = [f"({to_text(o)})" if isinstance(o, BoolOp) and node.op == "&&" else to_text(o)
-                 for o in node.operands]
+        parts = [
+            f"({to_text(o)})" if isinstance(o, BoolOp) and node.op == "&&" else to_text(o)
+            for o in node.operands
+        ]
         return f" {node.op} ".join(parts)
     raise TypeError(f"not a condition node: {node!r}")
 

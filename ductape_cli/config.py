@@ -19,9 +19,22 @@ from ductape_cli.errors import ConfigError
 CONFIG_NAME = "ductape.toml"
 _PROJECT_KEYS = {"name", "namespace", "workflows", "store", "default_env", "durability"}
 _TOP_TABLES = {
-    "project", "envs", "apps", "databases", "notifications", "storage", "brokers", "quotas",
-    "fallbacks", "graphs", "worker", "dev", "retention", "serve", "triggers",
-}  # fmt: skip
+    "project",
+    "envs",
+    "apps",
+    "databases",
+    "notifications",
+    "storage",
+    "brokers",
+    "quotas",
+    "fallbacks",
+    "graphs",
+    "worker",
+    "dev",
+    "retention",
+    "serve",
+    "triggers",
+}
 
 
 @dataclass
@@ -57,9 +70,13 @@ class ProjectConfig:
     @property
     def store_path(self) -> str:
         override = os.environ.get("DUCTAPE_STORE")
-        target = _interpolate(override or self.store, "DUCTAPE_STORE" if override else f"{self.source} store")
+        target = _interpolate(
+            override or self.store, "DUCTAPE_STORE" if override else f"{self.source} store"
+        )
         if target.startswith("sqlite://"):
-            target = target[len("sqlite://") :] or ":memory:"  # sqlite:///abs/path or sqlite://rel/path
+            target = (
+                target[len("sqlite://") :] or ":memory:"
+            )  # sqlite:///abs/path or sqlite://rel/path
         if target == ":memory:" or "://" in target:
             return target
         path = Path(target)
@@ -73,7 +90,9 @@ class ProjectConfig:
             known = ", ".join(sorted(self.envs))
             raise ConfigError(f"unknown env {env!r}; {self.source} declares: {known}")
         if not self.envs[env].active:
-            raise ConfigError(f"env {env!r} is inactive in {self.source} ([envs.{env}] active = false)")
+            raise ConfigError(
+                f"env {env!r} is inactive in {self.source} ([envs.{env}] active = false)"
+            )
         return env
 
     @property
@@ -139,7 +158,9 @@ def locate(text: str, table: str, key: str | None = None) -> int | None:
     return None
 
 
-def config_error(path: Path | str, text: str, table: str, key: str | None, message: str) -> ConfigError:
+def config_error(
+    path: Path | str, text: str, table: str, key: str | None, message: str
+) -> ConfigError:
     line = locate(text, table, key)
     where = f"{path}:{line}" if line else str(path)
     return ConfigError(f"{where}: [{table}] {message}")
@@ -151,18 +172,30 @@ def parse_config(doc: dict[str, Any], text: str, root: Path, path: Path) -> Proj
         if name not in _TOP_TABLES:
             line = locate(text, name)
             where = f"{path}:{line}" if line else str(path)
-            raise ConfigError(f"{where}: unknown table [{name}] (known: {', '.join(sorted(_TOP_TABLES))})")
+            raise ConfigError(
+                f"{where}: unknown table [{name}] (known: {', '.join(sorted(_TOP_TABLES))})"
+            )
     project = doc.get("project", {})
     if not isinstance(project, dict):
         raise config_error(path, text, "project", None, "must be a table")
     for key, value in project.items():
         if key not in _PROJECT_KEYS:
-            raise config_error(path, text, "project", key, f"unknown key {key!r} (known: {', '.join(sorted(_PROJECT_KEYS))})")
+            raise config_error(
+                path,
+                text,
+                "project",
+                key,
+                f"unknown key {key!r} (known: {', '.join(sorted(_PROJECT_KEYS))})",
+            )
         if not isinstance(value, str):
-            raise config_error(path, text, "project", key, f"{key} must be a string, got {type(value).__name__}")
+            raise config_error(
+                path, text, "project", key, f"{key} must be a string, got {type(value).__name__}"
+            )
         setattr(config, key, value)
     if config.durability not in ("normal", "full"):
-        raise config_error(path, text, "project", "durability", "durability must be \"normal\" or \"full\"")
+        raise config_error(
+            path, text, "project", "durability", 'durability must be "normal" or "full"'
+        )
     _parse_worker(config, doc.get("worker", {}), text, path)
     envs = doc.get("envs", {})
     if not isinstance(envs, dict):
@@ -172,12 +205,20 @@ def parse_config(doc: dict[str, Any], text: str, root: Path, path: Path) -> Proj
             raise config_error(path, text, f"envs.{name}", None, "must be a table")
         for key, value in body.items():
             if key != "active":
-                raise config_error(path, text, f"envs.{name}", key, f"unknown key {key!r} (known: active)")
+                raise config_error(
+                    path, text, f"envs.{name}", key, f"unknown key {key!r} (known: active)"
+                )
             if not isinstance(value, bool):
                 raise config_error(path, text, f"envs.{name}", key, "active must be true or false")
         config.envs[name] = EnvConfig(name=name, active=body.get("active", True))
     if config.envs and config.default_env not in config.envs:
-        raise config_error(path, text, "project", "default_env", f"default_env {config.default_env!r} is not in [envs]")
+        raise config_error(
+            path,
+            text,
+            "project",
+            "default_env",
+            f"default_env {config.default_env!r} is not in [envs]",
+        )
     return config
 
 

@@ -39,7 +39,11 @@ def step_tag_problem(tag: object) -> str | None:
 
 def duplicate_tag(tag: str, where: str | None = None) -> str:
     """The message for a step tag used twice in one run (`where`: the call site, when known)."""
-    return f"duplicate step tag {tag!r}" + (f" in one run ({where})" if where else "") + f"; {DUPLICATE_TAG_HINT}"
+    return (
+        f"duplicate step tag {tag!r}"
+        + (f" in one run ({where})" if where else "")
+        + f"; {DUPLICATE_TAG_HINT}"
+    )
 
 
 def concurrency_problem(concurrency: object) -> str | None:
@@ -53,7 +57,13 @@ def concurrency_problem(concurrency: object) -> str | None:
 
 def signal_names(names: object) -> list[str] | None:
     """`wait_for_signal`'s names as a list: one name or a list/tuple of non-empty names; None if not."""
-    wanted = [names] if isinstance(names, str) else list(names) if isinstance(names, (list, tuple)) else None
+    wanted = (
+        [names]
+        if isinstance(names, str)
+        else list(names)
+        if isinstance(names, (list, tuple))
+        else None
+    )
     if not wanted or not all(isinstance(n, str) and n for n in wanted):
         return None
     return wanted
@@ -139,24 +149,41 @@ class Context(Protocol):
 
     @overload
     def step(
-        self, tag: str, fn: Callable[..., Awaitable[T]], rollback: Callable[..., Any] | None = None,
-        options: Mapping[str, Any] | None = None, **kwargs: Any,
-    ) -> Awaitable[T]: ...  # fmt: skip
+        self,
+        tag: str,
+        fn: Callable[..., Awaitable[T]],
+        rollback: Callable[..., Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Awaitable[T]: ...
     @overload
     def step(
-        self, tag: str, fn: Callable[..., T], rollback: Callable[..., Any] | None = None,
-        options: Mapping[str, Any] | None = None, **kwargs: Any,
-    ) -> Awaitable[T]: ...  # fmt: skip
+        self,
+        tag: str,
+        fn: Callable[..., T],
+        rollback: Callable[..., Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Awaitable[T]: ...
     def parallel(self, calls: Iterable[Any], *, concurrency: int | None = None) -> Any: ...
     def sleep(self, duration: int | float | str, *, name: str | None = None) -> Any: ...
     def wait_for_signal(
-        self, names: str | list[str], options: Mapping[str, Any] | None = None, *, timeout: int | str | None = None
+        self,
+        names: str | list[str],
+        options: Mapping[str, Any] | None = None,
+        *,
+        timeout: int | str | None = None,
     ) -> Any: ...
     def checkpoint(self, name: str, data: Any = None) -> Any: ...
     def trigger_rollback(self, reason: str = "manual rollback") -> Any: ...
     def patched(self, change_id: str) -> bool: ...
     def workflow(
-        self, child_id: str, tag: str, input: Any = None, options: Mapping[str, Any] | None = None, **kwargs: Any
+        self,
+        child_id: str,
+        tag: str,
+        input: Any = None,
+        options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> Any: ...
     def create_hook(self, name: str, data: Any = None) -> Any: ...
     def emit_event(self, type: str, payload: Any = None) -> Any: ...
@@ -165,7 +192,11 @@ class Context(Protocol):
     def setState(self, key: str, value: Any) -> Any: ...  # noqa: N802
     def getState(self, key: str, default: Any = None) -> Any: ...  # noqa: N802
     def waitForSignal(  # noqa: N802
-        self, names: str | list[str], options: Mapping[str, Any] | None = None, *, timeout: int | str | None = None
+        self,
+        names: str | list[str],
+        options: Mapping[str, Any] | None = None,
+        *,
+        timeout: int | str | None = None,
     ) -> Any: ...
     def triggerRollback(self, reason: str = "manual rollback") -> Any: ...  # noqa: N802
 

@@ -19,7 +19,9 @@ from ductape_cli.durations import parse_duration
 from ductape_cli.errors import DefinitionError, InvalidInput
 from ductape_cli.models import RollbackStrategy
 
-SCHEMA_FORMAT = 1  # bump when the compiled schema's shape changes: every stored definition becomes stale
+SCHEMA_FORMAT = (
+    1  # bump when the compiled schema's shape changes: every stored definition becomes stale
+)
 SIGNAL_FIELD_TYPES = {"string", "number", "integer", "boolean", "object", "array", "any"}
 
 # Discovery swaps this list in while importing a module, to learn what it defines.
@@ -79,8 +81,16 @@ class WorkflowDefinition:
         """Check input against `input_model` (pydantic) before a run is created; without one, input is a JSON object."""
         if self.input_model is None:
             if not isinstance(value, dict):
-                kind = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(type(value), "null")
-                raise InvalidInput(f"input for {self.tag} must be a JSON object, got {kind} (declare input_model= to accept other JSON)")
+                kind = {
+                    list: "an array",
+                    str: "a string",
+                    bool: "a boolean",
+                    int: "a number",
+                    float: "a number",
+                }.get(type(value), "null")
+                raise InvalidInput(
+                    f"input for {self.tag} must be a JSON object, got {kind} (declare input_model= to accept other JSON)"
+                )
             return value
         try:
             model = self.input_model.model_validate(value)
@@ -89,7 +99,9 @@ class WorkflowDefinition:
             if callable(errors):
                 first = errors()[0]
                 where = ".".join(str(p) for p in first.get("loc", ())) or "input"
-                raise InvalidInput(f"invalid input for {self.tag}: {where}: {first.get('msg')}") from None
+                raise InvalidInput(
+                    f"invalid input for {self.tag}: {where}: {first.get('msg')}"
+                ) from None
             raise InvalidInput(f"invalid input for {self.tag}: {exc}") from None
         return model.model_dump(mode="json")
 
@@ -99,12 +111,16 @@ class WorkflowDefinition:
             return
         if name not in self.signals:
             known = ", ".join(sorted(self.signals)) or "none"
-            raise InvalidInput(f"workflow {self.tag} declares no signal {name!r} (declared: {known})")
+            raise InvalidInput(
+                f"workflow {self.tag} declares no signal {name!r} (declared: {known})"
+            )
         spec = self.signals[name]
         if not spec:
             return
         if not isinstance(payload, dict):
-            raise InvalidInput(f"signal {name!r} expects a JSON object with fields {', '.join(spec)}")
+            raise InvalidInput(
+                f"signal {name!r} expects a JSON object with fields {', '.join(spec)}"
+            )
         for field_name, type_name in spec.items():
             optional = type_name.endswith("?")
             type_name = type_name.rstrip("?")
@@ -114,7 +130,9 @@ class WorkflowDefinition:
                 raise InvalidInput(f"signal {name!r} is missing field {field_name!r} ({type_name})")
             if not _has_type(payload[field_name], type_name):
                 got = type(payload[field_name]).__name__
-                raise InvalidInput(f"signal {name!r} field {field_name!r} must be {type_name}, got {got}")
+                raise InvalidInput(
+                    f"signal {name!r} field {field_name!r} must be {type_name}, got {got}"
+                )
 
 
 def source_hash_of(wf: WorkflowDefinition) -> str:
@@ -147,7 +165,11 @@ def _has_type(value: Any, type_name: str) -> bool:
 def _normalise_signals(tag: str, signals: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
     result: dict[str, dict[str, str]] = {}
     for name, spec in (signals or {}).items():
-        if isinstance(spec, Mapping) and set(spec) == {"input"} and isinstance(spec["input"], Mapping):
+        if (
+            isinstance(spec, Mapping)
+            and set(spec) == {"input"}
+            and isinstance(spec["input"], Mapping)
+        ):
             spec = spec["input"]  # the seed's {"approve": {"input": {...}}} form
         if spec is None:
             spec = {}
@@ -163,7 +185,9 @@ def _normalise_signals(tag: str, signals: Mapping[str, Any] | None) -> dict[str,
     return result
 
 
-def _normalise_queries(tag: str, queries: Mapping[str, Any] | None) -> dict[str, Callable[..., Any]]:
+def _normalise_queries(
+    tag: str, queries: Mapping[str, Any] | None
+) -> dict[str, Callable[..., Any]]:
     result: dict[str, Callable[..., Any]] = {}
     for name, spec in (queries or {}).items():
         handler = spec.get("handler") if isinstance(spec, Mapping) else spec
@@ -174,9 +198,21 @@ def _normalise_queries(tag: str, queries: Mapping[str, Any] | None) -> dict[str,
 
 
 OPTION_NAMES = (
-    "name", "description", "rollback_strategy", "timeout", "signals", "queries", "branch_overrides", "record_input",
-    "record_scenarios", "input_model", "max_events", "envs", "product", "on_message",
-)  # fmt: skip
+    "name",
+    "description",
+    "rollback_strategy",
+    "timeout",
+    "signals",
+    "queries",
+    "branch_overrides",
+    "record_input",
+    "record_scenarios",
+    "input_model",
+    "max_events",
+    "envs",
+    "product",
+    "on_message",
+)
 
 
 def snake_case(name: str) -> str:
@@ -194,7 +230,11 @@ def _gather_options(tag: str, *layers: Mapping[str, Any]) -> dict[str, Any]:
                 import difflib
 
                 close = difflib.get_close_matches(name, OPTION_NAMES, n=1)
-                hint = f"; did you mean {close[0]}?" if close else f" (options: {', '.join(OPTION_NAMES)})"
+                hint = (
+                    f"; did you mean {close[0]}?"
+                    if close
+                    else f" (options: {', '.join(OPTION_NAMES)})"
+                )
                 raise DefinitionError(f"workflow {tag}: unknown option {key!r}{hint}")
             if value is not None:
                 merged[name] = value
@@ -260,18 +300,30 @@ def define(
     if handler is None or not callable(handler):
         raise DefinitionError(f"workflow {tag}: handler must be a function taking ctx")
     keywords = {
-        "name": name, "description": description, "rollback_strategy": rollback_strategy, "timeout": timeout,
-        "signals": signals, "queries": queries, "branch_overrides": branch_overrides, "record_input": record_input,
-        "record_scenarios": record_scenarios, "input_model": input_model, "max_events": max_events, "envs": envs,
-        "product": product, "on_message": on_message,
-    }  # fmt: skip
+        "name": name,
+        "description": description,
+        "rollback_strategy": rollback_strategy,
+        "timeout": timeout,
+        "signals": signals,
+        "queries": queries,
+        "branch_overrides": branch_overrides,
+        "record_input": record_input,
+        "record_scenarios": record_scenarios,
+        "input_model": input_model,
+        "max_events": max_events,
+        "envs": envs,
+        "product": product,
+        "on_message": on_message,
+    }
     opts = _gather_options(tag, options or {}, spec, seed_names, keywords)
     strategy_text = snake_case(str(opts.get("rollback_strategy") or "reverse_all"))
     try:
         strategy = RollbackStrategy(strategy_text)
     except ValueError:
         known = ", ".join(s.value for s in RollbackStrategy)
-        raise DefinitionError(f"workflow {tag}: unknown rollback_strategy {strategy_text!r} (use {known})") from None
+        raise DefinitionError(
+            f"workflow {tag}: unknown rollback_strategy {strategy_text!r} (use {known})"
+        ) from None
     try:
         timeout_ms = parse_duration(opts.get("timeout"), what="timeout")
     except InvalidInput as exc:
@@ -280,9 +332,13 @@ def define(
     record_input = opts.get("record_input")
     on_message = opts.get("on_message")
     if on_message is not None:
-        broker, sep, topic = on_message.partition(":") if isinstance(on_message, str) else ("", "", "")
+        broker, sep, topic = (
+            on_message.partition(":") if isinstance(on_message, str) else ("", "", "")
+        )
         if not (sep and broker and topic):
-            raise DefinitionError(f"workflow {tag}: on_message must be \"broker:topic\", got {on_message!r}")
+            raise DefinitionError(
+                f'workflow {tag}: on_message must be "broker:topic", got {on_message!r}'
+            )
     source = inspect.getsourcefile(handler) if hasattr(handler, "__code__") else None
     line = handler.__code__.co_firstlineno if hasattr(handler, "__code__") else None
     definition = WorkflowDefinition(

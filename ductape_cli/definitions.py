@@ -35,7 +35,16 @@ if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
     from ductape_cli.models import Definition
 
-_STEP_FIELDS = ("options", "has_rollback", "critical", "allow_fail", "condition", "explicit_condition", "dynamic", "parallel")
+_STEP_FIELDS = (
+    "options",
+    "has_rollback",
+    "critical",
+    "allow_fail",
+    "condition",
+    "explicit_condition",
+    "dynamic",
+    "parallel",
+)
 
 
 @dataclass
@@ -91,7 +100,9 @@ class Defined:
 class DefineReport:
     workflows: list[Defined] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)  # component calls naming what ductape.toml does not declare
+    warnings: list[str] = field(
+        default_factory=list
+    )  # component calls naming what ductape.toml does not declare
     check: bool = False
     folder: str = ""
 
@@ -138,7 +149,9 @@ def define_all(engine: Engine, *, check: bool = False) -> DefineReport:
         where = display_path(str(error.path)) + (f":{error.line}" if error.line else "")
         report.errors.append(f"{where}: {error.message}")
     for tag in sorted(duplicated):
-        report.errors.append(f"workflow {tag!r} is defined more than once: {' and '.join(places[tag])}")
+        report.errors.append(
+            f"workflow {tag!r} is defined more than once: {' and '.join(places[tag])}"
+        )
 
     # --check writes nothing, not even an empty store file.
     store = engine.store if not check or _store_exists(engine.store_path) else None
@@ -152,7 +165,10 @@ def define_all(engine: Engine, *, check: bool = False) -> DefineReport:
             except DuctapeError as exc:
                 report.errors.append(exc.message)
                 continue
-            report.warnings.extend(f"workflow {wf.tag!r} at {w}" for w in undeclared_calls(engine.config, schema["operations"]))
+            report.warnings.extend(
+                f"workflow {wf.tag!r} at {w}"
+                for w in undeclared_calls(engine.config, schema["operations"])
+            )
             previous = store.latest_definition(wf.tag) if store is not None else None
             old_schema = previous["schema"] if previous else None
             version = schema["version"]
@@ -163,15 +179,23 @@ def define_all(engine: Engine, *, check: bool = False) -> DefineReport:
             else:
                 status = "fresh" if check else "unchanged"
             stored_hash = old_schema.get("source_hash") if old_schema else None
-            if store is not None and not check and (status != "unchanged" or stored_hash != source_hash):
+            if (
+                store is not None
+                and not check
+                and (status != "unchanged" or stored_hash != source_hash)
+            ):
                 store.save_definition(wf.tag, version, wf.name, wf.source_file or "", schema)
             report.workflows.append(
                 Defined(
-                    tag=wf.tag, name=wf.name, status=status, version=version,
-                    previous_version=previous["version"] if previous else None, schema=schema,
+                    tag=wf.tag,
+                    name=wf.name,
+                    status=status,
+                    version=version,
+                    previous_version=previous["version"] if previous else None,
+                    schema=schema,
                     changes=diff_schemas(old_schema, schema) if old_schema is not None else None,
                     source_path=wf.source_file or "",
-                )  # fmt: skip
+                )
             )
     return report
 
@@ -192,25 +216,39 @@ def diff_schemas(old: dict[str, Any], new: dict[str, Any]) -> Changes:
             before, after = old_steps[tag], step
             fields = [f for f in _STEP_FIELDS if f != "options" and before.get(f) != after.get(f)]
             old_opts, new_opts = before.get("options") or {}, after.get("options") or {}
-            fields += [k for k in sorted(set(old_opts) | set(new_opts)) if old_opts.get(k) != new_opts.get(k)]
+            fields += [
+                k
+                for k in sorted(set(old_opts) | set(new_opts))
+                if old_opts.get(k) != new_opts.get(k)
+            ]
             if fields:
                 changes.changed[tag] = fields
     if old.get("name") != new.get("name"):
         changes.options.append("name")
     old_options, new_options = old.get("options", {}), new.get("options", {})
-    changes.options.extend(k for k in sorted(set(old_options) | set(new_options)) if old_options.get(k) != new_options.get(k))
+    changes.options.extend(
+        k
+        for k in sorted(set(old_options) | set(new_options))
+        if old_options.get(k) != new_options.get(k)
+    )
 
     def others(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
         found = {}
         for op in schema.get("operations", []):
             if op.get("kind") != "step":
-                key = json.dumps({k: v for k, v in op.items() if k != "source"}, sort_keys=True, default=str)
+                key = json.dumps(
+                    {k: v for k, v in op.items() if k != "source"}, sort_keys=True, default=str
+                )
                 found[key] = op
         return found
 
     before, after = others(old), others(new)
-    changes.operations = [f"+ {describe_operation(op)}" for key, op in after.items() if key not in before]
-    changes.operations += [f"- {describe_operation(op)}" for key, op in before.items() if key not in after]
+    changes.operations = [
+        f"+ {describe_operation(op)}" for key, op in after.items() if key not in before
+    ]
+    changes.operations += [
+        f"- {describe_operation(op)}" for key, op in before.items() if key not in after
+    ]
     return changes
 
 
@@ -227,7 +265,9 @@ def show_definition(engine: Engine, tag: str, version: str | None = None) -> dic
         raise WorkflowNotFound(f"workflow {tag!r} has no version {version!r} (stored: {known})")
     known_tags = sorted({d["tag"] for d in store.list_definitions()})
     hint = f"stored: {', '.join(known_tags)}" if known_tags else "nothing is stored yet"
-    raise WorkflowNotFound(f"no stored definition for workflow {tag!r} ({hint}); run `ductape define` first")
+    raise WorkflowNotFound(
+        f"no stored definition for workflow {tag!r} ({hint}); run `ductape define` first"
+    )
 
 
 def list_workflows(engine: Engine) -> list[dict[str, Any]]:

@@ -52,7 +52,9 @@ class Registry:
             return self.by_tag[tag]
         for error in self.errors:
             if isinstance(error, ModuleError) and "defined twice" not in error.message:
-                raise DefinitionError(f"unknown workflow {tag!r}; a workflow module failed to import: {error}")
+                raise DefinitionError(
+                    f"unknown workflow {tag!r}; a workflow module failed to import: {error}"
+                )
         known = ", ".join(sorted(self.by_tag)) or "none"
         raise WorkflowNotFound(f"unknown workflow {tag!r} (defined in {self.folder}: {known})")
 
@@ -62,7 +64,11 @@ class Registry:
             if wf.tag in self.by_tag:
                 other = self.module_of[wf.tag].path
                 self.errors.append(
-                    ModuleError(module.path, wf.source_line, f"workflow {wf.tag!r} defined twice: here and in {other}")
+                    ModuleError(
+                        module.path,
+                        wf.source_line,
+                        f"workflow {wf.tag!r} defined twice: here and in {other}",
+                    )
                 )
                 continue
             self.by_tag[wf.tag] = wf
@@ -73,10 +79,14 @@ def module_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(
-        p for p in folder.rglob("*.py")
-        if not any(part.startswith((".", "_")) and part != "__init__.py" for part in p.relative_to(folder).parts)
+        p
+        for p in folder.rglob("*.py")
+        if not any(
+            part.startswith((".", "_")) and part != "__init__.py"
+            for part in p.relative_to(folder).parts
+        )
         and p.name != "__init__.py"
-    )  # fmt: skip
+    )
 
 
 def source_hash(path: Path) -> str:
@@ -128,7 +138,11 @@ class ModuleImportError(DefinitionError):
 
 
 def _module_error(path: Path, exc: BaseException) -> ModuleImportError:
-    if isinstance(exc, SyntaxError) and exc.filename and Path(exc.filename).resolve() == path.resolve():
+    if (
+        isinstance(exc, SyntaxError)
+        and exc.filename
+        and Path(exc.filename).resolve() == path.resolve()
+    ):
         return ModuleImportError(ModuleError(path, exc.lineno, f"SyntaxError: {exc.msg}"))
     line = None
     for frame in traceback.extract_tb(exc.__traceback__):

@@ -119,7 +119,9 @@ class StepFailed(Exception):
     strategy applies.
     """
 
-    def __init__(self, step: str, message: str, code: str | None = None, error_type: str | None = None) -> None:
+    def __init__(
+        self, step: str, message: str, code: str | None = None, error_type: str | None = None
+    ) -> None:
         super().__init__(message)
         self.step = step
         self.message = message

@@ -40,7 +40,9 @@ def nesting_depth(value: Any) -> int:
         else:
             continue
         deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list, tuple)))
+        stack.extend(
+            (child, depth + 1) for child in children if isinstance(child, (dict, list, tuple))
+        )
     return deepest
 
 
@@ -48,7 +50,9 @@ def decode_utf8(data: bytes, source: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{source} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+        raise InvalidInput(
+            f"{source} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
 
 
 def parse_json(text: str | bytes, source: str) -> Any:
@@ -63,12 +67,18 @@ def parse_json(text: str | bytes, source: str) -> Any:
     try:
         value = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
-        raise NotJson(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise NotJson(
+            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     except RecursionError:
-        raise InvalidInput(f"{source} nests too deeply; ductape accepts at most {MAX_DEPTH} levels") from None
+        raise InvalidInput(
+            f"{source} nests too deeply; ductape accepts at most {MAX_DEPTH} levels"
+        ) from None
     except ValueError as exc:
         raise InvalidInput(f"{source}: {exc}") from None
     depth = nesting_depth(value)
     if depth > MAX_DEPTH:
-        raise InvalidInput(f"{source} nests {depth} levels deep; ductape accepts at most {MAX_DEPTH}")
+        raise InvalidInput(
+            f"{source} nests {depth} levels deep; ductape accepts at most {MAX_DEPTH}"
+        )
     return value

@@ -36,7 +36,9 @@ class Running(Protocol):
     def current_step(self) -> str | None: ...
 
 
-CURRENT: contextvars.ContextVar[Running | None] = contextvars.ContextVar("ductape_execution", default=None)
+CURRENT: contextvars.ContextVar[Running | None] = contextvars.ContextVar(
+    "ductape_execution", default=None
+)
 
 
 def current_step() -> str | None:
@@ -68,7 +70,9 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         run_id, step = getattr(record, "run_id", None), getattr(record, "step", None)
-        record.where = "" if run_id is None else f"[run {run_id}" + (f" step {step}] " if step else "] ")
+        record.where = (
+            "" if run_id is None else f"[run {run_id}" + (f" step {step}] " if step else "] ")
+        )
         return super().format(record)
 
 
@@ -77,7 +81,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -98,7 +103,9 @@ def resolve_level(option: str | None, default: str) -> int:
     return int(getattr(logging, name.upper()))
 
 
-def configure(level: str | None, fmt: str, *, default: str = "warning", stream: TextIO | None = None) -> logging.Handler:
+def configure(
+    level: str | None, fmt: str, *, default: str = "warning", stream: TextIO | None = None
+) -> logging.Handler:
     """Send `ductape.*` records at `level` and above to stderr, as text or JSON lines.
 
     Replaces a handler an earlier call installed (`dev` reloads in one process)."""

@@ -21,7 +21,9 @@ class RunStatus(StrEnum):
         return self in TERMINAL
 
 
-TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.ROLLED_BACK, RunStatus.CANCELLED})
+TERMINAL = frozenset(
+    {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.ROLLED_BACK, RunStatus.CANCELLED}
+)
 
 
 class StepStatus(StrEnum):
@@ -148,7 +150,12 @@ class RunError:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunError:
         extra = {k: v for k, v in data.items() if k not in ("message", "step", "code")}
-        return cls(str(data.get("message") or ""), str(data.get("code") or "ERROR"), data.get("step"), extra)
+        return cls(
+            str(data.get("message") or ""),
+            str(data.get("code") or "ERROR"),
+            data.get("step"),
+            extra,
+        )
 
 
 class RollbackStrategy(StrEnum):
@@ -194,7 +201,9 @@ class Run:
     # Not stored: the owner whose lease a claim just took over (metrics count takeovers).
     taken_from: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-    lease: str | None = None  # the fencing token of the current claim; every write of its owner carries it
+    lease: str | None = (
+        None  # the fencing token of the current claim; every write of its owner carries it
+    )
     load_error: str | None = None  # why the last worker could not load its workflow
     load_attempts: int = 0
 

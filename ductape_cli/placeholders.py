@@ -16,6 +16,7 @@ from ductape_cli.engine.context import MAPPING_METHODS, called_by_library
 if TYPE_CHECKING:
     from ductape_cli.recording import Recorder
 
+
 class PlaceholderUsed(TypeError):
     """A placeholder was used as a real value while recording."""
 
@@ -37,7 +38,9 @@ class Placeholder:
     _path: tuple[str, ...]
     _recorder: Recorder | None
 
-    def __init__(self, root: str, tag: str | None, path: tuple[str, ...], recorder: Recorder | None = None) -> None:
+    def __init__(
+        self, root: str, tag: str | None, path: tuple[str, ...], recorder: Recorder | None = None
+    ) -> None:
         object.__setattr__(self, "_root", root)
         object.__setattr__(self, "_tag", tag)
         object.__setattr__(self, "_path", path)
@@ -96,7 +99,10 @@ class Placeholder:
             parent = Placeholder(self._root, self._tag, self._path[:-1], self._recorder)
             return parent.child(args[0])
         method = self._path[-1] if self._path else "value"
-        raise PlaceholderUsed(Placeholder(self._root, self._tag, self._path[:-1], self._recorder), f"called .{method}()")
+        raise PlaceholderUsed(
+            Placeholder(self._root, self._tag, self._path[:-1], self._recorder),
+            f"called .{method}()",
+        )
 
     def __iter__(self) -> Iterator[Any]:
         if self._recorder is not None:
@@ -136,11 +142,36 @@ def _refuse(how: str) -> Callable[..., Any]:
     return method
 
 
-for _name in ("__bool__", "__len__", "__contains__", "__int__", "__float__", "__index__", "__complex__"):
-    setattr(Placeholder, _name, _refuse("truth test" if _name == "__bool__" else f"{_name.strip('_')}()"))
+for _name in (
+    "__bool__",
+    "__len__",
+    "__contains__",
+    "__int__",
+    "__float__",
+    "__index__",
+    "__complex__",
+):
+    setattr(
+        Placeholder,
+        _name,
+        _refuse("truth test" if _name == "__bool__" else f"{_name.strip('_')}()"),
+    )
 for _name in ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"):
     setattr(Placeholder, _name, _refuse("comparison"))
-for _name in ("sub", "mul", "truediv", "floordiv", "mod", "pow", "and", "or", "xor", "lshift", "rshift", "matmul"):
+for _name in (
+    "sub",
+    "mul",
+    "truediv",
+    "floordiv",
+    "mod",
+    "pow",
+    "and",
+    "or",
+    "xor",
+    "lshift",
+    "rshift",
+    "matmul",
+):
     setattr(Placeholder, f"__{_name}__", _refuse("arithmetic"))
     setattr(Placeholder, f"__r{_name}__", _refuse("arithmetic"))
 for _name in ("__neg__", "__pos__", "__abs__", "__invert__", "__round__"):
@@ -193,8 +224,6 @@ class RecordedMapping(dict):
         return RecordedMapping(copy.deepcopy(dict(self), memo), self._origin)
 
 
-
-
 class RecordedList(list):
     """A list from recording data; steps made while iterating it have data-derived (dynamic) tags."""
 
@@ -235,7 +264,9 @@ def to_json(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+        return (
+            value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+        )
     if isinstance(value, Mapping):
         return {str(k): to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):

@@ -124,7 +124,9 @@ def call_site(frame: FrameType | None = None) -> str:
 class Recorder:
     """Collects ops for one recording and hands out results."""
 
-    def __init__(self, tag: str, overrides: Mapping[str, Any], signals: Mapping[str, Any], is_async: bool) -> None:
+    def __init__(
+        self, tag: str, overrides: Mapping[str, Any], signals: Mapping[str, Any], is_async: bool
+    ) -> None:
         self.workflow_tag = tag
         self.overrides = overrides
         self.signals = signals
@@ -149,7 +151,9 @@ class Recorder:
     def fail(self, site: str, message: str) -> RecordingError:
         return RecordingError(message, site)
 
-    def add(self, kind: str, label: str, data: dict[str, Any], site: str, dynamic: bool = False) -> Op:
+    def add(
+        self, kind: str, label: str, data: dict[str, Any], site: str, dynamic: bool = False
+    ) -> Op:
         if len(self.recording.ops) >= MAX_OPS:
             raise RecordingLimit(
                 f"recorded more than {MAX_OPS} operations; does the handler loop forever? "
@@ -230,7 +234,11 @@ def override_conditions(tag: str, value: Any) -> list[conditions.Node]:
                 walk(inner, (*path, str(key)))
         elif item is None or isinstance(item, (bool, int, float, str)):
             try:
-                found.append(conditions.Compare("==", conditions.StepRef(tag, path), conditions.Literal(item)))
+                found.append(
+                    conditions.Compare(
+                        "==", conditions.StepRef(tag, path), conditions.Literal(item)
+                    )
+                )
             except (ValueError, TypeError):
                 pass  # a field name or value the condition language cannot spell: no condition for it
 
@@ -273,7 +281,9 @@ class _Component:
     def __getattr__(self, name: str) -> _Component:
         if name.startswith("__"):
             raise AttributeError(name)
-        return _Component(self._recorder, self._kind, f"{self._method}.{name}" if self._method else name)
+        return _Component(
+            self._recorder, self._kind, f"{self._method}.{name}" if self._method else name
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         frame = user_frame()
@@ -305,8 +315,15 @@ class _Hook:
         timeout_ms = _duration(rec, timeout, "hook timeout", site)
 
         def resolve() -> Any:
-            rec.add("signal", f"hook:{self.name}", {"hook": self.name, "signals": [], "timeout_ms": timeout_ms}, site)
-            return rec.override_for(f"hook:{self.name}", "Hook", Placeholder("Hook", self.name, ("payload",), rec))
+            rec.add(
+                "signal",
+                f"hook:{self.name}",
+                {"hook": self.name, "signals": [], "timeout_ms": timeout_ms},
+                site,
+            )
+            return rec.override_for(
+                f"hook:{self.name}", "Hook", Placeholder("Hook", self.name, ("payload",), rec)
+            )
 
         return rec.deliver(resolve)
 
@@ -391,7 +408,12 @@ class RecordingContext:
     ) -> Any:
         site = call_site()
         rec = self._r
-        dynamic = rec.iterating > 0 or isinstance(tag, Placeholder) or "$Input{" in str(tag) or "$Step{" in str(tag)
+        dynamic = (
+            rec.iterating > 0
+            or isinstance(tag, Placeholder)
+            or "$Input{" in str(tag)
+            or "$Step{" in str(tag)
+        )
         if isinstance(tag, Placeholder):
             tag = tag.text()
         if (problem := step_tag_problem(tag)) is not None:
@@ -455,7 +477,11 @@ class RecordingContext:
         return rec.deliver(resolve)
 
     def wait_for_signal(
-        self, names: Any, options: Mapping[str, Any] | None = None, *, timeout: int | str | None = None
+        self,
+        names: Any,
+        options: Mapping[str, Any] | None = None,
+        *,
+        timeout: int | str | None = None,
     ) -> Any:
         site = call_site()
         rec = self._r
@@ -464,7 +490,10 @@ class RecordingContext:
             raise rec.fail(site, f"wait_for_signal needs one or more signal names, got {names!r}")
         if unknown := undeclared_signals(wanted, rec.signals or ()):
             declared = ", ".join(sorted(rec.signals))
-            raise rec.fail(site, f"wait_for_signal({unknown[0]!r}): the workflow declares no such signal (declared: {declared})")
+            raise rec.fail(
+                site,
+                f"wait_for_signal({unknown[0]!r}): the workflow declares no such signal (declared: {declared})",
+            )
         if timeout is None and options:
             timeout = options.get("timeout")
         timeout_ms = _duration(rec, timeout, "signal timeout", site)
@@ -473,12 +502,22 @@ class RecordingContext:
         def resolve() -> Any:
             rec.add("signal", label, {"signals": wanted, "timeout_ms": timeout_ms}, site)
             # An override may name the whole wait ("approved,rejected") or one signal ("approved").
-            chosen = next((n for n in wanted if n in rec.overrides), None) if label not in rec.overrides else None
+            chosen = (
+                next((n for n in wanted if n in rec.overrides), None)
+                if label not in rec.overrides
+                else None
+            )
             if chosen is None or len(wanted) == 1:
-                return rec.override_for(chosen or label, "Signal", Placeholder("Signal", label, (), rec))
+                return rec.override_for(
+                    chosen or label, "Signal", Placeholder("Signal", label, (), rec)
+                )
             rec.recording.overrides_used.add(chosen)
             value = rec.overrides[chosen]
-            tagged = {**value, "_signal": chosen} if isinstance(value, Mapping) else {"_signal": chosen, "value": value}
+            tagged = (
+                {**value, "_signal": chosen}
+                if isinstance(value, Mapping)
+                else {"_signal": chosen, "value": value}
+            )
             return _wrap(tagged, Placeholder("Signal", label, (), rec))
 
         return rec.deliver(resolve)
@@ -527,12 +566,19 @@ class RecordingContext:
         return True
 
     def workflow(
-        self, child_id: Any, tag: str, input: Any = None, options: Mapping[str, Any] | None = None, **kwargs: Any
+        self,
+        child_id: Any,
+        tag: str,
+        input: Any = None,
+        options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> Any:
         site = call_site()
         rec = self._r
         if isinstance(tag, Placeholder):
-            tag = tag.text()  # a child tag chosen at run time (from the input or a step) is recorded as its source
+            tag = (
+                tag.text()
+            )  # a child tag chosen at run time (from the input or a step) is recorded as its source
         if not isinstance(tag, str) or not tag:
             raise rec.fail(site, f"ctx.workflow needs a child workflow tag, got {tag!r}")
         merged = dict(options or {})
@@ -540,14 +586,21 @@ class RecordingContext:
         child = to_json(child_id)
 
         def resolve() -> Any:
-            data = {"workflow": tag, "child_id": child, "input": to_json(input), "options": to_json(merged)}
+            data = {
+                "workflow": tag,
+                "child_id": child,
+                "input": to_json(input),
+                "options": to_json(merged),
+            }
             rec.add("child", tag, data, site)
             return rec.override_for(str(child), "Child")
 
         return rec.deliver(resolve)
 
     def emit_event(self, type: str, payload: Any = None) -> None:
-        self._r.add("event", str(type), {"type": str(type), "payload": to_json(payload)}, call_site())
+        self._r.add(
+            "event", str(type), {"type": str(type), "payload": to_json(payload)}, call_site()
+        )
 
     # -- components: each call is recorded with its shape ----------------------------------------
 
@@ -587,17 +640,24 @@ class RecordingContext:
 
 
 if TYPE_CHECKING:  # mypy checks the recorder against the contract handlers are written to
+
     def _conforms(ctx: RecordingContext) -> ContextContract:
         return ctx
 
 
-def _step_data(rec: Recorder, tag: str, raw: dict[str, Any], has_rollback: bool, site: str) -> dict[str, Any]:
+def _step_data(
+    rec: Recorder, tag: str, raw: dict[str, Any], has_rollback: bool, site: str
+) -> dict[str, Any]:
     """Check a step's options as the executor will, and keep them JSON-able with durations in ms."""
     from ductape_cli.engine.steps import StepOptions
 
     condition = raw.get("condition")
     # Option values known only at run time (retries=ctx.input.retries) are kept as their text.
-    runtime = {k: v.text() for k, v in raw.items() if isinstance(v, Placeholder) and k not in ("condition", "input")}
+    runtime = {
+        k: v.text()
+        for k, v in raw.items()
+        if isinstance(v, Placeholder) and k not in ("condition", "input")
+    }
     checked = {k: v for k, v in raw.items() if k != "condition" and k not in runtime}
     try:
         parsed = StepOptions.parse(tag, checked)
@@ -606,7 +666,10 @@ def _step_data(rec: Recorder, tag: str, raw: dict[str, Any], has_rollback: bool,
     explicit = None
     if condition is not None:
         if not isinstance(condition, str):
-            raise rec.fail(site, f"step {tag!r}: condition must be a string like \"$Input{{role}} != 'guest'\", got {condition!r}")
+            raise rec.fail(
+                site,
+                f"step {tag!r}: condition must be a string like \"$Input{{role}} != 'guest'\", got {condition!r}",
+            )
         try:
             explicit = conditions.parse(condition)
         except conditions.ConditionSyntaxError as exc:
@@ -670,10 +733,13 @@ def record(
     thread.join(RECORD_TIMEOUT if timeout is None else timeout)
     if thread.is_alive():
         _stop(thread, loop_box)
-        raise HandlerFailed(RecordingLimit(
-            f"recording did not finish within {RECORD_TIMEOUT if timeout is None else timeout:g}s; "
-            "does the handler wait on something outside ctx, or loop forever?"
-        ), recorder.recording)
+        raise HandlerFailed(
+            RecordingLimit(
+                f"recording did not finish within {RECORD_TIMEOUT if timeout is None else timeout:g}s; "
+                "does the handler wait on something outside ctx, or loop forever?"
+            ),
+            recorder.recording,
+        )
     for pending, step_tag, site in recorder.step_calls:
         if not pending._done:
             recorder.warn_once(
@@ -695,7 +761,9 @@ def _stop(thread: threading.Thread, loop_box: dict[str, Any]) -> None:
             pass
     if thread.ident is not None:
         # Raises RecordingLimit inside the thread at its next bytecode, ending a busy loop.
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(RecordingLimit))
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(thread.ident), ctypes.py_object(RecordingLimit)
+        )
 
 
 def json_dumps(value: Any) -> str:

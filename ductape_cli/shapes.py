@@ -56,16 +56,21 @@ def _calls(filename: str, source: str) -> dict[tuple[int, int, int, int], ast.Ca
     }
 
 
-def call_shape(args: tuple[Any, ...], kwargs: Mapping[str, Any], node: ast.Call | None) -> dict[str, Any]:
+def call_shape(
+    args: tuple[Any, ...], kwargs: Mapping[str, Any], node: ast.Call | None
+) -> dict[str, Any]:
     """``{"args": {name: shape}, "positional": [shape, ...]}`` for one recorded call."""
     keywords = {k.arg: k.value for k in node.keywords if k.arg} if node is not None else {}
     positional_nodes: list[ast.expr | None] = list(node.args) if node is not None else []
     if any(isinstance(n, ast.Starred) for n in positional_nodes):
         positional_nodes = []
-    out: dict[str, Any] = {"args": {name: shape(value, keywords.get(name)) for name, value in kwargs.items()}}
+    out: dict[str, Any] = {
+        "args": {name: shape(value, keywords.get(name)) for name, value in kwargs.items()}
+    }
     if args:
         out["positional"] = [
-            shape(value, positional_nodes[i] if i < len(positional_nodes) else None) for i, value in enumerate(args)
+            shape(value, positional_nodes[i] if i < len(positional_nodes) else None)
+            for i, value in enumerate(args)
         ]
     return out
 
@@ -82,15 +87,24 @@ def shape(value: Any, node: ast.expr | None, depth: int = 0) -> Any:
         return _fstring(value, node)
     if isinstance(node, ast.Dict) and isinstance(value, Mapping):
         written = {
-            k.value: v for k, v in zip(node.keys, node.values, strict=True) if isinstance(k, ast.Constant)
+            k.value: v
+            for k, v in zip(node.keys, node.values, strict=True)
+            if isinstance(k, ast.Constant)
         }
         items = list(value.items())
         out = {_preview_key(k): shape(v, written.get(k), depth + 1) for k, v in items[:MAX_ITEMS]}
         if len(items) > MAX_ITEMS:
             out["…"] = f"+{len(items) - MAX_ITEMS} more"
         return out
-    if isinstance(node, (ast.List, ast.Tuple)) and isinstance(value, (list, tuple)) and len(node.elts) == len(value):
-        kept = [shape(v, n, depth + 1) for v, n in zip(value[:MAX_ITEMS], node.elts[:MAX_ITEMS], strict=True)]
+    if (
+        isinstance(node, (ast.List, ast.Tuple))
+        and isinstance(value, (list, tuple))
+        and len(node.elts) == len(value)
+    ):
+        kept = [
+            shape(v, n, depth + 1)
+            for v, n in zip(value[:MAX_ITEMS], node.elts[:MAX_ITEMS], strict=True)
+        ]
         return kept + ([f"… +{len(value) - MAX_ITEMS} more"] if len(value) > MAX_ITEMS else [])
     return _runtime(value, depth)
 
@@ -101,7 +115,9 @@ _PLACEHOLDER_TEXT = re.compile(r"\$[A-Z][A-Za-z]*(\{[^{}]*\})*")
 def _fstring(value: str, node: ast.JoinedStr) -> str:
     """An f-string as written: its literal parts, and each ``{...}`` as a placeholder or ``<str>``."""
     pattern = "".join(
-        re.escape(part.value) if isinstance(part, ast.Constant) and isinstance(part.value, str) else "(.*?)"
+        re.escape(part.value)
+        if isinstance(part, ast.Constant) and isinstance(part.value, str)
+        else "(.*?)"
         for part in node.values
     )
     match = re.fullmatch(pattern, value, re.DOTALL)
@@ -127,7 +143,11 @@ def _runtime(value: Any, depth: int) -> Any:
     if depth < MAX_DEPTH and isinstance(value, Mapping):
         items = list(value.items())[:MAX_ITEMS]
         return {_preview_key(k): _runtime(v, depth + 1) for k, v in items}
-    if depth < MAX_DEPTH and isinstance(value, (list, tuple)) and any(isinstance(v, (Placeholder, Mapping)) for v in value):
+    if (
+        depth < MAX_DEPTH
+        and isinstance(value, (list, tuple))
+        and any(isinstance(v, (Placeholder, Mapping)) for v in value)
+    ):
         return [_runtime(v, depth + 1) for v in value[:MAX_ITEMS]]
     return _kind(value)
 
@@ -146,7 +166,11 @@ def _kind(value: Any) -> str:
 
 def _preview(value: Any) -> Any:
     if isinstance(value, str):
-        return value if len(value) <= PREVIEW else f"{value[:PREVIEW - 16]}…(+{len(value) - PREVIEW + 16} chars)"
+        return (
+            value
+            if len(value) <= PREVIEW
+            else f"{value[: PREVIEW - 16]}…(+{len(value) - PREVIEW + 16} chars)"
+        )
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     if isinstance(value, float) and value != value:

@@ -45,7 +45,12 @@ class BrokerCase:
         return f"dt-{self.token}"
 
     def toml(self, *, outbox: bool = False, ack_wait: str = "1s") -> str:
-        lines = ["[brokers.events]", f'type = "{self.kind}"', f'url = "{URLS[self.kind]}"', f'topics = ["{self.topic}"]']
+        lines = [
+            "[brokers.events]",
+            f'type = "{self.kind}"',
+            f'url = "{URLS[self.kind]}"',
+            f'topics = ["{self.topic}"]',
+        ]
         lines.append(f'group = "{self.group}"')
         if self.kind == "nats":
             lines.append(f'stream = "{self.stream}"')
@@ -58,7 +63,12 @@ class BrokerCase:
     def resolved(self) -> Any:
         from ductape_cli.components.config import Broker, ResolvedBroker
 
-        options: dict[str, Any] = {"type": self.kind, "url": URLS[self.kind], "topics": [self.topic], "group": self.group}
+        options: dict[str, Any] = {
+            "type": self.kind,
+            "url": URLS[self.kind],
+            "topics": [self.topic],
+            "group": self.group,
+        }
         if self.kind == "nats":
             options["stream"] = self.stream
         return ResolvedBroker("events", URLS[self.kind], Broker.model_validate(options))
@@ -140,7 +150,9 @@ def end_mqtt_session(client_id: str) -> None:
     """Connect with clean start and no expiry: the broker forgets the persistent session."""
     import paho.mqtt.client as mqtt
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+    )
     client.connect("127.0.0.1", 1883, clean_start=True)
     client.loop_start()
     client.disconnect()

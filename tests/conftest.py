@@ -81,7 +81,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project
     yield from make_project(tmp_path, monkeypatch, os.environ.get("DUCTAPE_TEST_STORE", "sqlite"))
 
 
-def make_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str) -> Iterator[Project]:
+def make_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> Iterator[Project]:
     """A project whose store is a SQLite file, or (backend "postgresql") a PostgreSQL schema of its own."""
     (tmp_path / "ductape.toml").write_text(CONFIG, encoding="utf-8")
     (tmp_path / "workflows").mkdir()
@@ -174,7 +176,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Process and torture tests are `slow`: `pytest -m "not slow"` is the quick loop.
     On PostgreSQL (DUCTAPE_TEST_STORE=postgresql) the tests of the SQLite file itself are skipped."""
     on_postgres = os.environ.get("DUCTAPE_TEST_STORE") == "postgresql"
-    sqlite_only = pytest.mark.skip(reason="checks the SQLite store file itself (DUCTAPE_TEST_STORE=postgresql)")
+    sqlite_only = pytest.mark.skip(
+        reason="checks the SQLite store file itself (DUCTAPE_TEST_STORE=postgresql)"
+    )
     for item in items:
         if any(f"tests/{folder}/" in item.nodeid for folder in _SLOW_FOLDERS):
             item.add_marker(pytest.mark.slow)

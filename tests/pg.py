@@ -21,7 +21,11 @@ SERVER = os.environ.get("DUCTAPE_TEST_PG", "postgresql://postgres@127.0.0.1:5432
 def need_postgres() -> None:
     parts = urlsplit(SERVER)
     host, port = parts.hostname or "127.0.0.1", parts.port or 5432
-    need("PostgreSQL", reachable(host, port), f"nothing on {host}:{port} (set DUCTAPE_TEST_PG to point at a server)")
+    need(
+        "PostgreSQL",
+        reachable(host, port),
+        f"nothing on {host}:{port} (set DUCTAPE_TEST_PG to point at a server)",
+    )
 
 
 def schema_url(schema: str) -> str:

@@ -18,7 +18,7 @@ from ductape_cli.errors import (
     ScheduleNotFound,
 )
 
-FLOW = '''
+FLOW = """
 from pathlib import Path
 
 from ductape_cli import workflow
@@ -41,7 +41,7 @@ async def ship(ctx):
         await ctx.wait_for_signal("go")
     ctx.emit_event("charged", {"id": charge["id"]})
     return {"total": order["total"], "charge": charge["id"]}
-'''
+"""
 
 
 @pytest.fixture
@@ -61,7 +61,11 @@ def test_runs_made_from_runs_return_typed_results(project: Any, eng: Any) -> Non
     from ductape_cli.engine.records import Comparison, Family, RunResult
 
     original = eng.run("ship", {"total": 10})
-    assert isinstance(original, RunResult) and original.status == "completed" and original.output == {"total": 10, "charge": "ch_1"}
+    assert (
+        isinstance(original, RunResult)
+        and original.status == "completed"
+        and original.output == {"total": 10, "charge": "ch_1"}
+    )
     assert original["completed_steps"] == original.completed_steps == ["validate", "charge"]
     replayed = eng.replay(original.workflow_id, reason="again")
     assert isinstance(replayed, RunResult) and replayed.replayed_from == original.workflow_id
@@ -84,7 +88,12 @@ def test_resume_continues_a_failed_run_as_the_cli_does(project: Any, eng: Any) -
     (project.root / "charge.fail").unlink()
     resumed = eng.resume(failed.workflow_id)
     assert resumed.status == "completed" and resumed.workflow_id == failed.workflow_id
-    assert calls(project) == ["validate", "charge", "charge", "charge"]  # only the failed step ran again
+    assert calls(project) == [
+        "validate",
+        "charge",
+        "charge",
+        "charge",
+    ]  # only the failed step ran again
     with pytest.raises(InvalidState, match="completed"):
         eng.resume(failed.workflow_id)
 
@@ -96,7 +105,11 @@ def test_signal_query_cancel_status_step_events(project: Any, eng: Any) -> None:
     assert waiting.status == "running" and waiting.waiting["signals"] == ["go"]
     assert eng.query(waiting.workflow_id, "progress") == {"done": ["validate", "charge"]}
     detail = eng.status(waiting.workflow_id)
-    assert isinstance(detail, RunDetail) and [s["tag"] for s in detail.steps][:3] == ["validate", "validated", "charge"]
+    assert isinstance(detail, RunDetail) and [s["tag"] for s in detail.steps][:3] == [
+        "validate",
+        "validated",
+        "charge",
+    ]
     done = eng.signal(waiting.workflow_id, "go", {})
     assert done.status == "completed"
     step = eng.step(done.workflow_id, "charge")
@@ -106,7 +119,11 @@ def test_signal_query_cancel_status_step_events(project: Any, eng: Any) -> None:
     assert events[0].timestamp.endswith("Z")
     other = eng.run("ship", {"total": 1, "wait": True})
     cancelled = eng.cancel(other.workflow_id, "changed my mind")
-    assert isinstance(cancelled, CancelResult) and cancelled.cancelled and cancelled.reason == "changed my mind"
+    assert (
+        isinstance(cancelled, CancelResult)
+        and cancelled.cancelled
+        and cancelled.reason == "changed my mind"
+    )
 
 
 def test_schedules_through_the_api(eng: Any) -> None:
@@ -140,12 +157,20 @@ def test_errors_are_ductape_errors(eng: Any, call: Any, error: type[DuctapeError
 
 
 CLI = Path(__file__).resolve().parent.parent / "ductape_cli" / "cli"
-INTERNALS = ("ductape_cli.engine.lineage", "ductape_cli.engine.schedules", "ductape_cli.engine.history",
-             "ductape_cli.definitions", "ductape_cli.store", "rich")  # fmt: skip
+INTERNALS = (
+    "ductape_cli.engine.lineage",
+    "ductape_cli.engine.schedules",
+    "ductape_cli.engine.history",
+    "ductape_cli.definitions",
+    "ductape_cli.store",
+    "rich",
+)
 
 
 # topic_cmds (topics, components check) belongs to the components work (issue 16).
-@pytest.mark.parametrize("module", sorted(p.name for p in CLI.glob("*_cmds.py") if p.name != "topic_cmds.py"))
+@pytest.mark.parametrize(
+    "module", sorted(p.name for p in CLI.glob("*_cmds.py") if p.name != "topic_cmds.py")
+)
 def test_the_cli_reaches_the_engine_only_through_its_public_api(module: str) -> None:
     tree = ast.parse((CLI / module).read_text(encoding="utf-8"))
     imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]

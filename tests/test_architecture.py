@@ -9,18 +9,28 @@ from ductape_cli.errors import EXIT_FAILED, DuctapeError
 from ductape_cli.mappings import deep_merge
 
 
-@pytest.mark.parametrize("cls", [component_errors.ComponentError, *component_errors.ERROR_CLASSES.values()])
+@pytest.mark.parametrize(
+    "cls", [component_errors.ComponentError, *component_errors.ERROR_CLASSES.values()]
+)
 def test_component_errors_are_ductape_errors_with_their_own_code_and_exit_1(cls) -> None:
     assert issubclass(cls, DuctapeError)
     error = cls("payments: 503")
     assert error.message == str(error) == "payments: 503"
-    assert error.exit_code == EXIT_FAILED and error.code.endswith("_ERROR") and error.code != "ERROR"
+    assert (
+        error.exit_code == EXIT_FAILED and error.code.endswith("_ERROR") and error.code != "ERROR"
+    )
 
 
 def test_deep_merge_merges_nested_objects_and_copies_what_it_takes() -> None:
     top = {"customer": {"address": {"city": "Oslo"}}, "items": [1]}
-    merged = deep_merge({"customer": {"name": "Ada", "address": {"city": "Rome", "zip": "1"}}, "n": 1}, top)
-    assert merged == {"customer": {"name": "Ada", "address": {"city": "Oslo", "zip": "1"}}, "n": 1, "items": [1]}
+    merged = deep_merge(
+        {"customer": {"name": "Ada", "address": {"city": "Rome", "zip": "1"}}, "n": 1}, top
+    )
+    assert merged == {
+        "customer": {"name": "Ada", "address": {"city": "Oslo", "zip": "1"}},
+        "n": 1,
+        "items": [1],
+    }
     merged["items"].append(2)
     assert top["items"] == [1]
 
@@ -39,7 +49,13 @@ def test_one_module_holds_the_operation_and_progress_wording() -> None:
 
 
 def _public(cls: type) -> dict[str, object]:
-    names = {n for klass in cls.__mro__ if klass is not object for n in vars(klass) if not n.startswith("_")}
+    names = {
+        n
+        for klass in cls.__mro__
+        if klass is not object
+        for n in vars(klass)
+        if not n.startswith("_")
+    }
     return {n: getattr(cls, n) for n in names}
 
 
@@ -62,14 +78,42 @@ def test_the_engine_and_the_recorder_implement_the_same_ctx() -> None:
     from ductape_cli.recording import RecordingContext
 
     contract = {n for n in _public(Contract) if n not in {"register", "mro"}}
-    engine = set(_public(EngineContext)) | {"workflow_id", "workflow_tag", "env", "product", "input", "context",
-                                            "parent_id", "is_replay", "replayed_from", "replay_reason",
-                                            "restarted_from", "log", "transform"}  # fmt: skip
-    recorder = set(_public(RecordingContext)) | {"workflow_id", "workflow_tag", "env", "product", "input", "context",
-                                                 "parent_id", "is_replay", "replayed_from", "replay_reason",
-                                                 "restarted_from", "log", "transform", "is_restored",
-                                                 "restored_checkpoint", "checkpoint_name", "checkpoint_data",
-                                                 "current_step", "state"}  # fmt: skip
+    engine = set(_public(EngineContext)) | {
+        "workflow_id",
+        "workflow_tag",
+        "env",
+        "product",
+        "input",
+        "context",
+        "parent_id",
+        "is_replay",
+        "replayed_from",
+        "replay_reason",
+        "restarted_from",
+        "log",
+        "transform",
+    }
+    recorder = set(_public(RecordingContext)) | {
+        "workflow_id",
+        "workflow_tag",
+        "env",
+        "product",
+        "input",
+        "context",
+        "parent_id",
+        "is_replay",
+        "replayed_from",
+        "replay_reason",
+        "restarted_from",
+        "log",
+        "transform",
+        "is_restored",
+        "restored_checkpoint",
+        "checkpoint_name",
+        "checkpoint_data",
+        "current_step",
+        "state",
+    }
     engine_only = {"never_awaited"}  # the engine's own bookkeeping, not part of ctx
     assert engine - engine_only == contract, "engine ctx vs contract"
     assert recorder == contract, "recording ctx vs contract"
@@ -90,7 +134,9 @@ def test_instances_of_both_satisfy_the_runtime_protocol(project) -> None:
 
     recorder = RecordingContext(Recorder("t", {}, {}, True), {}, "t")
     assert isinstance(recorder, Context)
-    project.write("seen", """
+    project.write(
+        "seen",
+        """
         from ductape_cli import Context, workflow
 
         SEEN = []
@@ -98,7 +144,8 @@ def test_instances_of_both_satisfy_the_runtime_protocol(project) -> None:
         @workflow("seen")
         async def seen(ctx: Context):
             SEEN.append(isinstance(ctx, Context))
-    """)
+    """,
+    )
     engine = project.engine()
     engine.run("seen", {})
     seen = engine.definition("seen").handler.__globals__["SEEN"]
@@ -108,32 +155,44 @@ def test_instances_of_both_satisfy_the_runtime_protocol(project) -> None:
 @pytest.mark.parametrize(
     ("call", "values", "message"),
     [
-        ("ctx.parallel([ctx.step('a', lambda: 1)], concurrency={v})", [0], "ctx.parallel concurrency must be at least 1"),
+        (
+            "ctx.parallel([ctx.step('a', lambda: 1)], concurrency={v})",
+            [0],
+            "ctx.parallel concurrency must be at least 1",
+        ),
         ("ctx.step({v}, lambda: 1)", [""], "a step tag must be a non-empty string, got ''"),
         ("ctx.checkpoint({v})", [""], "a checkpoint needs a non-empty name, got ''"),
         ("ctx.step('a', lambda: {v})", [1, 2], "duplicate step tag 'a'"),
     ],
 )
-def test_define_and_run_refuse_the_same_calls_with_the_same_words(project, cli, call, values, message) -> None:
+def test_define_and_run_refuse_the_same_calls_with_the_same_words(
+    project, cli, call, values, message
+) -> None:
     """The recorder sees the literal call; a run meets the same values only from its input."""
     literal = "; ".join("await " + call.format(v=repr(v)) for v in values)
-    project.write("bad", f"""
+    project.write(
+        "bad",
+        f"""
         from ductape_cli import workflow
 
         @workflow("bad")
         async def bad(ctx):
             {literal}
-    """)
+    """,
+    )
     defined = cli("define")
     assert defined.exit_code != 0 and message in defined.stderr + defined.stdout
-    project.write("bad", f"""
+    project.write(
+        "bad",
+        f"""
         from ductape_cli import workflow
 
         @workflow("bad")
         async def bad(ctx):
             for v in ctx.input["values"]:
                 await {call.format(v="v")}
-    """)
+    """,
+    )
     result = project.engine().run("bad", {"values": values})
     assert result["status"] == "failed" and message in result["error"]["message"]
 
@@ -152,7 +211,9 @@ def test_ctx_step_is_generic_in_what_the_function_returns(tmp_path) -> None:
         "    reveal_type(n)\n    reveal_type(s)\n",
         encoding="utf-8",
     )
-    out, _, _ = api.run([str(sample), "--no-incremental", "--follow-imports=silent", "--ignore-missing-imports"])
+    out, _, _ = api.run(
+        [str(sample), "--no-incremental", "--follow-imports=silent", "--ignore-missing-imports"]
+    )
     assert 'Revealed type is "int"' in out and 'Revealed type is "str"' in out, out
 
 
@@ -172,7 +233,9 @@ def test_observers_and_listeners_hear_one_vocabulary(project) -> None:
     """Every kind an observer or engine listener is called with is an EventType or a Lifecycle member."""
     from ductape_cli.models import EventType, Lifecycle
 
-    project.write("tour", """
+    project.write(
+        "tour",
+        """
         from ductape_cli import workflow
 
         def undo(*_):
@@ -188,7 +251,8 @@ def test_observers_and_listeners_hear_one_vocabulary(project) -> None:
             await ctx.checkpoint("half")
             await ctx.sleep("1ms")
             await ctx.step("b", boom, retries=1)
-    """)
+    """,
+    )
     engine = project.engine()
     heard: list[object] = []
     engine.listeners.append(lambda execution, kind, data: heard.append(kind))
@@ -196,8 +260,13 @@ def test_observers_and_listeners_hear_one_vocabulary(project) -> None:
     result = engine.run("tour", {}, observer=lambda kind, data: seen.append(kind))
     assert result["status"] == "rolled_back"
     assert seen and heard and all(isinstance(k, (EventType, Lifecycle)) for k in [*seen, *heard])
-    assert {EventType.CHECKPOINT_CREATED, EventType.SLEEP_STARTED, EventType.STEP_ROLLED_BACK, EventType.STEP_RETRIED,
-            EventType.LOG} <= set(seen)  # fmt: skip
+    assert {
+        EventType.CHECKPOINT_CREATED,
+        EventType.SLEEP_STARTED,
+        EventType.STEP_ROLLED_BACK,
+        EventType.STEP_RETRIED,
+        EventType.LOG,
+    } <= set(seen)
     assert {Lifecycle.RUN_CREATED, Lifecycle.EXECUTION_STARTED, Lifecycle.FINISHED} <= set(heard)
 
 
@@ -205,7 +274,11 @@ def test_a_run_error_keeps_the_stored_shape_and_round_trips() -> None:
     from ductape_cli.models import ErrorCode, RunError
 
     error = RunError("workflow timed out after 5 ms", ErrorCode.TIMEOUT, "charge")
-    assert error.to_dict() == {"message": "workflow timed out after 5 ms", "step": "charge", "code": "TIMEOUT"}
+    assert error.to_dict() == {
+        "message": "workflow timed out after 5 ms",
+        "step": "charge",
+        "code": "TIMEOUT",
+    }
     assert list(error.to_dict()) == ["message", "step", "code"]
     stored = {"message": "m", "step": None, "code": "X", "type": "ValueError"}
     assert RunError.from_dict(stored).to_dict() == stored
@@ -218,9 +291,13 @@ def test_commands_reach_the_store_and_rich_only_through_the_engine_and_render() 
 
     import ductape_cli
 
-    forbidden = re.compile(r"\.store\b|config\.raw|sqlite3|^\s*(from|import) rich\b|\bSELECT\b|\bINSERT\b", re.M)
+    forbidden = re.compile(
+        r"\.store\b|config\.raw|sqlite3|^\s*(from|import) rich\b|\bSELECT\b|\bINSERT\b", re.M
+    )
     offenders = {
-        path.name: sorted({m.group(0).strip() for m in forbidden.finditer(path.read_text(encoding="utf-8"))})
+        path.name: sorted(
+            {m.group(0).strip() for m in forbidden.finditer(path.read_text(encoding="utf-8"))}
+        )
         for path in (Path(ductape_cli.__file__).parent / "cli").glob("*.py")
     }
     assert {name: found for name, found in offenders.items() if found} == {}
@@ -234,9 +311,13 @@ def test_engine_modules_talk_to_each_other_without_type_ignores_or_private_calls
     import ductape_cli
 
     engine_dir = Path(ductape_cli.__file__).parent / "engine"
-    ignores = {p.name for p in engine_dir.glob("*.py") if "type: ignore" in p.read_text(encoding="utf-8")}
+    ignores = {
+        p.name for p in engine_dir.glob("*.py") if "type: ignore" in p.read_text(encoding="utf-8")
+    }
     assert ignores == set()
-    private = re.findall(r"execution\._[a-z]\w*\(", (engine_dir / "engine.py").read_text(encoding="utf-8"))
+    private = re.findall(
+        r"execution\._[a-z]\w*\(", (engine_dir / "engine.py").read_text(encoding="utf-8")
+    )
     assert private == []
 
 
@@ -244,13 +325,16 @@ def test_the_step_runner_asks_the_engine_for_the_function_through_one_seam(proje
     """`Engine.step_function` is the documented seam the testing kit's mock_step overrides."""
     from ductape_cli.engine.engine import Engine
 
-    project.write("seam", """
+    project.write(
+        "seam",
+        """
         from ductape_cli import workflow
 
         @workflow("seam")
         async def seam(ctx):
             return await ctx.step("real", lambda: "real")
-    """)
+    """,
+    )
 
     class Swapping(Engine):
         def step_function(self, tag, fn):
@@ -273,11 +357,23 @@ def test_the_architecture_page_names_modules_that_exist() -> None:
     root = Path(ductape_cli.__file__).parent
     text = (root.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
     for cited in set(re.findall(r"`([a-z_/]+\.py)", text)):
-        candidates = [root / cited, root.parent / cited, root / "engine" / cited, *root.glob(f"*/{cited}")]
+        candidates = [
+            root / cited,
+            root.parent / cited,
+            root / "engine" / cited,
+            *root.glob(f"*/{cited}"),
+        ]
         assert any(p.exists() for p in candidates), cited
     from ductape_cli import ctx, models
     from ductape_cli.engine import engine, journal
 
-    for owner, name in [(journal, "ExecutionCore"), (models, "Lifecycle"), (models, "StreamType"), (models, "RunError"),
-                        (ctx, "Context"), (engine.Engine, "step_function"), (engine.Engine, "components_for")]:  # fmt: skip
+    for owner, name in [
+        (journal, "ExecutionCore"),
+        (models, "Lifecycle"),
+        (models, "StreamType"),
+        (models, "RunError"),
+        (ctx, "Context"),
+        (engine.Engine, "step_function"),
+        (engine.Engine, "components_for"),
+    ]:
         assert hasattr(owner, name), name

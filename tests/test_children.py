@@ -61,20 +61,26 @@ def test_child_output_returns_to_the_parent_and_is_linked(family, cli) -> None:
     listed = cli("list", "--parent", result["workflow_id"], "--json").json()
     assert [r["workflow_id"] for r in listed] == ["payment-o1"]
     status = cli("status", result["workflow_id"], "--json").json()
-    assert status["children"] == [{"workflow_id": "payment-o1", "workflow_tag": "payment-processing", "status": "completed"}]
+    assert status["children"] == [
+        {"workflow_id": "payment-o1", "workflow_tag": "payment-processing", "status": "completed"}
+    ]
 
 
 def test_failed_child_raises_in_the_parent_and_retries(family) -> None:
     failed = family.run("order", {"orderId": "o2", "amount": 5, "fail": True})
     assert failed["status"] == "failed"
-    assert failed["error"]["message"] == "division by zero" and failed["error"]["step"] == "payment-o2"
+    assert (
+        failed["error"]["message"] == "division by zero" and failed["error"]["step"] == "payment-o2"
+    )
     caught = family.run("order-catching", {"orderId": "o3"})
     assert caught["output"]["child_failed"] == "pay-o3-retry-1"
     assert family.get_run("pay-o3-retry-1").restarted_from == "pay-o3"
 
 
 def test_parent_waits_durably_for_a_waiting_child(family, cli) -> None:
-    started = cli("run", "order", "--input", '{"orderId": "o4", "amount": 9, "wait": true}', "--json")
+    started = cli(
+        "run", "order", "--input", '{"orderId": "o4", "amount": 9, "wait": true}', "--json"
+    )
     assert started.exit_code == 5
     parent_id = started.json()["workflow_id"]
     assert cli("status", parent_id, "--json").json()["waiting"]["child_id"] == "payment-o4"
@@ -83,9 +89,14 @@ def test_parent_waits_durably_for_a_waiting_child(family, cli) -> None:
     assert parent["status"] == "completed" and parent["output"]["charged"] == "ch_9"
 
 
-@pytest.mark.parametrize(("policy", "child_status", "cancel_requested"), [
-    ("terminate", "cancelled", True), ("abandon", "running", False), ("request_cancel", "running", True),
-])
+@pytest.mark.parametrize(
+    ("policy", "child_status", "cancel_requested"),
+    [
+        ("terminate", "cancelled", True),
+        ("abandon", "running", False),
+        ("request_cancel", "running", True),
+    ],
+)
 def test_parent_close_policies(family, policy, child_status, cancel_requested) -> None:
     result = family.run("abandoning", {"policy": policy})
     assert result["status"] == "failed" and result["failed_step"] == "boom"

@@ -34,7 +34,18 @@ ORDER = """
 
 # The JUnit schema (Ant's junit.xsd, which Jenkins, GitLab and GitHub's reporters accept, plus
 # `skipped`): what each element must carry.
-SUITE_ATTRS = {"name", "tests", "failures", "errors", "time", "timestamp", "hostname", "id", "package", "skipped"}
+SUITE_ATTRS = {
+    "name",
+    "tests",
+    "failures",
+    "errors",
+    "time",
+    "timestamp",
+    "hostname",
+    "id",
+    "package",
+    "skipped",
+}
 SUITE_CHILDREN = {"properties", "system-out", "system-err"}
 CASE_ATTRS = {"name", "classname", "time"}
 PROBLEM_ATTRS = {"message", "type"}
@@ -92,9 +103,19 @@ def test_junit_for_a_failed_run_with_compensations(order, cli, tmp_path: Path) -
     check_schema(root)
     suite = root.find("testsuite")
     assert suite is not None and suite.get("name") == f"order {run_id}"
-    assert {p.get("name"): p.get("value") for p in suite.find("properties") or []}["workflow_id"] == run_id
+    assert {p.get("name"): p.get("value") for p in suite.find("properties") or []}[
+        "workflow_id"
+    ] == run_id
     found = cases(report)
-    assert list(found) == ["validate", "gift-wrap", "reserve", "charge", "ship", "compensate charge", "compensate reserve"]
+    assert list(found) == [
+        "validate",
+        "gift-wrap",
+        "reserve",
+        "charge",
+        "ship",
+        "compensate charge",
+        "compensate reserve",
+    ]
     assert found["validate"].find("failure") is None and found["validate"].find("skipped") is None
     skipped = found["gift-wrap"].find("skipped")
     assert skipped is not None and "$Input{gift} == true" in (skipped.get("message") or "")
@@ -108,7 +129,12 @@ def test_junit_for_a_failed_run_with_compensations(order, cli, tmp_path: Path) -
     assert found["compensate charge"].find("failure") is None
     broken = found["compensate reserve"].find("failure")
     assert broken is not None and broken.get("message") == "warehouse offline"
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped"), suite.get("errors")) == ("7", "2", "1", "0")
+    assert (
+        suite.get("tests"),
+        suite.get("failures"),
+        suite.get("skipped"),
+        suite.get("errors"),
+    ) == ("7", "2", "1", "0")
 
 
 @pytest.mark.parametrize(
@@ -119,7 +145,9 @@ def test_junit_for_a_failed_run_with_compensations(order, cli, tmp_path: Path) -
         ('{"wait": true}', 5, ("skipped", None)),
     ],
 )
-def test_junit_run_level_outcomes(order, cli, tmp_path: Path, payload: str, exit_code: int, expect) -> None:
+def test_junit_run_level_outcomes(
+    order, cli, tmp_path: Path, payload: str, exit_code: int, expect
+) -> None:
     report = tmp_path / "out.xml"
     result = cli("run", "order", "--input", payload, "--junit", str(report), "--json")
     assert result.exit_code == exit_code
@@ -160,7 +188,10 @@ def test_junit_from_signal_resume_and_replay(order, cli, tmp_path: Path) -> None
 def test_junit_bad_path_is_refused_before_anything_runs(order, cli, tmp_path: Path) -> None:
     result = cli("run", "order", "--junit", str(tmp_path / "missing" / "x.xml"))
     assert result.exit_code == 2
-    assert result.stderr.strip() == f"ductape: --junit {tmp_path / 'missing' / 'x.xml'}: folder {tmp_path / 'missing'} does not exist"
+    assert (
+        result.stderr.strip()
+        == f"ductape: --junit {tmp_path / 'missing' / 'x.xml'}: folder {tmp_path / 'missing'} does not exist"
+    )
     assert not order.store.exists()
 
 
@@ -207,13 +238,23 @@ def test_messages_are_escaped_as_the_runner_expects() -> None:
 def test_define_check_problems_as_annotations(project, cli, monkeypatch) -> None:
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_WORKSPACE", str(project.root))
-    project.write("hello", "from ductape_cli import workflow\n\n@workflow('hello')\ndef hello(ctx):\n    return ctx.step('a', lambda: 1)\n")
+    project.write(
+        "hello",
+        "from ductape_cli import workflow\n\n@workflow('hello')\ndef hello(ctx):\n    return ctx.step('a', lambda: 1)\n",
+    )
     result = cli("define", "--check")
     assert result.exit_code == 1
-    assert "::error file=workflows/hello.py,title=ductape%3A hello is missing::workflow hello has no stored definition; run `ductape define` and commit the result" in result.stderr.splitlines(), result.stderr
+    assert (
+        "::error file=workflows/hello.py,title=ductape%3A hello is missing::workflow hello has no stored definition; run `ductape define` and commit the result"
+        in result.stderr.splitlines()
+    ), result.stderr
     project.write("broken", "from ductape_cli import workflow\n\nx = = 1\n")
     broken = cli("define", "--check")
-    commands = [text for text in broken.stderr.splitlines() if text.startswith("::error file=workflows/broken.py")]
+    commands = [
+        text
+        for text in broken.stderr.splitlines()
+        if text.startswith("::error file=workflows/broken.py")
+    ]
     assert len(commands) == 1 and ",line=3," in commands[0], broken.stderr
     assert "::error" not in cli("define", "--check", "--no-annotations").stderr
 
@@ -228,7 +269,9 @@ def test_wait_blocks_until_the_run_ends_and_exits_by_status(order, cli) -> None:
     engine = order.engine()
     driver = threading.Thread(target=lambda: engine.drive(run_id))
     driver.start()
-    done = cli("wait", run_id, "--timeout", "30s", "--json", "--junit", str(order.root / "wait.xml"))
+    done = cli(
+        "wait", run_id, "--timeout", "30s", "--json", "--junit", str(order.root / "wait.xml")
+    )
     driver.join()
     assert done.exit_code == 0 and done.json()["status"] == "completed"
     assert list(cases(order.root / "wait.xml")) == ["validate", "gift-wrap", "reserve", "charge"]
@@ -236,10 +279,13 @@ def test_wait_blocks_until_the_run_ends_and_exits_by_status(order, cli) -> None:
     assert cli("wait", failed).exit_code == 1
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("wait", "wf_nope"), "no run with id 'wf_nope'"),
-    (("wait", "ID", "--timeout", "soon"), "invalid --timeout 'soon'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("wait", "wf_nope"), "no run with id 'wf_nope'"),
+        (("wait", "ID", "--timeout", "soon"), "invalid --timeout 'soon'"),
+    ],
+)
 def test_wait_bad_input(order, cli, args, message) -> None:
     if "ID" in args:
         run_id = cli("run", "order", "--json").json()["workflow_id"]
@@ -266,7 +312,9 @@ FAMILY = """
 
 def test_children_are_testsuites_of_their_own(project, cli, tmp_path: Path) -> None:
     project.write("family", FAMILY)
-    result = cli("run", "parcel", "--input", '{"jam": true}', "--junit", str(tmp_path / "f.xml"), "--json")
+    result = cli(
+        "run", "parcel", "--input", '{"jam": true}', "--junit", str(tmp_path / "f.xml"), "--json"
+    )
     assert result.exit_code == 1
     run_id = result.json()["workflow_id"]
     root = ET.parse(tmp_path / "f.xml").getroot()

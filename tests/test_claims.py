@@ -20,7 +20,9 @@ OTHER_HOST = "host-b:300:cccc"
 
 
 def run(run_id: str, now: float, **fields: object) -> Run:
-    base: dict[str, object] = dict(id=run_id, tag="t", status=RunStatus.PENDING, input={}, created_at=now, ready_at=now)
+    base: dict[str, object] = dict(
+        id=run_id, tag="t", status=RunStatus.PENDING, input={}, created_at=now, ready_at=now
+    )
     base.update(fields)
     return Run(**base)  # type: ignore[arg-type]
 
@@ -33,13 +35,20 @@ def populated(path: Path, queued: int = 300) -> tuple[SqliteStore, float]:
         store.create_run(run(f"wf_q{i:05d}", now - 100 + i * 0.01, tag="t" if i % 2 else "u"), [])
     for i in range(20):
         store.create_run(run(f"wf_s{i:03d}", now, ready_at=now + 3600), [])  # sleeping
-        store.create_run(run(f"wf_w{i:03d}", now, ready_at=None, waiting={"kind": "signal", "signals": ["go"]}), [])
+        store.create_run(
+            run(f"wf_w{i:03d}", now, ready_at=None, waiting={"kind": "signal", "signals": ["go"]}),
+            [],
+        )
     lease = dict(status=RunStatus.RUNNING, ready_at=now - 200, lease="0123456789abcdef")
     store.create_run(run("wf_live", now, owner=LIVE, lease_expires_at=now + 30, **lease), [])  # type: ignore[arg-type]
     store.create_run(run("wf_dead", now, owner=DEAD, lease_expires_at=now + 30, **lease), [])  # type: ignore[arg-type]
-    store.create_run(run("wf_expired", now, owner=OTHER_HOST, lease_expires_at=now - 1, **lease), [])  # type: ignore[arg-type]
+    store.create_run(
+        run("wf_expired", now, owner=OTHER_HOST, lease_expires_at=now - 1, **lease), []
+    )  # type: ignore[arg-type]
     for i in range(200):
-        store.create_run(run(f"wf_done{i:03d}", now, status=RunStatus.COMPLETED, owner=LIVE, ended_at=now), [])
+        store.create_run(
+            run(f"wf_done{i:03d}", now, status=RunStatus.COMPLETED, owner=LIVE, ended_at=now), []
+        )
     store.conn.execute("ANALYZE")  # the planner must choose the same with statistics as without
     return store, now
 
@@ -52,7 +61,9 @@ def test_a_batch_claim_takes_orphans_first_then_the_queue_by_due_time(tmp_path: 
     assert ids[2:] == ["wf_q00000", "wf_q00001", "wf_q00002"]
     assert {r.taken_from for r in claimed[:2]} == {DEAD, OTHER_HOST}
     assert all(r.owner == "me:1:x" and r.status == RunStatus.RUNNING for r in claimed)
-    assert len({r.lease for r in claimed}) == 5 and all(len(r.lease or "") == 16 for r in claimed)  # one token each
+    assert len({r.lease for r in claimed}) == 5 and all(
+        len(r.lease or "") == 16 for r in claimed
+    )  # one token each
     stored = store.get_run("wf_q00000")
     assert stored is not None and stored.owner == "me:1:x" and stored.lease_expires_at == now + 30
     # The live owner's run, sleepers, waiters and finished runs are never taken.
@@ -112,11 +123,16 @@ def test_claim_wake_and_recovery_queries_walk_indexes(tmp_path: Path) -> None:
     assert woken is not None and woken.ready_at == now  # the signalled run is due at once
     held_w = store.claim_run("wf_w001", "me:1:x", now, 30)
     assert held_w is not None
-    assert store.consume_signal("wf_w001", 0, ["go"], now, "signal_received", lease=held_w.lease) is not None
+    assert (
+        store.consume_signal("wf_w001", 0, ["go"], now, "signal_received", lease=held_w.lease)
+        is not None
+    )
     store.request_cancel("wf_s001", "stop", now)
     store.wake_parent("wf_w002", now)
     held = [r for r in first.values() if r.id.startswith("wf_q")]
-    store.suspend_run(held[0].id, held[0].lease or "", {"kind": "signal", "signals": ["go"]}, None, None, now, [])
+    store.suspend_run(
+        held[0].id, held[0].lease or "", {"kind": "signal", "signals": ["go"]}, None, None, now, []
+    )
     store.finish_run(held[1].id, held[1].lease or "", {"status": "completed", "ended_at": now}, [])
     store.due_schedules(now)
     store.conn.set_trace_callback(None)
@@ -134,7 +150,9 @@ def test_claim_wake_and_recovery_queries_walk_indexes(tmp_path: Path) -> None:
     claims = [plan for sql, plan in plans.items() if "ORDER BY ready_at LIMIT" in sql]
     assert claims and all(any("USING INDEX runs_queue" in line for line in plan) for plan in claims)
     leased = [plan for sql, plan in plans.items() if "INDEXED BY runs_leased" in sql]
-    assert len(leased) >= 2 and all(any("USING INDEX runs_leased" in line for line in p) for p in leased)
+    assert len(leased) >= 2 and all(
+        any("USING INDEX runs_leased" in line for line in p) for p in leased
+    )
 
 
 def test_related_runs_use_an_index_per_lineage_column(tmp_path: Path) -> None:
@@ -150,7 +168,9 @@ def test_related_runs_use_an_index_per_lineage_column(tmp_path: Path) -> None:
     )
     (plan,) = _plans(store, executed).values()
     searches = [line for line in plan if line.startswith("SEARCH")]
-    assert len(searches) == 4 and not [line for line in plan if line.startswith("SCAN") or "TEMP" in line], plan
+    assert len(searches) == 4 and not [
+        line for line in plan if line.startswith("SCAN") or "TEMP" in line
+    ], plan
 
 
 def test_a_store_from_before_the_queue_indexes_is_migrated(tmp_path: Path) -> None:
@@ -173,7 +193,9 @@ def test_a_store_from_before_the_queue_indexes_is_migrated(tmp_path: Path) -> No
     conn.commit()
     conn.close()
     store = open_store(str(path), namespace="p")
-    names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    names = {
+        r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+    }
     assert {"runs_queue", "runs_leased"} <= names and "runs_ready" not in names
     assert [r.id for r in store.claim_ready("me:1:x", now, 30, 10)] == ["wf_old"]
 
@@ -189,5 +211,10 @@ def test_run_id_fragments_are_index_lookups(tmp_path: Path) -> None:
     assert store.find_run_ids("e6a1b2c3") == ["wf_19a3f2c4d5e6a1b2c3"]
     store.conn.set_trace_callback(None)
     for sql, plan in _plans(store, executed).items():
-        assert all(line.startswith("SEARCH") or "TEMP B-TREE FOR ORDER BY" in line for line in plan), (sql, plan)
-        assert any("runs_tail" in line or "sqlite_autoindex_runs_1" in line for line in plan), (sql, plan)
+        assert all(
+            line.startswith("SEARCH") or "TEMP B-TREE FOR ORDER BY" in line for line in plan
+        ), (sql, plan)
+        assert any("runs_tail" in line or "sqlite_autoindex_runs_1" in line for line in plan), (
+            sql,
+            plan,
+        )

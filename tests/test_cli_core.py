@@ -38,7 +38,16 @@ def test_run_prints_the_result_shape_as_json(greet, cli) -> None:
     result = cli("run", "greet", "--input", '{"name": "Ada"}', "--json")
     assert result.exit_code == 0, result.stderr
     data = result.json()
-    assert set(data) >= {"workflow_id", "status", "output", "error", "completed_steps", "failed_step", "execution_time", "rollback_result"}
+    assert set(data) >= {
+        "workflow_id",
+        "status",
+        "output",
+        "error",
+        "completed_steps",
+        "failed_step",
+        "execution_time",
+        "rollback_result",
+    }
     assert data["status"] == "completed" and data["output"] == {"text": "Hello Ada"}
     assert data["completed_steps"] == ["hello"]
 
@@ -53,8 +62,16 @@ def test_run_exit_codes_follow_the_status(greet, cli) -> None:
 
 def test_input_from_file_and_stdin(greet, cli, tmp_path: Path) -> None:
     (tmp_path / "in.json").write_text('{"name": "File"}')
-    assert cli("run", "greet", "--input", "@in.json", "--json").json()["output"]["text"] == "Hello File"
-    assert cli("run", "greet", "--input", "-", "--json", input='{"name": "Stdin"}').json()["output"]["text"] == "Hello Stdin"
+    assert (
+        cli("run", "greet", "--input", "@in.json", "--json").json()["output"]["text"]
+        == "Hello File"
+    )
+    assert (
+        cli("run", "greet", "--input", "-", "--json", input='{"name": "Stdin"}').json()["output"][
+            "text"
+        ]
+        == "Hello Stdin"
+    )
 
 
 def test_plain_progress_lines_when_not_a_terminal(greet, cli) -> None:
@@ -64,7 +81,19 @@ def test_plain_progress_lines_when_not_a_terminal(greet, cli) -> None:
 
 
 def test_workflow_id_env_context_timeout_and_detach(greet, cli) -> None:
-    result = cli("run", "greet", "--workflow-id", "custom-1", "--env", "dev", "--context", '{"source": "ci"}', "--timeout", "30s", "--json")
+    result = cli(
+        "run",
+        "greet",
+        "--workflow-id",
+        "custom-1",
+        "--env",
+        "dev",
+        "--context",
+        '{"source": "ci"}',
+        "--timeout",
+        "30s",
+        "--json",
+    )
     assert result.json()["workflow_id"] == "custom-1"
     detached = cli("run", "greet", "--detach", "--json")
     assert detached.exit_code == 5 and detached.json()["status"] == "pending"
@@ -82,16 +111,28 @@ def test_status_list_history_step(greet, cli) -> None:
     status = cli("status", run_id, "--json").json()
     assert status["status"] == "completed" and status["steps"][0]["tag"] == "hello"
     assert cli("status", run_id).exit_code == 0
-    listed = cli("list", "--workflow", "greet", "--status", "completed", "--limit", "5", "--json").json()
+    listed = cli(
+        "list", "--workflow", "greet", "--status", "completed", "--limit", "5", "--json"
+    ).json()
     assert [r["workflow_id"] for r in listed] == [run_id]
     assert cli("list", "--offset", "1", "--json").json() == []
     history = cli("history", run_id, "--json").json()
-    assert [e["type"] for e in history["events"]] == ["workflow_started", "log", "step_started", "step_completed", "workflow_completed"]
+    assert [e["type"] for e in history["events"]] == [
+        "workflow_started",
+        "log",
+        "step_started",
+        "step_completed",
+        "workflow_completed",
+    ]
     assert "step_completed" in cli("history", run_id).stdout
     only = cli("history", run_id, "--type", "log", "--json").json()["events"]
     assert [e["type"] for e in only] == ["log"]
     step = cli("step", run_id, "hello", "--json").json()
-    assert step["status"] == "completed" and step["output"] == {"text": "Hello Ada"} and step["attempts"] == 1
+    assert (
+        step["status"] == "completed"
+        and step["output"] == {"text": "Hello Ada"}
+        and step["attempts"] == 1
+    )
     assert "hello" in cli("step", run_id, "hello").stdout
 
 
@@ -102,7 +143,9 @@ def test_init_scaffolds_and_refuses_to_overwrite(cli, tmp_path: Path, monkeypatc
     again = cli("init", str(target))
     assert again.exit_code == 2 and "already exists" in again.stderr
     monkeypatch.chdir(target)
-    assert cli("run", "hello", "--input", '{"name": "Ada"}', "--json").json()["output"] == {"greeting": "Hello, Ada!"}
+    assert cli("run", "hello", "--input", '{"name": "Ada"}', "--json").json()["output"] == {
+        "greeting": "Hello, Ada!"
+    }
 
 
 @pytest.mark.parametrize(
@@ -161,11 +204,14 @@ def test_unknown_config_key_names_file_and_line(project, cli) -> None:
 
 
 def test_module_that_fails_to_import_is_reported_with_file_and_line(project, cli) -> None:
-    project.write("broken", """
+    project.write(
+        "broken",
+        """
         from ductape_cli import workflow
 
         raise RuntimeError("boom at import")
-    """)
+    """,
+    )
     result = cli("run", "anything")
     assert result.exit_code == 2
     assert "broken.py:4" in result.stderr and "RuntimeError: boom at import" in result.stderr
@@ -197,11 +243,15 @@ def test_every_command_is_mapped_to_its_family() -> None:
     from ductape_cli.cli import app as app_module
 
     full = app_module.build()
-    names = {c.name or c.callback.__name__ for c in full.registered_commands} | {g.name for g in full.registered_groups}
+    names = {c.name or c.callback.__name__ for c in full.registered_commands} | {
+        g.name for g in full.registered_groups
+    }
     assert names == set(app_module.COMMAND_FAMILIES)
     for name, family in app_module.COMMAND_FAMILIES.items():
         one = app_module.build((family,))
-        here = {c.name or c.callback.__name__ for c in one.registered_commands} | {g.name for g in one.registered_groups}
+        here = {c.name or c.callback.__name__ for c in one.registered_commands} | {
+            g.name for g in one.registered_groups
+        }
         assert name in here, (name, family)
 
 
@@ -210,7 +260,9 @@ def test_main_runs_a_command_built_alone(greet, monkeypatch, capsys) -> None:
 
     from ductape_cli.cli import app as app_module
 
-    monkeypatch.setattr(sys, "argv", ["ductape", "run", "greet", "--input", '{"name": "Solo"}', "--json"])
+    monkeypatch.setattr(
+        sys, "argv", ["ductape", "run", "greet", "--input", '{"name": "Solo"}', "--json"]
+    )
     with pytest.raises(SystemExit) as exit_info:
         app_module.main()
     assert exit_info.value.code == 0

@@ -19,9 +19,17 @@ from hypothesis import strategies as st
 
 from tests.conftest import ductape_cmd, ductape_subprocess_env
 
-NASTY = ["[bold]x[/bold]", "[/tmp]", "[true, false]", ":smile:", "[link=http://x]y[/link]", "\\[z]", "[red"]
+NASTY = [
+    "[bold]x[/bold]",
+    "[/tmp]",
+    "[true, false]",
+    ":smile:",
+    "[link=http://x]y[/link]",
+    "\\[z]",
+    "[red",
+]
 
-ECHO = '''
+ECHO = """
 from ductape_cli import workflow
 
 
@@ -41,7 +49,7 @@ async def echo(ctx):
     if ctx.input.fail:
         await ctx.step("boom", lambda: explode(text))
     return {"text": first["text"], "list": [True, False]}
-'''
+"""
 
 
 @pytest.fixture
@@ -57,8 +65,12 @@ BOX = set("─│├└┌┐┘┬┴┼╭╮╯╰━┃")
 
 
 @pytest.mark.parametrize("text", NASTY)
-def test_piped_status_step_and_history_print_user_data_verbatim(echo: Any, cli: Any, text: str) -> None:
-    run = cli("run", "echo", "--input", json.dumps({"text": text, "tag": text, "fail": True}), "--json")
+def test_piped_status_step_and_history_print_user_data_verbatim(
+    echo: Any, cli: Any, text: str
+) -> None:
+    run = cli(
+        "run", "echo", "--input", json.dumps({"text": text, "tag": text, "fail": True}), "--json"
+    )
     assert run.exit_code == 1, run.stderr
     run_id = run.json()["workflow_id"]
     status = cli("status", run_id)
@@ -72,11 +84,22 @@ def test_piped_status_step_and_history_print_user_data_verbatim(echo: Any, cli: 
 
 def test_status_piped_through_cat_does_not_crash_on_markup(echo: Any, tmp_path: Path) -> None:
     env = ductape_subprocess_env(echo.root)
-    made = subprocess.run(ductape_cmd("run", "echo", "--input", '{"text": "[/tmp]"}', "--json"), env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    made = subprocess.run(
+        ductape_cmd("run", "echo", "--input", '{"text": "[/tmp]"}', "--json"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     run_id = json.loads(made.stdout)["workflow_id"]
-    piped = subprocess.run(" ".join(ductape_cmd("status", run_id)) + " | cat", shell=True, env=env,
-                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    piped = subprocess.run(
+        " ".join(ductape_cmd("status", run_id)) + " | cat",
+        shell=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "MarkupError" not in piped.stderr and "Traceback" not in piped.stderr
     assert '"text": "[/tmp]"' in piped.stdout
 
@@ -107,7 +130,9 @@ def _pty_run(args: list[str], env: dict[str, str], timeout: float = 120) -> tupl
 def test_run_on_a_terminal_prints_markup_like_output_and_exits_0(echo: Any) -> None:
     env = {**ductape_subprocess_env(echo.root), "TERM": "xterm", "COLUMNS": "200", "NO_COLOR": "1"}
     env.pop("FORCE_COLOR", None)
-    code, screen = _pty_run(ductape_cmd("run", "echo", "--input", '{"text": "[bold]x[/bold]"}'), env)
+    code, screen = _pty_run(
+        ductape_cmd("run", "echo", "--input", '{"text": "[bold]x[/bold]"}'), env
+    )
     assert code == 0, screen
     assert "MarkupError" not in screen
     assert '"text": "[bold]x[/bold]"' in screen and "[true, false]" in screen
@@ -117,7 +142,9 @@ def test_run_on_a_terminal_prints_markup_like_output_and_exits_0(echo: Any) -> N
 
 TEXT = st.one_of(
     st.sampled_from(NASTY),
-    st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Zs")), min_size=1, max_size=24),
+    st.text(
+        st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Zs")), min_size=1, max_size=24
+    ),
 )
 
 
@@ -141,10 +168,15 @@ def _views_of(eng: Any, text: str) -> dict[str, tuple[Any, list[str]]]:
     waiting = eng.run("echo", {"text": text, "wait": True})
     cancelled = eng.cancel(waiting["workflow_id"], text)
     replayed = eng.replay(done["workflow_id"], reason=text)
-    schema = {"steps": [{"tag": text, "condition": f"$Input{{x}} == '{js}'", "has_rollback": True}],
-              "operations": [{"kind": "step", "tag": text}, {"kind": "checkpoint", "name": text}],
-              "warnings": [text], "options": {"rollback_strategy": "none", "signals": {text: {}}}}  # fmt: skip
-    defined = Defined(text, text, "changed", "v1", "v0", schema, Changes(added=[text], removed=[text]), text)
+    schema = {
+        "steps": [{"tag": text, "condition": f"$Input{{x}} == '{js}'", "has_rollback": True}],
+        "operations": [{"kind": "step", "tag": text}, {"kind": "checkpoint", "name": text}],
+        "warnings": [text],
+        "options": {"rollback_strategy": "none", "signals": {text: {}}},
+    }
+    defined = Defined(
+        text, text, "changed", "v1", "v0", schema, Changes(added=[text], removed=[text]), text
+    )
     report = DefineReport([defined], errors=[text], folder=text)
     job = eng.dispatch("echo", {"text": text}, cron="0 9 * * *")
     return {
@@ -160,8 +192,23 @@ def _views_of(eng: Any, text: str) -> dict[str, tuple[Any, list[str]]]:
         "compare": (eng.compare(done["workflow_id"], failed["workflow_id"]), [raw]),
         "define": (report, [raw]),
         "check": (DefineReport([defined], check=True, folder=text), [raw]),
-        "definition": ({"tag": text, "name": text, "version": "v1", "schema": schema, "versions": ["v1"]}, [raw]),
-        "workflows": ([{"tag": text, "name": text, "version": "v1", "versions": 1, "steps": 1, "defined_at": 0}], [raw]),
+        "definition": (
+            {"tag": text, "name": text, "version": "v1", "schema": schema, "versions": ["v1"]},
+            [raw],
+        ),
+        "workflows": (
+            [
+                {
+                    "tag": text,
+                    "name": text,
+                    "version": "v1",
+                    "versions": 1,
+                    "steps": 1,
+                    "defined_at": 0,
+                }
+            ],
+            [raw],
+        ),
         "schedule": (job, [job["job_id"]]),
         "schedules": (eng.list_schedules(), [job["job_id"]]),
     }
@@ -170,13 +217,35 @@ def _views_of(eng: Any, text: str) -> dict[str, tuple[Any, list[str]]]:
 def test_every_view_is_covered() -> None:
     from ductape_cli.render.output import VIEWS
 
-    assert set(VIEWS) == {"result", "status", "cancel", "query", "runs", "timeline", "step", "events", "related",
-                          "compare", "define", "check", "definition", "workflows", "schedule", "schedules"}  # fmt: skip
+    assert set(VIEWS) == {
+        "result",
+        "status",
+        "cancel",
+        "query",
+        "runs",
+        "timeline",
+        "step",
+        "events",
+        "related",
+        "compare",
+        "define",
+        "check",
+        "definition",
+        "workflows",
+        "schedule",
+        "schedules",
+    }
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(text=TEXT)
-def test_any_string_renders_verbatim_through_every_view(echo: Any, monkeypatch: Any, text: str) -> None:
+def test_any_string_renders_verbatim_through_every_view(
+    echo: Any, monkeypatch: Any, text: str
+) -> None:
     eng = echo.engine()
     try:
         views = _views_of(eng, text)
@@ -193,12 +262,16 @@ def test_any_string_renders_verbatim_through_every_view(echo: Any, monkeypatch: 
 
 def _progress_events(text: str) -> list[tuple[str, dict[str, Any]]]:
     return [
-        ("step_started", {"tag": text}), ("log", {"level": "info", "message": text, "data": {"v": text}}),
-        ("step_completed", {"tag": text, "duration_ms": 3}), ("step_started", {"tag": "b"}),
+        ("step_started", {"tag": text}),
+        ("log", {"level": "info", "message": text, "data": {"v": text}}),
+        ("step_completed", {"tag": text, "duration_ms": 3}),
+        ("step_started", {"tag": "b"}),
         ("step_retried", {"tag": "b", "attempt": 1, "error": {"message": text}}),
-        ("step_failed", {"tag": "b", "error": {"message": text}}), ("checkpoint", {"name": text}),
-        ("signal_received", {"name": text}), ("waiting", {"waiting": {"kind": "signal", "signals": [text]}}),
-    ]  # fmt: skip
+        ("step_failed", {"tag": "b", "error": {"message": text}}),
+        ("checkpoint", {"name": text}),
+        ("signal_received", {"name": text}),
+        ("waiting", {"waiting": {"kind": "signal", "signals": [text]}}),
+    ]
 
 
 @settings(max_examples=30, deadline=None)
@@ -239,9 +312,20 @@ def test_piped_status_and_step_are_plain_lines(echo: Any, cli: Any) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["status", "{id}"], ["step", "{id}", "first"], ["related", "{id}"], ["list"], ["history", "{id}"], ["events", "{id}"],
-     ["define"], ["show", "echo"], ["workflows"], ["schedules", "list"], ["compare", "{id}", "{other}"]],
-)  # fmt: skip
+    [
+        ["status", "{id}"],
+        ["step", "{id}", "first"],
+        ["related", "{id}"],
+        ["list"],
+        ["history", "{id}"],
+        ["events", "{id}"],
+        ["define"],
+        ["show", "echo"],
+        ["workflows"],
+        ["schedules", "list"],
+        ["compare", "{id}", "{other}"],
+    ],
+)
 def test_every_command_prints_plain_lines_to_a_pipe(echo: Any, cli: Any, args: list[str]) -> None:
     first = cli("run", "echo", "--input", '{"text": "a"}', "--json").json()["workflow_id"]
     other = cli("run", "echo", "--input", '{"text": "b"}', "--json").json()["workflow_id"]

@@ -10,7 +10,7 @@ import pytest
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
-FLOW = '''
+FLOW = """
 from pathlib import Path
 
 from ductape_cli import workflow
@@ -40,7 +40,7 @@ async def flow(ctx):
     await ctx.step("c", lambda: {"c": 1})
     ctx.log.warn("done")
     return {"done": True}
-'''
+"""
 
 
 @pytest.fixture
@@ -50,7 +50,11 @@ def flow(project: Any) -> Any:
 
 
 def start(cli: Any, payload: dict[str, Any]) -> str:
-    return str(json.loads(cli("run", "flow", "--input", json.dumps(payload), "--json").stdout)["workflow_id"])
+    return str(
+        json.loads(cli("run", "flow", "--input", json.dumps(payload), "--json").stdout)[
+            "workflow_id"
+        ]
+    )
 
 
 # -- item 3: events prints JSON payloads and ISO times --------------------------------------
@@ -60,7 +64,9 @@ def test_events_prints_json_payloads_and_iso_times(flow: Any, cli: Any) -> None:
     run_id = start(cli, {})
     lines = cli("events", run_id).stdout.strip().splitlines()
     assert len(lines) == 1
-    assert ISO.match(lines[0]) and "charged" in lines[0] and '{"id": "ch_1", "ok": true}' in lines[0]
+    assert (
+        ISO.match(lines[0]) and "charged" in lines[0] and '{"id": "ch_1", "ok": true}' in lines[0]
+    )
     data = cli("events", run_id, "--json").json()
     assert ISO.fullmatch(data[0]["timestamp"]) and data[0]["payload"] == {"id": "ch_1", "ok": True}
 
@@ -75,7 +81,9 @@ def test_step_json_gives_every_attempt_a_start_and_duration(flow: Any, cli: Any)
     for attempt in step["attempt_log"]:
         assert attempt["started_at"] is not None and attempt["duration"] is not None, attempt
     first, second = step["attempt_log"]
-    assert second["started_at"] >= first["started_at"] + 0.02  # after the failed attempt and its retry delay
+    assert (
+        second["started_at"] >= first["started_at"] + 0.02
+    )  # after the failed attempt and its retry delay
     assert second["started_at"] <= step["ended_at"]
     assert "started_at" in step and step["duration"] is not None
 
@@ -83,7 +91,9 @@ def test_step_json_gives_every_attempt_a_start_and_duration(flow: Any, cli: Any)
 # -- item 5: a waiting run's time, a cancelled wait, compiled order --------------------------
 
 
-def test_a_waiting_run_shows_how_long_it_has_run_and_a_cancelled_wait_is_not_waiting(flow: Any, cli: Any) -> None:
+def test_a_waiting_run_shows_how_long_it_has_run_and_a_cancelled_wait_is_not_waiting(
+    flow: Any, cli: Any
+) -> None:
     waiting = cli("run", "flow", "--input", '{"wait": true}')
     assert waiting.exit_code == 5
     assert "time: 0ms" not in waiting.stdout
@@ -104,7 +114,11 @@ def test_steps_never_reached_are_listed_in_compiled_order(flow: Any, cli: Any) -
     steps = cli("status", run_id, "--json").json()["steps"]
     assert [s["tag"] for s in steps if s["kind"] == "step"] == ["a", "b", "c"]
     assert steps[1]["status"] == "skipped" and steps[1]["reason"].startswith("not reached")
-    tree = [line.split()[1] for line in cli("status", run_id).stdout.splitlines() if line.startswith("  ")]
+    tree = [
+        line.split()[1]
+        for line in cli("status", run_id).stdout.splitlines()
+        if line.startswith("  ")
+    ]
     assert [tag for tag in tree if tag in ("a", "b", "c")] == ["a", "b", "c"]
 
 
@@ -126,7 +140,7 @@ def test_run_shows_log_messages_in_the_live_view(flow: Any, cli: Any, monkeypatc
 
 # -- item 17: ctx.input names like dict methods: one rule --------------------------------------
 
-INPUT_RULE = '''
+INPUT_RULE = """
 import json
 
 from ductape_cli import workflow
@@ -144,7 +158,7 @@ async def fields(ctx):
         "json": json.loads(json.dumps(ctx.input)),
         "missing": ctx.input.to_dict().get("nope", "fallback"),
     }
-'''
+"""
 
 
 def test_input_fields_named_like_dict_methods_follow_one_rule(project: Any, cli: Any) -> None:
@@ -152,9 +166,15 @@ def test_input_fields_named_like_dict_methods_follow_one_rule(project: Any, cli:
     result = cli("run", "fields", "--input", '{"keys": ["k1"], "copy": {"n": 1}}', "--json")
     assert result.exit_code == 0, result.stdout + result.stderr
     assert result.json()["output"] == {
-        "items": [], "get": None, "keys": ["k1"], "copy": {"n": 1}, "as_dict": ["copy", "keys"],
-        "via_dict": ["copy", "keys"], "json": {"keys": ["k1"], "copy": {"n": 1}}, "missing": "fallback",
-    }  # fmt: skip
+        "items": [],
+        "get": None,
+        "keys": ["k1"],
+        "copy": {"n": 1},
+        "as_dict": ["copy", "keys"],
+        "via_dict": ["copy", "keys"],
+        "json": {"keys": ["k1"], "copy": {"n": 1}},
+        "missing": "fallback",
+    }
     assert cli("define").exit_code == 0
 
 
@@ -189,9 +209,15 @@ def _complete(project: Any, line: str) -> str:
 
     from tests.conftest import ductape_cmd, ductape_subprocess_env
 
-    env = {**ductape_subprocess_env(project.root), "_DUCTAPE_COMPLETE": "complete_bash", "COMP_WORDS": line,
-           "COMP_CWORD": str(len(line.split()) - (0 if line.endswith(" ") else 1))}  # fmt: skip
-    done = subprocess.run(ductape_cmd(), env=env, capture_output=True, text=True, timeout=120, cwd=project.root)
+    env = {
+        **ductape_subprocess_env(project.root),
+        "_DUCTAPE_COMPLETE": "complete_bash",
+        "COMP_WORDS": line,
+        "COMP_CWORD": str(len(line.split()) - (0 if line.endswith(" ") else 1)),
+    }
+    done = subprocess.run(
+        ductape_cmd(), env=env, capture_output=True, text=True, timeout=120, cwd=project.root
+    )
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     return done.stdout
 
@@ -208,9 +234,16 @@ def test_completion_outside_a_project_offers_nothing_and_creates_nothing(tmp_pat
 
     from tests.conftest import ductape_cmd, ductape_subprocess_env
 
-    env = {**ductape_subprocess_env(tmp_path), "_DUCTAPE_COMPLETE": "complete_bash", "COMP_WORDS": "ductape status wf", "COMP_CWORD": "2"}
+    env = {
+        **ductape_subprocess_env(tmp_path),
+        "_DUCTAPE_COMPLETE": "complete_bash",
+        "COMP_WORDS": "ductape status wf",
+        "COMP_CWORD": "2",
+    }
     env.pop("DUCTAPE_PROJECT")
-    done = subprocess.run(ductape_cmd(), env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    done = subprocess.run(
+        ductape_cmd(), env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert done.returncode == 0 and done.stdout.strip() == "" and done.stderr == ""
     assert list(tmp_path.iterdir()) == []
 
@@ -219,10 +252,14 @@ def test_completion_outside_a_project_offers_nothing_and_creates_nothing(tmp_pat
 
 
 def test_unknown_tag_is_one_line_with_the_closest_tags(flow: Any, cli: Any) -> None:
-    flow.write("others", "from ductape_cli import workflow\n" + "".join(
-        f"\n\n@workflow({name!r})\nasync def w{i}(ctx):\n    return 1\n"
-        for i, name in enumerate(["fan-out", "flow-control", "billing", "shipping", "refunds"])
-    ))  # fmt: skip
+    flow.write(
+        "others",
+        "from ductape_cli import workflow\n"
+        + "".join(
+            f"\n\n@workflow({name!r})\nasync def w{i}(ctx):\n    return 1\n"
+            for i, name in enumerate(["fan-out", "flow-control", "billing", "shipping", "refunds"])
+        ),
+    )
     result = cli("run", "flw")
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
@@ -237,8 +274,13 @@ def test_unknown_tag_is_one_line_with_the_closest_tags(flow: Any, cli: Any) -> N
 # -- item 10: outside a project -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args", [["workflows"], ["schedules", "list"], ["list"], ["status", "wf_x"], ["define"], ["run", "x"]])
-def test_outside_a_project_commands_say_so_and_create_nothing(cli: Any, tmp_path: Any, monkeypatch: Any, args: list[str]) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [["workflows"], ["schedules", "list"], ["list"], ["status", "wf_x"], ["define"], ["run", "x"]],
+)
+def test_outside_a_project_commands_say_so_and_create_nothing(
+    cli: Any, tmp_path: Any, monkeypatch: Any, args: list[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DUCTAPE_PROJECT", raising=False)
     monkeypatch.delenv("DUCTAPE_STORE", raising=False)
@@ -262,12 +304,19 @@ def test_history_with_an_unknown_type_lists_the_valid_ones(flow: Any, cli: Any) 
 
 @pytest.mark.parametrize(
     ("cron", "message"),
-    [("61 * * * *", "minute 61 is out of range 0-59"), ("0 24 * * *", "hour 24 is out of range 0-23"),
-     ("0 0 32 * *", "day of month 32 is out of range 1-31"), ("0 0 * 13 *", "month 13 is out of range 1-12"),
-     ("0 0 * * 9", "day of week 9 is out of range 0-7"), ("0 0 * *", "expected 5 fields"),
-     ("*/0 * * * *", "minute step '0' must be a positive number")],
-)  # fmt: skip
-def test_a_bad_cron_names_the_field_and_its_range(flow: Any, cli: Any, cron: str, message: str) -> None:
+    [
+        ("61 * * * *", "minute 61 is out of range 0-59"),
+        ("0 24 * * *", "hour 24 is out of range 0-23"),
+        ("0 0 32 * *", "day of month 32 is out of range 1-31"),
+        ("0 0 * 13 *", "month 13 is out of range 1-12"),
+        ("0 0 * * 9", "day of week 9 is out of range 0-7"),
+        ("0 0 * *", "expected 5 fields"),
+        ("*/0 * * * *", "minute step '0' must be a positive number"),
+    ],
+)
+def test_a_bad_cron_names_the_field_and_its_range(
+    flow: Any, cli: Any, cron: str, message: str
+) -> None:
     result = cli("dispatch", "flow", "--cron", cron)
     assert result.exit_code == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -286,7 +335,9 @@ def test_input_that_is_not_an_object_is_refused(flow: Any, cli: Any, payload: st
 
 
 def test_an_input_model_may_accept_other_json(project: Any, cli: Any) -> None:
-    project.write("listy", """
+    project.write(
+        "listy",
+        """
         from pydantic import RootModel
 
         from ductape_cli import workflow
@@ -299,7 +350,8 @@ def test_an_input_model_may_accept_other_json(project: Any, cli: Any) -> None:
         @workflow("listy", input_model=Numbers)
         async def listy(ctx):
             return {"sum": sum(ctx.input)}
-    """)
+    """,
+    )
     result = cli("run", "listy", "--input", "[1, 2]", "--json")
     assert result.exit_code == 0, result.stderr
     assert result.json()["output"] == {"sum": 3}
@@ -307,7 +359,7 @@ def test_an_input_model_may_accept_other_json(project: Any, cli: Any) -> None:
 
 # -- item 13: a step that is never awaited --------------------------------------------------------
 
-FORGOTTEN = '''
+FORGOTTEN = """
 from pathlib import Path
 
 from ductape_cli import workflow
@@ -323,7 +375,7 @@ async def pay(ctx):
     await ctx.step("validate", lambda: {"ok": True})
     ctx.step("charge", charge)
     return {"done": True}
-'''
+"""
 
 
 def test_a_step_never_awaited_is_a_define_warning_and_fails_the_run(project: Any, cli: Any) -> None:
@@ -334,15 +386,23 @@ def test_a_step_never_awaited_is_a_define_warning_and_fails_the_run(project: Any
     run = cli("run", "pay", "--json")
     assert run.exit_code == 1
     error = run.json()["error"]
-    assert error["code"] == "STEP_NOT_AWAITED" and error["step"] == "charge" and "pay.py:15" in error["message"]
+    assert (
+        error["code"] == "STEP_NOT_AWAITED"
+        and error["step"] == "charge"
+        and "pay.py:15" in error["message"]
+    )
     assert not (project.root / "charged").exists()
 
 
 # -- item 14: a workflow the recorder cannot follow: one notice ---------------------------------
 
 
-def test_run_of_an_unrecordable_workflow_prints_one_consistent_notice(project: Any, cli: Any) -> None:
-    project.write("odd", """
+def test_run_of_an_unrecordable_workflow_prints_one_consistent_notice(
+    project: Any, cli: Any
+) -> None:
+    project.write(
+        "odd",
+        """
         from ductape_cli import workflow
 
 
@@ -351,23 +411,31 @@ def test_run_of_an_unrecordable_workflow_prints_one_consistent_notice(project: A
             if ctx.input.count > 3:
                 await ctx.step("big", lambda: 1)
             return {"ok": True}
-    """)
+    """,
+    )
     result = cli("run", "odd", "--input", '{"count": 5}')
     assert result.exit_code == 0, result.stderr
     notices = result.stderr.strip().splitlines()
     assert len(notices) == 1, notices
     assert "could not record all of odd" in notices[0] and "$Input{count}" in notices[0]
-    assert "running it with the 0 steps recorded before that" in notices[0] and "compiled odd" not in notices[0]
+    assert (
+        "running it with the 0 steps recorded before that" in notices[0]
+        and "compiled odd" not in notices[0]
+    )
 
 
 def test_run_of_a_recordable_workflow_says_how_many_steps_it_compiled(flow: Any, cli: Any) -> None:
     notices = cli("run", "flow").stderr.strip().splitlines()
-    assert len(notices) == 1 and notices[0].startswith("ductape: compiled flow → version") and "(3 steps)" in notices[0]
+    assert (
+        len(notices) == 1
+        and notices[0].startswith("ductape: compiled flow → version")
+        and "(3 steps)" in notices[0]
+    )
 
 
 # -- item 15: the seed's option names and single-dict form ----------------------------------------
 
-SEED_FORM = '''
+SEED_FORM = """
 from ductape_cli import define, workflow
 
 
@@ -390,7 +458,7 @@ define({
 @workflow("seed-camel", branchOverrides={"check": {"ok": True}}, recordInput={"size": 2}, rollbackStrategy="to_checkpoint")
 async def camel(ctx):
     return await handler(ctx)
-'''
+"""
 
 
 def test_the_seeds_option_names_and_dict_form_are_accepted(project: Any, cli: Any) -> None:
@@ -403,37 +471,48 @@ def test_the_seeds_option_names_and_dict_form_are_accepted(project: Any, cli: An
         big = next(s for s in shown["schema"]["steps"] if s["tag"] == "big")
         assert big["condition"] == "$Step{check}{ok} == true"  # the branch override was used
     assert cli("show", "seed-dict", "--json").json()["schema"]["options"]["max_events"] == 500
-    assert cli("run", "seed-dict", "--input", '{"size": 5}', "--json").json()["output"] == {"small": False}
+    assert cli("run", "seed-dict", "--input", '{"size": 5}', "--json").json()["output"] == {
+        "small": False
+    }
 
 
 def test_an_unknown_option_name_is_a_definition_error(project: Any, cli: Any) -> None:
-    project.write("typo", """
+    project.write(
+        "typo",
+        """
         from ductape_cli import workflow
 
 
         @workflow("typo", branchOverides={})
         async def typo(ctx):
             return 1
-    """)
+    """,
+    )
     result = cli("define")
-    assert result.exit_code == 2 and "unknown option 'branchOverides'; did you mean branch_overrides?" in result.stderr
+    assert (
+        result.exit_code == 2
+        and "unknown option 'branchOverides'; did you mean branch_overrides?" in result.stderr
+    )
 
 
 # -- item 16: per-workflow envs and product ------------------------------------------------------
 
-ENVS = '''
+ENVS = """
 from ductape_cli import workflow
 
 
 @workflow("billing", envs=["dev", {"slug": "stg", "active": False}], product="payments-suite")
 async def billing(ctx):
     return {"product": ctx.product, "env": ctx.env}
-'''
+"""
 
 
-def test_an_inactive_workflow_env_is_refused_and_product_is_stored_and_shown(project: Any, cli: Any) -> None:
+def test_an_inactive_workflow_env_is_refused_and_product_is_stored_and_shown(
+    project: Any, cli: Any
+) -> None:
     (project.root / "ductape.toml").write_text(
-        (project.root / "ductape.toml").read_text() + "\n[envs.stg]\nactive = true\n", encoding="utf-8"
+        (project.root / "ductape.toml").read_text() + "\n[envs.stg]\nactive = true\n",
+        encoding="utf-8",
     )
     project.write("billing", ENVS)
     refused = cli("run", "billing", "--env", "stg")
@@ -444,4 +523,6 @@ def test_an_inactive_workflow_env_is_refused_and_product_is_stored_and_shown(pro
     shown = cli("show", "billing")
     assert "product: payments-suite" in shown.stdout
     assert "stg (inactive)" in shown.stdout
-    assert cli("show", "billing", "--json").json()["schema"]["options"]["product"] == "payments-suite"
+    assert (
+        cli("show", "billing", "--json").json()["schema"]["options"]["product"] == "payments-suite"
+    )

@@ -29,7 +29,9 @@ def check_order(items: Any) -> dict[str, Any]:
     raise AssertionError("step functions never run while recording")
 
 
-@workflow("order-fulfillment", name="Order Fulfillment", branch_overrides={"validate": {"valid": True}})
+@workflow(
+    "order-fulfillment", name="Order Fulfillment", branch_overrides={"validate": {"valid": True}}
+)
 async def order_fulfillment(ctx: Any) -> Any:
     validation = await ctx.step("validate", lambda: check_order(ctx.input.items))
     if not validation["valid"]:
@@ -41,7 +43,11 @@ async def order_fulfillment(ctx: Any) -> Any:
 @workflow("process-orders", record_input={"items": [{"id": "1"}, {"id": "2"}]})
 async def process_orders(ctx: Any) -> None:
     for item in ctx.input.items:
-        await ctx.step(f"process-{item.id}", lambda: None, input={"id": item.id, "customer": ctx.input.customer})
+        await ctx.step(
+            f"process-{item.id}",
+            lambda: None,
+            input={"id": item.id, "customer": ctx.input.customer},
+        )
 
 
 @workflow("handle-by-type", record_scenarios=[{"type": "a"}, {"type": "b"}])
@@ -83,11 +89,17 @@ def test_steps_in_several_scenarios_keep_order_and_only_branch_steps_are_conditi
             await ctx.step("team-setup", lambda: 1)
         await ctx.step("finish", lambda: 1)
 
-    wf = define(tag="plans", handler=handler, record_scenarios=[{"plan": "pro"}, {"plan": "team"}, {"plan": "free"}])
+    wf = define(
+        tag="plans",
+        handler=handler,
+        record_scenarios=[{"plan": "pro"}, {"plan": "team"}, {"plan": "free"}],
+    )
     schema = compile_definition(wf)
     assert [s["tag"] for s in schema["steps"]] == ["start", "pro-setup", "team-setup", "finish"]
     steps = steps_of(schema)
-    assert steps["finish"]["condition"] is None  # reached in every scenario: it depends on none of them
+    assert (
+        steps["finish"]["condition"] is None
+    )  # reached in every scenario: it depends on none of them
     assert steps["team-setup"]["condition"] == "$Input{plan} == 'team'"
 
 
@@ -99,7 +111,12 @@ def test_scenario_and_override_conditions_combine() -> None:
                 return
             await ctx.step("charge", lambda: 1)
 
-    wf = define(tag="combo", handler=handler, record_scenarios=[{"kind": "card"}], branch_overrides={"check": {"ok": True}})
+    wf = define(
+        tag="combo",
+        handler=handler,
+        record_scenarios=[{"kind": "card"}],
+        branch_overrides={"check": {"ok": True}},
+    )
     steps = steps_of(compile_definition(wf))
     assert steps["charge"]["condition"] == "$Input{kind} == 'card' && $Step{check}{ok} == true"
 
@@ -110,9 +127,16 @@ def test_override_with_several_fields_ands_them() -> None:
         if v["valid"] and v.details.region == "eu":
             ctx.step("ship", lambda: 1)
 
-    wf = define(tag="multi", handler=handler, branch_overrides={"validate": {"valid": True, "details": {"region": "eu"}}})
+    wf = define(
+        tag="multi",
+        handler=handler,
+        branch_overrides={"validate": {"valid": True, "details": {"region": "eu"}}},
+    )
     steps = steps_of(compile_definition(wf))
-    assert steps["ship"]["condition"] == "$Step{validate}{valid} == true && $Step{validate}{details.region} == 'eu'"
+    assert (
+        steps["ship"]["condition"]
+        == "$Step{validate}{valid} == true && $Step{validate}{details.region} == 'eu'"
+    )
 
 
 # -- what else recording notes -----------------------------------------------------------------------------
@@ -126,14 +150,25 @@ async def _refund(output: Any) -> None:
 async def everything(ctx: Any) -> Any:
     ctx.log.info("start", {"who": ctx.input.user})
     charge = await ctx.step(
-        "charge", lambda: 1, rollback=_refund, retries=3, retry_delay="2s", backoff=2, max_delay="10s",
-        timeout="30s", critical=True,
-    )  # fmt: skip
+        "charge",
+        lambda: 1,
+        rollback=_refund,
+        retries=3,
+        retry_delay="2s",
+        backoff=2,
+        max_delay="10s",
+        timeout="30s",
+        critical=True,
+    )
     await ctx.step("notify", lambda: 1, options={"allowFail": True})
     await ctx.sleep("5m", name="cool-off")
     await ctx.checkpoint("charged", {"charge_id": charge["id"]})
     approval = await ctx.wait_for_signal("approve", timeout="24h")
-    await ctx.action.run(app="crm", event="note", input={"body": {"by": approval.by, "key": f"{ctx.workflow_id}-note"}})
+    await ctx.action.run(
+        app="crm",
+        event="note",
+        input={"body": {"by": approval.by, "key": f"{ctx.workflow_id}-note"}},
+    )
     a, b = await ctx.parallel([ctx.step("left", lambda: 1), ctx.step("right", lambda: 2)])
     child = await ctx.workflow(f"{ctx.workflow_id}-child", "child-flow", {"charge": charge.id})
     if ctx.patched("new-path"):
@@ -144,17 +179,44 @@ async def everything(ctx: Any) -> Any:
 def test_recording_notes_every_kind_of_operation_with_options_and_lines() -> None:
     schema = compile_definition(everything)
     kinds = [op["kind"] for op in schema["operations"]]
-    assert kinds == ["step", "step", "sleep", "checkpoint", "signal", "component", "step", "step", "child", "patch", "step"]
+    assert kinds == [
+        "step",
+        "step",
+        "sleep",
+        "checkpoint",
+        "signal",
+        "component",
+        "step",
+        "step",
+        "child",
+        "patch",
+        "step",
+    ]
     steps = steps_of(schema)
-    assert steps["charge"]["options"] == {"retries": 3, "retry_delay_ms": 2000, "backoff": 2.0, "max_delay_ms": 10000, "timeout_ms": 30000}
+    assert steps["charge"]["options"] == {
+        "retries": 3,
+        "retry_delay_ms": 2000,
+        "backoff": 2.0,
+        "max_delay_ms": 10000,
+        "timeout_ms": 30000,
+    }
     assert steps["charge"]["has_rollback"] and steps["charge"]["critical"]
     assert steps["notify"]["allow_fail"] and not steps["notify"]["has_rollback"]
     assert steps["left"]["parallel"] == steps["right"]["parallel"] == "p1"
     ops = schema["operations"]
-    assert ops[2] == {"kind": "sleep", "name": "cool-off", "duration_ms": 300000, "condition": None, "source": ops[2]["source"]}
+    assert ops[2] == {
+        "kind": "sleep",
+        "name": "cool-off",
+        "duration_ms": 300000,
+        "condition": None,
+        "source": ops[2]["source"],
+    }
     assert ops[3]["data"] == {"charge_id": "$Step{charge}{id}"}
     assert ops[4]["signals"] == ["approve"] and ops[4]["timeout_ms"] == 86_400_000
-    assert ops[5]["args"]["input"]["body"] == {"by": "$Signal{approve}{by}", "key": "$Workflow{id}-note"}
+    assert ops[5]["args"]["input"]["body"] == {
+        "by": "$Signal{approve}{by}",
+        "key": "$Workflow{id}-note",
+    }
     assert ops[8]["workflow"] == "child-flow" and ops[8]["input"] == {"charge": "$Step{charge}{id}"}
     source, line = steps["charge"]["source"].rsplit(":", 1)
     assert source == __file__ and int(line) == everything.handler.__code__.co_firstlineno + 3
@@ -184,10 +246,18 @@ def test_iterating_a_placeholder_records_nothing_and_warns() -> None:
 
 def test_input_fields_named_like_dict_methods_and_json() -> None:
     def handler(ctx: Any) -> None:
-        ctx.step("copy", lambda: 1, input={"raw": json.dumps(ctx.input), "items": [i.id for i in ctx.input.items]})
+        ctx.step(
+            "copy",
+            lambda: 1,
+            input={"raw": json.dumps(ctx.input), "items": [i.id for i in ctx.input.items]},
+        )
         for key, _value in ctx.input.to_dict().items():
             ctx.step(f"key-{key}", lambda: 1)
-        ctx.step("later", lambda: 1, input={"maybe": ctx.input.get, "keys": sorted(ctx.input.to_dict().keys())})
+        ctx.step(
+            "later",
+            lambda: 1,
+            input={"maybe": ctx.input.get, "keys": sorted(ctx.input.to_dict().keys())},
+        )
 
     wf = define(tag="m", handler=handler, record_input={"items": [{"id": "a"}]})
     steps = steps_of(compile_definition(wf))
@@ -202,19 +272,28 @@ def test_signal_overrides_choose_which_signal_arrives() -> None:
         if decision["_signal"] == "approved":
             await ctx.step("pay", lambda: 1, input={"by": decision["approver_id"]})
 
-    schema = compile_definition(define(tag="sig", handler=handler, branch_overrides={"approved": {"approver_id": "m-1"}}))
+    schema = compile_definition(
+        define(tag="sig", handler=handler, branch_overrides={"approved": {"approver_id": "m-1"}})
+    )
     pay = steps_of(schema)["pay"]
     assert pay["options"]["input"] == {"by": "m-1"} and pay["condition"] is None
     message = compile_error(define(tag="sig", handler=handler))
-    assert "say which signal arrives while recording with branch_overrides={'approved': {...payload}}" in message
+    assert (
+        "say which signal arrives while recording with branch_overrides={'approved': {...payload}}"
+        in message
+    )
 
 
 def test_list_override_lets_a_loop_over_a_step_result_record() -> None:
     async def handler(ctx: Any) -> None:
         batch = await ctx.step("get-batch", lambda: [])
-        await ctx.parallel([ctx.step(f"process-{item['id']}", lambda: 1) for item in batch], concurrency=4)
+        await ctx.parallel(
+            [ctx.step(f"process-{item['id']}", lambda: 1) for item in batch], concurrency=4
+        )
 
-    schema = compile_definition(define(tag="b", handler=handler, branch_overrides={"get-batch": [{"id": "1"}, {"id": "2"}]}))
+    schema = compile_definition(
+        define(tag="b", handler=handler, branch_overrides={"get-batch": [{"id": "1"}, {"id": "2"}]})
+    )
     steps = steps_of(schema)
     assert list(steps) == ["get-batch", "process-1", "process-2"]
     assert steps["process-1"]["dynamic"] and steps["process-1"]["parallel"] == "p1"
@@ -222,7 +301,9 @@ def test_list_override_lets_a_loop_over_a_step_result_record() -> None:
 
 
 def test_unused_branch_override_is_a_warning() -> None:
-    wf = define(tag="w", handler=lambda ctx: ctx.step("a", lambda: 1), branch_overrides={"nope": {"x": 1}})
+    wf = define(
+        tag="w", handler=lambda ctx: ctx.step("a", lambda: 1), branch_overrides={"nope": {"x": 1}}
+    )
     assert any("'nope'" in w for w in compile_definition(wf)["warnings"])
 
 
@@ -259,17 +340,26 @@ def test_explicit_and_implied_conditions_are_both_kept() -> None:
         if ctx.input.tier == "gold":
             ctx.step("bonus", lambda: 1, condition="$Input{amount} > 100")
 
-    step = compile_definition(define(tag="c", handler=handler, record_scenarios=[{"tier": "gold"}]))["steps"][0]
+    step = compile_definition(
+        define(tag="c", handler=handler, record_scenarios=[{"tier": "gold"}])
+    )["steps"][0]
     assert step["condition"] == "$Input{amount} > 100 && $Input{tier} == 'gold'"
     assert step["implied_condition"] == "$Input{tier} == 'gold'"
     assert step["explicit_condition"] is True
 
 
 def test_malformed_condition_is_an_error_with_a_caret() -> None:
-    wf = define(tag="bad", handler=lambda ctx: ctx.step("charge", lambda: 1, condition="$Step{score}{value} >= && x"))
+    wf = define(
+        tag="bad",
+        handler=lambda ctx: ctx.step("charge", lambda: 1, condition="$Step{score}{value} >= && x"),
+    )
     message = compile_error(wf)
     first, text, caret = message.splitlines()
-    assert first.startswith("workflow 'bad' at ") and "step 'charge': invalid condition" in first and "column 24" in first
+    assert (
+        first.startswith("workflow 'bad' at ")
+        and "step 'charge': invalid condition" in first
+        and "column 24" in first
+    )
     assert text.strip() == "$Step{score}{value} >= && x"
     assert caret.index("^") == text.index("&&")
 
@@ -316,17 +406,36 @@ async def _sums_a_placeholder(ctx: Any) -> None:
 @pytest.mark.parametrize(
     ("handler", "options", "expected"),
     [
-        (_branches_without_override, {}, ["TypeError", "$Step{validate}{valid}", "truth test", "branch_overrides={'validate': {'valid': ...}}"]),
-        (_switch_without_scenarios, {}, ["TypeError", "$Input{type}", "comparison", "record_scenarios", "record_input"]),
+        (
+            _branches_without_override,
+            {},
+            [
+                "TypeError",
+                "$Step{validate}{valid}",
+                "truth test",
+                "branch_overrides={'validate': {'valid': ...}}",
+            ],
+        ),
+        (
+            _switch_without_scenarios,
+            {},
+            ["TypeError", "$Input{type}", "comparison", "record_scenarios", "record_input"],
+        ),
         (_sums_a_placeholder, {}, ["$Input{amount}", "arithmetic", "record_input={'amount': ...}"]),
         (_bad_sleep, {}, ["invalid sleep duration '5x'"]),
         (_duplicate, {}, ["duplicate step tag 'a'"]),
         (_raises, {}, ["raised ValueError while recording", "no luck"]),
-        (_unknown_signal, {"signals": {"approve": {}}}, ["wait_for_signal('aprove')", "declared: approve"]),
+        (
+            _unknown_signal,
+            {"signals": {"approve": {}}},
+            ["wait_for_signal('aprove')", "declared: approve"],
+        ),
         (_bad_option, {}, ["retries must be a non-negative integer"]),
     ],
 )
-def test_handler_mistakes_are_one_line_errors_naming_workflow_and_line(handler: Any, options: dict[str, Any], expected: list[str]) -> None:
+def test_handler_mistakes_are_one_line_errors_naming_workflow_and_line(
+    handler: Any, options: dict[str, Any], expected: list[str]
+) -> None:
     message = compile_error(define(tag="oops", handler=handler, **options))
     assert "\n" not in message
     assert message.startswith("workflow 'oops'")
@@ -346,7 +455,9 @@ def test_without_strict_a_raising_handler_gives_an_incomplete_schema() -> None:
     (reason,) = schema["incomplete"]
     assert "$Step{first}{ok}" in reason and "branch_overrides" in reason
     with pytest.raises(DefinitionError):
-        compile_definition(define(tag="bad", handler=_bad_sleep), strict=False)  # ctx misuse raises either way
+        compile_definition(
+            define(tag="bad", handler=_bad_sleep), strict=False
+        )  # ctx misuse raises either way
 
 
 def test_scenario_errors_name_the_scenario() -> None:
@@ -408,7 +519,10 @@ def test_options_change_the_version() -> None:
     def a(ctx: Any) -> None:
         ctx.step("x", lambda: 1)
 
-    assert compile_definition(define(tag="v", handler=a))["version"] != compile_definition(define(tag="v", handler=a, timeout="1m"))["version"]
+    assert (
+        compile_definition(define(tag="v", handler=a))["version"]
+        != compile_definition(define(tag="v", handler=a, timeout="1m"))["version"]
+    )
 
 
 def test_a_child_tag_chosen_at_run_time_is_recorded_as_its_source() -> None:
@@ -418,4 +532,6 @@ def test_a_child_tag_chosen_at_run_time_is_recorded_as_its_source() -> None:
 
     schema = compile_definition(dispatcher)
     children = [op for op in schema["operations"] if op["kind"] == "child"]
-    assert [(c["workflow"], c["child_id"]) for c in children] == [("$Input{kind}", "child-$Workflow{id}")]
+    assert [(c["workflow"], c["child_id"]) for c in children] == [
+        ("$Input{kind}", "child-$Workflow{id}")
+    ]

@@ -51,8 +51,12 @@ def _config(project: Any, key: str = "base_url", extra: str = "") -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", [["run", "charge"], ["define"], ["define", "--check"], ["worker", "--once"], ["dev"]])
-def test_a_misspelt_key_stops_the_command_before_anything_runs(checks_project: Any, cli: Any, command: list[str]) -> None:
+@pytest.mark.parametrize(
+    "command", [["run", "charge"], ["define"], ["define", "--check"], ["worker", "--once"], ["dev"]]
+)
+def test_a_misspelt_key_stops_the_command_before_anything_runs(
+    checks_project: Any, cli: Any, command: list[str]
+) -> None:
     path = _config(checks_project, key="base_ulr")
     result = cli(*command)
     assert result.exit_code == 2, result.stdout + result.stderr
@@ -80,10 +84,15 @@ def test_an_unset_variable_of_the_chosen_env_stops_run(checks_project: Any, cli:
     assert (checks_project.root / "side-effects.txt").read_text() == "charged\n"
 
 
-def test_a_value_invalid_once_filled_is_caught_up_front(checks_project: Any, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_value_invalid_once_filled_is_caught_up_front(
+    checks_project: Any, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("API_URL_FOR_TEST", "ftp://nope")
     path = checks_project.root / "ductape.toml"
-    path.write_text(CONFIG.format(base_url="base_url").replace('"http://127.0.0.1:1"', '"${API_URL_FOR_TEST}"'), encoding="utf-8")
+    path.write_text(
+        CONFIG.format(base_url="base_url").replace('"http://127.0.0.1:1"', '"${API_URL_FOR_TEST}"'),
+        encoding="utf-8",
+    )
     result = cli("run", "charge")
     assert result.exit_code == 2
     assert "base_url must start with http:// or https://, got 'ftp://nope'" in result.stderr
@@ -110,8 +119,11 @@ async def calls(ctx):
 
 
 def test_define_warns_about_calls_to_undeclared_components(checks_project: Any, cli: Any) -> None:
-    _config(checks_project, extra='[notifications.mail]\nsmtp = { host = "127.0.0.1", from = "a@b.c" }\n'
-                                   '[notifications.mail.events.hi]\nmessage = "hi"\n')
+    _config(
+        checks_project,
+        extra='[notifications.mail]\nsmtp = { host = "127.0.0.1", from = "a@b.c" }\n'
+        '[notifications.mail.events.hi]\nmessage = "hi"\n',
+    )
     checks_project.write("calls", UNDECLARED)
     result = cli("define", "--json")
     assert result.exit_code == 0, result.stderr
@@ -127,7 +139,10 @@ def test_define_warns_about_calls_to_undeclared_components(checks_project: Any, 
     ]
     assert all(w.startswith("workflow 'calls' at workflows/calls.py:") for w in warnings)
     plain = cli("define")
-    assert "ductape: warning: workflow 'calls' at workflows/calls.py:6: ctx.action names app 'crm'" in plain.stderr
+    assert (
+        "ductape: warning: workflow 'calls' at workflows/calls.py:6: ctx.action names app 'crm'"
+        in plain.stderr
+    )
     check = cli("components", "check", "--json")
     assert check.exit_code == 2
     assert len(check.json()["problems"]) == 7

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-PAY_FLOW = '''
+PAY_FLOW = """
 import os
 from ductape_cli import workflow
 
@@ -20,13 +20,14 @@ async def pay(ctx):
     })
     await ctx.storage.upload(storage="files", input={"fileName": "blob.bin", "buffer": os.urandom(5_000_000)})
     await ctx.action.run({"app": "pay", "event": "charge", "input": {"body": os.environ["PAY_KEY"]}})
-'''
+"""
 
 
 @pytest.fixture
 def pay_project(project: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     (project.root / "ductape.toml").write_text(
-        (project.root / "ductape.toml").read_text() + """
+        (project.root / "ductape.toml").read_text()
+        + """
 [apps.pay]
 base_url = "http://127.0.0.1:1"
 [apps.pay.events.charge]
@@ -35,13 +36,17 @@ path = "/charge"
 
 [storage.files]
 path = "files"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     project.write("pay", PAY_FLOW.replace('"note": "%s"', '"note": "' + "n" * 500 + '"'))
     monkeypatch.setenv("PAY_KEY", "paykey-5521-secret")
     return project
 
 
-def test_define_stores_the_shape_not_the_values(pay_project: Any, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_define_stores_the_shape_not_the_values(
+    pay_project: Any, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     defined = cli("define", "--json")
     assert defined.exit_code == 0, defined.stderr
     shown = cli("show", "pay", "--json")
@@ -55,7 +60,9 @@ def test_define_stores_the_shape_not_the_values(pay_project: Any, cli: Any, monk
     assert body["card_number"] == "$Input{card}"
     assert body["memo"] == "order $Input{order} for <str>"
     assert body["count"] == 3
-    assert len(body["note"]) < 80 and body["note"].startswith("nnnn")  # a bounded preview of a long literal
+    assert len(body["note"]) < 80 and body["note"].startswith(
+        "nnnn"
+    )  # a bounded preview of a long literal
     assert calls[1]["args"]["input"]["buffer"] == "<bytes>"
     assert calls[2]["positional"] == [{"app": "pay", "event": "charge", "input": {"body": "<str>"}}]
     stored = pay_project.store.read_bytes()

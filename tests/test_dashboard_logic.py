@@ -22,8 +22,11 @@ def in_node(payload: dict[str, Any]) -> dict[str, Any]:
     assert node is not None
     done = subprocess.run(
         [node, "--experimental-default-type=module", "--no-warnings", str(SCRIPT)],
-        input=json.dumps(payload), capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
@@ -89,21 +92,34 @@ def test_version_changes_match_what_define_reports() -> None:
     from ductape_cli.definitions import diff_schemas
 
     old = {
-        "name": "Orders", "options": {"timeout_ms": None, "signals": {"ok": {"by": "string"}}},
+        "name": "Orders",
+        "options": {"timeout_ms": None, "signals": {"ok": {"by": "string"}}},
         "steps": [
             {"tag": "a", "options": {"retries": 1}, "has_rollback": False, "condition": None},
             {"tag": "b", "options": {}, "has_rollback": False},
         ],
-        "operations": [{"kind": "step", "tag": "a"}, {"kind": "sleep", "duration_ms": 5000, "source": "x.py:3"}],
-    }  # fmt: skip
+        "operations": [
+            {"kind": "step", "tag": "a"},
+            {"kind": "sleep", "duration_ms": 5000, "source": "x.py:3"},
+        ],
+    }
     new = {
-        "name": "Orders v2", "options": {"timeout_ms": 60000, "signals": {"ok": {"by": "string"}}},
+        "name": "Orders v2",
+        "options": {"timeout_ms": 60000, "signals": {"ok": {"by": "string"}}},
         "steps": [
-            {"tag": "a", "options": {"retries": 3, "retry_delay_ms": 0}, "has_rollback": True, "condition": "$Input{x} == 1"},
+            {
+                "tag": "a",
+                "options": {"retries": 3, "retry_delay_ms": 0},
+                "has_rollback": True,
+                "condition": "$Input{x} == 1",
+            },
             {"tag": "c", "options": {}, "has_rollback": False},
         ],
-        "operations": [{"kind": "step", "tag": "a"}, {"kind": "sleep", "duration_ms": 5000, "source": "x.py:9"}],
-    }  # fmt: skip
+        "operations": [
+            {"kind": "step", "tag": "a"},
+            {"kind": "sleep", "duration_ms": 5000, "source": "x.py:9"},
+        ],
+    }
     pairs = [[old, new], [new, old], [old, old]]
     answers = in_node({"diff": pairs})["diff"]
     for (before, after), js in zip(pairs, answers, strict=True):

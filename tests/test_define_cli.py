@@ -72,7 +72,9 @@ def one_error_line(stderr: str) -> str:
 # -- define ------------------------------------------------------------------------------------------
 
 
-def test_define_prints_trees_and_stores_one_version_each(project: Any, cli: Callable[..., Any]) -> None:
+def test_define_prints_trees_and_stores_one_version_each(
+    project: Any, cli: Callable[..., Any]
+) -> None:
     project.write("orders", ORDERS)
     project.write("batch", BATCH)
     result = cli("define")
@@ -83,7 +85,11 @@ def test_define_prints_trees_and_stores_one_version_each(project: Any, cli: Call
     assert "handle-a  if $Input{type} == 'a'" in out and "handle-b  if $Input{type} == 'b'" in out
     assert "process-1" in out and "process-2" in out and "sleep" in out
     assert "3 workflows in workflows: 3 new" in out
-    assert [tag for tag, _ in stored(project)] == ["handle-by-type", "order-fulfillment", "process-orders"]
+    assert [tag for tag, _ in stored(project)] == [
+        "handle-by-type",
+        "order-fulfillment",
+        "process-orders",
+    ]
 
 
 def test_define_twice_stores_nothing_new(project: Any, cli: Callable[..., Any]) -> None:
@@ -98,8 +104,13 @@ def test_define_twice_stores_nothing_new(project: Any, cli: Callable[..., Any]) 
 def test_define_shows_what_changed(project: Any, cli: Callable[..., Any]) -> None:
     project.write("orders", ORDERS)
     assert cli("define").exit_code == 0
-    project.write("orders", ORDERS.replace('retries=2, retry_delay="1s"', 'retries=5, retry_delay="1s"').replace(
-        '    return {"success": True', '    await ctx.step("notify", lambda: 1)\n    return {"success": True'))
+    project.write(
+        "orders",
+        ORDERS.replace('retries=2, retry_delay="1s"', 'retries=5, retry_delay="1s"').replace(
+            '    return {"success": True',
+            '    await ctx.step("notify", lambda: 1)\n    return {"success": True',
+        ),
+    )
     result = cli("define", "--json")
     assert result.exit_code == 0
     (item,) = result.json()["workflows"]
@@ -121,14 +132,23 @@ def test_define_json_prints_schemas(project: Any, cli: Callable[..., Any]) -> No
     data = cli("define", "--json").json()
     assert data["ok"] is True and data["errors"] == []
     schema = data["workflows"][0]["schema"]
-    assert schema["tag"] == "order-fulfillment" and schema["version"] == data["workflows"][0]["version"]
+    assert (
+        schema["tag"] == "order-fulfillment"
+        and schema["version"] == data["workflows"][0]["version"]
+    )
     payment = schema["steps"][1]
     assert payment == {
-        "kind": "step", "tag": "process-payment", "options": {"retries": 2, "retry_delay_ms": 1000},
-        "has_rollback": True, "critical": False, "allow_fail": False,
-        "condition": "$Step{validate}{valid} == true", "explicit_condition": False, "dynamic": False,
+        "kind": "step",
+        "tag": "process-payment",
+        "options": {"retries": 2, "retry_delay_ms": 1000},
+        "has_rollback": True,
+        "critical": False,
+        "allow_fail": False,
+        "condition": "$Step{validate}{valid} == true",
+        "explicit_condition": False,
+        "dynamic": False,
         "source": payment["source"],
-    }  # fmt: skip
+    }
     assert payment["source"].endswith("workflows/orders.py:9")
 
 
@@ -153,7 +173,9 @@ def test_check_exit_codes_and_it_writes_nothing(project: Any, cli: Callable[...,
     assert cli("define", "--check").exit_code == 0
 
 
-def test_check_fails_when_a_workflow_does_not_compile(project: Any, cli: Callable[..., Any]) -> None:
+def test_check_fails_when_a_workflow_does_not_compile(
+    project: Any, cli: Callable[..., Any]
+) -> None:
     project.write("orders", ORDERS)
     assert cli("define").exit_code == 0
     project.write("orders", ORDERS.replace('retry_delay="1s"', 'retry_delay="1x"'))
@@ -166,12 +188,20 @@ def test_check_fails_when_a_workflow_does_not_compile(project: Any, cli: Callabl
 
 BAD_MODULES = {
     "syntax": ("def broken(:\n    pass\n", ["workflows/syntax.py:1", "SyntaxError"]),
-    "import": ("import json\n\nraise RuntimeError('config missing')\n", ["workflows/import.py:3", "RuntimeError: config missing"]),
+    "import": (
+        "import json\n\nraise RuntimeError('config missing')\n",
+        ["workflows/import.py:3", "RuntimeError: config missing"],
+    ),
     "placeholder": (
         "from ductape_cli import workflow\n\n\n@workflow('needs-override')\nasync def h(ctx):\n"
         "    v = await ctx.step('validate', lambda: 1)\n    if v['valid']:\n        await ctx.step('next', lambda: 1)\n",
-        ["workflow 'needs-override'", "TypeError", "workflows/placeholder.py:7", "$Step{validate}{valid}",
-         "branch_overrides={'validate': {'valid': ...}}"],
+        [
+            "workflow 'needs-override'",
+            "TypeError",
+            "workflows/placeholder.py:7",
+            "$Step{validate}{valid}",
+            "branch_overrides={'validate': {'valid': ...}}",
+        ],
     ),
     "raises": (
         "from ductape_cli import workflow\n\n\n@workflow('raiser')\ndef h(ctx):\n    ctx.step('a', lambda: 1)\n"
@@ -185,13 +215,20 @@ BAD_MODULES = {
     "loop": (
         "from ductape_cli import workflow\n\n\n@workflow('looper')\nasync def h(ctx):\n"
         "    for item in ctx.input.items:\n        await ctx.step(item.id, lambda: 1)\n    top = max(ctx.input.prices)\n",
-        ["workflow 'looper' raised ValueError", "workflows/loop.py:8", "iterated over $Input{prices}", "record_input"],
+        [
+            "workflow 'looper' raised ValueError",
+            "workflows/loop.py:8",
+            "iterated over $Input{prices}",
+            "record_input",
+        ],
     ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(BAD_MODULES))
-def test_bad_modules_are_one_line_errors_and_the_others_still_define(project: Any, cli: Callable[..., Any], name: str) -> None:
+def test_bad_modules_are_one_line_errors_and_the_others_still_define(
+    project: Any, cli: Callable[..., Any], name: str
+) -> None:
     source, fragments = BAD_MODULES[name]
     project.write("orders", ORDERS)
     project.write(name, source)
@@ -204,7 +241,9 @@ def test_bad_modules_are_one_line_errors_and_the_others_still_define(project: An
     assert [tag for tag, _ in stored(project)] == ["order-fulfillment"]
 
 
-def test_duplicate_tags_name_both_files_and_neither_is_stored(project: Any, cli: Callable[..., Any]) -> None:
+def test_duplicate_tags_name_both_files_and_neither_is_stored(
+    project: Any, cli: Callable[..., Any]
+) -> None:
     project.write("orders", ORDERS)
     project.write("orders_copy", ORDERS)
     project.write("batch", BATCH)
@@ -216,7 +255,9 @@ def test_duplicate_tags_name_both_files_and_neither_is_stored(project: Any, cli:
     assert [tag for tag, _ in stored(project)] == ["handle-by-type", "process-orders"]
 
 
-def test_malformed_condition_shows_the_caret_and_stores_nothing(project: Any, cli: Callable[..., Any]) -> None:
+def test_malformed_condition_shows_the_caret_and_stores_nothing(
+    project: Any, cli: Callable[..., Any]
+) -> None:
     project.write(
         "cond",
         """\
@@ -231,7 +272,9 @@ def test_malformed_condition_shows_the_caret_and_stores_nothing(project: Any, cl
     result = cli("define")
     assert result.exit_code == 2
     first, text, caret = result.stderr.rstrip("\n").splitlines()
-    assert first.startswith("ductape: workflow 'conditional' at workflows/cond.py:6: step 'charge': invalid condition")
+    assert first.startswith(
+        "ductape: workflow 'conditional' at workflows/cond.py:6: step 'charge': invalid condition"
+    )
     assert "strings need quotes" in first
     assert caret.index("^") == text.index("guest")
     assert stored(project) == []
@@ -240,7 +283,9 @@ def test_malformed_condition_shows_the_caret_and_stores_nothing(project: Any, cl
 def test_missing_workflows_folder_is_a_config_error(project: Any, cli: Callable[..., Any]) -> None:
     (project.root / "workflows").rmdir()
     result = cli("define")
-    assert result.exit_code == 2 and "workflows folder workflows does not exist" in one_error_line(result.stderr)
+    assert result.exit_code == 2 and "workflows folder workflows does not exist" in one_error_line(
+        result.stderr
+    )
 
 
 # -- show and workflows -----------------------------------------------------------------------------------
@@ -254,13 +299,21 @@ def test_show_and_workflows(project: Any, cli: Callable[..., Any]) -> None:
     cli("define")
     shown = cli("show", "order-fulfillment")
     assert shown.exit_code == 0
-    assert "process-payment" in shown.stdout and "workflows/orders.py:9" in shown.stdout and "versions" in shown.stdout
+    assert (
+        "process-payment" in shown.stdout
+        and "workflows/orders.py:9" in shown.stdout
+        and "versions" in shown.stdout
+    )
     old = cli("show", "order-fulfillment", "--version", first_version[:8], "--json").json()
     assert old["version"] == first_version and old["schema"]["steps"][1]["options"]["retries"] == 2
     assert len(old["versions"]) == 2
     rows = cli("workflows", "--json").json()
-    assert [(r["tag"], r["name"], r["versions"], r["steps"]) for r in rows] == [("order-fulfillment", "Order Fulfillment", 2, 2)]
-    assert rows[0]["version"] != first_version and rows[0]["defined_at"] >= rows[0]["first_defined_at"]
+    assert [(r["tag"], r["name"], r["versions"], r["steps"]) for r in rows] == [
+        ("order-fulfillment", "Order Fulfillment", 2, 2)
+    ]
+    assert (
+        rows[0]["version"] != first_version and rows[0]["defined_at"] >= rows[0]["first_defined_at"]
+    )
     table = cli("workflows")
     assert "order-fulfillment" in table.stdout and rows[0]["version"][:12] in table.stdout
 
@@ -269,11 +322,16 @@ def test_show_and_workflows(project: Any, cli: Callable[..., Any]) -> None:
     ("args", "message"),
     [
         (("show", "nope"), "unknown workflow 'nope' (1 workflow stored"),
-        (("show", "order-fulfilment"), "unknown workflow 'order-fulfilment'; did you mean order-fulfillment?"),
+        (
+            ("show", "order-fulfilment"),
+            "unknown workflow 'order-fulfilment'; did you mean order-fulfillment?",
+        ),
         (("show", "order-fulfillment", "--version", "zzz"), "has no version 'zzz'"),
     ],
 )
-def test_show_unknown_is_exit_2(project: Any, cli: Callable[..., Any], args: tuple[str, ...], message: str) -> None:
+def test_show_unknown_is_exit_2(
+    project: Any, cli: Callable[..., Any], args: tuple[str, ...], message: str
+) -> None:
     project.write("orders", ORDERS)
     cli("define")
     result = cli(*args)
@@ -306,7 +364,10 @@ def test_handle_by_type_runs_only_the_matching_step(project: Any) -> None:
     result = engine.run("handle-by-type", {"type": "b"})
     assert result["completed_steps"] == ["handle-b"]
     steps = {s["tag"]: s for s in engine.status(result["workflow_id"])["steps"]}
-    assert steps["handle-a"]["status"] == "skipped" and "$Input{type} == 'a'" in steps["handle-a"]["reason"]
+    assert (
+        steps["handle-a"]["status"] == "skipped"
+        and "$Input{type} == 'a'" in steps["handle-a"]["reason"]
+    )
     batch = engine.run("process-orders", {"items": [{"id": "7"}]})
     assert batch["completed_steps"] == ["process-7"]
     statuses = {s["tag"]: s["status"] for s in engine.status(batch["workflow_id"])["steps"]}
@@ -332,7 +393,10 @@ def test_a_reached_step_runs_whatever_its_recorded_scenario_condition_says(proje
     result = engine.run("tiers", {"tier": "silver"})
     assert result["completed_steps"] == ["perk", "always"]
     schema = engine.store.latest_definition("tiers")["schema"]
-    assert {s["tag"]: s["condition"] for s in schema["steps"]} == {"perk": "$Input{tier} == 'gold'", "always": "$Input{tier} == 'gold'"}
+    assert {s["tag"]: s["condition"] for s in schema["steps"]} == {
+        "perk": "$Input{tier} == 'gold'",
+        "always": "$Input{tier} == 'gold'",
+    }
     bronze = engine.run("tiers", {"tier": "bronze"})
     assert bronze["completed_steps"] == ["always"]
 
@@ -357,7 +421,9 @@ def test_explicit_condition_is_evaluated_at_run_time(project: Any) -> None:
     assert len(engine.store.list_definitions("scored")) == 1
 
 
-def test_a_workflow_the_recorder_cannot_follow_still_runs(project: Any, cli: Callable[..., Any]) -> None:
+def test_a_workflow_the_recorder_cannot_follow_still_runs(
+    project: Any, cli: Callable[..., Any]
+) -> None:
     project.write(
         "scores",
         """\

@@ -11,7 +11,10 @@ from ductape_cli.errors import InvalidInput, InvalidState
 
 
 def test_replay_returns_stored_outputs_without_calling_the_step_again(project, ductape_env) -> None:
-    (wf,) = ductape_env.load(project.write("counter", """
+    (wf,) = ductape_env.load(
+        project.write(
+            "counter",
+            """
         from ductape_cli import workflow
         CALLS = []
 
@@ -21,7 +24,9 @@ def test_replay_returns_stored_outputs_without_calling_the_step_again(project, d
             await ctx.sleep("10s")
             b = await ctx.step("b", lambda: CALLS.append("b") or a["n"] + 1)
             return {"a": a, "b": b}
-    """))
+    """,
+        )
+    )
     calls = wf.handler.__globals__["CALLS"]
     run = ductape_env.start("counter", {})
     assert run.waiting["kind"] == "sleep" and calls == ["a"]
@@ -31,7 +36,9 @@ def test_replay_returns_stored_outputs_without_calling_the_step_again(project, d
 
 
 def test_non_determinism_names_file_line_expected_and_found(project) -> None:
-    path = project.write("drift", """
+    path = project.write(
+        "drift",
+        """
         from ductape_cli import workflow
 
         @workflow("drift")
@@ -39,7 +46,8 @@ def test_non_determinism_names_file_line_expected_and_found(project) -> None:
             await ctx.step("first", lambda: 1)
             await ctx.wait_for_signal("go")
             await ctx.step("second", lambda: 2)
-    """)
+    """,
+    )
     engine = project.engine()
     run_id = engine.run("drift", {})["workflow_id"]
     path.write_text(path.read_text().replace('"first"', '"renamed"'))
@@ -48,17 +56,25 @@ def test_non_determinism_names_file_line_expected_and_found(project) -> None:
     assert result["status"] == "failed"
     message = result["error"]["message"]
     assert result["error"]["code"] == "NON_DETERMINISM"
-    assert "drift.py:6" in message and "'first'" in message and "'renamed'" in message and run_id in message
+    assert (
+        "drift.py:6" in message
+        and "'first'" in message
+        and "'renamed'" in message
+        and run_id in message
+    )
 
 
 def test_step_output_must_be_json(project) -> None:
-    project.write("badout", """
+    project.write(
+        "badout",
+        """
         from ductape_cli import workflow
 
         @workflow("badout")
         async def badout(ctx):
             return await ctx.step("make-set", lambda: {1, 2})
-    """)
+    """,
+    )
     result = project.engine().run("badout", {})
     assert result["status"] == "failed"
     assert "make-set" in result["error"]["message"] and "set" in result["error"]["message"]
@@ -66,14 +82,17 @@ def test_step_output_must_be_json(project) -> None:
 
 
 def test_duplicate_step_tags_suggest_a_per_iteration_tag(project) -> None:
-    project.write("dup", """
+    project.write(
+        "dup",
+        """
         from ductape_cli import workflow
 
         @workflow("dup")
         async def dup(ctx):
             for item in ctx.input["items"]:
                 await ctx.step("process", lambda: item)
-    """)
+    """,
+    )
     result = project.engine().run("dup", {"items": [1, 2]})
     assert result["status"] == "failed"
     assert "duplicate step tag 'process'" in result["error"]["message"]
@@ -81,7 +100,9 @@ def test_duplicate_step_tags_suggest_a_per_iteration_tag(project) -> None:
 
 
 def test_sync_handlers_and_sync_or_async_steps(project) -> None:
-    project.write("mixed", """
+    project.write(
+        "mixed",
+        """
         from ductape_cli import workflow
 
         async def double(x):
@@ -93,14 +114,17 @@ def test_sync_handlers_and_sync_or_async_steps(project) -> None:
             b = ctx.step("b", lambda: double(a))
             ctx.set_state("seen", b)
             return {"b": b, "state": ctx.get_state("seen")}
-    """)
+    """,
+    )
     result = project.engine().run("mixed", {})
     assert result["status"] == "completed", result
     assert result["output"] == {"b": 42, "state": 42}
 
 
 def test_context_basics(project) -> None:
-    project.write("ctxwf", """
+    project.write(
+        "ctxwf",
+        """
         from ductape_cli import workflow
 
         @workflow("ctxwf")
@@ -120,21 +144,48 @@ def test_context_basics(project) -> None:
                 "json": t.parse_json(t.stringify({"k": [1]})), "len": t.length([1, 2]), "size": t.size({"a": 1}),
                 "date": t.format_date(0, "YYYY-MM-DD"), "context": ctx.context,
             }
-    """)
-    result = project.engine().run("ctxwf", {"email": "a@b.c", "user": {"name": "Ann"}}, context={"source": "api"})
+    """,
+    )
+    result = project.engine().run(
+        "ctxwf", {"email": "a@b.c", "user": {"name": "Ann"}}, context={"source": "api"}
+    )
     assert result["status"] == "completed", result
     out = result["output"]
-    assert out["id"] is True and out["tag"] == "ctxwf" and out["env"] == "dev" and out["product"] == "test-product"
-    assert out["email"] == "a@b.c" and out["nested"] == "Ann" and out["missing"] is None and out["default"] == "usd"
-    assert out["steps"] == {"id": 7} and out["completed"] == ["first"] and out["state"] == {"count": 2}
+    assert (
+        out["id"] is True
+        and out["tag"] == "ctxwf"
+        and out["env"] == "dev"
+        and out["product"] == "test-product"
+    )
+    assert (
+        out["email"] == "a@b.c"
+        and out["nested"] == "Ann"
+        and out["missing"] is None
+        and out["default"] == "usd"
+    )
+    assert (
+        out["steps"] == {"id": 7} and out["completed"] == ["first"] and out["state"] == {"count": 2}
+    )
     assert out["checkpoint"] == ["after-first", {"id": 7}]
-    assert out["upper"] == "A" and out["trim"] == "x" and out["split"] == ["a", "b"] and out["join"] == "a-b"
-    assert out["json"] == {"k": [1]} and out["len"] == 2 and out["size"] == 1 and out["date"] == "1970-01-01"
+    assert (
+        out["upper"] == "A"
+        and out["trim"] == "x"
+        and out["split"] == ["a", "b"]
+        and out["join"] == "a-b"
+    )
+    assert (
+        out["json"] == {"k": [1]}
+        and out["len"] == 2
+        and out["size"] == 1
+        and out["date"] == "1970-01-01"
+    )
     assert out["context"] == {"source": "api"}
 
 
 def test_now_and_logs_are_not_repeated_on_replay(project) -> None:
-    project.write("clock", """
+    project.write(
+        "clock",
+        """
         from ductape_cli import workflow
 
         @workflow("clock")
@@ -143,7 +194,8 @@ def test_now_and_logs_are_not_repeated_on_replay(project) -> None:
             ctx.log.info("once")
             await ctx.sleep("1h")
             return {"before": before, "again": ctx.transform.now() >= before}
-    """)
+    """,
+    )
     engine = project.engine()
     run_id = engine.run("clock", {})["workflow_id"]
     first_now = engine.store.load_journal(run_id)[0].output
@@ -155,7 +207,9 @@ def test_now_and_logs_are_not_repeated_on_replay(project) -> None:
 
 
 def test_state_is_persisted_for_status_and_queries(project) -> None:
-    project.write("stateful", """
+    project.write(
+        "stateful",
+        """
         from ductape_cli import workflow
 
         @workflow("stateful", queries={"progress": lambda ctx: {"state": dict(ctx.state), "done": ctx.completed_steps}})
@@ -163,7 +217,8 @@ def test_state_is_persisted_for_status_and_queries(project) -> None:
             ctx.set_state("phase", "one")
             await ctx.step("a", lambda: 1)
             await ctx.wait_for_signal("next")
-    """)
+    """,
+    )
     engine = project.engine()
     run_id = engine.run("stateful", {})["workflow_id"]
     assert engine.status(run_id)["state"] == {"phase": "one"}
@@ -171,7 +226,9 @@ def test_state_is_persisted_for_status_and_queries(project) -> None:
 
 
 def test_input_model_validates_before_a_run_is_created(project) -> None:
-    project.write("typed", """
+    project.write(
+        "typed",
+        """
         from pydantic import BaseModel
         from ductape_cli import workflow
 
@@ -182,7 +239,8 @@ def test_input_model_validates_before_a_run_is_created(project) -> None:
         @workflow("typed", input_model=Order)
         async def typed(ctx):
             return ctx.input.amount
-    """)
+    """,
+    )
     engine = project.engine()
     with pytest.raises(InvalidInput, match="amount"):
         engine.run("typed", {"order_id": "1"})
@@ -196,19 +254,26 @@ def test_define_function_mirrors_the_seed(project) -> None:
     async def handler(ctx):
         return await ctx.step("only", lambda: "ok")
 
-    engine.register(define(tag="inline", handler=handler, options={"timeout": 300000, "rollback_strategy": "none"}))
+    engine.register(
+        define(
+            tag="inline", handler=handler, options={"timeout": 300000, "rollback_strategy": "none"}
+        )
+    )
     assert engine.definition("inline").timeout_ms == 300000
     assert engine.run("inline", {})["output"] == "ok"
 
 
 def test_resume_refuses_finished_runs(project) -> None:
-    project.write("quick", """
+    project.write(
+        "quick",
+        """
         from ductape_cli import workflow
 
         @workflow("quick")
         async def quick(ctx):
             return 1
-    """)
+    """,
+    )
     engine = project.engine()
     run_id = engine.run("quick", {})["workflow_id"]
     with pytest.raises(InvalidState, match="already completed"):
@@ -216,17 +281,30 @@ def test_resume_refuses_finished_runs(project) -> None:
 
 
 def test_history_events_carry_step_outputs(project) -> None:
-    project.write("hist", """
+    project.write(
+        "hist",
+        """
         from ductape_cli import workflow
 
         @workflow("hist")
         async def hist(ctx):
             await ctx.step("a", lambda: {"v": 1})
-    """)
+    """,
+    )
     engine = project.engine()
     run_id = engine.run("hist", {"x": 1})["workflow_id"]
     events = engine.history(run_id)
-    assert [e["type"] for e in events] == ["workflow_started", "step_started", "step_completed", "workflow_completed"]
+    assert [e["type"] for e in events] == [
+        "workflow_started",
+        "step_started",
+        "step_completed",
+        "workflow_completed",
+    ]
     assert events[0]["data"]["input"] == {"x": 1}
-    assert events[2]["data"] == {"step": "a", "output": {"v": 1}, "attempt": 1, "duration_ms": events[2]["data"]["duration_ms"]}
+    assert events[2]["data"] == {
+        "step": "a",
+        "output": {"v": 1},
+        "attempt": 1,
+        "duration_ms": events[2]["data"]["duration_ms"],
+    }
     json.dumps(events)

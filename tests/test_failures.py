@@ -62,9 +62,18 @@ def test_reverse_all_undoes_every_completed_step_newest_first(strategies) -> Non
     assert undone == ["step-b", "step-a"]
     assert result["failed_step"] == "step-c"
     assert result["error"] == {"message": "boom", "step": "step-c", "code": "STEP_FAILED"}
-    assert result["rollback_result"] == {"rolled_back_steps": ["step-b", "step-a"], "failed_steps": []}
+    assert result["rollback_result"] == {
+        "rolled_back_steps": ["step-b", "step-a"],
+        "failed_steps": [],
+    }
     types = [e["type"] for e in engine.history(result["workflow_id"])]
-    assert types[-5:] == ["step_failed", "rollback_started", "step_rolled_back", "step_rolled_back", "workflow_rolled_back"]
+    assert types[-5:] == [
+        "step_failed",
+        "rollback_started",
+        "step_rolled_back",
+        "step_rolled_back",
+        "workflow_rolled_back",
+    ]
     steps = {s["tag"]: s["status"] for s in engine.status(result["workflow_id"])["steps"]}
     assert steps == {"step-a": "rolled_back", "step-b": "rolled_back", "step-c": "failed"}
 
@@ -79,7 +88,9 @@ def test_critical_only_undoes_only_critical_steps(strategies) -> None:
 def test_to_checkpoint_keeps_what_came_before_the_checkpoint(strategies) -> None:
     engine, undone = strategies
     result = engine.run("to-checkpoint", {})
-    assert undone == ["payment"]  # the failed step itself never completed; create-user is before the checkpoint
+    assert undone == [
+        "payment"
+    ]  # the failed step itself never completed; create-user is before the checkpoint
     assert result["rollback_result"]["rolled_back_steps"] == ["payment"]
 
 
@@ -89,11 +100,18 @@ def test_none_with_manual_trigger_rollback(strategies) -> None:
     assert undone == ["risky-prep"]
     assert result["status"] == "rolled_back"
     manual = result["output"]["manual"]
-    assert manual == {"success": True, "rolled_back_steps": ["risky-prep"], "failed_steps": [], "reason": "Manual rollback triggered"}
+    assert manual == {
+        "success": True,
+        "rolled_back_steps": ["risky-prep"],
+        "failed_steps": [],
+        "reason": "Manual rollback triggered",
+    }
 
 
 def test_failed_rollback_handler_is_recorded_and_the_others_still_run(project) -> None:
-    project.write("partial", """
+    project.write(
+        "partial",
+        """
         from ductape_cli import workflow
         UNDONE = []
 
@@ -105,16 +123,22 @@ def test_failed_rollback_handler_is_recorded_and_the_others_still_run(project) -
             await ctx.step("a", lambda: 1, lambda out: UNDONE.append("a"))
             await ctx.step("b", lambda: 2, broken)
             await ctx.step("c", lambda: 1 / 0)
-    """)
+    """,
+    )
     engine = project.engine()
     result = engine.run("partial", {})
     assert result["status"] == "failed"
-    assert result["rollback_result"] == {"rolled_back_steps": ["a"], "failed_steps": [{"tag": "b", "error": "refund API down"}]}
+    assert result["rollback_result"] == {
+        "rolled_back_steps": ["a"],
+        "failed_steps": [{"tag": "b", "error": "refund API down"}],
+    }
     assert engine.definition("partial").handler.__globals__["UNDONE"] == ["a"]
 
 
 def test_retries_with_backoff_record_every_attempt(project, cli) -> None:
-    project.write("flaky", """
+    project.write(
+        "flaky",
+        """
         from ductape_cli import workflow
         ATTEMPTS = []
         ERRORS = []
@@ -129,13 +153,17 @@ def test_retries_with_backoff_record_every_attempt(project, cli) -> None:
         async def flaky_wf(ctx):
             return await ctx.step("call", flaky, None,
                                   {"retries": 3, "retryDelay": 5, "backoff": 2, "max_delay": "8ms", "onError": ERRORS.append})
-    """)
+    """,
+    )
     engine = project.engine()
     started = time.monotonic()
     result = engine.run("flaky", {})
     assert result["status"] == "completed" and result["output"] == {"ok": 3}
     assert time.monotonic() - started >= 0.013  # 5 ms then 8 ms (10 capped at max_delay)
-    assert [str(e) for e in engine.definition("flaky").handler.__globals__["ERRORS"]] == ["try 1 failed", "try 2 failed"]
+    assert [str(e) for e in engine.definition("flaky").handler.__globals__["ERRORS"]] == [
+        "try 1 failed",
+        "try 2 failed",
+    ]
     detail = cli("step", result["workflow_id"], "call", "--json").json()
     assert detail["attempts"] == 3
     assert [a["attempt"] for a in detail["attempt_log"]] == [1, 2, 3]
@@ -146,13 +174,16 @@ def test_retries_with_backoff_record_every_attempt(project, cli) -> None:
 
 
 def test_exhausted_retries_fail_the_run(project) -> None:
-    project.write("always", """
+    project.write(
+        "always",
+        """
         from ductape_cli import workflow
 
         @workflow("always")
         async def always(ctx):
             await ctx.step("call", lambda: 1 / 0, retries=2, retry_delay=1)
-    """)
+    """,
+    )
     engine = project.engine()
     result = engine.run("always", {})
     assert result["status"] == "failed" and result["failed_step"] == "call"
@@ -160,7 +191,9 @@ def test_exhausted_retries_fail_the_run(project) -> None:
 
 
 def test_async_step_timeout_cancels_and_sync_timeout_abandons(project) -> None:
-    project.write("slow", """
+    project.write(
+        "slow",
+        """
         import asyncio, time
         from ductape_cli import workflow
 
@@ -178,7 +211,8 @@ def test_async_step_timeout_cancels_and_sync_timeout_abandons(project) -> None:
         @workflow("slow-sync")
         async def slow_s(ctx):
             await ctx.step("wait", slow_sync, timeout="50ms")
-    """)
+    """,
+    )
     engine = project.engine()
     for tag in ("slow-async", "slow-sync"):
         started = time.monotonic()
@@ -190,7 +224,9 @@ def test_async_step_timeout_cancels_and_sync_timeout_abandons(project) -> None:
 
 
 def test_allow_fail_skips_returns_none_and_keeps_the_error(project) -> None:
-    project.write("optional", """
+    project.write(
+        "optional",
+        """
         from ductape_cli import workflow
 
         @workflow("optional")
@@ -198,7 +234,8 @@ def test_allow_fail_skips_returns_none_and_keeps_the_error(project) -> None:
             sent = await ctx.step("send-email", lambda: 1 / 0, None, {"allow_fail": True})
             after = await ctx.step("after", lambda: "still ran")
             return {"sent": sent, "after": after}
-    """)
+    """,
+    )
     engine = project.engine()
     result = engine.run("optional", {})
     assert result["status"] == "completed"
@@ -208,7 +245,9 @@ def test_allow_fail_skips_returns_none_and_keeps_the_error(project) -> None:
 
 
 def test_error_outside_any_step_fails_the_run_and_rolls_back(project) -> None:
-    project.write("outside", """
+    project.write(
+        "outside",
+        """
         from ductape_cli import workflow
 
         @workflow("outside")
@@ -216,15 +255,21 @@ def test_error_outside_any_step_fails_the_run_and_rolls_back(project) -> None:
             await ctx.step("a", lambda: 1, lambda out: None)
             if ctx.input["explode"] is True:
                 raise ValueError("bad state")
-    """)
+    """,
+    )
     result = project.engine().run("outside", {"explode": True})
     assert result["status"] == "rolled_back"
-    assert result["error"]["message"] == "ValueError: bad state" and result["error"]["code"] == "HANDLER_ERROR"
+    assert (
+        result["error"]["message"] == "ValueError: bad state"
+        and result["error"]["code"] == "HANDLER_ERROR"
+    )
     assert result["rollback_result"]["rolled_back_steps"] == ["a"]
 
 
 def test_workflow_timeout_fails_with_timeout_and_applies_the_strategy(project, cli) -> None:
-    project.write("late", """
+    project.write(
+        "late",
+        """
         import asyncio
         from ductape_cli import workflow
 
@@ -232,7 +277,8 @@ def test_workflow_timeout_fails_with_timeout_and_applies_the_strategy(project, c
         async def late(ctx):
             await ctx.step("a", lambda: 1, lambda out: None)
             await ctx.step("slow", lambda: asyncio.sleep(2))
-    """)
+    """,
+    )
     result = cli("run", "late", "--json")
     data = result.json()
     assert data["error"]["code"] == "TIMEOUT"
@@ -243,14 +289,17 @@ def test_workflow_timeout_fails_with_timeout_and_applies_the_strategy(project, c
 
 
 def test_circuit_breaker_max_events(project) -> None:
-    project.write("loop", """
+    project.write(
+        "loop",
+        """
         from ductape_cli import workflow
 
         @workflow("runaway", max_events=20)
         async def runaway(ctx):
             for i in range(100):
                 await ctx.step(f"s-{i}", lambda: i)
-    """)
+    """,
+    )
     engine = project.engine()
     result = engine.run("runaway", {})
     assert result["status"] == "failed"
@@ -259,14 +308,17 @@ def test_circuit_breaker_max_events(project) -> None:
 
 
 def test_unknown_step_option_is_a_clear_error(project) -> None:
-    project.write("typo", """
+    project.write(
+        "typo",
+        """
         from ductape_cli import workflow
 
         @workflow("typo")
         async def typo(ctx):
             if ctx.input["go"] is True:
                 await ctx.step("a", lambda: 1, retires=3)
-    """)
+    """,
+    )
     result = project.engine().run("typo", {"go": True})
     assert result["status"] == "failed"
     assert "unknown option 'retires'" in result["error"]["message"]

@@ -33,9 +33,13 @@ def test_follow_reads_each_event_once_after_a_cursor(project, monkeypatch) -> No
     assert reads == [0]
     assert engine.signal(run_id, "go", {"ok": True})["status"] == "completed"
     rest = [entry for batch in follow for entry in batch]
-    assert reads[1] == max(e["id"] for e in first if e["id"] is not None)  # only after what was shown
+    assert reads[1] == max(
+        e["id"] for e in first if e["id"] is not None
+    )  # only after what was shown
     assert all(after > 0 for after in reads[1:])
-    assert [e["step"] for e in rest if e["type"] == "step_completed"] == ["after"]  # "before" is not shown again
+    assert [e["step"] for e in rest if e["type"] == "step_completed"] == [
+        "after"
+    ]  # "before" is not shown again
     assert rest[-1]["type"] == "workflow_completed"
     shown = [e["id"] for e in first + rest if e["id"] is not None]
     assert len(shown) == len(set(shown))
@@ -47,6 +51,8 @@ def test_follow_with_a_type_filter_and_a_bad_type(project, cli) -> None:
     engine = project.engine()
     run_id = engine.run("waits", {})["workflow_id"]
     engine.signal(run_id, "go", 1)
-    assert [e["type"] for batch in engine.follow(run_id, types=["step_completed"]) for e in batch] == ["step_completed"] * 2
+    assert [
+        e["type"] for batch in engine.follow(run_id, types=["step_completed"]) for e in batch
+    ] == ["step_completed"] * 2
     bad = cli("history", run_id, "--follow", "--type", "nope")
     assert bad.exit_code == 2 and bad.stderr.startswith("ductape: unknown event type 'nope'")

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import REPO
 
-SHIPPING = '''
+SHIPPING = """
 from pathlib import Path
 
 from ductape_cli import workflow
@@ -41,7 +41,7 @@ async def shipping(ctx):
         "is_replay": ctx.is_replay, "replayed_from": ctx.replayed_from, "replay_reason": ctx.replay_reason,
         "is_restored": ctx.is_restored, "restored_checkpoint": ctx.restored_checkpoint,
     }
-'''
+"""
 
 ORDER = {"orderId": "ORD-123", "total": 100}
 
@@ -49,7 +49,10 @@ ORDER = {"orderId": "ORD-123", "total": 100}
 @pytest.fixture
 def shop(project: Any) -> Any:
     project.write("shipping", SHIPPING)
-    project.write("order_fulfillment", (REPO / "tests" / "fixtures" / "order_fulfillment_plain.py").read_text(encoding="utf-8"))
+    project.write(
+        "order_fulfillment",
+        (REPO / "tests" / "fixtures" / "order_fulfillment_plain.py").read_text(encoding="utf-8"),
+    )
     return project
 
 
@@ -80,7 +83,13 @@ def snapshot(project: Any) -> list[tuple[Any, ...]]:
     try:
         store = eng.store
         return [
-            (r.id, str(r.status), store.count_events(r.id), len(store.load_journal(r.id)), r.lineage)
+            (
+                r.id,
+                str(r.status),
+                store.count_events(r.id),
+                len(store.load_journal(r.id)),
+                r.lineage,
+            )
             for r in store.list_runs(limit=1000)
         ]
     finally:
@@ -113,7 +122,10 @@ def test_wrong_email_story_through_the_cli(shop: Any, cli: Any) -> None:
     fixed = restarted.json()
     assert fixed["status"] == "completed" and fixed["restarted_from"] == run_id
     assert fixed["output"]["success"] is True
-    assert cli("status", fixed["workflow_id"], "--json").json()["input"]["email"] == "corrected@example.com"
+    assert (
+        cli("status", fixed["workflow_id"], "--json").json()["input"]["email"]
+        == "corrected@example.com"
+    )
 
     for member in (run_id, fixed["workflow_id"]):
         family = cli("related", member, "--json").json()["executions"]
@@ -127,7 +139,11 @@ def test_wrong_email_story_through_the_cli(shop: Any, cli: Any) -> None:
     assert comparison["input_diff"] == {"email": ["wrong.example.com", "corrected@example.com"]}
     payment = next(d for d in comparison["step_diffs"] if d["step"] == "process-payment")
     assert payment[run_id]["status"] == "failed" and "invalid email" in payment[run_id]["error"]
-    assert payment[fixed["workflow_id"]] == {"status": "completed", "output": payment[fixed["workflow_id"]]["output"], "error": None}
+    assert payment[fixed["workflow_id"]] == {
+        "status": "completed",
+        "output": payment[fixed["workflow_id"]]["output"],
+        "error": None,
+    }
     assert payment[fixed["workflow_id"]]["output"]["id"] == "ch_ORD-123"
     assert "validate" not in {d["step"] for d in comparison["step_diffs"]}
     assert comparison["output_diff"]["success"] == [None, True]
@@ -137,7 +153,11 @@ def test_wrong_email_story_through_the_cli(shop: Any, cli: Any) -> None:
     tree = cli("related", run_id)
     assert tree.exit_code == 0 and run_id in tree.stdout and "restart" in tree.stdout
     table = cli("compare", run_id, fixed["workflow_id"])
-    assert table.exit_code == 0 and "input.email" in table.stdout and "corrected@example.com" in table.stdout
+    assert (
+        table.exit_code == 0
+        and "input.email" in table.stdout
+        and "corrected@example.com" in table.stdout
+    )
 
 
 # -- replay -------------------------------------------------------------------------
@@ -152,7 +172,12 @@ def test_replay_runs_again_with_original_input_and_reason(shop: Any, cli: Any) -
     assert data["output"]["is_replay"] is True and data["output"]["replayed_from"] == run_id
     assert data["output"]["replay_reason"] == "Debugging payment failure"
     assert data["output"]["total"] == 100
-    assert calls(shop) == {"validate-order": 2, "process-payment": 2, "create-shipment": 2, "send-confirmation": 2}
+    assert calls(shop) == {
+        "validate-order": 2,
+        "process-payment": 2,
+        "create-shipment": 2,
+        "send-confirmation": 2,
+    }
 
 
 def test_replay_idempotency_key_returns_the_same_run(shop: Any, cli: Any) -> None:
@@ -169,7 +194,12 @@ def test_replay_from_step_reuses_earlier_outputs(shop: Any, cli: Any) -> None:
     assert result.exit_code == 0, result.stderr
     data = result.json()
     assert data["replayed_from"] == run_id and data["output"]["charge"] == "ch_ORD-123"
-    assert calls(shop) == {"validate-order": 1, "process-payment": 1, "create-shipment": 2, "send-confirmation": 2}
+    assert calls(shop) == {
+        "validate-order": 1,
+        "process-payment": 1,
+        "create-shipment": 2,
+        "send-confirmation": 2,
+    }
     step = cli("step", data["workflow_id"], "process-payment", "--json").json()
     assert step["status"] == "completed" and step["output"]["charge_id"] == "ch_ORD-123"
 
@@ -178,15 +208,28 @@ def test_replay_from_step_with_step_output_override(shop: Any, cli: Any) -> None
     """The seed's 'Step Replay with State Override': a corrected validate-order total."""
     run_id = start(cli, "shipping", '{"orderId": "ORD-123", "total": 100}', 0)
     result = cli(
-        "replay", run_id, "--from-step", "process-payment",
-        "--step-output", 'validate-order={"valid": true, "total": 150.0}', "--json",
-    )  # fmt: skip
+        "replay",
+        run_id,
+        "--from-step",
+        "process-payment",
+        "--step-output",
+        'validate-order={"valid": true, "total": 150.0}',
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     data = result.json()
     assert data["output"]["total"] == 150.0 and data["output"]["amount"] == 150.0
-    assert calls(shop) == {"validate-order": 1, "process-payment": 2, "create-shipment": 2, "send-confirmation": 2}
+    assert calls(shop) == {
+        "validate-order": 1,
+        "process-payment": 2,
+        "create-shipment": 2,
+        "send-confirmation": 2,
+    }
     detail = cli("step", data["workflow_id"], "validate-order", "--json").json()
-    assert detail["output"] == {"valid": True, "total": 150.0} and detail["options"]["overridden"] is True
+    assert (
+        detail["output"] == {"valid": True, "total": 150.0}
+        and detail["options"]["overridden"] is True
+    )
     comparison = cli("compare", run_id, data["workflow_id"], "--json").json()
     assert comparison["output_diff"]["total"] == [100, 150.0]
     assert {d["step"] for d in comparison["step_diffs"]} == {"validate-order", "process-payment"}
@@ -209,10 +252,15 @@ def test_replay_from_step_of_a_failed_run(shop: Any, cli: Any) -> None:
         (["--input", '{"orderId": "ORD-9", "total": 5}'], {"orderId": "ORD-9", "total": 5}),
         (["--input-override", '{"total": 7}', "--merge"], {"orderId": "ORD-123", "total": 7}),
         (["--set", "total=42", "--set", "orderId=ORD-1"], {"orderId": "ORD-1", "total": 42}),
-        (["--set", "note=hello world", "--set", "meta.source=cli"], {**ORDER, "note": "hello world", "meta": {"source": "cli"}}),
+        (
+            ["--set", "note=hello world", "--set", "meta.source=cli"],
+            {**ORDER, "note": "hello world", "meta": {"source": "cli"}},
+        ),
     ],
 )
-def test_restart_input_forms(shop: Any, cli: Any, args: list[str], expected: dict[str, Any]) -> None:
+def test_restart_input_forms(
+    shop: Any, cli: Any, args: list[str], expected: dict[str, Any]
+) -> None:
     run_id = start(cli, "shipping", '{"orderId": "ORD-123", "total": 100}', 0)
     result = cli("restart", run_id, *args, "--reason", "corrected", "--json")
     assert result.exit_code == 0, result.stderr
@@ -228,8 +276,9 @@ def test_restart_input_merging_and_dotted_keys() -> None:
 
     original = {"customer": {"email": "x", "name": "Jo"}, "items": [{"qty": 1}, {"qty": 2}]}
     assert restart_input(original, input_override={"customer": {"email": "y"}}, merge=True) == {
-        "customer": {"email": "y", "name": "Jo"}, "items": [{"qty": 1}, {"qty": 2}],
-    }  # fmt: skip
+        "customer": {"email": "y", "name": "Jo"},
+        "items": [{"qty": 1}, {"qty": 2}],
+    }
     changed = restart_input(original, set_values=[("customer.email", "z"), ("items.1.qty", 5)])
     assert changed["customer"] == {"email": "z", "name": "Jo"} and changed["items"][1] == {"qty": 5}
     assert original["customer"]["email"] == "x"  # the original is not modified
@@ -245,11 +294,19 @@ def test_resume_from_step_reruns_that_step_and_later(shop: Any, cli: Any) -> Non
     assert result.exit_code == 0, result.stderr
     data = result.json()
     assert data["workflow_id"] == run_id and data["status"] == "completed"
-    assert calls(shop) == {"validate-order": 1, "process-payment": 2, "create-shipment": 2, "send-confirmation": 1}
+    assert calls(shop) == {
+        "validate-order": 1,
+        "process-payment": 2,
+        "create-shipment": 2,
+        "send-confirmation": 1,
+    }
     assert data["output"]["is_restored"] is False
     events = cli("history", run_id, "--json").json()["events"]
     resumed = [e for e in events if e["type"] == "workflow_resumed"]
-    assert resumed[-1]["data"]["from_step"] == "process-payment" and resumed[-1]["data"]["resumed_by"] == "resume"
+    assert (
+        resumed[-1]["data"]["from_step"] == "process-payment"
+        and resumed[-1]["data"]["resumed_by"] == "resume"
+    )
     family = cli("related", run_id, "--json").json()["executions"]
     assert family[0]["resumes"][0]["from_step"] == "process-payment"
 
@@ -257,11 +314,18 @@ def test_resume_from_step_reruns_that_step_and_later(shop: Any, cli: Any) -> Non
 def test_resume_from_step_with_skip_as_in_the_seed(shop: Any, cli: Any) -> None:
     """from_step 'create-shipment', skip_steps ['send-confirmation']."""
     run_id = failed_shipping(shop, cli, "smtp-down")
-    result = cli("resume", run_id, "--from-step", "create-shipment", "--skip", "send-confirmation", "--json")
+    result = cli(
+        "resume", run_id, "--from-step", "create-shipment", "--skip", "send-confirmation", "--json"
+    )
     assert result.exit_code == 0, result.stderr
     data = result.json()
     assert data["status"] == "completed" and data["output"]["confirmation"] is None
-    assert calls(shop) == {"validate-order": 1, "process-payment": 1, "create-shipment": 2, "send-confirmation": 1}
+    assert calls(shop) == {
+        "validate-order": 1,
+        "process-payment": 1,
+        "create-shipment": 2,
+        "send-confirmation": 1,
+    }
     steps = {s["tag"]: s for s in cli("status", run_id, "--json").json()["steps"]}
     assert steps["send-confirmation"]["status"] == "skipped"
     assert steps["send-confirmation"]["options"]["skip"]["reason"] == "skipped by resume --skip"
@@ -272,7 +336,12 @@ def test_resume_skip_alone_continues_past_the_failed_step(shop: Any, cli: Any) -
     run_id = start(cli, "shipping", '{"orderId": "ORD-123", "total": 100}', 1)
     result = cli("resume", run_id, "--skip", "send-confirmation", "--json")
     assert result.exit_code == 0, result.stderr
-    assert calls(shop) == {"validate-order": 1, "process-payment": 1, "create-shipment": 1, "send-confirmation": 1}
+    assert calls(shop) == {
+        "validate-order": 1,
+        "process-payment": 1,
+        "create-shipment": 1,
+        "send-confirmation": 1,
+    }
 
 
 def test_resume_from_checkpoint_restores_it(shop: Any, cli: Any) -> None:
@@ -282,7 +351,12 @@ def test_resume_from_checkpoint_restores_it(shop: Any, cli: Any) -> None:
     output = result.json()["output"]
     assert output["is_restored"] is True
     assert output["restored_checkpoint"] == {"name": "validation-complete", "data": {"total": 100}}
-    assert calls(shop) == {"validate-order": 1, "process-payment": 2, "create-shipment": 2, "send-confirmation": 1}
+    assert calls(shop) == {
+        "validate-order": 1,
+        "process-payment": 2,
+        "create-shipment": 2,
+        "send-confirmation": 1,
+    }
 
 
 def test_plain_resume_of_a_failed_run_reruns_only_the_failed_step(shop: Any, cli: Any) -> None:
@@ -295,7 +369,12 @@ def test_plain_resume_of_a_failed_run_reruns_only_the_failed_step(shop: Any, cli
     finally:
         eng.close()
     assert result["status"] == "completed" and result["resumed"]["rerun"] == ["create-shipment"]
-    assert calls(shop) == {"validate-order": 1, "process-payment": 1, "create-shipment": 2, "send-confirmation": 1}
+    assert calls(shop) == {
+        "validate-order": 1,
+        "process-payment": 1,
+        "create-shipment": 2,
+        "send-confirmation": 1,
+    }
 
 
 def test_resume_of_a_run_cancelled_before_it_started(shop: Any) -> None:
@@ -325,7 +404,12 @@ def test_python_api_replay_restart_related_compare(shop: Any) -> None:
         comparison = lineage.compare(eng, original["workflow_id"], restarted["workflow_id"])
     finally:
         eng.close()
-    assert [(e["type"], e["depth"]) for e in family["executions"]] == [("original", 0), ("replay", 1), ("replay", 2), ("restart", 1)]
+    assert [(e["type"], e["depth"]) for e in family["executions"]] == [
+        ("original", 0),
+        ("replay", 1),
+        ("replay", 2),
+        ("restart", 1),
+    ]
     assert family["root"] == original["workflow_id"]
     assert comparison["input_diff"] == {"total": [100, 5]}
     assert comparison["output_diff"]["total"] == [100, 5]
@@ -338,7 +422,9 @@ def test_python_api_replay_restart_related_compare(shop: Any) -> None:
     ("status", "expected"),
     [("completed", "already completed"), ("rolled_back", "rolled")],
 )
-def test_resume_refuses_runs_where_it_makes_no_sense(shop: Any, cli: Any, status: str, expected: str) -> None:
+def test_resume_refuses_runs_where_it_makes_no_sense(
+    shop: Any, cli: Any, status: str, expected: str
+) -> None:
     if status == "completed":
         run_id = start(cli, "shipping", '{"orderId": "ORD-123", "total": 100}', 0)
     else:
@@ -359,15 +445,44 @@ BAD = [
     (["compare", "{id}", "wf_nope"], "no run with id"),
     (["resume", "wf_nope", "--from-step", "x"], "no run with id"),
     (["replay", "{id}", "--from-step", "nope"], "no step 'nope'"),
-    (["replay", "{id}", "--from-step", "create-shipment", "--step-output", "nope={}"], "not a step before"),
-    (["replay", "{id}", "--from-step", "create-shipment", "--step-output", "process-payment={bad"], "not valid JSON"),
-    (["replay", "{id}", "--from-step", "create-shipment", "--step-output", "no-equals"], "expects TAG=JSON"),
+    (
+        ["replay", "{id}", "--from-step", "create-shipment", "--step-output", "nope={}"],
+        "not a step before",
+    ),
+    (
+        [
+            "replay",
+            "{id}",
+            "--from-step",
+            "create-shipment",
+            "--step-output",
+            "process-payment={bad",
+        ],
+        "not valid JSON",
+    ),
+    (
+        ["replay", "{id}", "--from-step", "create-shipment", "--step-output", "no-equals"],
+        "expects TAG=JSON",
+    ),
     (["replay", "{id}", "--step-output", "validate-order={}"], "needs --from-step"),
     (["resume", "{id}", "--from-step", "nope"], "not recorded step 'nope'"),
     (["resume", "{id}", "--from-checkpoint", "nope"], "no checkpoint 'nope'"),
     (["resume", "{id}", "--skip", "nope"], "has no step 'nope'"),
-    (["resume", "{id}", "--from-step", "create-shipment", "--skip", "validate-order"], "only steps that run again"),
-    (["resume", "{id}", "--from-step", "create-shipment", "--from-checkpoint", "validation-complete"], "not both"),
+    (
+        ["resume", "{id}", "--from-step", "create-shipment", "--skip", "validate-order"],
+        "only steps that run again",
+    ),
+    (
+        [
+            "resume",
+            "{id}",
+            "--from-step",
+            "create-shipment",
+            "--from-checkpoint",
+            "validation-complete",
+        ],
+        "not both",
+    ),
     (["restart", "{id}", "--set", "email"], "expects KEY=VALUE"),
     (["restart", "{id}", "--set", "=x"], "expects KEY=VALUE"),
     (["restart", "{id}", "--set", "a..b=1"], "a name between every dot"),
@@ -381,7 +496,9 @@ BAD = [
 
 
 @pytest.mark.parametrize(("args", "message"), BAD, ids=[" ".join(a) for a, _ in BAD])
-def test_bad_input_exits_2_with_one_line_and_writes_nothing(shop: Any, cli: Any, args: list[str], message: str) -> None:
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    shop: Any, cli: Any, args: list[str], message: str
+) -> None:
     run_id = failed_shipping(shop, cli, "carrier-down")
     before = snapshot(shop)
     result = cli(*[a.replace("{id}", run_id) for a in args])
@@ -394,9 +511,13 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(shop: Any, cli: Any,
 def test_diff_values_paths() -> None:
     from ductape_cli.engine.lineage import diff_values
 
-    assert diff_values({"a": {"b": 1, "c": [1, 2]}, "d": True}, {"a": {"b": 2, "c": [1, 3]}, "d": 1}) == {
-        "a.b": [1, 2], "a.c.1": [2, 3], "d": [True, 1],
-    }  # fmt: skip
+    assert diff_values(
+        {"a": {"b": 1, "c": [1, 2]}, "d": True}, {"a": {"b": 2, "c": [1, 3]}, "d": 1}
+    ) == {
+        "a.b": [1, 2],
+        "a.c.1": [2, 3],
+        "d": [True, 1],
+    }
     assert diff_values({"x": 1}, {"x": 1, "y": None}) == {}
     assert diff_values({"x": 1}, {"y": 2}) == {"x": [1, None], "y": [None, 2]}
     assert diff_values(1, 2) == {"$": [1, 2]}
@@ -405,14 +526,18 @@ def test_diff_values_paths() -> None:
 
 
 def test_resume_from_step_before_a_signal_wait_redelivers_the_signal(shop: Any, cli: Any) -> None:
-    shop.write("approval_flow", SHIPPING.split("@workflow")[0] + '''
+    shop.write(
+        "approval_flow",
+        SHIPPING.split("@workflow")[0]
+        + """
 @workflow("approval-flow", rollback_strategy="none", signals={"approve": {"by": "string"}})
 async def approval_flow(ctx):
     await ctx.step("prepare", lambda: effect("prepare", {"ok": True}))
     decision = await ctx.wait_for_signal("approve")
     await ctx.step("apply", lambda: effect("apply", {"by": decision["by"]}, "apply-down"))
     return {"by": decision["by"]}
-''')
+""",
+    )
     flag(shop, "apply-down", True)
     run_id = start(cli, "approval-flow", "{}", 5)
     assert cli("signal", run_id, "approve", "--data", '{"by": "ann"}', "--json").exit_code == 1

@@ -29,7 +29,9 @@ def records(stream: io.StringIO) -> list[dict]:
 
 
 def test_records_made_in_a_step_carry_the_run_id_and_step(project, lines) -> None:
-    project.write("noisy", """
+    project.write(
+        "noisy",
+        """
         import logging
         from ductape_cli import workflow
 
@@ -44,7 +46,8 @@ def test_records_made_in_a_step_carry_the_run_id_and_step(project, lines) -> Non
             log.info("between steps")
             await ctx.step("charge", charge)
             await ctx.step("sync", lambda: log.info("in a thread"))
-    """)
+    """,
+    )
     run_id = project.engine().run("noisy", {})["workflow_id"]
     mine = {r["message"]: r for r in records(lines) if r["logger"] == "ductape.user"}
     assert mine["charging"]["run_id"] == run_id and mine["charging"]["step"] == "charge"
@@ -58,14 +61,17 @@ def test_text_lines_name_the_run_and_step(project) -> None:
     stream = io.StringIO()
     handler = configure("info", "text", stream=stream)
     try:
-        project.write("texty", """
+        project.write(
+            "texty",
+            """
             import logging
             from ductape_cli import workflow
 
             @workflow("texty")
             async def texty(ctx):
                 await ctx.step("one", lambda: logging.getLogger("ductape.user").warning("careful"))
-        """)
+        """,
+        )
         run_id = project.engine().run("texty", {})["workflow_id"]
     finally:
         logging.getLogger("ductape").removeHandler(handler)
@@ -73,7 +79,9 @@ def test_text_lines_name_the_run_and_step(project) -> None:
 
 
 def test_an_on_error_hook_that_raises_is_logged_not_hidden(project, lines) -> None:
-    project.write("hooked", """
+    project.write(
+        "hooked",
+        """
         from ductape_cli import workflow
 
         def hook(exc):
@@ -85,23 +93,29 @@ def test_an_on_error_hook_that_raises_is_logged_not_hidden(project, lines) -> No
         @workflow("hooked")
         async def hooked(ctx):
             await ctx.step("boom", boom, options={"on_error": hook})
-    """)
+    """,
+    )
     result = project.engine().run("hooked", {})
     assert result["status"] == "failed" and "step broke" in result["error"]["message"]
     (hook,) = [r for r in records(lines) if "on_error" in r["message"]]
     assert hook["level"] == "error" and "hook broke" in hook["exception"] and hook["step"] == "boom"
 
 
-def test_a_run_the_worker_cannot_execute_is_logged_with_its_traceback(project, lines, monkeypatch) -> None:
+def test_a_run_the_worker_cannot_execute_is_logged_with_its_traceback(
+    project, lines, monkeypatch
+) -> None:
     from ductape_cli.engine.worker import Worker
 
-    project.write("plain", """
+    project.write(
+        "plain",
+        """
         from ductape_cli import workflow
 
         @workflow("plain")
         async def plain(ctx):
             return 1
-    """)
+    """,
+    )
     engine = project.engine()
     engine.start("plain", {}, detach=True)
 
@@ -118,7 +132,11 @@ def test_a_run_the_worker_cannot_execute_is_logged_with_its_traceback(project, l
     worker = Worker(engine)
     worker.run(once=True)
     assert worker.failed == 1 and worker.processed == 1 and not hasattr(worker, "errors")
-    (entry,) = [r for r in records(lines) if r["logger"] == "ductape.worker" and "execution failed" in r["message"]]
+    (entry,) = [
+        r
+        for r in records(lines)
+        if r["logger"] == "ductape.worker" and "execution failed" in r["message"]
+    ]
     assert "disk on fire" in entry["exception"]
 
 
@@ -131,12 +149,22 @@ def test_long_running_commands_share_the_log_options(cli, command) -> None:
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
-        (["--log-level", "loud"], None, "--log-level must be one of debug, info, warning, error, critical, got 'loud'"),
+        (
+            ["--log-level", "loud"],
+            None,
+            "--log-level must be one of debug, info, warning, error, critical, got 'loud'",
+        ),
         (["--log-format", "xml"], None, "--log-format must be one of text, json, got 'xml'"),
-        ([], "chatty", "DUCTAPE_LOG_LEVEL must be one of debug, info, warning, error, critical, got 'chatty'"),
+        (
+            [],
+            "chatty",
+            "DUCTAPE_LOG_LEVEL must be one of debug, info, warning, error, critical, got 'chatty'",
+        ),
     ],
 )
-def test_bad_log_options_are_one_line_and_exit_2(project, cli, monkeypatch, args, env, message) -> None:
+def test_bad_log_options_are_one_line_and_exit_2(
+    project, cli, monkeypatch, args, env, message
+) -> None:
     if env:
         monkeypatch.setenv("DUCTAPE_LOG_LEVEL", env)
     result = cli("worker", "--once", *args)
@@ -145,17 +173,22 @@ def test_bad_log_options_are_one_line_and_exit_2(project, cli, monkeypatch, args
 
 
 def test_worker_logs_json_lines_at_the_chosen_level(project, cli, monkeypatch) -> None:
-    project.write("chatty", """
+    project.write(
+        "chatty",
+        """
         import logging
         from ductape_cli import workflow
 
         @workflow("chatty")
         async def chatty(ctx):
             await ctx.step("say", lambda: logging.getLogger("ductape.user").info("hello from a step"))
-    """)
+    """,
+    )
     run_id = project.engine().start("chatty", {}, detach=True)[0].id
     monkeypatch.setenv("DUCTAPE_LOG_LEVEL", "info")
     result = cli("worker", "--once", "--log-format", "json")
     assert result.exit_code == 0
     logged = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
-    assert {"message": "hello from a step", "run_id": run_id, "step": "say"}.items() <= logged[0].items()
+    assert {"message": "hello from a step", "run_id": run_id, "step": "say"}.items() <= logged[
+        0
+    ].items()

@@ -49,7 +49,9 @@ def test_counts_follow_the_runs(metered) -> None:
     assert sample(text, "ductape_runs_ended_total", workflow="pay", status="completed") == 1
     assert sample(text, "ductape_runs_ended_total", workflow="pay", status="failed") == 1
     assert sample(text, "ductape_step_retries_total", workflow="pay") == 2
-    assert sample(text, "ductape_step_duration_seconds_count", workflow="pay", status="completed") == 3
+    assert (
+        sample(text, "ductape_step_duration_seconds_count", workflow="pay", status="completed") == 3
+    )
     assert sample(text, "ductape_step_duration_seconds_count", workflow="pay", status="failed") == 1
     assert sample(text, "ductape_compensations_total", workflow="pay", status="failed") == 1
     assert sample(text, "ductape_runs", state="waiting") == 1
@@ -79,12 +81,16 @@ def test_the_asgi_app_answers_scrapes(metered) -> None:
     app = asgi_app(engine)
 
     async def scrape() -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ductape") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://ductape"
+        ) as client:
             return await client.get("/")
 
     response = asyncio.run(scrape())
     assert response.status_code == 200
-    assert sample(response.text, "ductape_runs_ended_total", workflow="pay", status="completed") == 1
+    assert (
+        sample(response.text, "ductape_runs_ended_total", workflow="pay", status="completed") == 1
+    )
 
 
 def test_a_taken_metrics_port_is_one_clear_line(project, cli) -> None:

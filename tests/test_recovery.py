@@ -17,20 +17,23 @@ from ductape_cli.engine.engine import Engine
 from ductape_cli.testing.clock import VirtualClock
 
 # The side effect every workflow below writes to effects.log (and fails on when `fail_flag` exists).
-EFFECT = '''def effect(line, value=None, fail_flag=None):
+EFFECT = """def effect(line, value=None, fail_flag=None):
     with open("effects.log", "a", encoding="utf-8") as log:
         log.write(line + "\\n")
     if fail_flag and Path(fail_flag).exists():
         raise RuntimeError(f"{line}: {fail_flag}")
     return value
-'''
+"""
 
-FLOWS = '''
+FLOWS = (
+    """
 from pathlib import Path
 
 from ductape_cli import SignalTimeout, workflow
 
-''' + EFFECT + '''
+"""
+    + EFFECT
+    + """
 
 @workflow("pay-and-ship")
 async def pay_and_ship(ctx):
@@ -96,7 +99,8 @@ async def manual_then_fail(ctx):
 async def tolerant(ctx):
     await ctx.step("one", lambda: effect("ONE", 1))
     return "done"
-'''
+"""
+)
 
 
 @pytest.fixture
@@ -122,7 +126,9 @@ def events_of(cli: Any, run_id: str) -> list[dict[str, Any]]:
 # -- 1. replay --from-step never re-compensates ---------------------------------------
 
 
-def test_replay_from_step_after_a_compensated_step_is_refused_and_refunds_nothing(flows: Any, cli: Any) -> None:
+def test_replay_from_step_after_a_compensated_step_is_refused_and_refunds_nothing(
+    flows: Any, cli: Any
+) -> None:
     flag(flows, "carrier-down")
     first = cli("run", "pay-and-ship", "--json")
     assert first.exit_code == 3, first.stderr
@@ -131,7 +137,11 @@ def test_replay_from_step_after_a_compensated_step_is_refused_and_refunds_nothin
 
     replay = cli("replay", run_id, "--from-step", "ship", "--json")
     assert replay.exit_code == 2
-    assert "charge" in replay.stderr and "compensated" in replay.stderr and "--from-step charge" in replay.stderr
+    assert (
+        "charge" in replay.stderr
+        and "compensated" in replay.stderr
+        and "--from-step charge" in replay.stderr
+    )
     assert "Traceback" not in replay.stderr
     assert effects(flows)["REFUND ch_1"] == 1
     assert len(cli("list", "--json").json()) == 1  # nothing written
@@ -158,14 +168,20 @@ def test_a_signal_after_the_wait_deadline_loses_to_the_timeout(flows: Any) -> No
         assert result["status"] == "completed" and result["output"] == "timed out"
         history = engine.history(started["workflow_id"])
         refused = [e for e in history if e["type"] == "signal_refused"]
-        assert refused and refused[0]["data"]["signal"] == "go" and "deadline" in refused[0]["data"]["reason"]
+        assert (
+            refused
+            and refused[0]["data"]["signal"] == "go"
+            and "deadline" in refused[0]["data"]["reason"]
+        )
         assert not [e for e in history if e["type"] == "signal_received"]
     finally:
         engine.close()
 
 
 @pytest.mark.parametrize("processor", ["worker", "resume"])
-def test_a_late_signal_stored_without_continuing_loses_whoever_processes_the_run(flows: Any, processor: str) -> None:
+def test_a_late_signal_stored_without_continuing_loses_whoever_processes_the_run(
+    flows: Any, processor: str
+) -> None:
     from ductape_cli.engine.worker import Worker
 
     clock = VirtualClock(1_800_000_000)
@@ -179,9 +195,15 @@ def test_a_late_signal_stored_without_continuing_loses_whoever_processes_the_run
         else:
             engine.resume(started["workflow_id"])
         assert engine.result(started["workflow_id"])["output"] == "timed out"
-        assert [e["type"] for e in engine.history(started["workflow_id"]) if e["type"].startswith("signal_")] == [
-            "signal_waiting", "signal_timed_out", "signal_refused",
-        ]  # fmt: skip
+        assert [
+            e["type"]
+            for e in engine.history(started["workflow_id"])
+            if e["type"].startswith("signal_")
+        ] == [
+            "signal_waiting",
+            "signal_timed_out",
+            "signal_refused",
+        ]
     finally:
         engine.close()
 
@@ -203,12 +225,16 @@ def test_a_signal_before_the_deadline_still_wins_when_processed_late(flows: Any)
 # -- 4. replay / restart of a parent with a deterministic child id ------------------------
 
 
-def test_restart_and_replay_of_a_parent_give_their_children_their_own_ids(flows: Any, cli: Any) -> None:
+def test_restart_and_replay_of_a_parent_give_their_children_their_own_ids(
+    flows: Any, cli: Any
+) -> None:
     flag(flows, "bad-check")
     failed = cli("run", "order-with-child", "--input", '{"orderId": "O1", "amount": 10}', "--json")
     assert failed.exit_code == 1
     flag(flows, "bad-check", False)
-    original = cli("run", "order-with-child", "--input", '{"orderId": "O2", "amount": 20}', "--json")
+    original = cli(
+        "run", "order-with-child", "--input", '{"orderId": "O2", "amount": 20}', "--json"
+    )
     assert original.exit_code == 0, original.stderr
     original_id = original.json()["workflow_id"]
 
@@ -222,14 +248,18 @@ def test_restart_and_replay_of_a_parent_give_their_children_their_own_ids(flows:
     child_id = f"payment-O2@{replay_id}"
     child = cli("status", child_id, "--json").json()
     assert child["status"] == "completed" and child["parent_id"] == replay_id
-    family = {e["workflow_id"]: e for e in cli("related", original_id, "--json").json()["executions"]}
+    family = {
+        e["workflow_id"]: e for e in cli("related", original_id, "--json").json()["executions"]
+    }
     assert family[child_id]["replaces_child"] == "payment-O2"
     assert effects(flows)["CAPTURE 20"] == 2 and effects(flows)["CAPTURE 15"] == 1
 
     corrected = cli("restart", original_id, "--set", "amount=25", "--json")
     assert corrected.exit_code == 0, corrected.stderr
     assert corrected.json()["output"] == {"payment": {"captured": 25}}
-    assert cli("status", f"payment-O2@{corrected.json()['workflow_id']}", "--json").json()["input"] == {"amount": 25}
+    assert cli("status", f"payment-O2@{corrected.json()['workflow_id']}", "--json").json()[
+        "input"
+    ] == {"amount": 25}
 
     # A resume of the same run keeps its child.
     resumed = cli("resume", replay_id, "--from-step", "check", "--json")
@@ -239,7 +269,7 @@ def test_restart_and_replay_of_a_parent_give_their_children_their_own_ids(flows:
 # -- 5. code that now returns early is a non-determinism error ----------------------------
 
 
-EARLY_V1 = '''
+EARLY_V1 = """
 from ductape_cli import workflow
 
 @workflow("early", signals={"go": {}})
@@ -248,19 +278,21 @@ async def early(ctx):
     await ctx.step("second", lambda: 2)
     await ctx.wait_for_signal("go")
     return "v1"
-'''
+"""
 
-EARLY_V2 = '''
+EARLY_V2 = """
 from ductape_cli import workflow
 
 @workflow("early", signals={"go": {}})
 async def early(ctx):
     await ctx.step("first", lambda: 1)
     return "v2"
-'''
+"""
 
 
-def test_a_handler_that_now_returns_before_journaled_operations_is_non_determinism(project: Any, cli: Any) -> None:
+def test_a_handler_that_now_returns_before_journaled_operations_is_non_determinism(
+    project: Any, cli: Any
+) -> None:
     project.write("early", EARLY_V1)
     started = cli("run", "early", "--json")
     assert started.exit_code == 5
@@ -276,13 +308,17 @@ def test_a_handler_that_now_returns_before_journaled_operations_is_non_determini
 # -- 7. rollback_result after several trigger_rollback calls ------------------------------
 
 
-def test_rollback_result_is_the_union_of_manual_rollbacks_newest_first(flows: Any, cli: Any) -> None:
+def test_rollback_result_is_the_union_of_manual_rollbacks_newest_first(
+    flows: Any, cli: Any
+) -> None:
     result = cli("run", "manual-rollbacks", "--json")
     assert result.exit_code == 3, result.stderr
     data = result.json()
     assert data["output"] == {"first": ["a"], "second": ["c", "b"]}
     assert data["rollback_result"]["rolled_back_steps"] == ["c", "b", "a"]
-    assert cli("status", data["workflow_id"], "--json").json()["rollback_result"]["rolled_back_steps"] == ["c", "b", "a"]
+    assert cli("status", data["workflow_id"], "--json").json()["rollback_result"][
+        "rolled_back_steps"
+    ] == ["c", "b", "a"]
     counts = effects(flows)
     assert counts["UNDO A"] == counts["UNDO B"] == counts["UNDO C"] == 1
 
@@ -314,7 +350,9 @@ def test_cancelling_a_child_directly_ends_its_waiting_parent(flows: Any, cli: An
 # -- 12. idempotency key reused with different input ---------------------------------------
 
 
-def test_idempotency_key_with_different_input_is_refused_naming_the_run(flows: Any, cli: Any) -> None:
+def test_idempotency_key_with_different_input_is_refused_naming_the_run(
+    flows: Any, cli: Any
+) -> None:
     first = cli("run", "tolerant", "--input", '{"n": 1}', "--idempotency-key", "k-1", "--json")
     assert first.exit_code == 0
     run_id = first.json()["workflow_id"]
@@ -328,12 +366,15 @@ def test_idempotency_key_with_different_input_is_refused_naming_the_run(flows: A
 
 # -- 6. failed compensations are retried, and recoverable by resume --------------------------
 
-COMPENSATIONS = '''
+COMPENSATIONS = (
+    """
 from pathlib import Path
 
 from ductape_cli import workflow
 
-''' + EFFECT + '''
+"""
+    + EFFECT
+    + '''
 
 def flaky_refund(out):
     """Fails until it has been attempted `refund-fails` times (a number in that file)."""
@@ -354,6 +395,7 @@ async def compensated_order(ctx):
                    rollback_retries=2, rollback_retry_delay="10ms")
     await ctx.step("ship", lambda: effect("SHIP", None, "carrier-down"))
 '''
+)
 
 
 @pytest.fixture
@@ -363,19 +405,30 @@ def orders(project: Any) -> Any:
     return project
 
 
-def test_a_failing_compensation_is_retried_and_each_attempt_is_journaled(orders: Any, cli: Any) -> None:
+def test_a_failing_compensation_is_retried_and_each_attempt_is_journaled(
+    orders: Any, cli: Any
+) -> None:
     (orders.root / "refund-fails").write_text("2")
     result = cli("run", "compensated-order", "--json")
     assert result.exit_code == 3, result.stdout + result.stderr
-    assert result.json()["rollback_result"] == {"rolled_back_steps": ["charge", "reserve"], "failed_steps": []}
+    assert result.json()["rollback_result"] == {
+        "rolled_back_steps": ["charge", "reserve"],
+        "failed_steps": [],
+    }
     counts = effects(orders)
     assert counts["REFUND-ATTEMPT"] == 3 and counts["REFUND ch_9"] == 1 and counts["RELEASE"] == 1
-    retried = [e for e in events_of(cli, result.json()["workflow_id"]) if e["type"] == "step_rollback_retried"]
+    retried = [
+        e
+        for e in events_of(cli, result.json()["workflow_id"])
+        if e["type"] == "step_rollback_retried"
+    ]
     assert [e["data"]["attempt"] for e in retried] == [1, 2]
     assert "provider down" in retried[0]["data"]["error"]
 
 
-def test_resume_retries_only_the_failed_compensations_and_ends_rolled_back(orders: Any, cli: Any) -> None:
+def test_resume_retries_only_the_failed_compensations_and_ends_rolled_back(
+    orders: Any, cli: Any
+) -> None:
     (orders.root / "refund-fails").write_text("100")
     failed = cli("run", "compensated-order", "--json")
     assert failed.exit_code == 1, failed.stdout + failed.stderr
@@ -391,7 +444,10 @@ def test_resume_retries_only_the_failed_compensations_and_ends_rolled_back(order
     assert resumed.exit_code == 3, resumed.stdout + resumed.stderr
     data = resumed.json()
     assert data["status"] == "rolled_back"
-    assert data["rollback_result"] == {"rolled_back_steps": ["charge", "reserve"], "failed_steps": []}
+    assert data["rollback_result"] == {
+        "rolled_back_steps": ["charge", "reserve"],
+        "failed_steps": [],
+    }
     counts = effects(orders)
     assert counts["REFUND ch_9"] == 1 and counts["RELEASE"] == 1  # the release is not repeated
     assert counts["RESERVE"] == counts["CHARGE"] == counts["SHIP"] == 1  # no forward step re-ran
@@ -403,12 +459,15 @@ def test_resume_retries_only_the_failed_compensations_and_ends_rolled_back(order
 
 # -- 9. resume --from-checkpoint / --from-step takes --input -----------------------------
 
-CHECKOUT = '''
+CHECKOUT = (
+    """
 from pathlib import Path
 
 from ductape_cli import workflow
 
-''' + EFFECT + '''
+"""
+    + EFFECT
+    + """
 
 @workflow("checkout", rollback_strategy="none")
 async def checkout(ctx):
@@ -416,10 +475,13 @@ async def checkout(ctx):
     await ctx.checkpoint("payment-complete", {"charge": "ch_1"})
     paid = await ctx.step("pay", lambda: effect("PAY", {"retry": ctx.input.retry_payment}, "pay-down"))
     return {"paid": paid, "order": ctx.input.order, "retry_payment": ctx.input.retry_payment}
-'''
+"""
+)
 
 
-def test_resume_from_a_checkpoint_with_input_merges_it_for_the_re_executed_part(project: Any, cli: Any) -> None:
+def test_resume_from_a_checkpoint_with_input_merges_it_for_the_re_executed_part(
+    project: Any, cli: Any
+) -> None:
     project.write("checkout", CHECKOUT)
     flag(project, "pay-down")
     failed = cli("run", "checkout", "--input", '{"order": "O1", "retry_payment": true}', "--json")
@@ -432,9 +494,21 @@ def test_resume_from_a_checkpoint_with_input_merges_it_for_the_re_executed_part(
     alone = cli("resume", run_id, "--input", '{"retry_payment": false}')
     assert alone.exit_code == 2 and "--from-checkpoint" in alone.stderr
 
-    resumed = cli("resume", run_id, "--from-checkpoint", "payment-complete", "--input", '{"retry_payment": false}', "--json")
+    resumed = cli(
+        "resume",
+        run_id,
+        "--from-checkpoint",
+        "payment-complete",
+        "--input",
+        '{"retry_payment": false}',
+        "--json",
+    )
     assert resumed.exit_code == 0, resumed.stderr
-    assert resumed.json()["output"] == {"paid": {"retry": False}, "order": "O1", "retry_payment": False}
+    assert resumed.json()["output"] == {
+        "paid": {"retry": False},
+        "order": "O1",
+        "retry_payment": False,
+    }
     assert effects(project)["CART"] == 1 and effects(project)["PAY"] == 2
 
     resume_events = [e for e in events_of(cli, run_id) if e["type"] == "workflow_resumed"]
@@ -446,17 +520,22 @@ def test_resume_from_a_checkpoint_with_input_merges_it_for_the_re_executed_part(
     assert pay[before]["status"] == "failed" and pay[after]["status"] == "completed"
 
 
-def test_a_rolled_back_run_is_refused_by_resume_naming_replay_from_step_and_restart(flows: Any, cli: Any) -> None:
+def test_a_rolled_back_run_is_refused_by_resume_naming_replay_from_step_and_restart(
+    flows: Any, cli: Any
+) -> None:
     flag(flows, "carrier-down")
     run_id = cli("run", "pay-and-ship", "--json").json()["workflow_id"]
     refused = cli("resume", run_id, "--from-step", "ship", "--input", '{"x": 1}')
     assert refused.exit_code == 2
-    assert f"ductape replay {run_id} --from-step" in refused.stderr and f"ductape restart {run_id}" in refused.stderr
+    assert (
+        f"ductape replay {run_id} --from-step" in refused.stderr
+        and f"ductape restart {run_id}" in refused.stderr
+    )
 
 
 # -- 10. a query handler that raises --------------------------------------------------------
 
-QUERIES = '''
+QUERIES = """
 import operator
 
 from ductape_cli import workflow
@@ -465,11 +544,15 @@ from ductape_cli import workflow
           queries={"ratio": lambda ctx: 1 / 0, "scribble": lambda ctx: operator.setitem(ctx.state, "x", 1)})
 async def asked(ctx):
     await ctx.wait_for_signal("go")
-'''
+"""
 
 
-@pytest.mark.parametrize(("name", "exception"), [("ratio", "ZeroDivisionError"), ("scribble", "TypeError")])
-def test_a_query_that_raises_is_one_line_exit_1(project: Any, cli: Any, name: str, exception: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "exception"), [("ratio", "ZeroDivisionError"), ("scribble", "TypeError")]
+)
+def test_a_query_that_raises_is_one_line_exit_1(
+    project: Any, cli: Any, name: str, exception: str
+) -> None:
     project.write("asked", QUERIES)
     run_id = cli("run", "asked", "--json").json()["workflow_id"]
     result = cli("query", run_id, name)
@@ -480,7 +563,7 @@ def test_a_query_that_raises_is_one_line_exit_1(project: Any, cli: Any, name: st
 
 # -- 11. signals nobody declared ------------------------------------------------------------
 
-UNDECLARED = '''
+UNDECLARED = """
 from ductape_cli import workflow
 
 @workflow("open-waiter")
@@ -491,10 +574,12 @@ async def open_waiter(ctx):
 @workflow("strict-waiter", signals={"go": {}})
 async def strict_waiter(ctx):
     return await ctx.wait_for_signal("go")
-'''
+"""
 
 
-def test_an_undeclared_signal_is_shown_pending_and_one_that_can_never_be_consumed_is_exit_2(project: Any, cli: Any) -> None:
+def test_an_undeclared_signal_is_shown_pending_and_one_that_can_never_be_consumed_is_exit_2(
+    project: Any, cli: Any
+) -> None:
     project.write("undeclared", UNDECLARED)
     run_id = cli("run", "open-waiter", "--json").json()["workflow_id"]
     stray = cli("signal", run_id, "stray", "--data", '{"n": 1}', "--json")
@@ -517,7 +602,7 @@ def test_an_undeclared_signal_is_shown_pending_and_one_that_can_never_be_consume
 
 # -- 13. sync steps never block the event loop -----------------------------------------------
 
-BLOCKING = '''
+BLOCKING = """
 import time
 
 from ductape_cli import workflow
@@ -533,11 +618,13 @@ async def naps(ctx):
 @workflow("naps-with-timeout")
 async def naps_with_timeout(ctx):
     return await ctx.parallel([ctx.step(f"nap-{n}", lambda n=n: nap(n), timeout="10s") for n in range(6)])
-'''
+"""
 
 
 @pytest.mark.parametrize("tag", ["naps", "naps-with-timeout"])
-def test_a_parallel_group_of_blocking_sync_steps_takes_about_its_slowest_step(project: Any, tag: str) -> None:
+def test_a_parallel_group_of_blocking_sync_steps_takes_about_its_slowest_step(
+    project: Any, tag: str
+) -> None:
     import time
 
     project.write("naps", BLOCKING)
@@ -555,7 +642,7 @@ def test_a_parallel_group_of_blocking_sync_steps_takes_about_its_slowest_step(pr
 
 # -- 14. every recording ctx method can be awaited in an async handler -----------------------
 
-AWAITED = '''
+AWAITED = """
 from ductape_cli import workflow
 
 @workflow("awaited")
@@ -565,7 +652,7 @@ async def awaited(ctx):
     await ctx.log.info("placed", {"id": 1})
     ctx.emit_event("not-awaited", {"id": 2})
     return ctx.get_state("phase")
-'''
+"""
 
 
 def test_emit_event_set_state_and_log_can_be_awaited(project: Any, cli: Any) -> None:
@@ -579,7 +666,7 @@ def test_emit_event_set_state_and_log_can_be_awaited(project: Any, cli: Any) -> 
 
 # -- 15. a step option that can never be valid stops run before the first step --------------
 
-MALFORMED = '''
+MALFORMED = """
 from ductape_cli import workflow
 
 @workflow("malformed")
@@ -588,21 +675,27 @@ async def malformed(ctx):
         log.write("HANDLER\\n")
     await ctx.step("first", lambda: open("effects.log", "a").write("FIRST\\n"))
     await ctx.step("second", lambda: 2, condition="$Input{amount} >= >= 10")
-'''
+"""
 
 
-def test_a_malformed_condition_is_a_definition_error_before_anything_runs(project: Any, cli: Any) -> None:
+def test_a_malformed_condition_is_a_definition_error_before_anything_runs(
+    project: Any, cli: Any
+) -> None:
     project.write("malformed", MALFORMED)
     result = cli("run", "malformed", "--input", '{"amount": 20}', "--json")
     assert result.exit_code == 2
-    assert "invalid condition" in result.stderr and "second" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        "invalid condition" in result.stderr
+        and "second" in result.stderr
+        and "Traceback" not in result.stderr
+    )
     assert effects(project)["FIRST"] == 0
     assert cli("list", "--json").json() == []
 
 
 # -- 16. recorded branch conditions describe; they never skip a step the handler reaches ------
 
-BRANCHED = '''
+BRANCHED = """
 from ductape_cli import workflow
 
 def effect(line, value=None):
@@ -617,16 +710,22 @@ async def validated(ctx):
         await ctx.step("charge", lambda: effect("CHARGE", 1))
     await ctx.step("audit", lambda: effect("AUDIT", 1))
     return "ok"
-'''
+"""
 
 
-def test_an_unconditional_step_after_an_overridden_branch_always_runs(project: Any, cli: Any) -> None:
+def test_an_unconditional_step_after_an_overridden_branch_always_runs(
+    project: Any, cli: Any
+) -> None:
     project.write("validated", BRANCHED)
     defined = cli("define", "--json")
     assert defined.exit_code == 0, defined.stderr
     schema = next(w["schema"] for w in defined.json()["workflows"] if w["tag"] == "validated")
     conditions = {s["tag"]: s["condition"] for s in schema["steps"]}
-    assert conditions == {"validate": None, "charge": "$Step{validate}{valid} == true", "audit": None}
+    assert conditions == {
+        "validate": None,
+        "charge": "$Step{validate}{valid} == true",
+        "audit": None,
+    }
 
     result = cli("run", "validated", "--input", '{"valid": false}', "--json")
     assert result.exit_code == 0, result.stderr

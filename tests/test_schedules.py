@@ -30,26 +30,55 @@ def local(ts: float) -> str:
 
 def test_cron_across_spring_forward_in_new_york() -> None:
     start = datetime(2027, 3, 12, 12, tzinfo=NY).timestamp()
-    times = [local(t) for t in schedules.next_fire_times("30 2 * * *", "America/New_York", start, 4)]
+    times = [
+        local(t) for t in schedules.next_fire_times("30 2 * * *", "America/New_York", start, 4)
+    ]
     # 02:30 does not exist on 14 March: it fires just after the change, once.
-    assert times == ["2027-03-13T02:30:00-05:00", "2027-03-14T03:30:00-04:00", "2027-03-15T02:30:00-04:00", "2027-03-16T02:30:00-04:00"]
+    assert times == [
+        "2027-03-13T02:30:00-05:00",
+        "2027-03-14T03:30:00-04:00",
+        "2027-03-15T02:30:00-04:00",
+        "2027-03-16T02:30:00-04:00",
+    ]
     nine = [local(t) for t in schedules.next_fire_times("0 9 * * *", "America/New_York", start, 3)]
-    assert nine == ["2027-03-13T09:00:00-05:00", "2027-03-14T09:00:00-04:00", "2027-03-15T09:00:00-04:00"]
+    assert nine == [
+        "2027-03-13T09:00:00-05:00",
+        "2027-03-14T09:00:00-04:00",
+        "2027-03-15T09:00:00-04:00",
+    ]
 
 
 def test_cron_across_fall_back_fires_the_repeated_hour_once() -> None:
     start = datetime(2027, 11, 5, 12, tzinfo=NY).timestamp()
-    times = [local(t) for t in schedules.next_fire_times("30 1 * * *", "America/New_York", start, 3)]
-    assert times == ["2027-11-06T01:30:00-04:00", "2027-11-07T01:30:00-04:00", "2027-11-08T01:30:00-05:00"]
+    times = [
+        local(t) for t in schedules.next_fire_times("30 1 * * *", "America/New_York", start, 3)
+    ]
+    assert times == [
+        "2027-11-06T01:30:00-04:00",
+        "2027-11-07T01:30:00-04:00",
+        "2027-11-08T01:30:00-05:00",
+    ]
 
 
 def test_dispatch_prints_job_and_next_fire_times(project, cli) -> None:
     project.write("job", JOB)
-    result = cli("dispatch", "report", "--input", '{"type": "sales"}', "--cron", "0 0 * * *", "--timezone", "America/New_York", "--json")
+    result = cli(
+        "dispatch",
+        "report",
+        "--input",
+        '{"type": "sales"}',
+        "--cron",
+        "0 0 * * *",
+        "--timezone",
+        "America/New_York",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     view = result.json()
     assert view["job_id"].startswith("job_") and len(view["next_fire_times"]) == 3
-    assert all(t.endswith(("-05:00", "-04:00")) and "T00:00:00" in t for t in view["next_fire_times"])
+    assert all(
+        t.endswith(("-05:00", "-04:00")) and "T00:00:00" in t for t in view["next_fire_times"]
+    )
     listed = cli("schedules", "list", "--json").json()
     assert [s["job_id"] for s in listed] == [view["job_id"]]
     assert cli("schedules", "pause", view["job_id"], "--json").json()["paused"] is True
@@ -129,13 +158,17 @@ def test_worker_fires_a_dispatched_job_and_retries_a_failed_run(project, cli) ->
     from ductape_cli.engine.worker import Worker
 
     view = schedules.create(engine, "report", {"type": "daily"}, in_="1s")
-    engine.store.conn.execute("UPDATE schedules SET next_fire_at = 0 WHERE id = ?", (view["job_id"],))
+    engine.store.conn.execute(
+        "UPDATE schedules SET next_fire_at = 0 WHERE id = ?", (view["job_id"],)
+    )
     Worker(engine).run(once=True)
     runs = cli("list", "--schedule", view["job_id"], "--json").json()
     assert [r["status"] for r in runs] == ["completed"]
 
     flaky = schedules.create(engine, "flaky-report", {}, in_="1s", retries=2)
-    engine.store.conn.execute("UPDATE schedules SET next_fire_at = 0 WHERE id = ?", (flaky["job_id"],))
+    engine.store.conn.execute(
+        "UPDATE schedules SET next_fire_at = 0 WHERE id = ?", (flaky["job_id"],)
+    )
     Worker(engine).run(once=True)
     statuses = sorted(str(r.status) for r in engine.list_runs(schedule_id=flaky["job_id"]))
     assert statuses == ["failed", "failed", "failed"]  # the first run and two retries

@@ -16,7 +16,9 @@ from ductape_cli.store.migrations import MIGRATIONS
 
 def make_run(run_id: str = "wf_1", **fields: object) -> Run:
     now = time.time()
-    base = dict(id=run_id, tag="t", status=RunStatus.RUNNING, input={"a": 1}, created_at=now, ready_at=now)
+    base = dict(
+        id=run_id, tag="t", status=RunStatus.RUNNING, input={"a": 1}, created_at=now, ready_at=now
+    )
     base.update(fields)
     return Run(**base)  # type: ignore[arg-type]
 
@@ -137,7 +139,9 @@ def test_suspend_sees_a_signal_that_arrived_meanwhile(tmp_path: Path) -> None:
     store.create_run(make_run(owner="me", lease="L1", lease_expires_at=time.time() + 30), [])
     store.add_signal("wf_1", "go", {}, time.time())  # arrives before the run says it waits
     now = time.time()
-    ready = store.suspend_run("wf_1", "L1", {"kind": "signal", "signals": ["go"]}, None, None, now, [])
+    ready = store.suspend_run(
+        "wf_1", "L1", {"kind": "signal", "signals": ["go"]}, None, None, now, []
+    )
     assert ready == now
 
 

@@ -71,12 +71,17 @@ def test_a_day_of_sleep_then_a_48h_signal_wait_take_no_wall_time(env: WorkflowTe
     ignored = env.run("day-then-approval", {"amount": 20})
     assert ignored.result()["output"] == {"approved": False}
     assert env.clock.now() - t0 == pytest.approx(DAY + 3 * DAY, abs=1)  # its own day of sleep + 48h
-    assert [e["type"] for e in ignored.history("sleep_completed", "signal_timed_out")] == ["sleep_completed", "signal_timed_out"]
+    assert [e["type"] for e in ignored.history("sleep_completed", "signal_timed_out")] == [
+        "sleep_completed",
+        "signal_timed_out",
+    ]
 
     assert time.perf_counter() - wall < 0.5
 
 
-def test_a_signal_sent_before_the_wait_is_consumed_when_time_skips_to_it(env: WorkflowTestEnv) -> None:
+def test_a_signal_sent_before_the_wait_is_consumed_when_time_skips_to_it(
+    env: WorkflowTestEnv,
+) -> None:
     run = env.start("day-then-approval", {"amount": 1})
     run.signal("approved", {"by": "early"})
     assert run.status == "running"
@@ -107,7 +112,9 @@ def test_auto_skip_stops_at_a_signal_wait_without_a_deadline(ductape_env: Workfl
     ductape_env.register(forever)
     run = ductape_env.run("forever")
     assert run.waiting["kind"] == "signal" and run.waiting["deadline"] is None
-    with pytest.raises(WorkflowStillWaiting, match="waiting for signal go; send it with handle.signal"):
+    with pytest.raises(
+        WorkflowStillWaiting, match="waiting for signal go; send it with handle.signal"
+    ):
         run.result()
     run.signal("go", {"n": 1})
     assert run.result()["output"] == {"n": 1}
@@ -129,7 +136,9 @@ def test_retry_delay_of_an_hour_passes_instantly(ductape_env: WorkflowTestEnv) -
     assert time.perf_counter() - wall < 0.5
 
 
-def test_workflow_timeout_of_a_day_fires_while_sleeping_and_rolls_back(ductape_env: WorkflowTestEnv) -> None:
+def test_workflow_timeout_of_a_day_fires_while_sleeping_and_rolls_back(
+    ductape_env: WorkflowTestEnv,
+) -> None:
     @workflow("slowpoke", timeout="1d")
     async def slowpoke(ctx: Any) -> Any:
         await ctx.step("hold", lambda: 1, undo("hold"))
@@ -143,7 +152,9 @@ def test_workflow_timeout_of_a_day_fires_while_sleeping_and_rolls_back(ductape_e
     assert ductape_env.clock.now() - t0 == pytest.approx(DAY, abs=1)
 
 
-def test_workflow_timeout_interrupts_hourly_retries_on_the_virtual_clock(ductape_env: WorkflowTestEnv) -> None:
+def test_workflow_timeout_interrupts_hourly_retries_on_the_virtual_clock(
+    ductape_env: WorkflowTestEnv,
+) -> None:
     @workflow("stubborn", timeout="1d")
     async def stubborn(ctx: Any) -> Any:
         await ctx.step("call", lambda: 1 / 0, retries=1000, retry_delay="1h")
@@ -156,7 +167,9 @@ def test_workflow_timeout_interrupts_hourly_retries_on_the_virtual_clock(ductape
     assert DAY <= ductape_env.clock.now() - t0 <= DAY + HOUR
 
 
-def test_an_uncaught_signal_timeout_fails_the_run_after_its_timeout(ductape_env: WorkflowTestEnv) -> None:
+def test_an_uncaught_signal_timeout_fails_the_run_after_its_timeout(
+    ductape_env: WorkflowTestEnv,
+) -> None:
     @workflow("needs-ok", signals={"ok": {}}, rollback_strategy="reverse_all")
     async def needs_ok(ctx: Any) -> Any:
         await ctx.step("prepare", lambda: 1, undo("prepare"))
@@ -174,7 +187,9 @@ def test_an_uncaught_signal_timeout_fails_the_run_after_its_timeout(ductape_env:
 def test_parallel_retry_delays_overlap_instead_of_adding_up(ductape_env: WorkflowTestEnv) -> None:
     @workflow("fan-out")
     async def fan_out(ctx: Any) -> Any:
-        calls = [ctx.step(f"call-{i}", lambda i=i: i, retries=1, retry_delay="1h") for i in range(3)]
+        calls = [
+            ctx.step(f"call-{i}", lambda i=i: i, retries=1, retry_delay="1h") for i in range(3)
+        ]
         return await ctx.parallel(calls)
 
     ductape_env.register(fan_out)
@@ -225,7 +240,10 @@ def test_cron_schedules_fire_as_time_advances(ductape_env: WorkflowTestEnv) -> N
 
 
 def test_run_until_idle_lets_every_timer_pass(env: WorkflowTestEnv) -> None:
-    first, second = env.start("day-then-approval", {"amount": 1}), env.start("day-then-approval", {"amount": 2})
+    first, second = (
+        env.start("day-then-approval", {"amount": 1}),
+        env.start("day-then-approval", {"amount": 2}),
+    )
     second.signal("approved", {"by": "early"})
     t0 = env.clock.now()
     env.run_until_idle()
@@ -337,24 +355,38 @@ def test_mock_step_output_fn_and_patterns(ductape_env: WorkflowTestEnv) -> None:
 
 
 @pytest.mark.ductape(real_components=False)
-def test_the_sample_order_workflow_refunds_when_inventory_fails(ductape_env: WorkflowTestEnv) -> None:
+def test_the_sample_order_workflow_refunds_when_inventory_fails(
+    ductape_env: WorkflowTestEnv,
+) -> None:
     # The fixture found the repository's own ductape.toml and workflows/; no service is called.
     from ductape_cli.components import ActionError
 
-    ductape_env.mock_action("inventory-api", "check-availability", output={"available": True, "missing": []})
+    ductape_env.mock_action(
+        "inventory-api", "check-availability", output={"available": True, "missing": []}
+    )
     ductape_env.mock_action("payments", "create-charge", output={"id": "ch_1", "amount": 30})
-    ductape_env.mock_action("inventory-api", "reserve", raises=ActionError("out of stock", status_code=409))
+    ductape_env.mock_action(
+        "inventory-api", "reserve", raises=ActionError("out of stock", status_code=409)
+    )
     refund = ductape_env.mock_action("payments", "refund", output={"refunded": "ch_1"})
-    run = ductape_env.run("order-fulfillment", {"orderId": "o2", "customerId": "c1", "items": ["sku-1"], "amount": 30})
+    run = ductape_env.run(
+        "order-fulfillment", {"orderId": "o2", "customerId": "c1", "items": ["sku-1"], "amount": 30}
+    )
     run.assert_status("rolled_back")
     run.assert_rolled_back("process-payment")
     assert run.error["step"] == "reserve-inventory"
-    assert refund.calls == [{"app": "payments", "event": "refund", "input": {"params": {"id": "ch_1"}}}]
+    assert refund.calls == [
+        {"app": "payments", "event": "refund", "input": {"params": {"id": "ch_1"}}}
+    ]
 
 
 @pytest.mark.ductape(real_components=False)
-def test_an_unmocked_component_call_fails_its_step_when_real_calls_are_off(ductape_env: WorkflowTestEnv) -> None:
-    run = ductape_env.run("order-fulfillment", {"orderId": "o3", "customerId": "c1", "items": ["sku-1"], "amount": 1})
+def test_an_unmocked_component_call_fails_its_step_when_real_calls_are_off(
+    ductape_env: WorkflowTestEnv,
+) -> None:
+    run = ductape_env.run(
+        "order-fulfillment", {"orderId": "o3", "customerId": "c1", "items": ["sku-1"], "amount": 1}
+    )
     run.assert_status("failed")
     assert "action:inventory-api:check-availability is not mocked" in run.error["message"]
 
@@ -399,9 +431,17 @@ def test_mock_action_answers_without_the_service_and_is_journaled_as_a_step(proj
         run = env.run("stock-check", {"sku": "a-1"})
         assert run.result()["output"] == {"available": True}
         assert run.steps["action:inventory-api:check-availability"]["status"] == "completed"
-        assert mock.calls == [{"app": "inventory-api", "event": "check-availability", "input": {"body": {"sku": "a-1"}}}]
+        assert mock.calls == [
+            {
+                "app": "inventory-api",
+                "event": "check-availability",
+                "input": {"body": {"sku": "a-1"}},
+            }
+        ]
 
-        env.mock_action("inventory-api", "check-availability", raises=ActionError("busy", status_code=503))
+        env.mock_action(
+            "inventory-api", "check-availability", raises=ActionError("busy", status_code=503)
+        )
         assert env.run("stock-check", {"sku": "a-2"}).result()["output"] == {"error": 503}
 
 
@@ -432,7 +472,9 @@ PAYOUT_PATCHED = PAYOUT_V1.replace(
 )
 
 # The last step removed: a run waiting for approval would now end without paying.
-PAYOUT_TRUNCATED = PAYOUT_V1.replace('        await ctx.step("pay", lambda: {"paid": ctx.input.amount})\n', "")
+PAYOUT_TRUNCATED = PAYOUT_V1.replace(
+    '        await ctx.step("pay", lambda: {"paid": ctx.input.amount})\n', ""
+)
 
 
 def test_a_recorded_journal_fails_replay_after_an_incompatible_edit_and_passes_with_patched(
@@ -446,7 +488,9 @@ def test_a_recorded_journal_fails_replay_after_an_incompatible_edit_and_passes_w
     for name, run_id in (("waiting", waiting_id), ("done", done_id)):
         exported = cli("history", run_id, "--json")
         assert exported.exit_code == 0
-        assert {"workflow_id", "workflow_tag", "status", "events", "journal"} <= set(exported.json())
+        assert {"workflow_id", "workflow_tag", "status", "events", "journal"} <= set(
+            exported.json()
+        )
         files[name] = tmp_path / f"{name}.json"
         files[name].write_text(exported.stdout, encoding="utf-8")
 
@@ -461,8 +505,15 @@ def test_a_recorded_journal_fails_replay_after_an_incompatible_edit_and_passes_w
         assert not report.ok
         assert report.mismatch is not None
         assert report.mismatch["reason"] == "diverged" and report.mismatch["position"] == 1
-        assert report.mismatch["expected"]["kind"] == "signal" and report.mismatch["expected"]["tag"] == "approved"
-        assert report.mismatch["found"] == {"kind": "step", "tag": "fraud-check", "source": f"{module}:7"}
+        assert (
+            report.mismatch["expected"]["kind"] == "signal"
+            and report.mismatch["expected"]["tag"] == "approved"
+        )
+        assert report.mismatch["found"] == {
+            "kind": "step",
+            "tag": "fraud-check",
+            "source": f"{module}:7",
+        }
         with pytest.raises(AssertionError, match="replay diverged at position 1"):
             report.assert_ok()
 
@@ -479,7 +530,9 @@ def test_a_recorded_journal_fails_replay_after_an_incompatible_edit_and_passes_w
     assert ductape_env.replay_history(fresh.id).ok
 
 
-def test_replay_reports_code_that_ends_before_the_journal_does(ductape_env: WorkflowTestEnv, project: Any) -> None:
+def test_replay_reports_code_that_ends_before_the_journal_does(
+    ductape_env: WorkflowTestEnv, project: Any
+) -> None:
     module = project.write("payout", PAYOUT_V1)
     ductape_env.load(module)
     run = ductape_env.start("payout", {"amount": 3})
@@ -492,10 +545,15 @@ def test_replay_reports_code_that_ends_before_the_journal_does(ductape_env: Work
     report = ductape_env.replay_history(json.dumps(recorded))
     assert not report.ok and report.mismatch is not None
     assert report.mismatch["reason"] == "missing" and report.mismatch["position"] == 2
-    assert "the code now returns before position 2, where the journal holds step 'pay'" in report.mismatch["message"]
+    assert (
+        "the code now returns before position 2, where the journal holds step 'pay'"
+        in report.mismatch["message"]
+    )
 
 
-def test_replay_accepts_code_that_goes_on_past_the_journal(ductape_env: WorkflowTestEnv, project: Any) -> None:
+def test_replay_accepts_code_that_goes_on_past_the_journal(
+    ductape_env: WorkflowTestEnv, project: Any
+) -> None:
     module = project.write("payout", PAYOUT_V1)
     ductape_env.load(module)
     waiting = ductape_env.start("payout", {"amount": 3})
@@ -503,13 +561,27 @@ def test_replay_accepts_code_that_goes_on_past_the_journal(ductape_env: Workflow
     waiting.signal("approved", {})
     done_history = waiting.export()
 
-    module.write_text(textwrap.dedent(PAYOUT_V1.replace('return "paid"', 'await ctx.step("receipt", lambda: 1)\n        return "paid"')), encoding="utf-8")
+    module.write_text(
+        textwrap.dedent(
+            PAYOUT_V1.replace(
+                'return "paid"', 'await ctx.step("receipt", lambda: 1)\n        return "paid"'
+            )
+        ),
+        encoding="utf-8",
+    )
     ductape_env.load(module)
     stopped = ductape_env.replay_history(waiting_history)
-    assert stopped.ok and stopped.outcome == "the replay reached where the recorded run stopped" and stopped.extends is None
+    assert (
+        stopped.ok
+        and stopped.outcome == "the replay reached where the recorded run stopped"
+        and stopped.extends is None
+    )
     extended = ductape_env.replay_history(done_history)
     assert extended.ok and extended.replayed == 3
-    assert extended.extends is not None and (extended.extends["kind"], extended.extends["tag"]) == ("step", "receipt")
+    assert extended.extends is not None and (extended.extends["kind"], extended.extends["tag"]) == (
+        "step",
+        "receipt",
+    )
     assert "the code goes on with step 'receipt'" in str(extended)
 
 
@@ -524,18 +596,24 @@ def test_replay_needs_a_journal(ductape_env: WorkflowTestEnv) -> None:
 
 
 def test_the_plugin_finds_the_project_above_the_tests(tmp_path: Path) -> None:
-    (tmp_path / "ductape.toml").write_text('[project]\nname = "shop"\nworkflows = "flows"\n', encoding="utf-8")
+    (tmp_path / "ductape.toml").write_text(
+        '[project]\nname = "shop"\nworkflows = "flows"\n', encoding="utf-8"
+    )
     (tmp_path / "flows").mkdir()
-    (tmp_path / "flows" / "greet.py").write_text(textwrap.dedent("""
+    (tmp_path / "flows" / "greet.py").write_text(
+        textwrap.dedent("""
         from ductape_cli import workflow
 
         @workflow("greet")
         async def greet(ctx):
             await ctx.sleep("30d")
             return await ctx.step("hello", lambda: f"hello {ctx.input.name}")
-    """), encoding="utf-8")
+    """),
+        encoding="utf-8",
+    )
     (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "test_greet.py").write_text(textwrap.dedent("""
+    (tmp_path / "tests" / "test_greet.py").write_text(
+        textwrap.dedent("""
         import pytest
 
         def test_greet(ductape_env):
@@ -547,14 +625,21 @@ def test_the_plugin_finds_the_project_above_the_tests(tmp_path: Path) -> None:
             assert ductape_env.now().year == 2030 and run.status == "running"
             ductape_env.advance("30d")
             assert run.result()["output"] == "hello bo"
-    """), encoding="utf-8")
+    """),
+        encoding="utf-8",
+    )
     installed = any(ep.name == "ductape" for ep in entry_points(group="pytest11"))
     args = [] if installed else ["-p", "ductape_cli.testing.plugin"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUCTAPE_", "PYTEST_"))}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-        cwd=tmp_path / "tests", env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        cwd=tmp_path / "tests",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout

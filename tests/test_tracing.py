@@ -87,22 +87,39 @@ def test_a_run_is_one_trace_across_executions_engines_and_children(traced) -> No
     second.close()
 
     spans = exporter.get_finished_spans()
-    assert len({s.context.trace_id for s in spans}) == 1  # every span, both executions, the child: one trace
+    assert (
+        len({s.context.trace_id for s in spans}) == 1
+    )  # every span, both executions, the child: one trace
     named = by_name(spans)
     run_span = named["run order"][0]
-    assert run_span.parent is None and run_span.attributes["ductape.run_id"] == started["workflow_id"]
+    assert (
+        run_span.parent is None and run_span.attributes["ductape.run_id"] == started["workflow_id"]
+    )
     executions = named["execute order"]
-    assert len(executions) == 2 and all(e.parent.span_id == run_span.context.span_id for e in executions)
+    assert len(executions) == 2 and all(
+        e.parent.span_id == run_span.context.span_id for e in executions
+    )
     first_exec, second_exec = sorted(executions, key=lambda s: s.start_time)
-    assert first_exec.attributes["ductape.first_execution"] is True and first_exec.attributes["ductape.status"] == "running"
-    assert second_exec.attributes["ductape.status"] == "rolled_back" and second_exec.status.status_code == StatusCode.ERROR
+    assert (
+        first_exec.attributes["ductape.first_execution"] is True
+        and first_exec.attributes["ductape.status"] == "running"
+    )
+    assert (
+        second_exec.attributes["ductape.status"] == "rolled_back"
+        and second_exec.status.status_code == StatusCode.ERROR
+    )
 
     charge = named["step charge"][0]
     assert charge.parent.span_id == first_exec.context.span_id
     flaky = named["step flaky"][0]
-    assert [e.name for e in flaky.events] == ["retry"] and flaky.events[0].attributes["ductape.error"] == "once"
+    assert [e.name for e in flaky.events] == ["retry"] and flaky.events[0].attributes[
+        "ductape.error"
+    ] == "once"
     ship = named["step ship"][0]
-    assert ship.parent.span_id == second_exec.context.span_id and ship.status.status_code == StatusCode.ERROR
+    assert (
+        ship.parent.span_id == second_exec.context.span_id
+        and ship.status.status_code == StatusCode.ERROR
+    )
 
     sleep = named["wait sleep sleep"][0]
     assert sleep.parent.span_id == first_exec.context.span_id and sleep.end_time > sleep.start_time
@@ -119,7 +136,10 @@ def test_a_run_is_one_trace_across_executions_engines_and_children(traced) -> No
     assert named["step wrap"][0].parent.span_id == kid_exec.context.span_id
 
     compensation = named["compensate charge"][0]
-    assert compensation.parent.span_id == second_exec.context.span_id and compensation.status.status_code != StatusCode.ERROR
+    assert (
+        compensation.parent.span_id == second_exec.context.span_id
+        and compensation.status.status_code != StatusCode.ERROR
+    )
 
 
 def test_a_detached_run_joins_the_trace_its_creation_started(traced) -> None:
@@ -151,7 +171,9 @@ def test_runs_join_a_remote_trace(traced, monkeypatch) -> None:
     make, exporter = traced
     engine = make()
     trace_id, span_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-    with parent_from({"traceparent": f"00-{trace_id}-{span_id}-01"}):  # what a server does with a request's headers
+    with parent_from(
+        {"traceparent": f"00-{trace_id}-{span_id}-01"}
+    ):  # what a server does with a request's headers
         engine.run("kid", {"item": "a"})
     monkeypatch.setenv("TRACEPARENT", f"00-{trace_id}-{'1' * 16}-01")  # what a CI job exports
     engine.run("kid", {"item": "b"})
@@ -160,7 +182,10 @@ def test_runs_join_a_remote_trace(traced, monkeypatch) -> None:
     runs = [s for s in exporter.get_finished_spans() if s.name == "run kid"]
     assert [format(s.context.trace_id, "032x") for s in runs[:2]] == [trace_id, trace_id]
     assert [format(s.parent.span_id, "016x") for s in runs[:2]] == [span_id, "1" * 16]
-    assert runs[2].attributes["ductape.run_id"] == loose and format(runs[2].context.trace_id, "032x") == trace_id  # TRACEPARENT still set
+    assert (
+        runs[2].attributes["ductape.run_id"] == loose
+        and format(runs[2].context.trace_id, "032x") == trace_id
+    )  # TRACEPARENT still set
 
 
 def test_no_tracing_without_configuration(project) -> None:
@@ -171,17 +196,30 @@ def test_no_tracing_without_configuration(project) -> None:
         "Engine(load_config()); print(json.dumps(['opentelemetry' in sys.modules, 'prometheus_client' in sys.modules]))"
     )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-c", "import json; " + code], cwd=project.root, env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", "import json; " + code],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert json.loads(out.stdout) == [False, False], out.stderr
 
 
-@pytest.mark.parametrize(("env", "expected"), [
-    ({}, False),
-    ({"OTEL_TRACES_EXPORTER": "none"}, False),
-    ({"OTEL_TRACES_EXPORTER": "console"}, True),
-    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, True),
-    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "true"}, False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, False),
+        ({"OTEL_TRACES_EXPORTER": "none"}, False),
+        ({"OTEL_TRACES_EXPORTER": "console"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, True),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "true"},
+            False,
+        ),
+    ],
+)
 def test_configured_from_environment(env, expected) -> None:
     from ductape_cli.observe.tracing import configured
 
@@ -191,10 +229,21 @@ def test_configured_from_environment(env, expected) -> None:
 def test_console_exporter_configured_by_environment(project) -> None:
     """End to end through OTEL_* variables: `ductape run` exports its spans (to stderr, keeping --json clean)."""
     project.write("flows", FLOWS)
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "ci-job",
-           "DUCTAPE_PROJECT": str(project.root)}  # fmt: skip
-    out = subprocess.run([sys.executable, "-m", "ductape_cli", "run", "kid", "--input", '{"item": "cap"}', "--json"],
-                         cwd=project.root, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(REPO),
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_SERVICE_NAME": "ci-job",
+        "DUCTAPE_PROJECT": str(project.root),
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "ductape_cli", "run", "kid", "--input", '{"item": "cap"}', "--json"],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["output"] == {"wrapped": "cap"}
     assert '"name": "run kid"' in out.stderr and '"name": "step wrap"' in out.stderr

@@ -56,9 +56,20 @@ def test_export_carries_the_run_its_family_and_definitions(shop, cli, tmp_path: 
     ids = [bundle["runs"][0]["id"] for bundle in data["runs"]]
     assert ids == [shop, f"parcel-{shop}"]
     parent = data["runs"][0]
-    assert [s["tag"] for s in parent["steps"]] == ["price", "priced", "approve", f"parcel-{shop}", "ship"]
+    assert [s["tag"] for s in parent["steps"]] == [
+        "price",
+        "priced",
+        "approve",
+        f"parcel-{shop}",
+        "ship",
+    ]
     assert parent["signals"][0]["payload"] == {"by": "mgr"}
-    assert {e["type"] for e in parent["events"]} >= {"workflow_started", "signal_received", "child_started", "log"}
+    assert {e["type"] for e in parent["events"]} >= {
+        "workflow_started",
+        "signal_received",
+        "child_started",
+        "log",
+    }
     assert sorted(d["tag"] for d in data["definitions"]) == ["parcel", "shop"]
     assert data["journal"] and data["events"]  # the history --json shape: replay_history reads it
 
@@ -77,7 +88,9 @@ def test_round_trip_into_another_store(shop, project, cli, tmp_path: Path, monke
     status = cli("status", shop, "--json").json()
     assert status == original["status"]
     assert cli("status", f"parcel-{shop}", "--json").json() == original["child"]
-    assert without_ids(cli("history", shop, "--json").json()["events"]) == without_ids(original["history"]["events"])
+    assert without_ids(cli("history", shop, "--json").json()["events"]) == without_ids(
+        original["history"]["events"]
+    )
     assert cli("related", shop, "--json").exit_code == 0
     # The testing kit checks today's code against the imported run, and against the file itself.
     from ductape_cli.testing.replayer import replay_history
@@ -91,20 +104,29 @@ def test_round_trip_into_another_store(shop, project, cli, tmp_path: Path, monke
     assert replayed.exit_code == 5 and replayed.json()["replayed_from"] == shop
 
 
-def test_taken_ids_are_refused_and_rename_gives_new_ones(shop, project, cli, tmp_path: Path) -> None:
+def test_taken_ids_are_refused_and_rename_gives_new_ones(
+    shop, project, cli, tmp_path: Path
+) -> None:
     export_to(cli, shop, tmp_path / "run.json")
     engine = project.engine()
     before = (engine.store.count_runs(), engine.store.count_events(shop))
     refused = cli("import", str(tmp_path / "run.json"))
     assert refused.exit_code == 2
-    assert refused.stderr == f"ductape: run {shop} (and 1 more) already exists in {project.store}; `ductape import --rename` imports under new ids\n"
+    assert (
+        refused.stderr
+        == f"ductape: run {shop} (and 1 more) already exists in {project.store}; `ductape import --rename` imports under new ids\n"
+    )
     assert (engine.store.count_runs(), engine.store.count_events(shop)) == before
 
     renamed = cli("import", str(tmp_path / "run.json"), "--rename", "--json").json()
     copy = f"{shop}-imported"
     assert renamed["renamed"] == {shop: copy, f"parcel-{shop}": f"parcel-{shop}-imported"}
     compared = cli("compare", shop, copy, "--json").json()
-    assert compared["input_diff"] == {} and compared["step_diffs"] == [] and compared["output_diff"] == {}
+    assert (
+        compared["input_diff"] == {}
+        and compared["step_diffs"] == []
+        and compared["output_diff"] == {}
+    )
     assert all(not step["differs"] for step in compared["steps"])
     status = cli("status", copy, "--json").json()
     assert [c["workflow_id"] for c in status["children"]] == [f"parcel-{shop}-imported"]
@@ -113,7 +135,9 @@ def test_taken_ids_are_refused_and_rename_gives_new_ones(shop, project, cli, tmp
     assert again["workflow_id"] == f"{shop}-imported-2"
 
 
-def test_an_unfinished_run_can_be_continued_after_import(project, cli, tmp_path: Path, monkeypatch) -> None:
+def test_an_unfinished_run_can_be_continued_after_import(
+    project, cli, tmp_path: Path, monkeypatch
+) -> None:
     project.write("shop", FAMILY)
     run_id = cli("run", "shop", "--input", '{"sku": "B2"}', "--json").json()["workflow_id"]
     export_to(cli, run_id, tmp_path / "waiting.json")
@@ -123,16 +147,32 @@ def test_an_unfinished_run_can_be_continued_after_import(project, cli, tmp_path:
     assert done.exit_code == 0 and done.json()["output"]["by"] == "me"
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (None, "file {path} not found"),
-    ("{nope", "{path} is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2"),
-    ('{"workflow_id": "x"}', "{path} is not a ductape export (make one with `ductape export ID > run.json`)"),
-    ('{"format": "ductape-run-export", "format_version": 9}', "{path} has export format version 9; this ductape reads 1"),
-    ('{"format": "ductape-run-export", "format_version": 1, "runs": [{"runs": []}]}',
-     "{path} is damaged: each exported run needs exactly one run row with an id"),
-    ('{"format": "ductape-run-export", "format_version": 1, "runs": [{"runs": [{"id": "wf_x", "tag": "t", "status": "completed", "input": {}, "created_at": 0, "evil) --": 1}]}]}',
-     "cannot import: unknown runs column(s) evil) --"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "file {path} not found"),
+        (
+            "{nope",
+            "{path} is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2",
+        ),
+        (
+            '{"workflow_id": "x"}',
+            "{path} is not a ductape export (make one with `ductape export ID > run.json`)",
+        ),
+        (
+            '{"format": "ductape-run-export", "format_version": 9}',
+            "{path} has export format version 9; this ductape reads 1",
+        ),
+        (
+            '{"format": "ductape-run-export", "format_version": 1, "runs": [{"runs": []}]}',
+            "{path} is damaged: each exported run needs exactly one run row with an id",
+        ),
+        (
+            '{"format": "ductape-run-export", "format_version": 1, "runs": [{"runs": [{"id": "wf_x", "tag": "t", "status": "completed", "input": {}, "created_at": 0, "evil) --": 1}]}]}',
+            "cannot import: unknown runs column(s) evil) --",
+        ),
+    ],
+)
 def test_bad_import_files(project, cli, tmp_path: Path, content, message) -> None:
     path = tmp_path / "in.json"
     if content is not None:
@@ -146,4 +186,6 @@ def test_bad_import_files(project, cli, tmp_path: Path, content, message) -> Non
 
 def test_export_of_an_unknown_run(project, cli) -> None:
     result = cli("export", "wf_missing")
-    assert result.exit_code == 2 and result.stderr.startswith("ductape: no run with id 'wf_missing'")
+    assert result.exit_code == 2 and result.stderr.startswith(
+        "ductape: no run with id 'wf_missing'"
+    )

@@ -78,7 +78,10 @@ def test_approval_flow_with_the_cli_alone(flows, cli) -> None:
     assert status["waiting"]["signals"] == ["approved", "rejected"]
     assert status["waiting"]["deadline"] is not None
     assert "waiting for signal approved, rejected" in cli("status", run_id).stdout
-    assert cli("query", run_id, "progress", "--json").json() == {"done": ["request"], "state": {"phase": "waiting"}}
+    assert cli("query", run_id, "progress", "--json").json() == {
+        "done": ["request"],
+        "state": {"phase": "waiting"},
+    }
     done = cli("signal", run_id, "approved", "--data", '{"approver_id": "mgr-1"}', "--json")
     assert done.exit_code == 0
     assert done.json()["output"] == {"status": "approved", "paid": {"paid": 120, "by": "mgr-1"}}
@@ -86,15 +89,28 @@ def test_approval_flow_with_the_cli_alone(flows, cli) -> None:
 
 def test_rejection_path(flows, cli) -> None:
     run_id = cli("run", "approval", "--input", '{"amount": 5}', "--json").json()["workflow_id"]
-    done = cli("signal", run_id, "rejected", "--data", '{"approver_id": "m", "reason": "too much"}', "--json")
+    done = cli(
+        "signal",
+        run_id,
+        "rejected",
+        "--data",
+        '{"approver_id": "m", "reason": "too much"}',
+        "--json",
+    )
     assert done.json()["output"] == {"status": "rejected", "reason": "too much"}
 
 
 def test_signal_sent_before_the_wait_is_buffered_and_signals_keep_order(flows, cli) -> None:
     engine = flows.engine()
     run, _ = engine.start("notes", {}, detach=True)
-    assert cli("signal", run.id, "note", "--data", '{"text": "one"}', "--no-wait", "--json").exit_code == 5
-    assert cli("signal", run.id, "note", "--data", '{"text": "two"}', "--no-wait", "--json").exit_code == 5
+    assert (
+        cli("signal", run.id, "note", "--data", '{"text": "one"}', "--no-wait", "--json").exit_code
+        == 5
+    )
+    assert (
+        cli("signal", run.id, "note", "--data", '{"text": "two"}', "--no-wait", "--json").exit_code
+        == 5
+    )
     result = cli("resume", run.id, "--json").json()
     assert result["output"] == ["one", "two"]
 
@@ -145,17 +161,23 @@ def test_sleep_that_already_elapsed_is_not_slept_again(flows, ductape_env) -> No
     assert run.waiting["kind"] == "sleep"
     ductape_env.advance("1h")
     assert run.result()["output"] == 2
-    assert [e["type"] for e in run.history("sleep_started", "sleep_completed")] == ["sleep_started", "sleep_completed"]
+    assert [e["type"] for e in run.history("sleep_started", "sleep_completed")] == [
+        "sleep_started",
+        "sleep_completed",
+    ]
 
 
 def test_bad_sleep_duration_fails_clearly(project) -> None:
-    project.write("badsleep", """
+    project.write(
+        "badsleep",
+        """
         from ductape_cli import workflow
 
         @workflow("bad-sleep")
         async def bad(ctx):
             await ctx.sleep(ctx.input["how_long"])
-    """)
+    """,
+    )
     result = project.engine().run("bad-sleep", {"how_long": "5 parsecs"})
     assert result["status"] == "failed"
     assert "invalid sleep duration '5 parsecs'" in result["error"]["message"]
@@ -173,7 +195,9 @@ def test_cancel_a_waiting_run_rolls_back(flows, cli) -> None:
 
 
 def test_cancel_a_running_run_stops_at_the_next_boundary(project) -> None:
-    project.write("long", """
+    project.write(
+        "long",
+        """
         import time
         from ductape_cli import workflow
         UNDONE = []
@@ -183,7 +207,8 @@ def test_cancel_a_running_run_stops_at_the_next_boundary(project) -> None:
             ctx.step("a", lambda: 1, lambda out: UNDONE.append("a"))
             ctx.step("slow", lambda: time.sleep(1.0) or 2)
             ctx.step("never", lambda: 3)
-    """)
+    """,
+    )
     import threading
 
     engine = project.engine()
@@ -201,7 +226,9 @@ def test_cancel_a_running_run_stops_at_the_next_boundary(project) -> None:
 
 
 def test_hooks_are_single_use_and_custom_events_are_listed(project, cli) -> None:
-    project.write("hooks", """
+    project.write(
+        "hooks",
+        """
         from ductape_cli import workflow
 
         @workflow("doc-approval")
@@ -212,12 +239,15 @@ def test_hooks_are_single_use_and_custom_events_are_listed(project, cli) -> None
             approval = await hook.wait()
             ctx.emit_event("approved", approval)
             return {"approved": approval["approved"]}
-    """)
+    """,
+    )
     run_id = cli("run", "doc-approval", "--input", '{"doc": "d1"}', "--json").json()["workflow_id"]
     status = cli("status", run_id, "--json").json()
     assert status["waiting"]["kind"] == "hook"
     token = cli("step", run_id, "announce", "--json").json()["output"]
-    assert len(token) > 20 and token.startswith("hk_")  # a token never reads as a command-line option
+    assert len(token) > 20 and token.startswith(
+        "hk_"
+    )  # a token never reads as a command-line option
     done = cli("hook", token, "--data", '{"approved": true}', "--json")
     assert done.exit_code == 0 and done.json()["output"] == {"approved": True}
     reused = cli("hook", token, "--data", "{}")
@@ -226,7 +256,10 @@ def test_hooks_are_single_use_and_custom_events_are_listed(project, cli) -> None
     assert unknown.exit_code == 2 and "unknown hook token" in unknown.stderr
     events = cli("events", run_id, "--json").json()
     assert [e["type"] for e in events] == ["hook-created", "approved"]
-    assert cli("events", run_id, "--type", "approved", "--json").json()[0]["payload"]["approved"] is True
+    assert (
+        cli("events", run_id, "--type", "approved", "--json").json()[0]["payload"]["approved"]
+        is True
+    )
 
 
 def test_query_on_finished_runs_and_unknown_query(flows, cli) -> None:
@@ -238,7 +271,9 @@ def test_query_on_finished_runs_and_unknown_query(flows, cli) -> None:
 
 
 def test_query_cannot_write(project) -> None:
-    project.write("q", """
+    project.write(
+        "q",
+        """
         from ductape_cli import workflow
 
         def sneaky(ctx):
@@ -247,7 +282,8 @@ def test_query_cannot_write(project) -> None:
         @workflow("q", queries={"sneaky": sneaky})
         async def q(ctx):
             await ctx.wait_for_signal("go")
-    """)
+    """,
+    )
     engine = project.engine()
     run_id = engine.run("q", {})["workflow_id"]
     with pytest.raises(QueryFailed, match="query 'sneaky' .* raised TypeError"):
@@ -256,7 +292,9 @@ def test_query_cannot_write(project) -> None:
 
 
 def test_status_shows_the_step_in_flight(project) -> None:
-    project.write("inflight", """
+    project.write(
+        "inflight",
+        """
         import time
         from ductape_cli import workflow
 
@@ -264,7 +302,8 @@ def test_status_shows_the_step_in_flight(project) -> None:
         def inflight(ctx):
             ctx.step("quick", lambda: 1)
             ctx.step("slow", lambda: time.sleep(1.2) or 2)
-    """)
+    """,
+    )
     import threading
 
     engine = project.engine()
@@ -279,6 +318,9 @@ def test_status_shows_the_step_in_flight(project) -> None:
             if any(s["tag"] == "slow" and s["status"] == "running" for s in steps):
                 break
             time.sleep(0.05)
-        assert [(s["tag"], s["status"]) for s in steps] == [("quick", "completed"), ("slow", "running")]
+        assert [(s["tag"], s["status"]) for s in steps] == [
+            ("quick", "completed"),
+            ("slow", "running"),
+        ]
     finally:
         worker.join()

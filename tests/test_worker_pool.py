@@ -28,7 +28,9 @@ def queued(project: Any) -> Any:
     return engine, ids
 
 
-def spy(monkeypatch: pytest.MonkeyPatch, name: str, store_class: type = SqliteStore) -> list[tuple[Any, ...]]:
+def spy(
+    monkeypatch: pytest.MonkeyPatch, name: str, store_class: type = SqliteStore
+) -> list[tuple[Any, ...]]:
     """Record every call of the store method `name` (on the class of the engine's store: SQLite or PostgreSQL)."""
     calls: list[tuple[Any, ...]] = []
     real = getattr(store_class, name)
@@ -42,12 +44,16 @@ def spy(monkeypatch: pytest.MonkeyPatch, name: str, store_class: type = SqliteSt
     return calls
 
 
-def test_a_claim_takes_one_run_per_free_executor(queued: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_claim_takes_one_run_per_free_executor(
+    queued: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine, ids = queued
     claims = spy(monkeypatch, "claim_ready", type(engine.store))
     assert Worker(engine, concurrency=4, poll_interval=0.05).run(once=True) == 12
     first_args, _, first_runs = claims[0]
-    assert first_args[3] == 4 and len(first_runs) == 4  # (owner, now, ttl, limit): all four executors were free
+    assert (
+        first_args[3] == 4 and len(first_runs) == 4
+    )  # (owner, now, ttl, limit): all four executors were free
     assert all(0 < args[3] <= 4 and len(runs) <= args[3] for args, _, runs in claims)
     claimed = [run.id for _, _, runs in claims for run in runs]
     assert sorted(claimed) == sorted(ids)  # each run claimed exactly once
@@ -57,7 +63,9 @@ def test_a_claim_takes_one_run_per_free_executor(queued: Any, monkeypatch: pytes
     engine.close()
 
 
-def test_dead_owners_are_looked_up_once_per_poll_not_per_claim(queued: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dead_owners_are_looked_up_once_per_poll_not_per_claim(
+    queued: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine, ids = queued
     lookups = spy(monkeypatch, "owners_on_host", type(engine.store))
     claims = spy(monkeypatch, "claim_ready", type(engine.store))

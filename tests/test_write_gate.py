@@ -26,12 +26,22 @@ conn.execute("COMMIT")
 
 
 def step(run_id: str, seq: int) -> StepRecord:
-    return StepRecord(run_id=run_id, seq=seq, kind=OpKind.STEP, tag=f"s{seq}", status=StepStatus.COMPLETED, output=seq)
+    return StepRecord(
+        run_id=run_id,
+        seq=seq,
+        kind=OpKind.STEP,
+        tag=f"s{seq}",
+        status=StepStatus.COMPLETED,
+        output=seq,
+    )
 
 
 def new_run(store: object, run_id: str) -> None:
     now = time.time()
-    store.create_run(Run(id=run_id, tag="t", status=RunStatus.RUNNING, input={}, created_at=now, ready_at=now), [])  # type: ignore[attr-defined]
+    store.create_run(
+        Run(id=run_id, tag="t", status=RunStatus.RUNNING, input={}, created_at=now, ready_at=now),
+        [],
+    )  # type: ignore[attr-defined]
 
 
 def test_connections_leave_waiting_to_the_gate(tmp_path: Path) -> None:
@@ -51,7 +61,9 @@ def test_eight_threads_with_their_own_connections_all_commit(tmp_path: Path) -> 
         try:
             for i in range(100):
                 store.commit_step(step("wf_1", index * 1000 + i), [])  # the lone-INSERT path
-                store.append_events("wf_1", [(time.time(), "tick", None, None)])  # BEGIN IMMEDIATE path
+                store.append_events(
+                    "wf_1", [(time.time(), "tick", None, None)]
+                )  # BEGIN IMMEDIATE path
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -70,10 +82,14 @@ def test_a_write_waits_for_another_process_to_release_the_lock(tmp_path: Path) -
     path = tmp_path / "s.db"
     store = open_store(str(path))
     new_run(store, "wf_1")
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), "0.5"], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(path), "0.5"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        store.commit_step(step("wf_1", 1), [])  # busy_timeout is 0: without the retry this fails at once
+        store.commit_step(
+            step("wf_1", 1), []
+        )  # busy_timeout is 0: without the retry this fails at once
         store.append_events("wf_1", [(time.time(), "tick", None, None)])
     finally:
         holder.wait(timeout=60)
@@ -81,12 +97,16 @@ def test_a_write_waits_for_another_process_to_release_the_lock(tmp_path: Path) -
     assert list(store.load_journal("wf_1")) == [1]
 
 
-def test_a_lock_held_past_the_timeout_is_a_clear_store_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_lock_held_past_the_timeout_is_a_clear_store_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "s.db"
     store = open_store(str(path))
     new_run(store, "wf_1")
     monkeypatch.setattr(sqlite_gate, "BUSY_TIMEOUT_S", 0.2)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), "5"], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(path), "5"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         with pytest.raises(StoreError, match="stayed busy"):

@@ -4,7 +4,11 @@ from ductape_cli import workflow
 
 
 def process_item(item: dict) -> dict:
-    return {"id": item["id"], "success": item.get("value", 0) >= 0, "doubled": item.get("value", 0) * 2}
+    return {
+        "id": item["id"],
+        "success": item.get("value", 0) >= 0,
+        "doubled": item.get("value", 0) * 2,
+    }
 
 
 @workflow(

@@ -7,7 +7,11 @@ The user goes into a SQLite users-db, the welcome email into the outbox folder
 from ductape_cli import workflow
 
 
-@workflow("user-onboarding", name="User Onboarding", description="Onboards new users with welcome email and audit log")
+@workflow(
+    "user-onboarding",
+    name="User Onboarding",
+    description="Onboards new users with welcome email and audit log",
+)
 async def user_onboarding(ctx):
     created_at = ctx.transform.format_date(ctx.transform.now(), "YYYY-MM-DDTHH:mm:ss")
     user = await ctx.step(
@@ -17,7 +21,9 @@ async def user_onboarding(ctx):
             event="create-user",
             data={"email": ctx.input.email, "name": ctx.input.name, "created_at": created_at},
         ),
-        lambda created: ctx.database.delete(database="users-db", event="delete-user", where={"id": created["id"]}),
+        lambda created: ctx.database.delete(
+            database="users-db", event="delete-user", where={"id": created["id"]}
+        ),
     )
     await ctx.step(
         "send-welcome",
@@ -36,7 +42,12 @@ async def user_onboarding(ctx):
         lambda: ctx.database.insert(
             database="audit-db",
             event="create-log",
-            data={"action": "user_created", "user_id": user["id"], "run_id": ctx.workflow_id, "timestamp": created_at},
+            data={
+                "action": "user_created",
+                "user_id": user["id"],
+                "run_id": ctx.workflow_id,
+                "timestamp": created_at,
+            },
         ),
     )
     return {"success": True, "userId": user["id"]}

@@ -28,7 +28,9 @@ async def order_fulfillment(ctx):
     validation = await ctx.step(
         "validate",
         lambda: ctx.action.run(
-            app="inventory-api", event="check-availability", input={"body": {"items": ctx.input["items"]}}
+            app="inventory-api",
+            event="check-availability",
+            input={"body": {"items": ctx.input["items"]}},
         ),
     )
     if not validation["available"]:
@@ -51,15 +53,21 @@ async def order_fulfillment(ctx):
             },
             retries=3,
         ),
-        lambda charge: ctx.action.run(app="payments", event="refund", input={"params": {"id": charge["id"]}}),
+        lambda charge: ctx.action.run(
+            app="payments", event="refund", input={"params": {"id": charge["id"]}}
+        ),
         critical=True,
     )
     await ctx.checkpoint("payment-complete", {"chargeId": payment["id"]})
 
     reservation = await ctx.step(
         "reserve-inventory",
-        lambda: ctx.action.run(app="inventory-api", event="reserve", input={"body": {"items": ctx.input["items"]}}),
-        lambda reserved: ctx.action.run(app="inventory-api", event="release", input={"params": {"id": reserved["id"]}}),
+        lambda: ctx.action.run(
+            app="inventory-api", event="reserve", input={"body": {"items": ctx.input["items"]}}
+        ),
+        lambda reserved: ctx.action.run(
+            app="inventory-api", event="release", input={"params": {"id": reserved["id"]}}
+        ),
     )
     order = await ctx.step(
         "create-order",
@@ -91,7 +99,11 @@ async def order_fulfillment(ctx):
         "queue-fulfillment",
         lambda: ctx.messaging.produce(
             event="warehouse:new-order",
-            message={"orderId": order["id"], "items": ctx.input["items"], "reservation": reservation["id"]},
+            message={
+                "orderId": order["id"],
+                "items": ctx.input["items"],
+                "reservation": reservation["id"],
+            },
         ),
     )
     ctx.log.info("Order fulfilled successfully", {"orderId": order["id"]})

@@ -22,18 +22,37 @@ HELP = "Local-first durable workflows: define, run, signal, replay and inspect t
 # command -> the module (family) that registers it; a test checks it against the full app
 COMMAND_FAMILIES = {
     "init": "project_cmds",
-    "define": "define_cmds", "show": "define_cmds", "workflows": "define_cmds",
-    "run": "run_cmds", "resume": "run_cmds", "signal": "run_cmds", "hook": "run_cmds", "cancel": "run_cmds",
+    "define": "define_cmds",
+    "show": "define_cmds",
+    "workflows": "define_cmds",
+    "run": "run_cmds",
+    "resume": "run_cmds",
+    "signal": "run_cmds",
+    "hook": "run_cmds",
+    "cancel": "run_cmds",
     "query": "run_cmds",
-    "status": "inspect_cmds", "list": "inspect_cmds", "history": "inspect_cmds", "step": "inspect_cmds",
+    "status": "inspect_cmds",
+    "list": "inspect_cmds",
+    "history": "inspect_cmds",
+    "step": "inspect_cmds",
     "events": "inspect_cmds",
-    "worker": "worker_cmds", "dev": "worker_cmds",
-    "replay": "lineage_cmds", "restart": "lineage_cmds", "related": "lineage_cmds", "compare": "lineage_cmds",
-    "dispatch": "schedule_cmds", "schedules": "schedule_cmds",
-    "topics": "topic_cmds", "components": "topic_cmds",
-    "wait": "ops_cmds", "export": "ops_cmds", "import": "ops_cmds", "prune": "ops_cmds", "store": "ops_cmds",
+    "worker": "worker_cmds",
+    "dev": "worker_cmds",
+    "replay": "lineage_cmds",
+    "restart": "lineage_cmds",
+    "related": "lineage_cmds",
+    "compare": "lineage_cmds",
+    "dispatch": "schedule_cmds",
+    "schedules": "schedule_cmds",
+    "topics": "topic_cmds",
+    "components": "topic_cmds",
+    "wait": "ops_cmds",
+    "export": "ops_cmds",
+    "import": "ops_cmds",
+    "prune": "ops_cmds",
+    "store": "ops_cmds",
     "serve": "serve_cmds",
-}  # fmt: skip
+}
 COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_FAMILIES.values()))
 
 
@@ -74,7 +93,13 @@ def installed_version() -> str:
 def _root(
     version: Annotated[
         bool | None,
-        typer.Option("--version", "-V", callback=_print_version, is_eager=True, help="Print the installed version and exit."),
+        typer.Option(
+            "--version",
+            "-V",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the installed version and exit.",
+        ),
     ] = None,
 ) -> None:
     """Local-first durable workflows: define, run, signal, replay and inspect them."""
@@ -95,6 +120,8 @@ def main() -> None:
     target = build((family,)) if family else build()
     try:
         target(prog_name="ductape")
-    except DuctapeError as exc:  # raised outside a command (should not happen, but never a traceback)
+    except (
+        DuctapeError
+    ) as exc:  # raised outside a command (should not happen, but never a traceback)
         print(f"ductape: {exc.message}", file=sys.stderr)
         sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)

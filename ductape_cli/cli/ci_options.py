@@ -14,7 +14,12 @@ if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
 
 JunitOption = Annotated[
-    Path | None, typer.Option("--junit", metavar="PATH", help="Also write a JUnit XML report of the run (one testcase per step) to PATH.")
+    Path | None,
+    typer.Option(
+        "--junit",
+        metavar="PATH",
+        help="Also write a JUnit XML report of the run (one testcase per step) to PATH.",
+    ),
 ]
 AnnotationsOption = Annotated[
     bool | None,
@@ -32,12 +37,16 @@ def check_junit_path(path: Path | None) -> None:
         return
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
-        raise InvalidInput(f"--junit {path} is a folder; give a file path such as {path / 'ductape.xml'}")
+        raise InvalidInput(
+            f"--junit {path} is a folder; give a file path such as {path / 'ductape.xml'}"
+        )
     if not folder.is_dir():
         raise InvalidInput(f"--junit {path}: folder {folder} does not exist")
 
 
-def report_for_ci(eng: Engine, result: dict[str, Any], junit: Path | None, annotations: bool | None) -> None:
+def report_for_ci(
+    eng: Engine, result: dict[str, Any], junit: Path | None, annotations: bool | None
+) -> None:
     """Write the JUnit file and the GitHub annotations and summary for the run `result` describes."""
     from ductape_cli.render import github
 
@@ -73,4 +82,7 @@ def append_summary(markdown: str) -> None:
         with open(target, "a", encoding="utf-8") as handle:
             handle.write(markdown + "\n")
     except OSError as exc:
-        typer.echo(f"ductape: cannot append to GITHUB_STEP_SUMMARY {target}: {exc.strerror or exc}", err=True)
+        typer.echo(
+            f"ductape: cannot append to GITHUB_STEP_SUMMARY {target}: {exc.strerror or exc}",
+            err=True,
+        )

@@ -25,6 +25,7 @@ from ductape_cli.errors import (
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
 
+
 def complete_tags(incomplete: str) -> list[str]:
     """Shell completion: the workflow tags defined in the store (never creates one, never fails)."""
     try:
@@ -38,16 +39,49 @@ def complete_run_ids(incomplete: str) -> list[tuple[str, str]]:
     """Shell completion: the 50 most recent run ids, with their workflow and status as help."""
     try:
         eng = engine()
-        return [(r.id, f"{r.tag} {r.status}") for r in eng.list_runs(limit=50) if r.id.startswith(incomplete)]
+        return [
+            (r.id, f"{r.tag} {r.status}")
+            for r in eng.list_runs(limit=50)
+            if r.id.startswith(incomplete)
+        ]
     except Exception:  # noqa: BLE001 - a completion must never print a traceback into the shell
         return []
 
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines (stable keys, no colour).")]
-RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="Run id, or a unique prefix or suffix of it (at least 6 characters).", autocompletion=complete_run_ids)]
-LogLevel = Annotated[str | None, typer.Option("--log-level", metavar="LEVEL", help="debug, info, warning, error or critical [env: DUCTAPE_LOG_LEVEL].")]
-LogFormat = Annotated[str, typer.Option("--log-format", metavar="FORMAT", help="Log lines as text, or json (one object a line, with run_id and step).")]
-Tag = Annotated[str, typer.Argument(metavar="TAG", help="Workflow tag, e.g. user-onboarding.", autocompletion=complete_tags)]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON for machines (stable keys, no colour).")
+]
+RunId = Annotated[
+    str,
+    typer.Argument(
+        metavar="RUN_ID",
+        help="Run id, or a unique prefix or suffix of it (at least 6 characters).",
+        autocompletion=complete_run_ids,
+    ),
+]
+LogLevel = Annotated[
+    str | None,
+    typer.Option(
+        "--log-level",
+        metavar="LEVEL",
+        help="debug, info, warning, error or critical [env: DUCTAPE_LOG_LEVEL].",
+    ),
+]
+LogFormat = Annotated[
+    str,
+    typer.Option(
+        "--log-format",
+        metavar="FORMAT",
+        help="Log lines as text, or json (one object a line, with run_id and step).",
+    ),
+]
+Tag = Annotated[
+    str,
+    typer.Argument(
+        metavar="TAG", help="Workflow tag, e.g. user-onboarding.", autocompletion=complete_tags
+    ),
+]
+
 
 def setup_logging(level: str | None, fmt: str, *, default: str = "warning") -> None:
     """For the long-running commands: `ductape.*` log records to stderr (see ductape_cli/logs.py)."""
@@ -100,7 +134,11 @@ def project_config() -> Any:
     from ductape_cli.errors import ConfigError
 
     config = load_config()
-    if config.path is None and not os.environ.get("DUCTAPE_PROJECT") and not os.environ.get("DUCTAPE_STORE"):
+    if (
+        config.path is None
+        and not os.environ.get("DUCTAPE_PROJECT")
+        and not os.environ.get("DUCTAPE_STORE")
+    ):
         raise ConfigError(
             f"not in a ductape project: no ductape.toml in {config.root} or any folder above it "
             "(run `ductape init`, cd into a project, or set DUCTAPE_PROJECT)"
@@ -112,7 +150,9 @@ def engine() -> Engine:
     from ductape_cli.engine.engine import Engine
 
     eng = Engine(project_config())
-    eng.on_resolved = lambda given, run_id: typer.echo(f"ductape: {given!r} is run {run_id}", err=True)
+    eng.on_resolved = lambda given, run_id: typer.echo(
+        f"ductape: {given!r} is run {run_id}", err=True
+    )
     try:
         from typer._click.globals import get_current_context  # typer 0.27+ carries its own click
     except ImportError:  # pragma: no cover - older typer on click
@@ -165,7 +205,9 @@ def _jsonable(value: Any) -> Any:
 def print_json(value: Any, *, compact: bool = False) -> None:
     """JSON on stdout; `compact` for large payloads (indenting falls back to the slow pure-Python encoder)."""
     if compact:
-        sys.stdout.write(json.dumps(value, separators=(",", ":"), default=_jsonable, ensure_ascii=False) + "\n")
+        sys.stdout.write(
+            json.dumps(value, separators=(",", ":"), default=_jsonable, ensure_ascii=False) + "\n"
+        )
     else:
         sys.stdout.write(json.dumps(value, indent=2, default=_jsonable, ensure_ascii=False) + "\n")
 

@@ -11,12 +11,19 @@ from ductape_cli.cli.common import JsonOption, Tag, command, engine, output, pri
 
 def define(
     check: Annotated[
-        bool, typer.Option("--check", help="Write nothing; exit 1 when a stored definition is missing, stale or invalid.")
+        bool,
+        typer.Option(
+            "--check",
+            help="Write nothing; exit 1 when a stored definition is missing, stale or invalid.",
+        ),
     ] = False,
     annotations: Annotated[
         bool | None,
-        typer.Option("--annotations/--no-annotations", show_default=False,
-                     help="GitHub Actions workflow commands for each problem (default: on when GITHUB_ACTIONS=true)."),
+        typer.Option(
+            "--annotations/--no-annotations",
+            show_default=False,
+            help="GitHub Actions workflow commands for each problem (default: on when GITHUB_ACTIONS=true).",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -50,7 +57,12 @@ def define(
 
 def show(
     tag: Tag,
-    version: Annotated[str | None, typer.Option("--version", "-v", help="A stored version or a unique prefix (default: latest).")] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version", "-v", help="A stored version or a unique prefix (default: latest)."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show one stored workflow definition: its steps, conditions, options and versions.

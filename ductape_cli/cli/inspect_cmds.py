@@ -28,19 +28,38 @@ def status(run_id: RunId, as_json: JsonOption = False) -> None:
 
 
 def list_runs(
-    workflow: Annotated[str | None, typer.Option("--workflow", "-w", help="Only runs of this workflow tag.")] = None,
-    status: Annotated[str | None, typer.Option("--status", "-s", help="Only runs in this status.")] = None,
-    parent: Annotated[str | None, typer.Option("--parent", help="Only children of this run.")] = None,
-    schedule: Annotated[str | None, typer.Option("--schedule", help="Only runs started by this schedule.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000, help="How many runs.")] = 20,
-    offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many (newest first).")] = 0,
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", "-w", help="Only runs of this workflow tag.")
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", "-s", help="Only runs in this status.")
+    ] = None,
+    parent: Annotated[
+        str | None, typer.Option("--parent", help="Only children of this run.")
+    ] = None,
+    schedule: Annotated[
+        str | None, typer.Option("--schedule", help="Only runs started by this schedule.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=10_000, help="How many runs.")
+    ] = 20,
+    offset: Annotated[
+        int, typer.Option("--offset", min=0, help="Skip this many (newest first).")
+    ] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """List runs, newest first.
 
     Example: ductape list --workflow order-fulfillment --status failed --limit 10
     """
-    runs = engine().list_runs(tag=workflow, status=status, parent_id=parent, schedule_id=schedule, limit=limit, offset=offset)
+    runs = engine().list_runs(
+        tag=workflow,
+        status=status,
+        parent_id=parent,
+        schedule_id=schedule,
+        limit=limit,
+        offset=offset,
+    )
     if as_json:
         from ductape_cli.engine.records import run_summary
 
@@ -51,8 +70,13 @@ def list_runs(
 
 def history(
     run_id: RunId,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until the run ends.")] = False,
-    type_: Annotated[list[str] | None, typer.Option("--type", "-t", help="Only events of this type (repeatable).")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events until the run ends.")
+    ] = False,
+    type_: Annotated[
+        list[str] | None,
+        typer.Option("--type", "-t", help="Only events of this type (repeatable)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show a run's event history as a timeline (or JSON, which `replay_history` can check).
@@ -87,7 +111,9 @@ def step(
 
 def events(
     run_id: RunId,
-    type_: Annotated[str | None, typer.Option("--type", "-t", help="Only custom events of this type.")] = None,
+    type_: Annotated[
+        str | None, typer.Option("--type", "-t", help="Only custom events of this type.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """List the custom events a run emitted with ctx.emit_event (JSON payloads, ISO times).

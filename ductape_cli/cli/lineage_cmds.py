@@ -25,9 +25,23 @@ from ductape_cli.cli.common import (
 from ductape_cli.cli.run_cmds import WaitOption, notices, show_result, with_progress
 from ductape_cli.errors import InvalidInput
 
-ReasonOption = Annotated[str | None, typer.Option("--reason", "-r", help="Why; the new run sees it as ctx.replay_reason.")]
-IdempotencyOption = Annotated[str | None, typer.Option("--idempotency-key", help="Return the existing run with this key instead of starting another.")]
-TimeoutOption = Annotated[str | None, typer.Option("--timeout", help="Overall run timeout: ms or 30s, 5m, 1h (default: the original's).")]
+ReasonOption = Annotated[
+    str | None,
+    typer.Option("--reason", "-r", help="Why; the new run sees it as ctx.replay_reason."),
+]
+IdempotencyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--idempotency-key",
+        help="Return the existing run with this key instead of starting another.",
+    ),
+]
+TimeoutOption = Annotated[
+    str | None,
+    typer.Option(
+        "--timeout", help="Overall run timeout: ms or 30s, 5m, 1h (default: the original's)."
+    ),
+]
 
 
 def replay(
@@ -35,8 +49,20 @@ def replay(
     reason: ReasonOption = None,
     idempotency_key: IdempotencyOption = None,
     timeout: TimeoutOption = None,
-    from_step: Annotated[str | None, typer.Option("--from-step", help="Steps before this one return the original's outputs; it and later steps run.")] = None,
-    step_output: Annotated[list[str] | None, typer.Option("--step-output", help="TAG=JSON: the output a step before --from-step returns (repeatable).")] = None,
+    from_step: Annotated[
+        str | None,
+        typer.Option(
+            "--from-step",
+            help="Steps before this one return the original's outputs; it and later steps run.",
+        ),
+    ] = None,
+    step_output: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--step-output",
+            help="TAG=JSON: the output a step before --from-step returns (repeatable).",
+        ),
+    ] = None,
     wait: WaitOption = False,
     junit: JunitOption = None,
     annotations: AnnotationsOption = None,
@@ -49,9 +75,20 @@ def replay(
     outputs = dict(_step_output(text) for text in step_output or [])
     check_junit_path(junit)
     eng = engine()
-    result = with_progress(run_id, as_json, lambda obs: eng.replay(
-        run_id, reason=reason, idempotency_key=idempotency_key, timeout=timeout, from_step=from_step,
-        step_outputs=outputs, observer=obs, wait=wait))  # fmt: skip
+    result = with_progress(
+        run_id,
+        as_json,
+        lambda obs: eng.replay(
+            run_id,
+            reason=reason,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            from_step=from_step,
+            step_outputs=outputs,
+            observer=obs,
+            wait=wait,
+        ),
+    )
     _announce(eng, as_json, f"replay of {result.get('replayed_from')}: {result['workflow_id']}")
     report_for_ci(eng, result, junit, annotations)
     show_result(result, as_json)
@@ -59,11 +96,34 @@ def replay(
 
 def restart(
     run_id: RunId,
-    input: Annotated[str | None, typer.Option("--input", "-i", help="New input as JSON, @file.json, or - for stdin.")] = None,
-    set_values: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE on the original input; VALUE is JSON if it parses, dotted keys reach nested fields (repeatable).")] = None,
-    input_override: Annotated[str | None, typer.Option("--input-override", help="JSON object of fields to change; with --merge merged into the original input.")] = None,
-    merge: Annotated[bool, typer.Option("--merge", help="Deep-merge --input/--input-override into the original input instead of replacing it.")] = False,
-    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why; kept with the new run's lineage.")] = None,
+    input: Annotated[
+        str | None,
+        typer.Option("--input", "-i", help="New input as JSON, @file.json, or - for stdin."),
+    ] = None,
+    set_values: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="KEY=VALUE on the original input; VALUE is JSON if it parses, dotted keys reach nested fields (repeatable).",
+        ),
+    ] = None,
+    input_override: Annotated[
+        str | None,
+        typer.Option(
+            "--input-override",
+            help="JSON object of fields to change; with --merge merged into the original input.",
+        ),
+    ] = None,
+    merge: Annotated[
+        bool,
+        typer.Option(
+            "--merge",
+            help="Deep-merge --input/--input-override into the original input instead of replacing it.",
+        ),
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", "-r", help="Why; kept with the new run's lineage.")
+    ] = None,
     idempotency_key: IdempotencyOption = None,
     timeout: TimeoutOption = None,
     wait: WaitOption = False,
@@ -77,9 +137,22 @@ def restart(
     override = parse_json_arg(input_override, "--input-override")
     pairs = [parse_assignment(text, "--set") for text in set_values or []]
     eng = engine()
-    result = with_progress(run_id, as_json, lambda obs: eng.restart(
-        run_id, input=new_input, set_values=pairs, input_override=override, merge=merge, reason=reason,
-        idempotency_key=idempotency_key, timeout=timeout, observer=obs, wait=wait))  # fmt: skip
+    result = with_progress(
+        run_id,
+        as_json,
+        lambda obs: eng.restart(
+            run_id,
+            input=new_input,
+            set_values=pairs,
+            input_override=override,
+            merge=merge,
+            reason=reason,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            observer=obs,
+            wait=wait,
+        ),
+    )
     _announce(eng, as_json, f"restart of {result.get('restarted_from')}: {result['workflow_id']}")
     show_result(result, as_json)
 
@@ -93,8 +166,22 @@ def related(run_id: RunId, as_json: JsonOption = False) -> None:
 
 
 def compare(
-    run_a: Annotated[str, typer.Argument(metavar="RUN_A", help="First run id (or unique prefix).", autocompletion=complete_run_ids)],
-    run_b: Annotated[str, typer.Argument(metavar="RUN_B", help="Second run id (or unique prefix).", autocompletion=complete_run_ids)],
+    run_a: Annotated[
+        str,
+        typer.Argument(
+            metavar="RUN_A",
+            help="First run id (or unique prefix).",
+            autocompletion=complete_run_ids,
+        ),
+    ],
+    run_b: Annotated[
+        str,
+        typer.Argument(
+            metavar="RUN_B",
+            help="Second run id (or unique prefix).",
+            autocompletion=complete_run_ids,
+        ),
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Compare two runs: input fields, each step's status, output and error, the outputs, durations.

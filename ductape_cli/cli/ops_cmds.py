@@ -18,7 +18,9 @@ from ductape_cli.cli.run_cmds import show_result
 
 def wait(
     run_id: RunId,
-    timeout: Annotated[str | None, typer.Option("--timeout", help="Give up after this long (10m, 1h): exit 5.")] = None,
+    timeout: Annotated[
+        str | None, typer.Option("--timeout", help="Give up after this long (10m, 1h): exit 5.")
+    ] = None,
     junit: JunitOption = None,
     annotations: AnnotationsOption = None,
     as_json: JsonOption = False,
@@ -51,8 +53,18 @@ def export(run_id: RunId) -> None:
 
 
 def import_(
-    path: Annotated[str, typer.Argument(metavar="FILE", help="An export (ductape export ID > run.json), or - for stdin.")],
-    rename: Annotated[bool, typer.Option("--rename", help="Give runs whose id is taken here a new id instead of refusing.")] = False,
+    path: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE", help="An export (ductape export ID > run.json), or - for stdin."
+        ),
+    ],
+    rename: Annotated[
+        bool,
+        typer.Option(
+            "--rename", help="Give runs whose id is taken here a new id instead of refusing."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Load an exported run (with its family) into this project's store; status, history, compare and replay work on it.
@@ -74,11 +86,33 @@ def import_(
 
 
 def prune(
-    older_than: Annotated[str | None, typer.Option("--older-than", help="Runs that ended longer ago than this: 30d, 12h (default: [retention] older_than).")] = None,
-    status: Annotated[list[str] | None, typer.Option("--status", help="Only runs that ended with this status (repeatable).")] = None,
-    workflow: Annotated[list[str] | None, typer.Option("--workflow", "-w", help="Only runs of this workflow tag (repeatable).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed; remove nothing.")] = False,
-    batch: Annotated[int | None, typer.Option("--batch", min=1, max=100_000, help="Runs deleted per transaction (default: [retention] batch, or 500).")] = None,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            help="Runs that ended longer ago than this: 30d, 12h (default: [retention] older_than).",
+        ),
+    ] = None,
+    status: Annotated[
+        list[str] | None,
+        typer.Option("--status", help="Only runs that ended with this status (repeatable)."),
+    ] = None,
+    workflow: Annotated[
+        list[str] | None,
+        typer.Option("--workflow", "-w", help="Only runs of this workflow tag (repeatable)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be removed; remove nothing.")
+    ] = False,
+    batch: Annotated[
+        int | None,
+        typer.Option(
+            "--batch",
+            min=1,
+            max=100_000,
+            help="Runs deleted per transaction (default: [retention] batch, or 500).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Delete ended runs with their journals, events and signals, in small batches.
@@ -92,7 +126,9 @@ def prune(
     from ductape_cli.engine.upkeep import prune as prune_runs
 
     eng = engine()
-    report = prune_runs(eng, policy_for(eng.config, older_than, status, workflow, batch), dry_run=dry_run)
+    report = prune_runs(
+        eng, policy_for(eng.config, older_than, status, workflow, batch), dry_run=dry_run
+    )
     if as_json:
         print_json(report)
         return
@@ -101,11 +137,15 @@ def prune(
     typer.echo("\n".join(prune_lines(report)))
 
 
-store_app = typer.Typer(help="Look after the store: backup, vacuum, migrate, info, copy.", no_args_is_help=True)
+store_app = typer.Typer(
+    help="Look after the store: backup, vacuum, migrate, info, copy.", no_args_is_help=True
+)
 
 
 def backup(
-    path: Annotated[str, typer.Argument(metavar="PATH", help="The new backup file (never overwritten).")],
+    path: Annotated[
+        str, typer.Argument(metavar="PATH", help="The new backup file (never overwritten).")
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Copy the store to PATH with SQLite's online backup API: consistent while workers write.
@@ -138,7 +178,9 @@ def vacuum(as_json: JsonOption = False) -> None:
         return
     from ductape_cli.render.upkeep import size
 
-    typer.echo(f"vacuumed {report['store']}: {size(report['bytes_before'])} → {size(report['bytes_after'])}")
+    typer.echo(
+        f"vacuumed {report['store']}: {size(report['bytes_before'])} → {size(report['bytes_after'])}"
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -152,4 +194,3 @@ def register(app: typer.Typer) -> None:
 
     add_to(store_app)
     app.add_typer(store_app, name="store")
-

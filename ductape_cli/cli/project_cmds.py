@@ -50,7 +50,9 @@ async def hello(ctx):
 
 
 def init(
-    directory: Annotated[Path, typer.Argument(help="Project folder (created if missing).")] = Path("."),
+    directory: Annotated[Path, typer.Argument(help="Project folder (created if missing).")] = Path(
+        "."
+    ),
     name: Annotated[str | None, typer.Option("--name", help="Project name (ctx.product).")] = None,
 ) -> None:
     """Scaffold ductape.toml and an example workflow; never overwrites.
@@ -67,7 +69,7 @@ def init(
     example.write_text(EXAMPLE_TEMPLATE, encoding="utf-8")
     typer.echo(f"created {config}")
     typer.echo(f"created {example}")
-    typer.echo("next: ductape run hello --input '{\"name\": \"Ada\"}'")
+    typer.echo('next: ductape run hello --input \'{"name": "Ada"}\'')
 
 
 def register(app: typer.Typer) -> None:

@@ -25,8 +25,12 @@ from ductape_cli.cli.common import (
     use_rich,
 )
 
-InputOption = Annotated[str | None, typer.Option("--input", "-i", help="Input as JSON, @file.json, or - for stdin.")]
-WaitOption = Annotated[bool, typer.Option("--wait", help="Keep going until the run ends, however long it waits.")]
+InputOption = Annotated[
+    str | None, typer.Option("--input", "-i", help="Input as JSON, @file.json, or - for stdin.")
+]
+WaitOption = Annotated[
+    bool, typer.Option("--wait", help="Keep going until the run ends, however long it waits.")
+]
 
 
 def show_result(result: Any, as_json: bool) -> None:
@@ -65,12 +69,31 @@ def notices(eng: Any, as_json: bool) -> None:
 def run(
     tag: Tag,
     input: InputOption = None,
-    env: Annotated[str | None, typer.Option("--env", "-e", help="Env from ductape.toml [envs] (default: project default_env).")] = None,
-    workflow_id: Annotated[str | None, typer.Option("--workflow-id", help="Custom run id; must be unused.")] = None,
-    idempotency_key: Annotated[str | None, typer.Option("--idempotency-key", help="Return the existing run with this key instead of starting another.")] = None,
-    timeout: Annotated[str | None, typer.Option("--timeout", help="Overall run timeout: ms or 30s, 5m, 1h.")] = None,
-    context: Annotated[str | None, typer.Option("--context", help="Extra context as JSON (ctx.context).")] = None,
-    detach: Annotated[bool, typer.Option("--detach", help="Queue the run for a worker and return at once.")] = False,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env", "-e", help="Env from ductape.toml [envs] (default: project default_env)."
+        ),
+    ] = None,
+    workflow_id: Annotated[
+        str | None, typer.Option("--workflow-id", help="Custom run id; must be unused.")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            help="Return the existing run with this key instead of starting another.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        str | None, typer.Option("--timeout", help="Overall run timeout: ms or 30s, 5m, 1h.")
+    ] = None,
+    context: Annotated[
+        str | None, typer.Option("--context", help="Extra context as JSON (ctx.context).")
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Queue the run for a worker and return at once.")
+    ] = False,
     wait: WaitOption = False,
     junit: JunitOption = None,
     annotations: AnnotationsOption = None,
@@ -97,27 +120,52 @@ def run(
     eng = engine()
     eng.check_components(env or eng.config.default_env)
     started, created = eng.start(
-        tag, payload, env=env, workflow_id=workflow_id, idempotency_key=idempotency_key, timeout=timeout,
-        context=extra, detach=detach,
-    )  # fmt: skip
+        tag,
+        payload,
+        env=env,
+        workflow_id=workflow_id,
+        idempotency_key=idempotency_key,
+        timeout=timeout,
+        context=extra,
+        detach=detach,
+    )
     notices(eng, as_json)
     if detach or not created:
         if not created and not as_json:
-            typer.echo(f"ductape: idempotency key {idempotency_key!r} already started run {started.id}", err=True)
+            typer.echo(
+                f"ductape: idempotency key {idempotency_key!r} already started run {started.id}",
+                err=True,
+            )
         result = eng.result(started.id)
         report_for_ci(eng, result, junit, annotations)
         show_result(result, as_json)
-    result = with_progress(tag, as_json, lambda obs: eng.drive(started.id, wait=wait, observer=obs, started=started))
+    result = with_progress(
+        tag, as_json, lambda obs: eng.drive(started.id, wait=wait, observer=obs, started=started)
+    )
     report_for_ci(eng, result, junit, annotations)
     show_result(result, as_json)
 
 
 def resume(
     run_id: RunId,
-    from_checkpoint: Annotated[str | None, typer.Option("--from-checkpoint", help="Re-run the steps after this checkpoint.")] = None,
-    from_step: Annotated[str | None, typer.Option("--from-step", help="Re-run this step and the ones after it.")] = None,
-    skip: Annotated[list[str] | None, typer.Option("--skip", help="Record this step as skipped (repeatable).")] = None,
-    input: Annotated[str | None, typer.Option("--input", "-i", help="JSON object merged into the run's input for the re-executed part (with --from-checkpoint or --from-step).")] = None,
+    from_checkpoint: Annotated[
+        str | None,
+        typer.Option("--from-checkpoint", help="Re-run the steps after this checkpoint."),
+    ] = None,
+    from_step: Annotated[
+        str | None, typer.Option("--from-step", help="Re-run this step and the ones after it.")
+    ] = None,
+    skip: Annotated[
+        list[str] | None, typer.Option("--skip", help="Record this step as skipped (repeatable).")
+    ] = None,
+    input: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="JSON object merged into the run's input for the re-executed part (with --from-checkpoint or --from-step).",
+        ),
+    ] = None,
     wait: WaitOption = False,
     junit: JunitOption = None,
     annotations: AnnotationsOption = None,
@@ -130,9 +178,19 @@ def resume(
     check_junit_path(junit)
     new_input = parse_json_arg(input, "--input")
     eng = engine()
-    result = with_progress(run_id, as_json, lambda obs: eng.resume(
-        run_id, from_checkpoint=from_checkpoint, from_step=from_step, skip=skip or [], input=new_input,
-        observer=obs, wait=wait))  # fmt: skip
+    result = with_progress(
+        run_id,
+        as_json,
+        lambda obs: eng.resume(
+            run_id,
+            from_checkpoint=from_checkpoint,
+            from_step=from_step,
+            skip=skip or [],
+            input=new_input,
+            observer=obs,
+            wait=wait,
+        ),
+    )
     report_for_ci(eng, result, junit, annotations)
     show_result(result, as_json)
 
@@ -140,8 +198,12 @@ def resume(
 def signal(
     run_id: RunId,
     name: Annotated[str, typer.Argument(help="Signal name, as declared on the workflow.")],
-    data: Annotated[str | None, typer.Option("--data", "-d", help="Payload as JSON, @file.json, or -.")] = None,
-    no_wait: Annotated[bool, typer.Option("--no-wait", help="Only store the signal; do not continue the run here.")] = False,
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", help="Payload as JSON, @file.json, or -.")
+    ] = None,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Only store the signal; do not continue the run here.")
+    ] = False,
     junit: JunitOption = None,
     annotations: AnnotationsOption = None,
     as_json: JsonOption = False,
@@ -153,15 +215,23 @@ def signal(
     payload = parse_json_arg(data, "--data", default={})
     check_junit_path(junit)
     eng = engine()
-    result = with_progress(run_id, as_json, lambda obs: eng.signal(run_id, name, payload, continue_inline=not no_wait, observer=obs))
+    result = with_progress(
+        run_id,
+        as_json,
+        lambda obs: eng.signal(run_id, name, payload, continue_inline=not no_wait, observer=obs),
+    )
     report_for_ci(eng, result, junit, annotations)
     show_result(result, as_json)
 
 
 def hook(
     token: Annotated[str, typer.Argument(help="The hook token the workflow handed out.")],
-    data: Annotated[str | None, typer.Option("--data", "-d", help="Payload as JSON, @file.json, or -.")] = None,
-    no_wait: Annotated[bool, typer.Option("--no-wait", help="Only deliver; do not continue the run here.")] = False,
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", help="Payload as JSON, @file.json, or -.")
+    ] = None,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Only deliver; do not continue the run here.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Deliver a hook created by ctx.create_hook (single use).
@@ -170,13 +240,19 @@ def hook(
     """
     payload = parse_json_arg(data, "--data", default={})
     eng = engine()
-    result = with_progress("hook", as_json, lambda obs: eng.deliver_hook(token, payload, continue_inline=not no_wait, observer=obs))
+    result = with_progress(
+        "hook",
+        as_json,
+        lambda obs: eng.deliver_hook(token, payload, continue_inline=not no_wait, observer=obs),
+    )
     show_result(result, as_json)
 
 
 def cancel(
     run_id: RunId,
-    reason: Annotated[str, typer.Option("--reason", "-r", help="Why; recorded in the history.")] = "cancelled by user",
+    reason: Annotated[
+        str, typer.Option("--reason", "-r", help="Why; recorded in the history.")
+    ] = "cancelled by user",
     as_json: JsonOption = False,
 ) -> None:
     """Cancel a run: the rollback strategy applies and the run ends `cancelled`.

@@ -13,14 +13,33 @@ JobId = Annotated[str, typer.Argument(metavar="JOB_ID", help="Schedule id (job_.
 
 def dispatch(
     tag: Tag,
-    input: Annotated[str | None, typer.Option("--input", "-i", help="Input as JSON, @file.json, or -.")] = None,
-    at: Annotated[str | None, typer.Option("--at", help="Start once at this ISO 8601 time, e.g. 2026-12-01T09:00.")] = None,
-    in_: Annotated[str | None, typer.Option("--in", help="Start once after this long, e.g. 30s, 1h.")] = None,
-    cron: Annotated[str | None, typer.Option("--cron", help="Start on this cron schedule, e.g. '0 0 * * *'.")] = None,
-    timezone: Annotated[str | None, typer.Option("--timezone", "--tz", help="IANA zone for --cron and a naive --at.")] = None,
-    env: Annotated[str | None, typer.Option("--env", "-e", help="Env for the runs it starts.")] = None,
-    retries: Annotated[int | None, typer.Option("--retries", min=0, help="Start a fresh run this many times when one fails.")] = None,
-    timeout: Annotated[str | None, typer.Option("--timeout", help="Timeout of each run it starts.")] = None,
+    input: Annotated[
+        str | None, typer.Option("--input", "-i", help="Input as JSON, @file.json, or -.")
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Start once at this ISO 8601 time, e.g. 2026-12-01T09:00."),
+    ] = None,
+    in_: Annotated[
+        str | None, typer.Option("--in", help="Start once after this long, e.g. 30s, 1h.")
+    ] = None,
+    cron: Annotated[
+        str | None, typer.Option("--cron", help="Start on this cron schedule, e.g. '0 0 * * *'.")
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option("--timezone", "--tz", help="IANA zone for --cron and a naive --at."),
+    ] = None,
+    env: Annotated[
+        str | None, typer.Option("--env", "-e", help="Env for the runs it starts.")
+    ] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option("--retries", min=0, help="Start a fresh run this many times when one fails."),
+    ] = None,
+    timeout: Annotated[
+        str | None, typer.Option("--timeout", help="Timeout of each run it starts.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Schedule a workflow: once (--at, --in) or on a cron; a worker fires it.
@@ -28,11 +47,23 @@ def dispatch(
     Example: ductape dispatch sync-inventory --cron "0 * * * *" --timezone America/New_York --retries 3
     """
     payload = parse_json_arg(input, "--input", default={})
-    view = engine().dispatch(tag, payload, at=at, after=in_, cron=cron, timezone=timezone, env=env, retries=retries, timeout=timeout)
+    view = engine().dispatch(
+        tag,
+        payload,
+        at=at,
+        after=in_,
+        cron=cron,
+        timezone=timezone,
+        env=env,
+        retries=retries,
+        timeout=timeout,
+    )
     output("schedule", view, as_json)
 
 
-schedules_app = typer.Typer(help="Inspect and control schedules made with `ductape dispatch`.", no_args_is_help=True)
+schedules_app = typer.Typer(
+    help="Inspect and control schedules made with `ductape dispatch`.", no_args_is_help=True
+)
 
 
 def list_schedules(as_json: JsonOption = False) -> None:

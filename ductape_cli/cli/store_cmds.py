@@ -8,8 +8,12 @@ import typer
 
 from ductape_cli.cli.common import JsonOption, command, print_json
 
-FromOption = Annotated[str, typer.Option("--from", help="Source store: a path, sqlite:///path or postgresql://...")]
-ToOption = Annotated[str, typer.Option("--to", help="Target store: a path, sqlite:///path or postgresql://...")]
+FromOption = Annotated[
+    str, typer.Option("--from", help="Source store: a path, sqlite:///path or postgresql://...")
+]
+ToOption = Annotated[
+    str, typer.Option("--to", help="Target store: a path, sqlite:///path or postgresql://...")
+]
 
 
 def _project_store() -> str:
@@ -29,8 +33,12 @@ def migrate(as_json: JsonOption = False) -> None:
     if as_json:
         print_json(report)
         return
-    what = f"applied {report['applied']} migration(s)" if report["applied"] else "already up to date"
-    typer.echo(f"{report['store']} ({report['backend']}): {what}; schema version {report['schema_version']}")
+    what = (
+        f"applied {report['applied']} migration(s)" if report["applied"] else "already up to date"
+    )
+    typer.echo(
+        f"{report['store']} ({report['backend']}): {what}; schema version {report['schema_version']}"
+    )
 
 
 def info(as_json: JsonOption = False) -> None:
@@ -48,7 +56,8 @@ def info(as_json: JsonOption = False) -> None:
         f"store    {report['store']}",
         f"backend  {report['backend']}",
         f"schema   {report['schema_version']} of {report['schema_latest']}",
-        "runs     " + (", ".join(f"{n} {s}" for s, n in report["runs_by_status"].items()) or "none"),
+        "runs     "
+        + (", ".join(f"{n} {s}" for s, n in report["runs_by_status"].items()) or "none"),
     ]
     lines += [f"{table:<15} {count}" for table, count in report["counts"].items()]
     typer.echo("\n".join(lines))

@@ -21,7 +21,9 @@ def list_topics(as_json: JsonOption = False) -> None:
         print_json(rows)
         return
     if not rows:
-        typer.echo("no topics yet (declare [brokers.NAME] topics; workflows publish with ctx.messaging.produce)")
+        typer.echo(
+            "no topics yet (declare [brokers.NAME] topics; workflows publish with ctx.messaging.produce)"
+        )
         return
     from ductape_cli.render.topics import topics_table
 
@@ -29,11 +31,20 @@ def list_topics(as_json: JsonOption = False) -> None:
 
 
 def tail(
-    topic: Annotated[str, typer.Argument(metavar="BROKER:TOPIC", help="The topic, e.g. order-events:order-created.")],
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new messages until Ctrl-C.")] = False,
+    topic: Annotated[
+        str,
+        typer.Argument(metavar="BROKER:TOPIC", help="The topic, e.g. order-events:order-created."),
+    ],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new messages until Ctrl-C.")
+    ] = False,
     start: Annotated[
         str | None,
-        typer.Option("--from", "--from-offset", help="First position: local offset, Redis entry id, NATS sequence, RabbitMQ queue index."),
+        typer.Option(
+            "--from",
+            "--from-offset",
+            help="First position: local offset, Redis entry id, NATS sequence, RabbitMQ queue index.",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -57,7 +68,14 @@ def tail(
 
 
 def check(
-    env: Annotated[str | None, typer.Option("--env", "-e", help="Env whose overrides and ${VARS} to check (default: project default_env).")] = None,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            "-e",
+            help="Env whose overrides and ${VARS} to check (default: project default_env).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Validate the component tables of ductape.toml and the ${VARS} they use; list what is declared.
@@ -82,8 +100,13 @@ def check(
 
 
 def register(app: typer.Typer) -> None:
-    topics_app = typer.Typer(help="Topics of the declared brokers (local, Redis, RabbitMQ, NATS, MQTT).", no_args_is_help=True)
-    components_app = typer.Typer(help="Components declared in ductape.toml ([apps], [databases], ...).", no_args_is_help=True)
+    topics_app = typer.Typer(
+        help="Topics of the declared brokers (local, Redis, RabbitMQ, NATS, MQTT).",
+        no_args_is_help=True,
+    )
+    components_app = typer.Typer(
+        help="Components declared in ductape.toml ([apps], [databases], ...).", no_args_is_help=True
+    )
     command(topics_app, list_topics, "list")
     command(topics_app, tail)
     command(components_app, check)

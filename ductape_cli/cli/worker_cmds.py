@@ -14,12 +14,31 @@ from ductape_cli.errors import StoreError
 
 
 def worker(
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=64, help="Runs executed at once.")] = 1,
-    workflow: Annotated[list[str] | None, typer.Option("--workflow", "-w", help="Only runs of this tag (repeatable).")] = None,
-    once: Annotated[bool, typer.Option("--once", help="Execute what is due now, then exit.")] = False,
-    poll: Annotated[float, typer.Option("--poll", min=0.05, max=60.0, help="Seconds between polls when idle.")] = 0.25,
-    metrics_port: Annotated[int | None, typer.Option("--metrics-port", min=1, max=65535, help="Serve Prometheus metrics at http://HOST:PORT/metrics.")] = None,
-    metrics_host: Annotated[str, typer.Option("--metrics-host", help="Address the metrics server listens on.")] = "127.0.0.1",
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, max=64, help="Runs executed at once.")
+    ] = 1,
+    workflow: Annotated[
+        list[str] | None,
+        typer.Option("--workflow", "-w", help="Only runs of this tag (repeatable)."),
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Execute what is due now, then exit.")
+    ] = False,
+    poll: Annotated[
+        float, typer.Option("--poll", min=0.05, max=60.0, help="Seconds between polls when idle.")
+    ] = 0.25,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65535,
+            help="Serve Prometheus metrics at http://HOST:PORT/metrics.",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Address the metrics server listens on.")
+    ] = "127.0.0.1",
     log_level: LogLevel = None,
     log_format: LogFormat = "text",
 ) -> None:
@@ -67,7 +86,9 @@ def worker(
 
         serve(eng, metrics_port, metrics_host)
         report(f"metrics on http://{metrics_host}:{metrics_port}/metrics")
-    w = Worker(eng, concurrency=concurrency, tags=workflow, poll_interval=poll, report=report, ticks=ticks)
+    w = Worker(
+        eng, concurrency=concurrency, tags=workflow, poll_interval=poll, report=report, ticks=ticks
+    )
 
     def stop(signum: int, frame: object) -> None:
         report("stopping: finishing current steps and releasing runs")
@@ -84,7 +105,9 @@ def worker(
 
 
 def dev(
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=64, help="Runs executed at once.")] = 1,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, max=64, help="Runs executed at once.")
+    ] = 1,
     log_level: LogLevel = None,
     log_format: LogFormat = "text",
 ) -> None:

@@ -79,7 +79,13 @@ class Action(Component):
         return self._dispatch(f"action:{app}:{event}", request.recorded, work)
 
     def prepare(
-        self, app: str, event: str, input: Any, *, retries: int | None = None, timeout: int | str | None = None
+        self,
+        app: str,
+        event: str,
+        input: Any,
+        *,
+        retries: int | None = None,
+        timeout: int | str | None = None,
     ) -> Request:
         """Resolve app and event for this run's env and build the request (errors are immediate)."""
         config = self.config
@@ -93,7 +99,9 @@ class Action(Component):
                 "the request body goes in input.body)"
             )
         params = check_mapping(call.get("params"), "input.params")
-        call_headers = {str(k): str(v) for k, v in check_mapping(call.get("headers"), "input.headers").items()}
+        call_headers = {
+            str(k): str(v) for k, v in check_mapping(call.get("headers"), "input.headers").items()
+        }
         path = fill_path(spec.path, params, f"{app}.{event}")
         retries = check_retries(retries)
         if retries is None:
@@ -103,22 +111,41 @@ class Action(Component):
         else:
             timeout_ms = spec.timeout if spec.timeout is not None else resolved.model.timeout
         secret_fields = [*resolved.model.secret, *spec.secret]
-        secrets = [*resolved.secret_values, *call_secrets(call_headers, secret_fields), *secret_values(call, secret_fields)]
-        recorded: dict[str, Any] = {"app": app, "event": event, "input": recorded_input(call, secret_fields, secrets)}
+        secrets = [
+            *resolved.secret_values,
+            *call_secrets(call_headers, secret_fields),
+            *secret_values(call, secret_fields),
+        ]
+        recorded: dict[str, Any] = {
+            "app": app,
+            "event": event,
+            "input": recorded_input(call, secret_fields, secrets),
+        }
         if retries:
             recorded["retries"] = retries
         if timeout is not None:
             recorded["timeout_ms"] = timeout_ms
         return Request(
-            app=app, event=event, method=spec.method, path=path, url=resolved.base_url + path,
+            app=app,
+            event=event,
+            method=spec.method,
+            path=path,
+            url=resolved.base_url + path,
             query={**spec.query, **check_mapping(call.get("query"), "input.query")},
-            headers={**resolved.headers, **spec.headers, **call_headers}, input=call, timeout_ms=timeout_ms,
-            retries=retries, retry_delay_ms=resolved.model.retry_delay, secrets=secrets, recorded=recorded,
+            headers={**resolved.headers, **spec.headers, **call_headers},
+            input=call,
+            timeout_ms=timeout_ms,
+            retries=retries,
+            retry_delay_ms=resolved.model.retry_delay,
+            secrets=secrets,
+            recorded=recorded,
             secret_fields=secret_fields,
-        )  # fmt: skip
+        )
 
 
-def recorded_input(call: dict[str, Any], secret_fields: list[str], secrets: list[str]) -> dict[str, Any]:
+def recorded_input(
+    call: dict[str, Any], secret_fields: list[str], secrets: list[str]
+) -> dict[str, Any]:
     """The call's input as a step records it: header values and `secret` fields become ``***``."""
     shown = redact(call, secret_fields)
     if "headers" in shown:
@@ -180,7 +207,9 @@ async def send(request: Request) -> Any:
                 retryable = response.status_code >= 500 or response.status_code in _RETRY_STATUS
             if not retryable or attempt == attempts:
                 break
-            await asyncio.sleep(min(request.retry_delay_ms / 1000 * 2 ** (attempt - 1), _MAX_BACKOFF))
+            await asyncio.sleep(
+                min(request.retry_delay_ms / 1000 * 2 ** (attempt - 1), _MAX_BACKOFF)
+            )
     assert error is not None
     if attempts > 1 and attempt > 1:
         error.message = f"{error.message} (after {attempt} attempts)"
@@ -190,7 +219,9 @@ async def send(request: Request) -> Any:
 
 
 def _query(query: dict[str, Any]) -> dict[str, Any]:
-    return {k: (json.dumps(v) if isinstance(v, bool) else v) for k, v in query.items() if v is not None}
+    return {
+        k: (json.dumps(v) if isinstance(v, bool) else v) for k, v in query.items() if v is not None
+    }
 
 
 def _decode(response: Any) -> Any:
@@ -207,7 +238,11 @@ def _decode(response: Any) -> Any:
 def _snippet(payload: Any, limit: int = 200) -> str:
     if payload is None:
         return ""
-    text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False, default=str)
+    text = (
+        payload
+        if isinstance(payload, str)
+        else json.dumps(payload, ensure_ascii=False, default=str)
+    )
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -19,7 +19,16 @@ if TYPE_CHECKING:
     from ductape_cli.config import ProjectConfig
     from ductape_cli.engine.engine import Engine
 
-TABLES = ("apps", "databases", "notifications", "storage", "brokers", "quotas", "fallbacks", "graphs")
+TABLES = (
+    "apps",
+    "databases",
+    "notifications",
+    "storage",
+    "brokers",
+    "quotas",
+    "fallbacks",
+    "graphs",
+)
 
 # component kind -> (table its first argument names, keyword of that argument, table of its events)
 _NAMED_BY = {
@@ -41,7 +50,11 @@ def validate_components(project: ProjectConfig, env: str | None) -> None:
 
     problems = load_components(project).check(env)
     if problems:
-        more = f" (and {len(problems) - 1} more: ductape components check --env {env})" if len(problems) > 1 else ""
+        more = (
+            f" (and {len(problems) - 1} more: ductape components check --env {env})"
+            if len(problems) > 1
+            else ""
+        )
         raise ConfigError(problems[0] + more)
 
 
@@ -55,14 +68,26 @@ def components_report(engine: Engine, env: str) -> dict[str, Any]:
     from ductape_cli.engine.triggers import check_toml_triggers
 
     components = load_components(engine.config)
-    check_toml_triggers(engine.config, components)  # a [triggers] entry naming no declared broker or topic
+    check_toml_triggers(
+        engine.config, components
+    )  # a [triggers] entry naming no declared broker or topic
     problems = components.check(env)
     if engine.has_store():
-        latest = {record["tag"]: record for record in engine.store.list_definitions()}  # oldest first
+        latest = {
+            record["tag"]: record for record in engine.store.list_definitions()
+        }  # oldest first
         for tag, record in latest.items():
             operations = record["schema"].get("operations", [])
-            problems += [f"workflow {tag!r} at {line}" for line in undeclared_calls(engine.config, operations)]
-    return {"ok": not problems, "env": env, "components": components.summary(), "problems": list(dict.fromkeys(problems))}
+            problems += [
+                f"workflow {tag!r} at {line}"
+                for line in undeclared_calls(engine.config, operations)
+            ]
+    return {
+        "ok": not problems,
+        "env": env,
+        "components": components.summary(),
+        "problems": list(dict.fromkeys(problems)),
+    }
 
 
 def undeclared_calls(project: ProjectConfig, operations: Iterable[dict[str, Any]]) -> list[str]:
@@ -100,7 +125,9 @@ def _undeclared(raw: dict[str, Any], op: dict[str, Any]) -> str | None:
     event_arg = "action" if kind == "graph" else "event"
     event = args.get(event_arg, positional[1] if len(positional) > 1 else None)
     declared = spec.get(events_key)
-    if not _literal(event) or (kind == "storage" and not declared):  # a storage without events takes any
+    if not _literal(event) or (
+        kind == "storage" and not declared
+    ):  # a storage without events takes any
         return None
     if not isinstance(declared, dict) or event not in declared:
         return f"ctx.{kind} names {event_arg} {event!r}, which [{table}.{name}] does not declare"
@@ -109,19 +136,27 @@ def _undeclared(raw: dict[str, Any], op: dict[str, Any]) -> str | None:
     return None
 
 
-def _missing_transport(spec: dict[str, Any], name: Any, method: Any, args: dict[str, Any]) -> str | None:
+def _missing_transport(
+    spec: dict[str, Any], name: Any, method: Any, args: dict[str, Any]
+) -> str | None:
     """A channel the call uses that has neither its transport nor an outbox."""
     if spec.get("outbox"):
         return None
     transports = {"email": "smtp", "sms": "sms", "push": "push"}
-    channels = [method] if method in transports else [c for c in args.get("input") or {} if c in transports]
+    channels = (
+        [method]
+        if method in transports
+        else [c for c in args.get("input") or {} if c in transports]
+    )
     for channel in channels:
         if not spec.get(transports[channel]):
             return f"ctx.notification.{method} sends {channel}, but [notifications.{name}] has no {transports[channel]} or outbox"
     return None
 
 
-def _undeclared_topic(raw: dict[str, Any], args: dict[str, Any], positional: list[Any]) -> str | None:
+def _undeclared_topic(
+    raw: dict[str, Any], args: dict[str, Any], positional: list[Any]
+) -> str | None:
     event = args.get("event", positional[0] if positional else None)
     broker, topic = args.get("broker"), args.get("topic")
     if isinstance(event, str) and _literal(event) and ":" in event:
@@ -132,7 +167,9 @@ def _undeclared_topic(raw: dict[str, Any], args: dict[str, Any], positional: lis
     if not isinstance(spec, dict):
         return f"ctx.messaging names broker {broker!r}, which is not declared in [brokers]"
     if _literal(topic) and topic not in (spec.get("topics") or []):
-        return f"ctx.messaging names topic {topic!r}, which [brokers.{broker}] topics does not declare"
+        return (
+            f"ctx.messaging names topic {topic!r}, which [brokers.{broker}] topics does not declare"
+        )
     return None
 
 

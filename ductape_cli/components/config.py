@@ -57,7 +57,9 @@ def _upper(value: Any) -> Any:
 
 
 Ms = Annotated[int, BeforeValidator(_ms)]
-Secret = Annotated[list[str], Field(default_factory=list, description="fields redacted in anything recorded")]
+Secret = Annotated[
+    list[str], Field(default_factory=list, description="fields redacted in anything recorded")
+]
 
 
 class _Model(BaseModel):
@@ -74,7 +76,9 @@ def _http_url(value: str | None, what: str) -> str | None:
 
 
 class AppEvent(_Model):
-    method: Annotated[Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"], BeforeValidator(_upper)] = "GET"
+    method: Annotated[
+        Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"], BeforeValidator(_upper)
+    ] = "GET"
     path: str = "/"
     headers: dict[str, str] = {}
     query: dict[str, str | int | float | bool] = {}
@@ -222,7 +226,9 @@ class StorageEvent(_Model):
 class Storage(_Model):
     path: str
     max_size: int | None = Field(None, ge=1, description="largest upload in bytes")
-    journal_limit: int = Field(65_536, ge=0, description="larger downloads are journaled as a reference")
+    journal_limit: int = Field(
+        65_536, ge=0, description="larger downloads are journaled as a reference"
+    )
     description: str | None = None
     events: dict[str, StorageEvent] = {}
 
@@ -251,10 +257,14 @@ class Broker(_Model):
     url: str | None = None
     topics: list[str] = Field(min_length=1)
     outbox: bool = False
-    group: str | None = Field(None, min_length=1, description="consumer group / durable / client id prefix for triggers")
+    group: str | None = Field(
+        None, min_length=1, description="consumer group / durable / client id prefix for triggers"
+    )
     maxlen: int | None = Field(None, ge=1, description="redis: approximate MAXLEN of each stream")
     stream: str | None = Field(None, min_length=1, description="nats: JetStream stream name")
-    ack_wait: Ms | None = Field(None, description="redis, nats: redeliver a message unacknowledged this long")
+    ack_wait: Ms | None = Field(
+        None, description="redis, nats: redeliver a message unacknowledged this long"
+    )
     qos: Literal[1, 2] = 1
     session_expiry: Ms = 86_400_000
     secret: Secret
@@ -267,22 +277,34 @@ class Broker(_Model):
             raise ValueError("topics must be unique")
         for topic in value:
             if not topic or ":" in topic or any(c.isspace() or c in "*>#+" for c in topic):
-                raise ValueError(f"invalid topic name {topic!r} (no ':', spaces or wildcards * > # +)")
+                raise ValueError(
+                    f"invalid topic name {topic!r} (no ':', spaces or wildcards * > # +)"
+                )
         return value
 
     @model_validator(mode="after")
     def _per_type(self) -> Broker:
         for option, kinds in _BROKER_OPTIONS.items():
             if option in self.model_fields_set and self.type not in kinds:
-                raise ValueError(f"{option} does not apply to type = {self.type!r} (it is for {', '.join(kinds)})")
-        if self.stream is not None and "${" not in self.stream and not re.fullmatch(r"[A-Za-z0-9_-]+", self.stream):
+                raise ValueError(
+                    f"{option} does not apply to type = {self.type!r} (it is for {', '.join(kinds)})"
+                )
+        if (
+            self.stream is not None
+            and "${" not in self.stream
+            and not re.fullmatch(r"[A-Za-z0-9_-]+", self.stream)
+        ):
             raise ValueError(f"stream must be letters, digits, '_' or '-', got {self.stream!r}")
         if self.type == "local":
             return self
         if not self.url:
-            raise ValueError(f"type = {self.type!r} needs url = \"{_BROKER_SCHEMES[self.type][0]}...\"")
+            raise ValueError(
+                f'type = {self.type!r} needs url = "{_BROKER_SCHEMES[self.type][0]}..."'
+            )
         if "${" not in self.url and not self.url.startswith(_BROKER_SCHEMES[self.type]):
-            raise ValueError(f"url for type = {self.type!r} must start with {' or '.join(_BROKER_SCHEMES[self.type])}, got {_hide_password(self.url)!r}")
+            raise ValueError(
+                f"url for type = {self.type!r} must start with {' or '.join(_BROKER_SCHEMES[self.type])}, got {_hide_password(self.url)!r}"
+            )
         if self.ack_wait is not None and self.ack_wait != UNFILLED_MS and self.ack_wait < 1000:
             raise ValueError("ack_wait must be at least 1s")
         return self
@@ -323,16 +345,18 @@ class GraphAction(_Model):
     label: str | None = None
     type: str | None = None
     direction: Literal["out", "in", "both"] = "both"
-    params: dict[str, str] = Field(default_factory=dict, description="built-in param name -> caller's name")
+    params: dict[str, str] = Field(
+        default_factory=dict, description="built-in param name -> caller's name"
+    )
     sql: str | None = None
     description: str | None = None
 
     @model_validator(mode="after")
     def _sql(self) -> GraphAction:
         if self.kind == "sql" and not self.sql:
-            raise ValueError("kind = \"sql\" needs sql = \"SELECT ...\"")
+            raise ValueError('kind = "sql" needs sql = "SELECT ..."')
         if self.kind != "sql" and self.sql:
-            raise ValueError(f"sql is only for kind = \"sql\", not {self.kind!r}")
+            raise ValueError(f'sql is only for kind = "sql", not {self.kind!r}')
         return self
 
 
@@ -429,7 +453,9 @@ class ComponentConfig:
         events = getattr(component, attr)
         if event not in events:
             known = ", ".join(sorted(events)) or "none"
-            raise self.error(f"{table}.{name}", None, f"no {attr[:-1]} {event!r} (declared: {known})")
+            raise self.error(
+                f"{table}.{name}", None, f"no {attr[:-1]} {event!r} (declared: {known})"
+            )
         return events[event]
 
     def resolve(self, table: str, name: str, env: str | None) -> tuple[Any, list[str]]:
@@ -468,18 +494,33 @@ class ComponentConfig:
             where, rest = table, list(exc.path)
             for depth in range(len(rest) - 1, 0, -1):
                 prefix = rest[:depth]
-                if all(isinstance(k, str) for k in prefix) and locate(self.text, ".".join([table, *map(str, prefix)])):
+                if all(isinstance(k, str) for k in prefix) and locate(
+                    self.text, ".".join([table, *map(str, prefix)])
+                ):
                     where, rest = ".".join([table, *map(str, prefix)]), rest[depth:]
                     break
             key = rest[0] if rest and isinstance(rest[0], str) else None
-            raise self.error(where, key, f"{_dotted(rest) or 'value'}: environment variable {exc.name} is not set") from None
+            raise self.error(
+                where,
+                key,
+                f"{_dotted(rest) or 'value'}: environment variable {exc.name} is not set",
+            ) from None
 
     def app(self, name: str, env: str | None) -> ResolvedApp:
         app, secrets = self.resolve("apps", name, env)
         table = f"apps.{name}"
         if not app.base_url:
             raise self.error(table, None, f"no base_url (set it here or in [{table}.envs.{env}])")
-        return ResolvedApp(name, env, app.base_url.rstrip("/"), dict(app.headers), dict(app.variables), dict(app.constants), app, secrets)
+        return ResolvedApp(
+            name,
+            env,
+            app.base_url.rstrip("/"),
+            dict(app.headers),
+            dict(app.variables),
+            dict(app.constants),
+            app,
+            secrets,
+        )
 
     def database(self, name: str, env: str | None) -> ResolvedDatabase:
         db, secrets = self.resolve("databases", name, env)
@@ -500,9 +541,17 @@ class ComponentConfig:
         """A broker with its `url` filled from the environment (and checked again once filled)."""
         broker, secrets = self.resolve("brokers", name, None)  # every ${VAR} filled, the url's too
         url = broker.url
-        if url is not None and broker.type != "local" and not url.startswith(_BROKER_SCHEMES[broker.type]):
+        if (
+            url is not None
+            and broker.type != "local"
+            and not url.startswith(_BROKER_SCHEMES[broker.type])
+        ):
             schemes = " or ".join(_BROKER_SCHEMES[broker.type])
-            raise self.error(f"brokers.{name}", "url", f"url for type = {broker.type!r} must start with {schemes}, got {_hide_password(url)!r}")
+            raise self.error(
+                f"brokers.{name}",
+                "url",
+                f"url for type = {broker.type!r} must start with {schemes}, got {_hide_password(url)!r}",
+            )
         password = url_password(url) if url else None
         return ResolvedBroker(name, url, broker, [*secrets, *([password] if password else [])])
 
@@ -538,11 +587,15 @@ class ComponentConfig:
             for name, item in getattr(self.model, table).items():
                 detail = ""
                 if isinstance(item, App):
-                    detail = f"{item.base_url or '(per env)'}; events: {', '.join(item.events) or '-'}"
+                    detail = (
+                        f"{item.base_url or '(per env)'}; events: {', '.join(item.events) or '-'}"
+                    )
                 elif isinstance(item, Database):
                     detail = f"{_hide_password(item.url)}; events: {', '.join(item.events) or '-'}"
                 elif isinstance(item, Notification):
-                    channels = [c for c in ("smtp", "sms", "push") if getattr(item, c)] + (["outbox"] if item.outbox else [])
+                    channels = [c for c in ("smtp", "sms", "push") if getattr(item, c)] + (
+                        ["outbox"] if item.outbox else []
+                    )
                     detail = f"{', '.join(channels)}; events: {', '.join(item.events) or '-'}"
                 elif isinstance(item, (Storage, Graph)):
                     detail = item.path
@@ -594,7 +647,11 @@ def _cross_check(components: ComponentConfig) -> None:
             for name, item in getattr(model, table).items():
                 for env in item.envs:
                     if env not in envs:
-                        raise components.error(f"{table}.{name}.envs.{env}", None, f"env {env!r} is not declared in [envs] ({', '.join(envs)})")
+                        raise components.error(
+                            f"{table}.{name}.envs.{env}",
+                            None,
+                            f"env {env!r} is not declared in [envs] ({', '.join(envs)})",
+                        )
 
 
 def _check_providers(components: ComponentConfig, name: str, fallback: Fallback) -> None:
@@ -605,10 +662,16 @@ def _check_providers(components: ComponentConfig, name: str, fallback: Fallback)
             continue
         app = apps.get(provider.app)
         if app is None:
-            raise components.error(f"fallbacks.{name}", "providers", f"provider app {provider.app!r} is not declared in [apps]")
+            raise components.error(
+                f"fallbacks.{name}",
+                "providers",
+                f"provider app {provider.app!r} is not declared in [apps]",
+            )
         if provider.event not in app.events:
             raise components.error(
-                f"fallbacks.{name}", "providers", f"provider event {provider.event!r} is not declared in [apps.{provider.app}.events]"
+                f"fallbacks.{name}",
+                "providers",
+                f"provider event {provider.event!r} is not declared in [apps.{provider.app}.events]",
             )
 
 
@@ -643,7 +706,9 @@ def _config_error(project: ProjectConfig, raw: dict[str, Any], exc: ValidationEr
     if kind == "extra_forbidden":
         known = _known_keys(shown[:-1])
         field = _dotted(rest[:-1])
-        message = f"unknown key {str(shown[-1])!r}" + (f" (known: {', '.join(known)})" if known else "")
+        message = f"unknown key {str(shown[-1])!r}" + (
+            f" (known: {', '.join(known)})" if known else ""
+        )
         message = f"{field}: {message}" if field else message
     elif kind == "missing":
         field = _dotted(rest[:-1])
@@ -655,7 +720,9 @@ def _config_error(project: ProjectConfig, raw: dict[str, Any], exc: ValidationEr
             text = "must be a table"
         field = _dotted(rest)
         message = f"{field}: {text}" if field else text
-    return config_error(project.source, project.text, table, key if isinstance(key, str) else None, message)
+    return config_error(
+        project.source, project.text, table, key if isinstance(key, str) else None, message
+    )
 
 
 def _holds(node: Any, part: str | int) -> bool:
@@ -708,6 +775,15 @@ def _unwrap(annotation: Any) -> Any:
             annotation = typing.get_args(annotation)[0]
         elif origin in (typing.Union, types.UnionType):
             args = [a for a in typing.get_args(annotation) if a is not type(None)]
-            annotation = next((a for a in args if typing.get_origin(a) in (dict, list) or isinstance(a, type) and issubclass(a, BaseModel)), args[0])
+            annotation = next(
+                (
+                    a
+                    for a in args
+                    if typing.get_origin(a) in (dict, list)
+                    or isinstance(a, type)
+                    and issubclass(a, BaseModel)
+                ),
+                args[0],
+            )
         else:
             return annotation

@@ -45,29 +45,84 @@ class DatabaseComponent(Component):
     # they differ only in what they return.
 
     @seed_style
-    def insert(self, database: str, event: str, data: Values = None, *, params: Values = None, where: Values = None, input: Values = None) -> Any:
+    def insert(
+        self,
+        database: str,
+        event: str,
+        data: Values = None,
+        *,
+        params: Values = None,
+        where: Values = None,
+        input: Values = None,
+    ) -> Any:
         """Run an INSERT; returns the inserted row as a dict (RETURNING * is added when missing)."""
-        return self._call("insert", database, event, data=data, params=params, where=where, input=input)
+        return self._call(
+            "insert", database, event, data=data, params=params, where=where, input=input
+        )
 
     @seed_style
-    def query(self, database: str, event: str, params: Values = None, *, data: Values = None, where: Values = None, input: Values = None) -> Any:
+    def query(
+        self,
+        database: str,
+        event: str,
+        params: Values = None,
+        *,
+        data: Values = None,
+        where: Values = None,
+        input: Values = None,
+    ) -> Any:
         """Run a SELECT; returns a list of row dicts."""
-        return self._call("query", database, event, data=data, params=params, where=where, input=input)
+        return self._call(
+            "query", database, event, data=data, params=params, where=where, input=input
+        )
 
     @seed_style
-    def update(self, database: str, event: str, data: Values = None, where: Values = None, *, params: Values = None, input: Values = None) -> Any:
+    def update(
+        self,
+        database: str,
+        event: str,
+        data: Values = None,
+        where: Values = None,
+        *,
+        params: Values = None,
+        input: Values = None,
+    ) -> Any:
         """Run an UPDATE with `data` and `where` bound together; returns the number of rows changed."""
-        return self._call("update", database, event, data=data, params=params, where=where, input=input)
+        return self._call(
+            "update", database, event, data=data, params=params, where=where, input=input
+        )
 
     @seed_style
-    def delete(self, database: str, event: str, where: Values = None, *, data: Values = None, params: Values = None, input: Values = None) -> Any:
+    def delete(
+        self,
+        database: str,
+        event: str,
+        where: Values = None,
+        *,
+        data: Values = None,
+        params: Values = None,
+        input: Values = None,
+    ) -> Any:
         """Run a DELETE; returns the number of rows removed."""
-        return self._call("delete", database, event, data=data, params=params, where=where, input=input)
+        return self._call(
+            "delete", database, event, data=data, params=params, where=where, input=input
+        )
 
     @seed_style
-    def execute(self, database: str, event: str, input: Values = None, *, data: Values = None, params: Values = None, where: Values = None) -> Any:
+    def execute(
+        self,
+        database: str,
+        event: str,
+        input: Values = None,
+        *,
+        data: Values = None,
+        params: Values = None,
+        where: Values = None,
+    ) -> Any:
         """Run any statement: returns its rows when it yields some, else the affected count."""
-        return self._call("execute", database, event, data=data, params=params, where=where, input=input)
+        return self._call(
+            "execute", database, event, data=data, params=params, where=where, input=input
+        )
 
     def _call(self, mode: str, database: str, event: str, **given: Any) -> Any:
         resolved = self.config.database(database, self.runtime.env)
@@ -83,7 +138,9 @@ class DatabaseComponent(Component):
             for key, item in values.items():
                 if key in bind and bind[key] != item:
                     given_names = ", ".join(k for k, v in given.items() if v is not None)
-                    raise InvalidInput(f"database {database}.{event}: {key!r} has different values in {given_names}")
+                    raise InvalidInput(
+                        f"database {database}.{event}: {key!r} has different values in {given_names}"
+                    )
                 bind[key] = item
             recorded[name] = redact(values, secret_fields)
             secrets.extend(secret_values(values, secret_fields))
@@ -91,13 +148,23 @@ class DatabaseComponent(Component):
         root = self.config.project.root
 
         async def work() -> Any:
-            return await asyncio.to_thread(run_statement, resolved, root, spec.sql, bind, mode, event, secrets)
+            return await asyncio.to_thread(
+                run_statement, resolved, root, spec.sql, bind, mode, event, secrets
+            )
 
-        return self._dispatch(f"database:{database}:{event}", recorded, without_secrets(work, secret_fields, secrets))
+        return self._dispatch(
+            f"database:{database}:{event}", recorded, without_secrets(work, secret_fields, secrets)
+        )
 
 
 def run_statement(
-    db: ResolvedDatabase, root: Path, sql: str, bind: dict[str, Any], mode: str, event: str, secrets: list[str]
+    db: ResolvedDatabase,
+    root: Path,
+    sql: str,
+    bind: dict[str, Any],
+    mode: str,
+    event: str,
+    secrets: list[str],
 ) -> Any:
     if mode == "insert" and _INSERT.match(sql) and not _RETURNING.search(sql):
         sql = sql.rstrip().rstrip(";") + " RETURNING *"
@@ -128,7 +195,7 @@ def _bindable(value: Any) -> Any:
 
 
 def sqlite_path(url: str, root: Path) -> str:
-    rest = url[len("sqlite:///"):]
+    rest = url[len("sqlite:///") :]
     if rest == ":memory:":
         return rest
     path = Path(rest)
@@ -137,7 +204,9 @@ def sqlite_path(url: str, root: Path) -> str:
     return str(path)
 
 
-def _sqlite(db: ResolvedDatabase, root: Path, sql: str, values: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, int]:
+def _sqlite(
+    db: ResolvedDatabase, root: Path, sql: str, values: dict[str, Any]
+) -> tuple[list[dict[str, Any]] | None, int]:
     path = sqlite_path(db.url, root)
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -152,7 +221,9 @@ def _sqlite(db: ResolvedDatabase, root: Path, sql: str, values: dict[str, Any]) 
         conn.close()
 
 
-def _postgres(db: ResolvedDatabase, sql: str, values: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, int]:
+def _postgres(
+    db: ResolvedDatabase, sql: str, values: dict[str, Any]
+) -> tuple[list[dict[str, Any]] | None, int]:
     try:
         import psycopg
         from psycopg.rows import dict_row
@@ -223,7 +294,11 @@ def _skip(sql: str, i: int) -> int:
     """The end of the literal, quoted identifier or comment starting at `i` (or `i` when none does)."""
     n = len(sql)
     ch = sql[i]
-    if ch in ("E", "e") and sql.startswith("'", i + 1) and (i == 0 or not (sql[i - 1].isalnum() or sql[i - 1] == "_")):
+    if (
+        ch in ("E", "e")
+        and sql.startswith("'", i + 1)
+        and (i == 0 or not (sql[i - 1].isalnum() or sql[i - 1] == "_"))
+    ):
         j = i + 2
         while j < n and sql[j] != "'" or sql.startswith("''", j):
             j += 2 if sql[j] == "\\" or sql.startswith("''", j) else 1

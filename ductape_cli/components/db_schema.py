@@ -23,7 +23,9 @@ from ductape_cli.components.errors import DatabaseError
 TABLE = "_ductape_schema"
 _CREATE = f"CREATE TABLE IF NOT EXISTS {TABLE} (name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
 log = logging.getLogger("ductape.components")
-_checked: set[tuple[str, str, str]] = set()  # (database key, component name, sha256) settled in this process
+_checked: set[tuple[str, str, str]] = (
+    set()
+)  # (database key, component name, sha256) settled in this process
 _lock = threading.Lock()
 
 
@@ -37,7 +39,9 @@ def digest(ddl: list[str]) -> str:
     return hashlib.sha256("\n;\n".join(ddl).encode()).hexdigest()
 
 
-def ensure_sqlite(conn: sqlite3.Connection, key: str, name: str, ddl: str | list[str] | None) -> None:
+def ensure_sqlite(
+    conn: sqlite3.Connection, key: str, name: str, ddl: str | list[str] | None
+) -> None:
     """Apply `ddl` to the SQLite connection unless this database already records it."""
     parts = statements(ddl)
     if not parts:
@@ -52,10 +56,15 @@ def ensure_sqlite(conn: sqlite3.Connection, key: str, name: str, ddl: str | list
         conn.execute("BEGIN IMMEDIATE")  # one process applies it; the others wait, then see the row
         try:
             conn.execute(_CREATE)
-            row = conn.execute(f"SELECT sha256, applied_at FROM {TABLE} WHERE name = ?", (name,)).fetchone()
+            row = conn.execute(
+                f"SELECT sha256, applied_at FROM {TABLE} WHERE name = ?", (name,)
+            ).fetchone()
             if row is None:
                 _run(name, lambda: [conn.execute(s) for s in split_sqlite(parts)])
-                conn.execute(f"INSERT INTO {TABLE} (name, sha256, applied_at) VALUES (?, ?, ?)", (name, sha, time.time()))
+                conn.execute(
+                    f"INSERT INTO {TABLE} (name, sha256, applied_at) VALUES (?, ?, ?)",
+                    (name, sha, time.time()),
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -75,12 +84,17 @@ def ensure_postgres(conn: Any, key: str, name: str, ddl: str | list[str] | None)
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (TABLE,))
             conn.execute(_CREATE)
-            row = conn.execute(f"SELECT sha256, applied_at FROM {TABLE} WHERE name = %s", (name,)).fetchone()
+            row = conn.execute(
+                f"SELECT sha256, applied_at FROM {TABLE} WHERE name = %s", (name,)
+            ).fetchone()
             if row is not None and isinstance(row, dict):
                 row = (row["sha256"], row["applied_at"])
             if row is None:
                 _run(name, lambda: [conn.execute(s) for s in parts])
-                conn.execute(f"INSERT INTO {TABLE} (name, sha256, applied_at) VALUES (%s, %s, %s)", (name, sha, time.time()))
+                conn.execute(
+                    f"INSERT INTO {TABLE} (name, sha256, applied_at) VALUES (%s, %s, %s)",
+                    (name, sha, time.time()),
+                )
         _settle(key, name, sha, row)
 
 
@@ -98,8 +112,12 @@ def _settle(key: str, name: str, sha: str, row: Any) -> None:
         log.warning(
             "[databases.%s] schema changed since it was applied on %s (sha256 %s, now %s); ductape does not re-run it: "
             "apply the change yourself, then delete its row from %s to record the new one",
-            name, applied, row[0][:12], sha[:12], TABLE,
-        )  # fmt: skip
+            name,
+            applied,
+            row[0][:12],
+            sha[:12],
+            TABLE,
+        )
 
 
 def split_sqlite(parts: list[str]) -> list[str]:

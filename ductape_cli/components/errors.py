@@ -69,7 +69,16 @@ class GraphError(ComponentError):
 
 ERROR_CLASSES: dict[str, type[Exception]] = {
     cls.__name__: cls
-    for cls in (ActionError, DatabaseError, NotificationError, StorageError, MessagingError, QuotaError, FallbackError, GraphError)
+    for cls in (
+        ActionError,
+        DatabaseError,
+        NotificationError,
+        StorageError,
+        MessagingError,
+        QuotaError,
+        FallbackError,
+        GraphError,
+    )
 }
 
 
@@ -83,7 +92,9 @@ def redact(value: Any, keys: Iterable[str]) -> Any:
 
 def _redact(value: Any, names: set[str]) -> Any:
     if isinstance(value, Mapping):
-        return {k: REDACTED if str(k).lower() in names else _redact(v, names) for k, v in value.items()}
+        return {
+            k: REDACTED if str(k).lower() in names else _redact(v, names) for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [_redact(v, names) for v in value]
     return value
@@ -91,7 +102,9 @@ def _redact(value: Any, names: set[str]) -> Any:
 
 def scrub(value: Any, secrets: Iterable[str]) -> Any:
     """Replace every occurrence of a secret value inside strings (messages, response bodies)."""
-    found = sorted({s for s in secrets if isinstance(s, str) and len(s) >= _MIN_SECRET}, key=len, reverse=True)
+    found = sorted(
+        {s for s in secrets if isinstance(s, str) and len(s) >= _MIN_SECRET}, key=len, reverse=True
+    )
     if not found:
         return value
     return _scrub(value, found)

@@ -21,14 +21,26 @@ class FallbackComponent(Component):
     kind = "fallback"
 
     @seed_style
-    def execute(self, fallback: str, input: Mapping[str, Any] | None = None, *, timeout: int | str | None = None) -> Any:
+    def execute(
+        self,
+        fallback: str,
+        input: Mapping[str, Any] | None = None,
+        *,
+        timeout: int | str | None = None,
+    ) -> Any:
         spec = self.config.fallback(fallback)
         values = check_mapping(input, "input")
         if values and not set(values) <= set(INPUT_KEYS):
             values = {"body": values}
         action = self.runtime.action
         requests: list[Request] = [
-            action.prepare(p.app, p.event, values, retries=p.retries, timeout=timeout if timeout is not None else p.timeout)
+            action.prepare(
+                p.app,
+                p.event,
+                values,
+                retries=p.retries,
+                timeout=timeout if timeout is not None else p.timeout,
+            )
             for p in spec.providers
         ]
         # Any provider's `secret` fields are secret for all: the same input goes to each.
@@ -43,10 +55,26 @@ class FallbackComponent(Component):
                     result = await send(request)
                 except ActionError as exc:
                     error = scrub(exc.message, secrets)
-                    failed.append({"app": request.app, "event": request.event, "error": error, "status_code": exc.status_code})
+                    failed.append(
+                        {
+                            "app": request.app,
+                            "event": request.event,
+                            "error": error,
+                            "status_code": exc.status_code,
+                        }
+                    )
                     continue
-                return {"provider": {"app": request.app, "event": request.event}, "result": result, "failed": failed}
+                return {
+                    "provider": {"app": request.app, "event": request.event},
+                    "result": result,
+                    "failed": failed,
+                }
             lines = "; ".join(f"{f['app']}.{f['event']}: {f['error']}" for f in failed)
-            raise FallbackError(scrub(f"fallback {fallback}: all {len(failed)} providers failed: {lines}", secrets), failed)
+            raise FallbackError(
+                scrub(f"fallback {fallback}: all {len(failed)} providers failed: {lines}", secrets),
+                failed,
+            )
 
-        return self._dispatch(f"fallback:{fallback}", recorded, without_secrets(work, fields, secrets))
+        return self._dispatch(
+            f"fallback:{fallback}", recorded, without_secrets(work, fields, secrets)
+        )

@@ -20,7 +20,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_AUTH_HEADER = re.compile(r"authorization|cookie|key|token|secret|auth|passw|signature|session|credential", re.IGNORECASE)
+_AUTH_HEADER = re.compile(
+    r"authorization|cookie|key|token|secret|auth|passw|signature|session|credential", re.IGNORECASE
+)
 
 Path = tuple[str | int, ...]
 
@@ -119,7 +121,9 @@ def config_secrets(filled: Filled, fields: Iterable[str]) -> list[str]:
         elif isinstance(node, list):
             for index, item in enumerate(node):
                 everything(item, (*where, index))
-        found.extend(v for p, values in filled.used.items() if p[: len(where)] == where for v in values)
+        found.extend(
+            v for p, values in filled.used.items() if p[: len(where)] == where for v in values
+        )
 
     def walk(node: Any, where: Path) -> None:
         if not isinstance(node, Mapping):
@@ -155,7 +159,9 @@ def url_password(url: str) -> str | None:
 def call_secrets(headers: Mapping[str, Any], fields: Iterable[str]) -> list[str]:
     """Values of a call's own headers that are secrets (auth headers and `secret` names)."""
     wanted = {f.lower() for f in fields}
-    return [str(v) for k, v in headers.items() if is_auth_header(str(k)) or str(k).lower() in wanted]
+    return [
+        str(v) for k, v in headers.items() if is_auth_header(str(k)) or str(k).lower() in wanted
+    ]
 
 
 def redact_auth_headers(headers: Any, fields: Iterable[str]) -> Any:
@@ -165,5 +171,7 @@ def redact_auth_headers(headers: Any, fields: Iterable[str]) -> Any:
     if not isinstance(headers, Mapping):
         return headers
     wanted = {f.lower() for f in fields}
-    return {k: REDACTED if is_auth_header(str(k)) or str(k).lower() in wanted else v for k, v in headers.items()}
-
+    return {
+        k: REDACTED if is_auth_header(str(k)) or str(k).lower() in wanted else v
+        for k, v in headers.items()
+    }

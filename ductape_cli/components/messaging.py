@@ -26,7 +26,14 @@ class Messaging(Component):
     kind = "messaging"
 
     @seed_style
-    def produce(self, event: str | None = None, message: Any = None, *, broker: str | None = None, topic: str | None = None) -> Any:
+    def produce(
+        self,
+        event: str | None = None,
+        message: Any = None,
+        *,
+        broker: str | None = None,
+        topic: str | None = None,
+    ) -> Any:
         """Publish `message` (JSON) to `broker:topic`; returns ``{message_id, broker, topic, ...receipt}``."""
         from ductape_cli.engine.steps import IN_STEP
 
@@ -35,7 +42,9 @@ class Messaging(Component):
         try:
             message = json.loads(json.dumps(message, ensure_ascii=False))
         except (TypeError, ValueError):
-            raise InvalidInput(f"message for {broker}:{topic} must be JSON-serialisable, got {type(message).__name__}") from None
+            raise InvalidInput(
+                f"message for {broker}:{topic} must be JSON-serialisable, got {type(message).__name__}"
+            ) from None
         runtime = self.runtime
         recorded = {"event": f"{broker}:{topic}", "message": redact(message, resolved.model.secret)}
         own_step = IN_STEP.get() is None  # outside any step: this produce becomes a step of its own
@@ -45,29 +54,42 @@ class Messaging(Component):
             message_id = self.message_id(step, own_step, broker, topic, message)
             sent = {"message_id": message_id, "broker": broker, "topic": topic}
             execution = runtime.execution
-            if resolved.model.outbox and execution is not None and step is not None and not self._in_rollback(step):
+            if (
+                resolved.model.outbox
+                and execution is not None
+                and step is not None
+                and not self._in_rollback(step)
+            ):
                 from ductape_cli.store.sqlite_outbox import OutboxMessage
 
-                queued = OutboxMessage(message_id, broker, topic, message, execution.run.id, step, runtime.clock.now())
+                queued = OutboxMessage(
+                    message_id, broker, topic, message, execution.run.id, step, runtime.clock.now()
+                )
                 execution.outbox.setdefault(step, {})[message_id] = queued
                 return {**sent, "outbox": True}
             from ductape_cli.components.brokers import client_for, open_client
 
-            if execution is None:  # direct use: this loop may be gone after the call, so no shared client
+            if (
+                execution is None
+            ):  # direct use: this loop may be gone after the call, so no shared client
                 client = open_client(resolved, runtime.store)
                 try:
                     receipt = await client.publish(topic, message, message_id)
                 finally:
                     await client.close()
             else:
-                receipt = await client_for(resolved, runtime.store).publish(topic, message, message_id, run_id=execution.run.id)
+                receipt = await client_for(resolved, runtime.store).publish(
+                    topic, message, message_id, run_id=execution.run.id
+                )
             return {**sent, **receipt}
 
         return self._dispatch(f"messaging:{broker}:{topic}", recorded, work)
 
     publish = produce
 
-    def message_id(self, step: str | None, own_step: bool, broker: str, topic: str, message: Any) -> str:
+    def message_id(
+        self, step: str | None, own_step: bool, broker: str, topic: str, message: Any
+    ) -> str:
         """Deterministic per run and step: ``RUN:STEP`` for a produce step, ``RUN:STEP:DIGEST`` inside
         a step of yours (the digest of topic and message tells several produces in one step apart)."""
         run_id = self.runtime.run_id
@@ -75,7 +97,9 @@ class Messaging(Component):
             return uuid.uuid4().hex  # direct use from Python: no run, nothing to re-execute
         if own_step:
             return f"{run_id}:{step}"
-        canonical = json.dumps([broker, topic, message], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        canonical = json.dumps(
+            [broker, topic, message], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
         return f"{run_id}:{step}:{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
 
     def _in_rollback(self, step: str) -> bool:
@@ -93,5 +117,9 @@ class Messaging(Component):
             raise InvalidInput("messaging.produce needs event='broker:topic'")
         spec = self.config.broker(broker)
         if topic not in spec.topics:
-            raise self.config.error(f"brokers.{broker}", "topics", f"topic {topic!r} is not declared (topics: {', '.join(spec.topics)})")
+            raise self.config.error(
+                f"brokers.{broker}",
+                "topics",
+                f"topic {topic!r} is not declared (topics: {', '.join(spec.topics)})",
+            )
         return broker, topic

@@ -54,64 +54,125 @@ class NotificationComponent(Component):
         retries: int | None = None,
     ) -> Any:
         """Send the event's email to `recipients`; `subject`/`template` fill its subject/body."""
-        values = {"recipients": recipients, "subject": subject, "template": template, "cc": cc, "bcc": bcc}
+        values = {
+            "recipients": recipients,
+            "subject": subject,
+            "template": template,
+            "cc": cc,
+            "bcc": bcc,
+        }
         return self._send(notification, event, {"email": values}, retries, single="email")
 
     @seed_style
     def sms(
-        self, notification: str, event: str, phones: list[str] | str, message: Mapping[str, Any] | str | None = None,
-        *, retries: int | None = None,
-    ) -> Any:  # fmt: skip
+        self,
+        notification: str,
+        event: str,
+        phones: list[str] | str,
+        message: Mapping[str, Any] | str | None = None,
+        *,
+        retries: int | None = None,
+    ) -> Any:
         """Send the event's sms `message` template to `phones`."""
-        return self._send(notification, event, {"sms": {"phones": phones, "message": message}}, retries, single="sms")
+        return self._send(
+            notification,
+            event,
+            {"sms": {"phones": phones, "message": message}},
+            retries,
+            single="sms",
+        )
 
     @seed_style
     def push(
-        self, notification: str, event: str, tokens: list[str] | str, title: Mapping[str, Any] | str | None = None,
-        body: Mapping[str, Any] | str | None = None, data: Mapping[str, Any] | None = None, *, retries: int | None = None,
-    ) -> Any:  # fmt: skip
+        self,
+        notification: str,
+        event: str,
+        tokens: list[str] | str,
+        title: Mapping[str, Any] | str | None = None,
+        body: Mapping[str, Any] | str | None = None,
+        data: Mapping[str, Any] | None = None,
+        *,
+        retries: int | None = None,
+    ) -> Any:
         """Send the event's push `title`/`body` to device `tokens`, with `data` passed through."""
         values = {"tokens": tokens, "title": title, "body": body, "data": data}
         return self._send(notification, event, {"push": values}, retries, single="push")
 
     @seed_style
-    def send(self, notification: str, event: str, input: Mapping[str, Any], *, retries: int | None = None) -> Any:
+    def send(
+        self, notification: str, event: str, input: Mapping[str, Any], *, retries: int | None = None
+    ) -> Any:
         """Fan out to every channel named in `input` (`email`, `sms`, `push`); returns one result per channel."""
         channels = check_mapping(input, "input")
         unknown = sorted(set(channels) - set(CHANNELS))
         if unknown or not channels:
-            raise InvalidInput(f"notification.send: input needs one or more of {', '.join(CHANNELS)}; got {', '.join(channels) or 'nothing'}")
+            raise InvalidInput(
+                f"notification.send: input needs one or more of {', '.join(CHANNELS)}; got {', '.join(channels) or 'nothing'}"
+            )
         return self._send(notification, event, channels, retries, single=None)
 
-    def _send(self, notification: str, event: str, channels: dict[str, Any], retries: int | None, single: str | None) -> Any:
+    def _send(
+        self,
+        notification: str,
+        event: str,
+        channels: dict[str, Any],
+        retries: int | None,
+        single: str | None,
+    ) -> Any:
         resolved = self.config.notification(notification)
-        spec: NotificationEvent = self.config.event("notifications", notification, resolved.model, event)
+        spec: NotificationEvent = self.config.event(
+            "notifications", notification, resolved.model, event
+        )
         retries = check_retries(retries)
         attempts = 1 + (retries if retries is not None else resolved.model.retries)
         where = f"notifications.{notification}.events.{event}"
         for name in channels:
             if not _has_transport(resolved, name):
                 transport = "smtp" if name == "email" else name
-                raise self.config.error(f"notifications.{notification}", None, f"no {name} transport: set {transport} or outbox")
-        messages = {name: _compose(name, spec, check_mapping(values, f"input.{name}"), where) for name, values in channels.items()}
+                raise self.config.error(
+                    f"notifications.{notification}",
+                    None,
+                    f"no {name} transport: set {transport} or outbox",
+                )
+        messages = {
+            name: _compose(name, spec, check_mapping(values, f"input.{name}"), where)
+            for name, values in channels.items()
+        }
         secret_fields = [*resolved.model.secret, *spec.secret]
         secrets = [*resolved.secret_values, *secret_values(channels, secret_fields)]
-        recorded = scrub({"notification": notification, "event": event, "input": redact(channels, secret_fields)}, secrets)
+        recorded = scrub(
+            {
+                "notification": notification,
+                "event": event,
+                "input": redact(channels, secret_fields),
+            },
+            secrets,
+        )
         meta = {"notification": notification, "event": event}
 
         async def work() -> Any:
             results = {}
             for name, message in messages.items():
-                results[name] = await _deliver(resolved, name, {**meta, **message}, attempts, secrets)
+                results[name] = await _deliver(
+                    resolved, name, {**meta, **message}, attempts, secrets
+                )
             return results[single] if single else results
 
-        return self._dispatch(f"notification:{notification}:{event}", recorded, without_secrets(work, secret_fields, secrets))
+        return self._dispatch(
+            f"notification:{notification}:{event}",
+            recorded,
+            without_secrets(work, secret_fields, secrets),
+        )
 
 
 def _list(value: Any, what: str) -> list[str]:
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v for v in value):
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(v, str) and v for v in value)
+    ):
         raise InvalidInput(f"{what} must be a non-empty list of strings, got {value!r}")
     return list(value)
 
@@ -129,12 +190,18 @@ def _fill(template: str | None, values: Any, what: str, where: str) -> str | Non
         return template.format_map(mapping)
     except KeyError as exc:
         known = ", ".join(sorted(mapping)) or "none"
-        raise InvalidInput(f"[{where}] {what} template needs {{{exc.args[0]}}}; the call gave: {known}") from None
+        raise InvalidInput(
+            f"[{where}] {what} template needs {{{exc.args[0]}}}; the call gave: {known}"
+        ) from None
     except (IndexError, ValueError, AttributeError) as exc:
-        raise InvalidInput(f"[{where}] {what} template {template!r} cannot be filled: {exc}") from None
+        raise InvalidInput(
+            f"[{where}] {what} template {template!r} cannot be filled: {exc}"
+        ) from None
 
 
-def _compose(channel: str, spec: NotificationEvent, values: dict[str, Any], where: str) -> dict[str, Any]:
+def _compose(
+    channel: str, spec: NotificationEvent, values: dict[str, Any], where: str
+) -> dict[str, Any]:
     """The message for one channel, templates filled (errors here are immediate, not a failed step)."""
     if channel == "email":
         template = check_mapping(values.get("template"), "template")
@@ -147,7 +214,11 @@ def _compose(channel: str, spec: NotificationEvent, values: dict[str, Any], wher
         body = _fill(spec.body, template, "body", where)
         if subject is None or body is None:
             raise InvalidInput(f"[{where}] email needs subject and body templates")
-        message: dict[str, Any] = {"to": _list(values.get("recipients"), "recipients"), "subject": subject, "body": body}
+        message: dict[str, Any] = {
+            "to": _list(values.get("recipients"), "recipients"),
+            "subject": subject,
+            "body": body,
+        }
         if spec.html:
             message["html"] = _fill(spec.html, template, "html", where)
         for key in ("cc", "bcc"):
@@ -163,10 +234,21 @@ def _compose(channel: str, spec: NotificationEvent, values: dict[str, Any], wher
     body = _fill(spec.body, values.get("body") or {}, "body", where)
     if title is None and body is None:
         raise InvalidInput(f"[{where}] push needs a title or body template")
-    return {"to": _list(values.get("tokens"), "tokens"), "title": title, "body": body, "data": check_mapping(values.get("data"), "data")}
+    return {
+        "to": _list(values.get("tokens"), "tokens"),
+        "title": title,
+        "body": body,
+        "data": check_mapping(values.get("data"), "data"),
+    }
 
 
-async def _deliver(note: ResolvedNotification, channel: str, message: dict[str, Any], attempts: int, secrets: list[str]) -> dict[str, Any]:
+async def _deliver(
+    note: ResolvedNotification,
+    channel: str,
+    message: dict[str, Any],
+    attempts: int,
+    secrets: list[str],
+) -> dict[str, Any]:
     error: NotificationError | None = None
     for attempt in range(1, attempts + 1):
         try:
@@ -193,8 +275,13 @@ def _has_transport(note: ResolvedNotification, channel: str) -> bool:
 
 def _smtp_send(smtp: Smtp, message: dict[str, Any]) -> dict[str, Any]:
     # A CR or LF in a header would let a filled-in value add headers (Bcc:) of its own.
-    headers = {"From": [smtp.sender], "To": message["to"], "Cc": message.get("cc", []), "Bcc": message.get("bcc", []),
-               "Subject": [message["subject"]]}  # fmt: skip
+    headers = {
+        "From": [smtp.sender],
+        "To": message["to"],
+        "Cc": message.get("cc", []),
+        "Bcc": message.get("bcc", []),
+        "Subject": [message["subject"]],
+    }
     for name, values in headers.items():
         if any("\r" in value or "\n" in value for value in values):
             raise NotificationError(f"email {name} header contains a line break (CR/LF); not sent")
@@ -221,7 +308,14 @@ def _smtp_send(smtp: Smtp, message: dict[str, Any]) -> dict[str, Any]:
     except (smtplib.SMTPException, OSError) as exc:
         raise NotificationError(f"email via {smtp.host}:{smtp.port} failed: {exc}") from None
     delivered = [r for r in recipients if r not in refused]
-    return {"channel": "email", "transport": "smtp", "to": delivered, "refused": sorted(refused), "subject": message["subject"], "message_id": message_id}
+    return {
+        "channel": "email",
+        "transport": "smtp",
+        "to": delivered,
+        "refused": sorted(refused),
+        "subject": message["subject"],
+        "message_id": message_id,
+    }
 
 
 async def _webhook(hook: Webhook, channel: str, message: dict[str, Any]) -> dict[str, Any]:
@@ -229,12 +323,23 @@ async def _webhook(hook: Webhook, channel: str, message: dict[str, Any]) -> dict
 
     try:
         async with httpx.AsyncClient(timeout=hook.timeout / 1000) as client:
-            response = await client.post(hook.webhook, json={"channel": channel, **message}, headers=hook.headers)
+            response = await client.post(
+                hook.webhook, json={"channel": channel, **message}, headers=hook.headers
+            )
     except httpx.HTTPError as exc:
-        raise NotificationError(f"{channel} webhook {hook.webhook} failed: {exc or type(exc).__name__}") from None
+        raise NotificationError(
+            f"{channel} webhook {hook.webhook} failed: {exc or type(exc).__name__}"
+        ) from None
     if not 200 <= response.status_code < 300:
-        raise NotificationError(f"{channel} webhook {hook.webhook} -> {response.status_code}: {response.text[:200]}")
-    return {"channel": channel, "transport": "webhook", "to": message["to"], "status_code": response.status_code}
+        raise NotificationError(
+            f"{channel} webhook {hook.webhook} -> {response.status_code}: {response.text[:200]}"
+        )
+    return {
+        "channel": channel,
+        "transport": "webhook",
+        "to": message["to"],
+        "status_code": response.status_code,
+    }
 
 
 def _outbox(folder: Path, channel: str, message: dict[str, Any]) -> dict[str, Any]:
@@ -242,6 +347,8 @@ def _outbox(folder: Path, channel: str, message: dict[str, Any]) -> dict[str, An
     path = folder / f"{int(time.time() * 1000)}-{channel}-{token.token_hex(4)}.json"
     record = {"channel": channel, "created_at": time.time(), **message}
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(record, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    temporary.write_text(
+        json.dumps(record, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
+    )
     temporary.replace(path)
     return {"channel": channel, "transport": "outbox", "to": message["to"], "file": str(path)}

@@ -19,7 +19,13 @@ class QuotaComponent(Component):
     kind = "quota"
 
     @seed_style
-    def execute(self, quota: str, input: Mapping[str, Any] | None = None, *, timeout: int | str | None = None) -> Any:
+    def execute(
+        self,
+        quota: str,
+        input: Mapping[str, Any] | None = None,
+        *,
+        timeout: int | str | None = None,
+    ) -> Any:
         """Take one token for `input.key`: ``{allowed, remaining, reset_at (ms), limit, key}``.
 
         `timeout` is accepted for the seed's signature; the store's busy timeout bounds the wait.
@@ -33,8 +39,16 @@ class QuotaComponent(Component):
         runtime = self.runtime
 
         async def work() -> Any:
-            allowed, remaining, reset_at = runtime.store.take_quota(quota, key, spec.limit, spec.per / 1000, runtime.clock.now())
-            return {"allowed": allowed, "remaining": remaining, "reset_at": int(reset_at * 1000), "limit": spec.limit, "key": key}
+            allowed, remaining, reset_at = runtime.store.take_quota(
+                quota, key, spec.limit, spec.per / 1000, runtime.clock.now()
+            )
+            return {
+                "allowed": allowed,
+                "remaining": remaining,
+                "reset_at": int(reset_at * 1000),
+                "limit": spec.limit,
+                "key": key,
+            }
 
         return self._dispatch(f"quota:{quota}", {"quota": quota, "input": {"key": key}}, work)
 

@@ -80,7 +80,9 @@ class ComponentRuntime:
             from ductape_cli.store import open_store
 
             self._store = open_store(
-                self.config.store_path, durability=self.config.durability, namespace=self.config.store_namespace
+                self.config.store_path,
+                durability=self.config.durability,
+                namespace=self.config.store_namespace,
             )
         return self._store
 
@@ -151,19 +153,25 @@ class ComponentRuntime:
         variables = self.components.app(app, self.env).variables
         if key not in variables:
             known = ", ".join(sorted(variables)) or "none"
-            raise self.components.error(f"apps.{app}", "variables", f"no variable {key!r} (declared: {known})")
+            raise self.components.error(
+                f"apps.{app}", "variables", f"no variable {key!r} (declared: {known})"
+            )
         return variables[key]
 
     def constant(self, app: str, key: str) -> Any:
         constants = self.components.app(app, self.env).constants
         if key not in constants:
             known = ", ".join(sorted(constants)) or "none"
-            raise self.components.error(f"apps.{app}", "constants", f"no constant {key!r} (declared: {known})")
+            raise self.components.error(
+                f"apps.{app}", "constants", f"no constant {key!r} (declared: {known})"
+            )
         return constants[key]
 
     # -- running a call -------------------------------------------------------------------
 
-    def dispatch(self, label: str, recorded: dict[str, Any], work: Callable[[], Awaitable[Any]]) -> Any:
+    def dispatch(
+        self, label: str, recorded: dict[str, Any], work: Callable[[], Awaitable[Any]]
+    ) -> Any:
         """Run `work` as part of the current step, or as a step of its own when outside one."""
         from ductape_cli.engine.steps import IN_STEP
 
@@ -177,7 +185,9 @@ class ComponentRuntime:
         tag = label if count == 1 else f"{label}#{count}"
         return execution.deliver(self._as_step(tag, jsonable(recorded), work))
 
-    async def _as_step(self, tag: str, recorded: dict[str, Any], work: Callable[[], Awaitable[Any]]) -> Any:
+    async def _as_step(
+        self, tag: str, recorded: dict[str, Any], work: Callable[[], Awaitable[Any]]
+    ) -> Any:
         execution = self.execution
         assert execution is not None
         call = execution.step_call(tag, lambda _recorded: work(), None, {"input": recorded})
@@ -198,7 +208,12 @@ class ComponentRuntime:
         combined = _combined(cls)
         error = combined.__new__(combined)
         Exception.__init__(error, exc.message)
-        error.step, error.message, error.code, error.error_type = exc.step, exc.message, exc.code, exc.error_type
+        error.step, error.message, error.code, error.error_type = (
+            exc.step,
+            exc.message,
+            exc.code,
+            exc.error_type,
+        )
         record = None
         if self.execution is not None:
             record = next((r for r in self.execution.journal.values() if r.tag == exc.step), None)
@@ -210,13 +225,19 @@ class ComponentRuntime:
         return error
 
 
-_ERROR_TYPES: dict[str, type[Exception]] = {**ERROR_CLASSES, "InvalidInput": InvalidInput, "ConfigError": ConfigError}
+_ERROR_TYPES: dict[str, type[Exception]] = {
+    **ERROR_CLASSES,
+    "InvalidInput": InvalidInput,
+    "ConfigError": ConfigError,
+}
 _COMBINED: dict[type[Exception], type[StepFailed]] = {}
 
 
 def _combined(cls: type[Exception]) -> type[StepFailed]:
     if cls not in _COMBINED:
-        _COMBINED[cls] = type(cls.__name__, (StepFailed, cls), {"__module__": cls.__module__, "__doc__": cls.__doc__})
+        _COMBINED[cls] = type(
+            cls.__name__, (StepFailed, cls), {"__module__": cls.__module__, "__doc__": cls.__doc__}
+        )
     return _COMBINED[cls]
 
 
@@ -236,11 +257,15 @@ class Component:
     def config(self) -> ComponentConfig:
         return self.runtime.components
 
-    def _dispatch(self, label: str, recorded: dict[str, Any], work: Callable[[], Awaitable[Any]]) -> Any:
+    def _dispatch(
+        self, label: str, recorded: dict[str, Any], work: Callable[[], Awaitable[Any]]
+    ) -> Any:
         return self.runtime.dispatch(label, recorded, work)
 
 
-def without_secrets(work: Callable[[], Awaitable[Any]], fields: list[str], secrets: list[str]) -> Callable[[], Awaitable[Any]]:
+def without_secrets(
+    work: Callable[[], Awaitable[Any]], fields: list[str], secrets: list[str]
+) -> Callable[[], Awaitable[Any]]:
     """`work` whose result has `secret` fields as ``***`` and secret values scrubbed.
 
     A result is journaled and shown in history, so a secret column or echoed
@@ -268,7 +293,11 @@ def seed_style(method: F) -> F:
         try:
             return method(self, *args, **kwargs)
         except TypeError as exc:
-            if "argument" in str(exc) and exc.__traceback__ is not None and exc.__traceback__.tb_next is None:
+            if (
+                "argument" in str(exc)
+                and exc.__traceback__ is not None
+                and exc.__traceback__.tb_next is None
+            ):
                 raise InvalidInput(f"ctx.{self.kind}.{method.__name__}: {exc}") from None
             raise
 
@@ -316,7 +345,11 @@ def secret_values(value: Any, names: list[str]) -> list[str]:
     def walk(node: Any) -> None:
         if isinstance(node, Mapping):
             for key, item in node.items():
-                if str(key).lower() in wanted and isinstance(item, (str, int)) and not isinstance(item, bool):
+                if (
+                    str(key).lower() in wanted
+                    and isinstance(item, (str, int))
+                    and not isinstance(item, bool)
+                ):
                     found.append(str(item))
                 else:
                     walk(item)

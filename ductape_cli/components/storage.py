@@ -34,7 +34,14 @@ class StorageComponent(Component):
     kind = "storage"
 
     @seed_style
-    def upload(self, storage: str, event: str | None = None, input: Mapping[str, Any] | None = None, *, retries: int | None = None) -> Any:
+    def upload(
+        self,
+        storage: str,
+        event: str | None = None,
+        input: Mapping[str, Any] | None = None,
+        *,
+        retries: int | None = None,
+    ) -> Any:
         """Write `input.buffer` (bytes or base64) or `input.content` (text) as `input.fileName`.
 
         Returns ``{url, file_key, size, mime_type, storage}``.
@@ -55,11 +62,19 @@ class StorageComponent(Component):
 
         async def work() -> Any:
             await asyncio.to_thread(_write, root, target, data)
-            return {"storage": storage, "file_key": key, "url": target.as_uri(), "size": len(data), "mime_type": mime}
+            return {
+                "storage": storage,
+                "file_key": key,
+                "url": target.as_uri(),
+                "size": len(data),
+                "mime_type": mime,
+            }
 
         return self._dispatch(self._label(storage, event, "upload"), recorded, work)
 
-    def _locate(self, storage: str, event: str | None, input: Mapping[str, Any] | None) -> tuple[Mapping[str, Any], str, Any]:
+    def _locate(
+        self, storage: str, event: str | None, input: Mapping[str, Any] | None
+    ) -> tuple[Mapping[str, Any], str, Any]:
         """The call's input, the file key it names, and its path inside the storage folder (never outside)."""
         root, prefix = self._root(storage, event)
         values = check_mapping(input, "input")
@@ -67,7 +82,9 @@ class StorageComponent(Component):
         return values, key, safe_path(root, key)
 
     @seed_style
-    def download(self, storage: str, event: str | None = None, input: Mapping[str, Any] | None = None) -> Any:
+    def download(
+        self, storage: str, event: str | None = None, input: Mapping[str, Any] | None = None
+    ) -> Any:
         """Read `input.file_key`: ``{file_key, content, encoding, size, mime_type, url, sha256}``.
 
         A file over the storage's `journal_limit` is journaled as a reference
@@ -82,8 +99,16 @@ class StorageComponent(Component):
             data = await asyncio.to_thread(_read, storage, key, target)
             mime = _guess(key)
             content, encoding = _encode(data, mime)
-            result = {"storage": storage, "file_key": key, "content": content, "encoding": encoding, "size": len(data),
-                      "mime_type": mime, "url": target.as_uri(), "sha256": hashlib.sha256(data).hexdigest()}  # fmt: skip
+            result = {
+                "storage": storage,
+                "file_key": key,
+                "content": content,
+                "encoding": encoding,
+                "size": len(data),
+                "mime_type": mime,
+                "url": target.as_uri(),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
             if len(data) <= limit:
                 return result
             fresh["content"] = content
@@ -96,17 +121,25 @@ class StorageComponent(Component):
             if content is None:  # replayed: the journal has the reference only
                 data = _read(storage, key, target)
                 if hashlib.sha256(data).hexdigest() != result["sha256"]:
-                    raise StorageError(f"storage {storage}: {key!r} changed since this run downloaded it (sha256 differs)")
+                    raise StorageError(
+                        f"storage {storage}: {key!r} changed since this run downloaded it (sha256 differs)"
+                    )
                 content = _encode(data, result["mime_type"])[0]
             return {k: v for k, v in result.items() if k != "content_ref"} | {"content": content}
 
-        called = self._dispatch(self._label(storage, event, "download"), {"storage": storage, "event": event, "input": values}, work)
+        called = self._dispatch(
+            self._label(storage, event, "download"),
+            {"storage": storage, "event": event, "input": values},
+            work,
+        )
         if inspect.isawaitable(called):
             return _then(called, restore)
         return restore(called)
 
     @seed_style
-    def delete(self, storage: str, event: str | None = None, input: Mapping[str, Any] | None = None) -> Any:
+    def delete(
+        self, storage: str, event: str | None = None, input: Mapping[str, Any] | None = None
+    ) -> Any:
         """Remove `input.file_key`; ``{file_key, deleted}`` (False when it was not there)."""
         values, key, target = self._locate(storage, event, input)
 
@@ -117,14 +150,20 @@ class StorageComponent(Component):
                 return {"storage": storage, "file_key": key, "deleted": False}
             return {"storage": storage, "file_key": key, "deleted": True}
 
-        return self._dispatch(self._label(storage, event, "delete"), {"storage": storage, "event": event, "input": values}, work)
+        return self._dispatch(
+            self._label(storage, event, "delete"),
+            {"storage": storage, "event": event, "input": values},
+            work,
+        )
 
     def _root(self, storage: str, event: str | None) -> tuple[Path, str]:
         spec = self.config.storage(storage)
         prefix = ""
         if spec.events:
             if event is None:
-                raise InvalidInput(f"storage {storage} declares events; pass event= (one of {', '.join(spec.events)})")
+                raise InvalidInput(
+                    f"storage {storage} declares events; pass event= (one of {', '.join(spec.events)})"
+                )
             prefix = self.config.event("storage", storage, spec, event).prefix
         return self.config.path(spec.path), prefix
 
@@ -164,8 +203,14 @@ def safe_path(root: Path, key: str) -> Path:
     if not key or "\x00" in key:
         raise InvalidInput(f"invalid file key {key!r}")
     normal = key.replace("\\", "/")
-    if normal.startswith("/") or re.match(r"^[A-Za-z]:", normal) or PurePosixPath(normal).is_absolute():
-        raise InvalidInput(f"file key {key!r} is an absolute path; keys are relative to the storage folder")
+    if (
+        normal.startswith("/")
+        or re.match(r"^[A-Za-z]:", normal)
+        or PurePosixPath(normal).is_absolute()
+    ):
+        raise InvalidInput(
+            f"file key {key!r} is an absolute path; keys are relative to the storage folder"
+        )
     parts = normal.split("/")
     if ".." in parts:
         raise InvalidInput(f"file key {key!r} escapes the storage folder ('..' is not allowed)")
@@ -189,7 +234,9 @@ def _content(values: dict[str, Any]) -> bytes:
                 return base64.b64decode(buffer, validate=True)
             except (binascii.Error, ValueError):
                 raise InvalidInput("input.buffer must be bytes or a base64 string") from None
-        raise InvalidInput(f"input.buffer must be bytes or a base64 string, got {type(buffer).__name__}")
+        raise InvalidInput(
+            f"input.buffer must be bytes or a base64 string, got {type(buffer).__name__}"
+        )
     content = values.get("content")
     if isinstance(content, str):
         if values.get("encoding") == "base64":

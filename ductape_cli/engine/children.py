@@ -26,7 +26,15 @@ POLICIES = ("terminate", "abandon", "request_cancel")
 class ChildCall:
     """A not-yet-started child workflow call; await it, or hand it to `ctx.parallel`."""
 
-    def __init__(self, execution: ChildrenMixin, child_id: str, tag: str, input: Any, options: dict[str, Any], site: tuple[str, int]) -> None:
+    def __init__(
+        self,
+        execution: ChildrenMixin,
+        child_id: str,
+        tag: str,
+        input: Any,
+        options: dict[str, Any],
+        site: tuple[str, int],
+    ) -> None:
         self.execution = execution
         self.child_id = child_id
         self.tag = tag
@@ -45,15 +53,21 @@ class ChildCall:
 class ChildrenMixin(ExecutionCore):
     """The child-workflow half of `Execution`."""
 
-    def child_call(self, child_id: str, tag: str, input: Any, options: dict[str, Any], site: tuple[str, int]) -> ChildCall:
+    def child_call(
+        self, child_id: str, tag: str, input: Any, options: dict[str, Any], site: tuple[str, int]
+    ) -> ChildCall:
         if not isinstance(child_id, str) or not child_id:
             raise StepError(f"ctx.workflow at {site[0]}:{site[1]} needs a child workflow id")
         unknown = set(options) - {"timeout", "retries", "parent_close_policy"}
         if unknown:
-            raise StepError(f"ctx.workflow({child_id!r}): unknown option {sorted(unknown)[0]!r} (known: timeout, retries, parent_close_policy)")
+            raise StepError(
+                f"ctx.workflow({child_id!r}): unknown option {sorted(unknown)[0]!r} (known: timeout, retries, parent_close_policy)"
+            )
         policy = options.get("parent_close_policy", "terminate")
         if policy not in POLICIES:
-            raise StepError(f"ctx.workflow({child_id!r}): parent_close_policy must be one of {', '.join(POLICIES)}")
+            raise StepError(
+                f"ctx.workflow({child_id!r}): parent_close_policy must be one of {', '.join(POLICIES)}"
+            )
         return ChildCall(self, child_id, tag, input, options, site)
 
     async def run_child(self, call: ChildCall, seq: int, record: StepRecord | None) -> Any:
@@ -61,7 +75,9 @@ class ChildrenMixin(ExecutionCore):
             return record.output
         if record is not None and record.status == StepStatus.FAILED:
             error = record.error or {}
-            raise ChildWorkflowFailed(error.get("child_id", call.child_id), error.get("status", "failed"), error)
+            raise ChildWorkflowFailed(
+                error.get("child_id", call.child_id), error.get("status", "failed"), error
+            )
         retries = int(call.options.get("retries") or 0)
         attempt = (record.input or {}).get("attempt", 0) if record is not None else 0
         base_id = scoped_child_id(self.run, call.child_id)
@@ -70,11 +86,31 @@ class ChildrenMixin(ExecutionCore):
             current_id = self._start_child(call, base_id)
             now = self.clock.now()
             record = StepRecord(
-                self.run.id, seq, OpKind.CHILD, call.child_id, StepStatus.WAITING, started_at=now,
-                input={"tag": call.tag, "current": current_id, "attempt": 0, "policy": call.options.get("parent_close_policy", "terminate")},
+                self.run.id,
+                seq,
+                OpKind.CHILD,
+                call.child_id,
+                StepStatus.WAITING,
+                started_at=now,
+                input={
+                    "tag": call.tag,
+                    "current": current_id,
+                    "attempt": 0,
+                    "policy": call.options.get("parent_close_policy", "terminate"),
+                },
                 source=f"{call.site[0]}:{call.site[1]}",
-            )  # fmt: skip
-            self.commit(record, self.take_events((now, EventType.CHILD_STARTED, None, {"child_id": current_id, "workflow_tag": call.tag})))
+            )
+            self.commit(
+                record,
+                self.take_events(
+                    (
+                        now,
+                        EventType.CHILD_STARTED,
+                        None,
+                        {"child_id": current_id, "workflow_tag": call.tag},
+                    )
+                ),
+            )
         while True:
             current_id = record.input["current"]
             result = await self._drive_child(current_id)
@@ -84,35 +120,90 @@ class ChildrenMixin(ExecutionCore):
                 raise Suspend(None, {"kind": "child", "child_id": current_id, "seq": seq})
             now = self.clock.now()
             if status == "completed":
-                self.store.update_op(self.run.id, seq, {"status": "completed", "output": result["output"], "ended_at": now},
-                                     self.take_events((now, EventType.CHILD_COMPLETED, None, {"child_id": current_id, "status": status})))  # fmt: skip
+                self.store.update_op(
+                    self.run.id,
+                    seq,
+                    {"status": "completed", "output": result["output"], "ended_at": now},
+                    self.take_events(
+                        (
+                            now,
+                            EventType.CHILD_COMPLETED,
+                            None,
+                            {"child_id": current_id, "status": status},
+                        )
+                    ),
+                )
                 record.status, record.output = StepStatus.COMPLETED, result["output"]
-                self.notify(Lifecycle.CHILD_ENDED, child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
+                self.notify(
+                    Lifecycle.CHILD_ENDED,
+                    child_id=current_id,
+                    tag=call.tag,
+                    status=status,
+                    started_at=record.started_at,
+                )
                 return result["output"]
             if attempt < retries:
                 attempt += 1
                 next_id = f"{base_id}-retry-{attempt}"
-                self.notify(Lifecycle.CHILD_ENDED, child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
+                self.notify(
+                    Lifecycle.CHILD_ENDED,
+                    child_id=current_id,
+                    tag=call.tag,
+                    status=status,
+                    started_at=record.started_at,
+                )
                 self.notify(EventType.CHILD_STARTED, child_id=next_id, tag=call.tag)
                 self._start_child(call, next_id, restarted_from=current_id)
                 record.input = {**record.input, "current": next_id, "attempt": attempt}
-                self.store.update_op(self.run.id, seq, {"input": record.input},
-                                     self.take_events((now, EventType.CHILD_STARTED, None, {"child_id": next_id, "retry_of": current_id})))  # fmt: skip
+                self.store.update_op(
+                    self.run.id,
+                    seq,
+                    {"input": record.input},
+                    self.take_events(
+                        (
+                            now,
+                            EventType.CHILD_STARTED,
+                            None,
+                            {"child_id": next_id, "retry_of": current_id},
+                        )
+                    ),
+                )
                 continue
             error = {**(result.get("error") or {}), "child_id": current_id, "status": status}
-            self.store.update_op(self.run.id, seq, {"status": "failed", "error": error, "ended_at": now},
-                                 self.take_events((now, EventType.CHILD_COMPLETED, None, {"child_id": current_id, "status": status})))  # fmt: skip
+            self.store.update_op(
+                self.run.id,
+                seq,
+                {"status": "failed", "error": error, "ended_at": now},
+                self.take_events(
+                    (
+                        now,
+                        EventType.CHILD_COMPLETED,
+                        None,
+                        {"child_id": current_id, "status": status},
+                    )
+                ),
+            )
             record.status, record.error = StepStatus.FAILED, error
-            self.notify(Lifecycle.CHILD_ENDED, child_id=current_id, tag=call.tag, status=status, started_at=record.started_at)
+            self.notify(
+                Lifecycle.CHILD_ENDED,
+                child_id=current_id,
+                tag=call.tag,
+                status=status,
+                started_at=record.started_at,
+            )
             raise ChildWorkflowFailed(current_id, status, error)
 
-    def _start_child(self, call: ChildCall, child_id: str, restarted_from: str | None = None) -> str:
+    def _start_child(
+        self, call: ChildCall, child_id: str, restarted_from: str | None = None
+    ) -> str:
         existing = self.store.get_run(child_id)
         if existing is not None:
             if existing.parent_id != self.run.id:
                 raise StepError(f"child workflow id {child_id!r} is already used by another run")
             return child_id
-        lineage: dict[str, Any] = {"parent_close_policy": call.options.get("parent_close_policy", "terminate")}
+        lineage: dict[str, Any] = {
+            "parent_close_policy": call.options.get("parent_close_policy", "terminate")
+        }
         scope = child_scope(self.run)
         if scope is not None:
             lineage["child_scope"] = scope
@@ -122,11 +213,20 @@ class ChildrenMixin(ExecutionCore):
         try:
             timeout = parse_duration(call.options.get("timeout"), what="child timeout")
             self.engine.start(
-                call.tag, call.input, env=self.run.env, workflow_id=child_id, timeout=timeout, detach=True,
-                parent_id=self.run.id, lineage=lineage, links={"restarted_from": restarted_from} if restarted_from else None,
-            )  # fmt: skip
+                call.tag,
+                call.input,
+                env=self.run.env,
+                workflow_id=child_id,
+                timeout=timeout,
+                detach=True,
+                parent_id=self.run.id,
+                lineage=lineage,
+                links={"restarted_from": restarted_from} if restarted_from else None,
+            )
         except DuctapeError as exc:
-            raise StepError(f"cannot start child workflow {child_id!r} ({call.tag}): {exc.message}") from None
+            raise StepError(
+                f"cannot start child workflow {child_id!r} ({call.tag}): {exc.message}"
+            ) from None
         return child_id
 
     def _replaced_child(self, given_id: str) -> str | None:
@@ -142,7 +242,9 @@ class ChildrenMixin(ExecutionCore):
         """Execute the child on a helper thread (its own store connection and event loop)."""
         engine = self.engine
         inline = self.inline_wait
-        return await asyncio.get_running_loop().run_in_executor(None, lambda: engine.drive(child_id, inline_wait=inline))
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: engine.drive(child_id, inline_wait=inline)
+        )
 
 
 def child_scope(run: Run) -> str | None:
@@ -166,7 +268,11 @@ def scoped_child_id(run: Run, given_id: str) -> str:
 
 def apply_close_policies(engine: Engine, parent_id: str) -> None:
     """When a parent ends, act on its unfinished children as each one's policy says."""
-    children = [c for c in engine.store.list_runs(parent_id=parent_id, limit=10_000) if not c.status.terminal]
+    children = [
+        c
+        for c in engine.store.list_runs(parent_id=parent_id, limit=10_000)
+        if not c.status.terminal
+    ]
     if not children:
         return
 

@@ -32,19 +32,24 @@ def run_report(engine: Engine, run_id: str, *, depth: int = 0) -> dict[str, Any]
         reason = view.get("reason") or skip.get("condition") or skip.get("reason")
         if view.get("status") == StepStatus.SKIPPED and not reason and view.get("error"):
             reason = f"allow_fail: {view['error'].get('message')}"
-        steps.append({
-            "tag": view["tag"] if kind == OpKind.STEP else f"child {view['tag']}",
-            "kind": str(kind),
-            "status": str(view.get("status")),
-            "duration_ms": view.get("duration"),
-            "error": view.get("error"),
-            "source": view.get("source"),
-            "reason": reason,
-            "attempts": view.get("attempts"),
-        })  # fmt: skip
+        steps.append(
+            {
+                "tag": view["tag"] if kind == OpKind.STEP else f"child {view['tag']}",
+                "kind": str(kind),
+                "status": str(view.get("status")),
+                "duration_ms": view.get("duration"),
+                "error": view.get("error"),
+                "source": view.get("source"),
+                "reason": reason,
+                "attempts": view.get("attempts"),
+            }
+        )
     children = []
     if depth < _MAX_CHILD_DEPTH:
-        children = [run_report(engine, child["workflow_id"], depth=depth + 1) for child in status["children"]]
+        children = [
+            run_report(engine, child["workflow_id"], depth=depth + 1)
+            for child in status["children"]
+        ]
     return {
         "workflow_id": run.id,
         "workflow_tag": run.tag,
@@ -68,26 +73,37 @@ def _compensations(engine: Engine, run: Run) -> list[dict[str, Any]]:
     Compensations run one after another from the `rollback_started` event, so each
     one's duration is the time since the previous one ended.
     """
-    wanted = [EventType.ROLLBACK_STARTED, EventType.STEP_ROLLED_BACK, EventType.STEP_ROLLBACK_FAILED]
+    wanted = [
+        EventType.ROLLBACK_STARTED,
+        EventType.STEP_ROLLED_BACK,
+        EventType.STEP_ROLLBACK_FAILED,
+    ]
     events = engine.store.events(run.id, types=[str(t) for t in wanted])
-    sources = {r.tag: r.source for r in engine.store.load_journal(run.id).values() if r.kind == OpKind.STEP}
+    sources = {
+        r.tag: r.source for r in engine.store.load_journal(run.id).values() if r.kind == OpKind.STEP
+    }
     found, previous = [], None
     for event in events:
         if event.type == EventType.ROLLBACK_STARTED:
             previous = event.ts
             continue
         failed = event.type == EventType.STEP_ROLLBACK_FAILED
-        found.append({
-            "tag": event.step, "status": "failed" if failed else "completed",
-            "error": event.data.get("error") if failed else None,
-            "duration_ms": int((event.ts - previous) * 1000) if previous is not None else None,
-            "source": sources.get(event.step or ""),
-        })  # fmt: skip
+        found.append(
+            {
+                "tag": event.step,
+                "status": "failed" if failed else "completed",
+                "error": event.data.get("error") if failed else None,
+                "duration_ms": int((event.ts - previous) * 1000) if previous is not None else None,
+                "source": sources.get(event.step or ""),
+            }
+        )
         previous = event.ts
     return found
 
 
-def wait_for_end(engine: Engine, run_id: str, timeout: str | int | None = None, *, poll: float = 0.2) -> dict[str, Any]:
+def wait_for_end(
+    engine: Engine, run_id: str, timeout: str | int | None = None, *, poll: float = 0.2
+) -> dict[str, Any]:
     """Block until the run ends, or `timeout` passes; returns its result (status `running` on a timeout).
 
     Reads only: another process (a worker, `ductape signal`) moves the run on.

@@ -33,7 +33,13 @@ class SystemClock:
         if seconds > 0:
             time.sleep(seconds)
 
-    def call_later(self, loop: asyncio.AbstractEventLoop, delay: float, callback: Callable[..., Any], *args: Any) -> Any:
+    def call_later(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        delay: float,
+        callback: Callable[..., Any],
+        *args: Any,
+    ) -> Any:
         """Call `callback` on `loop` after `delay` seconds of this clock's time; returns a handle with `cancel()`."""
         return loop.call_later(delay, callback, *args)
 
@@ -50,7 +56,9 @@ class SteadyTime:
 
     JUMP = 1.0  # seconds the wall clock may lead before it counts as a step
 
-    def __init__(self, wall: Callable[[], float] = time.time, mono: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, wall: Callable[[], float] = time.time, mono: Callable[[], float] = time.monotonic
+    ) -> None:
         self._wall, self._mono = wall, mono
         self._anchor_wall, self._anchor_mono = wall(), mono()
         self.ahead = 0.0  # how far the wall clock ran ahead at the last reading

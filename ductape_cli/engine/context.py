@@ -89,9 +89,14 @@ class StepCall:
     __slots__ = ("execution", "tag", "fn", "rollback", "options", "site", "_consumed")
 
     def __init__(
-        self, execution: Execution, tag: str, fn: Callable[..., Any], rollback: Callable[..., Any] | None,
-        options: dict[str, Any], site: tuple[str, int],
-    ) -> None:  # fmt: skip
+        self,
+        execution: Execution,
+        tag: str,
+        fn: Callable[..., Any],
+        rollback: Callable[..., Any] | None,
+        options: dict[str, Any],
+        site: tuple[str, int],
+    ) -> None:
         self.execution = execution
         self.tag = tag
         self.fn = fn
@@ -136,7 +141,9 @@ class Log:
         self._execution = execution
 
     def _emit(self, level: str, message: str, data: Any = None, **fields: Any) -> Any:
-        payload = dict(data) if isinstance(data, Mapping) else ({} if data is None else {"data": data})
+        payload = (
+            dict(data) if isinstance(data, Mapping) else ({} if data is None else {"data": data})
+        )
         payload.update(fields)
         self._execution.log(level, str(message), payload)
         return done(self._execution)
@@ -222,7 +229,9 @@ class Context:
         try:
             dumps(value)  # as the store will write it: no NaN or Infinity either
         except (TypeError, ValueError):
-            raise TypeError(f"state {key!r} must be JSON-serialisable (no NaN or Infinity), got {type(value).__name__}") from None
+            raise TypeError(
+                f"state {key!r} must be JSON-serialisable (no NaN or Infinity), got {type(value).__name__}"
+            ) from None
         self._x.state[key] = value
         self._x.state_dirty = True
         return done(self._x)
@@ -281,7 +290,11 @@ class Context:
         return self._x.deliver(self._x.sleep(duration, name, _site()))
 
     def wait_for_signal(
-        self, names: str | list[str], options: Mapping[str, Any] | None = None, *, timeout: int | str | None = None
+        self,
+        names: str | list[str],
+        options: Mapping[str, Any] | None = None,
+        *,
+        timeout: int | str | None = None,
     ) -> Any:
         if timeout is None and options:
             timeout = options.get("timeout")
@@ -302,7 +315,12 @@ class Context:
         return self._x.patched(change_id, _site())
 
     def workflow(
-        self, child_id: str, tag: str, input: Any = None, options: Mapping[str, Any] | None = None, **kwargs: Any
+        self,
+        child_id: str,
+        tag: str,
+        input: Any = None,
+        options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> Any:
         """Start child workflow `tag` as run `child_id` and wait for its output."""
         merged = dict(options or {})
@@ -361,5 +379,6 @@ class Context:
 
 
 if TYPE_CHECKING:  # mypy checks the engine's context against the contract handlers are written to
+
     def _conforms(ctx: Context) -> ContextContract:
         return ctx

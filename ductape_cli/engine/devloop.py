@@ -23,7 +23,9 @@ ShowReport = Callable[["DefineReport"], None]
 
 
 class DevLoop:
-    def __init__(self, root: Path, *, report: Report, show: ShowReport, concurrency: int = 1) -> None:
+    def __init__(
+        self, root: Path, *, report: Report, show: ShowReport, concurrency: int = 1
+    ) -> None:
         self.root = root
         self.report = report
         self.show = show
@@ -56,9 +58,18 @@ class DevLoop:
                 self.report("still serving the last good code")
                 return False
         try:
-            declared_triggers(engine)  # checked here: in the worker's thread it would end the worker
+            declared_triggers(
+                engine
+            )  # checked here: in the worker's thread it would end the worker
         except DuctapeError as exc:
-            self.report(f"✗ {exc.message}; " + ("still serving the last good code" if self.engine else "fix it to start the worker"))
+            self.report(
+                f"✗ {exc.message}; "
+                + (
+                    "still serving the last good code"
+                    if self.engine
+                    else "fix it to start the worker"
+                )
+            )
             return False
         self._swap(engine)
         return True
@@ -69,7 +80,9 @@ class DevLoop:
         self.stop_worker()
         self.engine = engine
         self.worker = Worker(engine, concurrency=self.concurrency, report=self.report)
-        self._thread = threading.Thread(target=self.worker.run, name="ductape-dev-worker", daemon=True)
+        self._thread = threading.Thread(
+            target=self.worker.run, name="ductape-dev-worker", daemon=True
+        )
         self._thread.start()
         self.report(f"worker running on {len(engine.registry().by_tag)} workflows")
 
@@ -94,7 +107,9 @@ class DevLoop:
 
         self.reload()
         try:
-            for changes in watchfiles.watch(*self.watched(), watch_filter=_relevant, debounce=300, stop_event=stop_event):
+            for changes in watchfiles.watch(
+                *self.watched(), watch_filter=_relevant, debounce=300, stop_event=stop_event
+            ):
                 names = sorted({Path(path).name for _, path in changes})
                 self.report(f"changed: {', '.join(names)}")
                 self.reload()

@@ -93,7 +93,13 @@ def uncompiled_schema(wf: WorkflowDefinition, source_hash: str, reason: str) -> 
     """A definition record for a workflow the recorder could not walk: options only, no steps."""
     import hashlib
 
-    schema: dict[str, Any] = {"tag": wf.tag, "name": wf.name, "options": wf.options_summary(), "steps": [], "recording_error": reason}
+    schema: dict[str, Any] = {
+        "tag": wf.tag,
+        "name": wf.name,
+        "options": wf.options_summary(),
+        "steps": [],
+        "recording_error": reason,
+    }
     schema["version"] = hashlib.sha256(dumps(schema).encode()).hexdigest()[:16]
     schema["source_hash"] = source_hash
     return schema
@@ -113,7 +119,9 @@ def check_metadata(metadata: Any) -> dict[str, Any] | None:
     except (TypeError, ValueError):
         raise InvalidInput("metadata must be JSON-serialisable") from None
     if len(text.encode()) > MAX_METADATA_BYTES:
-        raise InvalidInput(f"metadata is {len(text.encode())} bytes; the limit is {MAX_METADATA_BYTES}")
+        raise InvalidInput(
+            f"metadata is {len(text.encode())} bytes; the limit is {MAX_METADATA_BYTES}"
+        )
     return json.loads(text)
 
 
@@ -126,8 +134,10 @@ def define_notice(tag: str, schema: dict[str, Any], *, first: bool) -> str:
     if schema.get("recording_error"):
         return f"could not record {tag} ({schema['recording_error']}); running it without a compiled schema (version {version})"
     if schema.get("incomplete"):
-        return (f"could not record all of {tag} ({schema['incomplete'][0]}); running it with the {counted} "
-                f"recorded before that (version {version})")  # fmt: skip
+        return (
+            f"could not record all of {tag} ({schema['incomplete'][0]}); running it with the {counted} "
+            f"recorded before that (version {version})"
+        )
     verb = "compiled" if first else "recompiled (source changed)"
     return f"{verb} {tag} → version {version} ({counted})"
 
@@ -138,7 +148,9 @@ def unknown_tag(tag: str, known: list[str], where: str, hint: str = "") -> str:
 
     close = difflib.get_close_matches(tag, known, n=3, cutoff=0.5)
     if not close:
-        close = [k for k in sorted(known) if tag.lower() in k.lower() or k.lower() in tag.lower()][:3]
+        close = [k for k in sorted(known) if tag.lower() in k.lower() or k.lower() in tag.lower()][
+            :3
+        ]
     if close:
         return f"unknown workflow {tag!r}; did you mean {' or '.join(close)}?"
     count = f"{len(known)} workflow{'s' if len(known) != 1 else ''} {where}"
@@ -164,7 +176,9 @@ def _successful_attempt(record: StepRecord, failed: list[Attempt]) -> Attempt:
     if failed and started is not None:
         last = failed[-1]
         options = record.options or {}
-        delay = (options.get("retry_delay_ms") or 0) * (options.get("backoff") or 1) ** (last.attempt - 1)
+        delay = (options.get("retry_delay_ms") or 0) * (options.get("backoff") or 1) ** (
+            last.attempt - 1
+        )
         if options.get("max_delay_ms") is not None:
             delay = min(delay, options["max_delay_ms"])
         started = (last.started_at or started) + ((last.duration or 0) + delay) / 1000
@@ -216,7 +230,11 @@ class Engine:
             if self._memory_store is None:
                 self._memory_store = open_store(":memory:", namespace=self.config.store_namespace)
             return self._memory_store
-        return open_store(self.store_path, durability=self.config.durability, namespace=self.config.store_namespace)
+        return open_store(
+            self.store_path,
+            durability=self.config.durability,
+            namespace=self.config.store_namespace,
+        )
 
     def has_store(self) -> bool:
         """Whether the store exists yet; reads and bad input must not create it."""
@@ -249,7 +267,9 @@ class Engine:
         `env` (checked) picks the overrides; None is the project's default env."""
         from ductape_cli.components.checks import validate_components
 
-        validate_components(self.config, self.config.check_env(env) if env is not None else self.config.default_env)
+        validate_components(
+            self.config, self.config.check_env(env) if env is not None else self.config.default_env
+        )
 
     def components_report(self, env: str | None = None) -> dict[str, Any]:
         """`components check`: every declared component and the problems found, for `env`."""
@@ -280,7 +300,9 @@ class Engine:
             if closing is not None:
                 closing()
         self.leases.stop()
-        if "ductape_cli.components.brokers" in sys.modules:  # broker connections opened by produce steps
+        if (
+            "ductape_cli.components.brokers" in sys.modules
+        ):  # broker connections opened by produce steps
             sys.modules["ductape_cli.components.brokers"].close_clients(self._loops)
         # Every thread's store and idle event loop: an engine made per command (the CLI, tests
         # through its runner) must give back its connections and file descriptors.
@@ -311,19 +333,27 @@ class Engine:
             return self._registry.by_tag[tag]
         if not self._full_registry and self.has_store():
             stored = self.store.latest_definition(tag)
-            path = trusted_module(self.config.workflows_dir, stored.get("source_path") if stored else None)
+            path = trusted_module(
+                self.config.workflows_dir, stored.get("source_path") if stored else None
+            )
             if path is not None:
                 try:
                     registry = load_one(self.config.workflows_dir, path)
                 except Exception:  # noqa: BLE001 - fall back to full discovery, which reports it properly
-                    logger.debug("loading %r from the cached module list failed; discovering all", tag, exc_info=True)
+                    logger.debug(
+                        "loading %r from the cached module list failed; discovering all",
+                        tag,
+                        exc_info=True,
+                    )
                     registry = None
                 if registry is not None and tag in registry.by_tag:
                     self._registry = registry
                     return registry.by_tag[tag]
         registry = self.registry()
         if tag not in registry.by_tag and not registry.errors:
-            raise WorkflowNotFound(unknown_tag(tag, list(registry.by_tag), f"in {display_folder(registry.folder)}"))
+            raise WorkflowNotFound(
+                unknown_tag(tag, list(registry.by_tag), f"in {display_folder(registry.folder)}")
+            )
         return registry.get(tag)
 
     def register(self, definition: WorkflowDefinition) -> None:
@@ -375,7 +405,11 @@ class Engine:
 
         if self.has_store() and version is None and self.store.latest_definition(tag) is None:
             stored = sorted({d["tag"] for d in self.store.list_definitions()})
-            raise WorkflowNotFound(unknown_tag(tag, stored, "stored", "; run `ductape define` first" if not stored else ""))
+            raise WorkflowNotFound(
+                unknown_tag(
+                    tag, stored, "stored", "; run `ductape define` first" if not stored else ""
+                )
+            )
         return show_definition(self, tag, version)
 
     def components_for(self, execution: Execution) -> Any:
@@ -415,9 +449,13 @@ class Engine:
         wf = self.definition(tag)
         env = self.config.check_env(env or self.config.default_env)
         if wf.envs and env not in wf.envs:
-            raise InvalidInput(f"workflow {tag} is not enabled in env {env!r} (envs: {', '.join(wf.envs)})")
+            raise InvalidInput(
+                f"workflow {tag} is not enabled in env {env!r} (envs: {', '.join(wf.envs)})"
+            )
         if env in wf.inactive_envs:
-            raise InvalidInput(f"workflow {tag} is inactive in env {env!r} (envs=[{{'slug': {env!r}, 'active': False}}])")
+            raise InvalidInput(
+                f"workflow {tag} is inactive in env {env!r} (envs=[{{'slug': {env!r}, 'active': False}}])"
+            )
         input = {} if input is None else input
         try:
             input = json.loads(dumps(input))
@@ -428,9 +466,15 @@ class Engine:
         if nesting_depth(input) > MAX_DEPTH:
             raise InvalidInput(f"input nests deeper than {MAX_DEPTH} levels")
         input = wf.validate_input(input)
-        timeout_ms = parse_duration(timeout, what="timeout") if timeout is not None else wf.timeout_ms
-        if workflow_id is not None and (not workflow_id or len(workflow_id) > 200 or any(c.isspace() for c in workflow_id)):
-            raise InvalidInput(f"invalid workflow id {workflow_id!r}: use 1-200 characters without spaces")
+        timeout_ms = (
+            parse_duration(timeout, what="timeout") if timeout is not None else wf.timeout_ms
+        )
+        if workflow_id is not None and (
+            not workflow_id or len(workflow_id) > 200 or any(c.isspace() for c in workflow_id)
+        ):
+            raise InvalidInput(
+                f"invalid workflow id {workflow_id!r}: use 1-200 characters without spaces"
+            )
         metadata = check_metadata(metadata)
         if retries is not None:
             if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
@@ -439,20 +483,37 @@ class Engine:
         version = self.ensure_defined(wf)
         now = self.clock.now()
         run = Run(
-            id=workflow_id or new_run_id(), tag=tag, status=RunStatus.PENDING if detach else RunStatus.RUNNING,
-            input=input, version=version, env=env, context=dict(context or {}), idempotency_key=idempotency_key,
-            parent_id=parent_id, lineage=dict(lineage or {}), options={"timeout_ms": timeout_ms} if timeout_ms else {},
-            created_at=now, started_at=None if detach else now,
+            id=workflow_id or new_run_id(),
+            tag=tag,
+            status=RunStatus.PENDING if detach else RunStatus.RUNNING,
+            input=input,
+            version=version,
+            env=env,
+            context=dict(context or {}),
+            idempotency_key=idempotency_key,
+            parent_id=parent_id,
+            lineage=dict(lineage or {}),
+            options={"timeout_ms": timeout_ms} if timeout_ms else {},
+            created_at=now,
+            started_at=None if detach else now,
             deadline=now + timeout_ms / 1000 if timeout_ms else None,
-            owner=None if detach else self.owner, lease_expires_at=None if detach else now + self.lease_ttl,
+            owner=None if detach else self.owner,
+            lease_expires_at=None if detach else now + self.lease_ttl,
             lease=None if detach else new_lease(),
-            ready_at=now, schedule_id=schedule_id, metadata=metadata or {},
-        )  # fmt: skip
+            ready_at=now,
+            schedule_id=schedule_id,
+            metadata=metadata or {},
+        )
         for field_name, value in (links or {}).items():
             setattr(run, field_name, value)
         if self.listeners:
-            self.emit(None, Lifecycle.RUN_CREATED, {"run": run})  # e.g. tracing stores the trace context in run.options
-        data: dict[str, Any] = {"env": env, "version": version}  # the input is stored once, on the run
+            self.emit(
+                None, Lifecycle.RUN_CREATED, {"run": run}
+            )  # e.g. tracing stores the trace context in run.options
+        data: dict[str, Any] = {
+            "env": env,
+            "version": version,
+        }  # the input is stored once, on the run
         if metadata:
             data["metadata"] = metadata
         if context:
@@ -462,14 +523,22 @@ class Engine:
                 data[key] = getattr(run, key)
         rows, seeded_events = journal(run.id) if journal is not None else ([], [])
         try:
-            stored, created = self.store.create_run(run, [(now, EventType.WORKFLOW_STARTED, None, data), *seeded_events], rows)
+            stored, created = self.store.create_run(
+                run, [(now, EventType.WORKFLOW_STARTED, None, data), *seeded_events], rows
+            )
         except RunIdTaken:
             if self.listeners:
                 self.emit(None, Lifecycle.RUN_DISCARDED, {"run": run})
-            raise Conflict(f"a run with id {run.id!r} already exists; choose another --workflow-id") from None
+            raise Conflict(
+                f"a run with id {run.id!r} already exists; choose another --workflow-id"
+            ) from None
         if not created and self.listeners:
-            self.emit(None, Lifecycle.RUN_DISCARDED, {"run": run})  # the idempotency key named an existing run
-        if not created and json.dumps(stored.input, sort_keys=True) != json.dumps(input, sort_keys=True):
+            self.emit(
+                None, Lifecycle.RUN_DISCARDED, {"run": run}
+            )  # the idempotency key named an existing run
+        if not created and json.dumps(stored.input, sort_keys=True) != json.dumps(
+            input, sort_keys=True
+        ):
             # The Stripe rule: a key names one request; the same key with other input is a mistake.
             raise IdempotencyConflict(
                 f"idempotency key {idempotency_key!r} already names run {stored.id}, started with different input; "
@@ -484,7 +553,15 @@ class Engine:
         """
         return self.start(tag, input, detach=True, **options)
 
-    def run(self, tag: str, input: Any = None, *, wait: bool = False, observer: Observer | None = None, **options: Any) -> RunResult:
+    def run(
+        self,
+        tag: str,
+        input: Any = None,
+        *,
+        wait: bool = False,
+        observer: Observer | None = None,
+        **options: Any,
+    ) -> RunResult:
         """Start `tag` and drive it until it ends or waits (the Python form of `ductape run`).
 
         `options` are `start`'s: env, workflow_id, idempotency_key, timeout, context, detach.
@@ -497,8 +574,14 @@ class Engine:
         return self.drive(run.id, wait=wait, observer=observer, started=run)
 
     def drive(
-        self, run_id: str, *, wait: bool = False, observer: Observer | None = None, inline_wait: float = INLINE_WAIT,
-        dead_owners: tuple[str, ...] = (), started: Run | None = None,
+        self,
+        run_id: str,
+        *,
+        wait: bool = False,
+        observer: Observer | None = None,
+        inline_wait: float = INLINE_WAIT,
+        dead_owners: tuple[str, ...] = (),
+        started: Run | None = None,
     ) -> RunResult:
         """Execute a run in this process until it ends, or until it waits longer than `inline_wait`.
 
@@ -512,14 +595,18 @@ class Engine:
             if fresh is not None:
                 run, journal, fresh = fresh, {}, None
             else:
-                run = self.store.claim_run(run_id, self.owner, self.clock.now(), self.lease_ttl, dead_owners)
+                run = self.store.claim_run(
+                    run_id, self.owner, self.clock.now(), self.lease_ttl, dead_owners
+                )
             if run is None:
                 current = self.get_run(run_id)
                 if current.status.terminal or not wait:
                     return self.result(run_id)
                 self.clock.block(0.2)
                 continue
-            outcome, completed = self.execute(run, observer=observer, inline_wait=inline_wait, journal=journal)
+            outcome, completed = self.execute(
+                run, observer=observer, inline_wait=inline_wait, journal=journal
+            )
             if outcome.lost:
                 return self.result(run_id)
             if not outcome.suspended:
@@ -535,7 +622,11 @@ class Engine:
             self._wait_until_ready(run_id)
 
     def execute(
-        self, run: Run, *, observer: Observer | None = None, inline_wait: float = INLINE_WAIT,
+        self,
+        run: Run,
+        *,
+        observer: Observer | None = None,
+        inline_wait: float = INLINE_WAIT,
         journal: dict[int, StepRecord] | None = None,
     ) -> tuple[Outcome, list[str]]:
         """One execution of a claimed run on this thread's event loop (`journal`: already known, e.g. empty)."""
@@ -543,9 +634,13 @@ class Engine:
 
         wf = self.definition(run.tag)
         if run.load_attempts and run.lease:
-            self.store.set_run_fields(run.id, {"load_error": None, "load_attempts": 0}, lease=run.lease)
+            self.store.set_run_fields(
+                run.id, {"load_error": None, "load_attempts": 0}, lease=run.lease
+            )
             run.load_error, run.load_attempts = None, 0
-        execution = Execution(self, run, wf, inline_wait=inline_wait, observer=observer, journal=journal)
+        execution = Execution(
+            self, run, wf, inline_wait=inline_wait, observer=observer, journal=journal
+        )
         if execution.cancel_reason is not None and not execution.journal:
             return execution.cancel_unstarted(), []
         outcome = self._loop().run_until_complete(execution.execute())
@@ -559,7 +654,11 @@ class Engine:
         """
         now = self.clock.now()
         tries = run.load_attempts + 1
-        retry_at = None if tries >= LOAD_ATTEMPTS else now + min(LOAD_RETRY_BASE * 2 ** (tries - 1), LOAD_RETRY_CAP)
+        retry_at = (
+            None
+            if tries >= LOAD_ATTEMPTS
+            else now + min(LOAD_RETRY_BASE * 2 ** (tries - 1), LOAD_RETRY_CAP)
+        )
         data: dict[str, Any]
         if retry_at is None:
             error = RunError(message, ErrorCode.WORKFLOW_NOT_LOADABLE).to_dict()
@@ -568,7 +667,9 @@ class Engine:
             detail = {"attempt": tries, "of": LOAD_ATTEMPTS, "retry_at": retry_at}
             data = {"level": "error", "message": f"cannot load workflow: {message}", "data": detail}
         event_type = EventType.WORKFLOW_FAILED if retry_at is None else EventType.LOG
-        self.store.defer_unloadable(run.id, run.lease or "", message, now, retry_at, [(now, event_type, None, data)])
+        self.store.defer_unloadable(
+            run.id, run.lease or "", message, now, retry_at, [(now, event_type, None, data)]
+        )
         return retry_at
 
     def _refresh(self, run: Run, outcome: Outcome) -> Run:
@@ -598,10 +699,18 @@ class Engine:
         run = self.store.get_run(run_id)
         if run is not None:
             return run
-        matches = self.store.find_run_ids(run_id, limit=AMBIGUOUS_SHOWN + 1) if len(run_id) >= MIN_ID_FRAGMENT else []
+        matches = (
+            self.store.find_run_ids(run_id, limit=AMBIGUOUS_SHOWN + 1)
+            if len(run_id) >= MIN_ID_FRAGMENT
+            else []
+        )
         if len(matches) > 1:
-            shown = ", ".join(matches[:AMBIGUOUS_SHOWN]) + (", ..." if len(matches) > AMBIGUOUS_SHOWN else "")
-            raise InvalidInput(f"run id {run_id!r} is ambiguous: it matches {shown}; give more characters")
+            shown = ", ".join(matches[:AMBIGUOUS_SHOWN]) + (
+                ", ..." if len(matches) > AMBIGUOUS_SHOWN else ""
+            )
+            raise InvalidInput(
+                f"run id {run_id!r} is ambiguous: it matches {shown}; give more characters"
+            )
         run = self.store.get_run(matches[0]) if matches else None
         if run is None:
             raise RunNotFound(f"no run with id {run_id!r} in {self.store_path}")
@@ -621,18 +730,27 @@ class Engine:
         journal = self.store.load_journal(run.id)
         children = self.store.list_runs(parent_id=run.id, limit=1000, full=False)
         compiled = self._compiled_steps(run)
-        status = run_status(run, journal, children, self._unreached_steps(run, journal, compiled), [s["tag"] for s in compiled])
+        status = run_status(
+            run,
+            journal,
+            children,
+            self._unreached_steps(run, journal, compiled),
+            [s["tag"] for s in compiled],
+        )
         status["pending_signals"] = [
             {"name": s.name, "payload": s.payload, "received_at": int(s.created_at * 1000)}
-            for s in self.store.signals(run.id) if s.consumed_seq is None and not s.name.startswith("hook:")
-        ]  # fmt: skip
+            for s in self.store.signals(run.id)
+            if s.consumed_seq is None and not s.name.startswith("hook:")
+        ]
         return status
 
     def _compiled_steps(self, run: Run) -> list[dict[str, Any]]:
         stored = self.store.get_definition(run.tag, run.version) if run.version else None
         return list((stored["schema"] if stored else {}).get("steps", []))
 
-    def _unreached_steps(self, run: Run, journal: dict[int, StepRecord], compiled: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _unreached_steps(
+        self, run: Run, journal: dict[int, StepRecord], compiled: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         """Compiled steps the run has not reached: `pending` while it runs, `skipped` (with why) once it ended."""
         seen = {r.tag for r in journal.values()} | {run.current_step}
         unreached = []
@@ -640,19 +758,43 @@ class Engine:
             if step.get("tag") in seen or step.get("dynamic"):
                 continue
             if not run.status.terminal:
-                unreached.append({"tag": step["tag"], "kind": "step", "status": "pending", "output": None, "error": None})
+                unreached.append(
+                    {
+                        "tag": step["tag"],
+                        "kind": "step",
+                        "status": "pending",
+                        "output": None,
+                        "error": None,
+                    }
+                )
                 continue
             reason = "not reached"
             if step.get("condition"):
                 reason = f"not reached (condition {step['condition']})"
             elif run.status != RunStatus.COMPLETED:
                 reason = f"not reached (run {run.status})"
-            unreached.append({"tag": step["tag"], "kind": "step", "status": "skipped", "reason": reason, "output": None, "error": None})
+            unreached.append(
+                {
+                    "tag": step["tag"],
+                    "kind": "step",
+                    "status": "skipped",
+                    "reason": reason,
+                    "output": None,
+                    "error": None,
+                }
+            )
         return unreached
 
     def list_runs(
-        self, *, tag: str | None = None, status: str | None = None, parent_id: str | None = None,
-        schedule_id: str | None = None, search: str | None = None, limit: int = 20, offset: int = 0,
+        self,
+        *,
+        tag: str | None = None,
+        status: str | None = None,
+        parent_id: str | None = None,
+        schedule_id: str | None = None,
+        search: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
         full: bool = False,
     ) -> list[Run]:
         """Runs, newest first: summaries (no input, output, error, state, context) unless `full`.
@@ -660,17 +802,29 @@ class Engine:
         `search` matches id, input or metadata, as plain text; an unknown status is
         `InvalidInput` naming the valid ones."""
         if status is not None and status not in {s.value for s in RunStatus}:
-            raise InvalidInput(f"unknown status {status!r} (use one of {', '.join(s.value for s in RunStatus)})")
+            raise InvalidInput(
+                f"unknown status {status!r} (use one of {', '.join(s.value for s in RunStatus)})"
+            )
         if not self.has_store():
             return []
         return self.store.list_runs(
-            tag=tag, status=status, parent_id=parent_id, schedule_id=schedule_id, search=search, limit=limit,
-            offset=offset, full=full,
-        )  # fmt: skip
+            tag=tag,
+            status=status,
+            parent_id=parent_id,
+            schedule_id=schedule_id,
+            search=search,
+            limit=limit,
+            offset=offset,
+            full=full,
+        )
 
-    def count_runs(self, *, tag: str | None = None, status: str | None = None, search: str | None = None) -> int:
+    def count_runs(
+        self, *, tag: str | None = None, status: str | None = None, search: str | None = None
+    ) -> int:
         """How many runs match (the total behind a page of `list_runs`)."""
-        return self.store.count_runs(tag=tag, status=status, search=search) if self.has_store() else 0
+        return (
+            self.store.count_runs(tag=tag, status=status, search=search) if self.has_store() else 0
+        )
 
     def children(self, run_id: str) -> list[Run]:
         """The child runs a run started, oldest first."""
@@ -723,7 +877,9 @@ class Engine:
 
         run = self.get_run(run_id)
         history.check_types(types)
-        events = history.with_input(self.store.events(run.id, types=history.store_types(types)), run.input)
+        events = history.with_input(
+            self.store.events(run.id, types=history.store_types(types)), run.input
+        )
         return history.merge(events, self.store.load_journal(run.id).values(), types)
 
     def step(self, run_id: str, tag: str) -> StepDetail:
@@ -734,12 +890,22 @@ class Engine:
             if record.tag == tag and record.kind == OpKind.STEP:
                 detail = step_view(record)
                 attempts = [
-                    Attempt(attempt=a.attempt, started_at=a.started_at, duration=a.duration_ms, error=a.error)
+                    Attempt(
+                        attempt=a.attempt,
+                        started_at=a.started_at,
+                        duration=a.duration_ms,
+                        error=a.error,
+                    )
                     for a in self.store.attempts(run.id, record.seq)
                 ]
-                if record.status in ("completed", "rolled_back") and len(attempts) < record.attempts:
+                if (
+                    record.status in ("completed", "rolled_back")
+                    and len(attempts) < record.attempts
+                ):
                     attempts.append(_successful_attempt(record, attempts))
-                detail.update({"workflow_id": run.id, "input": record.input, "attempt_log": attempts})
+                detail.update(
+                    {"workflow_id": run.id, "input": record.input, "attempt_log": attempts}
+                )
                 return StepDetail.from_dict(detail)
         known = ", ".join(r.tag for r in journal.values() if r.kind == OpKind.STEP) or "none"
         raise InvalidInput(f"run {run.id} has no step {tag!r} (steps: {known})")
@@ -750,13 +916,20 @@ class Engine:
         """The custom events of a run (`ctx.emit_event`, `emit_event`, `POST /events`), oldest first;
         only those of `type` when given. `ductape events` and `GET /runs/:id/events` show these."""
         return [
-            CustomEvent(id=e["id"], timestamp=iso_ms(e["timestamp"]), type=e["data"].get("event"),
-                        payload=e["data"].get("payload"), step=e.get("step"))
+            CustomEvent(
+                id=e["id"],
+                timestamp=iso_ms(e["timestamp"]),
+                type=e["data"].get("event"),
+                payload=e["data"].get("payload"),
+                step=e.get("step"),
+            )
             for e in self.history(run_id, types=[EventType.CUSTOM])
             if type is None or e["data"].get("event") == type
-        ]  # fmt: skip
+        ]
 
-    def follow(self, run_id: str, *, types: list[str] | None = None, poll: float = 0.25) -> Iterator[list[dict[str, Any]]]:
+    def follow(
+        self, run_id: str, *, types: list[str] | None = None, poll: float = 0.25
+    ) -> Iterator[list[dict[str, Any]]]:
         """`history --follow`: the events so far, then each batch of new ones, until the run has ended.
 
         Each poll reads only events after the last one seen (a cursor), never the whole history."""
@@ -783,49 +956,108 @@ class Engine:
     # -- runs made from runs -----------------------------------------------------------
 
     def replay(
-        self, run_id: str, *, reason: str | None = None, idempotency_key: str | None = None,
-        timeout: int | str | None = None, from_step: str | None = None, step_outputs: dict[str, Any] | None = None,
-        wait: bool = False, observer: Observer | None = None,
-    ) -> RunResult:  # fmt: skip
+        self,
+        run_id: str,
+        *,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: int | str | None = None,
+        from_step: str | None = None,
+        step_outputs: dict[str, Any] | None = None,
+        wait: bool = False,
+        observer: Observer | None = None,
+    ) -> RunResult:
         """A new run with the original input and fresh state (`ctx.is_replay`), linked as `replayed_from`.
 
         With `from_step`, steps before it return the original's outputs (or `step_outputs`) without running.
         """
         from ductape_cli.engine import lineage
 
-        return RunResult.from_dict(lineage.replay(
-            self, run_id, reason=reason, idempotency_key=idempotency_key, timeout=timeout, from_step=from_step,
-            step_outputs=step_outputs, observer=observer, wait=wait))  # fmt: skip
+        return RunResult.from_dict(
+            lineage.replay(
+                self,
+                run_id,
+                reason=reason,
+                idempotency_key=idempotency_key,
+                timeout=timeout,
+                from_step=from_step,
+                step_outputs=step_outputs,
+                observer=observer,
+                wait=wait,
+            )
+        )
 
     def restart(
-        self, run_id: str, *, input: Any = None, set_values: dict[str, Any] | list[tuple[str, Any]] | None = None,
-        input_override: Any = None, merge: bool = False, reason: str | None = None,
-        idempotency_key: str | None = None, timeout: int | str | None = None, wait: bool = False,
+        self,
+        run_id: str,
+        *,
+        input: Any = None,
+        set_values: dict[str, Any] | list[tuple[str, Any]] | None = None,
+        input_override: Any = None,
+        merge: bool = False,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: int | str | None = None,
+        wait: bool = False,
         observer: Observer | None = None,
-    ) -> RunResult:  # fmt: skip
+    ) -> RunResult:
         """A new run with new input (`input`), or the original's changed (`set_values` dotted keys,
         `input_override` with `merge`), linked as `restarted_from`."""
         from ductape_cli.engine import lineage
 
-        return RunResult.from_dict(lineage.restart(
-            self, run_id, input=input, set_values=set_values, input_override=input_override, merge=merge,
-            reason=reason, idempotency_key=idempotency_key, timeout=timeout, observer=observer, wait=wait))  # fmt: skip
+        return RunResult.from_dict(
+            lineage.restart(
+                self,
+                run_id,
+                input=input,
+                set_values=set_values,
+                input_override=input_override,
+                merge=merge,
+                reason=reason,
+                idempotency_key=idempotency_key,
+                timeout=timeout,
+                observer=observer,
+                wait=wait,
+            )
+        )
 
     def resume(
-        self, run_id: str, *, from_step: str | None = None, from_checkpoint: str | None = None,
-        skip: list[str] | tuple[str, ...] = (), input: Any = None, wait: bool = False, observer: Observer | None = None,
+        self,
+        run_id: str,
+        *,
+        from_step: str | None = None,
+        from_checkpoint: str | None = None,
+        skip: list[str] | tuple[str, ...] = (),
+        input: Any = None,
+        wait: bool = False,
+        observer: Observer | None = None,
     ) -> RunResult:
         """Continue the same run from its journal: a crashed or failed run (the failed step runs again),
         or from a step or checkpoint; `skip` tags are recorded skipped; `input` (with a step or checkpoint)
         is merged into the run's input for the re-executed part. Refused for completed runs."""
         run = self.get_run(run_id)
-        if from_step is None and from_checkpoint is None and not skip and input is None and not run.status.terminal:
+        if (
+            from_step is None
+            and from_checkpoint is None
+            and not skip
+            and input is None
+            and not run.status.terminal
+        ):
             return self._continue(run.id, observer=observer, wait=wait)
         from ductape_cli.engine import lineage
 
-        return RunResult.from_dict(lineage.resume_from(
-            self, run.id, from_checkpoint=from_checkpoint, from_step=from_step, skip=list(skip), input=input, observer=observer,
-            wait=wait))  # fmt: skip
+        return RunResult.from_dict(
+            lineage.resume_from(
+                self,
+                run.id,
+                from_checkpoint=from_checkpoint,
+                from_step=from_step,
+                skip=list(skip),
+                input=input,
+                observer=observer,
+                wait=wait,
+            )
+        )
 
     def related(self, run_id: str) -> Family:
         """The run's family: original, replays, restarts, resumes and children, in tree order."""
@@ -842,29 +1074,52 @@ class Engine:
     # -- schedules ---------------------------------------------------------------------
 
     def dispatch(
-        self, tag: str, input: Any = None, *, at: str | None = None, after: str | int | None = None,
-        cron: str | None = None, timezone: str | None = None, env: str | None = None, retries: int | None = None,
+        self,
+        tag: str,
+        input: Any = None,
+        *,
+        at: str | None = None,
+        after: str | int | None = None,
+        cron: str | None = None,
+        timezone: str | None = None,
+        env: str | None = None,
+        retries: int | None = None,
         timeout: str | None = None,
-    ) -> Schedule:  # fmt: skip
+    ) -> Schedule:
         """Schedule `tag`: once `at` an ISO time or `after` a duration, or on a `cron` in `timezone`."""
         from ductape_cli.engine import schedules
 
-        view = schedules.create(self, tag, {} if input is None else input, at=at,
-                                in_=None if after is None else str(after), cron=cron,
-                                timezone=timezone, env=env, retries=retries, timeout=timeout)  # fmt: skip
+        view = schedules.create(
+            self,
+            tag,
+            {} if input is None else input,
+            at=at,
+            in_=None if after is None else str(after),
+            cron=cron,
+            timezone=timezone,
+            env=env,
+            retries=retries,
+            timeout=timeout,
+        )
         return Schedule.from_dict(view)
 
     def list_schedules(self) -> list[Schedule]:
         from ductape_cli.engine import schedules
 
-        return [Schedule.from_dict(schedules.describe(self, s)) for s in (self.store.list_schedules() if self.has_store() else [])]
+        return [
+            Schedule.from_dict(schedules.describe(self, s))
+            for s in (self.store.list_schedules() if self.has_store() else [])
+        ]
 
     def get_schedule(self, job_id: str) -> Schedule:
         """One schedule, its next five fire times and the runs it started."""
         from ductape_cli.engine import schedules
 
         view = Schedule.from_dict(schedules.describe(self, schedules.get(self, job_id), upcoming=5))
-        view.runs = [{"workflow_id": r.id, "status": str(r.status)} for r in self.list_runs(schedule_id=job_id)]
+        view.runs = [
+            {"workflow_id": r.id, "status": str(r.status)}
+            for r in self.list_runs(schedule_id=job_id)
+        ]
         return view
 
     def pause_schedule(self, job_id: str) -> Schedule:
@@ -906,10 +1161,19 @@ class Engine:
         except (TypeError, ValueError):
             raise InvalidInput("event payload must be JSON-serialisable") from None
         now = self.clock.now()
-        self.store.append_events(run.id, [(now, EventType.CUSTOM, None, {"event": type_, "payload": payload})])
-        return {"executionId": run.id, "type": type_, "payload": payload, "timestamp": int(now * 1000)}
+        self.store.append_events(
+            run.id, [(now, EventType.CUSTOM, None, {"event": type_, "payload": payload})]
+        )
+        return {
+            "executionId": run.id,
+            "type": type_,
+            "payload": payload,
+            "timestamp": int(now * 1000),
+        }
 
-    def _continue(self, run_id: str, *, observer: Observer | None = None, wait: bool = False) -> RunResult:
+    def _continue(
+        self, run_id: str, *, observer: Observer | None = None, wait: bool = False
+    ) -> RunResult:
         """Continue an unfinished run from its journal (e.g. after its process died)."""
         run = self.get_run(run_id)
         if run.status.terminal:
@@ -922,23 +1186,49 @@ class Engine:
             else:
                 host, pid = owner_pid(run.owner)
                 if host == HOST and pid is not None and pid_alive(pid):
-                    raise InvalidState(f"run {run.id} is being executed by live process {pid} on this host")
+                    raise InvalidState(
+                        f"run {run.id} is being executed by live process {pid} on this host"
+                    )
                 left = int((run.lease_expires_at or now) - now)
-                raise InvalidState(f"run {run.id} is owned by {run.owner}; its lease expires in {left}s")
-        self.store.append_events(run.id, [(now, EventType.WORKFLOW_RESUMED, None, {"reason": "resume", "previous_owner": run.owner})])
+                raise InvalidState(
+                    f"run {run.id} is owned by {run.owner}; its lease expires in {left}s"
+                )
+        self.store.append_events(
+            run.id,
+            [
+                (
+                    now,
+                    EventType.WORKFLOW_RESUMED,
+                    None,
+                    {"reason": "resume", "previous_owner": run.owner},
+                )
+            ],
+        )
         return self.drive(run.id, wait=wait, observer=observer, dead_owners=dead)
 
-    def signal(self, run_id: str, name: str, data: Any = None, *, continue_inline: bool = True, observer: Observer | None = None) -> RunResult:
+    def signal(
+        self,
+        run_id: str,
+        name: str,
+        data: Any = None,
+        *,
+        continue_inline: bool = True,
+        observer: Observer | None = None,
+    ) -> RunResult:
         """Deliver a signal; with no live owner, continue the run here until it ends or waits again."""
         run = self.get_run(run_id)
         if run.status.terminal:
             raise InvalidState(f"run {run.id} already {run.status}; signal {name!r} refused")
         if name.startswith("hook:"):
-            raise InvalidInput("signal names starting with 'hook:' are reserved; use `ductape hook TOKEN`")
+            raise InvalidInput(
+                "signal names starting with 'hook:' are reserved; use `ductape hook TOKEN`"
+            )
         self.definition(run.tag).validate_signal(name, data)
         return self._deliver(run, name, data, continue_inline, observer)
 
-    def _deliver(self, run: Run, name: str, data: Any, continue_inline: bool, observer: Observer | None) -> RunResult:
+    def _deliver(
+        self, run: Run, name: str, data: Any, continue_inline: bool, observer: Observer | None
+    ) -> RunResult:
         stored = self.store.add_signal(run.id, name, data, self.clock.now())
         if stored is None or stored.status.terminal:
             status = stored.status if stored else "gone"
@@ -948,7 +1238,9 @@ class Engine:
     def _carry_on(self, stored: Run, continue_inline: bool, observer: Observer | None) -> RunResult:
         """After a signal: carry the run on here unless a live process owns it (a dead owner is taken over)."""
         if continue_inline and not self._owned_elsewhere(stored):
-            dead = (stored.owner,) if stored.owner and owner_is_dead(stored.owner, self.owner) else ()
+            dead = (
+                (stored.owner,) if stored.owner and owner_is_dead(stored.owner, self.owner) else ()
+            )
             result = self.drive(stored.id, observer=observer, dead_owners=dead)
             self._continue_parent(stored)
             return result
@@ -959,23 +1251,44 @@ class Engine:
         parent_id = run.parent_id
         while parent_id:
             parent = self.store.get_run(parent_id)
-            if parent is None or parent.status.terminal or parent.owner or (parent.ready_at or float("inf")) > self.clock.now():
+            if (
+                parent is None
+                or parent.status.terminal
+                or parent.owner
+                or (parent.ready_at or float("inf")) > self.clock.now()
+            ):
                 return
             self.drive(parent_id)
             parent_id = parent.parent_id
 
-    def deliver_hook(self, token: str, data: Any = None, *, continue_inline: bool = True, observer: Observer | None = None) -> RunResult:
+    def deliver_hook(
+        self,
+        token: str,
+        data: Any = None,
+        *,
+        continue_inline: bool = True,
+        observer: Observer | None = None,
+    ) -> RunResult:
         """Deliver a single-use hook made by `ctx.create_hook` (the token is used and the data stored in one
         transaction); continue the run here when nobody owns it."""
         if not self.has_store():
             raise HookNotFound("unknown hook token")
         run, name, refusal = self.store.deliver_hook(token, data, self.clock.now())
         if refusal:
-            raise (InvalidState if name else HookNotFound)(refusal)  # a known hook already used, or its run ended
+            raise (InvalidState if name else HookNotFound)(
+                refusal
+            )  # a known hook already used, or its run ended
         assert run is not None
         return self._carry_on(run, continue_inline, observer)
 
-    def cancel(self, run_id: str, reason: str = "cancelled", *, observer: Observer | None = None, wait_seconds: float = 10.0) -> CancelResult:
+    def cancel(
+        self,
+        run_id: str,
+        reason: str = "cancelled",
+        *,
+        observer: Observer | None = None,
+        wait_seconds: float = 10.0,
+    ) -> CancelResult:
         """Cancel a run: the rollback strategy applies and it ends `cancelled`."""
         run = self.get_run(run_id)
         if run.status.terminal:
@@ -992,14 +1305,18 @@ class Engine:
         else:
             dead = (updated.owner,) if updated.owner and owner_is_dead(updated.owner) else ()
             result = self.drive(run.id, observer=observer, dead_owners=dead)
-            self._continue_parent(updated)  # a cancelled child ends its parent's wait, as a signal does
+            self._continue_parent(
+                updated
+            )  # a cancelled child ends its parent's wait, as a signal does
         rollback = result.get("rollback_result") or {}
-        return CancelResult.from_dict({
-            **result,
-            "cancelled": result["status"] == RunStatus.CANCELLED,
-            "reason": reason,
-            "rolled_back_steps": rollback.get("rolled_back_steps", []),
-        })  # fmt: skip
+        return CancelResult.from_dict(
+            {
+                **result,
+                "cancelled": result["status"] == RunStatus.CANCELLED,
+                "reason": reason,
+                "rolled_back_steps": rollback.get("rolled_back_steps", []),
+            }
+        )
 
     def _owned_elsewhere(self, run: Run) -> bool:
         if not run.owner or run.owner == self.owner:

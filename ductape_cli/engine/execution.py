@@ -101,7 +101,16 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         value = produce()
         now = self.clock.now()
         self.commit(
-            StepRecord(self.run.id, seq, OpKind.VALUE, name, StepStatus.COMPLETED, output=value, started_at=now, ended_at=now),
+            StepRecord(
+                self.run.id,
+                seq,
+                OpKind.VALUE,
+                name,
+                StepStatus.COMPLETED,
+                output=value,
+                started_at=now,
+                ended_at=now,
+            ),
             self.take_events(),
         )
         return value
@@ -120,10 +129,18 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         self.boundary()
         now = self.clock.now()
         self.commit(
-            StepRecord(self.run.id, seq, OpKind.PATCH, change_id, StepStatus.COMPLETED, started_at=now, ended_at=now,
-                       source=f"{site[0]}:{site[1]}"),
+            StepRecord(
+                self.run.id,
+                seq,
+                OpKind.PATCH,
+                change_id,
+                StepStatus.COMPLETED,
+                started_at=now,
+                ended_at=now,
+                source=f"{site[0]}:{site[1]}",
+            ),
             self.take_events((now, EventType.PATCH_APPLIED, None, {"change_id": change_id})),
-        )  # fmt: skip
+        )
         return True
 
     async def record_checkpoint(self, name: str, data: Any, site: tuple[str, int]) -> None:
@@ -134,11 +151,27 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             try:
                 text = dumps(data)
             except (TypeError, ValueError):
-                raise StepError(f"checkpoint {name!r} data must be JSON-serialisable, got {type(data).__name__}") from None
+                raise StepError(
+                    f"checkpoint {name!r} data must be JSON-serialisable, got {type(data).__name__}"
+                ) from None
             now = self.clock.now()
-            record = StepRecord(self.run.id, seq, OpKind.CHECKPOINT, name, StepStatus.COMPLETED, output=json.loads(text),
-                                started_at=now, ended_at=now, source=f"{site[0]}:{site[1]}")  # fmt: skip
-            self.commit(record, self.take_events((now, EventType.CHECKPOINT_CREATED, None, {"name": name, "data": record.output})))
+            record = StepRecord(
+                self.run.id,
+                seq,
+                OpKind.CHECKPOINT,
+                name,
+                StepStatus.COMPLETED,
+                output=json.loads(text),
+                started_at=now,
+                ended_at=now,
+                source=f"{site[0]}:{site[1]}",
+            )
+            self.commit(
+                record,
+                self.take_events(
+                    (now, EventType.CHECKPOINT_CREATED, None, {"name": name, "data": record.output})
+                ),
+            )
             self.notify(EventType.CHECKPOINT_CREATED, name=name)
         self.checkpoint = (name, record.output, seq)
 
@@ -149,10 +182,29 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             return record.output
         now = self.clock.now()
         if record is None:
-            record = StepRecord(self.run.id, seq, OpKind.ROLLBACK, "rollback", StepStatus.RUNNING, input=reason, started_at=now)
-            self.commit(record, self.take_events((now, EventType.ROLLBACK_STARTED, None, {"reason": reason, "manual": True})))
-        result = await rollback_module.apply(self, rollback_module.select(self, manual=True), reason)
-        self.store.update_op(self.run.id, seq, {"status": "completed", "output": result, "ended_at": self.clock.now()})
+            record = StepRecord(
+                self.run.id,
+                seq,
+                OpKind.ROLLBACK,
+                "rollback",
+                StepStatus.RUNNING,
+                input=reason,
+                started_at=now,
+            )
+            self.commit(
+                record,
+                self.take_events(
+                    (now, EventType.ROLLBACK_STARTED, None, {"reason": reason, "manual": True})
+                ),
+            )
+        result = await rollback_module.apply(
+            self, rollback_module.select(self, manual=True), reason
+        )
+        self.store.update_op(
+            self.run.id,
+            seq,
+            {"status": "completed", "output": result, "ended_at": self.clock.now()},
+        )
         self.manual_rollback = union_rollbacks(result, self.manual_rollback)
         return result
 
@@ -169,7 +221,9 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
     async def execute(self) -> Outcome:
         self.loop = asyncio.get_running_loop()
         self.loop_thread = threading.get_ident()
-        marked = logs.CURRENT.set(self)  # log records made from here on carry this run's id and step
+        marked = logs.CURRENT.set(
+            self
+        )  # log records made from here on carry this run's id and step
         ctx = Context(self)
         self.engine.leases.add(self)
         outcome: Outcome | None = None
@@ -181,7 +235,9 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
                 outcome = await self._execute(ctx)
             return outcome
         except LostOwnership:
-            outcome = Outcome(RunStatus.RUNNING, lost=True)  # a write during rollback or suspension was refused
+            outcome = Outcome(
+                RunStatus.RUNNING, lost=True
+            )  # a write during rollback or suspension was refused
             return outcome
         finally:
             self.engine.leases.remove(self)
@@ -196,11 +252,17 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         except LostOwnership:
             return Outcome(RunStatus.RUNNING, lost=True)
         except Cancelled as cancel:
-            return await self._fail(RunError(f"cancelled: {cancel.reason}", ErrorCode.CANCELLED, self.current_step), None, cancelled=True)
+            return await self._fail(
+                RunError(f"cancelled: {cancel.reason}", ErrorCode.CANCELLED, self.current_step),
+                None,
+                cancelled=True,
+            )
         except WorkflowTimedOut:
             limit = self.run.options.get("timeout_ms")
             step = self.current_step
-            return await self._fail(RunError(f"workflow timed out after {limit} ms", ErrorCode.TIMEOUT, step), step)
+            return await self._fail(
+                RunError(f"workflow timed out after {limit} ms", ErrorCode.TIMEOUT, step), step
+            )
         except CircuitBroken:
             step = self.current_step
             message = f"circuit breaker: more than {self.max_events} events (max_events)"
@@ -226,23 +288,31 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             if not isinstance(exc, ComponentError) and (missing := self.unreached()) is not None:
                 return self._diverged(missing, f"raises {type(exc).__name__}")
             message = str(exc) or type(exc).__name__
-            return await self._fail(RunError(f"{type(exc).__name__}: {message}", ErrorCode.HANDLER_ERROR), None)
+            return await self._fail(
+                RunError(f"{type(exc).__name__}: {message}", ErrorCode.HANDLER_ERROR), None
+            )
         forgotten = ctx.never_awaited()
         if forgotten:
             # A step without `await` never ran: completing would silently skip it (a payment, say).
             call = forgotten[0]
             where = f"{call.site[0]}:{call.site[1]}"
             message = f"step {call.tag!r} was never awaited ({where}), so it never ran: write `await ctx.step(...)`"
-            return await self._fail(RunError(message, ErrorCode.STEP_NOT_AWAITED, call.tag), call.tag)
+            return await self._fail(
+                RunError(message, ErrorCode.STEP_NOT_AWAITED, call.tag), call.tag
+            )
         if (missing := self.unreached()) is not None:
             return self._diverged(missing, "returns")
         try:
             dumps(output)
         except (TypeError, ValueError):
-            message = f"the handler returned a {type(output).__name__}, which is not JSON-serialisable"
+            message = (
+                f"the handler returned a {type(output).__name__}, which is not JSON-serialisable"
+            )
             return await self._fail(RunError(message, ErrorCode.OUTPUT_NOT_JSON), None)
         status = RunStatus.ROLLED_BACK if self.manual_rollback else RunStatus.COMPLETED
-        return self.finish(status, output=output, rollback_result=_rollback_summary(self.manual_rollback))
+        return self.finish(
+            status, output=output, rollback_result=_rollback_summary(self.manual_rollback)
+        )
 
     def unreached(self) -> StepRecord | None:
         """The first journaled operation the handler ended without reaching, or None.
@@ -269,7 +339,9 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         timer = None
         if self.deadline is not None:
             remaining = max(0.0, self.deadline - self.clock.now())
-            timer = self.clock.call_later(asyncio.get_running_loop(), remaining, self._deadline_passed, task)
+            timer = self.clock.call_later(
+                asyncio.get_running_loop(), remaining, self._deadline_passed, task
+            )
         try:
             result = await task
             if asyncio.iscoroutine(result):
@@ -299,14 +371,29 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         except WorkflowInterrupt:
             pass  # the frontier: every rollback handler the journal knows is registered again
         except Exception:  # noqa: BLE001 - we only needed the rollback handlers
-            log.debug("run %s: the handler raised while re-registering rollback handlers", self.run.id, exc_info=True)
+            log.debug(
+                "run %s: the handler raised while re-registering rollback handlers",
+                self.run.id,
+                exc_info=True,
+            )
         self.frontier_mode = False
         run = self.run
-        error = RunError.from_dict(run.error) if run.error else RunError("rollback interrupted", "ERROR")
-        return await self._fail(error, run.failed_step, cancelled=run.cancel_requested is not None, resumed=True)
+        error = (
+            RunError.from_dict(run.error)
+            if run.error
+            else RunError("rollback interrupted", "ERROR")
+        )
+        return await self._fail(
+            error, run.failed_step, cancelled=run.cancel_requested is not None, resumed=True
+        )
 
     async def _fail(
-        self, error: RunError, failed_step: str | None, *, cancelled: bool = False, resumed: bool = False
+        self,
+        error: RunError,
+        failed_step: str | None,
+        *,
+        cancelled: bool = False,
+        resumed: bool = False,
     ) -> Outcome:
         """Apply the rollback strategy, then record the final status."""
         candidates = rollback_module.select(self)
@@ -314,11 +401,23 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         if candidates or resumed:
             if not resumed:
                 now = self.clock.now()
-                events = self.take_events((now, EventType.ROLLBACK_STARTED, None, {
-                    "reason": error.message, "strategy": str(self.definition.rollback_strategy),
-                    "steps": [c.tag for c in candidates],
-                }))  # fmt: skip
-                self.store.set_run_fields(self.run.id, {"phase": "rolling_back", "error": error.to_dict(), "failed_step": failed_step}, events)
+                events = self.take_events(
+                    (
+                        now,
+                        EventType.ROLLBACK_STARTED,
+                        None,
+                        {
+                            "reason": error.message,
+                            "strategy": str(self.definition.rollback_strategy),
+                            "steps": [c.tag for c in candidates],
+                        },
+                    )
+                )
+                self.store.set_run_fields(
+                    self.run.id,
+                    {"phase": "rolling_back", "error": error.to_dict(), "failed_step": failed_step},
+                    events,
+                )
             result = await rollback_module.apply(self, candidates, error.message or "failure")
         if self.manual_rollback:
             result = union_rollbacks(result, self.manual_rollback)
@@ -359,28 +458,56 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             self.run.lineage.pop("restored_checkpoint")  # it described this resume only
             extra["lineage"] = dumps(self.run.lineage)
         fields = {
-            "status": str(status), "output": output, "error": stored_error, "failed_step": failed_step,
-            "rollback_result": rollback_result, "state": self.state or None, "ended_at": now, "owner": None,
-            "lease_expires_at": None, "ready_at": None, "waiting": None, "current_step": None, "phase": None,
+            "status": str(status),
+            "output": output,
+            "error": stored_error,
+            "failed_step": failed_step,
+            "rollback_result": rollback_result,
+            "state": self.state or None,
+            "ended_at": now,
+            "owner": None,
+            "lease_expires_at": None,
+            "ready_at": None,
+            "waiting": None,
+            "current_step": None,
+            "phase": None,
             **extra,
-        }  # fmt: skip
-        if not self.store.finish_run(self.run.id, self.lease or "", fields, self.take_events((now, event_type, None, data))):
+        }
+        if not self.store.finish_run(
+            self.run.id, self.lease or "", fields, self.take_events((now, event_type, None, data))
+        ):
             return Outcome(RunStatus.RUNNING, lost=True)
         self.run.status, self.run.output, self.run.error = status, output, stored_error
-        self.run.failed_step, self.run.rollback_result, self.run.ended_at = failed_step, rollback_result, now
+        self.run.failed_step, self.run.rollback_result, self.run.ended_at = (
+            failed_step,
+            rollback_result,
+            now,
+        )
         if self.run.parent_id:
             self.store.wake_parent(self.run.parent_id, now)
         if any(r.kind == OpKind.CHILD for r in self.journal.values()):
             apply_close_policies(self.engine, self.run.id)
         self.notify(Lifecycle.FINISHED, status=str(status), error=stored_error)
-        return Outcome(status, output=output, error=stored_error, failed_step=failed_step, rollback_result=rollback_result)
+        return Outcome(
+            status,
+            output=output,
+            error=stored_error,
+            failed_step=failed_step,
+            rollback_result=rollback_result,
+        )
 
     def _suspend(self, suspend: Suspend) -> Outcome:
         ready_at = suspend.ready_at
         if self.deadline is not None:
             ready_at = self.deadline if ready_at is None else min(ready_at, self.deadline)
         ready_at = self.store.suspend_run(
-            self.run.id, self.lease or "", suspend.waiting, ready_at, self.state or None, self.clock.now(), self.take_events()
+            self.run.id,
+            self.lease or "",
+            suspend.waiting,
+            ready_at,
+            self.state or None,
+            self.clock.now(),
+            self.take_events(),
         )
         self.run.waiting, self.run.ready_at = suspend.waiting, ready_at
         self.notify(Lifecycle.WAITING, waiting=suspend.waiting)
@@ -389,18 +516,30 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
     def cancel_unstarted(self) -> Outcome:
         """A run cancelled before it ever ran: end it cancelled without calling the handler."""
         try:
-            return self.finish(RunStatus.CANCELLED, error=RunError(f"cancelled: {self.cancel_reason}", ErrorCode.CANCELLED))
+            return self.finish(
+                RunStatus.CANCELLED,
+                error=RunError(f"cancelled: {self.cancel_reason}", ErrorCode.CANCELLED),
+            )
         except LostOwnership:
             return Outcome(RunStatus.RUNNING, lost=True)
 
-    def step_call(self, tag: str, fn: Callable[..., Any], rollback: Callable[..., Any] | None, options: dict[str, Any]) -> StepCall:
+    def step_call(
+        self,
+        tag: str,
+        fn: Callable[..., Any],
+        rollback: Callable[..., Any] | None,
+        options: dict[str, Any],
+    ) -> StepCall:
         return StepCall(self, tag, fn, rollback, options, ("<internal>", 0))
 
 
 def _rollback_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
     if not result:
         return None
-    return {"rolled_back_steps": list(result.get("rolled_back_steps", [])), "failed_steps": list(result.get("failed_steps", []))}
+    return {
+        "rolled_back_steps": list(result.get("rolled_back_steps", [])),
+        "failed_steps": list(result.get("failed_steps", [])),
+    }
 
 
 def union_rollbacks(newer: dict[str, Any] | None, older: dict[str, Any] | None) -> dict[str, Any]:
@@ -408,9 +547,17 @@ def union_rollbacks(newer: dict[str, Any] | None, older: dict[str, Any] | None) 
 
     A step whose compensation failed in one pass and succeeded in a later one counts as rolled back."""
     newer, older = newer or {}, older or {}
-    rolled_back = list(dict.fromkeys([*newer.get("rolled_back_steps", []), *older.get("rolled_back_steps", [])]))
+    rolled_back = list(
+        dict.fromkeys([*newer.get("rolled_back_steps", []), *older.get("rolled_back_steps", [])])
+    )
     failed: list[dict[str, Any]] = []
     for entry in [*newer.get("failed_steps", []), *older.get("failed_steps", [])]:
         if entry["tag"] not in rolled_back and entry["tag"] not in {f["tag"] for f in failed}:
             failed.append(entry)
-    return {**older, **newer, "rolled_back_steps": rolled_back, "failed_steps": failed, "success": not failed}
+    return {
+        **older,
+        **newer,
+        "rolled_back_steps": rolled_back,
+        "failed_steps": failed,
+        "success": not failed,
+    }

@@ -30,11 +30,16 @@ _ENDINGS: dict[str, StreamType] = {
 
 def stream_events(row: FeedRow) -> list[dict[str, Any]]:
     """The stream events one feed row yields (none for a row whose event or step is gone)."""
+
     def event(type_: str, ts: float | None, data: dict[str, Any]) -> dict[str, Any]:
         return {
-            "id": row.id, "executionId": row.run_id, "workflow": row.tag, "type": type_,
-            "timestamp": int((ts or 0) * 1000), "data": data,
-        }  # fmt: skip
+            "id": row.id,
+            "executionId": row.run_id,
+            "workflow": row.tag,
+            "type": type_,
+            "timestamp": int((ts or 0) * 1000),
+            "data": data,
+        }
 
     if row.kind == "status":
         return [event(StreamType.STATUS_CHANGED, row.ts, {"status": row.status})]
@@ -42,10 +47,15 @@ def stream_events(row: FeedRow) -> list[dict[str, Any]]:
         if row.step_tag is None:
             return []
         done = {
-            "step": row.step_tag, "output": row.step_output, "attempt": row.step_attempts,
+            "step": row.step_tag,
+            "output": row.step_output,
+            "attempt": row.step_attempts,
             "duration_ms": _duration(row.step_started_at, row.step_ended_at),
-        }  # fmt: skip
-        return [event(EventType.STEP_STARTED, row.step_started_at, {"step": row.step_tag}), event(EventType.STEP_COMPLETED, row.step_ended_at, done)]
+        }
+        return [
+            event(EventType.STEP_STARTED, row.step_started_at, {"step": row.step_tag}),
+            event(EventType.STEP_COMPLETED, row.step_ended_at, done),
+        ]
     if row.event_type is None:
         return []
     data = dict(row.event_data)

@@ -23,9 +23,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("ductape.leases")
 
 # Writes an execution makes; each takes the lease as a keyword.
-_FENCED = frozenset({
-    "commit_step", "update_op", "record_attempt", "consume_signal", "create_hook", "set_run_fields",
-})  # fmt: skip
+_FENCED = frozenset(
+    {
+        "commit_step",
+        "update_op",
+        "record_attempt",
+        "consume_signal",
+        "create_hook",
+        "set_run_fields",
+    }
+)
 # Writes whose lease argument the caller passes (positionally), fenced all the same.
 _TAKES_LEASE = frozenset({"suspend_run", "finish_run"})
 
@@ -94,7 +101,9 @@ def renew_now(execution: ExecutionCore) -> None:
             {execution.run.id: execution.lease}, execution.clock.now(), execution.lease_clock.ttl
         )
     except StoreError as exc:
-        log.error("run %s: cannot renew its lease (%s); abandoning it", execution.run.id, exc.message)
+        log.error(
+            "run %s: cannot renew its lease (%s); abandoning it", execution.run.id, exc.message
+        )
         execution.lose(f"lease could not be renewed: {exc.message}")
         raise LostOwnership(exc.message) from None
     if lost:

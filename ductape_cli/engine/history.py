@@ -26,7 +26,9 @@ def check_types(types: Sequence[str] | None) -> None:
     """Refuse an event type that does not exist (`history --type`)."""
     unknown = [t for t in types or [] if t not in {e.value for e in EventType}]
     if unknown:
-        raise InvalidInput(f"unknown event type {unknown[0]!r} (use one of {', '.join(e.value for e in EventType)})")
+        raise InvalidInput(
+            f"unknown event type {unknown[0]!r} (use one of {', '.join(e.value for e in EventType)})"
+        )
 
 
 def store_types(types: Sequence[str] | None) -> list[str] | None:
@@ -35,7 +37,10 @@ def store_types(types: Sequence[str] | None) -> list[str] | None:
 
 
 def merge(
-    events: Sequence[Event], journal: Iterable[StepRecord], types: Sequence[str] | None = None, explicit: set[str] | None = None
+    events: Sequence[Event],
+    journal: Iterable[StepRecord],
+    types: Sequence[str] | None = None,
+    explicit: set[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Events and the entries derived from completed journal rows, by time. `explicit`: steps known to
     have their own `step_completed` event (collected here from `events`, and kept across calls)."""
@@ -52,22 +57,47 @@ def merge(
         keyed.append(((event.ts, 1, event.id), item))
     if wanted is None or wanted & set(_DERIVED):
         for record in journal:
-            if record.kind != OpKind.STEP or record.tag in explicit or record.started_at is None or record.ended_at is None:
+            if (
+                record.kind != OpKind.STEP
+                or record.tag in explicit
+                or record.started_at is None
+                or record.ended_at is None
+            ):
                 continue
             if record.status not in (StepStatus.COMPLETED, StepStatus.ROLLED_BACK):
                 continue
             if wanted is None or EventType.STEP_STARTED in wanted:
-                keyed.append(((record.started_at, 0, record.seq), _derived(record, EventType.STEP_STARTED, record.started_at, {})))
+                keyed.append(
+                    (
+                        (record.started_at, 0, record.seq),
+                        _derived(record, EventType.STEP_STARTED, record.started_at, {}),
+                    )
+                )
             if wanted is None or EventType.STEP_COMPLETED in wanted:
-                data = {"attempt": record.attempts, "duration_ms": record.duration_ms, "output": record.output}
-                keyed.append(((record.ended_at, 2, record.seq), _derived(record, EventType.STEP_COMPLETED, record.ended_at, data)))
+                data = {
+                    "attempt": record.attempts,
+                    "duration_ms": record.duration_ms,
+                    "output": record.output,
+                }
+                keyed.append(
+                    (
+                        (record.ended_at, 2, record.seq),
+                        _derived(record, EventType.STEP_COMPLETED, record.ended_at, data),
+                    )
+                )
     keyed.sort(key=lambda pair: pair[0])
     return [item for _, item in keyed]
 
 
 def _derived(record: StepRecord, type_: str, ts: float, data: dict[str, Any]) -> dict[str, Any]:
     # Derived entries have no event id.
-    return {"id": None, "type": str(type_), "timestamp": int(ts * 1000), "step": record.tag, "data": {"step": record.tag, **data}}
+    return {
+        "id": None,
+        "type": str(type_),
+        "timestamp": int(ts * 1000),
+        "step": record.tag,
+        "data": {"step": record.tag, **data},
+    }
 
 
 def with_input(events: Sequence[Event], run_input: Any) -> Sequence[Event]:
@@ -96,13 +126,20 @@ class Cursor:
         if events:
             self.after_id = events[-1].id
             with_input(events, self.engine.get_run(self.run_id).input)
-        fresh = [r for r in store.load_journal(self.run_id).values() if r.seq not in self.derived and _finished(r)]
+        fresh = [
+            r
+            for r in store.load_journal(self.run_id).values()
+            if r.seq not in self.derived and _finished(r)
+        ]
         self.derived.update(r.seq for r in fresh)
         return merge(events, fresh, self.types, self.explicit)
 
 
 def _finished(record: StepRecord) -> bool:
-    return record.status in (StepStatus.COMPLETED, StepStatus.ROLLED_BACK) and record.ended_at is not None
+    return (
+        record.status in (StepStatus.COMPLETED, StepStatus.ROLLED_BACK)
+        and record.ended_at is not None
+    )
 
 
 def journal_rows(engine: Engine, run_id: str) -> list[dict[str, Any]]:
@@ -116,7 +153,9 @@ def journal_rows(engine: Engine, run_id: str) -> list[dict[str, Any]]:
     return rows
 
 
-def export_run(engine: Engine, run_id: str, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def export_run(
+    engine: Engine, run_id: str, events: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """What `ductape history ID --json` prints: the run, its events and its journal."""
     run = engine.get_run(run_id)
     return {

@@ -57,7 +57,6 @@ Observer = Callable[[Observed, dict[str, Any]], None]
 Listener = Callable[["ExecutionCore | None", Observed, dict[str, Any]], None]
 
 
-
 class ExecutionCore:
     """An execution's journal and the moves every durable operation makes on it."""
 
@@ -78,12 +77,16 @@ class ExecutionCore:
         self.lease_clock = LeaseClock(engine.lease_ttl)
         self.clock = engine.clock
         self.owner = engine.owner
-        self.product = definition.product or engine.config.name  # define(product=...) wins over ductape.toml
+        self.product = (
+            definition.product or engine.config.name
+        )  # define(product=...) wins over ductape.toml
         self.run = run
         self.definition = definition
         self.inline_wait = inline_wait
         self.observer = observer
-        self.journal: dict[int, StepRecord] = self.store.load_journal(run.id) if journal is None else journal
+        self.journal: dict[int, StepRecord] = (
+            self.store.load_journal(run.id) if journal is None else journal
+        )
         self.max_seq = max(self.journal, default=-1)
         self.seq = 0
         self.tags: set[str] = set()
@@ -94,8 +97,12 @@ class ExecutionCore:
         self.state: dict[str, Any] = {}
         self.state_dirty = False
         self.checkpoint: tuple[str, Any, int] | None = None
-        self.restored: dict[str, Any] | None = run.lineage.get("restored_checkpoint") if run.lineage else None
-        self.skip_steps: frozenset[str] = frozenset(run.lineage.get("skip_steps", ())) if run.lineage else frozenset()
+        self.restored: dict[str, Any] | None = (
+            run.lineage.get("restored_checkpoint") if run.lineage else None
+        )
+        self.skip_steps: frozenset[str] = (
+            frozenset(run.lineage.get("skip_steps", ())) if run.lineage else frozenset()
+        )
         self.cancel_reason: str | None = run.cancel_requested
         self.deadline = run.deadline
         self.frontier_mode = False
@@ -106,7 +113,12 @@ class ExecutionCore:
         self.max_events = definition.max_events
         self.event_count = 0
         if self.max_events:  # events stored, plus the two history derives from each completed step
-            done = sum(1 for r in self.journal.values() if r.kind == OpKind.STEP and r.status in (StepStatus.COMPLETED, StepStatus.ROLLED_BACK))
+            done = sum(
+                1
+                for r in self.journal.values()
+                if r.kind == OpKind.STEP
+                and r.status in (StepStatus.COMPLETED, StepStatus.ROLLED_BACK)
+            )
             self.event_count = self.store.count_events(run.id) + 2 * done
         self.loop: asyncio.AbstractEventLoop | None = None
         self.loop_thread: int | None = None
@@ -140,7 +152,9 @@ class ExecutionCore:
     def replaying(self) -> bool:
         return self.seq <= self.max_seq
 
-    def next_op(self, kind: OpKind, tag: str, site: tuple[str, int]) -> tuple[int, StepRecord | None]:
+    def next_op(
+        self, kind: OpKind, tag: str, site: tuple[str, int]
+    ) -> tuple[int, StepRecord | None]:
         """Take the next journal position; check replay agrees with what the journal holds there."""
         seq = self.seq
         self.seq += 1
@@ -164,7 +178,9 @@ class ExecutionCore:
         self.check_lease()
         if self.engine.shutting_down:
             now = self.clock.now()
-            raise Suspend(now, {"kind": "released", "detail": "worker shut down; due again at once"})
+            raise Suspend(
+                now, {"kind": "released", "detail": "worker shut down; due again at once"}
+            )
         if self.cancel_reason is not None:
             raise Cancelled(self.cancel_reason)
         if self.deadline is not None and self.clock.now() > self.deadline:
@@ -184,7 +200,9 @@ class ExecutionCore:
             log.warning("run %s: stopping, %s", self.run.id, reason)
         self.lost = True
 
-    def commit(self, record: StepRecord, events: list[EventRow], output_json: str | None = None) -> None:
+    def commit(
+        self, record: StepRecord, events: list[EventRow], output_json: str | None = None
+    ) -> None:
         state = self.state if self.state_dirty else None
         # Messages a step queued for the outbox are stored with its completion, or dropped with its failure.
         queued = self.outbox.pop(record.tag, None) if self.outbox else None

@@ -47,7 +47,9 @@ def _host_id() -> tuple[str, bool]:
 
 # DUCTAPE_HOST names this host in owner ids where the host name does not tell hosts apart
 # (containers sharing one name and pid namespace; tests that play several hosts on one machine).
-HOST, _HOST_SURE = (os.environ["DUCTAPE_HOST"], True) if os.environ.get("DUCTAPE_HOST") else _host_id()
+HOST, _HOST_SURE = (
+    (os.environ["DUCTAPE_HOST"], True) if os.environ.get("DUCTAPE_HOST") else _host_id()
+)
 
 log = logging.getLogger("ductape.leases")
 
@@ -101,7 +103,9 @@ class LeaseKeeper:
     the store would let another worker take the run.
     """
 
-    def __init__(self, open_store: Callable[[], object], clock: Clock, ttl: float = LEASE_TTL) -> None:
+    def __init__(
+        self, open_store: Callable[[], object], clock: Clock, ttl: float = LEASE_TTL
+    ) -> None:
         self._open_store = open_store
         self._clock = clock
         self.ttl = ttl
@@ -116,7 +120,9 @@ class LeaseKeeper:
         with self._lock:
             self._active[execution.run.id] = execution
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="ductape-leases", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="ductape-leases", daemon=True
+                )
                 self._thread.start()
 
     def remove(self, execution: Execution) -> None:
@@ -166,7 +172,9 @@ class LeaseKeeper:
                 log.exception("lease keeper: store error; retrying")
                 for execution in active.values():
                     if execution.lease_clock.expired():
-                        log.error("run %s: lease not renewed in time; abandoning it", execution.run.id)
+                        log.error(
+                            "run %s: lease not renewed in time; abandoning it", execution.run.id
+                        )
                         execution.lose("its lease could not be renewed")
 
     def _renew(self, store: Any, active: dict[str, Execution], now: float) -> None:

@@ -21,7 +21,12 @@ from ductape_cli.store import EventRow
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
 
-LINKS = {"replayed_from": "replay", "restarted_from": "restart", "resumed_from": "resume", "parent_id": "child"}
+LINKS = {
+    "replayed_from": "replay",
+    "restarted_from": "restart",
+    "resumed_from": "resume",
+    "parent_id": "child",
+}
 _MISSING: Any = object()
 
 
@@ -29,10 +34,17 @@ _MISSING: Any = object()
 
 
 def replay(
-    engine: Engine, run_id: str, *, reason: str | None = None, idempotency_key: str | None = None,
-    timeout: int | str | None = None, from_step: str | None = None, step_outputs: Mapping[str, Any] | None = None,
-    observer: Observer | None = None, wait: bool = False,
-) -> dict[str, Any]:  # fmt: skip
+    engine: Engine,
+    run_id: str,
+    *,
+    reason: str | None = None,
+    idempotency_key: str | None = None,
+    timeout: int | str | None = None,
+    from_step: str | None = None,
+    step_outputs: Mapping[str, Any] | None = None,
+    observer: Observer | None = None,
+    wait: bool = False,
+) -> dict[str, Any]:
     """A new run with the original input and fresh state (`ctx.is_replay`, `ctx.replay_reason`).
 
     With `from_step`, the steps before it return the original's outputs (or `step_outputs`
@@ -41,36 +53,62 @@ def replay(
     original = engine.get_run(run_id)
     seeded: list[StepRecord] = []
     if from_step is not None:
-        seeded = _rows_before_step(original, engine.store.load_journal(original.id), from_step, dict(step_outputs or {}))
+        seeded = _rows_before_step(
+            original, engine.store.load_journal(original.id), from_step, dict(step_outputs or {})
+        )
     elif step_outputs:
-        raise InvalidInput("--step-output needs --from-step: it replaces the outputs of steps before that step")
+        raise InvalidInput(
+            "--step-output needs --from-step: it replaces the outputs of steps before that step"
+        )
     lineage = {k: v for k, v in (("replay_reason", reason), ("replay_from_step", from_step)) if v}
 
     def seed(run_id: str) -> tuple[list[StepRecord], list[EventRow]]:
         rows = [copy_record(r, run_id=run_id) for r in seeded]
         return rows, _copied_events(rows, original.id, engine.clock.now())
 
-    return _start_linked(engine, original, original.input, "replayed_from", lineage, idempotency_key, timeout,
-                         observer, wait, seed if seeded else None)  # fmt: skip
+    return _start_linked(
+        engine,
+        original,
+        original.input,
+        "replayed_from",
+        lineage,
+        idempotency_key,
+        timeout,
+        observer,
+        wait,
+        seed if seeded else None,
+    )
 
 
-def _rows_before_step(original: Run, journal: dict[int, StepRecord], tag: str, overrides: dict[str, Any]) -> list[StepRecord]:
+def _rows_before_step(
+    original: Run, journal: dict[int, StepRecord], tag: str, overrides: dict[str, Any]
+) -> list[StepRecord]:
     rows = sorted(journal.values(), key=lambda r: r.seq)
     target = next((r for r in rows if r.kind == OpKind.STEP and r.tag == tag), None)
     if target is None:
-        raise InvalidInput(f"run {original.id} has no step {tag!r} (steps: {_tags(rows, OpKind.STEP)})")
+        raise InvalidInput(
+            f"run {original.id} has no step {tag!r} (steps: {_tags(rows, OpKind.STEP)})"
+        )
     before = [r for r in rows if r.seq < target.seq]
-    unknown = [name for name in overrides if name not in {r.tag for r in before if r.kind == OpKind.STEP}]
+    unknown = [
+        name for name in overrides if name not in {r.tag for r in before if r.kind == OpKind.STEP}
+    ]
     if unknown:
-        raise InvalidInput(f"--step-output {unknown[0]}: not a step before {tag!r} in run {original.id} "
-                           f"(steps before it: {_tags(before, OpKind.STEP)})")  # fmt: skip
+        raise InvalidInput(
+            f"--step-output {unknown[0]}: not a step before {tag!r} in run {original.id} "
+            f"(steps before it: {_tags(before, OpKind.STEP)})"
+        )
     _refuse_compensated(original, before, tag)
     copies = []
     for record in before:
         options = {**record.options, "replayed_from": original.id}
         record = copy_record(record, options=options)
         if record.kind == OpKind.STEP and record.tag in overrides:
-            record.status, record.output, record.error = StepStatus.COMPLETED, overrides[record.tag], None
+            record.status, record.output, record.error = (
+                StepStatus.COMPLETED,
+                overrides[record.tag],
+                None,
+            )
             record.options["overridden"] = True
         copies.append(record)
     return copies
@@ -82,7 +120,10 @@ def _refuse_compensated(original: Run, before: list[StepRecord], tag: str) -> No
     undone = [r for r in before if r.kind == OpKind.STEP and r.rollback_status is not None]
     if not undone:
         return
-    names = ", ".join(f"{r.tag} ({'compensated' if r.rollback_status == 'completed' else 'compensation failed'})" for r in undone)
+    names = ", ".join(
+        f"{r.tag} ({'compensated' if r.rollback_status == 'completed' else 'compensation failed'})"
+        for r in undone
+    )
     raise InvalidState(
         f"cannot replay run {original.id} from {tag!r}: steps before it were compensated by its rollback: {names}. "
         f"Replay from the first of them so it runs again (`ductape replay {original.id} --from-step {undone[0].tag}`) "
@@ -90,8 +131,11 @@ def _refuse_compensated(original: Run, before: list[StepRecord], tag: str) -> No
     )
 
 
-_COPIED_EVENT = {StepStatus.COMPLETED: EventType.STEP_COMPLETED, StepStatus.SKIPPED: EventType.STEP_SKIPPED,
-                 StepStatus.FAILED: EventType.STEP_FAILED}  # fmt: skip
+_COPIED_EVENT = {
+    StepStatus.COMPLETED: EventType.STEP_COMPLETED,
+    StepStatus.SKIPPED: EventType.STEP_SKIPPED,
+    StepStatus.FAILED: EventType.STEP_FAILED,
+}
 
 
 def _copied_events(rows: list[StepRecord], original_id: str, now: float) -> list[EventRow]:
@@ -99,10 +143,23 @@ def _copied_events(rows: list[StepRecord], original_id: str, now: float) -> list
     events: list[EventRow] = []
     for r in rows:
         if r.kind == OpKind.CHECKPOINT:
-            events.append((now, EventType.CHECKPOINT_CREATED, None, {"name": r.tag, "data": r.output, "replayed_from": original_id}))
+            events.append(
+                (
+                    now,
+                    EventType.CHECKPOINT_CREATED,
+                    None,
+                    {"name": r.tag, "data": r.output, "replayed_from": original_id},
+                )
+            )
         elif r.kind == OpKind.STEP and r.status in _COPIED_EVENT:
-            data = {"replayed_from": original_id, "overridden": r.options.get("overridden"), "error": r.error}
-            events.append((now, _COPIED_EVENT[r.status], r.tag, {k: v for k, v in data.items() if v}))
+            data = {
+                "replayed_from": original_id,
+                "overridden": r.options.get("overridden"),
+                "error": r.error,
+            }
+            events.append(
+                (now, _COPIED_EVENT[r.status], r.tag, {k: v for k, v in data.items() if v})
+            )
     return events
 
 
@@ -110,22 +167,50 @@ def _copied_events(rows: list[StepRecord], original_id: str, now: float) -> list
 
 
 def restart(
-    engine: Engine, run_id: str, *, input: Any = None, set_values: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
-    input_override: Any = None, merge: bool = False, reason: str | None = None, idempotency_key: str | None = None,
-    timeout: int | str | None = None, observer: Observer | None = None, wait: bool = False,
-) -> dict[str, Any]:  # fmt: skip
+    engine: Engine,
+    run_id: str,
+    *,
+    input: Any = None,
+    set_values: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+    input_override: Any = None,
+    merge: bool = False,
+    reason: str | None = None,
+    idempotency_key: str | None = None,
+    timeout: int | str | None = None,
+    observer: Observer | None = None,
+    wait: bool = False,
+) -> dict[str, Any]:
     """A new run with new or modified input and fresh state, linked as `restarted_from`."""
     original = engine.get_run(run_id)
-    new_input = restart_input(original.input, input=input, set_values=set_values, input_override=input_override,
-                              merge=merge)  # fmt: skip
+    new_input = restart_input(
+        original.input,
+        input=input,
+        set_values=set_values,
+        input_override=input_override,
+        merge=merge,
+    )
     lineage = {"restart_reason": reason} if reason else {}
-    return _start_linked(engine, original, new_input, "restarted_from", lineage, idempotency_key, timeout, observer, wait)
+    return _start_linked(
+        engine,
+        original,
+        new_input,
+        "restarted_from",
+        lineage,
+        idempotency_key,
+        timeout,
+        observer,
+        wait,
+    )
 
 
 def restart_input(
-    original: Any, *, input: Any = None, set_values: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
-    input_override: Any = None, merge: bool = False,
-) -> Any:  # fmt: skip
+    original: Any,
+    *,
+    input: Any = None,
+    set_values: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+    input_override: Any = None,
+    merge: bool = False,
+) -> Any:
     """The restarted run's input: `input`/`input_override` replace it (or deep-merge into it
     with `merge`), then each dotted `set_values` key is assigned."""
     if input is not None and input_override is not None:
@@ -133,12 +218,16 @@ def restart_input(
     given = input if input is not None else input_override
     pairs = list(set_values.items() if isinstance(set_values, Mapping) else set_values or ())
     if given is None and not pairs:
-        raise InvalidInput("restart needs new input: --input, --input-override or --set (to run the same input again, use replay)")
+        raise InvalidInput(
+            "restart needs new input: --input, --input-override or --set (to run the same input again, use replay)"
+        )
     base = copy.deepcopy(original if original is not None else {})
     if given is not None:
         if merge:
             if not isinstance(base, dict) or not isinstance(given, dict):
-                raise InvalidInput("--merge needs the original input and the override to be JSON objects")
+                raise InvalidInput(
+                    "--merge needs the original input and the override to be JSON objects"
+                )
             base = deep_merge(base, given)
         else:
             base = copy.deepcopy(given)
@@ -159,7 +248,9 @@ def _set_path(doc: Any, key: str, value: Any) -> Any:
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
                 where = ".".join(parts[: depth + 1])
-                raise InvalidInput(f"--set {key}: {where} is not an index of a list of {len(node)} items")
+                raise InvalidInput(
+                    f"--set {key}: {where} is not an index of a list of {len(node)} items"
+                )
             index = int(part)
         elif not isinstance(node, dict):
             parent = ".".join(parts[:depth]) or "the input"
@@ -177,9 +268,16 @@ def _set_path(doc: Any, key: str, value: Any) -> Any:
 
 
 def resume_from(
-    engine: Engine, run_id: str, *, from_checkpoint: str | None = None, from_step: str | None = None,
-    skip: Iterable[str] = (), input: Any = None, observer: Observer | None = None, wait: bool = False,
-) -> dict[str, Any]:  # fmt: skip
+    engine: Engine,
+    run_id: str,
+    *,
+    from_checkpoint: str | None = None,
+    from_step: str | None = None,
+    skip: Iterable[str] = (),
+    input: Any = None,
+    observer: Observer | None = None,
+    wait: bool = False,
+) -> dict[str, Any]:
     """Continue the same run from its journal, re-running from a step or checkpoint, or past its failure.
 
     Steps before the resume point keep their outputs; the rest run again, except
@@ -192,9 +290,13 @@ def resume_from(
     if from_checkpoint is not None and from_step is not None:
         raise InvalidInput("give either --from-checkpoint or --from-step, not both")
     if input is not None and from_checkpoint is None and from_step is None:
-        raise InvalidInput("--input needs --from-checkpoint or --from-step: it is merged into the input of the part that runs again")
+        raise InvalidInput(
+            "--input needs --from-checkpoint or --from-step: it is merged into the input of the part that runs again"
+        )
     if input is not None and not (isinstance(input, dict) and isinstance(run.input, dict)):
-        raise InvalidInput("resume --input must be a JSON object, merged into the run's input (an object)")
+        raise InvalidInput(
+            "resume --input must be a JSON object, merged into the run's input (an object)"
+        )
     if from_checkpoint is None and from_step is None and not skips and not run.status.terminal:
         return engine._continue(run.id, observer=observer, wait=wait)
     rows = sorted(engine.store.load_journal(run.id).values(), key=lambda r: r.seq)
@@ -215,10 +317,15 @@ def resume_from(
             raise InvalidInput(f"run {run.id} has not recorded step {from_step!r} (steps: {known})")
         cut: int | None = target.seq
     elif from_checkpoint is not None:
-        checkpoint = next((r for r in reversed(rows) if r.kind == OpKind.CHECKPOINT and r.tag == from_checkpoint), None)
+        checkpoint = next(
+            (r for r in reversed(rows) if r.kind == OpKind.CHECKPOINT and r.tag == from_checkpoint),
+            None,
+        )
         if checkpoint is None:
             known = _tags(rows, OpKind.CHECKPOINT)
-            raise InvalidInput(f"run {run.id} has no checkpoint {from_checkpoint!r} (checkpoints: {known})")
+            raise InvalidInput(
+                f"run {run.id} has no checkpoint {from_checkpoint!r} (checkpoints: {known})"
+            )
         cut, restored = checkpoint.seq + 1, {"name": checkpoint.tag, "data": checkpoint.output}
     else:  # past the failure: the failed operation and everything after it run again
         cut = next((r.seq for r in rows if r.status == StepStatus.FAILED), None)
@@ -229,16 +336,28 @@ def resume_from(
     dead = _check_owner(engine, run)
     doomed = [r for r in rows if cut is not None and r.seq >= cut]
     now = engine.clock.now()
-    lineage = {k: v for k, v in run.lineage.items() if k not in ("restored_checkpoint", "skip_steps")}
+    lineage = {
+        k: v for k, v in run.lineage.items() if k not in ("restored_checkpoint", "skip_steps")
+    }
     if restored is not None:
         lineage["restored_checkpoint"] = restored
     if skips:
         lineage["skip_steps"] = skips
     fields: dict[str, Any] = {
-        "status": str(RunStatus.RUNNING), "output": None, "error": None, "failed_step": None, "rollback_result": None,
-        "ended_at": None, "phase": None, "ready_at": now, "owner": None, "lease_expires_at": None, "waiting": None,
-        "current_step": None, "lineage": lineage,
-    }  # fmt: skip
+        "status": str(RunStatus.RUNNING),
+        "output": None,
+        "error": None,
+        "failed_step": None,
+        "rollback_result": None,
+        "ended_at": None,
+        "phase": None,
+        "ready_at": now,
+        "owner": None,
+        "lease_expires_at": None,
+        "waiting": None,
+        "current_step": None,
+        "lineage": lineage,
+    }
     if merged_input is not None:
         fields["input"] = merged_input
     if run.status == RunStatus.CANCELLED:
@@ -247,18 +366,33 @@ def resume_from(
     if run.status.terminal and timeout_ms:
         fields["deadline"] = now + timeout_ms / 1000  # a finished run gets a fresh timeout window
     data: dict[str, Any] = {
-        "resumed_by": "resume", "previous_status": str(run.status), "from_step": from_step,
-        "from_checkpoint": from_checkpoint, "skip": skips, "rerun": [r.tag for r in doomed if r.kind == OpKind.STEP],
+        "resumed_by": "resume",
+        "previous_status": str(run.status),
+        "from_step": from_step,
+        "from_checkpoint": from_checkpoint,
+        "skip": skips,
+        "rerun": [r.tag for r in doomed if r.kind == OpKind.STEP],
         # What the re-run steps had recorded, so `compare ID ID` can show this attempt against the last one.
         "previous_steps": {r.tag: _side(r) for r in doomed if r.kind == OpKind.STEP},
-    }  # fmt: skip
+    }
     if merged_input is not None:
         data["input"], data["previous_input"] = input, run.input
-    if not engine.store.rewind_run(run.id, [r.seq for r in doomed], (str(run.status), run.owner), fields,
-                                   [(now, EventType.WORKFLOW_RESUMED, None, data)]):  # fmt: skip
-        raise InvalidState(f"run {run.id} changed while the resume was prepared; look at it again and retry")
+    if not engine.store.rewind_run(
+        run.id,
+        [r.seq for r in doomed],
+        (str(run.status), run.owner),
+        fields,
+        [(now, EventType.WORKFLOW_RESUMED, None, data)],
+    ):
+        raise InvalidState(
+            f"run {run.id} changed while the resume was prepared; look at it again and retry"
+        )
     result = engine.drive(run.id, wait=wait, observer=observer, dead_owners=dead)
-    result["resumed"] = {k: data[k] for k in ("previous_status", "from_step", "from_checkpoint", "skip", "rerun", "input") if k in data}
+    result["resumed"] = {
+        k: data[k]
+        for k in ("previous_status", "from_step", "from_checkpoint", "skip", "rerun", "input")
+        if k in data
+    }
     return result
 
 
@@ -271,15 +405,29 @@ def _retry_compensations(
     now = engine.clock.now()
     tags = [r.tag for r in unfinished]
     fields: dict[str, Any] = {
-        "status": str(RunStatus.RUNNING), "phase": "rolling_back", "rollback_result": None, "ended_at": None,
-        "ready_at": now, "owner": None, "lease_expires_at": None, "waiting": None, "current_step": None,
+        "status": str(RunStatus.RUNNING),
+        "phase": "rolling_back",
+        "rollback_result": None,
+        "ended_at": None,
+        "ready_at": now,
+        "owner": None,
+        "lease_expires_at": None,
+        "waiting": None,
+        "current_step": None,
         "deadline": None,  # the run's own time is over; its compensations are not bound by it
-    }  # fmt: skip
+    }
     data = {"resumed_by": "resume", "previous_status": str(run.status), "retry_compensations": tags}
-    if not engine.store.rewind_run(run.id, [], (str(run.status), run.owner), fields,
-                                   [(now, EventType.WORKFLOW_RESUMED, None, data)],
-                                   reset_rollbacks=[r.seq for r in unfinished]):  # fmt: skip
-        raise InvalidState(f"run {run.id} changed while the resume was prepared; look at it again and retry")
+    if not engine.store.rewind_run(
+        run.id,
+        [],
+        (str(run.status), run.owner),
+        fields,
+        [(now, EventType.WORKFLOW_RESUMED, None, data)],
+        reset_rollbacks=[r.seq for r in unfinished],
+    ):
+        raise InvalidState(
+            f"run {run.id} changed while the resume was prepared; look at it again and retry"
+        )
     result = engine.drive(run.id, wait=wait, observer=observer, dead_owners=dead)
     result["resumed"] = {"previous_status": str(run.status), "retry_compensations": tags}
     return result
@@ -287,7 +435,11 @@ def _retry_compensations(
 
 def _refuse_unresumable(run: Run, rows: list[StepRecord]) -> None:
     compensated = [r.tag for r in rows if r.rollback_status == "completed"]
-    if run.status == RunStatus.ROLLED_BACK or compensated or any(r.kind == OpKind.ROLLBACK for r in rows):
+    if (
+        run.status == RunStatus.ROLLED_BACK
+        or compensated
+        or any(r.kind == OpKind.ROLLBACK for r in rows)
+    ):
         undone = f" (compensated: {', '.join(compensated)})" if compensated else ""
         raise InvalidState(
             f"run {run.id} was rolled back{undone}; resuming would continue without those effects. "
@@ -304,22 +456,30 @@ def _refuse_unresumable(run: Run, rows: list[StepRecord]) -> None:
             f"their first step. Use `ductape replay {run.id}` or `ductape restart {run.id}`"
         )
     if run.phase == "rolling_back":
-        raise InvalidState(f"run {run.id} is rolling back; let it finish first (`ductape resume {run.id}`)")
+        raise InvalidState(
+            f"run {run.id} is rolling back; let it finish first (`ductape resume {run.id}`)"
+        )
 
 
-def _check_skips(engine: Engine, run: Run, rows: list[StepRecord], cut: int | None, skips: list[str]) -> None:
+def _check_skips(
+    engine: Engine, run: Run, rows: list[StepRecord], cut: int | None, skips: list[str]
+) -> None:
     recorded = {r.tag: r for r in rows if r.kind == OpKind.STEP}
     schema = engine.store.get_definition(run.tag, run.version) if run.version else None
     compiled = [s for s in (schema["schema"] if schema else {}).get("steps", []) if s.get("tag")]
     for tag in skips:
         record = recorded.get(tag)
         if record is not None and (cut is None or record.seq < cut):
-            raise InvalidInput(f"--skip {tag}: that step already {record.status} before the resume point; "
-                               "only steps that run again can be skipped")  # fmt: skip
+            raise InvalidInput(
+                f"--skip {tag}: that step already {record.status} before the resume point; "
+                "only steps that run again can be skipped"
+            )
         if record is None and compiled and not any(s.get("dynamic") for s in compiled):
             if tag not in {s["tag"] for s in compiled}:
                 known = ", ".join(s["tag"] for s in compiled)
-                raise InvalidInput(f"--skip {tag}: workflow {run.tag} has no step {tag!r} (steps: {known})")
+                raise InvalidInput(
+                    f"--skip {tag}: workflow {run.tag} has no step {tag!r} (steps: {known})"
+                )
 
 
 def _check_owner(engine: Engine, run: Run) -> tuple[str, ...]:
@@ -387,10 +547,11 @@ def _primary_link(run: Run) -> tuple[str, str] | None:
 def _execution_entry(engine: Engine, run: Run, root_id: str, depth: int) -> dict[str, Any]:
     link = _primary_link(run)
     entry: dict[str, Any] = {
-        "workflow_id": run.id, "workflow_tag": run.tag,
+        "workflow_id": run.id,
+        "workflow_tag": run.tag,
         "type": "original" if run.id == root_id or link is None else LINKS[link[0]],
         "status": str(run.status),
-    }  # fmt: skip
+    }
     for key in LINKS:
         if getattr(run, key):
             entry[key] = getattr(run, key)
@@ -400,10 +561,21 @@ def _execution_entry(engine: Engine, run: Run, root_id: str, depth: int) -> dict
     if run.lineage.get("replay_from_step"):
         entry["from_step"] = run.lineage["replay_from_step"]
     if run.lineage.get("replaces_child"):
-        entry["replaces_child"] = run.lineage["replaces_child"]  # the original's child for the same call
-    entry.update({"created_at": int(run.created_at * 1000), "execution_time": run.execution_time_ms, "depth": depth})
+        entry["replaces_child"] = run.lineage[
+            "replaces_child"
+        ]  # the original's child for the same call
+    entry.update(
+        {
+            "created_at": int(run.created_at * 1000),
+            "execution_time": run.execution_time_ms,
+            "depth": depth,
+        }
+    )
     resumes = [
-        {"timestamp": e.to_dict()["timestamp"], **{k: v for k, v in e.data.items() if v not in (None, [])}}
+        {
+            "timestamp": e.to_dict()["timestamp"],
+            **{k: v for k, v in e.data.items() if v not in (None, [])},
+        }
         for e in engine.store.events(run.id, types=[EventType.WORKFLOW_RESUMED])
     ]
     if resumes:
@@ -437,11 +609,14 @@ def _compare_sides(*pair: tuple[str, Run, dict[str, dict[str, Any]]]) -> dict[st
         differs = side_a != side_b or not _same(side_a["output"], side_b["output"])
         if differs:
             step_diffs.append({"step": tag, id_a: side_a, id_b: side_b})
-        steps.append({
-            "step": tag, "differs": differs,
-            id_a: {"status": side_a["status"], "duration": full_a["duration"]},
-            id_b: {"status": side_b["status"], "duration": full_b["duration"]},
-        })  # fmt: skip
+        steps.append(
+            {
+                "step": tag,
+                "differs": differs,
+                id_a: {"status": side_a["status"], "duration": full_a["duration"]},
+                id_b: {"status": side_b["status"], "duration": full_b["duration"]},
+            }
+        )
     return {
         "workflow_ids": [id_a, id_b],
         "runs": {id_a: _run_summary(run_a), id_b: _run_summary(run_b)},
@@ -454,37 +629,61 @@ def _compare_sides(*pair: tuple[str, Run, dict[str, dict[str, Any]]]) -> dict[st
 
 def _compare_with_previous_attempt(engine: Engine, run: Run) -> dict[str, Any]:
     """`compare ID ID`: the run now against its attempt before the last resume that re-ran steps."""
-    resumes = [e for e in engine.store.events(run.id, types=[EventType.WORKFLOW_RESUMED]) if "previous_steps" in e.data]
+    resumes = [
+        e
+        for e in engine.store.events(run.id, types=[EventType.WORKFLOW_RESUMED])
+        if "previous_steps" in e.data
+    ]
     if not resumes:
-        raise InvalidInput(f"compare needs two different runs (got {run.id} twice, and it was never resumed from a step or checkpoint)")
+        raise InvalidInput(
+            f"compare needs two different runs (got {run.id} twice, and it was never resumed from a step or checkpoint)"
+        )
     last = resumes[-1].data
     now_sides = _sides(engine, run)
     before_sides = dict(now_sides)
     for tag in last.get("rerun") or []:
         before_sides.pop(tag, None)
     before_sides.update(last["previous_steps"])
-    before = copy_record(run, input=last.get("previous_input", run.input), status=RunStatus(last.get("previous_status") or run.status),
-                             output=None)  # fmt: skip
-    return _compare_sides((f"{run.id}@before-resume", before, before_sides), (run.id, run, now_sides))
+    before = copy_record(
+        run,
+        input=last.get("previous_input", run.input),
+        status=RunStatus(last.get("previous_status") or run.status),
+        output=None,
+    )
+    return _compare_sides(
+        (f"{run.id}@before-resume", before, before_sides), (run.id, run, now_sides)
+    )
 
 
 def _sides(engine: Engine, run: Run) -> dict[str, dict[str, Any]]:
     """Each step of a run as compare shows it: status, output, error message, duration."""
     journal = engine.store.load_journal(run.id)
-    return {r.tag: _side(r) for r in sorted(journal.values(), key=lambda r: r.seq) if r.kind == OpKind.STEP}
+    return {
+        r.tag: _side(r)
+        for r in sorted(journal.values(), key=lambda r: r.seq)
+        if r.kind == OpKind.STEP
+    }
 
 
 def _side(record: StepRecord) -> dict[str, Any]:
     error = (record.error or {}).get("message") if record.error else None
-    return {"status": str(record.status), "output": record.output, "error": error, "duration": record.duration_ms}
+    return {
+        "status": str(record.status),
+        "output": record.output,
+        "error": error,
+        "duration": record.duration_ms,
+    }
 
 
 def _run_summary(run: Run) -> dict[str, Any]:
     return {
-        "workflow_tag": run.tag, "status": str(run.status), "execution_time": run.execution_time_ms,
-        "failed_step": run.failed_step, "error": (run.error or {}).get("message"),
+        "workflow_tag": run.tag,
+        "status": str(run.status),
+        "execution_time": run.execution_time_ms,
+        "failed_step": run.failed_step,
+        "error": (run.error or {}).get("message"),
         "created_at": int(run.created_at * 1000),
-    }  # fmt: skip
+    }
 
 
 def diff_values(a: Any, b: Any) -> dict[str, list[Any]]:
@@ -502,7 +701,12 @@ def _diff(a: Any, b: Any, path: str, out: dict[str, list[Any]]) -> None:
         left, right = (a if isinstance(a, dict) else {}), (b if isinstance(b, dict) else {})
         if left or right:
             for key in list(left) + [k for k in right if k not in left]:
-                _diff(left.get(key, _MISSING), right.get(key, _MISSING), f"{path}.{key}" if path else str(key), out)
+                _diff(
+                    left.get(key, _MISSING),
+                    right.get(key, _MISSING),
+                    f"{path}.{key}" if path else str(key),
+                    out,
+                )
             return
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for index, (x, y) in enumerate(zip(a, b, strict=True)):
@@ -523,19 +727,32 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _start_linked(
-    engine: Engine, original: Run, input: Any, link: str, lineage: dict[str, Any], idempotency_key: str | None,
-    timeout: int | str | None, observer: Observer | None, wait: bool,
+    engine: Engine,
+    original: Run,
+    input: Any,
+    link: str,
+    lineage: dict[str, Any],
+    idempotency_key: str | None,
+    timeout: int | str | None,
+    observer: Observer | None,
+    wait: bool,
     journal: Callable[[str], tuple[list[StepRecord], list[EventRow]]] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Start a new run of the original's workflow (same env, context and timeout unless given), drive it.
 
     `journal` seeds the new run's journal in the transaction that creates it: a crash can
     never leave the run without the rows it must not re-execute."""
     run, created = engine.start(
-        original.tag, input, env=original.env, context=original.context or None, idempotency_key=idempotency_key,
-        timeout=timeout if timeout is not None else original.options.get("timeout_ms"), lineage=lineage,
-        links={link: original.id}, journal=journal,
-    )  # fmt: skip
+        original.tag,
+        input,
+        env=original.env,
+        context=original.context or None,
+        idempotency_key=idempotency_key,
+        timeout=timeout if timeout is not None else original.options.get("timeout_ms"),
+        lineage=lineage,
+        links={link: original.id},
+        journal=journal,
+    )
     if not created:  # the idempotency key named an existing run
         return _linked(engine.result(run.id), engine.get_run(run.id))
     return _linked(engine.drive(run.id, wait=wait, observer=observer), run)

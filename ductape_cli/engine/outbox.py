@@ -78,22 +78,36 @@ class Relay:
 
         store, clock = self.engine.store, self.engine.clock
         # A relay that died mid-send on this host releases its messages at once, not after the lease.
-        dead = [o for o in store.outbox_senders_on_host(HOST) if owner_is_dead(o, self.engine.owner)]
+        dead = [
+            o for o in store.outbox_senders_on_host(HOST) if owner_is_dead(o, self.engine.owner)
+        ]
         messages = store.claim_outbox(self.engine.owner, clock.now(), LEASE_SECONDS, BATCH, dead)
         sent: list[str] = []
-        down: dict[str, str] = {}  # broker -> error: the rest of the batch for it waits for the retry
+        down: dict[
+            str, str
+        ] = {}  # broker -> error: the rest of the batch for it waits for the retry
         try:
             for message in messages:
                 delay = min(MAX_RETRY_SECONDS, 0.5 * 2 ** min(message.attempts, 10))
                 if message.broker in down:
-                    store.outbox_failed(message.message_id, down[message.broker], clock.now() + delay)
+                    store.outbox_failed(
+                        message.message_id, down[message.broker], clock.now() + delay
+                    )
                     continue
                 try:
                     await self.send(message)
                 except Exception as exc:  # noqa: BLE001 - one refused message must not hold back the rest
-                    logger.exception("outbox: sending %s to %s:%s failed; retry in %.1fs", message.message_id, message.broker, message.topic, delay)
+                    logger.exception(
+                        "outbox: sending %s to %s:%s failed; retry in %.1fs",
+                        message.message_id,
+                        message.broker,
+                        message.topic,
+                        delay,
+                    )
                     down[message.broker] = f"{type(exc).__name__}: {exc}"
-                    store.outbox_failed(message.message_id, down[message.broker], clock.now() + delay)
+                    store.outbox_failed(
+                        message.message_id, down[message.broker], clock.now() + delay
+                    )
                     await self.drop_client(message.broker)
                 else:
                     sent.append(message.message_id)
@@ -111,7 +125,9 @@ class Relay:
         if client is None:
             broker = load_components(self.engine.config).resolved_broker(message.broker)
             client = self.clients[message.broker] = open_client(broker, self.engine.store)
-        await client.publish(message.topic, message.message, message.message_id, run_id=message.run_id)
+        await client.publish(
+            message.topic, message.message, message.message_id, run_id=message.run_id
+        )
 
     async def drop_client(self, broker: str) -> None:
         """Forget a connection that failed, so the next message opens a fresh one."""

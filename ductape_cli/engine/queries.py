@@ -24,7 +24,11 @@ class QueryContext:
         self.status = str(run.status)
         self.input = wrap(copy.deepcopy(run.input))
         self.state = MappingProxyType(copy.deepcopy(run.state or {}))
-        steps = {r.tag: copy.deepcopy(r.output) for r in journal.values() if r.kind == OpKind.STEP and r.status != StepStatus.FAILED}
+        steps = {
+            r.tag: copy.deepcopy(r.output)
+            for r in journal.values()
+            if r.kind == OpKind.STEP and r.status != StepStatus.FAILED
+        }
         self.steps = MappingProxyType(steps)
         self.completed_steps = completed_step_tags(journal)
         self.current_step = run.current_step
@@ -49,7 +53,9 @@ def run_query(run: Run, wf: WorkflowDefinition, journal: dict[int, StepRecord], 
             result = asyncio.run(_await(result))
     except Exception as exc:  # noqa: BLE001 - the user's query code: reported as one line, exit 1
         message = " ".join(str(exc).split()) or "no message"
-        raise QueryFailed(f"query {name!r} on run {run.id} raised {type(exc).__name__}: {message}") from None
+        raise QueryFailed(
+            f"query {name!r} on run {run.id} raised {type(exc).__name__}: {message}"
+        ) from None
     return result
 
 

@@ -76,7 +76,11 @@ def iso_ms(ms: int | float) -> str:
     """Epoch milliseconds as ISO 8601 UTC with milliseconds, as `history` prints times."""
     from datetime import UTC, datetime
 
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(ms / 1000, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 class RunResult(Record):
@@ -204,7 +208,14 @@ class CustomEvent(Record):
 def run_summary(run: Run) -> dict[str, Any]:
     """One row of `ductape list --json` (and of the API's run lists)."""
     return {
-        "workflow_id": run.id, "workflow_tag": run.tag, "status": str(run.status), "env": run.env,
-        "created_at": run.created_at, "ended_at": run.ended_at, "execution_time": run.execution_time_ms,
-        "parent_id": run.parent_id, "schedule_id": run.schedule_id, "metadata": run.metadata,
-    }  # fmt: skip
+        "workflow_id": run.id,
+        "workflow_tag": run.tag,
+        "status": str(run.status),
+        "env": run.env,
+        "created_at": run.created_at,
+        "ended_at": run.ended_at,
+        "execution_time": run.execution_time_ms,
+        "parent_id": run.parent_id,
+        "schedule_id": run.schedule_id,
+        "metadata": run.metadata,
+    }

@@ -10,9 +10,10 @@ from ductape_cli.models import OpKind, Run, RunStatus, StepRecord, StepStatus
 
 def completed_step_tags(journal: dict[int, StepRecord]) -> list[str]:
     return [
-        r.tag for r in sorted(journal.values(), key=lambda r: r.seq)
+        r.tag
+        for r in sorted(journal.values(), key=lambda r: r.seq)
         if r.kind == OpKind.STEP and r.status in (StepStatus.COMPLETED, StepStatus.ROLLED_BACK)
-    ]  # fmt: skip
+    ]
 
 
 def workflow_result(run: Run, completed_steps: list[str]) -> RunResult:
@@ -41,10 +42,12 @@ def describe_wait(run: Run) -> dict[str, Any] | None:
     """What an unfinished run waits for, in words a status line can show."""
     if run.load_error and not run.owner:
         return {
-            "kind": "unloadable", "attempts": run.load_attempts, "retry_at": run.ready_at,
+            "kind": "unloadable",
+            "attempts": run.load_attempts,
+            "retry_at": run.ready_at,
             "detail": f"no worker could load its workflow ({run.load_attempts} tries): {run.load_error}; "
             f"retrying at {_iso(run.ready_at)}",
-        }  # fmt: skip
+        }
     if run.status == RunStatus.PENDING:
         return {"kind": "queued", "detail": "queued for a worker (started with --detach)"}
     waiting = run.waiting
@@ -53,7 +56,10 @@ def describe_wait(run: Run) -> dict[str, Any] | None:
             from ductape_cli.engine.leases import owner_is_dead
 
             if owner_is_dead(run.owner):
-                return {"kind": "orphaned", "detail": f"its owner {run.owner} died; `ductape resume` or a worker takes it over"}
+                return {
+                    "kind": "orphaned",
+                    "detail": f"its owner {run.owner} died; `ductape resume` or a worker takes it over",
+                }
             return {"kind": "executing", "detail": f"executing in {run.owner}"}
         return None
     kind = waiting.get("kind")
@@ -112,13 +118,19 @@ def step_view(record: StepRecord) -> dict[str, Any]:
 
 def _settled(view: dict[str, Any], run: Run) -> dict[str, Any]:
     """A wait (or step) left open when the run ended is shown as ended with it, never still waiting."""
-    if run.status.terminal and view["status"] in (StepStatus.WAITING, StepStatus.RUNNING, StepStatus.PENDING):
+    if run.status.terminal and view["status"] in (
+        StepStatus.WAITING,
+        StepStatus.RUNNING,
+        StepStatus.PENDING,
+    ):
         view["status"] = "cancelled" if run.status == RunStatus.CANCELLED else "skipped"
         view["reason"] = f"not finished: run {run.status}"
     return view
 
 
-def in_compiled_order(steps: list[dict[str, Any]], unreached: list[dict[str, Any]], compiled: list[str]) -> list[dict[str, Any]]:
+def in_compiled_order(
+    steps: list[dict[str, Any]], unreached: list[dict[str, Any]], compiled: list[str]
+) -> list[dict[str, Any]]:
     """Steps the run never reached, placed where the compiled schema has them: after the last listed
     step that comes earlier in the schema, else before the first that comes later."""
     position = {tag: i for i, tag in enumerate(compiled)}
@@ -136,14 +148,29 @@ def in_compiled_order(steps: list[dict[str, Any]], unreached: list[dict[str, Any
 
 
 def run_status(
-    run: Run, journal: dict[int, StepRecord], children: list[Run], unreached: list[dict[str, Any]],
+    run: Run,
+    journal: dict[int, StepRecord],
+    children: list[Run],
+    unreached: list[dict[str, Any]],
     compiled: list[str] | None = None,
 ) -> RunDetail:
     """`ductape status`: the result plus steps, state, lineage and children."""
     status = _result_fields(run, completed_step_tags(journal))
     steps = [_settled(step_view(r), run) for r in sorted(journal.values(), key=lambda r: r.seq)]
-    if run.current_step and not run.status.terminal and run.current_step not in {r.tag for r in journal.values()}:
-        steps.append({"tag": run.current_step, "kind": "step", "status": "running", "output": None, "error": None})
+    if (
+        run.current_step
+        and not run.status.terminal
+        and run.current_step not in {r.tag for r in journal.values()}
+    ):
+        steps.append(
+            {
+                "tag": run.current_step,
+                "kind": "step",
+                "status": "running",
+                "output": None,
+                "error": None,
+            }
+        )
     steps = in_compiled_order(steps, unreached, compiled or [])
     status.update(
         {
@@ -162,7 +189,10 @@ def run_status(
             "resumed_from": run.resumed_from,
             "idempotency_key": run.idempotency_key,
             "metadata": run.metadata,
-            "children": [{"workflow_id": c.id, "workflow_tag": c.tag, "status": str(c.status)} for c in children],
+            "children": [
+                {"workflow_id": c.id, "workflow_tag": c.tag, "status": str(c.status)}
+                for c in children
+            ],
         }
     )
     if run.cancel_requested and not run.status.terminal:

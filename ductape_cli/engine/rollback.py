@@ -46,7 +46,11 @@ def select(execution: Execution, *, manual: bool = False) -> list[StepRecord]:
             continue
         if strategy == RollbackStrategy.CRITICAL_ONLY and not record.critical:
             continue
-        if record.rollback_status == "completed" and record.status == StepStatus.ROLLED_BACK and _done_earlier(execution, record):
+        if (
+            record.rollback_status == "completed"
+            and record.status == StepStatus.ROLLED_BACK
+            and _done_earlier(execution, record)
+        ):
             continue
         chosen.append(record)
     return chosen
@@ -75,7 +79,12 @@ async def apply(execution: Execution, records: list[StepRecord], reason: str) ->
             rolled_back.append(record.tag)
         else:
             failed.append({"tag": record.tag, "error": error})
-    return {"success": not failed, "rolled_back_steps": rolled_back, "failed_steps": failed, "reason": reason}
+    return {
+        "success": not failed,
+        "rolled_back_steps": rolled_back,
+        "failed_steps": failed,
+        "reason": reason,
+    }
 
 
 async def _compensate(execution: Execution, record: StepRecord, reason: str) -> str | None:
@@ -99,9 +108,17 @@ async def _compensate(execution: Execution, record: StepRecord, reason: str) -> 
             if attempt <= options.compensation_retries:
                 delay = options.delay_ms(attempt, rollback=True)
                 now = execution.clock.now()
-                store.append_events(run_id, execution.take_events(
-                    (now, EventType.STEP_ROLLBACK_RETRIED, record.tag, {"attempt": attempt, "error": message, "delay_ms": delay})
-                ))  # fmt: skip
+                store.append_events(
+                    run_id,
+                    execution.take_events(
+                        (
+                            now,
+                            EventType.STEP_ROLLBACK_RETRIED,
+                            record.tag,
+                            {"attempt": attempt, "error": message, "delay_ms": delay},
+                        )
+                    ),
+                )
                 await execution.clock.sleep(delay / 1000)
                 continue
             _record_failure(execution, record, message, attempt)
@@ -110,9 +127,17 @@ async def _compensate(execution: Execution, record: StepRecord, reason: str) -> 
             IN_STEP.reset(token)
         now = execution.clock.now()
         data: dict[str, Any] = {"reason": reason, **({"attempts": attempt} if attempt > 1 else {})}
-        store.update_op(run_id, record.seq, {"rollback_status": "completed", "rollback_error": None, "status": "rolled_back"},
-                        execution.take_events((now, EventType.STEP_ROLLED_BACK, record.tag, data)))  # fmt: skip
-        record.rollback_status, record.rollback_error, record.status = "completed", None, StepStatus.ROLLED_BACK
+        store.update_op(
+            run_id,
+            record.seq,
+            {"rollback_status": "completed", "rollback_error": None, "status": "rolled_back"},
+            execution.take_events((now, EventType.STEP_ROLLED_BACK, record.tag, data)),
+        )
+        record.rollback_status, record.rollback_error, record.status = (
+            "completed",
+            None,
+            StepStatus.ROLLED_BACK,
+        )
         execution.notify(EventType.STEP_ROLLED_BACK, tag=record.tag)
         return None
 
@@ -120,7 +145,11 @@ async def _compensate(execution: Execution, record: StepRecord, reason: str) -> 
 def _record_failure(execution: Execution, record: StepRecord, message: str, attempts: int) -> None:
     now = execution.clock.now()
     data: dict[str, Any] = {"error": message, **({"attempts": attempts} if attempts else {})}
-    execution.store.update_op(execution.run.id, record.seq, {"rollback_status": "failed", "rollback_error": message},
-                              execution.take_events((now, EventType.STEP_ROLLBACK_FAILED, record.tag, data)))  # fmt: skip
+    execution.store.update_op(
+        execution.run.id,
+        record.seq,
+        {"rollback_status": "failed", "rollback_error": message},
+        execution.take_events((now, EventType.STEP_ROLLBACK_FAILED, record.tag, data)),
+    )
     record.rollback_status, record.rollback_error = "failed", message
     execution.notify(EventType.STEP_ROLLBACK_FAILED, tag=record.tag, error=message)

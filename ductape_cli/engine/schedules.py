@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
     from ductape_cli.models import Schedule
 
-MAX_CATCH_UP = 10_000  # due times counted when catching up, so a forgotten minutely job cannot spin forever
+MAX_CATCH_UP = (
+    10_000  # due times counted when catching up, so a forgotten minutely job cannot spin forever
+)
 
 
 def zone(name: str | None) -> ZoneInfo | None:
@@ -36,14 +38,21 @@ def zone(name: str | None) -> ZoneInfo | None:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(f"unknown time zone {name!r}; use an IANA name such as America/New_York") from None
+        raise InvalidInput(
+            f"unknown time zone {name!r}; use an IANA name such as America/New_York"
+        ) from None
 
 
 CRON_FIELDS = (  # name, low, high, names accepted for values
     ("minute", 0, 59, ()),
     ("hour", 0, 23, ()),
     ("day of month", 1, 31, ()),
-    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    (
+        "month",
+        1,
+        12,
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+    ),
     ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
 )
 
@@ -76,17 +85,25 @@ def _cron_field_problem(text: str, low: int, high: int, names: tuple[str, ...]) 
         if base in ("*", "?"):
             continue
         for bound in base.split("-", 1):
-            value = names.index(bound.lower()) + (1 if low == 1 else 0) if bound.lower() in names else None
+            value = (
+                names.index(bound.lower()) + (1 if low == 1 else 0)
+                if bound.lower() in names
+                else None
+            )
             if value is None:
                 if not bound.isdigit():
-                    return f"{bound!r} is not a number" + (f" or a name ({', '.join(names)})" if names else f" ({low}-{high})")
+                    return f"{bound!r} is not a number" + (
+                        f" or a name ({', '.join(names)})" if names else f" ({low}-{high})"
+                    )
                 value = int(bound)
             if not low <= value <= high:
                 return f"{value} is out of range {low}-{high}"
     return None
 
 
-def next_fire_times(expression: str, tz_name: str | None, after: float, count: int = 1) -> list[float]:
+def next_fire_times(
+    expression: str, tz_name: str | None, after: float, count: int = 1
+) -> list[float]:
     """The next `count` fire times strictly after `after` (epoch seconds), DST-correct."""
     from croniter import croniter
 
@@ -106,7 +123,9 @@ def parse_at(text: str, tz_name: str | None, now: float) -> float:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidInput(f"invalid --at {text!r}: use ISO 8601, e.g. 2026-12-01T09:00 or 2026-12-01T09:00:00Z") from None
+        raise InvalidInput(
+            f"invalid --at {text!r}: use ISO 8601, e.g. 2026-12-01T09:00 or 2026-12-01T09:00:00Z"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone(tz_name)) if tz_name else moment.astimezone()
     when = moment.timestamp()
@@ -140,10 +159,18 @@ def create(
         raise InvalidInput("--retries must be zero or more")
     now = engine.clock.now()
     schedule: Schedule = {
-        "id": "job_" + secrets.token_hex(5), "tag": tag, "kind": "once", "input": input if input is not None else {},
-        "env": env, "timezone": timezone, "created_at": now, "options": {"retries": retries or 0, "timeout": timeout},
-        "paused": False, "fire_count": 0, "missed": [],
-    }  # fmt: skip
+        "id": "job_" + secrets.token_hex(5),
+        "tag": tag,
+        "kind": "once",
+        "input": input if input is not None else {},
+        "env": env,
+        "timezone": timezone,
+        "created_at": now,
+        "options": {"retries": retries or 0, "timeout": timeout},
+        "paused": False,
+        "fire_count": 0,
+        "missed": [],
+    }
     if cron is not None:
         check_cron(cron)
         schedule["kind"], schedule["cron"] = "cron", cron
@@ -166,7 +193,10 @@ def describe(engine: Engine, schedule: Schedule, upcoming: int = 3) -> dict[str,
     times: list[float] = []
     following, cron = schedule.get("next_fire_at"), schedule.get("cron")
     if following is not None and cron is not None:
-        times = [following, *next_fire_times(cron, schedule.get("timezone"), following, upcoming - 1)]
+        times = [
+            following,
+            *next_fire_times(cron, schedule.get("timezone"), following, upcoming - 1),
+        ]
     elif following is not None:
         times = [following]
     view["next_fire_times"] = [_iso(t, schedule.get("timezone")) for t in times]
@@ -210,15 +240,28 @@ def fire_due(engine: Engine, now: float) -> list[str]:
             options = schedule.get("options") or {}
             try:
                 engine.start(
-                    schedule["tag"], schedule["input"], env=schedule.get("env"), workflow_id=run_id,
-                    timeout=options.get("timeout"), detach=True, schedule_id=schedule["id"],
-                    lineage={"scheduled_for": fire_at, "missed": due[:-1], "retries_left": options.get("retries", 0)},
-                )  # fmt: skip
+                    schedule["tag"],
+                    schedule["input"],
+                    env=schedule.get("env"),
+                    workflow_id=run_id,
+                    timeout=options.get("timeout"),
+                    detach=True,
+                    schedule_id=schedule["id"],
+                    lineage={
+                        "scheduled_for": fire_at,
+                        "missed": due[:-1],
+                        "retries_left": options.get("retries", 0),
+                    },
+                )
             except InvalidInput as exc:
                 if "already exists" not in exc.message:  # another worker won the race: fine
-                    lines.append(f"schedule {schedule['id']}: cannot start {schedule['tag']}: {exc.message}")
+                    lines.append(
+                        f"schedule {schedule['id']}: cannot start {schedule['tag']}: {exc.message}"
+                    )
                     continue
-        if store.advance_schedule(schedule["id"], schedule["next_fire_at"], following, run_id, due[:-1], now):
+        if store.advance_schedule(
+            schedule["id"], schedule["next_fire_at"], following, run_id, due[:-1], now
+        ):
             note = f" (caught up; skipped {len(due) - 1} earlier due times)" if len(due) > 1 else ""
             lines.append(f"⏰ {schedule['id']} fired {schedule['tag']} as {run_id}{note}")
     return lines
@@ -237,10 +280,17 @@ def retry_failed(engine: Engine, run_id: str) -> str | None:
     if engine.store.get_run(retry_id) is not None:
         return None
     engine.start(
-        run.tag, run.input, env=run.env, workflow_id=retry_id, detach=True, schedule_id=run.schedule_id,
-        timeout=run.options.get("timeout_ms"), lineage={**run.lineage, "retries_left": left - 1},
-        links={"restarted_from": run.id}, metadata=run.metadata or None,
-    )  # fmt: skip
+        run.tag,
+        run.input,
+        env=run.env,
+        workflow_id=retry_id,
+        detach=True,
+        schedule_id=run.schedule_id,
+        timeout=run.options.get("timeout_ms"),
+        lineage={**run.lineage, "retries_left": left - 1},
+        links={"restarted_from": run.id},
+        metadata=run.metadata or None,
+    )
     return retry_id
 
 
@@ -249,14 +299,19 @@ def set_paused(engine: Engine, schedule_id: str, paused: bool) -> dict[str, Any]
     schedule["paused"] = paused
     cron = schedule.get("cron")
     if not paused and schedule["kind"] == "cron" and cron is not None:
-        schedule["next_fire_at"] = next_fire_times(cron, schedule.get("timezone"), engine.clock.now())[0]
+        schedule["next_fire_at"] = next_fire_times(
+            cron, schedule.get("timezone"), engine.clock.now()
+        )[0]
     engine.store.save_schedule(schedule)
     return describe(engine, schedule)
 
 
 def list_all(engine: Engine, upcoming: int = 3) -> list[dict[str, Any]]:
     """Every schedule, described with its next `upcoming` fire times."""
-    return [describe(engine, s, upcoming) for s in (engine.store.list_schedules() if engine.has_store() else [])]
+    return [
+        describe(engine, s, upcoming)
+        for s in (engine.store.list_schedules() if engine.has_store() else [])
+    ]
 
 
 def get(engine: Engine, schedule_id: str) -> Schedule:

@@ -29,16 +29,32 @@ log = logging.getLogger("ductape.steps")
 
 # True while a step function (or rollback handler) runs: component calls made
 # there belong to that step; outside, they become steps of their own.
-IN_STEP: contextvars.ContextVar[str | None] = contextvars.ContextVar("ductape_in_step", default=None)
+IN_STEP: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "ductape_in_step", default=None
+)
 
 _SEED_NAMES = {
-    "retryDelay": "retry_delay", "allowFail": "allow_fail", "maxDelay": "max_delay", "onError": "on_error",
-    "rollbackRetries": "rollback_retries", "rollbackRetryDelay": "rollback_retry_delay",
-}  # fmt: skip
+    "retryDelay": "retry_delay",
+    "allowFail": "allow_fail",
+    "maxDelay": "max_delay",
+    "onError": "on_error",
+    "rollbackRetries": "rollback_retries",
+    "rollbackRetryDelay": "rollback_retry_delay",
+}
 _KNOWN = {
-    "retries", "retry_delay", "backoff", "max_delay", "timeout", "allow_fail", "critical", "on_error", "condition",
-    "input", "rollback_retries", "rollback_retry_delay",
-}  # fmt: skip
+    "retries",
+    "retry_delay",
+    "backoff",
+    "max_delay",
+    "timeout",
+    "allow_fail",
+    "critical",
+    "on_error",
+    "condition",
+    "input",
+    "rollback_retries",
+    "rollback_retry_delay",
+}
 
 
 @dataclass
@@ -65,7 +81,9 @@ class StepOptions:
         for key, value in raw.items():
             key = _SEED_NAMES.get(key, key)
             if key not in _KNOWN:
-                raise StepError(f"step {tag!r}: unknown option {key!r} (known: {', '.join(sorted(_KNOWN))})")
+                raise StepError(
+                    f"step {tag!r}: unknown option {key!r} (known: {', '.join(sorted(_KNOWN))})"
+                )
             try:
                 if key in ("retries", "rollback_retries"):
                     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -74,7 +92,9 @@ class StepOptions:
                 elif key == "retry_delay":
                     options.retry_delay_ms = parse_duration(value, what="retry_delay") or 0
                 elif key == "rollback_retry_delay":
-                    options.rollback_retry_delay_ms = parse_duration(value, what="rollback_retry_delay") or 0
+                    options.rollback_retry_delay_ms = (
+                        parse_duration(value, what="rollback_retry_delay") or 0
+                    )
                 elif key == "max_delay":
                     options.max_delay_ms = parse_duration(value, what="max_delay")
                 elif key == "timeout":
@@ -100,7 +120,11 @@ class StepOptions:
         """Delay before retry number `attempt` (1-based): retry_delay × backoff^(attempt-1), capped.
 
         With `rollback`, the base is rollback_retry_delay when given."""
-        base = self.rollback_retry_delay_ms if rollback and self.rollback_retry_delay_ms is not None else self.retry_delay_ms
+        base = (
+            self.rollback_retry_delay_ms
+            if rollback and self.rollback_retry_delay_ms is not None
+            else self.retry_delay_ms
+        )
         delay = base * (self.backoff ** (attempt - 1))
         if self.max_delay_ms is not None:
             delay = min(delay, self.max_delay_ms)
@@ -139,7 +163,11 @@ class StepTimeout(Exception):
 def error_dict(exc: BaseException, tag: str | None) -> dict[str, Any]:
     message = str(exc) or type(exc).__name__
     code = getattr(exc, "code", None)
-    error: dict[str, Any] = {"message": message, "step": tag, "code": code if isinstance(code, str) else "STEP_FAILED"}
+    error: dict[str, Any] = {
+        "message": message,
+        "step": tag,
+        "code": code if isinstance(code, str) else "STEP_FAILED",
+    }
     error["type"] = type(exc).__name__
     for attr in ("status_code", "body"):
         if hasattr(exc, attr):
@@ -174,7 +202,9 @@ class StepsMixin(ExecutionCore):
 
     def prepare_step(self, call: StepCall) -> tuple[int, StepRecord | None]:
         if call._consumed:
-            raise StepError(f"step {call.tag!r} was already awaited; call ctx.step again for a new step")
+            raise StepError(
+                f"step {call.tag!r} was already awaited; call ctx.step again for a new step"
+            )
         call._consumed = True
         tag = call.tag
         if (problem := step_tag_problem(tag)) is not None:
@@ -216,12 +246,27 @@ class StepsMixin(ExecutionCore):
                 now = self.clock.now()
                 if options.on_error is not None:
                     await _call_on_error(options.on_error, exc)
-                attempt_row = Attempt(self.run.id, seq, attempt, attempt_start, int((now - attempt_start) * 1000), error)
+                attempt_row = Attempt(
+                    self.run.id,
+                    seq,
+                    attempt,
+                    attempt_start,
+                    int((now - attempt_start) * 1000),
+                    error,
+                )
                 if attempt <= options.retries:
                     delay = options.delay_ms(attempt)
-                    self.store.record_attempt(attempt_row, self.take_events(
-                        (now, EventType.STEP_RETRIED, tag, {"attempt": attempt, "error": error, "delay_ms": delay})
-                    ))  # fmt: skip
+                    self.store.record_attempt(
+                        attempt_row,
+                        self.take_events(
+                            (
+                                now,
+                                EventType.STEP_RETRIED,
+                                tag,
+                                {"attempt": attempt, "error": error, "delay_ms": delay},
+                            )
+                        ),
+                    )
                     self.notify(EventType.STEP_RETRIED, tag=tag, attempt=attempt, error=error)
                     await self.clock.sleep(delay / 1000)
                     self.boundary()
@@ -233,16 +278,28 @@ class StepsMixin(ExecutionCore):
         ended = self.clock.now()
         self.commit(
             StepRecord(
-                self.run.id, seq, OpKind.STEP, tag, StepStatus.COMPLETED, input=options.input, output=value,
-                attempts=attempt, started_at=started, ended_at=ended, options=options.stored(),
-                has_rollback=call.rollback is not None, critical=bool(options.critical),
+                self.run.id,
+                seq,
+                OpKind.STEP,
+                tag,
+                StepStatus.COMPLETED,
+                input=options.input,
+                output=value,
+                attempts=attempt,
+                started_at=started,
+                ended_at=ended,
+                options=options.stored(),
+                has_rollback=call.rollback is not None,
+                critical=bool(options.critical),
                 source=f"{call.site[0]}:{call.site[1]}",
             ),
             # No event row: history derives step_started/step_completed from this journal row.
             self.take_events(),
             output_json=text,
-        )  # fmt: skip
-        self.event_count += 2  # the step_started and step_completed that history derives from the row
+        )
+        self.event_count += (
+            2  # the step_started and step_completed that history derives from the row
+        )
         self._remember(call, seq, value)
         self.notify(EventType.STEP_COMPLETED, tag=tag, duration_ms=int((ended - started) * 1000))
         return value
@@ -266,25 +323,54 @@ class StepsMixin(ExecutionCore):
             self.step_outputs[call.tag] = None
             return None
         error = record.error or {}
-        raise StepFailed(call.tag, error.get("message") or "step failed", error.get("code"), error.get("type"))
+        raise StepFailed(
+            call.tag, error.get("message") or "step failed", error.get("code"), error.get("type")
+        )
 
     def _step_failed(
-        self, call: StepCall, seq: int, options: StepOptions, error: dict[str, Any], attempts: int, started: float,
+        self,
+        call: StepCall,
+        seq: int,
+        options: StepOptions,
+        error: dict[str, Any],
+        attempts: int,
+        started: float,
     ) -> None:
         tag = call.tag
         now = self.clock.now()
         status = StepStatus.SKIPPED if options.allow_fail else StepStatus.FAILED
-        events = [(started, EventType.STEP_STARTED, tag, None), (now, EventType.STEP_FAILED, tag, {"error": error, "attempts": attempts, "allow_fail": options.allow_fail})]
+        events = [
+            (started, EventType.STEP_STARTED, tag, None),
+            (
+                now,
+                EventType.STEP_FAILED,
+                tag,
+                {"error": error, "attempts": attempts, "allow_fail": options.allow_fail},
+            ),
+        ]
         if options.allow_fail:
-            events.append((now, EventType.STEP_SKIPPED, tag, {"reason": "allow_fail", "error": error}))
+            events.append(
+                (now, EventType.STEP_SKIPPED, tag, {"reason": "allow_fail", "error": error})
+            )
         self.commit(
             StepRecord(
-                self.run.id, seq, OpKind.STEP, tag, status, input=options.input, error=error, attempts=attempts,
-                started_at=started, ended_at=now, options=options.stored(), has_rollback=call.rollback is not None,
-                critical=bool(options.critical), source=f"{call.site[0]}:{call.site[1]}",
+                self.run.id,
+                seq,
+                OpKind.STEP,
+                tag,
+                status,
+                input=options.input,
+                error=error,
+                attempts=attempts,
+                started_at=started,
+                ended_at=now,
+                options=options.stored(),
+                has_rollback=call.rollback is not None,
+                critical=bool(options.critical),
+                source=f"{call.site[0]}:{call.site[1]}",
             ),
             self.take_events(*events),
-        )  # fmt: skip
+        )
         self.current_step = None
         self.notify(EventType.STEP_FAILED, tag=tag, error=error, allow_fail=options.allow_fail)
         if options.allow_fail:
@@ -309,17 +395,33 @@ class StepsMixin(ExecutionCore):
         self._record_skip(call, seq, options, reason)
         return True
 
-    def _record_skip(self, call: StepCall, seq: int, options: StepOptions, reason: dict[str, Any]) -> None:
+    def _record_skip(
+        self, call: StepCall, seq: int, options: StepOptions, reason: dict[str, Any]
+    ) -> None:
         """Journal a step that will not run (false condition, or skipped by a resume); it returns None."""
         now = self.clock.now()
         self.commit(
-            StepRecord(self.run.id, seq, OpKind.STEP, call.tag, StepStatus.SKIPPED, output=None, error=None,
-                       started_at=now, ended_at=now, options={**options.stored(), "skip": reason},
-                       source=f"{call.site[0]}:{call.site[1]}"),
+            StepRecord(
+                self.run.id,
+                seq,
+                OpKind.STEP,
+                call.tag,
+                StepStatus.SKIPPED,
+                output=None,
+                error=None,
+                started_at=now,
+                ended_at=now,
+                options={**options.stored(), "skip": reason},
+                source=f"{call.site[0]}:{call.site[1]}",
+            ),
             self.take_events((now, EventType.STEP_SKIPPED, call.tag, reason)),
-        )  # fmt: skip
+        )
         self.step_outputs[call.tag] = None
-        self.notify(EventType.STEP_SKIPPED, tag=call.tag, condition=reason.get("condition") or reason.get("reason"))
+        self.notify(
+            EventType.STEP_SKIPPED,
+            tag=call.tag,
+            condition=reason.get("condition") or reason.get("reason"),
+        )
 
     async def _invoke(self, fn: Callable[..., Any], options: StepOptions, tag: str) -> Any:
         token = IN_STEP.set(tag)
@@ -346,7 +448,9 @@ class StepsMixin(ExecutionCore):
             elif inspect.isawaitable(call):
                 prepared.append(functools.partial(_same, call))
             else:
-                raise StepError(f"ctx.parallel takes un-awaited ctx.step(...) or ctx.workflow(...) calls, got {call!r}")
+                raise StepError(
+                    f"ctx.parallel takes un-awaited ctx.step(...) or ctx.workflow(...) calls, got {call!r}"
+                )
         if (problem := concurrency_problem(concurrency)) is not None:
             raise StepError(problem)
         limit = asyncio.Semaphore(concurrency or len(prepared) or 1)
@@ -470,6 +574,8 @@ def in_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[A
         else:
             _IN_FLIGHT.pop(loop, None)
 
-    future.add_done_callback(landed)  # settled or cancelled (a timeout): either way it no longer holds time
+    future.add_done_callback(
+        landed
+    )  # settled or cancelled (a timeout): either way it no longer holds time
     _THREADS.submit(job)
     return future

@@ -15,7 +15,9 @@ def location_of(value: str, config: ProjectConfig) -> str:
 
     text = value.strip()
     if not text:
-        raise InvalidInput("a store location is empty; give a path, sqlite:///path or postgresql://...")
+        raise InvalidInput(
+            "a store location is empty; give a path, sqlite:///path or postgresql://..."
+        )
     if text.startswith("sqlite://"):
         text = text[len("sqlite://") :]
     if "://" in text or text == ":memory:":
@@ -41,8 +43,13 @@ def migrate(location: str) -> dict[str, Any]:
     store = open_store(location)
     try:
         after = store.schema_version()[0]
-        return {"store": display(location), "backend": store.backend, "schema_before": before, "schema_version": after,
-                "applied": after - before}  # fmt: skip
+        return {
+            "store": display(location),
+            "backend": store.backend,
+            "schema_before": before,
+            "schema_version": after,
+            "applied": after - before,
+        }
     finally:
         store.close()
 

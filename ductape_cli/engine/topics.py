@@ -31,7 +31,11 @@ def list_topics(engine: Engine) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     declared = engine.config.raw.get("brokers") or {}
     store_topics = engine.store.list_topics() if engine.has_store() else []
-    outbox = {(o["broker"], o["topic"]): o for o in engine.store.outbox_status()} if engine.has_store() else {}
+    outbox = (
+        {(o["broker"], o["topic"]): o for o in engine.store.outbox_status()}
+        if engine.has_store()
+        else {}
+    )
     if declared:
         from ductape_cli.components.brokers import open_client
         from ductape_cli.components.config import load_components
@@ -43,13 +47,24 @@ def list_topics(engine: Engine) -> list[dict[str, Any]]:
                 described = asyncio.run(_describe(client, broker.topics))
             except Exception as exc:  # noqa: BLE001 - one unreachable broker must not hide the others
                 logger.debug("describing broker %s failed", name, exc_info=True)
-                described = [{"topic": t, "messages": None, "detail": f"unreachable: {exc}"} for t in broker.topics]
+                described = [
+                    {"topic": t, "messages": None, "detail": f"unreachable: {exc}"}
+                    for t in broker.topics
+                ]
             for row in described:
                 rows.append({"broker": name, "type": broker.type, **row})
     known = {(r["broker"], r["topic"]) for r in rows}
     for topic in store_topics:
         if (topic["broker"], topic["topic"]) not in known:
-            rows.append({"broker": topic["broker"], "type": "local", "topic": topic["topic"], "messages": topic["messages"], "last_at": topic["last_at"]})
+            rows.append(
+                {
+                    "broker": topic["broker"],
+                    "type": "local",
+                    "topic": topic["topic"],
+                    "messages": topic["messages"],
+                    "last_at": topic["last_at"],
+                }
+            )
     for row in rows:
         pending = outbox.get((row["broker"], row["topic"]))
         if pending is not None:
@@ -66,7 +81,9 @@ async def _describe(client: BrokerClient, topics: list[str]) -> list[dict[str, A
         await client.close()
 
 
-def tail(engine: Engine, event: str, start: str | None, follow: bool) -> Iterator[list[dict[str, Any]]]:
+def tail(
+    engine: Engine, event: str, start: str | None, follow: bool
+) -> Iterator[list[dict[str, Any]]]:
     """Pages of messages of `broker:topic` from position `start`; with `follow`, forever."""
     broker, sep, topic = event.partition(":")
     if not sep or not broker or not topic:
@@ -101,8 +118,13 @@ def _client_for(engine: Engine, broker: str, topic: str, follow: bool) -> Broker
     declared = engine.config.raw.get("brokers") or {}
     if broker in declared:
         components = load_components(engine.config)
-        if topic not in components.broker(broker).topics and components.broker(broker).type != "local":
-            raise InvalidInput(f"no topic {broker}:{topic}: it is not declared in [brokers.{broker}] topics")
+        if (
+            topic not in components.broker(broker).topics
+            and components.broker(broker).type != "local"
+        ):
+            raise InvalidInput(
+                f"no topic {broker}:{topic}: it is not declared in [brokers.{broker}] topics"
+            )
         resolved = components.resolved_broker(broker)
         if resolved.type == "local":
             _check_local(engine, broker, topic, topic in resolved.model.topics, follow)
@@ -111,11 +133,15 @@ def _client_for(engine: Engine, broker: str, topic: str, follow: bool) -> Broker
     from ductape_cli.components.brokers.local import LocalBroker
     from ductape_cli.components.config import Broker, ResolvedBroker
 
-    return LocalBroker(ResolvedBroker(broker, None, Broker.model_validate({"topics": [topic]})), engine.store)
+    return LocalBroker(
+        ResolvedBroker(broker, None, Broker.model_validate({"topics": [topic]})), engine.store
+    )
 
 
 def _check_local(engine: Engine, broker: str, topic: str, declared: bool, follow: bool) -> None:
     if declared or follow:
         return
     if not engine.has_store() or not engine.store.read_messages(broker, topic, 0, 1):
-        raise InvalidInput(f"no topic {broker}:{topic}: it is not declared in [brokers.{broker}] topics and holds no messages")
+        raise InvalidInput(
+            f"no topic {broker}:{topic}: it is not declared in [brokers.{broker}] topics and holds no messages"
+        )

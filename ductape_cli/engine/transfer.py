@@ -41,8 +41,16 @@ def export_bundle(engine: Engine, run_id: str) -> dict[str, Any]:
         family.append(current)
         pending.extend(c.id for c in engine.store.list_runs(parent_id=current, limit=_MAX_FAMILY))
     runs = [engine.store.export_rows(member) for member in family]
-    versions = sorted({(r["runs"][0]["tag"], r["runs"][0]["version"]) for r in runs if r["runs"][0].get("version")})
-    definitions = [d for d in (engine.store.get_definition(tag, version) for tag, version in versions) if d]
+    versions = sorted(
+        {
+            (r["runs"][0]["tag"], r["runs"][0]["version"])
+            for r in runs
+            if r["runs"][0].get("version")
+        }
+    )
+    definitions = [
+        d for d in (engine.store.get_definition(tag, version) for tag, version in versions) if d
+    ]
     bundle = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -77,7 +85,11 @@ def _secrets(raw_config: dict[str, Any]) -> tuple[set[str], set[str]]:
                 if name == "secret" and isinstance(item, list):
                     fields.update(str(f) for f in item)
                 elif name == "headers" and isinstance(item, dict):
-                    values.update(str(v) for v in item.values() if isinstance(v, str) and not variable.search(v))
+                    values.update(
+                        str(v)
+                        for v in item.values()
+                        if isinstance(v, str) and not variable.search(v)
+                    )
                     walk(item, name)
                 else:
                     walk(item, name)
@@ -103,27 +115,42 @@ def read_bundle(source: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise InvalidInput(f"file {source} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read {source}: {getattr(exc, 'strerror', None) or exc}") from None
+        raise InvalidInput(
+            f"cannot read {source}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise InvalidInput(
+            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     check_bundle(data, source)
     return data
 
 
 def check_bundle(data: Any, source: str = "the export") -> None:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise InvalidInput(f"{source} is not a ductape export (make one with `ductape export ID > run.json`)")
+        raise InvalidInput(
+            f"{source} is not a ductape export (make one with `ductape export ID > run.json`)"
+        )
     if data.get("format_version") != FORMAT_VERSION:
-        raise InvalidInput(f"{source} has export format version {data.get('format_version')!r}; this ductape reads {FORMAT_VERSION}")
+        raise InvalidInput(
+            f"{source} has export format version {data.get('format_version')!r}; this ductape reads {FORMAT_VERSION}"
+        )
     runs = data.get("runs")
     if not isinstance(runs, list) or not runs:
         raise InvalidInput(f"{source} holds no runs")
     for bundle in runs:
         rows = bundle.get("runs") if isinstance(bundle, dict) else None
-        if not isinstance(rows, list) or len(rows) != 1 or not isinstance(rows[0], dict) or not rows[0].get("id"):
-            raise InvalidInput(f"{source} is damaged: each exported run needs exactly one run row with an id")
+        if (
+            not isinstance(rows, list)
+            or len(rows) != 1
+            or not isinstance(rows[0], dict)
+            or not rows[0].get("id")
+        ):
+            raise InvalidInput(
+                f"{source} is damaged: each exported run needs exactly one run row with an id"
+            )
         for table, rows in bundle.items():
             if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
                 raise InvalidInput(f"{source} is damaged: {table} must be a list of rows")
@@ -145,10 +172,16 @@ def import_bundle(engine: Engine, data: dict[str, Any], *, rename: bool = False)
     if taken and not rename:
         first = next(i for i in ids if i in taken)
         more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
-        raise InvalidInput(f"run {first}{more} already exists in {engine.store_path}; `ductape import --rename` imports under new ids")
+        raise InvalidInput(
+            f"run {first}{more} already exists in {engine.store_path}; `ductape import --rename` imports under new ids"
+        )
     mapping = _new_ids(engine, ids, taken)
     runs = [_relinked(b, mapping) for b in bundles]
-    definitions = [d for d in data.get("definitions", []) if isinstance(d, dict) and {"tag", "version", "schema"} <= d.keys()]
+    definitions = [
+        d
+        for d in data.get("definitions", [])
+        if isinstance(d, dict) and {"tag", "version", "schema"} <= d.keys()
+    ]
     engine.store.import_rows(runs, definitions)
     return {
         "imported": [mapping.get(i, i) for i in ids],
@@ -175,7 +208,9 @@ def _new_ids(engine: Engine, ids: list[str], taken: set[str]) -> dict[str, str]:
     return mapping
 
 
-def _relinked(bundle: dict[str, list[dict[str, Any]]], mapping: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+def _relinked(
+    bundle: dict[str, list[dict[str, Any]]], mapping: dict[str, str]
+) -> dict[str, list[dict[str, Any]]]:
     """A copy of one run's rows with renamed ids applied to every structural reference."""
     out: dict[str, list[dict[str, Any]]] = {}
     for table, rows in bundle.items():
@@ -190,7 +225,11 @@ def _relinked(bundle: dict[str, list[dict[str, Any]]], mapping: dict[str, str]) 
                 row["owner"], row["lease_expires_at"] = None, None
             else:
                 row["run_id"] = mapping.get(row.get("run_id") or "", row.get("run_id"))
-            if table == "steps" and row.get("kind") == "child" and isinstance(row.get("input"), dict):
+            if (
+                table == "steps"
+                and row.get("kind") == "child"
+                and isinstance(row.get("input"), dict)
+            ):
                 current = row["input"].get("current")
                 if current in mapping:
                     row["input"] = {**row["input"], "current": mapping[current]}

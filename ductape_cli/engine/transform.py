@@ -14,8 +14,14 @@ if TYPE_CHECKING:
 
 # The seed's date tokens, longest first so "YYYY" wins over "YY".
 _DATE_TOKENS = [
-    ("YYYY", "%Y"), ("YY", "%y"), ("MM", "%m"), ("DD", "%d"), ("HH", "%H"), ("mm", "%M"), ("ss", "%S"),
-]  # fmt: skip
+    ("YYYY", "%Y"),
+    ("YY", "%y"),
+    ("MM", "%m"),
+    ("DD", "%d"),
+    ("HH", "%H"),
+    ("mm", "%M"),
+    ("ss", "%S"),
+]
 _TOKEN_RE = re.compile("|".join(t for t, _ in _DATE_TOKENS))
 
 

@@ -52,7 +52,7 @@ def parse_event(value: Any, where: str) -> tuple[str, str]:
         broker, sep, topic = value.partition(":")
         if sep and broker and topic:
             return broker, topic
-    raise ConfigError(f"{where}: on_message must be \"broker:topic\", got {value!r}")
+    raise ConfigError(f'{where}: on_message must be "broker:topic", got {value!r}')
 
 
 def declared_triggers(engine: Engine) -> list[Trigger]:
@@ -63,7 +63,11 @@ def declared_triggers(engine: Engine) -> list[Trigger]:
     for tag, wf in sorted(engine.registry().by_tag.items()):
         if wf.on_message:
             broker, topic = parse_event(wf.on_message, f"workflow {tag}")
-            found.append(Trigger(tag, broker, topic, f"{wf.source_file}:{wf.source_line}: @workflow({tag!r})"))
+            found.append(
+                Trigger(
+                    tag, broker, topic, f"{wf.source_file}:{wf.source_line}: @workflow({tag!r})"
+                )
+            )
     if not found:
         return []  # a project without triggers never pays for (or fails on) the component tables here
     components = load_components(engine.config)
@@ -82,25 +86,49 @@ def toml_triggers(config: Any) -> list[Trigger]:
 
     table = config.raw.get("triggers") or {}
     if not isinstance(table, dict):
-        raise config_error(config.source, config.text, "triggers", None, "must be a table of workflows")
+        raise config_error(
+            config.source, config.text, "triggers", None, "must be a table of workflows"
+        )
     triggers = []
     for tag, body in table.items():
         where = f"triggers.{tag}"
         if not isinstance(body, dict):
-            raise config_error(config.source, config.text, where, None, "must be a table with on_message = \"broker:topic\"")
+            raise config_error(
+                config.source,
+                config.text,
+                where,
+                None,
+                'must be a table with on_message = "broker:topic"',
+            )
         for key in body:
             if key != "on_message":
-                raise config_error(config.source, config.text, where, key, f"unknown key {key!r} (known: on_message)")
+                raise config_error(
+                    config.source,
+                    config.text,
+                    where,
+                    key,
+                    f"unknown key {key!r} (known: on_message)",
+                )
         if "on_message" not in body:
-            raise config_error(config.source, config.text, where, None, "missing required key 'on_message'")
-        events = body["on_message"] if isinstance(body["on_message"], list) else [body["on_message"]]
+            raise config_error(
+                config.source, config.text, where, None, "missing required key 'on_message'"
+            )
+        events = (
+            body["on_message"] if isinstance(body["on_message"], list) else [body["on_message"]]
+        )
         for event in events:
             try:
                 broker, topic = parse_event(event, where)
             except ConfigError as exc:
-                raise config_error(config.source, config.text, where, "on_message", exc.message.split(": ", 1)[1]) from None
+                raise config_error(
+                    config.source, config.text, where, "on_message", exc.message.split(": ", 1)[1]
+                ) from None
             line = locate(config.text, where)
-            triggers.append(Trigger(tag, broker, topic, f"{config.source}{f':{line}' if line else ''}: [{where}]"))
+            triggers.append(
+                Trigger(
+                    tag, broker, topic, f"{config.source}{f':{line}' if line else ''}: [{where}]"
+                )
+            )
     return triggers
 
 
@@ -113,7 +141,9 @@ def check_toml_triggers(config: Any, components: ComponentConfig) -> None:
 def check_topic(components: ComponentConfig, trigger: Trigger) -> None:
     broker = components.model.brokers.get(trigger.broker)
     if broker is None:
-        raise ConfigError(f"{trigger.source} on_message {trigger.event!r}: no [brokers.{trigger.broker}] declared")
+        raise ConfigError(
+            f"{trigger.source} on_message {trigger.event!r}: no [brokers.{trigger.broker}] declared"
+        )
     if trigger.topic not in broker.topics:
         raise ConfigError(
             f"{trigger.source} on_message {trigger.event!r}: topic {trigger.topic!r} is not in "
@@ -127,14 +157,18 @@ def consumer_name(project: str, group: str | None, trigger: Trigger) -> str:
 
 
 def run_id_for(trigger: Trigger, identity: str) -> str:
-    digest = hashlib.sha256(f"{trigger.workflow}\0{trigger.broker}\0{trigger.topic}\0{identity}".encode()).hexdigest()
+    digest = hashlib.sha256(
+        f"{trigger.workflow}\0{trigger.broker}\0{trigger.topic}\0{identity}".encode()
+    ).hexdigest()
     return f"msg_{digest[:28]}"
 
 
 class TriggerConsumer:
     """Consumes one trigger's topic on its own thread and event loop until `stop` is set."""
 
-    def __init__(self, engine: Engine, trigger: Trigger, stop: threading.Event, report: Callable[[str], None]) -> None:
+    def __init__(
+        self, engine: Engine, trigger: Trigger, stop: threading.Event, report: Callable[[str], None]
+    ) -> None:
         self.engine, self.trigger, self.stop, self.report = engine, trigger, stop, report
         self.started = 0
         self.failures = 0  # in a row; the first of an outage is logged with its traceback
@@ -149,9 +183,15 @@ class TriggerConsumer:
                 except Exception as exc:  # noqa: BLE001 - a broker outage must not end the worker
                     self.failures += 1
                     delay = min(MAX_RETRY_SECONDS, RETRY_SECONDS * self.failures)
-                    if self.failures == 1:  # once per outage, with the traceback; then one line per retry
-                        logger.exception("trigger %s on %s failed", self.trigger.workflow, self.trigger.event)
-                    self.report(f"✗ trigger {self.trigger.event} → {self.trigger.workflow}: {exc}; retrying in {delay:.0f}s")
+                    if (
+                        self.failures == 1
+                    ):  # once per outage, with the traceback; then one line per retry
+                        logger.exception(
+                            "trigger %s on %s failed", self.trigger.workflow, self.trigger.event
+                        )
+                    self.report(
+                        f"✗ trigger {self.trigger.event} → {self.trigger.workflow}: {exc}; retrying in {delay:.0f}s"
+                    )
                     self.stop.wait(delay)
         finally:
             loop.close()
@@ -164,7 +204,9 @@ class TriggerConsumer:
         broker = load_components(engine.config).resolved_broker(trigger.broker)
         client = open_client(broker, engine.store)
         try:
-            subscription = await client.subscribe(trigger.topic, consumer_name(engine.config.name, broker.model.group, trigger))
+            subscription = await client.subscribe(
+                trigger.topic, consumer_name(engine.config.name, broker.model.group, trigger)
+            )
             self.report(f"⇢ listening on {trigger.event} ({broker.type}) → {trigger.workflow}")
             self.listening.set()
             self.failures = 0
@@ -187,17 +229,35 @@ class TriggerConsumer:
 
         trigger = self.trigger
         run_id = run_id_for(trigger, delivery.identity) if delivery.identity else new_run_id()
-        context = {"message": {"broker": trigger.broker, "topic": trigger.topic, "message_id": delivery.message_id, **delivery.meta}}
+        context = {
+            "message": {
+                "broker": trigger.broker,
+                "topic": trigger.topic,
+                "message_id": delivery.message_id,
+                **delivery.meta,
+            }
+        }
         try:
             run, created = self.engine.start(
-                trigger.workflow, delivery.body, workflow_id=run_id, idempotency_key=run_id if delivery.identity else None,
-                context=context, detach=True,
-            )  # fmt: skip
+                trigger.workflow,
+                delivery.body,
+                workflow_id=run_id,
+                idempotency_key=run_id if delivery.identity else None,
+                context=context,
+                detach=True,
+            )
         except InvalidInput as exc:
             # A message the workflow refuses (its input_model) would come back forever: log and drop it.
             # Anything else (the store busy, a broken config) propagates: the message stays unacknowledged.
-            logger.error("trigger %s: message %s refused, dropped: %s", trigger.event, delivery.message_id or delivery.identity, exc.message)
-            self.report(f"✗ {trigger.event} message {delivery.message_id or delivery.identity} refused: {exc.message}")
+            logger.error(
+                "trigger %s: message %s refused, dropped: %s",
+                trigger.event,
+                delivery.message_id or delivery.identity,
+                exc.message,
+            )
+            self.report(
+                f"✗ {trigger.event} message {delivery.message_id or delivery.identity} refused: {exc.message}"
+            )
             return None
         if created:
             self.started += 1
@@ -212,7 +272,9 @@ class TriggerConsumer:
 class Background:
     """The worker's message side: one consumer thread per trigger, and the outbox relay."""
 
-    def __init__(self, engine: Engine, report: Callable[[str], None], tags: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, engine: Engine, report: Callable[[str], None], tags: Sequence[str] | None = None
+    ) -> None:
         self.engine, self.report, self.tags = engine, report, tags
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []

@@ -43,14 +43,21 @@ class RetentionPolicy:
     batch: int = DEFAULT_BATCH
 
     @classmethod
-    def build(cls, older_than: str | int, statuses: list[str] | None = None, workflows: list[str] | None = None,
-              batch: int = DEFAULT_BATCH) -> RetentionPolicy:  # fmt: skip
+    def build(
+        cls,
+        older_than: str | int,
+        statuses: list[str] | None = None,
+        workflows: list[str] | None = None,
+        batch: int = DEFAULT_BATCH,
+    ) -> RetentionPolicy:
         """A policy from command-line values; bad ones are `InvalidInput`."""
         ms = parse_duration(older_than, what="--older-than")
         assert ms is not None
         unknown = [s for s in statuses or [] if s not in _ENDED]
         if unknown:
-            raise InvalidInput(f"--status {unknown[0]!r} is not an end status (use {', '.join(_ENDED)}); unfinished runs are never pruned")
+            raise InvalidInput(
+                f"--status {unknown[0]!r} is not an end status (use {', '.join(_ENDED)}); unfinished runs are never pruned"
+            )
         if batch < 1:
             raise InvalidInput("--batch must be at least 1")
         return cls(ms, list(statuses or []), list(workflows or []), batch)
@@ -87,25 +94,45 @@ def policy_from_config(config: ProjectConfig) -> RetentionPolicy | None:
     if not isinstance(batch, int) or isinstance(batch, bool):
         raise fail("batch", "batch must be an integer")
     try:
-        return RetentionPolicy.build(table["older_than"], lists["status"], lists["workflows"], batch)
+        return RetentionPolicy.build(
+            table["older_than"], lists["status"], lists["workflows"], batch
+        )
     except InvalidInput as exc:
-        key = "status" if "status" in exc.message else "batch" if "batch" in exc.message else "older_than"
-        raise fail(key, exc.message.replace("--older-than", "older_than").replace("--status", "status").replace("--batch", "batch")) from None
+        key = (
+            "status"
+            if "status" in exc.message
+            else "batch"
+            if "batch" in exc.message
+            else "older_than"
+        )
+        raise fail(
+            key,
+            exc.message.replace("--older-than", "older_than")
+            .replace("--status", "status")
+            .replace("--batch", "batch"),
+        ) from None
 
 
 def policy_for(
-    config: ProjectConfig, older_than: str | None, statuses: list[str] | None, workflows: list[str] | None,
+    config: ProjectConfig,
+    older_than: str | None,
+    statuses: list[str] | None,
+    workflows: list[str] | None,
     batch: int | None = None,
 ) -> RetentionPolicy:
     """The policy `ductape prune` applies: its options, falling back on `[retention]` for what they leave out."""
     configured = policy_from_config(config)
     if older_than is None and configured is None:
-        raise InvalidInput("prune needs --older-than (e.g. --older-than 30d) or a [retention] table in ductape.toml")
+        raise InvalidInput(
+            "prune needs --older-than (e.g. --older-than 30d) or a [retention] table in ductape.toml"
+        )
     base = configured or RetentionPolicy(0)
     return RetentionPolicy.build(
         older_than if older_than is not None else base.older_than_ms,
-        statuses or base.statuses, workflows or base.workflows, batch or base.batch,
-    )  # fmt: skip
+        statuses or base.statuses,
+        workflows or base.workflows,
+        batch or base.batch,
+    )
 
 
 def prune(engine: Engine, policy: RetentionPolicy, *, dry_run: bool = False) -> dict[str, Any]:
@@ -120,9 +147,13 @@ def prune(engine: Engine, policy: RetentionPolicy, *, dry_run: bool = False) -> 
     after = ""
     while True:
         batch = engine.store.prune_batch(
-            ended_before=cutoff, statuses=policy.statuses or None, tags=policy.workflows or None,
-            limit=policy.batch, dry_run=dry_run, after_id=after,
-        )  # fmt: skip
+            ended_before=cutoff,
+            statuses=policy.statuses or None,
+            tags=policy.workflows or None,
+            limit=policy.batch,
+            dry_run=dry_run,
+            after_id=after,
+        )
         removed.extend(batch)
         if len(batch) < policy.batch:
             break
@@ -131,7 +162,9 @@ def prune(engine: Engine, policy: RetentionPolicy, *, dry_run: bool = False) -> 
     return _report(removed, policy, dry_run)
 
 
-def _report(removed: list[tuple[str, str, str]], policy: RetentionPolicy, dry_run: bool) -> dict[str, Any]:
+def _report(
+    removed: list[tuple[str, str, str]], policy: RetentionPolicy, dry_run: bool
+) -> dict[str, Any]:
     by_workflow = Counter(tag for _, tag, _ in removed)
     by_status = Counter(status for _, _, status in removed)
     return {
@@ -149,7 +182,9 @@ def _report(removed: list[tuple[str, str, str]], policy: RetentionPolicy, dry_ru
 class RetentionTimer:
     """Applies a policy when first ticked and then every `interval` seconds of the engine's clock (the worker's daily prune)."""
 
-    def __init__(self, engine: Engine, policy: RetentionPolicy, interval: float = RETENTION_INTERVAL) -> None:
+    def __init__(
+        self, engine: Engine, policy: RetentionPolicy, interval: float = RETENTION_INTERVAL
+    ) -> None:
         self.engine = engine
         self.policy = policy
         self.interval = interval
@@ -196,4 +231,6 @@ def _sqlite_only(engine: Engine, what: str, instead: str) -> None:
     if engine.store_path == ":memory:":
         raise InvalidInput(f"store {what} needs a store file, not :memory:")
     if "://" in engine.store_path:
-        raise StoreError(f"`ductape store {what}` is for SQLite stores; on PostgreSQL use {instead}")
+        raise StoreError(
+            f"`ductape store {what}` is for SQLite stores; on PostgreSQL use {instead}"
+        )

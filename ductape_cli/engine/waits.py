@@ -35,7 +35,11 @@ class Hook:
 
     def wait(self, timeout: int | str | None = None) -> Any:
         x = self._execution
-        return x.deliver(x.wait_for_signal([HOOK_SIGNAL_PREFIX + self.token], timeout, ("<hook>", 0), hook=self.name))
+        return x.deliver(
+            x.wait_for_signal(
+                [HOOK_SIGNAL_PREFIX + self.token], timeout, ("<hook>", 0), hook=self.name
+            )
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {"token": self.token, "name": self.name, "data": self.data}
@@ -44,7 +48,9 @@ class Hook:
 class WaitsMixin(ExecutionCore):
     """The waiting half of `Execution`."""
 
-    async def sleep(self, duration: int | float | str, name: str | None, site: tuple[str, int]) -> None:
+    async def sleep(
+        self, duration: int | float | str, name: str | None, site: tuple[str, int]
+    ) -> None:
         try:
             ms = parse_duration(duration, what="sleep duration")
         except Exception as exc:
@@ -55,10 +61,27 @@ class WaitsMixin(ExecutionCore):
         if record is None:
             now = self.clock.now()
             record = StepRecord(
-                self.run.id, seq, OpKind.SLEEP, tag, StepStatus.WAITING, started_at=now, wake_at=now + ms / 1000,
-                options={"duration_ms": ms}, source=f"{site[0]}:{site[1]}",
-            )  # fmt: skip
-            self.commit(record, self.take_events((now, EventType.SLEEP_STARTED, None, {"duration_ms": ms, "wake_at": record.wake_at})))
+                self.run.id,
+                seq,
+                OpKind.SLEEP,
+                tag,
+                StepStatus.WAITING,
+                started_at=now,
+                wake_at=now + ms / 1000,
+                options={"duration_ms": ms},
+                source=f"{site[0]}:{site[1]}",
+            )
+            self.commit(
+                record,
+                self.take_events(
+                    (
+                        now,
+                        EventType.SLEEP_STARTED,
+                        None,
+                        {"duration_ms": ms, "wake_at": record.wake_at},
+                    )
+                ),
+            )
             self.notify(EventType.SLEEP_STARTED, wake_at=record.wake_at, duration_ms=ms)
         if record.status == StepStatus.COMPLETED:
             return
@@ -72,19 +95,38 @@ class WaitsMixin(ExecutionCore):
                 raise Suspend(wake_at, {"kind": "sleep", "wake_at": wake_at, "seq": seq})
             await self.clock.sleep(min(remaining, 0.25))
         now = self.clock.now()
-        self.store.update_op(self.run.id, seq, {"status": "completed", "ended_at": now},
-                             self.take_events((now, EventType.SLEEP_COMPLETED, None, {"duration_ms": ms if record.options else None})))  # fmt: skip
+        self.store.update_op(
+            self.run.id,
+            seq,
+            {"status": "completed", "ended_at": now},
+            self.take_events(
+                (
+                    now,
+                    EventType.SLEEP_COMPLETED,
+                    None,
+                    {"duration_ms": ms if record.options else None},
+                )
+            ),
+        )
         record.status = StepStatus.COMPLETED
         self.notify(Lifecycle.WAIT_ENDED, wait="sleep", tag=tag, started_at=record.started_at)
 
     async def wait_for_signal(
-        self, names: str | list[str], timeout: int | str | None, site: tuple[str, int], hook: str | None = None
+        self,
+        names: str | list[str],
+        timeout: int | str | None,
+        site: tuple[str, int],
+        hook: str | None = None,
     ) -> Any:
         wanted = signal_names(names)
         if wanted is None:
-            raise StepError(f"wait_for_signal at {site[0]}:{site[1]} needs one or more signal names, got {names!r}")
+            raise StepError(
+                f"wait_for_signal at {site[0]}:{site[1]} needs one or more signal names, got {names!r}"
+            )
         if hook is None and (unknown := undeclared_signals(wanted, self.definition.signals or ())):
-            raise StepError(f"wait_for_signal({unknown[0]!r}) at {site[0]}:{site[1]}: the workflow declares no such signal")
+            raise StepError(
+                f"wait_for_signal({unknown[0]!r}) at {site[0]}:{site[1]}: the workflow declares no such signal"
+            )
         try:
             timeout_ms = parse_duration(timeout, what="signal timeout")
         except Exception as exc:
@@ -95,11 +137,26 @@ class WaitsMixin(ExecutionCore):
             now = self.clock.now()
             deadline = None if timeout_ms is None else now + timeout_ms / 1000
             record = StepRecord(
-                self.run.id, seq, OpKind.SIGNAL, tag, StepStatus.WAITING, started_at=now, wake_at=deadline,
-                options={"signals": wanted, "timeout_ms": timeout_ms, **({"hook": hook} if hook else {})},
+                self.run.id,
+                seq,
+                OpKind.SIGNAL,
+                tag,
+                StepStatus.WAITING,
+                started_at=now,
+                wake_at=deadline,
+                options={
+                    "signals": wanted,
+                    "timeout_ms": timeout_ms,
+                    **({"hook": hook} if hook else {}),
+                },
                 source=f"{site[0]}:{site[1]}",
-            )  # fmt: skip
-            self.commit(record, self.take_events((now, EventType.SIGNAL_WAITING, None, {"signals": wanted, "deadline": deadline})))
+            )
+            self.commit(
+                record,
+                self.take_events(
+                    (now, EventType.SIGNAL_WAITING, None, {"signals": wanted, "deadline": deadline})
+                ),
+            )
         if record.status == StepStatus.COMPLETED:
             return _delivered(record.output, len(wanted) > 1 or hook is not None)
         if record.status == StepStatus.FAILED:
@@ -110,21 +167,45 @@ class WaitsMixin(ExecutionCore):
         event_type = EventType.HOOK_RECEIVED if hook else EventType.SIGNAL_RECEIVED
         # The deadline is a fact in the journal: a signal that arrived after it loses to the
         # timeout, however late the run is processed and by whom.
-        signal = self.store.consume_signal(self.run.id, seq, wanted, now, event_type, hook, deadline=record.wake_at)
+        signal = self.store.consume_signal(
+            self.run.id, seq, wanted, now, event_type, hook, deadline=record.wake_at
+        )
         if signal is not None:
             output = {"signal": signal.name, "payload": signal.payload}
             record.status, record.output = StepStatus.COMPLETED, output
             self.notify(EventType.SIGNAL_RECEIVED, name=signal.name)
-            self.notify(Lifecycle.WAIT_ENDED, wait="hook" if hook else "signal", tag=tag, started_at=record.started_at)
+            self.notify(
+                Lifecycle.WAIT_ENDED,
+                wait="hook" if hook else "signal",
+                tag=tag,
+                started_at=record.started_at,
+            )
             return _delivered(output, len(wanted) > 1 or hook is not None)
         if record.wake_at is not None and now >= record.wake_at:
-            self.store.expire_wait(self.run.id, seq, wanted, record.wake_at, now,
-                                   self.take_events((now, EventType.SIGNAL_TIMED_OUT, None, {"signals": wanted})))  # fmt: skip
+            self.store.expire_wait(
+                self.run.id,
+                seq,
+                wanted,
+                record.wake_at,
+                now,
+                self.take_events((now, EventType.SIGNAL_TIMED_OUT, None, {"signals": wanted})),
+            )
             record.status = StepStatus.FAILED
-            self.notify(Lifecycle.WAIT_ENDED, wait="hook" if hook else "signal", tag=tag, started_at=record.started_at, timed_out=True)
+            self.notify(
+                Lifecycle.WAIT_ENDED,
+                wait="hook" if hook else "signal",
+                tag=tag,
+                started_at=record.started_at,
+                timed_out=True,
+            )
             raise SignalTimeout(wanted, (record.options or {}).get("timeout_ms") or 0)
         self.check_waiting()
-        waiting: dict[str, Any] = {"kind": "hook" if hook else "signal", "signals": wanted, "deadline": record.wake_at, "seq": seq}
+        waiting: dict[str, Any] = {
+            "kind": "hook" if hook else "signal",
+            "signals": wanted,
+            "deadline": record.wake_at,
+            "seq": seq,
+        }
         if hook:
             waiting["hook"] = hook
         raise Suspend(record.wake_at, waiting)
@@ -133,11 +214,26 @@ class WaitsMixin(ExecutionCore):
         seq, record = self.next_op(OpKind.HOOK, name, site)
         if record is None:
             now = self.clock.now()
-            token = "hk_" + secrets.token_urlsafe(24)  # never starts with "-", which a shell command would take for an option
-            record = StepRecord(self.run.id, seq, OpKind.HOOK, name, StepStatus.COMPLETED, input=data, output={"token": token},
-                                started_at=now, ended_at=now, source=f"{site[0]}:{site[1]}")  # fmt: skip
+            token = "hk_" + secrets.token_urlsafe(
+                24
+            )  # never starts with "-", which a shell command would take for an option
+            record = StepRecord(
+                self.run.id,
+                seq,
+                OpKind.HOOK,
+                name,
+                StepStatus.COMPLETED,
+                input=data,
+                output={"token": token},
+                started_at=now,
+                ended_at=now,
+                source=f"{site[0]}:{site[1]}",
+            )
             self.store.create_hook(token, self.run.id, seq, name, data, now)
-            self.commit(record, self.take_events((now, EventType.HOOK_CREATED, None, {"name": name, "data": data})))
+            self.commit(
+                record,
+                self.take_events((now, EventType.HOOK_CREATED, None, {"name": name, "data": data})),
+            )
         return Hook(token=record.output["token"], name=name, data=record.input, _execution=self)
 
 

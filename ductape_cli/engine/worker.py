@@ -56,9 +56,13 @@ class Worker:
         self.processed = 0
         self.failed = 0  # runs whose execution raised; each is logged with its traceback
         self.fatal: str | None = None  # a store error that ended `run(once=True)`
-        self._steady = SteadyTime(wall=engine.clock.now) if isinstance(engine.clock, SystemClock) else None
+        self._steady = (
+            SteadyTime(wall=engine.clock.now) if isinstance(engine.clock, SystemClock) else None
+        )
         self._warned_ahead = False
-        self._watched: dict[tuple[str, str, float], float] = {}  # expired lease -> when we first saw it
+        self._watched: dict[
+            tuple[str, str, float], float
+        ] = {}  # expired lease -> when we first saw it
         self._lock = threading.Lock()
         # The claimer hands runs to the executors; a slot is an executor with nothing to do.
         self._handoff: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -132,7 +136,9 @@ class Worker:
             threading.Thread(target=self._execute_loop, name=f"ductape-worker-{i}", daemon=True)
             for i in range(self.concurrency)
         ]
-        claimer = threading.Thread(target=self._claim_loop, args=(once,), name="ductape-worker-claim", daemon=True)
+        claimer = threading.Thread(
+            target=self._claim_loop, args=(once,), name="ductape-worker-claim", daemon=True
+        )
         for thread in (*executors, claimer):
             thread.start()
         try:
@@ -141,7 +147,11 @@ class Worker:
                 if not once:
                     self.tick_schedules()
                     self.tick_chores()
-                claimer.join(timeout=max(self.poll_interval, TICK_EVERY_LISTENING) if self._listening else self.poll_interval)
+                claimer.join(
+                    timeout=max(self.poll_interval, TICK_EVERY_LISTENING)
+                    if self._listening
+                    else self.poll_interval
+                )
             for _ in executors:
                 self._handoff.put(None)
             for thread in executors:
@@ -164,8 +174,11 @@ class Worker:
             fired = fire_due(self.engine, self.now())
         except Exception as exc:  # noqa: BLE001 - report and keep working
             # Our own errors are one reported line; anything else is a bug worth its traceback.
-            log.log(logging.DEBUG if isinstance(exc, DuctapeError) else logging.ERROR,
-                    "firing due schedules failed; retrying at the next poll", exc_info=True)  # fmt: skip
+            log.log(
+                logging.DEBUG if isinstance(exc, DuctapeError) else logging.ERROR,
+                "firing due schedules failed; retrying at the next poll",
+                exc_info=True,
+            )
             self.report(f"schedule error: {exc}")
             return 0
         for line in fired:
@@ -178,9 +191,12 @@ class Worker:
             try:
                 chore()
             except Exception as exc:  # noqa: BLE001 - report and keep working
-                log.log(logging.DEBUG if isinstance(exc, DuctapeError) else logging.ERROR,
-                        "periodic chore %s failed; retrying when it is next due", getattr(chore, "__name__", chore),
-                        exc_info=True)  # fmt: skip
+                log.log(
+                    logging.DEBUG if isinstance(exc, DuctapeError) else logging.ERROR,
+                    "periodic chore %s failed; retrying when it is next due",
+                    getattr(chore, "__name__", chore),
+                    exc_info=True,
+                )
                 self.report(f"chore error: {exc}")
 
     def now(self) -> float:
@@ -189,7 +205,10 @@ class Worker:
             return float(self.engine.clock.now())
         now = self._steady.now()
         if self._steady.ahead > self._steady.JUMP and not self._warned_ahead:
-            log.warning("the system clock jumped %.0fs ahead; judging due times by the steady clock", self._steady.ahead)
+            log.warning(
+                "the system clock jumped %.0fs ahead; judging due times by the steady clock",
+                self._steady.ahead,
+            )
             self._warned_ahead = True
         return now
 
@@ -202,7 +221,10 @@ class Worker:
         """
         with self._lock:
             seen = time.monotonic()
-            current = {(run_id, lease, expiry) for run_id, lease, expiry in self.engine.store.expired_leases(now)}
+            current = {
+                (run_id, lease, expiry)
+                for run_id, lease, expiry in self.engine.store.expired_leases(now)
+            }
             self._watched = {key: self._watched.get(key, seen) for key in current}
             grace = self.engine.lease_ttl / 3
             return [key[1] for key, since in self._watched.items() if seen - since >= grace]
@@ -212,7 +234,9 @@ class Worker:
         now = time.monotonic()
         if self._dead_checked_at is None or now - self._dead_checked_at >= self.poll_interval:
             store = self.engine.store
-            self._dead = [o for o in store.owners_on_host(HOST) if owner_is_dead(o, self.engine.owner)]
+            self._dead = [
+                o for o in store.owners_on_host(HOST) if owner_is_dead(o, self.engine.owner)
+            ]
             self._dead_checked_at = now
         return self._dead
 
@@ -239,7 +263,13 @@ class Worker:
             try:
                 now = self.now()
                 claimed = engine.store.claim_ready(
-                    engine.owner, now, engine.lease_ttl, free, self.tags, self._dead_owners(), self._stale_leases(now)
+                    engine.owner,
+                    now,
+                    engine.lease_ttl,
+                    free,
+                    self.tags,
+                    self._dead_owners(),
+                    self._stale_leases(now),
                 )
             except Exception as exc:  # noqa: BLE001 - a store hiccup must not end the worker
                 self._give_back(free)
@@ -251,13 +281,20 @@ class Worker:
                     self.stop_event.set()
                     return
                 delay = min(self.poll_interval * 2**failures, CLAIM_BACKOFF_CAP)
-                log.warning("claim failed (%s); retrying in %.1fs", exc, delay, exc_info=not isinstance(exc, StoreError))
+                log.warning(
+                    "claim failed (%s); retrying in %.1fs",
+                    exc,
+                    delay,
+                    exc_info=not isinstance(exc, StoreError),
+                )
                 self.stop_event.wait(delay)
                 continue
             failures = 0
             self._give_back(free - len(claimed))
             with self._lock:
-                self._in_flight += len(claimed)  # counted from the handoff: `--once` must not stop before they run
+                self._in_flight += len(
+                    claimed
+                )  # counted from the handoff: `--once` must not stop before they run
             for run in claimed:
                 self._handoff.put(run)
             if claimed:
@@ -316,7 +353,10 @@ class Worker:
             self.report(f"◷ {run.id} {run.tag} {detail}")
         else:
             self.report(f"■ {run.id} {run.tag} {outcome.status}")
-            if (run.lineage or {}).get("retries_left") and outcome.status in ("failed", "rolled_back"):
+            if (run.lineage or {}).get("retries_left") and outcome.status in (
+                "failed",
+                "rolled_back",
+            ):
                 from ductape_cli.engine.schedules import retry_failed
 
                 retry = retry_failed(self.engine, run.id)
@@ -336,4 +376,6 @@ class Worker:
             self.report(f"■ {run.id} {run.tag} failed: workflow not loadable ({message})")
         else:
             delay = retry_at - self.engine.clock.now()
-            self.report(f"✗ {run.id} {run.tag}: cannot load workflow ({message}); retrying in {delay:.0f}s")
+            self.report(
+                f"✗ {run.id} {run.tag}: cannot load workflow ({message}); retrying in {delay:.0f}s"
+            )

@@ -24,7 +24,23 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("ductape.metrics")
 
-STEP_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+STEP_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+)
 
 
 class Metrics:
@@ -36,15 +52,43 @@ class Metrics:
         self.engine = engine
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.runs_started = Counter("ductape_runs_started", "Runs whose first execution began in this process.", ["workflow"], registry=r)
-        self.runs_ended = Counter("ductape_runs_ended", "Runs that ended in this process, by end status.", ["workflow", "status"], registry=r)
-        self.step_seconds = Histogram("ductape_step_duration_seconds", "Duration of executed steps (all attempts).",
-                                      ["workflow", "status"], buckets=STEP_BUCKETS, registry=r)  # fmt: skip
-        self.retries = Counter("ductape_step_retries", "Step attempts that failed and were retried.", ["workflow"], registry=r)
-        self.compensations = Counter("ductape_compensations", "Compensations (rollback handlers) run, by outcome.",
-                                     ["workflow", "status"], registry=r)  # fmt: skip
-        self.takeovers = Counter("ductape_lease_takeovers", "Runs this process claimed from another owner's lease (crash recovery).",
-                                 ["workflow"], registry=r)  # fmt: skip
+        self.runs_started = Counter(
+            "ductape_runs_started",
+            "Runs whose first execution began in this process.",
+            ["workflow"],
+            registry=r,
+        )
+        self.runs_ended = Counter(
+            "ductape_runs_ended",
+            "Runs that ended in this process, by end status.",
+            ["workflow", "status"],
+            registry=r,
+        )
+        self.step_seconds = Histogram(
+            "ductape_step_duration_seconds",
+            "Duration of executed steps (all attempts).",
+            ["workflow", "status"],
+            buckets=STEP_BUCKETS,
+            registry=r,
+        )
+        self.retries = Counter(
+            "ductape_step_retries",
+            "Step attempts that failed and were retried.",
+            ["workflow"],
+            registry=r,
+        )
+        self.compensations = Counter(
+            "ductape_compensations",
+            "Compensations (rollback handlers) run, by outcome.",
+            ["workflow", "status"],
+            registry=r,
+        )
+        self.takeovers = Counter(
+            "ductape_lease_takeovers",
+            "Runs this process claimed from another owner's lease (crash recovery).",
+            ["workflow"],
+            registry=r,
+        )
         r.register(_QueueCollector(engine))
 
     def __call__(self, execution: ExecutionCore | None, kind: str, data: dict[str, Any]) -> None:
@@ -59,9 +103,13 @@ class Metrics:
         elif kind == Lifecycle.FINISHED:
             self.runs_ended.labels(tag, str(data.get("status"))).inc()
         elif kind == EventType.STEP_COMPLETED:
-            self.step_seconds.labels(tag, "completed").observe((data.get("duration_ms") or 0) / 1000)
+            self.step_seconds.labels(tag, "completed").observe(
+                (data.get("duration_ms") or 0) / 1000
+            )
         elif kind == EventType.STEP_FAILED:
-            self.step_seconds.labels(tag, "failed").observe(execution.clock.now() - _started(execution, data["tag"]))
+            self.step_seconds.labels(tag, "failed").observe(
+                execution.clock.now() - _started(execution, data["tag"])
+            )
         elif kind == EventType.STEP_RETRIED:
             self.retries.labels(tag).inc()
         elif kind == EventType.STEP_ROLLED_BACK:
@@ -98,7 +146,9 @@ class _QueueCollector:
         engine = self.engine
         if not engine.has_store():
             return
-        store = engine.open_store()  # scrapes come on short-lived threads: a connection of their own
+        store = (
+            engine.open_store()
+        )  # scrapes come on short-lived threads: a connection of their own
         try:
             stats = store.queue_stats(engine.clock.now())
         except Exception:  # noqa: BLE001 - a scrape must answer even when the store is busy
@@ -111,12 +161,21 @@ class _QueueCollector:
         for state in ("queued", "executing", "waiting"):
             runs.add_metric([state], stats[state])
         yield runs
-        yield GaugeMetricFamily("ductape_queue_depth", "Runs due now that no live owner holds (queued, woken, orphaned).",
-                                value=stats["queued"])  # fmt: skip
-        yield GaugeMetricFamily("ductape_oldest_queued_run_seconds", "How long the longest-due unclaimed run has waited for a worker.",
-                                value=stats["oldest_queued_seconds"])  # fmt: skip
-        yield GaugeMetricFamily("ductape_oldest_waiting_run_seconds", "Age of the oldest run suspended on a signal, timer or child.",
-                                value=stats["oldest_waiting_seconds"])  # fmt: skip
+        yield GaugeMetricFamily(
+            "ductape_queue_depth",
+            "Runs due now that no live owner holds (queued, woken, orphaned).",
+            value=stats["queued"],
+        )
+        yield GaugeMetricFamily(
+            "ductape_oldest_queued_run_seconds",
+            "How long the longest-due unclaimed run has waited for a worker.",
+            value=stats["oldest_queued_seconds"],
+        )
+        yield GaugeMetricFamily(
+            "ductape_oldest_waiting_run_seconds",
+            "Age of the oldest run suspended on a signal, timer or child.",
+            value=stats["oldest_waiting_seconds"],
+        )
 
 
 def enable(engine: Engine) -> Metrics:
@@ -134,12 +193,16 @@ def serve(engine: Engine, port: int, host: str = "127.0.0.1") -> tuple[Metrics, 
     try:
         from prometheus_client import start_http_server
     except ImportError:
-        raise InvalidInput("--metrics-port needs prometheus-client: pip install 'ductape[metrics]'") from None
+        raise InvalidInput(
+            "--metrics-port needs prometheus-client: pip install 'ductape[metrics]'"
+        ) from None
     metrics = enable(engine)
     try:
         server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
     except OSError as exc:
-        raise InvalidInput(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
+        raise InvalidInput(
+            f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
+        ) from None
     return metrics, server
 
 

@@ -94,7 +94,9 @@ def enable_from_environment(engine: Engine) -> None:
     try:
         provider = _environment_provider()
     except ImportError:
-        engine.notices.append("OTEL_* is set but the otel extra is not installed (pip install 'ductape[otel]'); not tracing")
+        engine.notices.append(
+            "OTEL_* is set but the otel extra is not installed (pip install 'ductape[otel]'); not tracing"
+        )
         return
     except ValueError as exc:
         engine.notices.append(f"not tracing: {exc}")
@@ -140,7 +142,9 @@ def _exporter(name: str) -> Any:
             else:
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         except ImportError:
-            raise ValueError("the OTLP exporter is not installed (pip install opentelemetry-exporter-otlp)") from None
+            raise ValueError(
+                "the OTLP exporter is not installed (pip install opentelemetry-exporter-otlp)"
+            ) from None
         return OTLPSpanExporter()
     raise ValueError(f"unknown OTEL_TRACES_EXPORTER {name!r} (ductape knows otlp, console, none)")
 
@@ -168,7 +172,9 @@ class Tracer:
         source = provider or trace.get_tracer_provider()
         self.tracer = source.get_tracer("ductape")
         self._segments: dict[int, _Segment] = {}
-        self._runs: dict[str, Any] = {}  # run id -> its `run` span, while this process holds it open
+        self._runs: dict[
+            str, Any
+        ] = {}  # run id -> its `run` span, while this process holds it open
         self._lock = threading.Lock()
 
     def __call__(self, execution: ExecutionCore | None, kind: str, data: dict[str, Any]) -> None:
@@ -192,17 +198,26 @@ class Tracer:
         from opentelemetry import propagate
 
         run = data["run"]
-        parent = CURRENT.get()  # a child's parent span, or a server request's remote parent (`parent_from`)
+        parent = (
+            CURRENT.get()
+        )  # a child's parent span, or a server request's remote parent (`parent_from`)
         if parent is not None:
             context = self._trace.set_span_in_context(parent)
-        elif os.environ.get("TRACEPARENT"):  # a CI job's own trace, as otel-cli and others hand it down
+        elif os.environ.get(
+            "TRACEPARENT"
+        ):  # a CI job's own trace, as otel-cli and others hand it down
             context = propagate.extract({"traceparent": os.environ["TRACEPARENT"]})
         else:
             context = None
-        span = self.tracer.start_span(f"run {run.tag}", context=context, attributes=_run_attributes(run))
+        span = self.tracer.start_span(
+            f"run {run.tag}", context=context, attributes=_run_attributes(run)
+        )
         carrier: dict[str, str] = {}
         propagate.inject(carrier, context=self._trace.set_span_in_context(span))
-        run.options = {**(run.options or {}), **{k: v for k, v in carrier.items() if k in ("traceparent", "tracestate")}}
+        run.options = {
+            **(run.options or {}),
+            **{k: v for k, v in carrier.items() if k in ("traceparent", "tracestate")},
+        }
         if run.status == "pending":  # queued for a worker: the run span marks its creation
             span.set_attribute("ductape.queued", True)
             span.end()
@@ -227,7 +242,9 @@ class Tracer:
         if run_span is not None:
             context = self._trace.set_span_in_context(run_span)
         else:
-            context = propagate.extract({k: v for k, v in (run.options or {}).items() if k in ("traceparent", "tracestate")})
+            context = propagate.extract(
+                {k: v for k, v in (run.options or {}).items() if k in ("traceparent", "tracestate")}
+            )
         attributes = {**_run_attributes(run), "ductape.first_execution": bool(data.get("first"))}
         if run.taken_from:
             attributes["ductape.taken_from"] = run.taken_from
@@ -242,7 +259,11 @@ class Tracer:
             run_span = self._runs.pop(execution.run.id, None)
         if segment is None:
             return
-        for span in [*segment.steps.values(), *segment.children.values(), *segment.compensations.values()]:
+        for span in [
+            *segment.steps.values(),
+            *segment.children.values(),
+            *segment.compensations.values(),
+        ]:
             span.set_attribute("ductape.interrupted", True)
             span.end()
         outcome = data.get("outcome")
@@ -254,7 +275,9 @@ class Tracer:
         if run_span is not None:
             run_span.set_attribute("ductape.status", status)
             if outcome is not None and outcome.error:
-                run_span.set_status(self._status(self._codes.ERROR, str(outcome.error.get("message"))))
+                run_span.set_status(
+                    self._status(self._codes.ERROR, str(outcome.error.get("message")))
+                )
             run_span.end()
         CURRENT.set(None)
 
@@ -282,20 +305,32 @@ class Tracer:
         span = segment.steps.get(data["tag"]) if segment else None
         if span is not None:
             message = str((data.get("error") or {}).get("message"))
-            span.add_event("retry", {"ductape.attempt": int(data.get("attempt") or 0), "ductape.error": message})
+            span.add_event(
+                "retry",
+                {"ductape.attempt": int(data.get("attempt") or 0), "ductape.error": message},
+            )
 
     def _on_step_completed(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
         self._end(execution, "steps", data["tag"], None)
 
     def _on_step_failed(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
         message = str((data.get("error") or {}).get("message"))
-        self._end(execution, "steps", data["tag"], None if data.get("allow_fail") else message,
-                  {"ductape.allow_fail": bool(data.get("allow_fail"))})  # fmt: skip
+        self._end(
+            execution,
+            "steps",
+            data["tag"],
+            None if data.get("allow_fail") else message,
+            {"ductape.allow_fail": bool(data.get("allow_fail"))},
+        )
 
     def _on_step_skipped(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
         segment = self._segment(execution)
         if segment is not None:
-            attributes = {"ductape.step": data["tag"], "ductape.skipped": True, "ductape.condition": str(data.get("condition"))}
+            attributes = {
+                "ductape.step": data["tag"],
+                "ductape.skipped": True,
+                "ductape.condition": str(data.get("condition")),
+            }
             self._child(segment, f"step {data['tag']}", attributes).end()
 
     # -- compensations, children, waits ----------------------------------------------------
@@ -318,7 +353,11 @@ class Tracer:
         segment = self._segment(execution)
         if segment is None:
             return
-        span = self._child(segment, f"child {data['tag']}", {"ductape.child_id": data["child_id"], "ductape.workflow": data["tag"]})
+        span = self._child(
+            segment,
+            f"child {data['tag']}",
+            {"ductape.child_id": data["child_id"], "ductape.workflow": data["tag"]},
+        )
         segment.children[data["child_id"]] = span
         CURRENT.set(span)  # the child run created next takes this span as its parent
 
@@ -333,7 +372,9 @@ class Tracer:
             span = self._child(segment, f"child {data['tag']}", attributes, start_time=start)
         span.set_attribute("ductape.status", str(data.get("status")))
         if data.get("status") != "completed":
-            span.set_status(self._status(self._codes.ERROR, f"child {data['child_id']} {data.get('status')}"))
+            span.set_status(
+                self._status(self._codes.ERROR, f"child {data['child_id']} {data.get('status')}")
+            )
         span.end()
         CURRENT.set(segment.span)
 
@@ -341,10 +382,18 @@ class Tracer:
         segment = self._segment(execution)
         if segment is None:
             return
-        attributes: dict[str, Any] = {"ductape.wait": str(data.get("wait")), "ductape.tag": str(data.get("tag"))}
+        attributes: dict[str, Any] = {
+            "ductape.wait": str(data.get("wait")),
+            "ductape.tag": str(data.get("tag")),
+        }
         if data.get("timed_out"):
             attributes["ductape.timed_out"] = True
-        span = self._child(segment, f"wait {data.get('wait')} {data.get('tag')}", attributes, start_time=_ns(data.get("started_at")))
+        span = self._child(
+            segment,
+            f"wait {data.get('wait')} {data.get('tag')}",
+            attributes,
+            start_time=_ns(data.get("started_at")),
+        )
         span.end(end_time=_ns(execution.clock.now()))
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -355,11 +404,26 @@ class Tracer:
         with self._lock:
             return self._segments.get(id(execution))
 
-    def _child(self, segment: _Segment, name: str, attributes: dict[str, Any], start_time: int | None = None) -> Any:
+    def _child(
+        self,
+        segment: _Segment,
+        name: str,
+        attributes: dict[str, Any],
+        start_time: int | None = None,
+    ) -> Any:
         context = self._trace.set_span_in_context(segment.span)
-        return self.tracer.start_span(name, context=context, attributes=attributes, start_time=start_time)
+        return self.tracer.start_span(
+            name, context=context, attributes=attributes, start_time=start_time
+        )
 
-    def _end(self, execution: ExecutionCore, group: str, tag: str, error: str | None, attributes: dict[str, Any] | None = None) -> None:
+    def _end(
+        self,
+        execution: ExecutionCore,
+        group: str,
+        tag: str,
+        error: str | None,
+        attributes: dict[str, Any] | None = None,
+    ) -> None:
         segment = self._segment(execution)
         if segment is None:
             return

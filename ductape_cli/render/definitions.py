@@ -18,13 +18,25 @@ if TYPE_CHECKING:
     from ductape_cli.definitions import Changes, Defined, DefineReport
 
 GLYPHS = {
-    "step": "●", "sleep": "◷", "signal": "✉", "checkpoint": "⚑", "child": "↳", "component": "⚙",
-    "rollback": "↺", "hook": "⚓", "patch": "⎇", "event": "✦",
-}  # fmt: skip
+    "step": "●",
+    "sleep": "◷",
+    "signal": "✉",
+    "checkpoint": "⚑",
+    "child": "↳",
+    "component": "⚙",
+    "rollback": "↺",
+    "hook": "⚓",
+    "patch": "⎇",
+    "event": "✦",
+}
 STATUS_STYLE = {
-    "new": "bold green", "changed": "bold yellow", "unchanged": "dim",
-    "fresh": "green", "stale": "bold yellow", "missing": "bold red",
-}  # fmt: skip
+    "new": "bold green",
+    "changed": "bold yellow",
+    "unchanged": "dim",
+    "fresh": "green",
+    "stale": "bold yellow",
+    "missing": "bold red",
+}
 
 
 def _short(version: str | None) -> str:
@@ -50,7 +62,12 @@ def _options_text(step: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def step_label(step: dict[str, Any], changed: list[str] | None = None, added: bool = False, source: bool = False) -> Text:
+def step_label(
+    step: dict[str, Any],
+    changed: list[str] | None = None,
+    added: bool = False,
+    source: bool = False,
+) -> Text:
     label = Text()
     label.append(f"{GLYPHS['step']} ", style="cyan")
     label.append(step["tag"], style="bold")
@@ -176,14 +193,22 @@ def check_report(report: DefineReport) -> RenderableType:
         what = ""
         if item.changes:
             c = item.changes
-            bits = [f"+{t}" for t in c.added] + [f"-{t}" for t in c.removed] + [f"~{t}" for t in c.changed]
+            bits = (
+                [f"+{t}" for t in c.added]
+                + [f"-{t}" for t in c.removed]
+                + [f"~{t}" for t in c.changed]
+            )
             bits += [f"options: {', '.join(c.options)}"] if c.options else []
             bits += c.operations
             what = " ".join(bits)
         table.add_row(
-            Text(glyph[0], style=glyph[1]), item.tag, Text(item.status, style=STATUS_STYLE.get(item.status, "")),
-            _short(item.previous_version) if item.previous_version else "-", _short(item.version), what,
-        )  # fmt: skip
+            Text(glyph[0], style=glyph[1]),
+            item.tag,
+            Text(item.status, style=STATUS_STYLE.get(item.status, "")),
+            _short(item.previous_version) if item.previous_version else "-",
+            _short(item.version),
+            what,
+        )
     return Group(table, _summary(report))
 
 
@@ -196,12 +221,20 @@ def show_definition(record: dict[str, Any]) -> RenderableType:
     facts.add_column(style="dim")
     facts.add_column()
     facts.add_row("defined", when(record.get("created_at")))
-    facts.add_row("source", display_path(f"{schema.get('source_file')}:{schema.get('source_line')}"))
+    facts.add_row(
+        "source", display_path(f"{schema.get('source_file')}:{schema.get('source_line')}")
+    )
     facts.add_row("rollback", str(options.get("rollback_strategy")))
     if options.get("product"):
         facts.add_row("product", str(options["product"]))
     if options.get("envs"):
-        facts.add_row("envs", ", ".join(e["slug"] + ("" if e.get("active", True) else " (inactive)") for e in options["envs"]))
+        facts.add_row(
+            "envs",
+            ", ".join(
+                e["slug"] + ("" if e.get("active", True) else " (inactive)")
+                for e in options["envs"]
+            ),
+        )
     if options.get("timeout_ms"):
         facts.add_row("timeout", format_duration(options["timeout_ms"]))
     if options.get("signals"):
@@ -222,7 +255,11 @@ def workflows_table(rows: list[dict[str, Any]]) -> RenderableType:
         table.add_column(column, no_wrap=column in ("TAG", "VERSION", "DEFINED"))
     for row in rows:
         table.add_row(
-            Text(row["tag"], style="bold"), row["name"] or "", _short(row["version"]), str(row["versions"]),
-            str(row["steps"]), when(row["defined_at"]),
-        )  # fmt: skip
+            Text(row["tag"], style="bold"),
+            row["name"] or "",
+            _short(row["version"]),
+            str(row["versions"]),
+            str(row["steps"]),
+            when(row["defined_at"]),
+        )
     return table

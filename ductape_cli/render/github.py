@@ -16,9 +16,16 @@ from typing import Any
 from ductape_cli.durations import format_duration
 
 _ICONS = {
-    "completed": "✅", "failed": "❌", "rolled_back": "↩️", "cancelled": "⛔", "running": "⏳", "pending": "⏳",
-    "skipped": "⏭️", "waiting": "⏳", "rolled_back_step": "↺",
-}  # fmt: skip
+    "completed": "✅",
+    "failed": "❌",
+    "rolled_back": "↩️",
+    "cancelled": "⛔",
+    "running": "⏳",
+    "pending": "⏳",
+    "skipped": "⏭️",
+    "waiting": "⏳",
+    "rolled_back_step": "↺",
+}
 _SOURCE = re.compile(r"(?P<file>[^\s:'\"]+\.py):(?P<line>\d+)")
 
 
@@ -42,9 +49,20 @@ def relative_source(source: str, base: str | None = None) -> tuple[str, str | No
     return shown, line or None
 
 
-def command(level: str, message: str, *, file: str | None = None, line: str | None = None, title: str | None = None) -> str:
+def command(
+    level: str,
+    message: str,
+    *,
+    file: str | None = None,
+    line: str | None = None,
+    title: str | None = None,
+) -> str:
     """One workflow command, escaped as the runner expects (data: % CR LF; properties: also : and ,)."""
-    props = [f"{k}={_escape_property(v)}" for k, v in (("file", file), ("line", line), ("title", title)) if v]
+    props = [
+        f"{k}={_escape_property(v)}"
+        for k, v in (("file", file), ("line", line), ("title", title))
+        if v
+    ]
     head = f"::{level} {','.join(props)}" if props else f"::{level}"
     return f"{head}::{_escape_data(message)}"
 
@@ -67,18 +85,39 @@ def run_annotations(report: dict[str, Any]) -> list[str]:
             continue
         file, line = relative_source(step["source"]) if step.get("source") else (None, None)
         message = (step.get("error") or {}).get("message") or "step failed"
-        lines.append(command("error", message, file=file, line=line, title=f"ductape: {step['tag']} failed ({tag} {run_id})"))
+        lines.append(
+            command(
+                "error",
+                message,
+                file=file,
+                line=line,
+                title=f"ductape: {step['tag']} failed ({tag} {run_id})",
+            )
+        )
         blamed = True
     for compensation in report["compensations"]:
         if compensation["status"] != "failed":
             continue
-        file, line = relative_source(compensation["source"]) if compensation.get("source") else (None, None)
-        lines.append(command("error", str(compensation.get("error") or "compensation failed"), file=file, line=line,
-                             title=f"ductape: compensation of {compensation['tag']} failed ({tag} {run_id})"))  # fmt: skip
+        file, line = (
+            relative_source(compensation["source"]) if compensation.get("source") else (None, None)
+        )
+        lines.append(
+            command(
+                "error",
+                str(compensation.get("error") or "compensation failed"),
+                file=file,
+                line=line,
+                title=f"ductape: compensation of {compensation['tag']} failed ({tag} {run_id})",
+            )
+        )
     error = report.get("error") or {}
     if status in ("failed", "rolled_back", "cancelled") and not blamed:
         level = "error" if status == "failed" else "warning"
-        lines.append(command(level, error.get("message") or status, title=f"ductape: {tag} {run_id} {status}"))
+        lines.append(
+            command(
+                level, error.get("message") or status, title=f"ductape: {tag} {run_id} {status}"
+            )
+        )
     for child in report.get("children") or []:
         lines.extend(run_annotations(child))
     return lines
@@ -91,14 +130,24 @@ def define_annotations(report: Any) -> list[str]:
         match = _SOURCE.search(error)
         if match:
             file, line = relative_source(f"{match['file']}:{match['line']}")
-            lines.append(command("error", error, file=file, line=line, title="ductape define --check"))
+            lines.append(
+                command("error", error, file=file, line=line, title="ductape define --check")
+            )
         else:
             lines.append(command("error", error, title="ductape define --check"))
     for defined in report.out_of_date:
         source = relative_source(defined.source_path)[0] if defined.source_path else None
-        what = "has no stored definition" if defined.status == "missing" else "changed since its stored definition"
+        what = (
+            "has no stored definition"
+            if defined.status == "missing"
+            else "changed since its stored definition"
+        )
         message = f"workflow {defined.tag} {what}; run `ductape define` and commit the result"
-        lines.append(command("error", message, file=source, title=f"ductape: {defined.tag} is {defined.status}"))
+        lines.append(
+            command(
+                "error", message, file=source, title=f"ductape: {defined.tag} is {defined.status}"
+            )
+        )
     return lines
 
 
@@ -122,13 +171,21 @@ def summary_markdown(report: dict[str, Any], level: int = 3) -> str:
                 state += f": {_cell((step.get('error') or {}).get('message') or '')}"
             elif step["status"] == "skipped" and step.get("reason"):
                 state += f" ({_cell(str(step['reason']))})"
-            out.append(f"| {_cell(step['tag'])} | {state} | {format_duration(step.get('duration_ms'))} |")
+            out.append(
+                f"| {_cell(step['tag'])} | {state} | {format_duration(step.get('duration_ms'))} |"
+            )
         out.append("")
     if report["compensations"]:
         out += ["**Compensations**", "", "| Step | Result | Duration |", "|---|---|---|"]
         for compensation in report["compensations"]:
-            result = "↺ compensated" if compensation["status"] == "completed" else f"❌ failed: {_cell(str(compensation.get('error') or ''))}"
-            out.append(f"| {_cell(compensation['tag'] or '-')} | {result} | {format_duration(compensation.get('duration_ms'))} |")
+            result = (
+                "↺ compensated"
+                if compensation["status"] == "completed"
+                else f"❌ failed: {_cell(str(compensation.get('error') or ''))}"
+            )
+            out.append(
+                f"| {_cell(compensation['tag'] or '-')} | {result} | {format_duration(compensation.get('duration_ms'))} |"
+            )
         out.append("")
     for child in report.get("children") or []:
         out.append(summary_markdown(child, min(level + 1, 6)))

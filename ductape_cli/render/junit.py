@@ -49,14 +49,17 @@ def _flatten(report: dict[str, Any]) -> list[dict[str, Any]]:
 def _suite(run: dict[str, Any], index: int) -> ET.Element:
     tag = run["workflow_tag"]
     started = run.get("started_at") or run.get("created_at") or 0.0
-    suite = ET.Element("testsuite", {
-        "name": f"{tag} {run['workflow_id']}",
-        "id": str(index),
-        "package": tag,
-        "timestamp": datetime.fromtimestamp(started, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-        "hostname": socket.gethostname() or "localhost",
-        "time": _seconds(run.get("execution_time")),
-    })  # fmt: skip
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": f"{tag} {run['workflow_id']}",
+            "id": str(index),
+            "package": tag,
+            "timestamp": datetime.fromtimestamp(started, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+            "hostname": socket.gethostname() or "localhost",
+            "time": _seconds(run.get("execution_time")),
+        },
+    )
     properties = ET.SubElement(suite, "properties")
     for name in ("workflow_id", "workflow_tag", "status", "failed_step"):
         if run.get(name) is not None:
@@ -93,8 +96,16 @@ def _step_case(tag: str, step: dict[str, Any], counts: dict[str, int]) -> ET.Ele
     if status == "failed":
         error = step.get("error") or {}
         message = error.get("message") or "step failed"
-        where = ":".join(filter(None, relative_source(step["source"]))) if step.get("source") else step["tag"]
-        failure = ET.SubElement(case, "failure", {"message": message, "type": error.get("type") or error.get("code") or "StepFailed"})
+        where = (
+            ":".join(filter(None, relative_source(step["source"])))
+            if step.get("source")
+            else step["tag"]
+        )
+        failure = ET.SubElement(
+            case,
+            "failure",
+            {"message": message, "type": error.get("type") or error.get("code") or "StepFailed"},
+        )
         attempts = f" after {step['attempts']} attempts" if (step.get("attempts") or 0) > 1 else ""
         failure.text = f"{where}: step {step['tag']} failed{attempts}: {message}"
         counts["failures"] += 1
@@ -105,13 +116,26 @@ def _step_case(tag: str, step: dict[str, Any], counts: dict[str, int]) -> ET.Ele
     return case
 
 
-def _compensation_case(tag: str, compensation: dict[str, Any], counts: dict[str, int]) -> ET.Element:
-    case = _case(f"{tag}.compensation", f"compensate {compensation['tag']}", compensation.get("duration_ms"), compensation.get("source"))
+def _compensation_case(
+    tag: str, compensation: dict[str, Any], counts: dict[str, int]
+) -> ET.Element:
+    case = _case(
+        f"{tag}.compensation",
+        f"compensate {compensation['tag']}",
+        compensation.get("duration_ms"),
+        compensation.get("source"),
+    )
     counts["tests"] += 1
     if compensation["status"] == "failed":
         message = compensation.get("error") or "compensation failed"
-        failure = ET.SubElement(case, "failure", {"message": str(message), "type": "CompensationFailed"})
-        where = ":".join(filter(None, relative_source(compensation["source"]))) if compensation.get("source") else compensation["tag"]
+        failure = ET.SubElement(
+            case, "failure", {"message": str(message), "type": "CompensationFailed"}
+        )
+        where = (
+            ":".join(filter(None, relative_source(compensation["source"])))
+            if compensation.get("source")
+            else compensation["tag"]
+        )
         failure.text = f"{where}: rollback of {compensation['tag']} failed: {message}"
         counts["failures"] += 1
     return case
@@ -121,16 +145,29 @@ def _run_case(run: dict[str, Any], counts: dict[str, int]) -> ET.Element | None:
     """A testcase for the run itself when its outcome is not told by a step: an error outside steps, or still waiting."""
     status, error = run["status"], run.get("error") or {}
     failed_steps = {s["tag"] for s in run["steps"] if s["status"] == "failed"}
-    if status in ("failed", "rolled_back", "cancelled") and not (run.get("failed_step") in failed_steps or f"child {run.get('failed_step')}" in failed_steps):
-        case = _case(run["workflow_tag"], f"run {run['workflow_id']}", run.get("execution_time"), None)
+    if status in ("failed", "rolled_back", "cancelled") and not (
+        run.get("failed_step") in failed_steps or f"child {run.get('failed_step')}" in failed_steps
+    ):
+        case = _case(
+            run["workflow_tag"], f"run {run['workflow_id']}", run.get("execution_time"), None
+        )
         kind = "failure" if status == "cancelled" else "error"
-        element = ET.SubElement(case, kind, {"message": error.get("message") or status, "type": error.get("code") or status.upper()})
+        element = ET.SubElement(
+            case,
+            kind,
+            {
+                "message": error.get("message") or status,
+                "type": error.get("code") or status.upper(),
+            },
+        )
         element.text = f"run {run['workflow_id']} {status}: {error.get('message') or '-'}"
         counts["tests"] += 1
         counts["failures" if kind == "failure" else "errors"] += 1
         return case
     if status in ("running", "pending"):
-        case = _case(run["workflow_tag"], f"run {run['workflow_id']}", run.get("execution_time"), None)
+        case = _case(
+            run["workflow_tag"], f"run {run['workflow_id']}", run.get("execution_time"), None
+        )
         detail = (run.get("waiting") or {}).get("detail") or "still running"
         ET.SubElement(case, "skipped", {"message": f"still running: {detail}"})
         counts["tests"] += 1

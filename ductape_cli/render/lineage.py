@@ -14,7 +14,13 @@ from ductape_cli.durations import format_duration
 from ductape_cli.render.status_parts import short
 from ductape_cli.render.views import status_text
 
-TYPE_STYLE = {"original": "bold", "replay": "cyan", "restart": "blue", "resume": "magenta", "child": "dim"}
+TYPE_STYLE = {
+    "original": "bold",
+    "replay": "cyan",
+    "restart": "blue",
+    "resume": "magenta",
+    "child": "dim",
+}
 DIFF_STYLE = "bold yellow"
 
 
@@ -24,7 +30,14 @@ def related_tree(data: dict[str, Any]) -> Tree:
     tree: Tree | None = None
     for entry in data["executions"]:
         label = _entry_label(entry, entry["workflow_id"] == data["workflow_id"])
-        link = next((entry[k] for k in ("replayed_from", "restarted_from", "resumed_from", "parent_id") if entry.get(k) in nodes), None)
+        link = next(
+            (
+                entry[k]
+                for k in ("replayed_from", "restarted_from", "resumed_from", "parent_id")
+                if entry.get(k) in nodes
+            ),
+            None,
+        )
         if tree is None:
             node = tree = Tree(label)
         else:
@@ -36,7 +49,12 @@ def related_tree(data: dict[str, Any]) -> Tree:
 
 
 def _entry_label(entry: dict[str, Any], asked: bool) -> Text:
-    label = Text.assemble((f"{entry['type']:<8}", TYPE_STYLE.get(entry["type"], "")), " ", (entry["workflow_id"], "bold"), "  ")
+    label = Text.assemble(
+        (f"{entry['type']:<8}", TYPE_STYLE.get(entry["type"], "")),
+        " ",
+        (entry["workflow_id"], "bold"),
+        "  ",
+    )
     label.append_text(status_text(entry["status"]))
     label.append(f"  {entry['workflow_tag']}", style="dim")
     label.append(f"  {_when(entry.get('created_at'))}", style="dim")
@@ -79,9 +97,16 @@ def compare_view(data: dict[str, Any]) -> Group:
     status_a, status_b = runs[a]["status"], runs[b]["status"]
     row("workflow", runs[a]["workflow_tag"], runs[b]["workflow_tag"])
     table.add_row(
-        Text("status", style=DIFF_STYLE if status_a != status_b else "dim"), status_text(status_a), status_text(status_b)
+        Text("status", style=DIFF_STYLE if status_a != status_b else "dim"),
+        status_text(status_a),
+        status_text(status_b),
     )
-    row("duration", format_duration(runs[a]["execution_time"]), format_duration(runs[b]["execution_time"]), False)
+    row(
+        "duration",
+        format_duration(runs[a]["execution_time"]),
+        format_duration(runs[b]["execution_time"]),
+        False,
+    )
     row("error", runs[a]["error"], runs[b]["error"])
     table.add_section()
     for path, (left, right) in data["input_diff"].items():
@@ -104,8 +129,11 @@ def compare_view(data: dict[str, Any]) -> Group:
     if not data["output_diff"]:
         row("output", "same", "same", False)
     different = len(data["step_diffs"])
-    summary = Text(f"{len(data['input_diff'])} input field(s), {different} step(s) and "
-                   f"{len(data['output_diff'])} output field(s) differ", style="dim")  # fmt: skip
+    summary = Text(
+        f"{len(data['input_diff'])} input field(s), {different} step(s) and "
+        f"{len(data['output_diff'])} output field(s) differ",
+        style="dim",
+    )
     return Group(table, summary)
 
 

@@ -52,9 +52,14 @@ class LiveProgress:
         elif kind == EventType.STEP_COMPLETED:
             self.steps[tag] = {"status": "completed", "duration": data.get("duration_ms")}
         elif kind == EventType.STEP_FAILED:
-            self.steps[tag] = {"status": "skipped" if data.get("allow_fail") else "failed", "error": (data.get("error") or {}).get("message")}
+            self.steps[tag] = {
+                "status": "skipped" if data.get("allow_fail") else "failed",
+                "error": (data.get("error") or {}).get("message"),
+            }
         elif kind == EventType.STEP_RETRIED:
-            self.steps.setdefault(tag, {"status": "running", "started": time.monotonic()})["retry"] = data.get("attempt")
+            self.steps.setdefault(tag, {"status": "running", "started": time.monotonic()})[
+                "retry"
+            ] = data.get("attempt")
         elif kind == EventType.STEP_SKIPPED:
             self.steps[tag] = {"status": "skipped", "error": f"condition {data.get('condition')}"}
         elif kind == EventType.STEP_ROLLED_BACK and tag in self.steps:

@@ -20,12 +20,18 @@ def describe_operation(op: dict[str, Any]) -> str:
     """One short line for a non-step operation: ``sleep 5.0s``, ``wait for signal approve (timeout 1h 0m)``."""
     kind = op.get("kind")
     if kind == "sleep":
-        length = format_duration(op["duration_ms"]) if "duration_ms" in op else str(op.get("duration"))
+        length = (
+            format_duration(op["duration_ms"]) if "duration_ms" in op else str(op.get("duration"))
+        )
         return f"sleep {length}" + (f" ({op['name']})" if op.get("name") else "")
     if kind == "signal":
         timeout = op.get("timeout_ms")
         shown = format_duration(timeout) if isinstance(timeout, (int, float)) else timeout
-        what = f"hook {op['hook']}" if op.get("hook") else "signal " + " | ".join(op.get("signals", []))
+        what = (
+            f"hook {op['hook']}"
+            if op.get("hook")
+            else "signal " + " | ".join(op.get("signals", []))
+        )
         return f"wait for {what}" + (f" (timeout {shown})" if shown else "")
     if kind == "checkpoint":
         return f"checkpoint {op.get('name')}"
@@ -33,7 +39,9 @@ def describe_operation(op: dict[str, Any]) -> str:
         return f"child workflow {op.get('workflow')} as {op.get('child_id')}"
     if kind == "component":
         args = op.get("args") or {}
-        shown = " ".join(f"{k}={v}" for k, v in args.items() if isinstance(v, (str, int, float, bool)))
+        shown = " ".join(
+            f"{k}={v}" for k, v in args.items() if isinstance(v, (str, int, float, bool))
+        )
         return f"{op.get('component')}.{op.get('method')}" + (f" {shown}" if shown else "")
     if kind == "rollback":
         return f"trigger rollback ({op.get('reason')})"

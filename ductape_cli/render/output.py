@@ -97,7 +97,9 @@ def print_events(events: list[dict[str, Any]], as_json: bool) -> None:
     import json
 
     if as_json:
-        sys.stdout.write("".join(json.dumps(event, default=str, ensure_ascii=False) + "\n" for event in events))
+        sys.stdout.write(
+            "".join(json.dumps(event, default=str, ensure_ascii=False) + "\n" for event in events)
+        )
         sys.stdout.flush()
         return
     if not events:
@@ -105,6 +107,8 @@ def print_events(events: list[dict[str, Any]], as_json: bool) -> None:
     if terminal():
         shown = events[-TERMINAL_ROWS:]
         if len(shown) < len(events):
-            sys.stdout.write(f"(the last {len(shown)} of {len(events)} events; pipe or --json for all)\n")
+            sys.stdout.write(
+                f"(the last {len(shown)} of {len(events)} events; pipe or --json for all)\n"
+            )
         events = shown
     show("timeline", events)

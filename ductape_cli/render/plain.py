@@ -25,7 +25,11 @@ def run_time(result: Any) -> str:
 
 
 def result_lines(result: Any) -> list[str]:
-    lines = [f"status: {result['status']}", f"run: {result['workflow_id']}", f"time: {run_time(result)}"]
+    lines = [
+        f"status: {result['status']}",
+        f"run: {result['workflow_id']}",
+        f"time: {run_time(result)}",
+    ]
     if result.get("output") is not None:
         lines.append("output: " + json.dumps(result["output"], default=str, ensure_ascii=False))
     error = result.get("error")
@@ -35,7 +39,9 @@ def result_lines(result: Any) -> list[str]:
     rollback = result.get("rollback_result")
     if rollback:
         lines.append("rolled back: " + (", ".join(rollback.get("rolled_back_steps") or []) or "-"))
-        lines.extend(f"rollback failed: {f['tag']}: {f['error']}" for f in rollback.get("failed_steps") or [])
+        lines.extend(
+            f"rollback failed: {f['tag']}: {f['error']}" for f in rollback.get("failed_steps") or []
+        )
     waiting = result.get("waiting")
     if waiting:
         lines.append(f"waiting: {waiting.get('detail', '')}")
@@ -56,13 +62,21 @@ def query_lines(answer: Any) -> list[str]:
 
 def runs_lines(runs: list[Any]) -> list[str]:
     def metadata(run: Any) -> str:
-        return "\t" + json.dumps(run.metadata, sort_keys=True, ensure_ascii=False) if getattr(run, "metadata", None) else ""
+        return (
+            "\t" + json.dumps(run.metadata, sort_keys=True, ensure_ascii=False)
+            if getattr(run, "metadata", None)
+            else ""
+        )
 
     return [f"{r.id}\t{r.tag}\t{r.status}\t{r.env or '-'}{metadata(r)}" for r in runs]
 
 
 def iso(ms: int | float) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(ms / 1000, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 def timeline_lines(events: list[dict[str, Any]]) -> list[str]:
@@ -71,12 +85,17 @@ def timeline_lines(events: list[dict[str, Any]]) -> list[str]:
         data = dict(event["data"])
         step = data.pop("step", None) or "-"
         details = _json(data) if data else ""
-        lines.append(f"{iso(event['timestamp'])}  {event['type']:<22} {step:<20} {details}".rstrip())
+        lines.append(
+            f"{iso(event['timestamp'])}  {event['type']:<22} {step:<20} {details}".rstrip()
+        )
     return lines
 
 
 def events_lines(items: list[Any]) -> list[str]:
-    return [f"{item['timestamp']}\t{item['type']}\t{item.get('step') or '-'}\t{_json(item['payload'])}" for item in items]
+    return [
+        f"{item['timestamp']}\t{item['type']}\t{item.get('step') or '-'}\t{_json(item['payload'])}"
+        for item in items
+    ]
 
 
 def schedule_lines(view: Any) -> list[str]:

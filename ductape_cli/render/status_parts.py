@@ -41,8 +41,13 @@ def short(value: Any, limit: int = 80) -> str:
 
 def title(result: dict[str, Any]) -> list[Piece]:
     status = result["status"]
-    return [(result["workflow_tag"], "bold"), ("  ", ""), (result["workflow_id"], "dim"), ("  ", ""),
-            (status, STATUS_STYLE.get(status, ""))]  # fmt: skip
+    return [
+        (result["workflow_tag"], "bold"),
+        ("  ", ""),
+        (result["workflow_id"], "dim"),
+        ("  ", ""),
+        (status, STATUS_STYLE.get(status, "")),
+    ]
 
 
 def step_label(step: dict[str, Any]) -> list[Piece]:
@@ -55,7 +60,9 @@ def step_label(step: dict[str, Any]) -> list[Piece]:
     elif kind == "checkpoint":
         pieces.append((f"checkpoint {step['tag']}", "blue"))
     elif kind == "sleep":
-        pieces.append((f"sleep {format_duration((step.get('options') or {}).get('duration_ms'))}", "cyan"))
+        pieces.append(
+            (f"sleep {format_duration((step.get('options') or {}).get('duration_ms'))}", "cyan")
+        )
     elif kind == "signal":
         pieces.append((f"signal {step['tag']}", "cyan"))
     else:
@@ -67,7 +74,9 @@ def step_label(step: dict[str, Any]) -> list[Piece]:
     if attempts > 1:
         pieces.append((f"  {attempts} attempts", "yellow"))
     if step.get("has_rollback"):
-        mark = {"completed": "  ↺ rolled back", "failed": "  ↺ rollback failed"}.get(step.get("rollback_status") or "", "  ↺")
+        mark = {"completed": "  ↺ rolled back", "failed": "  ↺ rollback failed"}.get(
+            step.get("rollback_status") or "", "  ↺"
+        )
         pieces.append((mark, "magenta"))
     if step.get("critical"):
         pieces.append(("  critical", "dim"))
@@ -80,11 +89,17 @@ def step_notes(step: dict[str, Any]) -> list[Piece]:
     if step.get("status") == "failed" and step.get("error"):
         notes.append((short(step["error"].get("message"), 120), "red"))
     elif step.get("status") == "skipped":
-        reason = step.get("reason") or ((step.get("options") or {}).get("skip") or {}).get("condition")
+        reason = step.get("reason") or ((step.get("options") or {}).get("skip") or {}).get(
+            "condition"
+        )
         if step.get("error"):
             reason = f"allowed to fail: {short(step['error'].get('message'), 100)}"
         if reason:
-            text = f"skipped: {reason}" if not str(reason).startswith(("skipped", "not reached", "allowed")) else str(reason)
+            text = (
+                f"skipped: {reason}"
+                if not str(reason).startswith(("skipped", "not reached", "allowed"))
+                else str(reason)
+            )
             notes.append((text, "yellow"))
     if step.get("rollback_error"):
         notes.append((f"rollback failed: {step['rollback_error']}", "red"))
@@ -97,9 +112,10 @@ def summary(result: dict[str, Any]) -> list[tuple[str, Piece]]:
 
     status = result["status"]
     rows: list[tuple[str, Piece]] = [
-        ("status", (status, STATUS_STYLE.get(status, ""))), ("run", (result["workflow_id"], "")),
+        ("status", (status, STATUS_STYLE.get(status, ""))),
+        ("run", (result["workflow_id"], "")),
         ("time", (run_time(result), "")),
-    ]  # fmt: skip
+    ]
     if result.get("output") is not None:
         rows.append(("output", (short(result["output"], 200), "")))
     if result.get("error"):
@@ -108,7 +124,9 @@ def summary(result: dict[str, Any]) -> list[tuple[str, Piece]]:
         rows.append(("error", (f"{error.get('message')}{where} [{error.get('code')}]", "red")))
     rollback = result.get("rollback_result")
     if rollback:
-        rows.append(("rolled back", (", ".join(rollback.get("rolled_back_steps") or []) or "-", "")))
+        rows.append(
+            ("rolled back", (", ".join(rollback.get("rolled_back_steps") or []) or "-", ""))
+        )
         for failed in rollback.get("failed_steps") or []:
             rows.append(("rollback failed", (f"{failed['tag']}: {failed['error']}", "red")))
     waiting = result.get("waiting")
@@ -121,12 +139,17 @@ def links(info: dict[str, Any]) -> list[str]:
     """Children, lineage and metadata lines under a status."""
     lines = []
     if info.get("children"):
-        lines.append("children: " + ", ".join(f"{c['workflow_id']} ({c['status']})" for c in info["children"]))
+        lines.append(
+            "children: "
+            + ", ".join(f"{c['workflow_id']} ({c['status']})" for c in info["children"])
+        )
     for key in ("parent_id", "replayed_from", "restarted_from", "resumed_from"):
         if info.get(key):
             lines.append(f"{key}: {info[key]}")
     if info.get("metadata"):
-        lines.append("metadata: " + json.dumps(info["metadata"], sort_keys=True, ensure_ascii=False))
+        lines.append(
+            "metadata: " + json.dumps(info["metadata"], sort_keys=True, ensure_ascii=False)
+        )
     return lines
 
 

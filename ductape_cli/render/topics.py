@@ -13,7 +13,15 @@ from ductape_cli.render.output import terminal
 def topics_table(rows: list[dict[str, Any]]) -> None:
     _print_table(
         ("topic", "type", "messages", "detail"),
-        [(f"{r['broker']}:{r['topic']}", r["type"], "-" if r["messages"] is None else str(r["messages"]), _detail(r)) for r in rows],
+        [
+            (
+                f"{r['broker']}:{r['topic']}",
+                r["type"],
+                "-" if r["messages"] is None else str(r["messages"]),
+                _detail(r),
+            )
+            for r in rows
+        ],
     )
 
 
@@ -32,7 +40,10 @@ def _detail(row: dict[str, Any]) -> str:
     if row.get("last_at"):
         parts.append(f"last {_when(row['last_at'])}")
     if row.get("outbox_pending"):
-        parts.append(f"outbox: {row['outbox_pending']} waiting" + (f" ({row['outbox_error']})" if row.get("outbox_error") else ""))
+        parts.append(
+            f"outbox: {row['outbox_pending']} waiting"
+            + (f" ({row['outbox_error']})" if row.get("outbox_error") else "")
+        )
     return "; ".join(parts)
 
 

@@ -25,9 +25,14 @@ from ductape_cli.render.status_parts import step_label as step_label_pieces
 def console(stderr: bool = False, file: Any = None) -> Console:
     """The one console: markup, emoji codes and highlighting off, so user data prints as it is."""
     return Console(
-        stderr=stderr, file=file, no_color="NO_COLOR" in os.environ, highlight=False, soft_wrap=False,
-        markup=False, emoji=False,
-    )  # fmt: skip
+        stderr=stderr,
+        file=file,
+        no_color="NO_COLOR" in os.environ,
+        highlight=False,
+        soft_wrap=False,
+        markup=False,
+        emoji=False,
+    )
 
 
 def when(ts: float | None) -> str:
@@ -98,9 +103,11 @@ def events_table(items: list[Any]) -> Any:
         table.add_column(column, no_wrap=column != "payload")
     for item in items:
         table.add_row(
-            Text(item["timestamp"], style="dim"), Text(str(item["type"]), style="bold"), Text(item.get("step") or "-"),
+            Text(item["timestamp"], style="dim"),
+            Text(str(item["type"]), style="bold"),
+            Text(item.get("step") or "-"),
             Text(json.dumps(item["payload"], default=str, ensure_ascii=False)),
-        )  # fmt: skip
+        )
     return table
 
 
@@ -122,26 +129,52 @@ def runs_table(runs: list[Any]) -> Any:
         return Text("no runs", style="dim")
     table = Table(box=None, header_style="bold", pad_edge=False)
     with_metadata = any(getattr(run, "metadata", None) for run in runs)
-    for column in ("run", "workflow", "status", "env", "started", "duration", *(("metadata",) if with_metadata else ())):
+    for column in (
+        "run",
+        "workflow",
+        "status",
+        "env",
+        "started",
+        "duration",
+        *(("metadata",) if with_metadata else ()),
+    ):
         table.add_column(column)
     for run in runs:
         cells: list[Any] = [
-            Text(run.id), Text(run.tag), status_text(str(run.status)), Text(run.env or "-"), when(run.created_at),
+            Text(run.id),
+            Text(run.tag),
+            status_text(str(run.status)),
+            Text(run.env or "-"),
+            when(run.created_at),
             format_duration(run.execution_time_ms if run.ended_at else None),
-        ]  # fmt: skip
+        ]
         if with_metadata:
-            cells.append(Text(", ".join(f"{k}={v}" for k, v in sorted(run.metadata.items())) or "-"))
+            cells.append(
+                Text(", ".join(f"{k}={v}" for k, v in sorted(run.metadata.items())) or "-")
+            )
         table.add_row(*cells)
     return table
 
 
 EVENT_STYLE = {
-    "workflow_started": "bold", "workflow_completed": "bold green", "workflow_failed": "bold red",
-    "workflow_rolled_back": "bold magenta", "workflow_cancelled": "bold yellow", "step_completed": "green",
-    "step_failed": "red", "step_retried": "yellow", "step_skipped": "yellow", "rollback_started": "magenta",
-    "step_rolled_back": "magenta", "step_rollback_failed": "red", "signal_received": "cyan",
-    "signal_waiting": "cyan", "sleep_started": "cyan", "checkpoint_created": "blue", "log": "dim",
-}  # fmt: skip
+    "workflow_started": "bold",
+    "workflow_completed": "bold green",
+    "workflow_failed": "bold red",
+    "workflow_rolled_back": "bold magenta",
+    "workflow_cancelled": "bold yellow",
+    "step_completed": "green",
+    "step_failed": "red",
+    "step_retried": "yellow",
+    "step_skipped": "yellow",
+    "rollback_started": "magenta",
+    "step_rolled_back": "magenta",
+    "step_rollback_failed": "red",
+    "signal_received": "cyan",
+    "signal_waiting": "cyan",
+    "sleep_started": "cyan",
+    "checkpoint_created": "blue",
+    "log": "dim",
+}
 
 
 def timeline(events: list[dict[str, Any]]) -> Table:
@@ -155,14 +188,21 @@ def timeline(events: list[dict[str, Any]]) -> Table:
         data = dict(event.get("data") or {})
         step = data.pop("step", None)
         if event["type"] == "log":
-            details = f"[{data.get('level')}] {data.get('message')}" + (f" {short(data['data'], 80)}" if data.get("data") else "")
+            details = f"[{data.get('level')}] {data.get('message')}" + (
+                f" {short(data['data'], 80)}" if data.get("data") else ""
+            )
         else:
             details = " ".join(f"{k}={short(v, 60)}" for k, v in data.items() if v is not None)
         label = Text(event["type"], style=EVENT_STYLE.get(event["type"], ""))
         if step:
             label.append(f" {step}", style="bold")
         ts = event["timestamp"] / 1000
-        table.add_row(datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3], str(event["timestamp"] - start), label, details)
+        table.add_row(
+            datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3],
+            str(event["timestamp"] - start),
+            label,
+            details,
+        )
     return table
 
 
@@ -191,7 +231,11 @@ def step_detail(detail: dict[str, Any]) -> Group:
     for attempt in detail.get("attempt_log") or []:
         error = attempt.get("error")
         attempts.add_row(
-            str(attempt["attempt"]), when(attempt.get("started_at")), format_duration(attempt.get("duration")),
-            Text(short(error.get("message"), 80), style="red") if error else Text("ok", style="green"),
-        )  # fmt: skip
+            str(attempt["attempt"]),
+            when(attempt.get("started_at")),
+            format_duration(attempt.get("duration")),
+            Text(short(error.get("message"), 80), style="red")
+            if error
+            else Text("ok", style="green"),
+        )
     return Group(grid, attempts)

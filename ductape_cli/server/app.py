@@ -52,10 +52,16 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 HEARTBEAT_SECONDS = 15.0
 
 _STATUS_BY_ERROR: list[tuple[type[DuctapeError], int]] = [
-    (Conflict, 409), (InvalidState, 409), (RunNotFound, 404), (WorkflowNotFound, 404), (HookNotFound, 404),
+    (Conflict, 409),
+    (InvalidState, 409),
+    (RunNotFound, 404),
+    (WorkflowNotFound, 404),
+    (HookNotFound, 404),
     (ScheduleNotFound, 404),
-    (TooManySubscriptions, 429), (StoreError, 503), (InvalidInput, 400),
-]  # fmt: skip
+    (TooManySubscriptions, 429),
+    (StoreError, 503),
+    (InvalidInput, 400),
+]
 
 
 class Unauthorized(DuctapeError):
@@ -73,14 +79,22 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def create_app(
-    engine: Engine, settings: ServeSettings, *, wake: Callable[[], None] | None = None, metrics: Any = None,
-) -> FastAPI:  # fmt: skip
+    engine: Engine,
+    settings: ServeSettings,
+    *,
+    wake: Callable[[], None] | None = None,
+    metrics: Any = None,
+) -> FastAPI:
     """The app over `engine`; `wake` tells an in-process worker that a run was queued.
 
     `metrics`, when given, is the `observe.metrics.Metrics` served at `/metrics` (behind the token).
     """
-    hub = Hub(engine, max_subscriptions=settings.max_subscriptions, queue_limit=settings.queue_limit,
-              poll_interval=settings.poll_interval)  # fmt: skip
+    hub = Hub(
+        engine,
+        max_subscriptions=settings.max_subscriptions,
+        queue_limit=settings.queue_limit,
+        poll_interval=settings.poll_interval,
+    )
     notify = wake or (lambda: None)
 
     @asynccontextmanager
@@ -92,9 +106,13 @@ def create_app(
             await asyncio.to_thread(hub.stop)
 
     app = FastAPI(
-        title="ductape", summary="Durable workflows over HTTP: start, inspect, signal, cancel and subscribe to runs.",
-        openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan,
-    )  # fmt: skip
+        title="ductape",
+        summary="Durable workflows over HTTP: start, inspect, signal, cancel and subscribe to runs.",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
     app.state.hub = hub
     install_error_handlers(app)
 
@@ -102,7 +120,9 @@ def create_app(
         check_token(settings.token, request.headers.get("authorization"), None)
 
     def authorize_stream(request: Request) -> None:
-        check_token(settings.token, request.headers.get("authorization"), request.query_params.get("token"))
+        check_token(
+            settings.token, request.headers.get("authorization"), request.query_params.get("token")
+        )
 
     api = APIRouter(prefix="/api/workflows", dependencies=[Depends(authorize)])
     streams = APIRouter(prefix="/api/workflows", dependencies=[Depends(authorize_stream)])
@@ -113,24 +133,43 @@ def create_app(
     def start_run(body: schemas.StartRun) -> JSONResponse:
         o = body.options
         run, created = engine.submit(
-            body.workflow, body.input, timeout=o.timeout, retries=o.retries, metadata=o.metadata,
-            workflow_id=o.workflow_id, idempotency_key=o.idempotency_key, env=o.env,
-        )  # fmt: skip
+            body.workflow,
+            body.input,
+            timeout=o.timeout,
+            retries=o.retries,
+            metadata=o.metadata,
+            workflow_id=o.workflow_id,
+            idempotency_key=o.idempotency_key,
+            env=o.env,
+        )
         if created:
             notify()
-        content = {"executionId": run.id, "workflow": run.tag, "status": str(run.status), "created": created}
+        content = {
+            "executionId": run.id,
+            "workflow": run.tag,
+            "status": str(run.status),
+            "created": created,
+        }
         return JSONResponse(content, status_code=201 if created else 200)
 
     @api.get("/runs", summary="List runs, newest first")
     def list_runs(
-        workflow: str | None = None, status: str | None = None,
-        limit: int = Query(20, ge=1, le=1000), offset: int = Query(0, ge=0),
-        search: str | None = Query(None, max_length=200, description="text in the run id, input or metadata"),
-    ) -> dict[str, Any]:  # fmt: skip
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = Query(20, ge=1, le=1000),
+        offset: int = Query(0, ge=0),
+        search: str | None = Query(
+            None, max_length=200, description="text in the run id, input or metadata"
+        ),
+    ) -> dict[str, Any]:
         check_status(status)
-        runs = engine.list_runs(tag=workflow, status=status, search=search, limit=limit, offset=offset)
-        return {"count": engine.count_runs(tag=workflow, status=status, search=search),
-                "executions": [views.summary(r) for r in runs]}  # fmt: skip
+        runs = engine.list_runs(
+            tag=workflow, status=status, search=search, limit=limit, offset=offset
+        )
+        return {
+            "count": engine.count_runs(tag=workflow, status=status, search=search),
+            "executions": [views.summary(r) for r in runs],
+        }
 
     @api.get("/runs/{run_id}", summary="A run: status, result, error, steps")
     def get_run(run_id: str) -> dict[str, Any]:
@@ -151,10 +190,16 @@ def create_app(
         return views.execution(engine.status(run.id))
 
     @api.delete("/runs/{run_id}", summary="Cancel a run (its rollback strategy applies)")
-    def cancel_run(run_id: str, reason: str = Query("cancelled", max_length=1000)) -> dict[str, Any]:
+    def cancel_run(
+        run_id: str, reason: str = Query("cancelled", max_length=1000)
+    ) -> dict[str, Any]:
         result = engine.cancel(run_id, reason, wait_seconds=2.0)
-        return {**views.execution(result), "cancelled": result["cancelled"], "reason": reason,
-                "rolledBackSteps": result["rolled_back_steps"]}  # fmt: skip
+        return {
+            **views.execution(result),
+            "cancelled": result["cancelled"],
+            "reason": reason,
+            "rolledBackSteps": result["rolled_back_steps"],
+        }
 
     @api.get("/runs/{run_id}/history", summary="Every event of a run, in time order")
     def history(run_id: str) -> dict[str, Any]:
@@ -171,7 +216,11 @@ def create_app(
     def children(run_id: str) -> dict[str, Any]:
         run = engine.get_run(run_id)
         found = engine.children(run.id)
-        return {"executionId": run.id, "count": len(found), "executions": [views.summary(r) for r in found]}
+        return {
+            "executionId": run.id,
+            "count": len(found),
+            "executions": [views.summary(r) for r in found],
+        }
 
     @api.get("/runs/{run_id}/parent", summary="The run that started this one (null when none)")
     def parent(run_id: str) -> dict[str, Any]:
@@ -209,26 +258,56 @@ def create_app(
         from ductape_cli.engine.lineage import replay as replay_run
 
         b = body or schemas.Replay()
-        return views.execution(replay_run(
-            engine, run_id, reason=b.reason, idempotency_key=b.idempotency_key, timeout=b.timeout,
-            from_step=b.from_step, step_outputs=b.step_outputs))  # fmt: skip
+        return views.execution(
+            replay_run(
+                engine,
+                run_id,
+                reason=b.reason,
+                idempotency_key=b.idempotency_key,
+                timeout=b.timeout,
+                from_step=b.from_step,
+                step_outputs=b.step_outputs,
+            )
+        )
 
-    @api.post("/runs/{run_id}/restart", status_code=201, summary="A new run with new or changed input")
+    @api.post(
+        "/runs/{run_id}/restart", status_code=201, summary="A new run with new or changed input"
+    )
     def restart(run_id: str, body: schemas.Restart) -> dict[str, Any]:
         from ductape_cli.engine.lineage import restart as restart_run
 
-        return views.execution(restart_run(
-            engine, run_id, input=body.input, set_values=body.set, input_override=body.input_override,
-            merge=body.merge, reason=body.reason, idempotency_key=body.idempotency_key, timeout=body.timeout))  # fmt: skip
+        return views.execution(
+            restart_run(
+                engine,
+                run_id,
+                input=body.input,
+                set_values=body.set,
+                input_override=body.input_override,
+                merge=body.merge,
+                reason=body.reason,
+                idempotency_key=body.idempotency_key,
+                timeout=body.timeout,
+            )
+        )
 
     @api.post("/runs/{run_id}/resume", summary="Continue a run from its journal")
     def resume(run_id: str, body: schemas.Resume | None = None) -> dict[str, Any]:
         from ductape_cli.engine.lineage import resume_from
 
         b = body or schemas.Resume()
-        return views.execution(resume_from(engine, run_id, from_checkpoint=b.from_checkpoint, from_step=b.from_step, skip=b.skip))
+        return views.execution(
+            resume_from(
+                engine,
+                run_id,
+                from_checkpoint=b.from_checkpoint,
+                from_step=b.from_step,
+                skip=b.skip,
+            )
+        )
 
-    @api.get("/runs/{run_id}/related", summary="A run's family: replays, restarts, resumes, children")
+    @api.get(
+        "/runs/{run_id}/related", summary="A run's family: replays, restarts, resumes, children"
+    )
     def related(run_id: str) -> dict[str, Any]:
         from ductape_cli.engine.lineage import related as family
 
@@ -255,13 +334,22 @@ def create_app(
 
     # -- live updates ---------------------------------------------------------------------
 
-    @streams.get("/runs/{run_id}/subscribe", summary="A run's events as Server-Sent Events (or a WebSocket)")
-    async def run_events_sse(request: Request, run_id: str, since: int | None = Query(None, ge=0)) -> StreamingResponse:
+    @streams.get(
+        "/runs/{run_id}/subscribe", summary="A run's events as Server-Sent Events (or a WebSocket)"
+    )
+    async def run_events_sse(
+        request: Request, run_id: str, since: int | None = Query(None, ge=0)
+    ) -> StreamingResponse:
         run = await asyncio.to_thread(engine.get_run, run_id)
         return sse(request, hub, run_id=run.id, since=resume_point(request, since, default=0))
 
-    @streams.get("/{tag}/subscribe", summary="Events of every run of a workflow as Server-Sent Events (or a WebSocket)")
-    async def workflow_events_sse(request: Request, tag: str, since: int | None = Query(None, ge=0)) -> StreamingResponse:
+    @streams.get(
+        "/{tag}/subscribe",
+        summary="Events of every run of a workflow as Server-Sent Events (or a WebSocket)",
+    )
+    async def workflow_events_sse(
+        request: Request, tag: str, since: int | None = Query(None, ge=0)
+    ) -> StreamingResponse:
         await asyncio.to_thread(engine.definition, tag)
         return sse(request, hub, tag=tag, since=resume_point(request, since, default=None))
 
@@ -290,7 +378,9 @@ def create_app(
 
         @app.get("/metrics", include_in_schema=False, dependencies=[Depends(authorize)])
         def scrape() -> Response:
-            return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+            return Response(
+                metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8"
+            )
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, Any]:
@@ -298,9 +388,12 @@ def create_app(
 
     if settings.cors:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors, allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"], max_age=600,
-        )  # fmt: skip
+            CORSMiddleware,
+            allow_origins=settings.cors,
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            max_age=600,
+        )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app
@@ -319,7 +412,9 @@ def check_token(expected: str | None, header: str | None, query_token: str | Non
     elif query_token:
         given = query_token
     if given is None:
-        raise Unauthorized("missing bearer token: send `Authorization: Bearer <token>` (see .ductape/serve.token)")
+        raise Unauthorized(
+            "missing bearer token: send `Authorization: Bearer <token>` (see .ductape/serve.token)"
+        )
     if not secrets.compare_digest(given.encode(), expected.encode()):
         raise Unauthorized("wrong token")
 
@@ -328,33 +423,45 @@ def check_status(status: str | None) -> None:
     from ductape_cli.models import RunStatus
 
     if status is not None and status not in {s.value for s in RunStatus}:
-        raise InvalidInput(f"unknown status {status!r} (use one of {', '.join(s.value for s in RunStatus)})")
+        raise InvalidInput(
+            f"unknown status {status!r} (use one of {', '.join(s.value for s in RunStatus)})"
+        )
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DuctapeError)
     async def ductape_error(request: Request, exc: DuctapeError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-        return JSONResponse(error_body(exc.code, exc.message), status_code=http_status(exc), headers=headers)
+        return JSONResponse(
+            error_body(exc.code, exc.message), status_code=http_status(exc), headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
-            {"at": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()
+            {"at": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
+            for e in exc.errors()
         ]
         first = problems[0] if problems else {"at": "", "message": "invalid request"}
         message = f"{first['at']}: {first['message']}" if first["at"] else first["message"]
-        return JSONResponse(error_body("VALIDATION_ERROR", message, details=problems), status_code=422)
+        return JSONResponse(
+            error_body("VALIDATION_ERROR", message, details=problems), status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return JSONResponse(error_body("INTERNAL", f"internal error ({type(exc).__name__}); see the server log"), status_code=500)
+        return JSONResponse(
+            error_body("INTERNAL", f"internal error ({type(exc).__name__}); see the server log"),
+            status_code=500,
+        )
 
 
 class BodyLimit:
@@ -394,9 +501,19 @@ class BodyLimit:
         await self.app(scope, _replay([whole], receive), send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(error_body("BODY_TOO_LARGE", f"request body over {self.limit} bytes")).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})  # fmt: skip
+        body = json.dumps(
+            error_body("BODY_TOO_LARGE", f"request body over {self.limit} bytes")
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -433,7 +550,9 @@ class AccessLog:
         finally:
             method = scope.get("method", "WS")
             took = (time.perf_counter() - started) * 1000
-            log.info("%s %s %s %.1fms", method, scope.get("path", ""), status[0] if status else "-", took)
+            log.info(
+                "%s %s %s %.1fms", method, scope.get("path", ""), status[0] if status else "-", took
+            )
 
 
 # -- streams -----------------------------------------------------------------------------
@@ -447,7 +566,14 @@ def resume_point(request: Request, since: int | None, *, default: int | None) ->
     return int(last) if last.isdigit() else default
 
 
-def sse(request: Request, hub: Hub, *, run_id: str | None = None, tag: str | None = None, since: int | None) -> StreamingResponse:
+def sse(
+    request: Request,
+    hub: Hub,
+    *,
+    run_id: str | None = None,
+    tag: str | None = None,
+    since: int | None,
+) -> StreamingResponse:
     sub, live_from = hub.subscribe(run_id=run_id, tag=tag)
 
     async def frames() -> AsyncIterator[str]:
@@ -471,16 +597,23 @@ def sse(request: Request, hub: Hub, *, run_id: str | None = None, tag: str | Non
 
 
 async def websocket_stream(
-    websocket: WebSocket, settings: ServeSettings, hub: Hub,
-    run_of: Callable[[], str] | None, tag_of: Callable[[], str] | None,
-) -> None:  # fmt: skip
+    websocket: WebSocket,
+    settings: ServeSettings,
+    hub: Hub,
+    run_of: Callable[[], str] | None,
+    tag_of: Callable[[], str] | None,
+) -> None:
     """One subscription over a WebSocket: JSON events out; the client's close ends it.
 
     The subscription is registered before the handshake completes, so a client that sees the
     socket open (and then starts a run) cannot miss that run's first events.
     """
     try:
-        check_token(settings.token, websocket.headers.get("authorization"), websocket.query_params.get("token"))
+        check_token(
+            settings.token,
+            websocket.headers.get("authorization"),
+            websocket.query_params.get("token"),
+        )
         run_id = await asyncio.to_thread(run_of) if run_of else None
         tag = await asyncio.to_thread(tag_of) if tag_of else None
         text = websocket.query_params.get("since")
@@ -531,10 +664,13 @@ async def _pump(websocket: WebSocket, events: AsyncIterator[dict[str, Any]]) -> 
         await asyncio.gather(reader, sender, return_exceptions=True)
 
 
-async def _close_with_error(websocket: WebSocket, code: str, message: str, close_code: int, **extra: Any) -> None:
+async def _close_with_error(
+    websocket: WebSocket, code: str, message: str, close_code: int, **extra: Any
+) -> None:
     try:
-        await websocket.send_text(json.dumps({"type": "error", **error_body(code, message, **extra)}))
+        await websocket.send_text(
+            json.dumps({"type": "error", **error_body(code, message, **extra)})
+        )
         await websocket.close(code=close_code, reason=code)
     except (WebSocketDisconnect, RuntimeError):
         pass
-

@@ -18,11 +18,21 @@ class Body(BaseModel):
 
 
 class RunOptions(Body):
-    timeout: int | str | None = Field(None, description="Overall run timeout: ms, or a duration like 30s, 5m, 1h.")
-    retries: int | None = Field(None, ge=0, le=100, description="Fresh runs a worker starts if this one fails.")
-    metadata: dict[str, Any] | None = Field(None, description="Your JSON object, kept with the run (16 KiB at most).")
-    workflow_id: str | None = Field(None, description="The run id to use instead of a generated one.")
-    idempotency_key: str | None = Field(None, description="A second start with this key returns the first run.")
+    timeout: int | str | None = Field(
+        None, description="Overall run timeout: ms, or a duration like 30s, 5m, 1h."
+    )
+    retries: int | None = Field(
+        None, ge=0, le=100, description="Fresh runs a worker starts if this one fails."
+    )
+    metadata: dict[str, Any] | None = Field(
+        None, description="Your JSON object, kept with the run (16 KiB at most)."
+    )
+    workflow_id: str | None = Field(
+        None, description="The run id to use instead of a generated one."
+    )
+    idempotency_key: str | None = Field(
+        None, description="A second start with this key returns the first run."
+    )
     env: str | None = Field(None, description="The env to run in (default: the project's).")
 
 
@@ -48,7 +58,9 @@ class CancelBody(Body):
 class UpdateRun(Body):
     """The seed's "update": change metadata, and/or send a signal, and/or cancel."""
 
-    metadata: dict[str, Any] | None = Field(None, description="Merged into the run's metadata; a null value removes a key.")
+    metadata: dict[str, Any] | None = Field(
+        None, description="Merged into the run's metadata; a null value removes a key."
+    )
     signal: SignalByBody | None = None
     cancel: CancelBody | None = None
 
@@ -78,7 +90,9 @@ class Replay(Body):
 
 class Restart(Body):
     input: Any = None
-    set: dict[str, Any] | None = Field(None, description="Dotted keys to set on the original input.")
+    set: dict[str, Any] | None = Field(
+        None, description="Dotted keys to set on the original input."
+    )
     input_override: Any = None
     merge: bool = False
     reason: str | None = None

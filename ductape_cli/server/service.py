@@ -39,14 +39,22 @@ def require_serve_extra() -> None:
 
     missing = [name for name in SERVE_MODULES if importlib.util.find_spec(name) is None]
     if missing:
-        raise InvalidInput(f"ductape serve needs {', '.join(missing)}: pip install 'ductape[serve]'")
+        raise InvalidInput(
+            f"ductape serve needs {', '.join(missing)}: pip install 'ductape[serve]'"
+        )
 
 
 class Service:
     def __init__(
-        self, config: ProjectConfig, settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 8737,
-        worker: bool = True, concurrency: int = 4,
-    ) -> None:  # fmt: skip
+        self,
+        config: ProjectConfig,
+        settings: ServeSettings,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8737,
+        worker: bool = True,
+        concurrency: int = 4,
+    ) -> None:
         self.config = config
         self.settings = settings
         self.host = host
@@ -71,8 +79,12 @@ class Service:
                 log.debug("defining %s failed", wf.tag, exc_info=True)
                 problems.append(f"{wf.tag}: {exc}")
         if self.with_worker:  # the worker runs the same imported code
-            self.worker = Worker(Engine(self.config, registry=registry), concurrency=self.concurrency,
-                                 poll_interval=0.25, report=worker_log.info)  # fmt: skip
+            self.worker = Worker(
+                Engine(self.config, registry=registry),
+                concurrency=self.concurrency,
+                poll_interval=0.25,
+                report=worker_log.info,
+            )
         self.problems = problems
         return problems
 
@@ -86,9 +98,15 @@ class Service:
         wake = self.worker.wake if self.worker is not None else None
         app = create_app(self.engine, self.settings, wake=wake, metrics=self._metrics())
         config = uvicorn.Config(
-            app, host=self.host, port=self.port, access_log=False, log_level="warning", lifespan="on",
-            ws_max_size=WS_MAX_MESSAGE_BYTES, timeout_graceful_shutdown=3,
-        )  # fmt: skip
+            app,
+            host=self.host,
+            port=self.port,
+            access_log=False,
+            log_level="warning",
+            lifespan="on",
+            ws_max_size=WS_MAX_MESSAGE_BYTES,
+            timeout_graceful_shutdown=3,
+        )
         return _quiet_server(uvicorn)(config)
 
     def _metrics(self) -> Any:
@@ -100,7 +118,9 @@ class Service:
         try:
             counted = metrics.enable(self.engine)
         except ImportError:
-            log.info("prometheus-client is not installed: /metrics is off (pip install 'ductape[metrics]')")
+            log.info(
+                "prometheus-client is not installed: /metrics is off (pip install 'ductape[metrics]')"
+            )
             return None
         if self.worker is not None and counted not in self.worker.engine.listeners:
             self.worker.engine.listeners.append(counted)
@@ -108,7 +128,9 @@ class Service:
 
     def _start_worker(self) -> None:
         if self.worker is not None:
-            self._worker_thread = threading.Thread(target=self.worker.run, name="ductape-serve-worker", daemon=True)
+            self._worker_thread = threading.Thread(
+                target=self.worker.run, name="ductape-serve-worker", daemon=True
+            )
             self._worker_thread.start()
 
     def _stop_worker(self) -> None:
@@ -142,7 +164,9 @@ class Service:
         """Serve from a background thread; returns the bound port (give port 0 for a free one)."""
         self._server = self._uvicorn()
         self._start_worker()
-        self._server_thread = threading.Thread(target=self._server.run, name="ductape-serve", daemon=True)
+        self._server_thread = threading.Thread(
+            target=self._server.run, name="ductape-serve", daemon=True
+        )
         self._server_thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:

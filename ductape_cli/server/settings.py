@@ -39,11 +39,27 @@ def serve_table(config: ProjectConfig) -> dict[str, object]:
         raise config_error(where, config.text, "serve", None, "must be a table")
     for key, value in table.items():
         if key not in _SERVE_KEYS:
-            raise config_error(where, config.text, "serve", key, f"unknown key {key!r} (known: {', '.join(sorted(_SERVE_KEYS))})")
-        if key == "cors" and not (isinstance(value, list) and all(isinstance(v, str) and v for v in value)):
-            raise config_error(where, config.text, "serve", key, 'cors must be a list of origins, e.g. ["http://localhost:5173"]')
+            raise config_error(
+                where,
+                config.text,
+                "serve",
+                key,
+                f"unknown key {key!r} (known: {', '.join(sorted(_SERVE_KEYS))})",
+            )
+        if key == "cors" and not (
+            isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+        ):
+            raise config_error(
+                where,
+                config.text,
+                "serve",
+                key,
+                'cors must be a list of origins, e.g. ["http://localhost:5173"]',
+            )
         if key != "cors" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise config_error(where, config.text, "serve", key, f"{key} must be a positive integer")
+            raise config_error(
+                where, config.text, "serve", key, f"{key} must be a positive integer"
+            )
     return table
 
 
@@ -67,7 +83,9 @@ def load_token(config: ProjectConfig, *, announce: bool = True) -> tuple[str, bo
     if path.exists():
         token = path.read_text(encoding="utf-8").strip()
         if len(token) < MIN_TOKEN_LENGTH:
-            raise ConfigError(f"{path} holds no usable token; delete it and serve again to make a new one")
+            raise ConfigError(
+                f"{path} holds no usable token; delete it and serve again to make a new one"
+            )
         return token, False
     path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
@@ -81,11 +99,15 @@ def token_path(config: ProjectConfig) -> Path:
     return config.root / ".ductape" / TOKEN_FILE
 
 
-def settings_for(config: ProjectConfig, host: str, *, auth: bool = True) -> tuple[ServeSettings, bool]:
+def settings_for(
+    config: ProjectConfig, host: str, *, auth: bool = True
+) -> tuple[ServeSettings, bool]:
     """Settings for serving on `host`; `(settings, token_is_new)`. Refuses no-auth off loopback."""
     table = serve_table(config)
     if not auth and not is_loopback(host):
-        raise InvalidInput(f"refusing to serve {host} without a token: --no-auth is for loopback addresses only")
+        raise InvalidInput(
+            f"refusing to serve {host} without a token: --no-auth is for loopback addresses only"
+        )
     token, created = load_token(config) if auth else (None, False)
     settings = ServeSettings(token=token, cors=list(table.get("cors", [])))  # type: ignore[call-overload]
     for key in ("max_body_bytes", "max_subscriptions"):

@@ -62,7 +62,9 @@ class Subscription:
 class Hub:
     """The feed tailer and the table of live subscriptions."""
 
-    def __init__(self, engine: Engine, *, max_subscriptions: int, queue_limit: int, poll_interval: float) -> None:
+    def __init__(
+        self, engine: Engine, *, max_subscriptions: int, queue_limit: int, poll_interval: float
+    ) -> None:
         self.engine = engine
         self.max_subscriptions = max_subscriptions
         self.queue_limit = queue_limit
@@ -112,7 +114,10 @@ class Hub:
             self.cursor = cursor
             shares: dict[Subscription, list[dict[str, Any]]] = {}
             for event in events:
-                for sub in (*self.by_run.get(event["executionId"], ()), *self.by_tag.get(event["workflow"], ())):
+                for sub in (
+                    *self.by_run.get(event["executionId"], ()),
+                    *self.by_tag.get(event["workflow"], ()),
+                ):
                     shares.setdefault(sub, []).append(event)
         for sub, share in shares.items():
             try:
@@ -123,12 +128,16 @@ class Hub:
 
     # -- subscribers ---------------------------------------------------------------
 
-    def subscribe(self, *, run_id: str | None = None, tag: str | None = None) -> tuple[Subscription, int]:
+    def subscribe(
+        self, *, run_id: str | None = None, tag: str | None = None
+    ) -> tuple[Subscription, int]:
         """Register a subscriber; returns it and the cursor from which live events reach it."""
         loop = asyncio.get_running_loop()
         with self._lock:
             if self.count >= self.max_subscriptions:
-                raise TooManySubscriptions(f"{self.count} subscriptions are open; the limit is {self.max_subscriptions}")
+                raise TooManySubscriptions(
+                    f"{self.count} subscriptions are open; the limit is {self.max_subscriptions}"
+                )
             sub = Subscription(run_id, tag, loop, self.queue_limit)
             table, key = (self.by_run, run_id) if run_id is not None else (self.by_tag, tag)
             table.setdefault(key, set()).add(sub)  # type: ignore[arg-type]
@@ -137,7 +146,9 @@ class Hub:
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
-            table, key = (self.by_run, sub.run_id) if sub.run_id is not None else (self.by_tag, sub.tag)
+            table, key = (
+                (self.by_run, sub.run_id) if sub.run_id is not None else (self.by_tag, sub.tag)
+            )
             subs = table.get(key)  # type: ignore[arg-type]
             if subs is not None and sub in subs:
                 subs.discard(sub)
@@ -145,7 +156,9 @@ class Hub:
                 if not subs:
                     del table[key]  # type: ignore[arg-type]
 
-    async def events(self, sub: Subscription, since: int | None, live_from: int) -> AsyncIterator[dict[str, Any]]:
+    async def events(
+        self, sub: Subscription, since: int | None, live_from: int
+    ) -> AsyncIterator[dict[str, Any]]:
         """The subscriber's events: the backlog after `since` (if given), then live ones, in order."""
         sent = live_from if since is None else since
         if since is not None:

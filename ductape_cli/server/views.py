@@ -15,7 +15,9 @@ from ductape_cli.models import Run
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
 
 
 def summary(run: Run) -> dict[str, Any]:
@@ -50,19 +52,34 @@ def execution(status: dict[str, Any]) -> dict[str, Any]:
         "rollbackResult": status.get("rollback_result"),
     }
     optional = {
-        "waiting": "waiting", "metadata": "metadata", "input": "input", "env": "env", "version": "version",
-        "steps": "steps", "parent_id": "parentId", "replayed_from": "replayedFrom",
-        "restarted_from": "restartedFrom", "resumed_from": "resumedFrom", "idempotency_key": "idempotencyKey",
-        "current_step": "currentStep", "cancel_requested": "cancelRequested", "resumed": "resumed",
-    }  # fmt: skip
+        "waiting": "waiting",
+        "metadata": "metadata",
+        "input": "input",
+        "env": "env",
+        "version": "version",
+        "steps": "steps",
+        "parent_id": "parentId",
+        "replayed_from": "replayedFrom",
+        "restarted_from": "restartedFrom",
+        "resumed_from": "resumedFrom",
+        "idempotency_key": "idempotencyKey",
+        "current_step": "currentStep",
+        "cancel_requested": "cancelRequested",
+        "resumed": "resumed",
+    }
     for key, name in optional.items():
         if key in status:
             view[name] = status[key]
-    for key, name in (("created_at", "createdAt"), ("started_at", "startedAt"), ("ended_at", "completedAt")):
+    for key, name in (
+        ("created_at", "createdAt"),
+        ("started_at", "startedAt"),
+        ("ended_at", "completedAt"),
+    ):
         if key in status:
             view[name] = iso(status[key])
     if "children" in status:
         view["children"] = [
-            {"executionId": c["workflow_id"], "workflow": c["workflow_tag"], "status": c["status"]} for c in status["children"]
+            {"executionId": c["workflow_id"], "workflow": c["workflow_tag"], "status": c["status"]}
+            for c in status["children"]
         ]
     return view

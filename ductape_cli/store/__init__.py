@@ -36,7 +36,9 @@ def open_store(path: str, *, durability: str = "normal", namespace: str | None =
         return PostgresStore(path, durability=durability, namespace=namespace)
     if "://" in path:
         scheme = path.split("://", 1)[0]
-        raise InvalidInput(f"unknown store scheme {scheme!r}: use a file path, sqlite:///path or postgresql://...")
+        raise InvalidInput(
+            f"unknown store scheme {scheme!r}: use a file path, sqlite:///path or postgresql://..."
+        )
     return SqliteStore(path, durability=durability, namespace=namespace)
 
 

@@ -70,7 +70,9 @@ def copy(source: str, target: str, progress: Callable[[int], None] | None = None
     try:
         copied = {"runs": 0, "skipped_runs": 0}
         offset = 0
-        while page := [run.id for run in src.list_runs(limit=COPY_BATCH, offset=offset, full=False)]:
+        while page := [
+            run.id for run in src.list_runs(limit=COPY_BATCH, offset=offset, full=False)
+        ]:
             offset += len(page)
             present = dst.existing_run_ids(page)
             fresh = [run_id for run_id in page if run_id not in present]
@@ -88,8 +90,13 @@ def copy(source: str, target: str, progress: Callable[[int], None] | None = None
 
 
 # Tables copied row by row, columns as they are (offsets, namespaces and times kept); the name in the report.
-_SIDE_TABLES = {"definitions": "definitions", "schedules": "schedules", "topic_messages": "topic_messages",
-                "consumer_offsets": "consumer_offsets", "outbox": "outbox_messages"}  # fmt: skip
+_SIDE_TABLES = {
+    "definitions": "definitions",
+    "schedules": "schedules",
+    "topic_messages": "topic_messages",
+    "consumer_offsets": "consumer_offsets",
+    "outbox": "outbox_messages",
+}
 
 
 def _copy_table(src: Any, dst: Any, table: str) -> int:
@@ -101,7 +108,8 @@ def _copy_table(src: Any, dst: Any, table: str) -> int:
     with dst._write() as conn:
         for row in rows:
             cur = conn.execute(
-                f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", row
+                f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                row,
             )
             added += max(cur.rowcount, 0)
     return added

@@ -5,8 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-COUNTABLE = frozenset({"runs", "steps", "attempts", "events", "signals", "hooks", "schedules", "definitions",
-                       "topic_messages", "quota_buckets", "feed"})  # fmt: skip
+COUNTABLE = frozenset(
+    {
+        "runs",
+        "steps",
+        "attempts",
+        "events",
+        "signals",
+        "hooks",
+        "schedules",
+        "definitions",
+        "topic_messages",
+        "quota_buckets",
+        "feed",
+    }
+)
 
 
 class BackendMixin:

@@ -30,14 +30,18 @@ _SCALAR_MIN = re.compile(r"\bMIN\(([\w.]+), ([\w.]+)\)")
 _INDEXED_BY = re.compile(r" INDEXED BY \w+")
 _INSTR = re.compile(r"\binstr\(")
 _SUM_TEST = re.compile(r"\bSUM\((\w+ IS (?:NOT )?NULL)\)")
-_AGGREGATE = re.compile(r"\b(COUNT|MAX|MIN|SUM)\(|\bDISTINCT\b|\bGROUP BY\b|\bJOIN\b|\bFOR UPDATE\b")
+_AGGREGATE = re.compile(
+    r"\b(COUNT|MAX|MIN|SUM)\(|\bDISTINCT\b|\bGROUP BY\b|\bJOIN\b|\bFOR UPDATE\b"
+)
 
 # Statements PostgreSQL runs in place of SQLite's own housekeeping (none of them apply there).
 _NOOP = "SELECT 1"
 
 
 @lru_cache(maxsize=1024)
-def statement(sql: str, primary_keys: tuple[tuple[str, tuple[str, ...]], ...], lock_rows: bool) -> str:
+def statement(
+    sql: str, primary_keys: tuple[tuple[str, tuple[str, ...]], ...], lock_rows: bool
+) -> str:
     """`sql` (SQLite spelling, ``?`` placeholders) as psycopg runs it against PostgreSQL.
 
     `primary_keys` maps tables to their key columns (for ``INSERT OR REPLACE``); with
@@ -54,7 +58,7 @@ def statement(sql: str, primary_keys: tuple[tuple[str, tuple[str, ...]], ...], l
     match = _INSERT_VERB.match(text)
     if match:
         verb, table, columns = match.groups()
-        text = "INSERT INTO " + text[match.end(1) + len(" INTO "):]
+        text = "INSERT INTO " + text[match.end(1) + len(" INTO ") :]
         if verb == "IGNORE":
             text += " ON CONFLICT DO NOTHING"
         else:
@@ -76,9 +80,16 @@ def statement(sql: str, primary_keys: tuple[tuple[str, tuple[str, ...]], ...], l
     text = text.replace("(0 OR ", "(FALSE OR ")  # and its 0
     text = _INDEXED_BY.sub("", text)  # PostgreSQL's planner picks its own index
     text = text.replace(" IS ?", " IS NOT DISTINCT FROM ?")  # equal, NULL included
-    text = _SUM_TEST.sub(r"SUM(CASE WHEN \1 THEN 1 ELSE 0 END)", text)  # a boolean is not a number there
+    text = _SUM_TEST.sub(
+        r"SUM(CASE WHEN \1 THEN 1 ELSE 0 END)", text
+    )  # a boolean is not a number there
     text = _placeholders(text)
-    if lock_rows and text.upper().startswith("SELECT") and " FROM " in text and not _AGGREGATE.search(text):
+    if (
+        lock_rows
+        and text.upper().startswith("SELECT")
+        and " FROM " in text
+        and not _AGGREGATE.search(text)
+    ):
         text += " FOR UPDATE"
     return text
 
@@ -97,7 +108,9 @@ def ddl(sql: str) -> str:
     """A migration (SQLite spelling) as PostgreSQL DDL."""
     text = re.sub(r"\bINTEGER PRIMARY KEY\b", "BIGSERIAL PRIMARY KEY", sql)
     text = re.sub(r"\bREAL\b", "DOUBLE PRECISION", text)
-    text = re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', text)  # compare and sort by code point, as SQLite does
+    text = re.sub(
+        r"\bTEXT\b", 'TEXT COLLATE "C"', text
+    )  # compare and sort by code point, as SQLite does
     text = re.sub(r"\)\s*WITHOUT ROWID\s*$", ")", text)
     text = _SUFFIX.sub(r"right(\1, \2)", text)  # an index on the end of an id
     text = re.sub(r"^(CREATE TABLE definitions\w* \()", r"\1\n        rowid BIGSERIAL,", text)

@@ -39,7 +39,8 @@ from ductape_cli.store.sqlite_ops import queue_stats
 logger = logging.getLogger("ductape.store")
 
 POOL_MAX = int(os.environ.get("DUCTAPE_PG_POOL_MAX", "8"))
-CONNECT_TIMEOUT = float(os.environ.get("DUCTAPE_PG_CONNECT_TIMEOUT", "10"))  # seconds to reach the server
+# seconds to reach the server
+CONNECT_TIMEOUT = float(os.environ.get("DUCTAPE_PG_CONNECT_TIMEOUT", "10"))
 SERIAL_TABLES = ("topic_messages", "quota_buckets")
 _META = "CREATE TABLE IF NOT EXISTS ductape_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
@@ -68,14 +69,21 @@ def pool_for(url: str) -> ConnectionPool:
         pool = _pools.get(key)
         if pool is None:
             pool = ConnectionPool(
-                url, min_size=1, max_size=POOL_MAX, open=False, timeout=30, name="ductape",
+                url,
+                min_size=1,
+                max_size=POOL_MAX,
+                open=False,
+                timeout=30,
+                name="ductape",
                 kwargs={"autocommit": True, "connect_timeout": max(1, int(CONNECT_TIMEOUT))},
-            )  # fmt: skip
+            )
             try:
                 pool.open(wait=True, timeout=CONNECT_TIMEOUT)
             except PoolTimeout:
                 pool.close()
-                raise StoreUnavailable(f"cannot connect to store {redact(url)} within {CONNECT_TIMEOUT:g}s") from None
+                raise StoreUnavailable(
+                    f"cannot connect to store {redact(url)} within {CONNECT_TIMEOUT:g}s"
+                ) from None
             _pools[key] = pool
         return pool
 
@@ -99,10 +107,15 @@ def translate(exc: Exception, where: str) -> DuctapeError:
         if constraint == "runs_idempotency":
             return IdempotencyTaken(f"{where}: idempotency key taken meanwhile")
         return StoreError(f"store {where}: {exc.diag.message_primary} ({constraint})")
-    if isinstance(exc, (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.LockNotAvailable)):
+    if isinstance(
+        exc,
+        (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.LockNotAvailable),
+    ):
         return StoreBusy(f"store {where}: {exc.diag.message_primary}; retry")
     if isinstance(exc, (psycopg.OperationalError, PoolTimeout)):
-        return StoreUnavailable(f"store {where} unavailable: {str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__}")
+        return StoreUnavailable(
+            f"store {where} unavailable: {str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__}"
+        )
     first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return StoreError(f"store {where}: {first_line}")
 
@@ -118,7 +131,9 @@ class _Result:
     back to the pool right after); inside one (a pipeline) they are fetched when first asked for,
     so statements whose outcome nobody reads travel with the next one that is read, or the COMMIT."""
 
-    def __init__(self, cur: psycopg.Cursor[Any] | None = None, pipeline: Any = None, where: str = "") -> None:
+    def __init__(
+        self, cur: psycopg.Cursor[Any] | None = None, pipeline: Any = None, where: str = ""
+    ) -> None:
         self._cur, self._pipeline, self._where = cur, pipeline, where
         self._rows: list[tuple[Any, ...]] | None = None if cur is not None else []
         self._next = 0
@@ -176,7 +191,12 @@ class Session:
     whose outcome it reads, plus one for the rest and the COMMIT.
     """
 
-    def __init__(self, pool: ConnectionPool, where: str, primary_keys: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        where: str,
+        primary_keys: tuple[tuple[str, tuple[str, ...]], ...],
+    ) -> None:
         self.pool = pool
         self.where = where
         self.primary_keys = primary_keys
@@ -225,7 +245,11 @@ class Session:
         for table in SERIAL_TABLES:
             if table not in self._locked and f"FROM {table}" in sql:
                 self._locked.add(table)
-                self._run(self._held, "SELECT pg_advisory_xact_lock(hashtext(current_schema() || %s))", (":" + table,))  # type: ignore[arg-type]
+                self._run(
+                    self._held,  # type: ignore[arg-type]
+                    "SELECT pg_advisory_xact_lock(hashtext(current_schema() || %s))",
+                    (":" + table,),
+                )
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if self._held is None:
@@ -234,7 +258,9 @@ class Session:
             return
         self._serialise(sql)
         try:
-            self._held.cursor().executemany(statement(sql, self.primary_keys, True), [tuple(r) for r in rows])
+            self._held.cursor().executemany(
+                statement(sql, self.primary_keys, True), [tuple(r) for r in rows]
+            )
         except psycopg.Error as exc:
             raise translate(exc, self.where) from None
 
@@ -274,10 +300,16 @@ class Session:
             except psycopg.Error:
                 pass  # the pipeline is aborted: its first error is the one that matters
         try:
-            if verb == "ROLLBACK" or failure is not None or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            if (
+                verb == "ROLLBACK"
+                or failure is not None
+                or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+            ):
                 conn.rollback()
         except psycopg.Error:
-            logger.exception("rolling back on %s failed; the pool discards the connection", self.where)
+            logger.exception(
+                "rolling back on %s failed; the pool discards the connection", self.where
+            )
         finally:
             self.pool.putconn(conn)
         if failure is not None:
@@ -296,7 +328,12 @@ class PostgresStore(SqliteStore):
     conn: Session  # type: ignore[assignment]
 
     def __init__(
-        self, url: str, *, durability: str = "normal", namespace: str | None = None, migrate: bool = True
+        self,
+        url: str,
+        *,
+        durability: str = "normal",
+        namespace: str | None = None,
+        migrate: bool = True,
     ) -> None:
         self.path = url
         self.where = redact(url)
@@ -382,17 +419,24 @@ class PostgresStore(SqliteStore):
         if version >= target and pg_version >= pg_target:
             return
         with self._write() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':ductape-migrate'))")
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':ductape-migrate'))"
+            )
             conn.execute(_META)
             version, pg_version = self.schema_version()  # again, under the lock
             for sql in MIGRATIONS[version:target]:
                 conn.execute(ddl(sql))
             if 0 < version <= MIGRATIONS.index(NAMESPACE_MIGRATION) < target:
                 # Runs from before namespaces belong to the first project that opens the store.
-                conn.execute("INSERT INTO store_meta (key, value) VALUES ('adopt_legacy', '1') ON CONFLICT DO NOTHING")
+                conn.execute(
+                    "INSERT INTO store_meta (key, value) VALUES ('adopt_legacy', '1') ON CONFLICT DO NOTHING"
+                )
             for sql in PG_MIGRATIONS[pg_version:pg_target]:
                 conn.execute(sql)
-            for key, value in (("schema_version", max(version, target)), ("pg_version", max(pg_version, pg_target))):
+            for key, value in (
+                ("schema_version", max(version, target)),
+                ("pg_version", max(pg_version, pg_target)),
+            ):
                 conn.execute(
                     "INSERT INTO ductape_meta (key, value) VALUES (?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
@@ -421,12 +465,20 @@ class PostgresStore(SqliteStore):
         conditions (suspended: no owner, waiting for a child) only become true when the parent's
         suspend commits skips the row, a lost wake-up; the lock waits for that commit first."""
         with self._write() as conn:
-            conn.execute("SELECT 1 FROM runs WHERE id = ?", (parent_id,))  # FOR UPDATE in a transaction
+            conn.execute(
+                "SELECT 1 FROM runs WHERE id = ?", (parent_id,)
+            )  # FOR UPDATE in a transaction
             super().wake_parent(parent_id, now)
 
     def claim_ready(
-        self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None = None,
-        dead_owners: Sequence[str] = (), stale_leases: Sequence[str] | None = None,
+        self,
+        owner: str,
+        now: float,
+        ttl: float,
+        limit: int,
+        tags: Sequence[str] | None = None,
+        dead_owners: Sequence[str] = (),
+        stale_leases: Sequence[str] | None = None,
     ) -> list[Run]:
         """As SQLite's (an expired lease is taken over only if in `stale_leases`, when given), but rows
         another worker is claiming right now are skipped, not waited for (``FOR UPDATE SKIP
@@ -435,7 +487,10 @@ class PostgresStore(SqliteStore):
         if stale_leases is None:
             expired_clause, expired_params = " OR lease_expires_at < ?", [now]
         elif stale_leases:
-            expired_clause, expired_params = " OR (lease_expires_at < ? AND lease = ANY(?))", [now, list(stale_leases)]
+            expired_clause, expired_params = (
+                " OR (lease_expires_at < ? AND lease = ANY(?))",
+                [now, list(stale_leases)],
+            )
         else:
             expired_clause, expired_params = "", []
         tag_clause = " AND tag = ANY(?)" if tags else ""
@@ -444,7 +499,14 @@ class PostgresStore(SqliteStore):
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('pending', 'running') AND ready_at <= ? "
                 f"AND (owner IS NULL{expired_clause} OR owner = ANY(?)){tag_clause}{self._scope} "
                 "ORDER BY ready_at LIMIT ? FOR UPDATE SKIP LOCKED",
-                (now, *expired_params, list(dead_owners), *([list(tags)] if tags else []), *self._scoped, limit),
+                (
+                    now,
+                    *expired_params,
+                    list(dead_owners),
+                    *([list(tags)] if tags else []),
+                    *self._scoped,
+                    limit,
+                ),
             ).fetchall()
             runs = [self._run(r) for r in rows]
             for run in runs:
@@ -478,14 +540,20 @@ class PostgresStore(SqliteStore):
         def loop() -> None:
             while not stop.is_set():
                 try:
-                    with psycopg.connect(self.path, autocommit=True, connect_timeout=max(1, int(CONNECT_TIMEOUT))) as conn:
-                        conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
+                    with psycopg.connect(
+                        self.path, autocommit=True, connect_timeout=max(1, int(CONNECT_TIMEOUT))
+                    ) as conn:
+                        conn.execute(
+                            psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel))
+                        )
                         wake()  # anything queued while we were not listening
                         while not stop.is_set():
                             for _ in conn.notifies(timeout=0.5, stop_after=1):
                                 wake()
                 except psycopg.Error:
-                    logger.exception("listening for wake-ups on %s failed; reconnecting", self.where)
+                    logger.exception(
+                        "listening for wake-ups on %s failed; reconnecting", self.where
+                    )
                     stop.wait(1.0)
 
         thread = threading.Thread(target=loop, name="ductape-listen", daemon=True)
@@ -501,10 +569,14 @@ class PostgresStore(SqliteStore):
 
     def enable_feed(self) -> None:
         """Install the plpgsql triggers that fill the feed (once; later calls only look)."""
-        if self._read("SELECT 1 FROM pg_trigger WHERE tgname = 'feed_step' AND tgrelid = to_regclass('steps')"):
+        if self._read(
+            "SELECT 1 FROM pg_trigger WHERE tgname = 'feed_step' AND tgrelid = to_regclass('steps')"
+        ):
             return
         with self._write() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':ductape-migrate'))")
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':ductape-migrate'))"
+            )
             for sql in PG_FEED_TRIGGERS:
                 conn.execute(sql)
 
@@ -524,10 +596,14 @@ class PostgresStore(SqliteStore):
         return queue_stats(row, now)
 
     def backup(self, target: Any) -> int:
-        raise StoreError(f"`ductape store backup` is for SQLite stores; back up {self.where} with pg_dump")
+        raise StoreError(
+            f"`ductape store backup` is for SQLite stores; back up {self.where} with pg_dump"
+        )
 
     def vacuum(self) -> tuple[int, int]:
-        raise StoreError(f"`ductape store vacuum` is for SQLite stores; PostgreSQL runs autovacuum ({self.where})")
+        raise StoreError(
+            f"`ductape store vacuum` is for SQLite stores; PostgreSQL runs autovacuum ({self.where})"
+        )
 
 
 __all__ = ["EventRow", "PostgresStore", "Session", "pool_for", "redact"]

@@ -78,13 +78,17 @@ _INSERT_STEP_FENCED = (
 
 def new_lease() -> str:
     """A fresh fencing token for one claim of a run."""
-    return os.urandom(8).hex()  # what secrets.token_hex does, without importing hmac on every command
+    return os.urandom(
+        8
+    ).hex()  # what secrets.token_hex does, without importing hmac on every command
 
 
 def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     text = str(exc)
     if "locked" in text or "busy" in text:
-        return StoreBusy(f"store {path} stayed busy for {BUSY_TIMEOUT_MS // 1000}s; another process holds a long write")
+        return StoreBusy(
+            f"store {path} stayed busy for {BUSY_TIMEOUT_MS // 1000}s; another process holds a long write"
+        )
     if "readonly" in text or "read-only" in text:
         return StoreError(f"store {path} is read-only: {text}")
     if "disk is full" in text or "disk I/O" in text:
@@ -123,7 +127,11 @@ def _prepare_file(path: Path) -> None:
             info = path.stat()
         except OSError:
             return
-        if stat.S_ISREG(info.st_mode) and info.st_size == 0 and time.time() - info.st_mtime > NEW_FILE_GRACE:
+        if (
+            stat.S_ISREG(info.st_mode)
+            and info.st_size == 0
+            and time.time() - info.st_mtime > NEW_FILE_GRACE
+        ):
             raise StoreError(
                 f"store {path} is an empty file, not a ductape store (its runs are gone); "
                 "move it away to start a new store"
@@ -137,7 +145,13 @@ def _prepare_file(path: Path) -> None:
 class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
     """ductape's state in one SQLite file (WAL)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, durability: str = "normal", namespace: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: str = "normal",
+        namespace: str | None = None,
+    ) -> None:
         self.path = str(path)
         self.durability = durability
         self._gate = gate_for(self.path)
@@ -150,7 +164,10 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             _prepare_file(Path(self.path))
         try:
             self.conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_TIMEOUT_MS / 1000,
             )
             self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if self.path != ":memory:":
@@ -186,7 +203,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
     def _gated(self) -> Iterator[None]:
         """Hold this process's write gate for the store file (threads queue here, not in SQLite)."""
         if not self._gate.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
-            raise StoreBusy(f"store {self.path} stayed busy for {BUSY_TIMEOUT_MS // 1000}s; another thread holds a long write")
+            raise StoreBusy(
+                f"store {self.path} stayed busy for {BUSY_TIMEOUT_MS // 1000}s; another thread holds a long write"
+            )
         try:
             yield
         finally:
@@ -230,7 +249,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0 and self.conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
-            raise StoreError(f"{self.path} is an SQLite database but not a ductape store; refusing to change it")
+            raise StoreError(
+                f"{self.path} is an SQLite database but not a ductape store; refusing to change it"
+            )
         if version > len(MIGRATIONS):
             raise StoreError(
                 f"store {self.path} has schema version {version}, newer than this ductape "
@@ -245,39 +266,63 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
                 conn.execute(statement)
             if 0 < version <= MIGRATIONS.index(NAMESPACE_MIGRATION):
                 # Runs from before namespaces belong to the first project that opens the store.
-                conn.execute("INSERT OR IGNORE INTO store_meta (key, value) VALUES ('adopt_legacy', '1')")
+                conn.execute(
+                    "INSERT OR IGNORE INTO store_meta (key, value) VALUES ('adopt_legacy', '1')"
+                )
             conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
 
     def _adopt_legacy(self, namespace: str) -> None:
         """Give rows written before namespaces existed to this project (once, on the first scoped open)."""
-        if self.conn.execute("SELECT 1 FROM store_meta WHERE key = 'adopt_legacy'").fetchone() is None:
+        if (
+            self.conn.execute("SELECT 1 FROM store_meta WHERE key = 'adopt_legacy'").fetchone()
+            is None
+        ):
             return
         with self._write() as conn:
             if conn.execute("DELETE FROM store_meta WHERE key = 'adopt_legacy'").rowcount:
-                for table in ("runs", "definitions", "schedules", "topic_messages", "quota_buckets"):
-                    conn.execute(f"UPDATE {table} SET namespace = ? WHERE namespace = ''", (namespace,))
+                for table in (
+                    "runs",
+                    "definitions",
+                    "schedules",
+                    "topic_messages",
+                    "quota_buckets",
+                ):
+                    conn.execute(
+                        f"UPDATE {table} SET namespace = ? WHERE namespace = ''", (namespace,)
+                    )
 
     @staticmethod
     def _fence_txn(conn: sqlite3.Connection, run_id: str, lease: str) -> None:
         """Inside a write transaction: stop (`LeaseLost`, rolled back) unless `lease` is the run's current lease."""
-        if conn.execute(f"SELECT 1 FROM runs WHERE id = ? AND {_FENCE_RUN}", (run_id, lease)).fetchone() is None:
+        if (
+            conn.execute(
+                f"SELECT 1 FROM runs WHERE id = ? AND {_FENCE_RUN}", (run_id, lease)
+            ).fetchone()
+            is None
+        ):
             raise LeaseLost(f"run {run_id}: lease lost to another owner; nothing written")
 
     @staticmethod
     def _events_txn(conn: sqlite3.Connection, run_id: str, events: Sequence[EventRow]) -> None:
         conn.executemany(
             _INSERT_EVENT,
-            [(run_id, ts, type_, step, None if data is None else dumps(data)) for ts, type_, step, data in events],
+            [
+                (run_id, ts, type_, step, None if data is None else dumps(data))
+                for ts, type_, step, data in events
+            ],
         )
 
     # -- definitions ------------------------------------------------------
 
-    def save_definition(self, tag: str, version: str, name: str, source_path: str, schema: dict[str, Any]) -> bool:
+    def save_definition(
+        self, tag: str, version: str, name: str, source_path: str, schema: dict[str, Any]
+    ) -> bool:
         """Store a definition version (and make it the latest); True when that version is new."""
         with self._write() as conn:
             namespace = self.namespace or ""
             existed = conn.execute(
-                "SELECT 1 FROM definitions WHERE namespace = ? AND tag = ? AND version = ?", (namespace, tag, version)
+                "SELECT 1 FROM definitions WHERE namespace = ? AND tag = ? AND version = ?",
+                (namespace, tag, version),
             ).fetchone()
             # An upsert: a reverted version becomes the latest again, and a new source hash is kept.
             conn.execute(
@@ -311,7 +356,10 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         if tag:
             sql += " AND tag = ?"
             params = (*params, tag)
-        return [self._definition(r) for r in self._read(sql + " ORDER BY tag, created_at, rowid", params)]
+        return [
+            self._definition(r)
+            for r in self._read(sql + " ORDER BY tag, created_at, rowid", params)
+        ]
 
     @staticmethod
     def _definition(row: tuple[Any, ...]) -> Definition:
@@ -327,7 +375,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
 
     # -- runs -------------------------------------------------------------
 
-    def create_run(self, run: Run, events: Sequence[EventRow], journal: Sequence[StepRecord] = ()) -> tuple[Run, bool]:
+    def create_run(
+        self, run: Run, events: Sequence[EventRow], journal: Sequence[StepRecord] = ()
+    ) -> tuple[Run, bool]:
         """Insert a run (with `journal` rows it starts from, e.g. a replay's copies) unless its
         idempotency key already names one, all in one transaction.
 
@@ -354,7 +404,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         return run, True
 
     def get_run(self, run_id: str) -> Run | None:
-        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped))
+        rows = self._read(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)
+        )
         return self._run(rows[0]) if rows else None
 
     def find_run_ids(self, fragment: str, limit: int = 5) -> list[str]:
@@ -398,8 +450,13 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
     ) -> list[Run]:
         """Runs newest first; with `full=False` the payload columns are not read (input, output, ...: None)."""
         where, params = _run_filter(
-            namespace=self.namespace, tag=tag, status=status, parent_id=parent_id, schedule_id=schedule_id, search=search,
-        )  # fmt: skip
+            namespace=self.namespace,
+            tag=tag,
+            status=status,
+            parent_id=parent_id,
+            schedule_id=schedule_id,
+            search=search,
+        )
         rows = self._read(
             f"SELECT {_RUN_COLUMNS if full else _SUMMARY_COLUMNS} FROM runs {where} "
             "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
@@ -419,18 +476,27 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             tuple(x for _ in range(4) for x in (run_id, *self._scoped)),
         )
         unique = {r[0]: r for r in rows}  # a run can name `run_id` in two columns
-        return sorted((self._run(r) for r in unique.values()), key=lambda run: (run.created_at, run.id))
+        return sorted(
+            (self._run(r) for r in unique.values()), key=lambda run: (run.created_at, run.id)
+        )
 
-    def claim_run(self, run_id: str, owner: str, now: float, ttl: float, dead_owners: Sequence[str] = ()) -> Run | None:
+    def claim_run(
+        self, run_id: str, owner: str, now: float, ttl: float, dead_owners: Sequence[str] = ()
+    ) -> Run | None:
         """Take the lease of an unfinished run if nobody live holds it."""
         with self._write() as conn:
-            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)).fetchone()
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}",
+                (run_id, *self._scoped),
+            ).fetchone()
             if row is None:
                 return None
             run = self._run(row)
             if run.status not in _ACTIVE:
                 return None
-            held = run.owner is not None and run.owner != owner and (run.lease_expires_at or 0) > now
+            held = (
+                run.owner is not None and run.owner != owner and (run.lease_expires_at or 0) > now
+            )
             if held and run.owner not in dead_owners:
                 return None
             lease = new_lease()
@@ -447,8 +513,14 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             return run
 
     def claim_ready(
-        self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None = None,
-        dead_owners: Sequence[str] = (), stale_leases: Sequence[str] | None = None,
+        self,
+        owner: str,
+        now: float,
+        ttl: float,
+        limit: int,
+        tags: Sequence[str] | None = None,
+        dead_owners: Sequence[str] = (),
+        stale_leases: Sequence[str] | None = None,
     ) -> list[Run]:
         """Claim up to `limit` runs that are due: orphaned (owner dead, or lease expired) first, then
         queued, woken and signalled ones by due time. Each claim gets a fresh lease (fencing token).
@@ -466,7 +538,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             runs += self._claim_queued(owner, now, ttl, limit - len(runs), tags)
         return runs
 
-    def _claim_queued(self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None) -> list[Run]:
+    def _claim_queued(
+        self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None
+    ) -> list[Run]:
         tag_clause = f" AND tag IN ({', '.join('?' * len(tags))})" if tags else ""
         # One statement: the index walk and the updates share one short write transaction.
         # `randomblob` gives each run its own lease, as `new_lease` does.
@@ -483,7 +557,13 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         return runs
 
     def _claim_orphans(
-        self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None, dead_owners: Sequence[str],
+        self,
+        owner: str,
+        now: float,
+        ttl: float,
+        limit: int,
+        tags: Sequence[str] | None,
+        dead_owners: Sequence[str],
         stale_leases: Sequence[str] | None,
     ) -> list[Run]:
         """Take over runs whose owner died or whose lease went stale: read outside the write lock (the
@@ -506,7 +586,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             (now, *expired_params, *dead_owners, *self._scoped),
         )
         # Sorted here, not by SQL: these are only the runs in flight, and a temp B-tree is what a claim must not need.
-        candidates = sorted((c for c in candidates if not tags or c[4] in tags), key=lambda c: c[5])[:limit]
+        candidates = sorted(
+            (c for c in candidates if not tags or c[4] in tags), key=lambda c: c[5]
+        )[:limit]
         if not candidates:
             return []
         runs = []
@@ -565,7 +647,8 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         with self._write() as conn:
             for run_id, lease in leases.items():
                 cur = conn.execute(
-                    f"UPDATE runs SET lease_expires_at = ? WHERE id = ? AND {_FENCE_RUN}", (now + ttl, run_id, lease)
+                    f"UPDATE runs SET lease_expires_at = ? WHERE id = ? AND {_FENCE_RUN}",
+                    (now + ttl, run_id, lease),
                 )
                 if cur.rowcount != 1:
                     lost.add(run_id)
@@ -590,38 +673,60 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         return dict(rows)
 
     def suspend_run(
-        self, run_id: str, lease: str, waiting: dict[str, Any] | None, ready_at: float | None,
-        state: dict[str, Any] | None, now: float, events: Sequence[EventRow],
+        self,
+        run_id: str,
+        lease: str,
+        waiting: dict[str, Any] | None,
+        ready_at: float | None,
+        state: dict[str, Any] | None,
+        now: float,
+        events: Sequence[EventRow],
     ) -> float | None:
         """Release a waiting run. Returns its ready time, which is `now` when a signal it
         waits for, or a cancel request, arrived meanwhile (checked under the write lock,
         so no wake-up is lost between the handler's check and this write)."""
         with self._write() as conn:
-            row = conn.execute(f"SELECT cancel_requested FROM runs WHERE id = ? AND {_FENCE_RUN}", (run_id, lease)).fetchone()
+            row = conn.execute(
+                f"SELECT cancel_requested FROM runs WHERE id = ? AND {_FENCE_RUN}", (run_id, lease)
+            ).fetchone()
             if row is None:
                 raise LeaseLost(f"run {run_id}: lease lost before suspending")
             names = list((waiting or {}).get("signals") or ())
             child_id = (waiting or {}).get("child_id")
             if row[0] is not None:
                 ready_at = now
-            elif child_id and conn.execute(
-                "SELECT 1 FROM runs WHERE id = ? AND status NOT IN ('pending', 'running')", (child_id,)
-            ).fetchone():
+            elif (
+                child_id
+                and conn.execute(
+                    "SELECT 1 FROM runs WHERE id = ? AND status NOT IN ('pending', 'running')",
+                    (child_id,),
+                ).fetchone()
+            ):
                 ready_at = now  # the child ended while we were deciding to wait for it
-            elif names and conn.execute(
-                f"SELECT 1 FROM signals WHERE run_id = ? AND consumed_seq IS NULL AND name IN ({', '.join('?' * len(names))}) LIMIT 1",
-                (run_id, *names),
-            ).fetchone():
+            elif (
+                names
+                and conn.execute(
+                    f"SELECT 1 FROM signals WHERE run_id = ? AND consumed_seq IS NULL AND name IN ({', '.join('?' * len(names))}) LIMIT 1",
+                    (run_id, *names),
+                ).fetchone()
+            ):
                 ready_at = now
             conn.execute(
                 "UPDATE runs SET owner = NULL, lease = NULL, lease_expires_at = NULL, ready_at = ?, waiting = ?, state = ?, "
                 "current_step = NULL WHERE id = ?",
-                (ready_at, None if waiting is None else dumps(waiting), None if state is None else dumps(state), run_id),
+                (
+                    ready_at,
+                    None if waiting is None else dumps(waiting),
+                    None if state is None else dumps(state),
+                    run_id,
+                ),
             )
             self._events_txn(conn, run_id, events)
             return ready_at
 
-    def finish_run(self, run_id: str, lease: str, fields: dict[str, Any], events: Sequence[EventRow]) -> bool:
+    def finish_run(
+        self, run_id: str, lease: str, fields: dict[str, Any], events: Sequence[EventRow]
+    ) -> bool:
         """Record a run's end if `lease` is still current; False means another owner took over."""
         json_columns = {"output", "error", "rollback_result", "state", "waiting"}
         values = [dumps(v) if k in json_columns and v is not None else v for k, v in fields.items()]
@@ -645,7 +750,13 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             )
 
     def defer_unloadable(
-        self, run_id: str, lease: str, message: str, now: float, retry_at: float | None, events: Sequence[EventRow]
+        self,
+        run_id: str,
+        lease: str,
+        message: str,
+        now: float,
+        retry_at: float | None,
+        events: Sequence[EventRow],
     ) -> None:
         """Release a run whose workflow could not be loaded: due again at `retry_at`, or (None) failed for good."""
         with self._write() as conn:
@@ -674,14 +785,32 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             )
 
     def set_run_fields(
-        self, run_id: str, fields: dict[str, Any], events: Sequence[EventRow] = (), *, lease: str | None = None
+        self,
+        run_id: str,
+        fields: dict[str, Any],
+        events: Sequence[EventRow] = (),
+        *,
+        lease: str | None = None,
     ) -> None:
         """Update chosen run columns (JSON columns are encoded here) and append events.
 
         With `lease`, only while that lease is current (else `LeaseLost`, nothing written)."""
-        json_columns = {"input", "output", "error", "rollback_result", "context", "state", "lineage", "options", "waiting", "metadata"}
+        json_columns = {
+            "input",
+            "output",
+            "error",
+            "rollback_result",
+            "context",
+            "state",
+            "lineage",
+            "options",
+            "waiting",
+            "metadata",
+        }
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        values = [dumps(v) if name in json_columns and v is not None else v for name, v in fields.items()]
+        values = [
+            dumps(v) if name in json_columns and v is not None else v for name, v in fields.items()
+        ]
         with self._write() as conn:
             if lease is not None:
                 self._fence_txn(conn, run_id, lease)
@@ -692,16 +821,22 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
     def request_cancel(self, run_id: str, reason: str, now: float) -> Run | None:
         """Mark a run for cancellation and make it due now; None when it already ended."""
         with self._write() as conn:
-            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)).fetchone()
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}",
+                (run_id, *self._scoped),
+            ).fetchone()
             if row is None:
                 return None
             run = self._run(row)
             if run.status not in _ACTIVE:
                 return run
             conn.execute(
-                "UPDATE runs SET cancel_requested = ?, ready_at = ? WHERE id = ?", (reason, now, run_id)
+                "UPDATE runs SET cancel_requested = ?, ready_at = ? WHERE id = ?",
+                (reason, now, run_id),
             )
-            conn.execute(_INSERT_EVENT, (run_id, now, "cancel_requested", None, dumps({"reason": reason})))
+            conn.execute(
+                _INSERT_EVENT, (run_id, now, "cancel_requested", None, dumps({"reason": reason}))
+            )
             run.cancel_requested = reason
             return run
 
@@ -711,20 +846,28 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
                 conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
-    def count_runs(self, *, tag: str | None = None, status: str | None = None, search: str | None = None) -> int:
+    def count_runs(
+        self, *, tag: str | None = None, status: str | None = None, search: str | None = None
+    ) -> int:
         where, params = _run_filter(namespace=self.namespace, tag=tag, status=status, search=search)
         return int(self._read(f"SELECT COUNT(*) FROM runs {where}", params)[0][0])
 
     def run_counts(self) -> dict[str, dict[str, int]]:
         """How many runs each workflow has, by status (for workflow listings)."""
         counts: dict[str, dict[str, int]] = {}
-        for tag, status, number in self._read(f"SELECT tag, status, COUNT(*) FROM runs WHERE 1{self._scope} GROUP BY tag, status", self._scoped):
+        for tag, status, number in self._read(
+            f"SELECT tag, status, COUNT(*) FROM runs WHERE 1{self._scope} GROUP BY tag, status",
+            self._scoped,
+        ):
             counts.setdefault(tag, {})[status] = number
         return counts
 
     def set_metadata(self, run_id: str, metadata: dict[str, Any]) -> None:
         with self._write() as conn:
-            conn.execute("UPDATE runs SET metadata = ? WHERE id = ?", (dumps(metadata) if metadata else None, run_id))
+            conn.execute(
+                "UPDATE runs SET metadata = ? WHERE id = ?",
+                (dumps(metadata) if metadata else None, run_id),
+            )
 
     # -- the change feed (tailed by `serve`) ----------------------------------
 
@@ -767,10 +910,25 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         sql += " ORDER BY f.id LIMIT ?"
         params.append(limit)
         return [
-            FeedRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _loads(r[8]) or {}, r[9], _loads(r[10]),
-                    r[11], r[12], r[13], _loads(r[14]))
+            FeedRow(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                _loads(r[8]) or {},
+                r[9],
+                _loads(r[10]),
+                r[11],
+                r[12],
+                r[13],
+                _loads(r[14]),
+            )
             for r in self._read(sql, params)
-        ]  # fmt: skip
+        ]
 
     @staticmethod
     def _run_values(run: Run) -> tuple[Any, ...]:
@@ -778,43 +936,137 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             return None if value is None else dumps(value)
 
         return (
-            run.id, run.tag, run.version, str(run.status), run.env, dumps(run.input), j(run.output),
-            j(run.error), run.failed_step, j(run.rollback_result), j(run.context or None), j(run.state or None),
-            run.idempotency_key, run.parent_id, run.replayed_from, run.restarted_from, run.resumed_from,
-            j(run.lineage or None), j(run.options or None), run.created_at, run.started_at, run.ended_at,
-            run.deadline, run.owner, run.lease_expires_at, run.ready_at, j(run.waiting), run.cancel_requested,
-            run.current_step, run.phase, run.schedule_id, j(run.metadata or None), run.lease, run.load_error, run.load_attempts,
-        )  # fmt: skip
+            run.id,
+            run.tag,
+            run.version,
+            str(run.status),
+            run.env,
+            dumps(run.input),
+            j(run.output),
+            j(run.error),
+            run.failed_step,
+            j(run.rollback_result),
+            j(run.context or None),
+            j(run.state or None),
+            run.idempotency_key,
+            run.parent_id,
+            run.replayed_from,
+            run.restarted_from,
+            run.resumed_from,
+            j(run.lineage or None),
+            j(run.options or None),
+            run.created_at,
+            run.started_at,
+            run.ended_at,
+            run.deadline,
+            run.owner,
+            run.lease_expires_at,
+            run.ready_at,
+            j(run.waiting),
+            run.cancel_requested,
+            run.current_step,
+            run.phase,
+            run.schedule_id,
+            j(run.metadata or None),
+            run.lease,
+            run.load_error,
+            run.load_attempts,
+        )
 
     @staticmethod
     def _run(row: tuple[Any, ...]) -> Run:
         (
-            id_, tag, version, status, env, input_, output, error, failed_step, rollback_result, context,
-            state, idem, parent_id, replayed_from, restarted_from, resumed_from, lineage, options,
-            created_at, started_at, ended_at, deadline, owner, lease, ready_at, waiting, cancel,
-            current_step, phase, schedule_id, metadata, fence, load_error, load_attempts,
-        ) = row  # fmt: skip
+            id_,
+            tag,
+            version,
+            status,
+            env,
+            input_,
+            output,
+            error,
+            failed_step,
+            rollback_result,
+            context,
+            state,
+            idem,
+            parent_id,
+            replayed_from,
+            restarted_from,
+            resumed_from,
+            lineage,
+            options,
+            created_at,
+            started_at,
+            ended_at,
+            deadline,
+            owner,
+            lease,
+            ready_at,
+            waiting,
+            cancel,
+            current_step,
+            phase,
+            schedule_id,
+            metadata,
+            fence,
+            load_error,
+            load_attempts,
+        ) = row
         return Run(
-            id=id_, tag=tag, version=version, status=RunStatus(status), env=env, input=_loads(input_),
-            output=_loads(output), error=_loads(error), failed_step=failed_step,
-            rollback_result=_loads(rollback_result), context=_loads(context) or {}, state=_loads(state) or {},
-            idempotency_key=idem, parent_id=parent_id, replayed_from=replayed_from,
-            restarted_from=restarted_from, resumed_from=resumed_from, lineage=_loads(lineage) or {},
-            options=_loads(options) or {}, created_at=created_at, started_at=started_at, ended_at=ended_at,
-            deadline=deadline, owner=owner, lease_expires_at=lease, ready_at=ready_at, waiting=_loads(waiting),
-            cancel_requested=cancel, current_step=current_step, phase=phase, schedule_id=schedule_id,
-            metadata=_loads(metadata) or {}, lease=fence, load_error=load_error, load_attempts=load_attempts,
-        )  # fmt: skip
+            id=id_,
+            tag=tag,
+            version=version,
+            status=RunStatus(status),
+            env=env,
+            input=_loads(input_),
+            output=_loads(output),
+            error=_loads(error),
+            failed_step=failed_step,
+            rollback_result=_loads(rollback_result),
+            context=_loads(context) or {},
+            state=_loads(state) or {},
+            idempotency_key=idem,
+            parent_id=parent_id,
+            replayed_from=replayed_from,
+            restarted_from=restarted_from,
+            resumed_from=resumed_from,
+            lineage=_loads(lineage) or {},
+            options=_loads(options) or {},
+            created_at=created_at,
+            started_at=started_at,
+            ended_at=ended_at,
+            deadline=deadline,
+            owner=owner,
+            lease_expires_at=lease,
+            ready_at=ready_at,
+            waiting=_loads(waiting),
+            cancel_requested=cancel,
+            current_step=current_step,
+            phase=phase,
+            schedule_id=schedule_id,
+            metadata=_loads(metadata) or {},
+            lease=fence,
+            load_error=load_error,
+            load_attempts=load_attempts,
+        )
 
     # -- journal ----------------------------------------------------------
 
     def load_journal(self, run_id: str) -> dict[int, StepRecord]:
-        rows = self._read(f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,))
+        rows = self._read(
+            f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
+        )
         return {r[1]: self._step(r) for r in rows}
 
     def commit_step(
-        self, record: StepRecord, events: Sequence[EventRow], state: dict[str, Any] | None = None,
-        *, output_json: str | None = None, lease: str | None = None, outbox: Sequence[OutboxMessage] = (),
+        self,
+        record: StepRecord,
+        events: Sequence[EventRow],
+        state: dict[str, Any] | None = None,
+        *,
+        output_json: str | None = None,
+        lease: str | None = None,
+        outbox: Sequence[OutboxMessage] = (),
     ) -> None:
         """The hot path: one journal row, its events and (if changed) the run state, in one transaction.
 
@@ -827,36 +1079,57 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         values = self._step_values(record)
         if output_json is not None:
             values = (*values[:6], output_json, *values[7:])
-        sql, params = (_INSERT_STEP, values) if lease is None else (_INSERT_STEP_FENCED, (*values, record.run_id, lease))
+        sql, params = (
+            (_INSERT_STEP, values)
+            if lease is None
+            else (_INSERT_STEP_FENCED, (*values, record.run_id, lease))
+        )
         if not events and state is None and not outbox:
             # A lone statement is its own transaction: no BEGIN/COMMIT round trips on the common path.
             with self._gated():
                 try:
                     cur = retry(lambda: conn.execute(sql, params))
                 except sqlite3.IntegrityError:
-                    raise StepTaken(f"run {record.run_id}: position {record.seq} already recorded by another owner") from None
+                    raise StepTaken(
+                        f"run {record.run_id}: position {record.seq} already recorded by another owner"
+                    ) from None
                 except sqlite3.Error as exc:
                     raise _translate(exc, self.path) from None
             if cur.rowcount != 1:
-                raise LeaseLost(f"run {record.run_id}: lease lost; step {record.tag!r} not recorded")
+                raise LeaseLost(
+                    f"run {record.run_id}: lease lost; step {record.tag!r} not recorded"
+                )
             return
         try:
             with self._write() as txn:
                 if txn.execute(sql, params).rowcount != 1:
-                    raise LeaseLost(f"run {record.run_id}: lease lost; step {record.tag!r} not recorded")
+                    raise LeaseLost(
+                        f"run {record.run_id}: lease lost; step {record.tag!r} not recorded"
+                    )
                 run_id = record.run_id
                 for ts, type_, step, data in events:
-                    txn.execute(_INSERT_EVENT, (run_id, ts, type_, step, None if data is None else dumps(data)))
+                    txn.execute(
+                        _INSERT_EVENT,
+                        (run_id, ts, type_, step, None if data is None else dumps(data)),
+                    )
                 if state is not None:
                     txn.execute("UPDATE runs SET state = ? WHERE id = ?", (dumps(state), run_id))
                 if outbox:
                     self._outbox_txn(txn, outbox)
         except sqlite3.IntegrityError:
-            raise StepTaken(f"run {record.run_id}: position {record.seq} already recorded by another owner") from None
+            raise StepTaken(
+                f"run {record.run_id}: position {record.seq} already recorded by another owner"
+            ) from None
 
     def update_op(
-        self, run_id: str, seq: int, fields: dict[str, Any], events: Sequence[EventRow] = (),
-        run_fields: dict[str, Any] | None = None, *, lease: str | None = None,
+        self,
+        run_id: str,
+        seq: int,
+        fields: dict[str, Any],
+        events: Sequence[EventRow] = (),
+        run_fields: dict[str, Any] | None = None,
+        *,
+        lease: str | None = None,
     ) -> None:
         """Change a journal row (a wait that completed, a rollback status) with its events (fenced by `lease`)."""
         json_columns = {"input", "output", "error", "options"}
@@ -875,16 +1148,24 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
                 )
             self._events_txn(conn, run_id, events)
 
-    def record_attempt(self, attempt: Attempt, events: Sequence[EventRow], *, lease: str | None = None) -> None:
+    def record_attempt(
+        self, attempt: Attempt, events: Sequence[EventRow], *, lease: str | None = None
+    ) -> None:
         with self._write() as conn:
             if lease is not None:
                 self._fence_txn(conn, attempt.run_id, lease)
             conn.execute(
                 "INSERT OR REPLACE INTO attempts (run_id, seq, attempt, started_at, duration_ms, error) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (attempt.run_id, attempt.seq, attempt.attempt, attempt.started_at, attempt.duration_ms,
-                 None if attempt.error is None else dumps(attempt.error)),
-            )  # fmt: skip
+                (
+                    attempt.run_id,
+                    attempt.seq,
+                    attempt.attempt,
+                    attempt.started_at,
+                    attempt.duration_ms,
+                    None if attempt.error is None else dumps(attempt.error),
+                ),
+            )
             self._events_txn(conn, attempt.run_id, events)
 
     def attempts(self, run_id: str, seq: int) -> list[Attempt]:
@@ -900,30 +1181,62 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             return
         marks = ", ".join("?" * len(seqs))
         with self._write() as conn:
-            conn.execute(f"DELETE FROM steps WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs))
-            conn.execute(f"DELETE FROM attempts WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs))
-            conn.execute(f"UPDATE signals SET consumed_seq = NULL WHERE run_id = ? AND consumed_seq IN ({marks})", (run_id, *seqs))
+            conn.execute(
+                f"DELETE FROM steps WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs)
+            )
+            conn.execute(
+                f"DELETE FROM attempts WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs)
+            )
+            conn.execute(
+                f"UPDATE signals SET consumed_seq = NULL WHERE run_id = ? AND consumed_seq IN ({marks})",
+                (run_id, *seqs),
+            )
 
     @staticmethod
     def _step_values(r: StepRecord) -> tuple[Any, ...]:
         return (
-            r.run_id, r.seq, str(r.kind), r.tag, str(r.status),
+            r.run_id,
+            r.seq,
+            str(r.kind),
+            r.tag,
+            str(r.status),
             None if r.input is None else dumps(r.input),
             None if r.output is None else dumps(r.output),
             None if r.error is None else dumps(r.error),
-            r.attempts, r.started_at, r.ended_at, dumps(r.options) if r.options else None,
-            int(r.has_rollback), int(r.critical), r.rollback_status, r.rollback_error, r.wake_at, r.source,
-        )  # fmt: skip
+            r.attempts,
+            r.started_at,
+            r.ended_at,
+            dumps(r.options) if r.options else None,
+            int(r.has_rollback),
+            int(r.critical),
+            r.rollback_status,
+            r.rollback_error,
+            r.wake_at,
+            r.source,
+        )
 
     @staticmethod
     def _step(row: tuple[Any, ...]) -> StepRecord:
         return StepRecord(
-            run_id=row[0], seq=row[1], kind=OpKind(row[2]), tag=row[3], status=StepStatus(row[4]),
-            input=_loads(row[5]), output=_loads(row[6]), error=_loads(row[7]), attempts=row[8],
-            started_at=row[9], ended_at=row[10], options=_loads(row[11]) or {}, has_rollback=bool(row[12]),
-            critical=bool(row[13]), rollback_status=row[14], rollback_error=row[15], wake_at=row[16],
+            run_id=row[0],
+            seq=row[1],
+            kind=OpKind(row[2]),
+            tag=row[3],
+            status=StepStatus(row[4]),
+            input=_loads(row[5]),
+            output=_loads(row[6]),
+            error=_loads(row[7]),
+            attempts=row[8],
+            started_at=row[9],
+            ended_at=row[10],
+            options=_loads(row[11]) or {},
+            has_rollback=bool(row[12]),
+            critical=bool(row[13]),
+            rollback_status=row[14],
+            rollback_error=row[15],
+            wake_at=row[16],
             source=row[17],
-        )  # fmt: skip
+        )
 
     # -- events -----------------------------------------------------------
 
@@ -931,7 +1244,14 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         with self._write() as conn:
             self._events_txn(conn, run_id, events)
 
-    def events(self, run_id: str, *, after_id: int = 0, types: Sequence[str] | None = None, limit: int | None = None) -> list[Event]:
+    def events(
+        self,
+        run_id: str,
+        *,
+        after_id: int = 0,
+        types: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
         sql = "SELECT id, run_id, ts, type, step, data FROM events WHERE run_id = ? AND id > ?"
         params: list[Any] = [run_id, after_id]
         if types:
@@ -941,7 +1261,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [Event(r[0], r[1], r[2], r[3], r[4], _loads(r[5]) or {}) for r in self._read(sql, params)]
+        return [
+            Event(r[0], r[1], r[2], r[3], r[4], _loads(r[5]) or {}) for r in self._read(sql, params)
+        ]
 
     def count_events(self, run_id: str) -> int:
         return int(self._read("SELECT COUNT(*) FROM events WHERE run_id = ?", (run_id,))[0][0])
@@ -951,7 +1273,10 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
     def add_signal(self, run_id: str, name: str, payload: Any, now: float) -> Run | None:
         """Buffer a signal; wake the run if it waits for this name. None if the run ended."""
         with self._write() as conn:
-            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)).fetchone()
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}",
+                (run_id, *self._scoped),
+            ).fetchone()
             if row is None:
                 return None
             run = self._run(row)
@@ -966,12 +1291,29 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
                 conn.execute("UPDATE runs SET ready_at = ? WHERE id = ?", (now, run_id))
             elif not name.startswith("hook:"):
                 # Nothing waits for it now: history shows it arrived and waits in the buffer.
-                conn.execute(_INSERT_EVENT, (run_id, now, "signal_buffered", None, dumps({"signal": name, "payload": payload})))
+                conn.execute(
+                    _INSERT_EVENT,
+                    (
+                        run_id,
+                        now,
+                        "signal_buffered",
+                        None,
+                        dumps({"signal": name, "payload": payload}),
+                    ),
+                )
             return run
 
     def consume_signal(
-        self, run_id: str, seq: int, names: Sequence[str], now: float, event_type: str, hook: str | None = None,
-        deadline: float | None = None, *, lease: str | None = None,
+        self,
+        run_id: str,
+        seq: int,
+        names: Sequence[str],
+        now: float,
+        event_type: str,
+        hook: str | None = None,
+        deadline: float | None = None,
+        *,
+        lease: str | None = None,
     ) -> Signal | None:
         """Deliver the oldest buffered signal among `names` that arrived by `deadline` to journal
         position `seq`, atomically."""
@@ -999,7 +1341,13 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             return signal
 
     def expire_wait(
-        self, run_id: str, seq: int, names: Sequence[str], deadline: float, now: float, events: Sequence[EventRow]
+        self,
+        run_id: str,
+        seq: int,
+        names: Sequence[str],
+        deadline: float,
+        now: float,
+        events: Sequence[EventRow],
     ) -> list[Signal]:
         """Fail the signal wait at `seq` (its deadline passed) with `events`, and record each signal among
         `names` that arrived after the deadline as refused by this wait (it stays buffered). Returns those."""
@@ -1016,8 +1364,13 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             ).fetchall()
             late = [Signal(r[0], r[1], r[2], _loads(r[3]), r[4], r[5]) for r in rows]
             for signal in late:
-                data = {"signal": signal.name, "payload": signal.payload, "arrived_at": signal.created_at,
-                        "deadline": deadline, "reason": "arrived after the wait's deadline; the timeout won"}  # fmt: skip
+                data = {
+                    "signal": signal.name,
+                    "payload": signal.payload,
+                    "arrived_at": signal.created_at,
+                    "deadline": deadline,
+                    "reason": "arrived after the wait's deadline; the timeout won",
+                }
                 conn.execute(_INSERT_EVENT, (run_id, now, "signal_refused", None, dumps(data)))
             return late
 
@@ -1029,7 +1382,15 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         return [Signal(r[0], r[1], r[2], _loads(r[3]), r[4], r[5]) for r in rows]
 
     def create_hook(
-        self, token: str, run_id: str, seq: int, name: str, data: Any, now: float, *, lease: str | None = None
+        self,
+        token: str,
+        run_id: str,
+        seq: int,
+        name: str,
+        data: Any,
+        now: float,
+        *,
+        lease: str | None = None,
     ) -> None:
         with self._write() as conn:
             if lease is not None:
@@ -1045,9 +1406,13 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             "SELECT token, name, data, created_at FROM hooks WHERE run_id = ? AND used_at IS NULL ORDER BY created_at",
             (run_id,),
         )
-        return [{"token": r[0], "name": r[1], "data": _loads(r[2]), "created_at": r[3]} for r in rows]
+        return [
+            {"token": r[0], "name": r[1], "data": _loads(r[2]), "created_at": r[3]} for r in rows
+        ]
 
-    def deliver_hook(self, token: str, payload: Any, now: float) -> tuple[Run | None, str, str | None]:
+    def deliver_hook(
+        self, token: str, payload: Any, now: float
+    ) -> tuple[Run | None, str, str | None]:
         """Use a hook token and buffer its signal in one transaction: a crash burns no token.
 
         Returns (run, hook name, refusal); a refusal (unknown or used token,
@@ -1058,15 +1423,22 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         except sqlite3.IntegrityError as exc:
             raise _translate(exc, self.path) from None
 
-    def _deliver_hook(self, token: str, payload: Any, now: float) -> tuple[Run | None, str, str | None]:
+    def _deliver_hook(
+        self, token: str, payload: Any, now: float
+    ) -> tuple[Run | None, str, str | None]:
         with self._write() as conn:
-            row = conn.execute("SELECT run_id, name, used_at FROM hooks WHERE token = ?", (token,)).fetchone()
+            row = conn.execute(
+                "SELECT run_id, name, used_at FROM hooks WHERE token = ?", (token,)
+            ).fetchone()
             if row is None:
                 return None, "", "unknown hook token"
             run_id, name, used_at = row
             if used_at is not None:
                 return None, name, "hook token was already used"
-            found = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)).fetchone()
+            found = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}",
+                (run_id, *self._scoped),
+            ).fetchone()
             if found is None:  # deleted, or another project's run: its token is not ours to use
                 return None, "", "unknown hook token"
             run = self._run(found)
@@ -1085,26 +1457,51 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
     # -- lineage: resume from a step or checkpoint (issue 7) --------------------
 
     def rewind_run(
-        self, run_id: str, seqs: Sequence[int], expect: tuple[str, str | None], fields: dict[str, Any],
-        events: Sequence[EventRow], *, reset_rollbacks: Sequence[int] = (),
+        self,
+        run_id: str,
+        seqs: Sequence[int],
+        expect: tuple[str, str | None],
+        fields: dict[str, Any],
+        events: Sequence[EventRow],
+        *,
+        reset_rollbacks: Sequence[int] = (),
     ) -> bool:
         """Drop journal rows `seqs` (their attempts too; signals they consumed become pending again),
         clear the rollback outcome of rows `reset_rollbacks` (so their compensation runs again)
         and set run columns, in one transaction, if the run still has `expect` = (status, owner).
         False when it changed meanwhile; then nothing is written."""
-        json_columns = {"input", "output", "error", "rollback_result", "context", "state", "lineage", "options", "waiting", "metadata"}
+        json_columns = {
+            "input",
+            "output",
+            "error",
+            "rollback_result",
+            "context",
+            "state",
+            "lineage",
+            "options",
+            "waiting",
+            "metadata",
+        }
         if "owner" in fields and "lease" not in fields:
-            fields = {**fields, "lease": None}  # a released run keeps no token its old owner could still write with
+            fields = {
+                **fields,
+                "lease": None,
+            }  # a released run keeps no token its old owner could still write with
         with self._write() as conn:
             row = conn.execute("SELECT status, owner FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None or (row[0], row[1]) != expect:
                 return False
             if seqs:
                 marks = ", ".join("?" * len(seqs))
-                conn.execute(f"DELETE FROM steps WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs))
-                conn.execute(f"DELETE FROM attempts WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs))
                 conn.execute(
-                    f"UPDATE signals SET consumed_seq = NULL WHERE run_id = ? AND consumed_seq IN ({marks})", (run_id, *seqs)
+                    f"DELETE FROM steps WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs)
+                )
+                conn.execute(
+                    f"DELETE FROM attempts WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs)
+                )
+                conn.execute(
+                    f"UPDATE signals SET consumed_seq = NULL WHERE run_id = ? AND consumed_seq IN ({marks})",
+                    (run_id, *seqs),
                 )
             if reset_rollbacks:
                 marks = ", ".join("?" * len(reset_rollbacks))
@@ -1112,8 +1509,13 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
                     f"UPDATE steps SET rollback_status = NULL, rollback_error = NULL WHERE run_id = ? AND seq IN ({marks})",
                     (run_id, *reset_rollbacks),
                 )
-            values = [dumps(v) if k in json_columns and v is not None else v for k, v in fields.items()]
-            conn.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?", (*values, run_id))
+            values = [
+                dumps(v) if k in json_columns and v is not None else v for k, v in fields.items()
+            ]
+            conn.execute(
+                f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+                (*values, run_id),
+            )
             self._events_txn(conn, run_id, events)
             return True
 
@@ -1128,6 +1530,8 @@ def _run_filter(*, search: str | None = None, **equal: str | None) -> tuple[str,
             params.append(value)
     if search:
         needle = search.lower()  # a plain substring: no character is a wildcard
-        clauses.append("(instr(lower(id), ?) > 0 OR instr(lower(input), ?) > 0 OR instr(lower(COALESCE(metadata, '')), ?) > 0)")
+        clauses.append(
+            "(instr(lower(id), ?) > 0 OR instr(lower(input), ?) > 0 OR instr(lower(COALESCE(metadata, '')), ?) > 0)"
+        )
         params.extend([needle] * 3)
     return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params

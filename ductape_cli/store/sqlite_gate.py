@@ -29,6 +29,7 @@ LONGEST_PAUSE = 0.001
 
 T = TypeVar("T")
 
+
 class Gate:
     """A reentrant lock that waiting threads get in arrival order.
 

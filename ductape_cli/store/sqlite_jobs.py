@@ -35,16 +35,27 @@ class SchedulesAndTopicsMixin:
             )
 
     def get_schedule(self, schedule_id: str) -> Schedule | None:
-        rows = self._read(f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE id = ?{self._scope}", (schedule_id, *self._scoped))
+        rows = self._read(
+            f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE id = ?{self._scope}",
+            (schedule_id, *self._scoped),
+        )
         return self._schedule(rows[0]) if rows else None
 
     def list_schedules(self) -> list[Schedule]:
-        rows = self._read(f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE 1{self._scope} ORDER BY created_at", self._scoped)
+        rows = self._read(
+            f"SELECT {self._SCHEDULE_COLUMNS} FROM schedules WHERE 1{self._scope} ORDER BY created_at",
+            self._scoped,
+        )
         return [self._schedule(r) for r in rows]
 
     def delete_schedule(self, schedule_id: str) -> bool:
         with self._write() as conn:
-            return conn.execute(f"DELETE FROM schedules WHERE id = ?{self._scope}", (schedule_id, *self._scoped)).rowcount == 1
+            return (
+                conn.execute(
+                    f"DELETE FROM schedules WHERE id = ?{self._scope}", (schedule_id, *self._scoped)
+                ).rowcount
+                == 1
+            )
 
     def due_schedules(self, now: float) -> list[Schedule]:
         rows = self._read(
@@ -54,8 +65,13 @@ class SchedulesAndTopicsMixin:
         return [self._schedule(r) for r in rows]
 
     def advance_schedule(
-        self, schedule_id: str, expected_next: float | None, next_fire_at: float | None, run_id: str,
-        missed: Sequence[float], now: float,
+        self,
+        schedule_id: str,
+        expected_next: float | None,
+        next_fire_at: float | None,
+        run_id: str,
+        missed: Sequence[float],
+        now: float,
     ) -> bool:
         """Move a schedule past a due time it fired, if nobody else did (compare-and-set)."""
         with self._write() as conn:
@@ -69,25 +85,56 @@ class SchedulesAndTopicsMixin:
     @staticmethod
     def _schedule_values(s: Schedule) -> tuple[Any, ...]:
         return (
-            s["id"], s["tag"], dumps(s.get("input")), s.get("env"), s["kind"], s.get("cron"), s.get("timezone"),
-            s.get("run_at"), s.get("next_fire_at"), dumps(s.get("options") or {}), int(bool(s.get("paused"))),
-            s["created_at"], s.get("last_fired_at"), s.get("last_run_id"), s.get("fire_count", 0),
+            s["id"],
+            s["tag"],
+            dumps(s.get("input")),
+            s.get("env"),
+            s["kind"],
+            s.get("cron"),
+            s.get("timezone"),
+            s.get("run_at"),
+            s.get("next_fire_at"),
+            dumps(s.get("options") or {}),
+            int(bool(s.get("paused"))),
+            s["created_at"],
+            s.get("last_fired_at"),
+            s.get("last_run_id"),
+            s.get("fire_count", 0),
             dumps(s.get("missed") or []),
-        )  # fmt: skip
+        )
 
     @staticmethod
     def _schedule(r: tuple[Any, ...]) -> Schedule:
         return {
-            "id": r[0], "tag": r[1], "input": _loads(r[2]), "env": r[3], "kind": r[4], "cron": r[5],
-            "timezone": r[6], "run_at": r[7], "next_fire_at": r[8], "options": _loads(r[9]) or {},
-            "paused": bool(r[10]), "created_at": r[11], "last_fired_at": r[12], "last_run_id": r[13],
-            "fire_count": r[14], "missed": _loads(r[15]) or [],
-        }  # fmt: skip
+            "id": r[0],
+            "tag": r[1],
+            "input": _loads(r[2]),
+            "env": r[3],
+            "kind": r[4],
+            "cron": r[5],
+            "timezone": r[6],
+            "run_at": r[7],
+            "next_fire_at": r[8],
+            "options": _loads(r[9]) or {},
+            "paused": bool(r[10]),
+            "created_at": r[11],
+            "last_fired_at": r[12],
+            "last_run_id": r[13],
+            "fire_count": r[14],
+            "missed": _loads(r[15]) or [],
+        }
 
     # -- topics and quotas (components) ---------------------------------
 
     def append_message(
-        self, broker: str, topic: str, message: Any, run_id: str | None, now: float, *, message_id: str | None = None
+        self,
+        broker: str,
+        topic: str,
+        message: Any,
+        run_id: str | None,
+        now: float,
+        *,
+        message_id: str | None = None,
     ) -> int:
         """Append to a topic log; returns the message's offset (0-based, gap-free per topic).
 
@@ -113,14 +160,22 @@ class SchedulesAndTopicsMixin:
             )
             return int(offset)
 
-    def read_messages(self, broker: str, topic: str, from_offset: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+    def read_messages(
+        self, broker: str, topic: str, from_offset: int = 0, limit: int = 1000
+    ) -> list[dict[str, Any]]:
         rows = self._read(
             "SELECT offset, message, run_id, created_at, message_id FROM topic_messages "
             f"WHERE broker = ? AND topic = ? AND offset >= ?{self._scope} ORDER BY offset LIMIT ?",
             (broker, topic, from_offset, *self._scoped, limit),
         )
         return [
-            {"offset": r[0], "message": json.loads(r[1]), "run_id": r[2], "created_at": r[3], "message_id": r[4]}
+            {
+                "offset": r[0],
+                "message": json.loads(r[1]),
+                "run_id": r[2],
+                "created_at": r[3],
+                "message_id": r[4],
+            }
             for r in rows
         ]
 
@@ -152,7 +207,9 @@ class SchedulesAndTopicsMixin:
         )
         return [{"broker": r[0], "topic": r[1], "messages": r[2], "last_at": r[3]} for r in rows]
 
-    def take_quota(self, quota: str, key: str, limit: int, per_seconds: float, now: float) -> tuple[bool, int, float]:
+    def take_quota(
+        self, quota: str, key: str, limit: int, per_seconds: float, now: float
+    ) -> tuple[bool, int, float]:
         """Token bucket shared by every process of this project on this store: ``(allowed, remaining, reset_at)``."""
         rate = limit / per_seconds
         namespace = self.namespace or ""
@@ -161,7 +218,9 @@ class SchedulesAndTopicsMixin:
                 "SELECT tokens, updated_at FROM quota_buckets WHERE namespace = ? AND quota = ? AND key = ?",
                 (namespace, quota, key),
             ).fetchone()
-            tokens = float(limit) if row is None else min(float(limit), row[0] + (now - row[1]) * rate)
+            tokens = (
+                float(limit) if row is None else min(float(limit), row[0] + (now - row[1]) * rate)
+            )
             allowed = tokens >= 1.0
             if allowed:
                 tokens -= 1.0

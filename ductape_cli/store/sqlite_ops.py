@@ -30,8 +30,14 @@ class OpsMixin:
     # -- retention ------------------------------------------------------------------------
 
     def prune_batch(
-        self, *, ended_before: float, statuses: Sequence[str] | None, tags: Sequence[str] | None, limit: int,
-        dry_run: bool = False, after_id: str = "",
+        self,
+        *,
+        ended_before: float,
+        statuses: Sequence[str] | None,
+        tags: Sequence[str] | None,
+        limit: int,
+        dry_run: bool = False,
+        after_id: str = "",
     ) -> list[tuple[str, str, str]]:
         """Delete (or with `dry_run` only list) up to `limit` prunable runs; returns (id, tag, status) of each.
 
@@ -47,7 +53,8 @@ class OpsMixin:
             params.extend(tags)
         active = "('pending', 'running')"
         sql = (
-            "SELECT r.id, r.tag, r.status FROM runs r WHERE " + " AND ".join(clauses)
+            "SELECT r.id, r.tag, r.status FROM runs r WHERE "
+            + " AND ".join(clauses)
             + f" AND NOT EXISTS (SELECT 1 FROM runs c WHERE c.parent_id = r.id AND c.status IN {active})"
             + f" AND (r.parent_id IS NULL OR NOT EXISTS (SELECT 1 FROM runs p WHERE p.id = r.parent_id AND p.status IN {active}))"
             + " ORDER BY r.id LIMIT ?"
@@ -70,23 +77,37 @@ class OpsMixin:
     def export_rows(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
         """Every stored row of one run, column by column (JSON columns decoded), for `ductape export`."""
         out: dict[str, list[dict[str, Any]]] = {}
-        for table, order in (("runs", "id"), ("steps", "seq"), ("attempts", "seq, attempt"), ("events", "id"),
-                             ("signals", "id"), ("hooks", "created_at, token")):  # fmt: skip
+        for table, order in (
+            ("runs", "id"),
+            ("steps", "seq"),
+            ("attempts", "seq, attempt"),
+            ("events", "id"),
+            ("signals", "id"),
+            ("hooks", "created_at, token"),
+        ):
             key = "id" if table == "runs" else "run_id"
-            cur = self.conn.execute(f"SELECT * FROM {table} WHERE {key} = ? ORDER BY {order}", (run_id,))
+            cur = self.conn.execute(
+                f"SELECT * FROM {table} WHERE {key} = ? ORDER BY {order}", (run_id,)
+            )
             names = [d[0] for d in cur.description]
-            out[table] = [_decoded(table, dict(zip(names, row, strict=True))) for row in cur.fetchall()]
+            out[table] = [
+                _decoded(table, dict(zip(names, row, strict=True))) for row in cur.fetchall()
+            ]
         return out
 
     def existing_run_ids(self, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
-            rows = self._ops_read(f"SELECT id FROM runs WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+            rows = self._ops_read(
+                f"SELECT id FROM runs WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+            )
             found.update(r[0] for r in rows)
         return found
 
-    def import_rows(self, runs: Sequence[dict[str, list[dict[str, Any]]]], definitions: Sequence[dict[str, Any]]) -> None:
+    def import_rows(
+        self, runs: Sequence[dict[str, list[dict[str, Any]]]], definitions: Sequence[dict[str, Any]]
+    ) -> None:
         """Insert exported runs (and the definition versions they ran) in one transaction.
 
         A run id that exists refuses the whole import (nothing is written); a
@@ -98,18 +119,33 @@ class OpsMixin:
                 conn.execute(
                     "INSERT OR IGNORE INTO definitions (tag, version, name, source_path, schema, created_at) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (definition["tag"], definition["version"], definition.get("name"), definition.get("source_path"),
-                     dumps(definition["schema"]), definition.get("created_at") or 0.0),
-                )  # fmt: skip
-            known = {t: {r[1] for r in conn.execute(f"PRAGMA table_info({t})")} for t in ("runs", *RUN_TABLES)}
+                    (
+                        definition["tag"],
+                        definition["version"],
+                        definition.get("name"),
+                        definition.get("source_path"),
+                        dumps(definition["schema"]),
+                        definition.get("created_at") or 0.0,
+                    ),
+                )
+            known = {
+                t: {r[1] for r in conn.execute(f"PRAGMA table_info({t})")}
+                for t in ("runs", *RUN_TABLES)
+            }
             for bundle in runs:
                 for table in ("runs", *RUN_TABLES):
                     for row in bundle.get(table, []):
                         unknown = sorted(set(row) - known[table])
-                        if unknown:  # column names come from a file: only this store's own are ever used
-                            raise InvalidInput(f"cannot import: unknown {table} column(s) {', '.join(unknown)}")
+                        if (
+                            unknown
+                        ):  # column names come from a file: only this store's own are ever used
+                            raise InvalidInput(
+                                f"cannot import: unknown {table} column(s) {', '.join(unknown)}"
+                            )
                         if table == "events":
-                            row = {k: v for k, v in row.items() if k != "id"}  # fresh ids keep this store's order
+                            row = {
+                                k: v for k, v in row.items() if k != "id"
+                            }  # fresh ids keep this store's order
                         if table == "signals":
                             row = {k: v for k, v in row.items() if k != "id"}
                         encoded = _encoded(table, row)
@@ -121,9 +157,13 @@ class OpsMixin:
                                 list(encoded.values()),
                             )
                         except sqlite3.IntegrityError:
-                            raise InvalidInput(f"cannot import: a {table[:-1]} row of run {row.get('run_id') or row.get('id')} already exists") from None
+                            raise InvalidInput(
+                                f"cannot import: a {table[:-1]} row of run {row.get('run_id') or row.get('id')} already exists"
+                            ) from None
                         except sqlite3.OperationalError as exc:
-                            raise InvalidInput(f"cannot import: the file does not match this store's {table} table ({exc})") from None
+                            raise InvalidInput(
+                                f"cannot import: the file does not match this store's {table} table ({exc})"
+                            ) from None
 
     # -- maintenance ------------------------------------------------------------------------
 
@@ -188,7 +228,17 @@ class OpsMixin:
 
 # Columns holding JSON text, per table: decoded on export, encoded on import.
 _JSON_COLUMNS = {
-    "runs": {"input", "output", "error", "rollback_result", "context", "state", "lineage", "options", "waiting"},
+    "runs": {
+        "input",
+        "output",
+        "error",
+        "rollback_result",
+        "context",
+        "state",
+        "lineage",
+        "options",
+        "waiting",
+    },
     "steps": {"input", "output", "error", "options"},
     "attempts": {"error"},
     "events": {"data"},
@@ -219,5 +269,7 @@ def queue_stats(row: Sequence[Any], now: float) -> dict[str, float]:
         "executing": float(executing or 0),
         "waiting": float(waiting or 0),
         "oldest_queued_seconds": max(0.0, now - oldest_due) if oldest_due is not None else 0.0,
-        "oldest_waiting_seconds": max(0.0, now - oldest_waiting) if oldest_waiting is not None else 0.0,
+        "oldest_waiting_seconds": max(0.0, now - oldest_waiting)
+        if oldest_waiting is not None
+        else 0.0,
     }

@@ -45,11 +45,20 @@ class OutboxMixin:
     def _outbox_txn(conn: sqlite3.Connection, messages: Sequence[OutboxMessage]) -> None:
         # OR IGNORE: the id is derived from run and step, so a second write is the same message.
         conn.executemany(
-            _INSERT, [(m.message_id, m.broker, m.topic, dumps(m.message), m.run_id, m.step, m.created_at) for m in messages]
+            _INSERT,
+            [
+                (m.message_id, m.broker, m.topic, dumps(m.message), m.run_id, m.step, m.created_at)
+                for m in messages
+            ],
         )
 
     def claim_outbox(
-        self, owner: str, now: float, lease: float, limit: int = 100, dead_owners: Sequence[str] = ()
+        self,
+        owner: str,
+        now: float,
+        lease: float,
+        limit: int = 100,
+        dead_owners: Sequence[str] = (),
     ) -> list[OutboxMessage]:
         """Unsent messages nobody else is sending (or whose sender died), oldest first, leased to `owner`."""
         dead = f" OR claimed_by IN ({', '.join('?' * len(dead_owners))})" if dead_owners else ""
@@ -63,12 +72,15 @@ class OutboxMixin:
                 "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE message_id = ?",
                 [(owner, now + lease, r[0]) for r in rows],
             )
-        return [OutboxMessage(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+        return [
+            OutboxMessage(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7]) for r in rows
+        ]
 
     def outbox_senders_on_host(self, host: str) -> list[str]:
         """Owners (host:pid:token) holding unsent messages from `host`, to check for dead pids."""
         rows = self._read(
-            "SELECT DISTINCT claimed_by FROM outbox WHERE sent_at IS NULL AND claimed_by LIKE ?", (host + ":%",)
+            "SELECT DISTINCT claimed_by FROM outbox WHERE sent_at IS NULL AND claimed_by LIKE ?",
+            (host + ":%",),
         )
         return [r[0] for r in rows]
 
@@ -95,4 +107,7 @@ class OutboxMixin:
             "SELECT broker, topic, SUM(sent_at IS NULL), SUM(sent_at IS NOT NULL), "
             "MAX(CASE WHEN sent_at IS NULL THEN last_error END) FROM outbox GROUP BY broker, topic ORDER BY broker, topic"
         )
-        return [{"broker": r[0], "topic": r[1], "pending": r[2], "sent": r[3], "last_error": r[4]} for r in rows]
+        return [
+            {"broker": r[0], "topic": r[1], "pending": r[2], "sent": r[3], "last_error": r[4]}
+            for r in rows
+        ]

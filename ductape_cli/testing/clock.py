@@ -65,7 +65,9 @@ class VirtualClock:
         self._lock = threading.RLock()
         self._order = itertools.count()
         self._timers: list[_Timer] = []
-        self._sleepers: dict[asyncio.AbstractEventLoop, list[tuple[float, int, asyncio.Future[None]]]] = {}
+        self._sleepers: dict[
+            asyncio.AbstractEventLoop, list[tuple[float, int, asyncio.Future[None]]]
+        ] = {}
 
     # -- the clock interface the engine uses ------------------------------------------
 
@@ -90,7 +92,13 @@ class VirtualClock:
         """A blocking wait returns at once, time having moved by `seconds` (at least a tick)."""
         self.advance(max(seconds, TICK))
 
-    def call_later(self, loop: asyncio.AbstractEventLoop, delay: float, callback: Callable[..., Any], *args: Any) -> _Timer:
+    def call_later(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        delay: float,
+        callback: Callable[..., Any],
+        *args: Any,
+    ) -> _Timer:
         with self._lock:
             timer = _Timer(self._now + max(0.0, delay), next(self._order), loop, callback, args)
             heapq.heappush(self._timers, timer)
@@ -121,7 +129,9 @@ class VirtualClock:
             return
         from ductape_cli.engine.steps import blocking_calls_in_flight
 
-        if blocking_calls_in_flight(loop):  # a step function still runs on a thread: time waits for it
+        if blocking_calls_in_flight(
+            loop
+        ):  # a step function still runs on a thread: time waits for it
             loop.call_later(0.001, self._wake_sleepers, loop, _SETTLE_TURNS)
             return
         with self._lock:

@@ -32,7 +32,9 @@ from ductape_cli.testing.clock import VirtualClock
 from ductape_cli.testing.replayer import ReplayReport, replay_history
 
 _UNSET: Any = object()
-_MAX_ROUNDS = 100_000  # executions or clock jumps in one call, so a run that never settles fails the test
+_MAX_ROUNDS = (
+    100_000  # executions or clock jumps in one call, so a run that never settles fails the test
+)
 
 
 class WorkflowStillWaiting(AssertionError):
@@ -49,7 +51,15 @@ class Mock:
     thing (fail twice, then succeed). `calls` holds each call's input.
     """
 
-    def __init__(self, pattern: str, *, output: Any = _UNSET, raises: Any = None, fn: Callable[..., Any] | None = None, times: int | None = None) -> None:
+    def __init__(
+        self,
+        pattern: str,
+        *,
+        output: Any = _UNSET,
+        raises: Any = None,
+        fn: Callable[..., Any] | None = None,
+        times: int | None = None,
+    ) -> None:
         if sum(x is not None for x in (raises, fn)) + (output is not _UNSET) > 1:
             raise InvalidInput(f"mock {pattern!r}: give one of output=, raises= or fn=")
         self.pattern = pattern
@@ -144,7 +154,13 @@ class SandboxEngine(Engine):
     """An `Engine` whose step functions and component calls can be mocked."""
 
     def __init__(
-        self, config: ProjectConfig, *, store: str, clock: Any, registry: Registry | None = None, real_components: bool = True
+        self,
+        config: ProjectConfig,
+        *,
+        store: str,
+        clock: Any,
+        registry: Registry | None = None,
+        real_components: bool = True,
     ) -> None:
         super().__init__(config, store=store, clock=clock, registry=registry)
         self.step_mocks = MockTable()
@@ -168,7 +184,9 @@ class SandboxEngine(Engine):
             if mock is not None:
                 work = _mocked_work(mock, recorded, work)
             elif not self.real_components:
-                raise RealComponentCall(f"{label} is not mocked, and this test env makes no real component calls")
+                raise RealComponentCall(
+                    f"{label} is not mocked, and this test env makes no real component calls"
+                )
             return real(label, recorded, work)
 
         runtime.dispatch = dispatch
@@ -230,8 +248,14 @@ class RunHandle:
         result = self.env.engine.result(self.id)
         if result["status"] in (RunStatus.RUNNING, RunStatus.PENDING):
             detail = (result.get("waiting") or {}).get("detail") or "executing"
-            hint = "send it with handle.signal(...)" if self.env.auto_skip else "move time with env.advance(...)"
-            raise WorkflowStillWaiting(f"run {self.id} ({result['workflow_tag']}) has not finished: {detail}; {hint}")
+            hint = (
+                "send it with handle.signal(...)"
+                if self.env.auto_skip
+                else "move time with env.advance(...)"
+            )
+            raise WorkflowStillWaiting(
+                f"run {self.id} ({result['workflow_tag']}) has not finished: {detail}; {hint}"
+            )
         return result
 
     def signal(self, name: str, data: Any = None) -> dict[str, Any]:
@@ -281,13 +305,17 @@ class RunHandle:
         run = self.run
         if str(run.status) not in statuses:
             error = f"; error: {run.error.get('message')}" if run.error else ""
-            raise AssertionError(f"run {self.id} is {run.status}, expected {' or '.join(statuses)}{error}")
+            raise AssertionError(
+                f"run {self.id} is {run.status}, expected {' or '.join(statuses)}{error}"
+            )
 
     def assert_rolled_back(self, *tags: str) -> None:
         """Exactly these steps were rolled back, in this order (newest first, as the strategy undoes them)."""
         undone = self.rolled_back_steps
         if undone != list(tags):
-            raise AssertionError(f"run {self.id} rolled back {undone or 'nothing'}, expected {list(tags) or 'nothing'}")
+            raise AssertionError(
+                f"run {self.id} rolled back {undone or 'nothing'}, expected {list(tags) or 'nothing'}"
+            )
 
     def assert_not_rolled_back(self, *tags: str) -> None:
         undone = [t for t in tags if t in self.rolled_back_steps]
@@ -334,7 +362,13 @@ class WorkflowTestEnv:
         self.clock = VirtualClock(start)
         self.auto_skip = auto_skip
         registry = None if workflows else Registry(folder=config.workflows_dir)
-        self.engine = SandboxEngine(config, store=str(store), clock=self.clock, registry=registry, real_components=real_components)
+        self.engine = SandboxEngine(
+            config,
+            store=str(store),
+            clock=self.clock,
+            registry=registry,
+            real_components=real_components,
+        )
         self._workflows = workflows
 
     @property
@@ -362,7 +396,9 @@ class WorkflowTestEnv:
             self.engine.registry()  # discover first, so these win over the project's
         for definition in definitions:
             if not isinstance(definition, WorkflowDefinition):
-                raise DefinitionError(f"register() takes workflow definitions (@workflow / define), got {definition!r}")
+                raise DefinitionError(
+                    f"register() takes workflow definitions (@workflow / define), got {definition!r}"
+                )
             self.engine.register(definition)
 
     def load(self, target: str | Path | ModuleType) -> list[WorkflowDefinition]:
@@ -377,7 +413,11 @@ class WorkflowTestEnv:
         elif isinstance(target, Path) or str(target).endswith(".py") or Path(str(target)).is_dir():
             definitions = self._load_path(Path(target))
         else:
-            definitions = [v for v in vars(importlib.import_module(str(target))).values() if isinstance(v, WorkflowDefinition)]
+            definitions = [
+                v
+                for v in vars(importlib.import_module(str(target))).values()
+                if isinstance(v, WorkflowDefinition)
+            ]
         if not definitions:
             raise DefinitionError(f"no workflows defined in {target}")
         self.register(*definitions)
@@ -451,7 +491,9 @@ class WorkflowTestEnv:
                 break
             self._jump(upcoming)
         else:
-            raise RuntimeError(f"more than {_MAX_ROUNDS} timers fell due while advancing; advance in smaller steps")
+            raise RuntimeError(
+                f"more than {_MAX_ROUNDS} timers fell due while advancing; advance in smaller steps"
+            )
         self._jump(target)
         return self.now()
 
@@ -464,13 +506,25 @@ class WorkflowTestEnv:
             if upcoming is None or upcoming > horizon:
                 return self.now()
             self._jump(min(upcoming, self._next_event() or upcoming))
-        raise RuntimeError(f"runs kept waking up {_MAX_ROUNDS} times; is a workflow looping on timers?")
+        raise RuntimeError(
+            f"runs kept waking up {_MAX_ROUNDS} times; is a workflow looping on timers?"
+        )
 
     # -- mocks ----------------------------------------------------------------------------------------
 
-    def mock_step(self, tag: str, *, output: Any = _UNSET, raises: Any = None, fn: Callable[..., Any] | None = None, times: int | None = None) -> Mock:
+    def mock_step(
+        self,
+        tag: str,
+        *,
+        output: Any = _UNSET,
+        raises: Any = None,
+        fn: Callable[..., Any] | None = None,
+        times: int | None = None,
+    ) -> Mock:
         """Replace a step's function (tag, or a pattern like "charge-*"). Returns the mock; see `Mock`."""
-        return self.engine.step_mocks.add(Mock(tag, output=output, raises=raises, fn=fn, times=times))
+        return self.engine.step_mocks.add(
+            Mock(tag, output=output, raises=raises, fn=fn, times=times)
+        )
 
     def mock_component(self, label: str, **behaviour: Any) -> Mock:
         """Mock component calls by their step label, "kind:name:event" (patterns allowed).
@@ -529,9 +583,14 @@ class WorkflowTestEnv:
                 return
             run = claimed[0]
             result = engine.drive(run.id, inline_wait=0.0)
-            if (run.lineage or {}).get("retries_left") and result["status"] in (RunStatus.FAILED, RunStatus.ROLLED_BACK):
+            if (run.lineage or {}).get("retries_left") and result["status"] in (
+                RunStatus.FAILED,
+                RunStatus.ROLLED_BACK,
+            ):
                 retry_failed(engine, run.id)
-        raise RuntimeError(f"runs were due {_MAX_ROUNDS} times without settling; is a workflow looping?")
+        raise RuntimeError(
+            f"runs were due {_MAX_ROUNDS} times without settling; is a workflow looping?"
+        )
 
     def _settle(self, run_id: str) -> None:
         """Drive what is due; with auto_skip, jump from timer to timer until `run_id` ends or waits on a signal alone."""
@@ -547,7 +606,9 @@ class WorkflowTestEnv:
                 return  # waits for a signal (or a child that does), or is held elsewhere
             upcoming = self._next_event()
             self._jump(min(wake, upcoming) if upcoming is not None else wake)
-        raise RuntimeError(f"run {run_id} woke up {_MAX_ROUNDS} times without finishing; is it looping on timers?")
+        raise RuntimeError(
+            f"run {run_id} woke up {_MAX_ROUNDS} times without finishing; is it looping on timers?"
+        )
 
     def _jump(self, when: float) -> None:
         self.clock.advance_to(when)
@@ -569,13 +630,15 @@ class WorkflowTestEnv:
         """The next time after now at which a run wakes or a schedule fires."""
         now = self.clock.now()
         times = [
-            r.ready_at for status in (RunStatus.RUNNING, RunStatus.PENDING)
+            r.ready_at
+            for status in (RunStatus.RUNNING, RunStatus.PENDING)
             for r in self.engine.store.list_runs(status=status, limit=100_000)
             if r.ready_at is not None and r.ready_at > now
-        ]  # fmt: skip
+        ]
         if not runs_only:
             times.extend(
-                due for s in self.engine.store.list_schedules()
+                due
+                for s in self.engine.store.list_schedules()
                 if not s.get("paused") and (due := s.get("next_fire_at")) is not None and due > now
-            )  # fmt: skip
+            )
         return min(times, default=None)

@@ -21,13 +21,22 @@ from ductape_cli.testing.env import WorkflowTestEnv
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addini("ductape_project", "folder holding ductape.toml for ductape_env (default: found from cwd / rootdir)", default="")
-    parser.addini("ductape_store", "store for ductape_env: memory (default) or file (a temporary SQLite file)", default="memory")
+    parser.addini(
+        "ductape_project",
+        "folder holding ductape.toml for ductape_env (default: found from cwd / rootdir)",
+        default="",
+    )
+    parser.addini(
+        "ductape_store",
+        "store for ductape_env: memory (default) or file (a temporary SQLite file)",
+        default="memory",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "ductape(**options): WorkflowTestEnv options for ductape_env (auto_skip, start, store, workflows, project)"
+        "markers",
+        "ductape(**options): WorkflowTestEnv options for ductape_env (auto_skip, start, store, workflows, project)",
     )
 
 

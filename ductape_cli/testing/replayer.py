@@ -50,7 +50,9 @@ def load_history(engine: Engine, source: Any) -> dict[str, Any]:
         data = dict(source)
     elif isinstance(source, str) and source.lstrip().startswith("{"):
         data = json.loads(source)
-    elif isinstance(source, Path) or (isinstance(source, str) and (source.endswith(".json") or _is_file(source))):
+    elif isinstance(source, Path) or (
+        isinstance(source, str) and (source.endswith(".json") or _is_file(source))
+    ):
         try:
             data = json.loads(Path(source).read_text(encoding="utf-8"))
         except OSError as exc:
@@ -60,7 +62,9 @@ def load_history(engine: Engine, source: Any) -> dict[str, Any]:
     elif isinstance(source, str):
         data = export_run(engine, source)
     else:
-        raise InvalidInput(f"replay_history takes a run id, a JSON file or an exported dict, got {type(source).__name__}")
+        raise InvalidInput(
+            f"replay_history takes a run id, a JSON file or an exported dict, got {type(source).__name__}"
+        )
     if "journal" not in data or "workflow_tag" not in data:
         raise InvalidInput(
             "this history has no journal; export it with `ductape history ID --json` "
@@ -100,13 +104,19 @@ class ReplayReport:
         """Raise AssertionError naming the first mismatch."""
         if not self.ok:
             assert self.mismatch is not None
-            raise AssertionError(f"replay of {self.workflow_id} ({self.workflow_tag}): {self.mismatch['message']}")
+            raise AssertionError(
+                f"replay of {self.workflow_id} ({self.workflow_tag}): {self.mismatch['message']}"
+            )
 
     def __str__(self) -> str:
         head = f"{self.workflow_id} ({self.workflow_tag}, {self.recorded_status})"
         if self.mismatch:
             return f"✗ {head}: {self.mismatch['message']}"
-        tail = f"; the code goes on with {self.extends['kind']} {self.extends['tag']!r}" if self.extends else ""
+        tail = (
+            f"; the code goes on with {self.extends['kind']} {self.extends['tag']!r}"
+            if self.extends
+            else ""
+        )
         return f"✓ {head}: {self.replayed}/{self.journal_length} positions replayed, {self.outcome}{tail}"
 
 
@@ -131,7 +141,9 @@ class ReplayExecution(Execution):
         self.mismatch: dict[str, Any] | None = None
         self.extends: dict[str, Any] | None = None
 
-    def next_op(self, kind: OpKind, tag: str, site: tuple[str, int]) -> tuple[int, StepRecord | None]:
+    def next_op(
+        self, kind: OpKind, tag: str, site: tuple[str, int]
+    ) -> tuple[int, StepRecord | None]:
         seq = self.seq
         record = self.journal.get(seq)
         if record is None and self.extends is None:
@@ -141,9 +153,12 @@ class ReplayExecution(Execution):
         except NonDeterminismError as exc:
             if self.mismatch is None and record is not None:
                 self.mismatch = {
-                    "position": seq, "reason": "diverged", "expected": _op(record.kind, record.tag, record.source),
-                    "found": _op(kind, tag, _where(site)), "message": exc.message,
-                }  # fmt: skip
+                    "position": seq,
+                    "reason": "diverged",
+                    "expected": _op(record.kind, record.tag, record.source),
+                    "found": _op(kind, tag, _where(site)),
+                    "message": exc.message,
+                }
             raise
 
     def patched(self, change_id: str, site: tuple[str, int]) -> bool:
@@ -189,15 +204,22 @@ def replay_history(engine: Engine, source: Any) -> ReplayReport:
     records = [_record(run_id, row) for row in data["journal"]]
     started = _started(data)
     scratch = EngineClass(
-        engine.config, store=":memory:", clock=VirtualClock(started.get("timestamp")),
+        engine.config,
+        store=":memory:",
+        clock=VirtualClock(started.get("timestamp")),
         registry=Registry(folder=engine.config.workflows_dir, by_tag={tag: definition}),
-    )  # fmt: skip
+    )
     run = Run(
-        id=run_id, tag=tag, status=RunStatus.RUNNING, input=data.get("input", started.get("input") or {}),
+        id=run_id,
+        tag=tag,
+        status=RunStatus.RUNNING,
+        input=data.get("input", started.get("input") or {}),
         env=data.get("env") or started.get("env") or engine.config.default_env,
-        context=started.get("context") or {}, owner=scratch.owner, created_at=scratch.clock.now(),
+        context=started.get("context") or {},
+        owner=scratch.owner,
+        created_at=scratch.clock.now(),
         started_at=scratch.clock.now(),
-    )  # fmt: skip
+    )
     loop = asyncio.new_event_loop()
     try:
         scratch.store.create_run(run, [], records)
@@ -228,7 +250,13 @@ def _started(data: Mapping[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _report(data: Mapping[str, Any], records: list[StepRecord], execution: ReplayExecution, outcome: str, value: Any) -> ReplayReport:
+def _report(
+    data: Mapping[str, Any],
+    records: list[StepRecord],
+    execution: ReplayExecution,
+    outcome: str,
+    value: Any,
+) -> ReplayReport:
     recorded = str(data.get("status") or "unknown")
     mismatch = execution.mismatch
     consumed = min(execution.seq, len(records))
@@ -237,16 +265,21 @@ def _report(data: Mapping[str, Any], records: list[StepRecord], execution: Repla
         record = missing
         how = "returns" if outcome == "returned" else f"raises {type(value).__name__}: {value}"
         mismatch = {
-            "position": record.seq, "reason": "missing", "expected": _op(record.kind, record.tag, record.source),
+            "position": record.seq,
+            "reason": "missing",
+            "expected": _op(record.kind, record.tag, record.source),
             "found": None,
             "message": f"the code now {how} before position {record.seq}, where the journal holds "
-                       f"{record.kind} {record.tag!r} ({record.source or 'unknown site'})",
-        }  # fmt: skip
+            f"{record.kind} {record.tag!r} ({record.source or 'unknown site'})",
+        }
     elif mismatch is None and outcome == "raised" and recorded == RunStatus.COMPLETED:
         mismatch = {
-            "position": execution.seq, "reason": "raised", "expected": None, "found": None,
+            "position": execution.seq,
+            "reason": "raised",
+            "expected": None,
+            "found": None,
             "message": f"the recorded run completed, but the code now raises {type(value).__name__}: {value}",
-        }  # fmt: skip
+        }
     if mismatch is not None:
         consumed = mismatch["position"]
     described = {
@@ -255,7 +288,13 @@ def _report(data: Mapping[str, Any], records: list[StepRecord], execution: Repla
         "stopped": "the replay reached where the recorded run stopped",
     }[outcome]
     return ReplayReport(
-        ok=mismatch is None, workflow_id=str(data.get("workflow_id")), workflow_tag=str(data["workflow_tag"]),
-        recorded_status=recorded, journal_length=len(records), replayed=consumed, outcome=described,
-        mismatch=mismatch, extends=execution.extends if mismatch is None else None,
-    )  # fmt: skip
+        ok=mismatch is None,
+        workflow_id=str(data.get("workflow_id")),
+        workflow_tag=str(data["workflow_tag"]),
+        recorded_status=recorded,
+        journal_length=len(records),
+        replayed=consumed,
+        outcome=described,
+        mismatch=mismatch,
+        extends=execution.extends if mismatch is None else None,
+    )

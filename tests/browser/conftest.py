@@ -25,9 +25,15 @@ from tests.services import need
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TOKEN = "browser-test-token"
 
 WORKFLOWS = """
@@ -118,9 +124,13 @@ class Served:
     def cli(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
         """`ductape ARGS` in its own process on the served project."""
         return subprocess.run(
-            ductape_cmd(*args), cwd=self.root, env=ductape_subprocess_env(self.root),
-            capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
+            ductape_cmd(*args),
+            cwd=self.root,
+            env=ductape_subprocess_env(self.root),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:

@@ -55,13 +55,19 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = raw.decode("utf-8", "replace")
         seen = {
-            "method": self.command, "path": parts.path, "query": {k: v[0] for k, v in parse_qs(parts.query).items()},
-            "headers": {k: v for k, v in self.headers.items()}, "body": body,
-        }  # fmt: skip
+            "method": self.command,
+            "path": parts.path,
+            "query": {k: v[0] for k, v in parse_qs(parts.query).items()},
+            "headers": {k: v for k, v in self.headers.items()},
+            "body": body,
+        }
         self.server.requests.append(seen)
         segments = parts.path.strip("/").split("/")
         # The echo leaves out Authorization: tests read it from `server.requests`.
-        echo = {**seen, "headers": {k: v for k, v in seen["headers"].items() if k.lower() != "authorization"}}
+        echo = {
+            **seen,
+            "headers": {k: v for k, v in seen["headers"].items() if k.lower() != "authorization"},
+        }
         status, payload, content_type = 200, echo, "application/json"
         if segments[0] == "status":
             status, payload = int(segments[1]), {"error": f"status {segments[1]}", "echo": body}
@@ -96,7 +102,9 @@ class HttpServer:
         self.httpd.counters = {}  # type: ignore[attr-defined]
         self.httpd.lock = threading.Lock()  # type: ignore[attr-defined]
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     @property
@@ -134,7 +142,13 @@ class _Mailbox:
         self.messages: list[dict[str, Any]] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos), "data": envelope.content.decode("utf-8", "replace")})
+        self.messages.append(
+            {
+                "from": envelope.mail_from,
+                "to": list(envelope.rcpt_tos),
+                "data": envelope.content.decode("utf-8", "replace"),
+            }
+        )
         return "250 Message accepted for delivery"
 
 
@@ -154,7 +168,9 @@ def make(project: Any) -> Callable[..., Any]:
     """Write ductape.toml (BASE_CONFIG + `toml`) and workflows/<name>.py, return the project's Engine."""
 
     def build(toml: str, source: str | None = None, name: str = "flow") -> Any:
-        (project.root / "ductape.toml").write_text(BASE_CONFIG + textwrap.dedent(toml), encoding="utf-8")
+        (project.root / "ductape.toml").write_text(
+            BASE_CONFIG + textwrap.dedent(toml), encoding="utf-8"
+        )
         if source is not None:
             project.write(name, source)
         return project.engine()
@@ -170,7 +186,9 @@ def runtime(project: Any) -> Callable[..., Any]:
         from ductape_cli.components import ComponentRuntime
         from ductape_cli.config import load_config
 
-        (project.root / "ductape.toml").write_text(BASE_CONFIG + textwrap.dedent(toml), encoding="utf-8")
+        (project.root / "ductape.toml").write_text(
+            BASE_CONFIG + textwrap.dedent(toml), encoding="utf-8"
+        )
         return ComponentRuntime(load_config(project.root), env=env)
 
     return build
@@ -185,7 +203,10 @@ def _recorded(engine: Any, run_id: str) -> str:
         {"tag": r.tag, "input": r.input, "output": r.output, "error": r.error}
         for r in engine.store.load_journal(run_id).values()
     ]
-    return json.dumps({"steps": records, "history": engine.history(run_id), "result": engine.result(run_id)}, default=str)
+    return json.dumps(
+        {"steps": records, "history": engine.history(run_id), "result": engine.result(run_id)},
+        default=str,
+    )
 
 
 @pytest.fixture

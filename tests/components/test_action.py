@@ -53,7 +53,9 @@ def token(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_path_params_query_and_headers_merge_and_secrets_stay_out_of_the_store(
     make: Any, http_server: Any, journal: Any, recorded: Any
 ) -> None:
-    engine = make(api(http_server.url), """
+    engine = make(
+        api(http_server.url),
+        """
         from ductape_cli import workflow
 
         @workflow("fetch")
@@ -63,7 +65,8 @@ def test_path_params_query_and_headers_merge_and_secrets_stay_out_of_the_store(
                 "headers": {"X-Request-ID": ctx.workflow_id, "X-Pay-Key": "pay-key-0042"},
             })
             return {"item": item, "version": ctx.variable("api", "api_version"), "currency": ctx.constant("api", "currency")}
-    """)
+    """,
+    )
     result = engine.run("fetch", {})
     assert result["status"] == "completed", result["error"]
     seen = result["output"]["item"]
@@ -79,16 +82,22 @@ def test_path_params_query_and_headers_merge_and_secrets_stay_out_of_the_store(
 
     step = journal(engine, result["workflow_id"])["action:api:get-item"]
     assert step.input == {
-        "app": "api", "event": "get-item",
-        "input": {"params": {"id": "sku 42/a"}, "query": {"page": 2},
-                  "headers": {"X-Request-ID": result["workflow_id"], "X-Pay-Key": "***"}},
-    }  # fmt: skip  (only auth headers are secrets: a request id stays readable)
+        "app": "api",
+        "event": "get-item",
+        "input": {
+            "params": {"id": "sku 42/a"},
+            "query": {"page": 2},
+            "headers": {"X-Request-ID": result["workflow_id"], "X-Pay-Key": "***"},
+        },
+    }  # only auth headers are secrets: a request id stays readable
     assert TOKEN not in recorded(engine, result["workflow_id"])
     assert "pay-key-0042" not in recorded(engine, result["workflow_id"])
 
 
 def test_post_json_body_text_response_and_env_override(make: Any, http_server: Any) -> None:
-    engine = make(api(http_server.url), """
+    engine = make(
+        api(http_server.url),
+        """
         from ductape_cli import workflow
 
         @workflow("post")
@@ -96,14 +105,23 @@ def test_post_json_body_text_response_and_env_override(make: Any, http_server: A
             created = await ctx.action.run(app="api", event="create", input={"body": {"items": [1, 2], "ok": True}})
             text = await ctx.action.run(app="api", event="text")
             return {"body": created["body"], "text": text, "version": ctx.variable("api", "api_version")}
-    """)
+    """,
+    )
     result = engine.run("post", {}, env="prd")
     assert result["status"] == "completed", result["error"]
-    assert result["output"] == {"body": {"items": [1, 2], "ok": True}, "text": "plain words", "version": "2025-06-01"}
+    assert result["output"] == {
+        "body": {"items": [1, 2], "ok": True},
+        "text": "plain words",
+        "version": "2025-06-01",
+    }
 
 
-def test_non_2xx_raises_action_error_with_status_and_body(make: Any, http_server: Any, recorded: Any) -> None:
-    engine = make(api(http_server.url), """
+def test_non_2xx_raises_action_error_with_status_and_body(
+    make: Any, http_server: Any, recorded: Any
+) -> None:
+    engine = make(
+        api(http_server.url),
+        """
         from ductape_cli import workflow
         from ductape_cli.components import ActionError
 
@@ -117,7 +135,8 @@ def test_non_2xx_raises_action_error_with_status_and_body(make: Any, http_server
         @workflow("uncaught")
         async def uncaught(ctx):
             await ctx.action.run(app="api", event="fail", input={"params": {"code": 409}})
-    """)
+    """,
+    )
     result = engine.run("caught", {})
     assert result["status"] == "completed", result["error"]
     out = result["output"]
@@ -126,7 +145,9 @@ def test_non_2xx_raises_action_error_with_status_and_body(make: Any, http_server
     # The server echoed the card number back; `secret = ["card"]` scrubs it from the error.
     assert "4242424242424242" not in out["message"] and "***" in out["message"]
     assert out["body"] == {"error": "status 503", "echo": {"card": "***"}}
-    assert "4242424242424242" not in recorded(engine, result["workflow_id"])  # step input, error, history
+    assert "4242424242424242" not in recorded(
+        engine, result["workflow_id"]
+    )  # step input, error, history
 
     failed = engine.run("uncaught", {})
     assert failed["status"] == "failed"
@@ -135,8 +156,12 @@ def test_non_2xx_raises_action_error_with_status_and_body(make: Any, http_server
     assert failed["error"]["message"].startswith("POST /status/409 -> 409")
 
 
-def test_retries_happen_inside_the_call_and_skip_client_errors(make: Any, http_server: Any, journal: Any) -> None:
-    engine = make(api(http_server.url), """
+def test_retries_happen_inside_the_call_and_skip_client_errors(
+    make: Any, http_server: Any, journal: Any
+) -> None:
+    engine = make(
+        api(http_server.url),
+        """
         from ductape_cli import workflow
         from ductape_cli.components import ActionError
 
@@ -147,7 +172,8 @@ def test_retries_happen_inside_the_call_and_skip_client_errors(make: Any, http_s
                 await ctx.action.run(app="api", event="fail", input={"params": {"code": 404}}, retries=3)
             except ActionError as exc:
                 return {"ok": ok, "not_found": exc.status_code}
-    """)
+    """,
+    )
     key = f"k{time.monotonic_ns()}"
     result = engine.run("retry", {"key": key})
     assert result["status"] == "completed", result["error"]
@@ -159,13 +185,16 @@ def test_retries_happen_inside_the_call_and_skip_client_errors(make: Any, http_s
 
 
 def test_retries_exhausted_report_attempts(make: Any, http_server: Any) -> None:
-    engine = make(api(http_server.url), """
+    engine = make(
+        api(http_server.url),
+        """
         from ductape_cli import workflow
 
         @workflow("give-up")
         async def give_up(ctx):
             await ctx.action.run(app="api", event="flaky", input={"params": {"key": ctx.input["key"], "failures": 5}}, retries=1)
-    """)
+    """,
+    )
     key = f"g{time.monotonic_ns()}"
     result = engine.run("give-up", {"key": key})
     assert result["status"] == "failed"
@@ -174,7 +203,9 @@ def test_retries_exhausted_report_attempts(make: Any, http_server: Any) -> None:
 
 
 def test_timeout_per_call(make: Any, http_server: Any) -> None:
-    engine = make(api(http_server.url), """
+    engine = make(
+        api(http_server.url),
+        """
         from ductape_cli import workflow
         from ductape_cli.components import ActionError
 
@@ -184,15 +215,21 @@ def test_timeout_per_call(make: Any, http_server: Any) -> None:
                 await ctx.action.run(app="api", event="slow", input={"params": {"ms": 1500}}, timeout=150)
             except ActionError as exc:
                 return {"message": str(exc), "status": exc.status_code}
-    """)
+    """,
+    )
     started = time.monotonic()
     result = engine.run("slow", {})
     assert time.monotonic() - started < 1.2
-    assert result["output"] == {"message": "GET /slow/1500 -> timed out after 150 ms", "status": None}
+    assert result["output"] == {
+        "message": "GET /slow/1500 -> timed out after 150 ms",
+        "status": None,
+    }
 
 
 def test_connection_errors_are_action_errors(make: Any, unused_port: int) -> None:
-    engine = make(api(f"http://127.0.0.1:{unused_port}"), """
+    engine = make(
+        api(f"http://127.0.0.1:{unused_port}"),
+        """
         from ductape_cli import workflow
         from ductape_cli.components import ActionError
 
@@ -202,27 +239,37 @@ def test_connection_errors_are_action_errors(make: Any, unused_port: int) -> Non
                 await ctx.action.run(app="api", event="text")
             except ActionError as exc:
                 return {"message": str(exc), "status": exc.status_code}
-    """)
+    """,
+    )
     result = engine.run("down", {})
     assert result["output"]["status"] is None
     assert result["output"]["message"].startswith("GET /text -> cannot reach http://127.0.0.1:")
 
 
-def test_inside_a_step_the_call_is_part_of_that_step(make: Any, http_server: Any, journal: Any) -> None:
-    engine = make(api(http_server.url), """
+def test_inside_a_step_the_call_is_part_of_that_step(
+    make: Any, http_server: Any, journal: Any
+) -> None:
+    engine = make(
+        api(http_server.url),
+        """
         from ductape_cli import workflow
 
         @workflow("in-step")
         async def in_step(ctx):
             return await ctx.step("fetch", lambda: ctx.action.run(app="api", event="text"))
-    """)
+    """,
+    )
     result = engine.run("in-step", {})
     assert result["output"] == "plain words"
     assert list(journal(engine, result["workflow_id"])) == ["fetch"]
 
 
-def test_repeats_get_numbered_tags_and_replay_does_not_call_again(make: Any, http_server: Any, journal: Any) -> None:
-    engine = make(api(http_server.url), """
+def test_repeats_get_numbered_tags_and_replay_does_not_call_again(
+    make: Any, http_server: Any, journal: Any
+) -> None:
+    engine = make(
+        api(http_server.url),
+        """
         from ductape_cli import workflow
 
         @workflow("twice", signals={"go": {}})
@@ -231,7 +278,8 @@ def test_repeats_get_numbered_tags_and_replay_does_not_call_again(make: Any, htt
             second = await ctx.action.run(app="api", event="flaky", input={"params": {"key": ctx.input["key"], "failures": 0}})
             await ctx.wait_for_signal("go")
             return [first["calls"], second["calls"]]
-    """)
+    """,
+    )
     key = f"r{time.monotonic_ns()}"
     started = engine.run("twice", {"key": key})
     assert started["status"] == "running"
@@ -244,7 +292,9 @@ def test_repeats_get_numbered_tags_and_replay_does_not_call_again(make: Any, htt
 
 
 def test_sync_handler_blocks_on_component_calls(make: Any, http_server: Any) -> None:
-    engine = make(api(http_server.url), """
+    engine = make(
+        api(http_server.url),
+        """
         from ductape_cli import workflow
 
         @workflow("sync")
@@ -252,26 +302,32 @@ def test_sync_handler_blocks_on_component_calls(make: Any, http_server: Any) -> 
             text = ctx.action.run(app="api", event="text")
             in_step = ctx.step("again", lambda: ctx.action.run(app="api", event="text"), timeout="2s")
             return [text, in_step]
-    """)
+    """,
+    )
     result = engine.run("sync", {})
     assert result["status"] == "completed", result["error"]
     assert result["output"] == ["plain words", "plain words"]
 
 
 def test_seed_style_single_options_object(make: Any, http_server: Any) -> None:
-    engine = make(api(http_server.url), """
+    engine = make(
+        api(http_server.url),
+        """
         from ductape_cli import workflow
 
         @workflow("seed")
         async def seed(ctx):
             return await ctx.action.run({"app": "api", "event": "create", "input": {"body": {"a": 1}}, "retries": 1})
-    """)
+    """,
+    )
     result = engine.run("seed", {})
     assert result["output"]["body"] == {"a": 1}
 
 
 def test_bad_calls_fail_clearly_before_any_request(make: Any, http_server: Any) -> None:
-    engine = make(api(http_server.url), """
+    engine = make(
+        api(http_server.url),
+        """
         from ductape_cli import workflow
 
         @workflow("bad", )
@@ -287,7 +343,8 @@ def test_bad_calls_fail_clearly_before_any_request(make: Any, http_server: Any) 
                 await ctx.action.run(app="nope", event="x")
             elif kind == "variable":
                 ctx.variable("api", "nope")
-    """)
+    """,
+    )
     toml = engine.config.path
     expected = {
         "param": "path /items/{id} needs input.params.id",
@@ -302,7 +359,9 @@ def test_bad_calls_fail_clearly_before_any_request(make: Any, http_server: Any) 
         assert fragment in result["error"]["message"], (kind, result["error"])
 
 
-def test_missing_env_var_names_file_table_and_line(make: Any, http_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_env_var_names_file_table_and_line(
+    make: Any, http_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("TEST_API_TOKEN")
     engine = make(api(http_server.url))
     from ductape_cli.components import ComponentRuntime
@@ -312,7 +371,10 @@ def test_missing_env_var_names_file_table_and_line(make: Any, http_server: Any, 
         runtime.action.run(app="api", event="text")
     path = engine.config.path
     line = _line(path, "headers = { Authorization")
-    assert info.value.message == f"{path}:{line}: [apps.api] headers.Authorization: environment variable TEST_API_TOKEN is not set"
+    assert (
+        info.value.message
+        == f"{path}:{line}: [apps.api] headers.Authorization: environment variable TEST_API_TOKEN is not set"
+    )
 
 
 def _line(path: Any, needle: str) -> int:
@@ -323,7 +385,9 @@ def _line(path: Any, needle: str) -> int:
 
 
 def test_parallel_calls_and_raw_bodies(make: Any, http_server: Any, journal: Any) -> None:
-    engine = make(api(http_server.url), """
+    engine = make(
+        api(http_server.url),
+        """
         from ductape_cli import workflow
 
         @workflow("par")
@@ -333,7 +397,8 @@ def test_parallel_calls_and_raw_bodies(make: Any, http_server: Any, journal: Any
                 ctx.action.run(app="api", event="create", input={"body": b"raw bytes"}),
             ])
             return [text, echo["body"]]
-    """)
+    """,
+    )
     result = engine.run("par", {})
     assert result["status"] == "completed", result["error"]
     assert result["output"] == ["plain words", "raw bytes"]

@@ -90,11 +90,16 @@ def test_produce_and_trigger_round_trip(case: BrokerCase, make: Any) -> None:
     case.consumers.append(f"{case.group}-consumer")
     worker = Background(engine)
     try:
-        worker.wait(lambda: any(line.startswith("⇢ listening") for line in worker.lines), "the trigger to subscribe")
+        worker.wait(
+            lambda: any(line.startswith("⇢ listening") for line in worker.lines),
+            "the trigger to subscribe",
+        )
         result = engine.run("producer", {"count": 3})
         assert result["status"] == "completed", result["error"]
         run_id = result["workflow_id"]
-        ids = [f"{run_id}:messaging:events:{case.topic}"] + [f"{run_id}:messaging:events:{case.topic}#{n}" for n in (2, 3)]
+        ids = [f"{run_id}:messaging:events:{case.topic}"] + [
+            f"{run_id}:messaging:events:{case.topic}#{n}" for n in (2, 3)
+        ]
         assert [s["message_id"] for s in result["output"]] == ids
         worker.wait(lambda: len(_completed(engine, "consumer")) == 3, "three consumer runs")
     finally:
@@ -131,15 +136,33 @@ def test_produce_and_trigger_round_trip(case: BrokerCase, make: Any) -> None:
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ('type = "kafka"\ntopics = ["t"]', r"type: Input should be 'local', 'redis', 'rabbitmq', 'nats' or 'mqtt'"),
+        (
+            'type = "kafka"\ntopics = ["t"]',
+            r"type: Input should be 'local', 'redis', 'rabbitmq', 'nats' or 'mqtt'",
+        ),
         ('type = "redis"\ntopics = ["t"]', r"type = 'redis' needs url = \"redis://...\""),
-        ('type = "nats"\nurl = "redis://127.0.0.1"\ntopics = ["t"]', r"url for type = 'nats' must start with nats:// or tls://"),
-        ('type = "redis"\nurl = "redis://x"\ntopics = ["t"]\nstream = "S"', r"stream does not apply to type = 'redis' \(it is for nats\)"),
-        ('type = "mqtt"\nurl = "mqtt://x"\ntopics = ["t"]\nqos = 0', r"qos: Input should be 1 or 2"),
+        (
+            'type = "nats"\nurl = "redis://127.0.0.1"\ntopics = ["t"]',
+            r"url for type = 'nats' must start with nats:// or tls://",
+        ),
+        (
+            'type = "redis"\nurl = "redis://x"\ntopics = ["t"]\nstream = "S"',
+            r"stream does not apply to type = 'redis' \(it is for nats\)",
+        ),
+        (
+            'type = "mqtt"\nurl = "mqtt://x"\ntopics = ["t"]\nqos = 0',
+            r"qos: Input should be 1 or 2",
+        ),
         ('topics = ["t"]\nurl = "redis://x"', r"url does not apply to type = 'local'"),
         ('type = "mqtt"\nurl = "mqtt://x"\ntopics = ["a/#"]', r"invalid topic name 'a/#'"),
-        ('type = "nats"\nurl = "nats://x"\ntopics = ["t"]\nack_wait = "10ms"', r"ack_wait must be at least 1s"),
-        ('type = "redis"\nurl = "redis://x"\ntopics = ["t"]\nexchange = "x"', r"unknown key 'exchange'"),
+        (
+            'type = "nats"\nurl = "nats://x"\ntopics = ["t"]\nack_wait = "10ms"',
+            r"ack_wait must be at least 1s",
+        ),
+        (
+            'type = "redis"\nurl = "redis://x"\ntopics = ["t"]\nexchange = "x"',
+            r"unknown key 'exchange'",
+        ),
     ],
 )
 def test_broker_tables_are_validated(runtime: Any, table: str, message: str) -> None:
@@ -156,31 +179,55 @@ def _cli(args: list[str]) -> Any:
     return CliRunner().invoke(app, args, catch_exceptions=False)
 
 
-def test_components_check_fills_broker_urls_and_checks_triggers(runtime: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_components_check_fills_broker_urls_and_checks_triggers(
+    runtime: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("UNSET_BROKER_URL", raising=False)
     runtime('[brokers.events]\ntype = "redis"\nurl = "${UNSET_BROKER_URL}"\ntopics = ["t"]\n')
     report = json.loads(_cli(["components", "check", "--json"]).stdout)
-    assert report["problems"] == [f"{report['problems'][0].split(': [')[0]}: [brokers.events] url: environment variable UNSET_BROKER_URL is not set"]
+    assert report["problems"] == [
+        f"{report['problems'][0].split(': [')[0]}: [brokers.events] url: environment variable UNSET_BROKER_URL is not set"
+    ]
     monkeypatch.setenv("UNSET_BROKER_URL", "amqp://guest:secret@127.0.0.1:5672/")
     result = _cli(["components", "check", "--json"])
     assert result.exit_code == 2
-    assert json.loads(result.stdout)["problems"][0].endswith("url for type = 'redis' must start with redis:// or rediss:// or unix://, got 'amqp://guest:***@127.0.0.1:5672/'")
+    assert json.loads(result.stdout)["problems"][0].endswith(
+        "url for type = 'redis' must start with redis:// or rediss:// or unix://, got 'amqp://guest:***@127.0.0.1:5672/'"
+    )
     monkeypatch.setenv("UNSET_BROKER_URL", "redis://127.0.0.1:6379/0")
     checked = _cli(["components", "check", "--json"])
-    assert checked.exit_code == 0 and json.loads(checked.stdout)["components"][0]["detail"] == "redis ${UNSET_BROKER_URL}; topics: t"
+    assert (
+        checked.exit_code == 0
+        and json.loads(checked.stdout)["components"][0]["detail"]
+        == "redis ${UNSET_BROKER_URL}; topics: t"
+    )
 
 
 @pytest.mark.parametrize(
     ("triggers", "message"),
     [
-        ('[triggers.consumer]\non_message = "events"', r"\[triggers.consumer\] on_message must be \"broker:topic\", got 'events'"),
-        ('[triggers.consumer]\non_message = "nope:t"', r"on_message 'nope:t': no \[brokers.nope\] declared"),
-        ('[triggers.consumer]\non_message = "events:other"', r"topic 'other' is not in \[brokers.events\] topics \(t\)"),
-        ('[triggers.consumer]\nworkflow = "x"\non_message = "events:t"', r"unknown key 'workflow' \(known: on_message\)"),
+        (
+            '[triggers.consumer]\non_message = "events"',
+            r"\[triggers.consumer\] on_message must be \"broker:topic\", got 'events'",
+        ),
+        (
+            '[triggers.consumer]\non_message = "nope:t"',
+            r"on_message 'nope:t': no \[brokers.nope\] declared",
+        ),
+        (
+            '[triggers.consumer]\non_message = "events:other"',
+            r"topic 'other' is not in \[brokers.events\] topics \(t\)",
+        ),
+        (
+            '[triggers.consumer]\nworkflow = "x"\non_message = "events:t"',
+            r"unknown key 'workflow' \(known: on_message\)",
+        ),
         ("[triggers]\nconsumer = 3", r"\[triggers.consumer\] must be a table"),
     ],
 )
-def test_trigger_tables_are_validated_by_components_check(runtime: Any, triggers: str, message: str) -> None:
+def test_trigger_tables_are_validated_by_components_check(
+    runtime: Any, triggers: str, message: str
+) -> None:
     runtime(f'[brokers.events]\ntopics = ["t"]\n\n{triggers}\n')
     result = _cli(["components", "check"])
     assert result.exit_code == 2
@@ -194,29 +241,40 @@ def test_triggers_from_the_decorator_and_the_table_are_merged(make: Any) -> None
         '[brokers.events]\ntopics = ["a", "b"]\n\n[triggers.consumer]\non_message = ["events:a", "events:b"]\n',
         "from ductape_cli import workflow\n\n@workflow('consumer', on_message='events:a')\ndef consumer(ctx):\n    return ctx.input\n",
     )
-    assert sorted((t.workflow, t.event) for t in declared_triggers(engine)) == [("consumer", "events:a"), ("consumer", "events:b")]
+    assert sorted((t.workflow, t.event) for t in declared_triggers(engine)) == [
+        ("consumer", "events:a"),
+        ("consumer", "events:b"),
+    ]
 
 
 def test_on_message_must_name_broker_and_topic() -> None:
     from ductape_cli import workflow
     from ductape_cli.errors import DefinitionError
 
-    with pytest.raises(DefinitionError, match=r"workflow w: on_message must be \"broker:topic\", got 'orders'"):
+    with pytest.raises(
+        DefinitionError, match=r"workflow w: on_message must be \"broker:topic\", got 'orders'"
+    ):
         workflow("w", on_message="orders")(lambda ctx: None)
 
 
 def test_a_trigger_for_an_unknown_workflow_stops_the_worker_at_start(make: Any) -> None:
     from ductape_cli.engine.worker import Worker
 
-    engine = make('[brokers.events]\ntopics = ["t"]\n\n[triggers.ghost]\non_message = "events:t"\n', "")
-    with pytest.raises(ConfigError, match=r"ductape.toml:\d+: \[triggers.ghost\] names an unknown workflow 'ghost'"):
+    engine = make(
+        '[brokers.events]\ntopics = ["t"]\n\n[triggers.ghost]\non_message = "events:t"\n', ""
+    )
+    with pytest.raises(
+        ConfigError, match=r"ductape.toml:\d+: \[triggers.ghost\] names an unknown workflow 'ghost'"
+    ):
         Worker(engine).run()
 
 
 # -- local broker triggers and the outbox (no service needed) ---------------------------------------
 
 
-def test_local_topic_trigger_from_the_toml_table_acknowledges_after_the_run_exists(make: Any) -> None:
+def test_local_topic_trigger_from_the_toml_table_acknowledges_after_the_run_exists(
+    make: Any,
+) -> None:
     engine = make(
         '[brokers.events]\ntopics = ["t"]\n\n[triggers.consumer]\non_message = "events:t"\n',
         "from ductape_cli import workflow\n\n@workflow('consumer')\ndef consumer(ctx):\n    return ctx.input\n",
@@ -236,11 +294,15 @@ def test_local_topic_trigger_from_the_toml_table_acknowledges_after_the_run_exis
     runs = _completed(engine, "consumer")
     assert sorted(r.output["n"] for r in runs) == [0, 1, 2]
     trigger = Trigger("consumer", "events", "t", "test")
-    assert sorted(r.id for r in runs) == sorted(run_id_for(trigger, f"offset:{n}") for n in range(3))
+    assert sorted(r.id for r in runs) == sorted(
+        run_id_for(trigger, f"offset:{n}") for n in range(3)
+    )
     assert engine.store.consumer_offset("ductape-components-test-consumer", "events", "t") == 3
 
 
-def test_outbox_messages_are_sent_by_the_worker_after_the_step_commits(case: BrokerCase, make: Any) -> None:
+def test_outbox_messages_are_sent_by_the_worker_after_the_step_commits(
+    case: BrokerCase, make: Any
+) -> None:
     from ductape_cli.engine.worker import Worker
 
     engine = make(case.toml(outbox=True), PRODUCER.format(topic=case.topic), name="producer")
@@ -249,7 +311,9 @@ def test_outbox_messages_are_sent_by_the_worker_after_the_step_commits(case: Bro
         result = engine.run("producer", {"count": 2})
         assert result["status"] == "completed", result["error"]
         assert all(sent["outbox"] is True for sent in result["output"])
-        assert engine.store.outbox_status() == [{"broker": "events", "topic": case.topic, "pending": 2, "sent": 0, "last_error": None}]
+        assert engine.store.outbox_status() == [
+            {"broker": "events", "topic": case.topic, "pending": 2, "sent": 0, "last_error": None}
+        ]
         if tap is None:
             assert case.read_all() == []  # nothing left the store yet
         Worker(engine).run(once=True)
@@ -311,9 +375,17 @@ def test_outbox_rows_are_written_in_the_step_transaction(tmp_path: Any) -> None:
 
     store = open_store(str(tmp_path / "state.db"))
     record = StepRecord("wf_1", 0, OpKind.STEP, "send", StepStatus.COMPLETED)
-    store.commit_step(record, [], outbox=[OutboxMessage("wf_1:send", "events", "t", {"n": 1}, "wf_1", "send", 1.0)])
+    store.commit_step(
+        record,
+        [],
+        outbox=[OutboxMessage("wf_1:send", "events", "t", {"n": 1}, "wf_1", "send", 1.0)],
+    )
     with pytest.raises(StepTaken):
-        store.commit_step(record, [], outbox=[OutboxMessage("wf_1:other", "events", "t", {"n": 2}, "wf_1", "send", 2.0)])
+        store.commit_step(
+            record,
+            [],
+            outbox=[OutboxMessage("wf_1:other", "events", "t", {"n": 2}, "wf_1", "send", 2.0)],
+        )
     assert [m.message_id for m in store.claim_outbox("test", 10.0, 60)] == ["wf_1:send"]
     assert store.claim_outbox("another", 11.0, 60) == []  # leased to "test" for 60 s
     store.outbox_failed("wf_1:send", "ConnectionError: down", retry_at=20.0)
@@ -338,15 +410,21 @@ def test_topics_list_and_tail_on_every_broker(case: BrokerCase, runtime: Any) ->
         publisher.start()
         tail = _cli(["topics", "tail", f"events:{case.topic}", "--json"])
         publisher.join()
-        assert [(m["message_id"], m["message"]) for m in json.loads(tail.stdout)] == [("id-0", {"n": 0})]
+        assert [(m["message_id"], m["message"]) for m in json.loads(tail.stdout)] == [
+            ("id-0", {"n": 0})
+        ]
         return
     assert row["messages"] == 3
     tail = _cli(["topics", "tail", f"events:{case.topic}", "--json"])
     assert tail.exit_code == 0, tail.stderr
     rows = json.loads(tail.stdout)
-    assert [(m["message_id"], m["message"]) for m in rows] == [(f"id-{n}", {"n": n}) for n in range(3)]
+    assert [(m["message_id"], m["message"]) for m in rows] == [
+        (f"id-{n}", {"n": n}) for n in range(3)
+    ]
     start = str(rows[1]["position"])
-    later = json.loads(_cli(["topics", "tail", f"events:{case.topic}", "--from", start, "--json"]).stdout)
+    later = json.loads(
+        _cli(["topics", "tail", f"events:{case.topic}", "--from", start, "--json"]).stdout
+    )
     assert [m["message_id"] for m in later] == ["id-1", "id-2"]
     assert case.read_all() == rows or case.kind == "rabbitmq"  # tail consumed nothing
     assert len(case.read_all()) == 3
@@ -374,14 +452,21 @@ def test_mqtt_trigger_dedupes_by_message_id_across_a_persistent_session(make: An
             properties = Properties(PacketTypes.PUBLISH)
             if message_id:
                 properties.UserProperty = [("Ductape-Message-Id", message_id)]
-            client.publish(case.topic, json.dumps(body), qos=1, properties=properties).wait_for_publish(10)
+            client.publish(
+                case.topic, json.dumps(body), qos=1, properties=properties
+            ).wait_for_publish(10)
             client.disconnect()
             client.loop_stop()
 
-        publish({"id": "early", "n": 0})  # before the trigger's first subscription: MQTT keeps nothing
+        publish(
+            {"id": "early", "n": 0}
+        )  # before the trigger's first subscription: MQTT keeps nothing
         worker = Background(engine)
         try:
-            worker.wait(lambda: any(line.startswith("⇢ listening") for line in worker.lines), "the trigger to subscribe")
+            worker.wait(
+                lambda: any(line.startswith("⇢ listening") for line in worker.lines),
+                "the trigger to subscribe",
+            )
         finally:
             worker.close()  # a clean disconnect keeps the session and its queue on the broker
         for _ in range(2):
@@ -395,26 +480,38 @@ def test_mqtt_trigger_dedupes_by_message_id_across_a_persistent_session(make: An
         finally:
             worker.close()
         runs = sorted(_completed(engine, "consumer"), key=lambda r: r.input["n"])
-        assert [(r.input["n"], r.context["message"]["message_id"]) for r in runs] == [(1, "p-1"), (2, "u-2"), (3, None)]
+        assert [(r.input["n"], r.context["message"]["message_id"]) for r in runs] == [
+            (1, "p-1"),
+            (2, "u-2"),
+            (3, None),
+        ]
     finally:
         case.cleanup()
 
 
 def test_worker_with_a_bad_trigger_is_one_line_and_exit_2(make: Any, cli: Any) -> None:
-    make('[brokers.events]\ntopics = ["t"]\n\n[triggers.consumer]\non_message = "events:missing"\n',
-         "from ductape_cli import workflow\n\n@workflow('consumer')\ndef consumer(ctx):\n    return 1\n")  # fmt: skip
+    make(
+        '[brokers.events]\ntopics = ["t"]\n\n[triggers.consumer]\non_message = "events:missing"\n',
+        "from ductape_cli import workflow\n\n@workflow('consumer')\ndef consumer(ctx):\n    return 1\n",
+    )
     result = cli("worker", "--once")
     assert result.exit_code == 0  # --once starts no triggers
     result = cli("worker")
     assert result.exit_code == 2
-    assert result.stderr.strip().endswith("[triggers.consumer] on_message 'events:missing': topic 'missing' is not in [brokers.events] topics (t)")
+    assert result.stderr.strip().endswith(
+        "[triggers.consumer] on_message 'events:missing': topic 'missing' is not in [brokers.events] topics (t)"
+    )
     assert "Traceback" not in result.stderr
 
 
-UNREACHABLE = '[brokers.events]\ntype = "redis"\nurl = "redis://127.0.0.1:{port}/0"\ntopics = ["t"]\n'
+UNREACHABLE = (
+    '[brokers.events]\ntype = "redis"\nurl = "redis://127.0.0.1:{port}/0"\ntopics = ["t"]\n'
+)
 
 
-def test_an_unreachable_broker_is_reported_and_retried_while_the_worker_keeps_working(make: Any, unused_port: int) -> None:
+def test_an_unreachable_broker_is_reported_and_retried_while_the_worker_keeps_working(
+    make: Any, unused_port: int
+) -> None:
     engine = make(
         UNREACHABLE.format(port=unused_port) + "outbox = true\n",
         "from ductape_cli import workflow\n\n"
@@ -425,17 +522,30 @@ def test_an_unreachable_broker_is_reported_and_retried_while_the_worker_keeps_wo
     assert result["status"] == "completed", result["error"]  # the step only wrote the outbox row
     worker = Background(engine)
     try:
-        worker.wait(lambda: any(line.startswith("✗ trigger events:t → consumer") for line in worker.lines), "the trigger's failure")
-        worker.wait(lambda: engine.store.outbox_status()[0]["last_error"] is not None, "a failed send")
+        worker.wait(
+            lambda: any(line.startswith("✗ trigger events:t → consumer") for line in worker.lines),
+            "the trigger's failure",
+        )
+        worker.wait(
+            lambda: engine.store.outbox_status()[0]["last_error"] is not None, "a failed send"
+        )
         detached = engine.start("producer", {}, detach=True)[0]
-        worker.wait(lambda: engine.get_run(detached.id).status == "completed", "other work to go on")
+        worker.wait(
+            lambda: engine.get_run(detached.id).status == "completed", "other work to go on"
+        )
     finally:
         worker.close()
     (status,) = engine.store.outbox_status()
-    assert status["pending"] == 2 and status["sent"] == 0 and "ConnectionError" in status["last_error"]
+    assert (
+        status["pending"] == 2 and status["sent"] == 0 and "ConnectionError" in status["last_error"]
+    )
     listed = _cli(["topics", "list", "--json"])
     (row,) = json.loads(listed.stdout)
-    assert row["messages"] is None and row["detail"].startswith("unreachable:") and row["outbox_pending"] == 2
+    assert (
+        row["messages"] is None
+        and row["detail"].startswith("unreachable:")
+        and row["outbox_pending"] == 2
+    )
 
 
 def test_worker_workflow_filter_limits_the_triggers_it_consumes(make: Any) -> None:
@@ -468,10 +578,16 @@ def test_dev_reports_a_bad_trigger_instead_of_starting_the_worker(make: Any) -> 
     finally:
         loop.stop_worker()
     assert loop.worker is None
-    assert any("on_message 'events:nope': topic 'nope' is not in [brokers.events] topics (t); fix it" in line for line in lines), lines
+    assert any(
+        "on_message 'events:nope': topic 'nope' is not in [brokers.events] topics (t); fix it"
+        in line
+        for line in lines
+    ), lines
 
 
-def test_a_message_the_workflow_refuses_is_logged_and_dropped(make: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_message_the_workflow_refuses_is_logged_and_dropped(
+    make: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     engine = make(
         '[brokers.events]\ntopics = ["t"]\n',
         "from pydantic import BaseModel\nfrom ductape_cli import workflow\n\n"
@@ -491,6 +607,9 @@ def test_a_message_the_workflow_refuses_is_logged_and_dropped(make: Any, caplog:
     finally:
         worker.close()
     assert [r.output for r in _completed(engine, "consumer")] == [7]
-    assert any("refused: invalid input for consumer: order_id: Field required" in line for line in worker.lines), worker.lines
+    assert any(
+        "refused: invalid input for consumer: order_id: Field required" in line
+        for line in worker.lines
+    ), worker.lines
     assert "refused, dropped" in caplog.text
     assert engine.store.consumer_offset("ductape-components-test-consumer", "events", "t") == 2

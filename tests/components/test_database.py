@@ -67,7 +67,13 @@ def test_crud_on_a_fresh_sqlite_file_under_the_project_root(make: Any) -> None:
     result = engine.run("crud", {"email": email})
     assert result["status"] == "completed", result["error"]
     out = result["output"]
-    assert out["user"] == {"id": 1, "email": email, "name": "Jane", "tags": '["a", "b"]', "status": "new"}
+    assert out["user"] == {
+        "id": 1,
+        "email": email,
+        "name": "Jane",
+        "tags": '["a", "b"]',
+        "status": "new",
+    }
     assert out["found"] == [out["user"]]
     assert out["changed"] == 1
     assert out["counted"] == [{"n": 1}]
@@ -75,12 +81,16 @@ def test_crud_on_a_fresh_sqlite_file_under_the_project_root(make: Any) -> None:
     assert out["removed"] == 1
     assert out["gone"] == []
     db = Path(engine.config.root) / "data" / "nested" / "users.db"
-    with sqlite3.connect(db) as conn:  # the "injection" was bound as a value: the table is still there
+    with sqlite3.connect(
+        db
+    ) as conn:  # the "injection" was bound as a value: the table is still there
         assert conn.execute("SELECT COUNT(*) FROM users").fetchone() == (0,)
 
 
 def test_missing_parameter_and_secret_fields(make: Any, journal: Any, recorded: Any) -> None:
-    engine = make(USERS.format(url="sqlite:///users.db"), """
+    engine = make(
+        USERS.format(url="sqlite:///users.db"),
+        """
         from ductape_cli import workflow
         from ductape_cli.components import DatabaseError
 
@@ -91,7 +101,8 @@ def test_missing_parameter_and_secret_fields(make: Any, journal: Any, recorded: 
                 await ctx.database.query(database="users-db", event="find-by-email", params={})
             except DatabaseError as exc:
                 return {"rows": rows, "error": str(exc)}
-    """)
+    """,
+    )
     result = engine.run("params", {})
     assert result["status"] == "completed", result["error"]
     assert result["output"]["rows"] == []
@@ -123,7 +134,9 @@ def test_pg_placeholders_leave_casts_and_literals_alone() -> None:
     )
 
 
-def test_postgres_url_without_psycopg_is_a_clear_error(runtime: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_postgres_url_without_psycopg_is_a_clear_error(
+    runtime: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import asyncio
     import sys
 
@@ -136,14 +149,20 @@ def test_postgres_url_without_psycopg_is_a_clear_error(runtime: Any, monkeypatch
     [databases.pg.events.q]
     sql = "SELECT 1"
     """)
-    with pytest.raises(DatabaseError, match=r"psycopg is not installed: pip install 'ductape\[postgres\]'"):
+    with pytest.raises(
+        DatabaseError, match=r"psycopg is not installed: pip install 'ductape\[postgres\]'"
+    ):
         asyncio.run(rt.database.query(database="pg", event="q"))
 
 
 @pytest.fixture
 def postgres_url(unused_port: int) -> Any:
     """A throwaway PostgreSQL server (as `nobody` when the tests run as root, which postgres refuses)."""
-    binary, initdb, pg_ctl = shutil.which("postgres"), shutil.which("initdb"), shutil.which("pg_ctl")
+    binary, initdb, pg_ctl = (
+        shutil.which("postgres"),
+        shutil.which("initdb"),
+        shutil.which("pg_ctl"),
+    )
     if not (binary and initdb and pg_ctl):
         pytest.skip("no postgres binary on PATH")
     need_module("psycopg")
@@ -157,14 +176,34 @@ def postgres_url(unused_port: int) -> Any:
         shutil.chown(folder, "nobody")
     data = folder / "data"
     try:
-        subprocess.run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"], check=True, capture_output=True)
         subprocess.run(
-            [*prefix, pg_ctl, "-D", str(data), "-o", f"-p {unused_port} -k {folder}", "-l", str(folder / "log"), "-w", "start"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            [*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                *prefix,
+                pg_ctl,
+                "-D",
+                str(data),
+                "-o",
+                f"-p {unused_port} -k {folder}",
+                "-l",
+                str(folder / "log"),
+                "-w",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql://postgres@127.0.0.1:{unused_port}/postgres"
     finally:
-        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, check=False)
+        subprocess.run(
+            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -174,18 +213,30 @@ def test_postgres_crud(make: Any, postgres_url: str) -> None:
     [databases.users-db.events.typed]
     sql = "SELECT :n::int + 1 AS m, '50%' AS pct, now() AS at, 1.5::numeric AS d"
     """
-    engine = make(toml, CRUD + """
+    engine = make(
+        toml,
+        CRUD
+        + """
 @workflow("typed")
 async def typed(ctx):
     return await ctx.database.execute(database="users-db", event="typed", input={"n": "41"})
-""")
+""",
+    )
     email = "pg'); DROP TABLE users; --"
     result = engine.run("crud", {"email": email})
     assert result["status"] == "completed", result["error"]
     out = result["output"]
-    assert out["user"] == {"id": 1, "email": email, "name": "Jane", "tags": '["a", "b"]', "status": "new"}
+    assert out["user"] == {
+        "id": 1,
+        "email": email,
+        "name": "Jane",
+        "tags": '["a", "b"]',
+        "status": "new",
+    }
     assert out["changed"] == 1 and out["removed"] == 1 and out["gone"] == []
-    assert out["duplicate"].startswith("users-db.create-user: duplicate key value violates unique constraint")
+    assert out["duplicate"].startswith(
+        "users-db.create-user: duplicate key value violates unique constraint"
+    )
     typed = engine.run("typed", {})
     assert typed["status"] == "completed", typed["error"]
     row = typed["output"][0]

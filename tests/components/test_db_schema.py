@@ -43,7 +43,9 @@ def test_plain_create_table_survives_a_second_process(make: Any) -> None:
     assert '"output": 2' in second.stdout
 
 
-def test_a_changed_schema_is_reported_not_rerun(make: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_changed_schema_is_reported_not_rerun(
+    make: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     toml = TABLE.format(url="sqlite:///notes.db", key="INTEGER PRIMARY KEY")
     engine = make(toml, FLOW)
     assert engine.run("note", {"body": "a"})["output"] == 1
@@ -53,7 +55,10 @@ def test_a_changed_schema_is_reported_not_rerun(make: Any, caplog: pytest.LogCap
         result = engine.run("note", {"body": "b"})
     assert result["status"] == "completed", result["error"]
     assert result["output"] == 2  # the old table, kept
-    assert any("[databases.notes] schema changed since it was applied" in r.getMessage() for r in caplog.records)
+    assert any(
+        "[databases.notes] schema changed since it was applied" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 @pytest.fixture
@@ -85,7 +90,10 @@ def test_postgres_schema_applied_once_across_processes(make: Any, pg_url: str) -
 
 
 def test_statements_are_split_like_sqlite_reads_them() -> None:
-    parts = ["CREATE TABLE a (x TEXT DEFAULT ';'); CREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; SELECT 2; END;", "CREATE TABLE b (y)"]
+    parts = [
+        "CREATE TABLE a (x TEXT DEFAULT ';'); CREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; SELECT 2; END;",
+        "CREATE TABLE b (y)",
+    ]
     assert db_schema.split_sqlite(parts) == [
         "CREATE TABLE a (x TEXT DEFAULT ';');",
         "CREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; SELECT 2; END;",

@@ -126,14 +126,34 @@ description = "${V_A_DESCRIPTION}"
 """
 
 SPECIAL = {
-    "V_BASE_URL": "http://base.invalid", "V_DEV_URL": "http://127.0.0.1:18799", "V_EVENT_PATH": "/items",
-    "V_TIMEOUT": "2s", "V_RETRY_DELAY": "5ms", "V_EVENT_TIMEOUT": "1s", "V_SMTP_TIMEOUT": "3s", "V_SMS_TIMEOUT": "4s",
-    "V_PUSH_TIMEOUT": "5s", "V_PER": "1m", "V_PROVIDER_TIMEOUT": "6s", "V_PROVIDER_APP": "api", "V_PROVIDER_EVENT": "get",
-    "V_DB_URL": "sqlite:///base.db", "V_DB_DEV_URL": "sqlite:///dev.db", "V_SMS_HOOK": "http://127.0.0.1:1/sms",
-    "V_PUSH_HOOK": "http://127.0.0.1:1/push", "V_FROM": "shop@example.com", "V_GRAPH_SQL": "SELECT 1",
-    "V_SQL": "SELECT 1", "V_NATS_URL": "nats://127.0.0.1:4222", "V_MQTT_URL": "mqtt://127.0.0.1:1883",
-    "V_STREAM": "orders", "V_ACK_WAIT": "30s", "V_SESSION_EXPIRY": "1h", "V_DDL2": "CREATE TABLE IF NOT EXISTS u (x INTEGER)", "V_DDL": "CREATE TABLE IF NOT EXISTS t (x INTEGER)",
-}  # fmt: skip
+    "V_BASE_URL": "http://base.invalid",
+    "V_DEV_URL": "http://127.0.0.1:18799",
+    "V_EVENT_PATH": "/items",
+    "V_TIMEOUT": "2s",
+    "V_RETRY_DELAY": "5ms",
+    "V_EVENT_TIMEOUT": "1s",
+    "V_SMTP_TIMEOUT": "3s",
+    "V_SMS_TIMEOUT": "4s",
+    "V_PUSH_TIMEOUT": "5s",
+    "V_PER": "1m",
+    "V_PROVIDER_TIMEOUT": "6s",
+    "V_PROVIDER_APP": "api",
+    "V_PROVIDER_EVENT": "get",
+    "V_DB_URL": "sqlite:///base.db",
+    "V_DB_DEV_URL": "sqlite:///dev.db",
+    "V_SMS_HOOK": "http://127.0.0.1:1/sms",
+    "V_PUSH_HOOK": "http://127.0.0.1:1/push",
+    "V_FROM": "shop@example.com",
+    "V_GRAPH_SQL": "SELECT 1",
+    "V_SQL": "SELECT 1",
+    "V_NATS_URL": "nats://127.0.0.1:4222",
+    "V_MQTT_URL": "mqtt://127.0.0.1:1883",
+    "V_STREAM": "orders",
+    "V_ACK_WAIT": "30s",
+    "V_SESSION_EXPIRY": "1h",
+    "V_DDL2": "CREATE TABLE IF NOT EXISTS u (x INTEGER)",
+    "V_DDL": "CREATE TABLE IF NOT EXISTS t (x INTEGER)",
+}
 
 
 def _values() -> dict[str, str]:
@@ -148,7 +168,9 @@ def _string_fields(annotation: Any, path: str, seen: set[str]) -> None:
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         inner, *meta = typing.get_args(annotation)
-        if any(getattr(getattr(m, "func", None), "__name__", "") == "_ms" for m in meta):  # a duration string
+        if any(
+            getattr(getattr(m, "func", None), "__name__", "") == "_ms" for m in meta
+        ):  # a duration string
             seen.add(path)
             return
         _string_fields(inner, path, seen)
@@ -163,8 +185,13 @@ def _string_fields(annotation: Any, path: str, seen: set[str]) -> None:
         seen.add(path)
     elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
         for name, info in annotation.model_fields.items():
-            _string_fields(info.annotation if not info.metadata else typing.Annotated[(info.annotation, *info.metadata)],
-                           f"{path}.{info.alias or name}" if path else (info.alias or name), seen)  # fmt: skip
+            _string_fields(
+                info.annotation
+                if not info.metadata
+                else typing.Annotated[(info.annotation, *info.metadata)],
+                f"{path}.{info.alias or name}" if path else (info.alias or name),
+                seen,
+            )
 
 
 def _written(node: Any, path: str, found: set[str]) -> None:
@@ -190,15 +217,21 @@ def _normal(path: str) -> str:
         field_name = part.split("[")[0]
         hit = None
         if isinstance(current, type) and issubclass(current, BaseModel):
-            hit = next((i for n, i in current.model_fields.items() if field_name in (n, i.alias)), None)
+            hit = next(
+                (i for n, i in current.model_fields.items() if field_name in (n, i.alias)), None
+            )
         if hit is not None:
             out.append(part)
             current = cfg._unwrap(hit.annotation)
             while typing.get_origin(current) is list:
                 current = cfg._unwrap(typing.get_args(current)[0])
         else:  # a dict key
-            out.append("*" + part[len(field_name):])
-            current = cfg._unwrap(typing.get_args(current)[1]) if typing.get_origin(current) is dict else current
+            out.append("*" + part[len(field_name) :])
+            current = (
+                cfg._unwrap(typing.get_args(current)[1])
+                if typing.get_origin(current) is dict
+                else current
+            )
     return ".".join(out)
 
 
@@ -213,7 +246,9 @@ def test_the_config_below_writes_a_variable_into_every_string_field() -> None:
     assert expected - written == set()
 
 
-def test_every_string_of_every_table_is_filled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_string_of_every_table_is_filled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "ductape.toml").write_text(EVERY_STRING, encoding="utf-8")
     values = _values()
     for name, value in values.items():
@@ -240,45 +275,62 @@ def test_every_string_of_every_table_is_filled(tmp_path: Path, monkeypatch: pyte
     assert note.outbox == tmp_path / "value-of-v_outbox"
     assert note.smtp is not None and note.smtp.password == "value-of-v_password"
     # Secrets: the smtp password, the sms key header; not the smtp host, tenant or urls.
-    assert "value-of-v_password" in note.secret_values and "value-of-v_sms_key" in note.secret_values
-    assert "value-of-v_smtp_host" not in note.secret_values and "value-of-v_push_channel" not in note.secret_values
+    assert (
+        "value-of-v_password" in note.secret_values and "value-of-v_sms_key" in note.secret_values
+    )
+    assert (
+        "value-of-v_smtp_host" not in note.secret_values
+        and "value-of-v_push_channel" not in note.secret_values
+    )
     assert app.secret_values == []
 
 
-def test_storage_path_variable_makes_no_literal_folder(runtime: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_storage_path_variable_makes_no_literal_folder(
+    runtime: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("STORE_DIR", str(tmp_path / "files"))
     rt = runtime('[storage.docs]\npath = "${STORE_DIR}/docs"\n')
-    out = asyncio.run(rt.storage.upload(storage="docs", input={"fileName": "a.txt", "content": "hi"}))
+    out = asyncio.run(
+        rt.storage.upload(storage="docs", input={"fileName": "a.txt", "content": "hi"})
+    )
     assert (tmp_path / "files" / "docs" / "a.txt").read_text() == "hi"
     assert out["file_key"] == "a.txt"
     assert not list(Path(rt.config.root).glob("$*"))
 
 
-def test_a_host_variable_is_not_a_secret(make: Any, monkeypatch: pytest.MonkeyPatch, unused_port: int) -> None:
+def test_a_host_variable_is_not_a_secret(
+    make: Any, monkeypatch: pytest.MonkeyPatch, unused_port: int
+) -> None:
     monkeypatch.setenv("HOST", "127.0.0.1")
     monkeypatch.setenv("PAY_TOKEN", "tok-31337-abc")
-    engine = make(f"""
+    engine = make(
+        f"""
     [apps.api]
     base_url = "http://${{HOST}}:{unused_port}"
     headers = {{ Authorization = "Bearer ${{PAY_TOKEN}}" }}
     [apps.api.events.get]
     path = "/x"
-    """, """
+    """,
+        """
 from ductape_cli import workflow
 
 @workflow("call")
 async def call(ctx):
     return await ctx.action.run(app="api", event="get")
-""")
+""",
+    )
     result = engine.run("call", {})
     assert result["status"] == "failed"
     assert f"cannot reach http://127.0.0.1:{unused_port}" in result["error"]["message"]
 
 
-def test_a_variable_marked_secret_is_redacted(make: Any, monkeypatch: pytest.MonkeyPatch, http_server: Any, recorded: Any) -> None:
+def test_a_variable_marked_secret_is_redacted(
+    make: Any, monkeypatch: pytest.MonkeyPatch, http_server: Any, recorded: Any
+) -> None:
     monkeypatch.setenv("SIGNING_KEY", "sign-8841-key")
     monkeypatch.setenv("REGION", "eu-west-9")
-    engine = make(f"""
+    engine = make(
+        f"""
     [apps.api]
     base_url = "{http_server.url}"
     variables = {{ signing = "${{SIGNING_KEY}}", region = "${{REGION}}" }}
@@ -286,7 +338,8 @@ def test_a_variable_marked_secret_is_redacted(make: Any, monkeypatch: pytest.Mon
     [apps.api.events.echo]
     method = "POST"
     path = "/echo"
-    """, """
+    """,
+        """
 from ductape_cli import workflow
 
 @workflow("sign")
@@ -294,7 +347,8 @@ async def sign(ctx):
     key, region = ctx.variable("api", "signing"), ctx.variable("api", "region")
     echoed = await ctx.action.run(app="api", event="echo", input={"body": {"note": f"signed {key} in {region}"}})
     return echoed["body"]
-""")
+""",
+    )
     result = engine.run("sign", {})
     assert result["status"] == "completed", result["error"]
     text = recorded(engine, result["workflow_id"])
@@ -302,17 +356,25 @@ async def sign(ctx):
     assert "eu-west-9" in text
 
 
-def test_missing_variable_in_an_event_header_names_its_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_variable_in_an_event_header_names_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("NOPE_UNSET", raising=False)
     path = tmp_path / "ductape.toml"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         [apps.api]
         base_url = "http://x"
         [apps.api.events.get]
         path = "/x"
         headers = { X-Key = "${NOPE_UNSET}" }
-    """), encoding="utf-8")
+    """),
+        encoding="utf-8",
+    )
     components: ComponentConfig = load_components(load_config(tmp_path))
     with pytest.raises(ConfigError) as info:
         components.app("api", "dev")
-    assert info.value.message == f"{path}:5: [apps.api.events.get] headers.X-Key: environment variable NOPE_UNSET is not set"
+    assert (
+        info.value.message
+        == f"{path}:5: [apps.api.events.get] headers.X-Key: environment variable NOPE_UNSET is not set"
+    )

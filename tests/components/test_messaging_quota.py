@@ -29,7 +29,9 @@ per = "1h"
 
 
 def test_produce_appends_to_declared_topics(make: Any) -> None:
-    engine = make(TABLES, """
+    engine = make(
+        TABLES,
+        """
         from ductape_cli import workflow
 
         @workflow("publish")
@@ -37,13 +39,24 @@ def test_produce_appends_to_declared_topics(make: Any) -> None:
             first = await ctx.messaging.produce(event="order-events:order-created", message={"orderId": ctx.input["id"]})
             second = await ctx.messaging.produce(event="order-events:order-created", message={"orderId": ctx.input["id"] + 1})
             return [first, second]
-    """)
+    """,
+    )
     result = engine.run("publish", {"id": 1})
     assert result["status"] == "completed", result["error"]
     run_id = result["workflow_id"]
     assert result["output"] == [
-        {"offset": 0, "broker": "order-events", "topic": "order-created", "message_id": f"{run_id}:messaging:order-events:order-created"},
-        {"offset": 1, "broker": "order-events", "topic": "order-created", "message_id": f"{run_id}:messaging:order-events:order-created#2"},
+        {
+            "offset": 0,
+            "broker": "order-events",
+            "topic": "order-created",
+            "message_id": f"{run_id}:messaging:order-events:order-created",
+        },
+        {
+            "offset": 1,
+            "broker": "order-events",
+            "topic": "order-created",
+            "message_id": f"{run_id}:messaging:order-events:order-created#2",
+        },
     ]
     messages = engine.store.read_messages("order-events", "order-created")
     assert [m["message"] for m in messages] == [{"orderId": 1}, {"orderId": 2}]
@@ -53,7 +66,9 @@ def test_produce_appends_to_declared_topics(make: Any) -> None:
 
 def test_undeclared_topics_and_bad_messages_are_refused(runtime: Any) -> None:
     rt = runtime(TABLES)
-    with pytest.raises(ConfigError, match=r":\d+: \[brokers.order-events\] topic 'order-lost' is not declared"):
+    with pytest.raises(
+        ConfigError, match=r":\d+: \[brokers.order-events\] topic 'order-lost' is not declared"
+    ):
         rt.messaging.produce(event="order-events:order-lost", message={})
     with pytest.raises(ConfigError, match=r"no \[brokers.nope\] declared"):
         rt.messaging.produce(event="nope:x", message={})
@@ -79,13 +94,24 @@ def test_topics_list_and_tail(runtime: Any) -> None:
         asyncio.run(rt.messaging.produce(event="order-events:order-shipped", message={"n": n}))
     listed = _cli(["topics", "list", "--json"])
     assert listed.exit_code == 0
-    assert [(t["broker"], t["type"], t["topic"], t["messages"]) for t in json.loads(listed.stdout)] == [
-        ("order-events", "local", "order-created", 0), ("order-events", "local", "order-shipped", 3),
-    ]  # fmt: skip
+    assert [
+        (t["broker"], t["type"], t["topic"], t["messages"]) for t in json.loads(listed.stdout)
+    ] == [
+        ("order-events", "local", "order-created", 0),
+        ("order-events", "local", "order-shipped", 3),
+    ]
     tail = _cli(["topics", "tail", "order-events:order-shipped", "--from-offset", "1", "--json"])
     assert tail.exit_code == 0
-    assert [(m["position"], m["message"]) for m in json.loads(tail.stdout)] == [(1, {"n": 1}), (2, {"n": 2})]
-    assert _cli(["topics", "tail", "order-events:order-shipped", "--from", "2", "--json"]).stdout.count('"n": 2') == 1
+    assert [(m["position"], m["message"]) for m in json.loads(tail.stdout)] == [
+        (1, {"n": 1}),
+        (2, {"n": 2}),
+    ]
+    assert (
+        _cli(
+            ["topics", "tail", "order-events:order-shipped", "--from", "2", "--json"]
+        ).stdout.count('"n": 2')
+        == 1
+    )
     plain = _cli(["topics", "tail", "order-events:order-shipped"])
     assert plain.exit_code == 0 and plain.stdout.count("\n") == 3 and '{"n": 2}' in plain.stdout
     assert _cli(["topics", "tail", "order-events:order-created"]).stdout == ""  # declared, empty
@@ -93,27 +119,42 @@ def test_topics_list_and_tail(runtime: Any) -> None:
     assert unknown.exit_code == 2
 
 
-def test_components_check_lists_tables_and_reports_unset_vars(runtime: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_components_check_lists_tables_and_reports_unset_vars(
+    runtime: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("UNSET_TOKEN_FOR_TEST", raising=False)
-    runtime(TABLES + """
+    runtime(
+        TABLES
+        + """
     [apps.api]
     base_url = "http://127.0.0.1:1"
     headers = { Authorization = "${UNSET_TOKEN_FOR_TEST}" }
-    """)
+    """
+    )
     result = _cli(["components", "check", "--json"])
     assert result.exit_code == 2
     report = json.loads(result.stdout)
     assert report["ok"] is False
     assert [(c["table"], c["name"]) for c in report["components"]] == [
-        ("apps", "api"), ("brokers", "order-events"), ("quotas", "api-rate-limit"),
-    ]  # fmt: skip
+        ("apps", "api"),
+        ("brokers", "order-events"),
+        ("quotas", "api-rate-limit"),
+    ]
     toml = Path.cwd().resolve() / "ductape.toml"
-    line = next(n for n, text in enumerate(toml.read_text().splitlines(), 1) if "UNSET_TOKEN_FOR_TEST" in text)
-    assert report["problems"] == [f"{toml}:{line}: [apps.api] headers.Authorization: environment variable UNSET_TOKEN_FOR_TEST is not set"]
+    line = next(
+        n
+        for n, text in enumerate(toml.read_text().splitlines(), 1)
+        if "UNSET_TOKEN_FOR_TEST" in text
+    )
+    assert report["problems"] == [
+        f"{toml}:{line}: [apps.api] headers.Authorization: environment variable UNSET_TOKEN_FOR_TEST is not set"
+    ]
 
 
 def test_quota_in_a_workflow(make: Any) -> None:
-    engine = make(TABLES, """
+    engine = make(
+        TABLES,
+        """
         from ductape_cli import workflow
 
         @workflow("limited")
@@ -123,7 +164,8 @@ def test_quota_in_a_workflow(make: Any) -> None:
                 results.append(await ctx.quota.execute(quota="api-rate-limit", input={"key": ctx.input["user"]}))
             other = await ctx.quota.execute(quota="api-rate-limit", input={"key": "someone-else"})
             return {"results": results, "other": other}
-    """)
+    """,
+    )
     result = engine.run("limited", {"user": "u1"})
     assert result["status"] == "completed", result["error"]
     results = result["output"]["results"]

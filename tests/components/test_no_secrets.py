@@ -12,14 +12,14 @@ import pytest
 from tests.services import need, need_module, reachable
 
 SECRETS = {
-    "PAY_TOKEN": "paytok-81723-zz",      # app Authorization header
-    "CARD_CVV": "cvv-55310-zz",          # a field the second fallback provider lists as secret
-    "DB_PASSWORD": "dbpass-44019-zz",    # the password of a PostgreSQL URL
-    "USER_API_KEY": "ukey-66205-zz",     # written to a secret column
-    "SMS_KEY": "smskey-90871-zz",        # the sms webhook's X-Api-Key
+    "PAY_TOKEN": "paytok-81723-zz",  # app Authorization header
+    "CARD_CVV": "cvv-55310-zz",  # a field the second fallback provider lists as secret
+    "DB_PASSWORD": "dbpass-44019-zz",  # the password of a PostgreSQL URL
+    "USER_API_KEY": "ukey-66205-zz",  # written to a secret column
+    "SMS_KEY": "smskey-90871-zz",  # the sms webhook's X-Api-Key
     "SMTP_PASSWORD": "smtppw-12093-zz",  # never sent (no username), still a secret position
-    "CALL_KEY": "callkey-33710-zz",      # a call's own X-Pay-Key header
-}  # fmt: skip
+    "CALL_KEY": "callkey-33710-zz",  # a call's own X-Pay-Key header
+}
 
 
 @pytest.fixture
@@ -136,7 +136,12 @@ async def everything(ctx):
 
 
 def test_no_secret_value_is_stored_shown_or_written(
-    make: Any, cli: Any, http_server: Any, smtp_server: Any, pg_database: str, monkeypatch: pytest.MonkeyPatch
+    make: Any,
+    cli: Any,
+    http_server: Any,
+    smtp_server: Any,
+    pg_database: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
@@ -150,10 +155,16 @@ def test_no_secret_value_is_stored_shown_or_written(
     assert out["paid"]["result"]["body"] == {"amount": 10, "cvv": "***"}
     assert out["user"]["api_key"] == "***"
     assert out["broken"].startswith("POST /status/502 -> 502")
-    assert out["db_error"].startswith("ledger.broken: relation \"missing_table_for_test\" does not exist")
+    assert out["db_error"].startswith(
+        'ledger.broken: relation "missing_table_for_test" does not exist'
+    )
     assert sorted(out["sent"]) == ["email", "push", "sms"]
     # The real calls carried the secrets.
-    sent = [r for r in http_server.requests if r["headers"].get("Authorization") == f"Bearer {SECRETS['PAY_TOKEN']}"]
+    sent = [
+        r
+        for r in http_server.requests
+        if r["headers"].get("Authorization") == f"Bearer {SECRETS['PAY_TOKEN']}"
+    ]
     assert len(sent) >= 3
     assert any(r["headers"].get("X-Api-Key") == SECRETS["SMS_KEY"] for r in http_server.requests)
 
@@ -162,11 +173,23 @@ def test_no_secret_value_is_stored_shown_or_written(
         "run output": result.stdout,
         "show --json": cli("show", "everything", "--json").stdout,
         "history --json": cli("history", run_id, "--json").stdout,
-        "store": b"".join(p.read_bytes() for p in sorted((root / ".ductape").glob("state.db*"))).decode("latin-1"),
+        "store": b"".join(
+            p.read_bytes() for p in sorted((root / ".ductape").glob("state.db*"))
+        ).decode("latin-1"),
         "outbox": "".join(p.read_text() for p in sorted((root / "outbox").glob("*.json"))),
     }
     assert places["outbox"]  # the push went there
-    for step in ("action:pay:charge", "fallback:payments", "database:users:add", "notification:alerts:paid"):
+    for step in (
+        "action:pay:charge",
+        "fallback:payments",
+        "database:users:add",
+        "notification:alerts:paid",
+    ):
         places[f"step {step}"] = cli("step", run_id, step, "--json").stdout
-    leaks = [(where, name) for where, text in places.items() for name, value in SECRETS.items() if value in text]
+    leaks = [
+        (where, name)
+        for where, text in places.items()
+        for name, value in SECRETS.items()
+        if value in text
+    ]
     assert leaks == []

@@ -30,7 +30,9 @@ def notifications(smtp_port: int, webhook: str) -> str:
 
 
 def test_email_over_smtp(make: Any, smtp_server: Any, http_server: Any) -> None:
-    engine = make(notifications(smtp_server.port, http_server.url), """
+    engine = make(
+        notifications(smtp_server.port, http_server.url),
+        """
         from ductape_cli import workflow
 
         @workflow("mail")
@@ -39,7 +41,8 @@ def test_email_over_smtp(make: Any, smtp_server: Any, http_server: Any) -> None:
                 notification="transactional", event="order-confirmed", recipients=[ctx.input["email"]],
                 subject={"orderId": ctx.input["order"]}, template={"name": "Jane", "total": "12.50"},
             )
-    """)
+    """,
+    )
     before = len(smtp_server.mailbox.messages)
     result = engine.run("mail", {"email": "jane@example.com", "order": "A-17"})
     assert result["status"] == "completed", result["error"]
@@ -57,7 +60,9 @@ def test_email_over_smtp(make: Any, smtp_server: Any, http_server: Any) -> None:
 def test_send_fans_out_to_email_sms_webhook_and_push_outbox(
     make: Any, smtp_server: Any, http_server: Any, recorded: Any
 ) -> None:
-    engine = make(notifications(smtp_server.port, http_server.url), """
+    engine = make(
+        notifications(smtp_server.port, http_server.url),
+        """
         from ductape_cli import workflow
 
         @workflow("fan-out")
@@ -67,7 +72,8 @@ def test_send_fans_out_to_email_sms_webhook_and_push_outbox(
                 "sms": {"phones": ["+15550100"], "message": {"orderId": "7", "status": "packed"}},
                 "push": {"tokens": ["device-1"], "title": {"status": "packed"}, "body": {"name": "A", "total": 1}, "data": {"id": 7}},
             })
-    """)
+    """,
+    )
     result = engine.run("fan-out", {})
     assert result["status"] == "completed", result["error"]
     out = result["output"]
@@ -79,7 +85,11 @@ def test_send_fans_out_to_email_sms_webhook_and_push_outbox(
     assert sms["body"]["to"] == ["+15550100"]
     assert sms["headers"]["X-Api-Key"] == "sms-key-secret"
     push = json.loads(Path(out["push"]["file"]).read_text())
-    assert push["title"] == "Order packed" and push["body"] == "Hi A, your total is 1." and push["data"] == {"id": 7}
+    assert (
+        push["title"] == "Order packed"
+        and push["body"] == "Hi A, your total is 1."
+        and push["data"] == {"id": 7}
+    )
     assert "sms-key-secret" not in recorded(engine, result["workflow_id"])
 
 
@@ -87,9 +97,20 @@ def test_outbox_writes_one_file_per_message(runtime: Any) -> None:
     import asyncio
 
     rt = runtime(notifications(1, "http://127.0.0.1:1"))
-    first = asyncio.run(rt.notification.sms(notification="outbox-only", event="shipped", phones="+1555", message={"code": "991"}))
-    second = asyncio.run(rt.notification.push(notification="outbox-only", event="shipped", tokens=["t"],
-                                              title={"orderId": "9"}, body={"tracking": "Z1"}))  # fmt: skip
+    first = asyncio.run(
+        rt.notification.sms(
+            notification="outbox-only", event="shipped", phones="+1555", message={"code": "991"}
+        )
+    )
+    second = asyncio.run(
+        rt.notification.push(
+            notification="outbox-only",
+            event="shipped",
+            tokens=["t"],
+            title={"orderId": "9"},
+            body={"tracking": "Z1"},
+        )
+    )
     files = sorted((rt.config.root / "outbox").glob("*.json"))
     assert [str(f) for f in files] == sorted([first["file"], second["file"]])
     assert json.loads(Path(first["file"]).read_text())["message"] == "Your code is 991"
@@ -102,12 +123,19 @@ def test_template_missing_a_value_is_a_clear_error(runtime: Any) -> None:
     from ductape_cli.errors import InvalidInput
 
     rt = runtime(notifications(1, "http://127.0.0.1:1"))
-    with pytest.raises(InvalidInput, match=r"\[notifications.outbox-only.events.shipped\] message template needs \{code\}; the call gave: pin"):
-        rt.notification.sms(notification="outbox-only", event="shipped", phones=["+1"], message={"pin": 1})
+    with pytest.raises(
+        InvalidInput,
+        match=r"\[notifications.outbox-only.events.shipped\] message template needs \{code\}; the call gave: pin",
+    ):
+        rt.notification.sms(
+            notification="outbox-only", event="shipped", phones=["+1"], message={"pin": 1}
+        )
 
 
 def test_smtp_failure_is_a_notification_error(make: Any, unused_port: int) -> None:
-    engine = make(notifications(unused_port, "http://127.0.0.1:1"), """
+    engine = make(
+        notifications(unused_port, "http://127.0.0.1:1"),
+        """
         from ductape_cli import workflow
         from ductape_cli.components import NotificationError
 
@@ -118,7 +146,8 @@ def test_smtp_failure_is_a_notification_error(make: Any, unused_port: int) -> No
                                              subject={"orderId": 1}, template={"name": "n", "total": 2}, retries=1)
             except NotificationError as exc:
                 return str(exc)
-    """)
+    """,
+    )
     result = engine.run("down", {})
     assert result["output"].startswith(f"email via 127.0.0.1:{unused_port} failed:")
     assert result["output"].endswith("(after 2 attempts)")

@@ -60,7 +60,10 @@ def test_action_calls_carry_the_step_span_as_traceparent(make: Any, http_server:
     # Without tracing, no header is added.
     plain = make(CONFIG.format(url=http_server.url), FLOW)
     assert plain.run("pay", {})["status"] == "completed"
-    assert "traceparent" not in next(r for r in reversed(http_server.requests) if r["path"] == "/echo")["headers"]
+    assert (
+        "traceparent"
+        not in next(r for r in reversed(http_server.requests) if r["path"] == "/echo")["headers"]
+    )
 
 
 def test_an_export_holds_no_secret(make: Any, http_server: Any, project: Any, cli: Any) -> None:
@@ -68,7 +71,10 @@ def test_an_export_holds_no_secret(make: Any, http_server: Any, project: Any, cl
     result = engine.run("pay", {})
     assert result["status"] == "completed", result["error"]
     sent = next(r for r in reversed(http_server.requests) if r["path"] == "/echo")
-    assert sent["headers"]["Authorization"] == f"Bearer {TOKEN}" and sent["body"]["card"] == "4242424242424242"
+    assert (
+        sent["headers"]["Authorization"] == f"Bearer {TOKEN}"
+        and sent["body"]["card"] == "4242424242424242"
+    )
     exported = cli("export", result["workflow_id"])
     assert exported.exit_code == 0, exported.stderr
     text = exported.stdout
@@ -76,7 +82,10 @@ def test_an_export_holds_no_secret(make: Any, http_server: Any, project: Any, cl
         assert secret not in text
     data = json.loads(text)
     step = next(s for s in data["runs"][0]["steps"] if s["tag"] == "action:api:create")
-    assert step["input"]["input"]["body"]["card"] == "***" and step["input"]["input"]["headers"]["X-Api-Key"] == "***"
+    assert (
+        step["input"]["input"]["body"]["card"] == "***"
+        and step["input"]["input"]["headers"]["X-Api-Key"] == "***"
+    )
     # The server echoed the card back: the component redacts its `secret` fields in the output too (#16).
     assert engine.store.load_journal(result["workflow_id"])[0].output["body"]["card"] == "***"
     assert step["output"]["body"] == {"card": "***", "amount": 5}

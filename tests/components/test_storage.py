@@ -26,7 +26,9 @@ prefix = "invoices/"
 
 
 def test_upload_download_delete_in_a_workflow(make: Any, journal: Any) -> None:
-    engine = make(STORAGE, """
+    engine = make(
+        STORAGE,
+        """
         import base64
         from ductape_cli import workflow
 
@@ -41,41 +43,70 @@ def test_upload_download_delete_in_a_workflow(make: Any, journal: Any) -> None:
             gone = await ctx.storage.delete(storage="documents", input={"file_key": "notes/a.txt"})
             again = await ctx.storage.delete(storage="documents", input={"file_key": "notes/a.txt"})
             return {"up": up, "down": down, "note": note, "text": text, "gone": gone, "again": again}
-    """)
+    """,
+    )
     result = engine.run("files", {"id": 42})
     assert result["status"] == "completed", result["error"]
     out = result["output"]
     root = Path(engine.config.root)
     pdf = root / "storage" / "invoices" / "invoices" / "invoice-42.pdf"
-    assert out["up"] == {"storage": "invoices", "file_key": "invoices/invoice-42.pdf", "url": pdf.resolve().as_uri(),
-                         "size": 18, "mime_type": "application/pdf"}  # fmt: skip
+    assert out["up"] == {
+        "storage": "invoices",
+        "file_key": "invoices/invoice-42.pdf",
+        "url": pdf.resolve().as_uri(),
+        "size": 18,
+        "mime_type": "application/pdf",
+    }
     assert pdf.read_bytes() == b"%PDF-1.4 \x00\xff binary"
     assert out["down"]["encoding"] == "base64"
     assert base64.b64decode(out["down"]["content"]) == pdf.read_bytes()
     assert (out["down"]["size"], out["down"]["mime_type"]) == (18, "application/pdf")
     assert out["note"]["size"] == len("héllo".encode())
-    assert (out["text"]["content"], out["text"]["encoding"], out["text"]["mime_type"]) == ("héllo", "utf-8", "text/plain")
+    assert (out["text"]["content"], out["text"]["encoding"], out["text"]["mime_type"]) == (
+        "héllo",
+        "utf-8",
+        "text/plain",
+    )
     assert out["gone"]["deleted"] is True and out["again"]["deleted"] is False
     # The step records what was uploaded, not the file itself.
-    assert journal(engine, result["workflow_id"])["storage:invoices:upload-invoice"].input["input"] == {
-        "fileName": "invoice-42.pdf", "mimeType": "application/pdf", "size": 18,
-    }  # fmt: skip
+    assert journal(engine, result["workflow_id"])["storage:invoices:upload-invoice"].input[
+        "input"
+    ] == {
+        "fileName": "invoice-42.pdf",
+        "mimeType": "application/pdf",
+        "size": 18,
+    }
 
 
 @pytest.mark.parametrize(
     "key",
-    ["../escape.txt", "a/../../escape.txt", "/etc/passwd", "..\\escape.txt", "C:/Windows/x", "a//b", "./a", "a/./b", ""],
+    [
+        "../escape.txt",
+        "a/../../escape.txt",
+        "/etc/passwd",
+        "..\\escape.txt",
+        "C:/Windows/x",
+        "a//b",
+        "./a",
+        "a/./b",
+        "",
+    ],
 )
 @pytest.mark.parametrize("operation", ["upload", "download", "delete"])
 def test_keys_that_leave_the_folder_are_refused(runtime: Any, key: str, operation: str) -> None:
     rt = runtime(STORAGE)
     field = "fileName" if operation == "upload" else "file_key"
     with pytest.raises(InvalidInput):
-        getattr(rt.storage, operation)(storage="documents", input={field: key, "content": "x"} if key else {field: "", "content": "x"})
+        getattr(rt.storage, operation)(
+            storage="documents",
+            input={field: key, "content": "x"} if key else {field: "", "content": "x"},
+        )
     assert not (rt.config.root / "escape.txt").exists()
 
 
-def test_symlinks_pointing_out_are_refused(runtime: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_symlinks_pointing_out_are_refused(
+    runtime: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     rt = runtime(STORAGE)
     outside = tmp_path_factory.mktemp("outside")
     (outside / "secret.txt").write_text("top secret")
@@ -93,7 +124,12 @@ def test_symlinks_pointing_out_are_refused(runtime: Any, tmp_path_factory: pytes
         rt.storage.delete(storage="documents", input={"file_key": "out/secret.txt"})
     assert (outside / "secret.txt").read_text() == "top secret"
     assert not (outside / "new.txt").exists()
-    assert asyncio.run(rt.storage.download(storage="documents", input={"file_key": "ok-link.txt"}))["content"] == "fine"
+    assert (
+        asyncio.run(rt.storage.download(storage="documents", input={"file_key": "ok-link.txt"}))[
+            "content"
+        ]
+        == "fine"
+    )
 
 
 def test_bad_uploads(runtime: Any) -> None:
@@ -136,7 +172,11 @@ def test_a_large_download_is_journaled_as_a_reference_and_read_back_on_replay(ma
     started = engine.run("big", {})
     assert started["status"] == "running"
     stored = sum(p.stat().st_size for p in Path(engine.store_path).parent.glob("state.db*"))
-    step = next(r for r in engine.store.load_journal(started["workflow_id"]).values() if r.tag == "storage:files:download")
+    step = next(
+        r
+        for r in engine.store.load_journal(started["workflow_id"]).values()
+        if r.tag == "storage:files:download"
+    )
     assert step.output["content"] is None and step.output["size"] == 5_000_000
     assert step.output["sha256"] == hashlib.sha256(data).hexdigest()
     assert stored < 1_000_000  # not 6.7 MB of base64
@@ -145,7 +185,11 @@ def test_a_large_download_is_journaled_as_a_reference_and_read_back_on_replay(ma
     done = engine.signal(started["workflow_id"], "go")
     assert done["status"] == "completed", done["error"]
     expected = hashlib.sha256(base64.b64encode(data)).hexdigest()
-    assert done["output"] == {"digest": expected, "size": 5_000_000, "sha256": hashlib.sha256(data).hexdigest()}
+    assert done["output"] == {
+        "digest": expected,
+        "size": 5_000_000,
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
 
 
 def test_a_referenced_download_that_changed_fails_the_replay(make: Any) -> None:

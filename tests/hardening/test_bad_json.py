@@ -77,7 +77,9 @@ def test_json_nested_too_deep_is_refused(greet, cli) -> None:
         _refused(cli("run", "greet", "--input", "[" * depth + "]" * depth), str(MAX_DEPTH))
     assert _runs(greet) == 0
     inner = "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)
-    assert cli("run", "greet", "--input", f'{{"deep": {inner}}}', "--json").exit_code == 5  # exactly the limit
+    assert (
+        cli("run", "greet", "--input", f'{{"deep": {inner}}}', "--json").exit_code == 5
+    )  # exactly the limit
 
 
 @pytest.mark.parametrize("text", ['{"a": NaN}', '{"a": Infinity}', "[-Infinity]"])
@@ -117,14 +119,20 @@ def test_history_json_never_prints_nan(greet, cli) -> None:
     history = cli("history", run_id, "--json")
     assert history.exit_code == 0, history.stderr
     events = _strict(history.stdout)
-    logs = [e for e in (events if isinstance(events, list) else events["events"]) if e.get("type") == "log"]
+    logs = [
+        e
+        for e in (events if isinstance(events, list) else events["events"])
+        if e.get("type") == "log"
+    ]
     assert logs and logs[0]["data"]["data"] == {"ratio": None, "big": None}
     status = cli("status", run_id, "--json")
     _strict(status.stdout)
 
 
 def test_a_workflow_producing_nan_fails_cleanly_and_nothing_prints_nan(project, cli) -> None:
-    project.write("nans", """
+    project.write(
+        "nans",
+        """
 from ductape_cli import workflow
 
 @workflow("nans")
@@ -134,7 +142,8 @@ async def nans(ctx):
     if ctx.input.where == "step":
         await ctx.step("ratio", lambda: {"r": float("inf")})
     return {"r": float("nan")}
-""")
+""",
+    )
     for where in ("state", "step", "output"):
         result = cli("run", "nans", "--input", f'{{"where": "{where}"}}', "--json")
         assert result.exit_code == 1, (where, result.stdout, result.stderr)
@@ -149,7 +158,13 @@ def test_non_utf8_argv_bytes_in_a_real_process(greet) -> None:
     from tests.conftest import ductape_cmd, ductape_subprocess_env
 
     args = [a.encode() for a in ductape_cmd("run", "greet", "--input")] + [b'{"name": "\xff\xfe"}']
-    result = subprocess.run(args, cwd=greet.root, env=ductape_subprocess_env(greet.root), capture_output=True, timeout=60)
+    result = subprocess.run(
+        args,
+        cwd=greet.root,
+        env=ductape_subprocess_env(greet.root),
+        capture_output=True,
+        timeout=60,
+    )
     stderr = result.stderr.decode()
     assert result.returncode == 2 and "Traceback" not in stderr and "not UTF-8" in stderr, stderr
     assert _runs(greet) == 0

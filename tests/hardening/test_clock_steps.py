@@ -69,6 +69,8 @@ def test_an_expired_lease_is_taken_only_after_watching_it_go_unrenewed(project) 
     engine.store.claim_run(run.id, "elsewhere:1:x", time.time() - 10, 3)  # expired 7 s ago
     worker = Worker(engine)
     assert worker.run(once=True) == 0  # first sight: watched, not taken
-    worker._watched = {key: since - 1.1 for key, since in worker._watched.items()}  # a third of the lease passes
+    worker._watched = {
+        key: since - 1.1 for key, since in worker._watched.items()
+    }  # a third of the lease passes
     assert worker.run(once=True) == 1
     assert engine.get_run(run.id).status == "completed"

@@ -40,11 +40,17 @@ def test_a_stale_lease_writes_nothing(taken) -> None:
         lambda: store.commit_step(record, [], lease=stale),
         lambda: store.commit_step(record, event, {"k": 1}, lease=stale),
         lambda: store.update_op("wf_1", 0, {"status": "failed"}, event, lease=stale),
-        lambda: store.record_attempt(Attempt("wf_1", 0, 1, time.time(), 5, None), event, lease=stale),
+        lambda: store.record_attempt(
+            Attempt("wf_1", 0, 1, time.time(), 5, None), event, lease=stale
+        ),
         lambda: store.set_run_fields("wf_1", {"phase": "rolling_back"}, event, lease=stale),
-        lambda: store.consume_signal("wf_1", 0, ["go"], time.time(), "signal_received", lease=stale),
+        lambda: store.consume_signal(
+            "wf_1", 0, ["go"], time.time(), "signal_received", lease=stale
+        ),
         lambda: store.create_hook("tok", "wf_1", 0, "h", None, time.time(), lease=stale),
-        lambda: store.suspend_run("wf_1", stale, {"kind": "sleep"}, time.time(), None, time.time(), event),
+        lambda: store.suspend_run(
+            "wf_1", stale, {"kind": "sleep"}, time.time(), None, time.time(), event
+        ),
     ]
     for write in writes:
         with pytest.raises(LeaseLost):
@@ -104,7 +110,9 @@ def test_a_lease_that_cannot_be_renewed_in_time_is_abandoned(project, monkeypatc
         raise StoreError("store busy")
 
     monkeypatch.setattr(engine.store, "renew_leases", broken)
-    execution.lease_clock.valid_until = time.monotonic() - 1  # as after a pause longer than the lease
+    execution.lease_clock.valid_until = (
+        time.monotonic() - 1
+    )  # as after a pause longer than the lease
     with caplog.at_level(logging.ERROR, logger="ductape.leases"), pytest.raises(LostOwnership):
         execution.check_lease()
     assert execution.lost

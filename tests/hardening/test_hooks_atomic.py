@@ -26,11 +26,16 @@ def test_a_failed_delivery_does_not_burn_the_token(project, cli) -> None:
     run_id = cli("run", "approval", "--json").json()["workflow_id"]
     token = _token(project, run_id)
     with sqlite3.connect(project.store) as conn:  # the signal write fails (as a crash there would)
-        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON signals BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON signals BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+        )
     failed = cli("hook", token, "--data", '{"ok": true}')
     assert failed.exit_code == 2 and "Traceback" not in failed.stderr
     with sqlite3.connect(project.store) as conn:
-        assert conn.execute("SELECT used_at FROM hooks WHERE token = ?", (token,)).fetchone()[0] is None
+        assert (
+            conn.execute("SELECT used_at FROM hooks WHERE token = ?", (token,)).fetchone()[0]
+            is None
+        )
         conn.execute("DROP TRIGGER refuse")
     done = cli("hook", token, "--data", '{"ok": true}', "--json")
     assert done.exit_code == 0, done.stderr

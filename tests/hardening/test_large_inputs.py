@@ -48,4 +48,6 @@ def test_list_does_not_load_inputs_or_outputs(project, cli) -> None:
     assert peak < 2 * MB, f"listing 20 runs allocated {peak / MB:.1f} MB"
     listed = cli("list", "--json")
     assert listed.exit_code == 0 and len(listed.json()) == 20
-    assert fresh.store.list_runs(limit=1)[0].input["blob"] == "y" * MB  # the store's full rows are still there
+    assert (
+        fresh.store.list_runs(limit=1)[0].input["blob"] == "y" * MB
+    )  # the store's full rows are still there

@@ -38,9 +38,17 @@ def test_two_projects_on_one_store_never_touch_each_others_runs(tmp_path: Path) 
 
     assert run_cli(b, "worker", "--once").returncode == 0
     assert json.loads(run_cli(b, "list", "--json").stdout) == []
-    for args in (("status", run_id), ("cancel", run_id), ("signal", run_id, "go"), ("status", run_id[-6:])):
+    for args in (
+        ("status", run_id),
+        ("cancel", run_id),
+        ("signal", run_id, "go"),
+        ("status", run_id[-6:]),
+    ):
         refused = run_cli(b, *args)
-        assert refused.returncode == 2 and "no run with id" in refused.stderr, (args, refused.stderr)
+        assert refused.returncode == 2 and "no run with id" in refused.stderr, (
+            args,
+            refused.stderr,
+        )
     assert json.loads(run_cli(a, "status", run_id, "--json").stdout)["status"] == "pending"
 
     assert run_cli(a, "worker", "--once").returncode == 0
@@ -51,7 +59,9 @@ def test_two_projects_on_one_store_never_touch_each_others_runs(tmp_path: Path) 
     mine = json.loads(run_cli(b, "run", "pay", "--json").stdout)
     assert mine["output"] == "shop-b"
     assert [r["workflow_id"] for r in json.loads(run_cli(a, "list", "--json").stdout)] == [run_id]
-    assert [r["workflow_id"] for r in json.loads(run_cli(b, "list", "--json").stdout)] == [mine["workflow_id"]]
+    assert [r["workflow_id"] for r in json.loads(run_cli(b, "list", "--json").stdout)] == [
+        mine["workflow_id"]
+    ]
 
 
 def test_an_explicit_namespace_shares_runs_between_two_folders(tmp_path: Path) -> None:
@@ -63,7 +73,9 @@ def test_an_explicit_namespace_shares_runs_between_two_folders(tmp_path: Path) -
     assert json.loads(run_cli(one, "status", run_id, "--json").stdout)["status"] == "completed"
 
 
-def test_runs_from_before_namespaces_belong_to_the_first_project_that_opens_the_store(tmp_path: Path) -> None:
+def test_runs_from_before_namespaces_belong_to_the_first_project_that_opens_the_store(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "old.db"
     old_version = MIGRATIONS.index(NAMESPACE_MIGRATION)
     with sqlite3.connect(path) as conn:
@@ -74,7 +86,9 @@ def test_runs_from_before_namespaces_belong_to_the_first_project_that_opens_the_
             "INSERT INTO runs (id, tag, status, input, created_at) VALUES ('wf_old', 'pay', 'completed', '{}', ?)",
             (time.time(),),
         )
-        conn.execute("INSERT INTO definitions (tag, version, schema, created_at) VALUES ('pay', 'v1', '{}', 0)")
+        conn.execute(
+            "INSERT INTO definitions (tag, version, schema, created_at) VALUES ('pay', 'v1', '{}', 0)"
+        )
     first = open_store(str(path), namespace="shop-a")
     assert first.get_run("wf_old") is not None and first.latest_definition("pay") is not None
     first.close()

@@ -88,7 +88,7 @@ def test_worker_once_on_a_corrupt_store_exits_2(project) -> None:
         if path.exists():
             path.unlink()
     data = bytearray(project.store.read_bytes())
-    data[100:4096 * 3] = os.urandom(4096 * 3 - 100)  # scribble over the schema pages
+    data[100 : 4096 * 3] = os.urandom(4096 * 3 - 100)  # scribble over the schema pages
     project.store.write_bytes(bytes(data))
     try:
         result = run_cli(project.root, "worker", "--once", timeout=60)

@@ -34,7 +34,9 @@ def test_cancel_with_an_exact_id_never_touches_a_longer_one(waiting, cli) -> Non
     assert _status(waiting, "order-12") == "running"
 
 
-@pytest.mark.parametrize("pattern", ["pay%2024", "pay_2025", "pay%%%%", "order_1", "%%%%%%", "______"])
+@pytest.mark.parametrize(
+    "pattern", ["pay%2024", "pay_2025", "pay%%%%", "order_1", "%%%%%%", "______"]
+)
 def test_percent_and_underscore_are_literal_characters(waiting, cli, pattern) -> None:
     result = cli("signal", pattern, "go")
     assert result.exit_code == 2, (result.stdout, result.stderr)
@@ -60,7 +62,11 @@ def test_an_ambiguous_prefix_lists_matches_and_changes_nothing(waiting, cli) -> 
     result = cli("cancel", common)
     assert result.exit_code == 2
     # Four of the six are listed (ids made in one clock tick sort by their random part, so not always ids[0]).
-    assert "ambiguous" in result.stderr and sum(i in result.stderr for i in ids) == 4 and "..." in result.stderr
+    assert (
+        "ambiguous" in result.stderr
+        and sum(i in result.stderr for i in ids) == 4
+        and "..." in result.stderr
+    )
     assert all(_status(waiting, i) == "pending" for i in ids)
 
 
@@ -78,7 +84,8 @@ def test_status_prefix_uses_a_range_on_the_primary_key(waiting) -> None:
     plan = " ".join(
         str(row[-1])
         for row in store.conn.execute(
-            "EXPLAIN QUERY PLAN SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 5", ("order", "order\U0010ffff")
+            "EXPLAIN QUERY PLAN SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 5",
+            ("order", "order\U0010ffff"),
         )
     )
     assert plan.startswith("SEARCH") and "sqlite_autoindex_runs_1" in plan, plan

@@ -27,10 +27,19 @@ GOOD = """
 def _point_store_at(project, source_path: str) -> None:
     engine = project.engine()
     stored = engine.store.latest_definition("payments")
-    engine.store.save_definition("payments", "f" * 16, "payments", source_path, stored["schema"] if stored else {"steps": []})
+    engine.store.save_definition(
+        "payments", "f" * 16, "payments", source_path, stored["schema"] if stored else {"steps": []}
+    )
 
 
-@pytest.mark.parametrize("hint", ["{root}/workflows/../evil/evil.py", "{root}/evil/evil.py", "{root}/workflows/_private/evil.py"])
+@pytest.mark.parametrize(
+    "hint",
+    [
+        "{root}/workflows/../evil/evil.py",
+        "{root}/evil/evil.py",
+        "{root}/workflows/_private/evil.py",
+    ],
+)
 def test_a_stored_path_outside_the_workflows_folder_is_never_imported(project, cli, hint) -> None:
     project.write("payments", GOOD)
     assert cli("run", "payments", "--json").json()["output"] == "good"

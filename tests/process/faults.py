@@ -1,10 +1,10 @@
 """Run the ductape CLI with one crash injected, for process tests only.
 
-    python -m tests.process.faults kill-before-ack N -- worker ...
-        SIGKILL this process on the N-th trigger acknowledgement, after that batch's
-        runs were created and before the broker hears the ack.
-    python -m tests.process.faults kill-after-publish TYPE -- run ...
-        SIGKILL right after a broker of TYPE accepted a produce, before the step commits.
+python -m tests.process.faults kill-before-ack N -- worker ...
+    SIGKILL this process on the N-th trigger acknowledgement, after that batch's
+    runs were created and before the broker hears the ack.
+python -m tests.process.faults kill-after-publish TYPE -- run ...
+    SIGKILL right after a broker of TYPE accepted a produce, before the step commits.
 """
 
 from __future__ import annotations
@@ -62,7 +62,10 @@ def kill_after_publish(kind: str) -> None:
 def main() -> None:
     fault, arg, sep, *args = sys.argv[1:]
     assert sep == "--", __doc__
-    {"kill-before-ack": lambda: kill_before_ack(int(arg)), "kill-after-publish": lambda: kill_after_publish(arg)}[fault]()
+    {
+        "kill-before-ack": lambda: kill_before_ack(int(arg)),
+        "kill-after-publish": lambda: kill_after_publish(arg),
+    }[fault]()
     from ductape_cli.cli.app import main as ductape
 
     sys.argv = ["ductape", *args]

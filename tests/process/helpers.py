@@ -12,16 +12,25 @@ from tests.conftest import ductape_cmd, ductape_subprocess_env
 
 def spawn(project_root: Path, *args: str, **kwargs: object) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        ductape_cmd(*args), cwd=project_root, env=ductape_subprocess_env(project_root),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs,  # type: ignore[call-overload]
-    )  # fmt: skip
+        ductape_cmd(*args),
+        cwd=project_root,
+        env=ductape_subprocess_env(project_root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,  # type: ignore[call-overload]
+    )
 
 
 def run(project_root: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ductape_cmd(*args), cwd=project_root, env=ductape_subprocess_env(project_root),
-        capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+        ductape_cmd(*args),
+        cwd=project_root,
+        env=ductape_subprocess_env(project_root),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:

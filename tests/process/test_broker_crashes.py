@@ -51,9 +51,13 @@ def _project(root: Path, toml: str, source: str) -> None:
 
 def _faulty(root: Path, fault: str, arg: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.process.faults", fault, arg, "--", *args], cwd=root,
-        env=ductape_subprocess_env(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "tests.process.faults", fault, arg, "--", *args],
+        cwd=root,
+        env=ductape_subprocess_env(root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 class Lines:
@@ -92,13 +96,17 @@ def _runs(root: Path) -> list[tuple[str, str, str]]:
 def test_worker_killed_between_run_creation_and_ack_starts_one_run_per_message(
     case: BrokerCase, tmp_path: Path, durability_report: Any
 ) -> None:
-    _project(tmp_path, case.toml(), f"""
+    _project(
+        tmp_path,
+        case.toml(),
+        f"""
         from ductape_cli import workflow
 
         @workflow("consumer", on_message="events:{case.topic}")
         def consumer(ctx):
             return ctx.input["i"]
-    """)
+    """,
+    )
     case.consumers.append(f"{case.group}-consumer")
     messages = [(f"m-{i}", {"i": i}) for i in range(MESSAGES)]
     if case.kind != "mqtt":
@@ -118,7 +126,11 @@ def test_worker_killed_between_run_creation_and_ack_starts_one_run_per_message(
     worker = spawn(tmp_path, "worker")
     drained = Lines(worker)  # a worker reports a line per run: an unread pipe would block it
     try:
-        wait_for(lambda: sum(1 for r in _runs(tmp_path) if r[1] == "completed") >= MESSAGES, timeout=300, what=f"{MESSAGES} runs")
+        wait_for(
+            lambda: sum(1 for r in _runs(tmp_path) if r[1] == "completed") >= MESSAGES,
+            timeout=300,
+            what=f"{MESSAGES} runs",
+        )
         time.sleep(3)  # longer than ack_wait: anything unacknowledged would have come back by now
     finally:
         worker.terminate()
@@ -128,7 +140,9 @@ def test_worker_killed_between_run_creation_and_ack_starts_one_run_per_message(
     inputs = sorted(json.loads(r[2])["i"] for r in runs)
     assert len(runs) == MESSAGES and inputs == list(range(MESSAGES))
     assert all(r[1] == "completed" for r in runs)
-    durability_report(f"{case.kind} trigger: killed before ack with {before} runs created; after restart runs={len(runs)} duplicates=0")
+    durability_report(
+        f"{case.kind} trigger: killed before ack with {before} runs created; after restart runs={len(runs)} duplicates=0"
+    )
 
 
 PRODUCER = """
@@ -146,7 +160,9 @@ def test_produce_killed_after_publishing_sends_a_duplicate_with_the_same_id(
     _produce_crash(tmp_path, case.kind, case, durability_report)
 
 
-def test_local_produce_killed_after_appending_keeps_one_message(tmp_path: Path, durability_report: Any) -> None:
+def test_local_produce_killed_after_appending_keeps_one_message(
+    tmp_path: Path, durability_report: Any
+) -> None:
     _produce_crash(tmp_path, "local", BrokerCase("local", uuid.uuid4().hex[:10]), durability_report)
 
 
@@ -156,7 +172,9 @@ def _produce_crash(tmp_path: Path, kind: str, case: BrokerCase, durability_repor
     _project(tmp_path, toml, PRODUCER.format(topic=case.topic))
     tap = Tap(case.topic) if kind == "mqtt" else None
     try:
-        crashed = _faulty(tmp_path, "kill-after-publish", kind, "run", "producer", "--workflow-id", "wf-crash")
+        crashed = _faulty(
+            tmp_path, "kill-after-publish", kind, "run", "producer", "--workflow-id", "wf-crash"
+        )
         _, err = crashed.communicate(timeout=120)
         assert crashed.returncode == -9, err
         assert "fault: killed after publishing" in err
@@ -180,13 +198,19 @@ def _produce_crash(tmp_path: Path, kind: str, case: BrokerCase, durability_repor
             tap.close()
     message_id = f"wf-crash:messaging:events:{case.topic}"
     if kind in ("nats", "local"):
-        assert seen == [message_id]  # JetStream (by Nats-Msg-Id) and the store (by id) drop the duplicate
+        assert seen == [
+            message_id
+        ]  # JetStream (by Nats-Msg-Id) and the store (by id) drop the duplicate
     else:
         assert seen == [message_id, message_id]
-    durability_report(f"{kind} produce: killed after publish; copies on the broker={len(seen)}, all with id {message_id!r}")
+    durability_report(
+        f"{kind} produce: killed after publish; copies on the broker={len(seen)}, all with id {message_id!r}"
+    )
 
 
-def test_relay_killed_after_publishing_resends_with_the_same_id(tmp_path: Path, durability_report: Any) -> None:
+def test_relay_killed_after_publishing_resends_with_the_same_id(
+    tmp_path: Path, durability_report: Any
+) -> None:
     case = broker_case("redis")
     try:
         _project(tmp_path, case.toml(outbox=True), PRODUCER.format(topic=case.topic))
@@ -196,10 +220,14 @@ def test_relay_killed_after_publishing_resends_with_the_same_id(tmp_path: Path, 
         crashed = _faulty(tmp_path, "kill-after-publish", "redis", "worker", "--once")
         _, err = crashed.communicate(timeout=120)
         assert crashed.returncode == -9, err
-        again = run(tmp_path, "worker", "--once", timeout=120)  # the dead relay's lease is released at once
+        again = run(
+            tmp_path, "worker", "--once", timeout=120
+        )  # the dead relay's lease is released at once
         assert again.returncode == 0 and "outbox: sent 1 messages" in again.stderr, again.stderr
         seen = [row["message_id"] for row in case.read_all()]
     finally:
         case.cleanup()
     assert seen == ["wf-outbox:messaging:events:" + case.topic] * 2
-    durability_report(f"redis outbox relay: killed after publish; copies on the broker={len(seen)}, same id")
+    durability_report(
+        f"redis outbox relay: killed after publish; copies on the broker={len(seen)}, same id"
+    )

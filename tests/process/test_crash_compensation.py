@@ -43,7 +43,9 @@ REFUND_FLOW = """
 """
 
 
-def test_failed_compensation_resumed_killed_and_resumed_again_refunds_once(project, durability_report) -> None:
+def test_failed_compensation_resumed_killed_and_resumed_again_refunds_once(
+    project, durability_report
+) -> None:
     project.write("refund", REFUND_FLOW)
     effects = project.root / "effects.log"
     (project.root / "provider-down").write_text("")
@@ -63,7 +65,10 @@ def test_failed_compensation_resumed_killed_and_resumed_again_refunds_once(proje
     resumed = run(project.root, "resume", "rf", "--json")
     assert resumed.returncode == 3, resumed.stdout + resumed.stderr
     result = json.loads(resumed.stdout)
-    assert result["rollback_result"] == {"rolled_back_steps": ["charge", "reserve"], "failed_steps": []}
+    assert result["rollback_result"] == {
+        "rolled_back_steps": ["charge", "reserve"],
+        "failed_steps": [],
+    }
     counts = Counter(lines(effects))
     assert counts["REFUND ch_7"] == 1 and counts["RELEASE"] == 1, counts
     assert counts["RESERVE"] == counts["CHARGE"] == counts["SHIP"] == 1, counts

@@ -49,4 +49,6 @@ def test_parallel_fan_out_killed_and_resumed(project, durability_report) -> None
     assert all(counts[tag] == 1 for tag in done_before), counts
     assert all(1 <= counts[f"item-{i}"] <= 2 for i in range(20)), counts
     rerun = sorted(t for t, c in counts.items() if c == 2)
-    durability_report(f"parallel crash test: steps=20 kills=1 completed_before_kill={len(done_before)} re-run={len(rerun)} duplicates_recorded=0")
+    durability_report(
+        f"parallel crash test: steps=20 kills=1 completed_before_kill={len(done_before)} re-run={len(rerun)} duplicates_recorded=0"
+    )

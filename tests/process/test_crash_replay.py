@@ -35,7 +35,9 @@ CHARGE_THEN_SHIP = """
 """
 
 
-def test_sigkill_right_after_the_replay_run_is_created_never_recharges(project, durability_report) -> None:
+def test_sigkill_right_after_the_replay_run_is_created_never_recharges(
+    project, durability_report
+) -> None:
     project.write("charge", CHARGE_THEN_SHIP)
     effects = project.root / "effects.log"
     (project.root / "carrier-down").write_text("")
@@ -45,10 +47,24 @@ def test_sigkill_right_after_the_replay_run_is_created_never_recharges(project, 
 
     marker = project.root / "created"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.process.pause_after", "create_run", str(marker), "--",
-         "replay", "orig", "--from-step", "ship", "--json"],
-        cwd=project.root, env=ductape_subprocess_env(project.root), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "tests.process.pause_after",
+            "create_run",
+            str(marker),
+            "--",
+            "replay",
+            "orig",
+            "--from-step",
+            "ship",
+            "--json",
+        ],
+        cwd=project.root,
+        env=ductape_subprocess_env(project.root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     wait_for(lambda: marker.exists(), what="the replay run to be created")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)

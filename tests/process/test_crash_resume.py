@@ -57,7 +57,9 @@ def test_sigkill_after_step_4_then_resume_finishes_exactly(project, durability_r
     assert result["output"] == {"outputs": list(range(1, 11))}
 
     counts = Counter(lines(effects))
-    assert all(counts[f"step-{n}"] == 1 for n in range(1, 5)), counts  # committed steps never re-ran
+    assert all(counts[f"step-{n}"] == 1 for n in range(1, 5)), (
+        counts
+    )  # committed steps never re-ran
     assert counts["step-5"] == 2  # at least once: it was running when the process died
     assert all(counts[f"step-{n}"] == 1 for n in range(6, 11)), counts
     journal = engine.store.load_journal("crashy")

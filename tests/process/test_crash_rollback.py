@@ -55,7 +55,13 @@ def test_sigkill_during_rollback_then_resume_finishes_it_once(project, durabilit
     result = json.loads(resumed.stdout)
     assert resumed.returncode == 3, resumed.stderr
     assert result["status"] == "rolled_back"
-    assert result["rollback_result"]["rolled_back_steps"] == ["step-5", "step-4", "step-3", "step-2", "step-1"]
+    assert result["rollback_result"]["rolled_back_steps"] == [
+        "step-5",
+        "step-4",
+        "step-3",
+        "step-2",
+        "step-1",
+    ]
     counts = Counter(lines(effects))
     assert all(counts[f"do-{n}"] == 1 for n in range(1, 6)), counts
     assert all(counts[f"undo-{n}"] == 1 for n in range(1, 6)), counts

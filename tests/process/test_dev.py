@@ -33,12 +33,25 @@ def test_dev_redefines_on_change_and_survives_a_broken_module(project) -> None:
     path = project.write("devflow", V1)
     log = project.root / "dev.log"
     out = log.open("w")
-    proc = subprocess.Popen(ductape_cmd("dev"), cwd=project.root, env=ductape_subprocess_env(project.root), stdout=out, stderr=out)
+    proc = subprocess.Popen(
+        ductape_cmd("dev"),
+        cwd=project.root,
+        env=ductape_subprocess_env(project.root),
+        stdout=out,
+        stderr=out,
+    )
     try:
         wait_for(lambda: "worker running" in log.read_text(), timeout=30, what="dev to start")
-        edit_until(path, path.read_text().replace('"one"', '"two"'),
-                   lambda: "two" in log.read_text() and log.read_text().count("worker running") >= 2)
-        edit_until(path, path.read_text() + "\nbroken = (\n", lambda: "still serving the last good code" in log.read_text())
+        edit_until(
+            path,
+            path.read_text().replace('"one"', '"two"'),
+            lambda: "two" in log.read_text() and log.read_text().count("worker running") >= 2,
+        )
+        edit_until(
+            path,
+            path.read_text() + "\nbroken = (\n",
+            lambda: "still serving the last good code" in log.read_text(),
+        )
         assert "SyntaxError" in log.read_text()
         engine = project.engine()
         assert engine.store.latest_definition("dev-flow")["schema"]["steps"][0]["tag"] == "two"

@@ -8,14 +8,20 @@ from tests.process.helpers import spawn
 
 
 def test_eight_processes_one_key_one_run(project, durability_report) -> None:
-    project.write("once", """
+    project.write(
+        "once",
+        """
         from ductape_cli import workflow
 
         @workflow("once")
         async def once(ctx):
             return await ctx.step("only", lambda: {"ok": True})
-    """)
-    procs = [spawn(project.root, "run", "once", "--idempotency-key", "order-42", "--json") for _ in range(8)]
+    """,
+    )
+    procs = [
+        spawn(project.root, "run", "once", "--idempotency-key", "order-42", "--json")
+        for _ in range(8)
+    ]
     outputs = [p.communicate(timeout=60) for p in procs]
     ids = set()
     for (stdout, stderr), proc in zip(outputs, procs, strict=True):

@@ -44,7 +44,9 @@ def _stop(proc) -> str:
     return proc.communicate(timeout=60)[1]
 
 
-def test_a_paused_owner_writes_nothing_after_another_worker_takes_over(project, durability_report) -> None:
+def test_a_paused_owner_writes_nothing_after_another_worker_takes_over(
+    project, durability_report
+) -> None:
     with (project.root / "ductape.toml").open("a") as f:
         f.write(LEASE_CONFIG)
     project.write("slow", SLOW)
@@ -54,13 +56,23 @@ def test_a_paused_owner_writes_nothing_after_another_worker_takes_over(project, 
     a = spawn(project.root, "worker", "--poll", "0.1")
     b = None
     try:
-        wait_for(lambda: any(line.startswith("start s1 ") for line in lines(effects)), timeout=60, what="A in step s1")
+        wait_for(
+            lambda: any(line.startswith("start s1 ") for line in lines(effects)),
+            timeout=60,
+            what="A in step s1",
+        )
         a.send_signal(signal.SIGSTOP)
         events_before = engine.store.count_events(run.id)
         b = spawn(project.root, "worker", "--poll", "0.1")
-        wait_for(lambda: any(line.endswith(f" {b.pid}") for line in lines(effects)), timeout=60, what="B to take over")
+        wait_for(
+            lambda: any(line.endswith(f" {b.pid}") for line in lines(effects)),
+            timeout=60,
+            what="B to take over",
+        )
         a.send_signal(signal.SIGCONT)
-        wait_for(lambda: engine.get_run(run.id).status.terminal, timeout=60, what="the run to finish")
+        wait_for(
+            lambda: engine.get_run(run.id).status.terminal, timeout=60, what="the run to finish"
+        )
     finally:
         a_err = _stop(a)
         b_err = _stop(b) if b is not None else ""
@@ -74,7 +86,9 @@ def test_a_paused_owner_writes_nothing_after_another_worker_takes_over(project, 
     assert late == [], f"A started {late} after B took the run over:\n" + "\n".join(lines(effects))
     # Each step started at most once per worker, and only s1 (where A was paused) twice in all.
     starts = [text for text, _ in log if text.startswith("start")]
-    assert sorted(starts) == sorted(["start s0", "start s1", "start s1", "start s2", "start s3", "start s4"])
+    assert sorted(starts) == sorted(
+        ["start s0", "start s1", "start s1", "start s2", "start s3", "start s4"]
+    )
     completed = [e for e in engine.history(run.id, types=["step_completed"])]
     assert sorted(e["step"] for e in completed) == [f"s{n}" for n in range(5)]
     assert f"{run.id} taken over by another owner" in a_err, a_err

@@ -57,21 +57,37 @@ def test_workers_on_three_hosts_share_one_store(pg_project: Project) -> None:
     ids = [engine.start("spread", {}, detach=True)[0].id for _ in range(60)]
     workers = [_host(pg_project, f"host-{name}") for name in "abc"]
     try:
-        wait_for(lambda: all(engine.store.get_run(i).status == "completed" for i in ids), timeout=120, what="all runs")
+        wait_for(
+            lambda: all(engine.store.get_run(i).status == "completed" for i in ids),
+            timeout=120,
+            what="all runs",
+        )
         effects = lines(pg_project.root / "effects.log")
-        assert Counter(e.rsplit(":", 1)[0] for e in effects) == Counter(f"{i}:{n}" for i in ids for n in range(3))
+        assert Counter(e.rsplit(":", 1)[0] for e in effects) == Counter(
+            f"{i}:{n}" for i in ids for n in range(3)
+        )
         hosts = Counter(e.rsplit(":", 1)[1] for e in effects)
         assert len(hosts) >= 2, hosts  # the work spread over hosts
 
         waiting = engine.start("approve", {}, detach=True)[0].id
-        wait_for(lambda: engine.store.get_run(waiting).waiting is not None, timeout=60, what="the run to wait")
+        wait_for(
+            lambda: engine.store.get_run(waiting).waiting is not None,
+            timeout=60,
+            what="the run to wait",
+        )
         time.sleep(6)  # every host idle past the backstop: only a notification wakes one in time
         sent = time.monotonic()
         done = run(pg_project.root, "signal", waiting, "go", "--data", '{"ok": true}', "--no-wait")
         assert done.returncode in (0, 5), done.stderr  # 5: stored, the run continues elsewhere
-        wait_for(lambda: engine.store.get_run(waiting).status == "completed", timeout=30, what="the signalled run")
+        wait_for(
+            lambda: engine.store.get_run(waiting).status == "completed",
+            timeout=30,
+            what="the signalled run",
+        )
         elapsed = time.monotonic() - sent
-        print(f"\nmulti-host: runs=60 hosts={dict(hosts)} signal-to-completion={elapsed * 1000:.0f}ms")
+        print(
+            f"\nmulti-host: runs=60 hosts={dict(hosts)} signal-to-completion={elapsed * 1000:.0f}ms"
+        )
         assert elapsed < 4.0  # the idle backstop is 5 s
         assert engine.store.get_run(waiting).output["host"].startswith("host-")
     finally:

@@ -88,7 +88,11 @@ def test_prune_and_backup_while_a_worker_writes(project, durability_report) -> N
     worker = spawn(project.root, "worker", "--concurrency", "2", "--poll", "0.05")
     queued: list[str] = []
     try:
-        wait_for(lambda: all(f"{w}:before" in lines(effects) for w in waiting), timeout=60, what="the waiters to start")
+        wait_for(
+            lambda: all(f"{w}:before" in lines(effects) for w in waiting),
+            timeout=60,
+            what="the waiters to start",
+        )
         pruner = spawn(project.root, "prune", "--older-than", "1d", "--batch", "4", "--json")
         backup = spawn(project.root, "store", "backup", str(project.root / "backup.db"))
         for _ in range(20):  # the worker keeps executing new runs while prune and backup go
@@ -97,10 +101,18 @@ def test_prune_and_backup_while_a_worker_writes(project, durability_report) -> N
         backup_out, backup_err = backup.communicate(timeout=120)
         assert pruner.returncode == 0, pruned_err
         assert backup.returncode == 0, backup_err
-        wait_for(lambda: all(engine.get_run(q).status == "completed" for q in queued), timeout=120, what="queued runs")
+        wait_for(
+            lambda: all(engine.get_run(q).status == "completed" for q in queued),
+            timeout=120,
+            what="queued runs",
+        )
         for w in waiting:
             assert run_cli(project.root, "signal", w, "go", "--no-wait", "--json").returncode == 5
-        wait_for(lambda: all(engine.get_run(w).status == "completed" for w in waiting), timeout=60, what="waiters to finish")
+        wait_for(
+            lambda: all(engine.get_run(w).status == "completed" for w in waiting),
+            timeout=60,
+            what="waiters to finish",
+        )
     finally:
         stderr = stop(worker)
     import json
@@ -118,8 +130,12 @@ def test_prune_and_backup_while_a_worker_writes(project, durability_report) -> N
         backed_up = copy.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
     finally:
         copy.close()
-    assert backed_up >= 3 + len(queued) - 20  # a consistent snapshot from some moment during the writes
-    durability_report(f"prune under a worker: pruned={report['count']} executed={len(queued) + len(waiting)} duplicates=0 backup_runs={backed_up}")
+    assert (
+        backed_up >= 3 + len(queued) - 20
+    )  # a consistent snapshot from some moment during the writes
+    durability_report(
+        f"prune under a worker: pruned={report['count']} executed={len(queued) + len(waiting)} duplicates=0 backup_runs={backed_up}"
+    )
 
 
 def scrape(port: int) -> str:
@@ -145,21 +161,41 @@ def test_worker_metrics_scraped_over_http(project) -> None:
     effects = project.root / "effects.log"
     # A `ductape run` killed mid-step leaves a run owned by a dead process: the worker takes it over.
     crashed = spawn(project.root, "run", "slow", "--json")
-    wait_for(lambda: any(line.endswith(":mark") for line in lines(effects)), timeout=60, what="the slow run to start")
+    wait_for(
+        lambda: any(line.endswith(":mark") for line in lines(effects)),
+        timeout=60,
+        what="the slow run to start",
+    )
     crashed.send_signal(signal.SIGKILL)
     crashed.wait(timeout=10)
     slow_id = lines(effects)[0].split(":")[0]
     port = free_port()
-    worker = spawn(project.root, "worker", "--concurrency", "2", "--poll", "0.05", "--metrics-port", str(port))
+    worker = spawn(
+        project.root, "worker", "--concurrency", "2", "--poll", "0.05", "--metrics-port", str(port)
+    )
     try:
         wait_for(lambda: _answers(port), timeout=60, what="the metrics server")
         ids = [engine.start("quick", {}, detach=True)[0].id for _ in range(5)]
         bumpy = engine.start("bumpy", {}, detach=True)[0].id
         waiter = engine.start("waiter", {}, detach=True)[0].id
-        wait_for(lambda: all(engine.get_run(i).status.terminal for i in [*ids, bumpy]), timeout=60, what="runs to end")
-        wait_for(lambda: (engine.get_run(waiter).waiting or {}).get("kind") == "signal", timeout=60, what="the waiter")
-        wait_for(lambda: engine.get_run(slow_id).current_step == "long" and engine.get_run(slow_id).owner != None, timeout=60,  # noqa: E711
-                 what="the worker to adopt the crashed run")  # fmt: skip
+        wait_for(
+            lambda: all(engine.get_run(i).status.terminal for i in [*ids, bumpy]),
+            timeout=60,
+            what="runs to end",
+        )
+        wait_for(
+            lambda: (engine.get_run(waiter).waiting or {}).get("kind") == "signal",
+            timeout=60,
+            what="the waiter",
+        )
+        wait_for(
+            lambda: (
+                engine.get_run(slow_id).current_step == "long"
+                and engine.get_run(slow_id).owner is not None
+            ),
+            timeout=60,
+            what="the worker to adopt the crashed run",
+        )
         text = scrape(port)
     finally:
         worker.kill()  # the adopted run sleeps in its step for a minute: no graceful stop to wait for
@@ -167,8 +203,13 @@ def test_worker_metrics_scraped_over_http(project) -> None:
     assert sample(text, "ductape_runs_started_total", workflow="quick") == 5
     assert sample(text, "ductape_runs_ended_total", workflow="quick", status="completed") == 5
     assert sample(text, "ductape_runs_ended_total", workflow="bumpy", status="rolled_back") == 1
-    assert sample(text, "ductape_step_duration_seconds_count", workflow="quick", status="completed") == 10
-    assert sample(text, "ductape_step_duration_seconds_count", workflow="bumpy", status="failed") == 1
+    assert (
+        sample(text, "ductape_step_duration_seconds_count", workflow="quick", status="completed")
+        == 10
+    )
+    assert (
+        sample(text, "ductape_step_duration_seconds_count", workflow="bumpy", status="failed") == 1
+    )
     assert sample(text, "ductape_step_retries_total", workflow="bumpy") == 1
     assert sample(text, "ductape_compensations_total", workflow="bumpy", status="completed") == 1
     assert sample(text, "ductape_lease_takeovers_total", workflow="slow") == 1

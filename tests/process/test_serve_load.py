@@ -27,10 +27,14 @@ def load_bench() -> Any:
 
 def test_serve_under_load(tmp_path: Path, durability_report: Any) -> None:
     bench = load_bench()
-    figures = bench.measure(runs=2000, clients=20, subscriptions=100, time_limit=120.0, folder=tmp_path)
+    figures = bench.measure(
+        runs=2000, clients=20, subscriptions=100, time_limit=120.0, folder=tmp_path
+    )
     assert figures["started"] == 2000 and figures["failed_runs"] == 0
     assert figures["subscriptions"] == 100
-    assert figures["wrong_sequences"] == 0 and figures["second_round_wrong_sequences"] == 0, figures["wrong_examples"]
+    assert figures["wrong_sequences"] == 0 and figures["second_round_wrong_sequences"] == 0, (
+        figures["wrong_examples"]
+    )
     assert figures["duplicate_events"] == 0
     assert figures["live_step_events"] > 0
     assert figures["open_subscriptions_after"] == 0

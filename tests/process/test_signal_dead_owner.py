@@ -45,4 +45,6 @@ def test_signal_takes_over_a_run_whose_owner_died_mid_step(project) -> None:
     assert result.returncode == 0, (result.stdout, result.stderr)
     data = json.loads(result.stdout)
     assert data["status"] == "completed" and data["output"] == {"got": {"n": 1}}
-    assert len(lines(effects)) == 2  # the interrupted step ran again (at least once), then the signal
+    assert (
+        len(lines(effects)) == 2
+    )  # the interrupted step ran again (at least once), then the signal

@@ -50,13 +50,18 @@ def test_worker_killed_while_a_run_sleeps_a_new_worker_wakes_it_on_time(project)
     effects = project.root / "effects.log"
     first = spawn(project.root, "worker")
     wait_for(lambda: f"{run.id}:before" in lines(effects), what="the first step")
-    wait_for(lambda: (engine.get_run(run.id).waiting or {}).get("kind") == "sleep", what="the run to sleep")
+    wait_for(
+        lambda: (engine.get_run(run.id).waiting or {}).get("kind") == "sleep",
+        what="the run to sleep",
+    )
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     wake_at = engine.store.load_journal(run.id)[1].wake_at
     second = spawn(project.root, "worker")
     try:
-        wait_for(lambda: engine.get_run(run.id).status.terminal, timeout=30, what="the run to finish")
+        wait_for(
+            lambda: engine.get_run(run.id).status.terminal, timeout=30, what="the run to finish"
+        )
     finally:
         stderr = stop(second)
     finished = engine.get_run(run.id)
@@ -73,16 +78,27 @@ def test_two_workers_and_fifty_detached_runs(project, durability_report) -> None
     ids = [engine.start("three", {}, detach=True)[0].id for _ in range(50)]
     workers = [spawn(project.root, "worker", "--concurrency", "2") for _ in range(2)]
     try:
-        wait_for(lambda: all(r.status.terminal for r in engine.list_runs(limit=100)), timeout=90, what="50 runs")
+        wait_for(
+            lambda: all(r.status.terminal for r in engine.list_runs(limit=100)),
+            timeout=90,
+            what="50 runs",
+        )
     finally:
         errors = [stop(w) for w in workers]
     runs = engine.list_runs(limit=100)
-    assert len(runs) == 50 and all(r.status == "completed" for r in runs), (errors, [(r.id, r.status, r.error) for r in runs if r.status != "completed"])
+    assert len(runs) == 50 and all(r.status == "completed" for r in runs), (
+        errors,
+        [(r.id, r.status, r.error) for r in runs if r.status != "completed"],
+    )
     counts = Counter(lines(project.root / "effects.log"))
-    assert len(counts) == 150 and set(counts.values()) == {1}, [k for k, v in counts.items() if v != 1]
+    assert len(counts) == 150 and set(counts.values()) == {1}, [
+        k for k, v in counts.items() if v != 1
+    ]
     for stderr in errors:
         assert "locked" not in stderr and "Traceback" not in stderr, stderr
-    completions = sum(1 for run_id in ids for e in engine.history(run_id) if e["type"] == "workflow_completed")
+    completions = sum(
+        1 for run_id in ids for e in engine.history(run_id) if e["type"] == "workflow_completed"
+    )
     assert completions == 50
     durability_report("two workers: runs=50 steps=150 duplicates=0")
 
@@ -94,7 +110,11 @@ def test_dispatch_in_one_second_fired_once_by_two_workers(project) -> None:
     engine = project.engine()
     workers = [spawn(project.root, "worker") for _ in range(2)]
     try:
-        wait_for(lambda: any(r.status.terminal for r in engine.list_runs(schedule_id=job_id)), timeout=30, what="the job")
+        wait_for(
+            lambda: any(r.status.terminal for r in engine.list_runs(schedule_id=job_id)),
+            timeout=30,
+            what="the job",
+        )
         time.sleep(0.5)  # give a second firing the chance to happen, if it were going to
     finally:
         for w in workers:
@@ -105,7 +125,9 @@ def test_dispatch_in_one_second_fired_once_by_two_workers(project) -> None:
 
 
 def test_sigterm_finishes_the_current_step_and_releases_the_run(project) -> None:
-    project.write("slow", """
+    project.write(
+        "slow",
+        """
         import os, time
         from pathlib import Path
         from ductape_cli import workflow
@@ -123,7 +145,8 @@ def test_sigterm_finishes_the_current_step_and_releases_the_run(project) -> None
         @workflow("slow-steps")
         async def slow_steps(ctx):
             return [await ctx.step(f"s{n}", lambda n=n: effect(n)) for n in range(8)]
-    """)
+    """,
+    )
     engine = project.engine()
     run, _ = engine.start("slow-steps", {}, detach=True)
     log = project.root / "slow.log"
@@ -133,12 +156,18 @@ def test_sigterm_finishes_the_current_step_and_releases_the_run(project) -> None
     _, stderr = first.communicate(timeout=30)
     assert first.returncode == 0 and "worker stopped" in stderr, stderr
     released = engine.get_run(run.id)
-    assert released.owner is None and released.status == "running"  # released, not left to a lease expiry
+    assert (
+        released.owner is None and released.status == "running"
+    )  # released, not left to a lease expiry
     assert lines(log)[-1].startswith("end-")  # the step in flight finished before the worker exited
     second = spawn(project.root, "worker")
     try:
-        wait_for(lambda: engine.get_run(run.id).status.terminal, timeout=30, what="the second worker")
+        wait_for(
+            lambda: engine.get_run(run.id).status.terminal, timeout=30, what="the second worker"
+        )
     finally:
         stop(second)
     assert engine.get_run(run.id).output == list(range(8))
-    assert Counter(lines(log)) == Counter([f"start-{n}" for n in range(8)] + [f"end-{n}" for n in range(8)])
+    assert Counter(lines(log)) == Counter(
+        [f"start-{n}" for n in range(8)] + [f"end-{n}" for n in range(8)]
+    )

@@ -12,7 +12,7 @@ from tests.conftest import Project
 
 TOKEN = "test-token-0123456789abcdef"
 
-WORKFLOWS = '''
+WORKFLOWS = """
 from ductape_cli import workflow
 
 
@@ -52,7 +52,7 @@ async def failing(ctx):
 async def family(ctx):
     child = await ctx.workflow("child-" + ctx.workflow_id, "greet", {"name": "kid"})
     return {"child": child}
-'''
+"""
 
 
 @dataclass
@@ -71,10 +71,12 @@ class Served:
         return httpx.Client(base_url=self.url, headers=self.headers(), timeout=30)
 
     def ws_url(self, path: str) -> str:
-        return "ws" + self.url[len("http"):] + path
+        return "ws" + self.url[len("http") :] + path
 
 
-def start_service(project: Project, *, worker: bool = True, cors: list[str] | None = None, **limits: Any) -> Any:
+def start_service(
+    project: Project, *, worker: bool = True, cors: list[str] | None = None, **limits: Any
+) -> Any:
     from ductape_cli.config import load_config
     from ductape_cli.server.service import Service
     from ductape_cli.server.settings import ServeSettings

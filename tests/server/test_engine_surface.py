@@ -23,7 +23,7 @@ def test_metadata_is_kept_and_shown_by_status_and_list(engine: Any, cli: Any) ->
     assert engine.get_run(run.id).metadata == {"source": "frontend"}
     assert cli("status", run.id, "--json").json()["metadata"] == {"source": "frontend"}
     assert cli("list", "--json").json()[0]["metadata"] == {"source": "frontend"}
-    assert "metadata: {\"source\": \"frontend\"}" in cli("status", run.id).stdout
+    assert 'metadata: {"source": "frontend"}' in cli("status", run.id).stdout
     assert '{"source": "frontend"}' in cli("list").stdout
     assert engine.set_metadata(run.id, {"source": None, "by": "me"}) == {"by": "me"}
 
@@ -65,7 +65,9 @@ def test_submit_refuses_a_reused_idempotency_key_with_other_input(engine: Any) -
         engine.submit("greet", {}, workflow_id=first.id)
 
 
-def test_the_feed_records_writers_in_other_engines_once_enabled(project: Project, engine: Any) -> None:
+def test_the_feed_records_writers_in_other_engines_once_enabled(
+    project: Project, engine: Any
+) -> None:
     before, _ = engine.start("greet", {}, detach=True)
     assert engine.feed(0) == ([], 0)  # not served yet: nothing recorded
     engine.enable_feed()
@@ -77,9 +79,16 @@ def test_the_feed_records_writers_in_other_engines_once_enabled(project: Project
     events, cursor = engine.feed(position)
     assert cursor > position
     assert [e["type"] for e in events if e["type"] != "workflow_started"] == [
-        "status_changed", "step_started", "step_completed", "step_started", "step_completed",
-        "step_started", "step_completed", "status_changed", "completed",
-    ]  # fmt: skip
+        "status_changed",
+        "step_started",
+        "step_completed",
+        "step_started",
+        "step_completed",
+        "step_started",
+        "step_completed",
+        "status_changed",
+        "completed",
+    ]
     assert events[-1]["data"]["result"] == result["output"]
     assert {e["executionId"] for e in events} == {result["workflow_id"]}
     assert engine.feed(cursor) == ([], cursor)

@@ -19,8 +19,18 @@ def test_sdk_with_node_test_runner(served: Served) -> None:
     assert node is not None
     env = {**os.environ, "DUCTAPE_URL": served.url, "DUCTAPE_TOKEN": served.token}
     done = subprocess.run(
-        [node, "--experimental-websocket", "--no-warnings", "--test", "--test-reporter=tap", str(HERE / "sdk.test.mjs")],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            node,
+            "--experimental-websocket",
+            "--no-warnings",
+            "--test",
+            "--test-reporter=tap",
+            str(HERE / "sdk.test.mjs"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "# fail 0" in done.stdout and "# pass 5" in done.stdout, done.stdout[-2000:]

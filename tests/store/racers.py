@@ -26,7 +26,9 @@ def claim_all(location: str, owner: str, start_at: float, out: Any) -> None:
         idle = 0
         for run in runs:
             claimed.append(run.id)
-            store.finish_run(run.id, run.lease, {"status": "completed", "ended_at": time.time()}, [])
+            store.finish_run(
+                run.id, run.lease, {"status": "completed", "ended_at": time.time()}, []
+            )
     out.put(claimed)
     store.close()
 
@@ -36,8 +38,15 @@ def create_with_key(location: str, run_id: str, key: str, start_at: float, out: 
     from ductape_cli.store import open_store
 
     store = open_store(location)
-    run = Run(id=run_id, tag="pay", status=RunStatus.PENDING, input={"amount": 5}, idempotency_key=key,
-              created_at=time.time(), ready_at=time.time())  # fmt: skip
+    run = Run(
+        id=run_id,
+        tag="pay",
+        status=RunStatus.PENDING,
+        input={"amount": 5},
+        idempotency_key=key,
+        created_at=time.time(),
+        ready_at=time.time(),
+    )
     while time.time() < start_at:
         time.sleep(0.001)
     stored, created = store.create_run(run, [(time.time(), "workflow_started", None, {})])
@@ -52,5 +61,7 @@ def append_many(location: str, count: int, start_at: float, out: Any) -> None:
     store = open_store(location)
     while time.time() < start_at:
         time.sleep(0.001)
-    out.put([store.append_message("local", "orders", {"n": i}, None, time.time()) for i in range(count)])
+    out.put(
+        [store.append_message("local", "orders", {"n": i}, None, time.time()) for i in range(count)]
+    )
     store.close()

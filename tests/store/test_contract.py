@@ -14,26 +14,46 @@ T0 = 1_800_000_000.0
 
 
 def make_run(run_id: str, **fields: Any) -> Run:
-    defaults: dict[str, Any] = {"tag": "order", "status": RunStatus.PENDING, "input": {"n": 1}, "created_at": T0, "ready_at": T0}
+    defaults: dict[str, Any] = {
+        "tag": "order",
+        "status": RunStatus.PENDING,
+        "input": {"n": 1},
+        "created_at": T0,
+        "ready_at": T0,
+    }
     defaults.update(fields)
     return Run(id=run_id, **defaults)
 
 
 def started(store: Any, run_id: str, **fields: Any) -> Run:
-    run, created = store.create_run(make_run(run_id, **fields), [(T0, "workflow_started", None, {"input": fields.get("input")})])
+    run, created = store.create_run(
+        make_run(run_id, **fields), [(T0, "workflow_started", None, {"input": fields.get("input")})]
+    )
     assert created
     return run  # type: ignore[no-any-return]
 
 
 def step(run_id: str, seq: int, tag: str = "charge", **fields: Any) -> StepRecord:
-    return StepRecord(run_id=run_id, seq=seq, kind=OpKind.STEP, tag=tag, status=StepStatus.COMPLETED,
-                      output={"ok": seq}, attempts=1, started_at=T0, ended_at=T0 + 1, **fields)  # fmt: skip
+    return StepRecord(
+        run_id=run_id,
+        seq=seq,
+        kind=OpKind.STEP,
+        tag=tag,
+        status=StepStatus.COMPLETED,
+        output={"ok": seq},
+        attempts=1,
+        started_at=T0,
+        ended_at=T0 + 1,
+        **fields,
+    )
 
 
 # -- schema ------------------------------------------------------------------------------
 
 
-def test_a_new_store_is_fully_migrated_and_reopening_changes_nothing(store: Any, opened: Any) -> None:
+def test_a_new_store_is_fully_migrated_and_reopening_changes_nothing(
+    store: Any, opened: Any
+) -> None:
     from ductape_cli.store.migrations import MIGRATIONS
 
     assert store.schema_version()[0] == len(MIGRATIONS)
@@ -55,7 +75,8 @@ def test_an_older_schema_is_migrated_forward_keeping_its_rows(location: str) -> 
         old._migrate(upto=older)
         assert old.schema_version() == (older, 0)
         old.conn.execute(
-            "INSERT INTO runs (id, tag, status, input, created_at) VALUES (?, ?, ?, ?, ?)", ("old", "t", "completed", "1", T0)
+            "INSERT INTO runs (id, tag, status, input, created_at) VALUES (?, ?, ?, ?, ?)",
+            ("old", "t", "completed", "1", T0),
         )
     else:
         import sqlite3
@@ -64,7 +85,10 @@ def test_an_older_schema_is_migrated_forward_keeping_its_rows(location: str) -> 
         for sql in MIGRATIONS[:older]:
             conn.execute(sql)
         conn.execute(f"PRAGMA user_version = {older}")
-        conn.execute("INSERT INTO runs (id, tag, status, input, created_at) VALUES ('old', 't', 'completed', '1', ?)", (T0,))
+        conn.execute(
+            "INSERT INTO runs (id, tag, status, input, created_at) VALUES ('old', 't', 'completed', '1', ?)",
+            (T0,),
+        )
         conn.commit()
         conn.close()
     store = open_store(location)
@@ -105,10 +129,21 @@ def test_stores_opening_an_empty_database_together_migrate_it_once(location: str
 
 
 def test_definitions_are_versioned_and_the_latest_is_the_last_saved(store: Any) -> None:
-    assert store.save_definition("order", "aaa111", "Order", "workflows/order.py", {"steps": [1]}) is True
-    assert store.save_definition("order", "bbb222", "Order", "workflows/order.py", {"steps": [1, 2]}) is True
-    assert store.save_definition("order", "aaa111", "Order", "workflows/order.py", {"steps": [1]}) is False
-    assert store.latest_definition("order")["version"] == "aaa111"  # a reverted version is the latest again
+    assert (
+        store.save_definition("order", "aaa111", "Order", "workflows/order.py", {"steps": [1]})
+        is True
+    )
+    assert (
+        store.save_definition("order", "bbb222", "Order", "workflows/order.py", {"steps": [1, 2]})
+        is True
+    )
+    assert (
+        store.save_definition("order", "aaa111", "Order", "workflows/order.py", {"steps": [1]})
+        is False
+    )
+    assert (
+        store.latest_definition("order")["version"] == "aaa111"
+    )  # a reverted version is the latest again
     assert store.get_definition("order", "bbb")["schema"] == {"steps": [1, 2]}  # a version prefix
     assert store.get_definition("order", "zzz") is None
     assert [d["version"] for d in store.list_definitions("order")] == ["bbb222", "aaa111"]
@@ -146,8 +181,12 @@ def test_a_taken_run_id_raises_run_id_taken_and_writes_nothing(store: Any) -> No
 
 
 def test_an_idempotency_key_returns_the_run_it_names(store: Any) -> None:
-    first, created = store.create_run(make_run("r1", idempotency_key="k"), [(T0, "workflow_started", None, {})])
-    again, created_again = store.create_run(make_run("r2", idempotency_key="k"), [(T0, "workflow_started", None, {})])
+    first, created = store.create_run(
+        make_run("r1", idempotency_key="k"), [(T0, "workflow_started", None, {})]
+    )
+    again, created_again = store.create_run(
+        make_run("r2", idempotency_key="k"), [(T0, "workflow_started", None, {})]
+    )
     assert created and not created_again and again.id == "r1"
     assert store.get_run("r2") is None
     _, other_tag = store.create_run(make_run("r3", tag="refund", idempotency_key="k"), [])
@@ -156,7 +195,9 @@ def test_an_idempotency_key_returns_the_run_it_names(store: Any) -> None:
 
 def test_run_fields_metadata_cancel_and_delete(store: Any) -> None:
     started(store, "r1")
-    store.set_run_fields("r1", {"state": {"x": 1}, "phase": "main"}, [(T0 + 1, "checkpoint_created", None, None)])
+    store.set_run_fields(
+        "r1", {"state": {"x": 1}, "phase": "main"}, [(T0 + 1, "checkpoint_created", None, None)]
+    )
     run = store.get_run("r1")
     assert run.state == {"x": 1} and run.phase == "main" and store.count_events("r1") == 2
     store.set_metadata("r1", {"team": "blue"})
@@ -181,7 +222,9 @@ def test_claims_take_due_runs_in_due_order_once(store: Any) -> None:
     assert all(r.owner == "w1" and r.lease_expires_at == T0 + 40 for r in claimed)
     stored = store.get_run("first")
     assert (stored.owner, stored.status, stored.started_at) == ("w1", RunStatus.RUNNING, T0 + 10)
-    assert [r.id for r in store.claim_ready("w2", T0 + 10, 30.0, 5)] == ["late"]  # held ones are skipped
+    assert [r.id for r in store.claim_ready("w2", T0 + 10, 30.0, 5)] == [
+        "late"
+    ]  # held ones are skipped
     assert store.claim_ready("w2", T0 + 10, 30.0, 5, tags=["refund"]) == []
     assert store.claim_run("first", "w2", T0 + 11, 30.0) is None  # a live lease
 
@@ -190,9 +233,13 @@ def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_out(store: A
     started(store, "r1")
     (first,) = store.claim_ready("w1", T0, 30.0, 1)
     assert store.claim_ready("w2", T0 + 29, 30.0, 1) == []
-    assert store.claim_ready("w2", T0 + 31, 30.0, 1, stale_leases=[]) == []  # not yet watched going stale
+    assert (
+        store.claim_ready("w2", T0 + 31, 30.0, 1, stale_leases=[]) == []
+    )  # not yet watched going stale
     taken = store.claim_ready("w2", T0 + 31, 30.0, 1, stale_leases=[first.lease])
-    assert [(r.id, r.owner, r.taken_from) for r in taken] == [("r1", "w2", "w1")] and taken[0].lease != first.lease
+    assert [(r.id, r.owner, r.taken_from) for r in taken] == [("r1", "w2", "w1")] and taken[
+        0
+    ].lease != first.lease
     assert store.finish_run("r1", first.lease, {"status": "completed"}, []) is False
     with pytest.raises(LeaseLost):
         store.commit_step(step("r1", 0), [], lease=first.lease)
@@ -208,8 +255,13 @@ def test_a_dead_owner_loses_its_lease_at_once(store: Any) -> None:
     started(store, "r1")
     store.claim_ready("host:1:a", T0, 30.0, 1)
     assert store.owners_on_host("host") == ["host:1:a"]
-    assert [r.id for r in store.claim_ready("host:2:b", T0 + 1, 30.0, 1, dead_owners=["host:1:a"])] == ["r1"]
-    assert store.claim_run("r1", "host:3:c", T0 + 2, 30.0, dead_owners=["host:2:b"]).owner == "host:3:c"
+    assert [
+        r.id for r in store.claim_ready("host:2:b", T0 + 1, 30.0, 1, dead_owners=["host:1:a"])
+    ] == ["r1"]
+    assert (
+        store.claim_run("r1", "host:3:c", T0 + 2, 30.0, dead_owners=["host:2:b"]).owner
+        == "host:3:c"
+    )
 
 
 def test_renewals_keep_a_lease_and_release_gives_it_back(store: Any) -> None:
@@ -227,18 +279,24 @@ def test_suspend_wakes_at_once_for_a_signal_that_arrived_meanwhile(store: Any) -
     started(store, "r1")
     (claimed,) = store.claim_ready("w1", T0, 30.0, 1)
     store.add_signal("r1", "approve", {"ok": True}, T0 + 1)
-    ready = store.suspend_run("r1", claimed.lease, {"kind": "signal", "signals": ["approve"]}, None, {"s": 1}, T0 + 2, [])
+    ready = store.suspend_run(
+        "r1", claimed.lease, {"kind": "signal", "signals": ["approve"]}, None, {"s": 1}, T0 + 2, []
+    )
     assert ready == T0 + 2
     run = store.get_run("r1")
     assert run.owner is None and run.ready_at == T0 + 2 and run.state == {"s": 1}
     with pytest.raises(LeaseLost):
-        store.suspend_run("r1", claimed.lease, None, T0 + 9, None, T0 + 3, [])  # not the owner any more
+        store.suspend_run(
+            "r1", claimed.lease, None, T0 + 9, None, T0 + 3, []
+        )  # not the owner any more
 
 
 def test_a_child_that_ends_wakes_its_waiting_parent(store: Any) -> None:
     started(store, "parent")
     (claimed,) = store.claim_ready("w1", T0, 30.0, 1)
-    store.suspend_run("parent", claimed.lease, {"kind": "child", "child_id": "kid"}, None, None, T0 + 1, [])
+    store.suspend_run(
+        "parent", claimed.lease, {"kind": "child", "child_id": "kid"}, None, None, T0 + 1, []
+    )
     assert store.get_run("parent").ready_at is None
     store.wake_parent("parent", T0 + 5)
     assert store.get_run("parent").ready_at == T0 + 5
@@ -250,7 +308,13 @@ def test_rewind_only_while_the_run_is_as_expected(store: Any) -> None:
     store.commit_step(step("r1", 0), [])
     store.commit_step(step("r1", 1), [])
     assert store.rewind_run("r1", [1], ("running", None), {"status": "pending"}, []) is False
-    assert store.rewind_run("r1", [1], ("failed", None), {"status": "pending", "ready_at": T0}, [(T0, "workflow_resumed", None, None)])
+    assert store.rewind_run(
+        "r1",
+        [1],
+        ("failed", None),
+        {"status": "pending", "ready_at": T0},
+        [(T0, "workflow_resumed", None, None)],
+    )
     assert list(store.load_journal("r1")) == [0] and store.get_run("r1").status == RunStatus.PENDING
 
 
@@ -259,11 +323,15 @@ def test_rewind_only_while_the_run_is_as_expected(store: Any) -> None:
 
 def test_a_journal_position_is_recorded_once(store: Any) -> None:
     started(store, "r1")
-    store.commit_step(step("r1", 0), [(T0, "step_completed", "charge", {"output": 1})], {"total": 5})
+    store.commit_step(
+        step("r1", 0), [(T0, "step_completed", "charge", {"output": 1})], {"total": 5}
+    )
     with pytest.raises(StepTaken):
         store.commit_step(step("r1", 0, tag="other"), [])
     with pytest.raises(StepTaken):
-        store.commit_step(step("r1", 0, tag="other"), [(T0, "step_completed", "other", None)], {"total": 6})
+        store.commit_step(
+            step("r1", 0, tag="other"), [(T0, "step_completed", "other", None)], {"total": 6}
+        )
     journal = store.load_journal("r1")
     assert journal[0].tag == "charge" and journal[0].output == {"ok": 0}
     assert store.get_run("r1").state == {"total": 5} and store.count_events("r1") == 2
@@ -271,14 +339,26 @@ def test_a_journal_position_is_recorded_once(store: Any) -> None:
 
 def test_journal_rows_change_attempts_are_kept_and_rows_can_go(store: Any) -> None:
     started(store, "r1")
-    waiting = StepRecord(run_id="r1", seq=0, kind=OpKind.SLEEP, tag="nap", status=StepStatus.WAITING, wake_at=T0 + 5)
+    waiting = StepRecord(
+        run_id="r1", seq=0, kind=OpKind.SLEEP, tag="nap", status=StepStatus.WAITING, wake_at=T0 + 5
+    )
     store.commit_step(waiting, [])
-    store.update_op("r1", 0, {"status": "completed", "output": {"slept": 5}}, [(T0 + 5, "sleep_completed", None, None)],
-                    run_fields={"phase": "after"})  # fmt: skip
-    assert store.load_journal("r1")[0].output == {"slept": 5} and store.get_run("r1").phase == "after"
+    store.update_op(
+        "r1",
+        0,
+        {"status": "completed", "output": {"slept": 5}},
+        [(T0 + 5, "sleep_completed", None, None)],
+        run_fields={"phase": "after"},
+    )
+    assert (
+        store.load_journal("r1")[0].output == {"slept": 5} and store.get_run("r1").phase == "after"
+    )
     store.record_attempt(Attempt("r1", 1, 1, T0, 12, {"message": "boom"}), [])
     store.record_attempt(Attempt("r1", 1, 2, T0 + 1, 7, None), [])
-    assert [(a.attempt, a.error) for a in store.attempts("r1", 1)] == [(1, {"message": "boom"}), (2, None)]
+    assert [(a.attempt, a.error) for a in store.attempts("r1", 1)] == [
+        (1, {"message": "boom"}),
+        (2, None),
+    ]
     store.commit_step(step("r1", 1), [])
     store.delete_ops("r1", [1])
     assert list(store.load_journal("r1")) == [0] and store.attempts("r1", 1) == []
@@ -289,7 +369,13 @@ def test_journal_rows_change_attempts_are_kept_and_rows_can_go(store: Any) -> No
 
 def test_events_are_ordered_filtered_and_paged(store: Any) -> None:
     started(store, "r1")
-    store.append_events("r1", [(T0 + i, "step_completed" if i % 2 else "step_started", "s", {"i": i}) for i in range(1, 6)])
+    store.append_events(
+        "r1",
+        [
+            (T0 + i, "step_completed" if i % 2 else "step_started", "s", {"i": i})
+            for i in range(1, 6)
+        ],
+    )
     events = store.events("r1")
     assert [e.data.get("i") for e in events] == [None, 1, 2, 3, 4, 5]
     assert [e.data["i"] for e in store.events("r1", types=["step_completed"])] == [1, 3, 5]
@@ -308,7 +394,10 @@ def test_signals_are_delivered_oldest_first_each_once(store: Any) -> None:
     assert len(buffered) == 3
     for seq in range(3):
         store.commit_step(StepRecord("r1", seq, OpKind.SIGNAL, "item", StepStatus.WAITING), [])
-    got = [store.consume_signal("r1", seq, ["item"], T0 + 10, "signal_received").payload["i"] for seq in range(3)]
+    got = [
+        store.consume_signal("r1", seq, ["item"], T0 + 10, "signal_received").payload["i"]
+        for seq in range(3)
+    ]
     assert got == [0, 1, 2]
     assert store.consume_signal("r1", 9, ["item"], T0 + 10, "signal_received") is None
     assert store.load_journal("r1")[1].output == {"signal": "item", "payload": {"i": 1}}
@@ -319,8 +408,13 @@ def test_a_signal_after_the_deadline_is_refused_and_stays_buffered(store: Any) -
     started(store, "r1")
     store.commit_step(StepRecord("r1", 0, OpKind.SIGNAL, "approve", StepStatus.WAITING), [])
     store.add_signal("r1", "approve", {"late": True}, T0 + 20)
-    assert store.consume_signal("r1", 0, ["approve"], T0 + 21, "signal_received", deadline=T0 + 10) is None
-    late = store.expire_wait("r1", 0, ["approve"], T0 + 10, T0 + 21, [(T0 + 21, "signal_timed_out", None, None)])
+    assert (
+        store.consume_signal("r1", 0, ["approve"], T0 + 21, "signal_received", deadline=T0 + 10)
+        is None
+    )
+    late = store.expire_wait(
+        "r1", 0, ["approve"], T0 + 10, T0 + 21, [(T0 + 21, "signal_timed_out", None, None)]
+    )
     assert [s.payload for s in late] == [{"late": True}]
     assert store.load_journal("r1")[0].status == StepStatus.FAILED
     assert [e.type for e in store.events("r1")][-1] == "signal_refused"
@@ -336,29 +430,49 @@ def test_a_signal_to_an_ended_run_is_not_buffered(store: Any) -> None:
 def test_a_hook_token_is_used_once_and_buffers_its_signal(store: Any) -> None:
     started(store, "r1")
     store.create_hook("tok", "r1", 0, "approval", {"who": "ops"}, T0)
-    store.create_hook("tok", "r1", 0, "approval", {"who": "ops"}, T0)  # a replay creates it again: ignored
+    store.create_hook(
+        "tok", "r1", 0, "approval", {"who": "ops"}, T0
+    )  # a replay creates it again: ignored
     assert [h["token"] for h in store.open_hooks("r1")] == ["tok"]
     run, name, refusal = store.deliver_hook("tok", {"ok": 1}, T0 + 1)
     assert (run.id, name, refusal) == ("r1", "approval", None)
     assert [(s.name, s.payload) for s in store.signals("r1")] == [("hook:tok", {"ok": 1})]
     assert store.deliver_hook("tok", {"ok": 2}, T0 + 2)[2] == "hook token was already used"
-    assert store.deliver_hook("nope", {}, T0)[2] == "unknown hook token" and store.open_hooks("r1") == []
+    assert (
+        store.deliver_hook("nope", {}, T0)[2] == "unknown hook token"
+        and store.open_hooks("r1") == []
+    )
 
 
 # -- schedules ---------------------------------------------------------------------------------
 
 
 def test_a_due_schedule_fires_once_by_compare_and_set(store: Any) -> None:
-    schedule = {"id": "s1", "tag": "report", "input": {"a": 1}, "kind": "cron", "cron": "* * * * *",
-                "next_fire_at": T0, "created_at": T0, "options": {"x": 1}}  # fmt: skip
+    schedule = {
+        "id": "s1",
+        "tag": "report",
+        "input": {"a": 1},
+        "kind": "cron",
+        "cron": "* * * * *",
+        "next_fire_at": T0,
+        "created_at": T0,
+        "options": {"x": 1},
+    }
     store.save_schedule(schedule)
     store.save_schedule({**schedule, "paused": True, "id": "s2"})
     assert [s["id"] for s in store.list_schedules()] == ["s1", "s2"]
     assert [s["id"] for s in store.due_schedules(T0 + 1)] == ["s1"]
     assert store.advance_schedule("s1", T0, T0 + 60, "run-a", [], T0 + 1) is True
-    assert store.advance_schedule("s1", T0, T0 + 60, "run-b", [], T0 + 1) is False  # someone else fired it
+    assert (
+        store.advance_schedule("s1", T0, T0 + 60, "run-b", [], T0 + 1) is False
+    )  # someone else fired it
     got = store.get_schedule("s1")
-    assert (got["last_run_id"], got["fire_count"], got["next_fire_at"], got["options"]) == ("run-a", 1, T0 + 60, {"x": 1})
+    assert (got["last_run_id"], got["fire_count"], got["next_fire_at"], got["options"]) == (
+        "run-a",
+        1,
+        T0 + 60,
+        {"x": 1},
+    )
     store.save_schedule({**got, "paused": True})
     assert store.get_schedule("s1")["paused"] is True and store.due_schedules(T0 + 100) == []
     assert store.delete_schedule("s1") is True and store.delete_schedule("s1") is False
@@ -368,10 +482,17 @@ def test_a_due_schedule_fires_once_by_compare_and_set(store: Any) -> None:
 
 
 def test_topic_offsets_are_gap_free_per_topic(store: Any) -> None:
-    assert [store.append_message("local", "orders", {"n": i}, "r1", T0) for i in range(3)] == [0, 1, 2]
+    assert [store.append_message("local", "orders", {"n": i}, "r1", T0) for i in range(3)] == [
+        0,
+        1,
+        2,
+    ]
     assert store.append_message("local", "refunds", "x", None, T0) == 0
     assert [m["message"]["n"] for m in store.read_messages("local", "orders", 1)] == [1, 2]
-    assert [(t["topic"], t["messages"]) for t in store.list_topics()] == [("orders", 3), ("refunds", 1)]
+    assert [(t["topic"], t["messages"]) for t in store.list_topics()] == [
+        ("orders", 3),
+        ("refunds", 1),
+    ]
 
 
 def test_a_quota_bucket_refills_with_time(store: Any) -> None:
@@ -388,9 +509,20 @@ def test_prune_removes_ended_runs_and_their_rows(store: Any) -> None:
     started(store, "old", status=RunStatus.COMPLETED, ended_at=T0)
     started(store, "new", status=RunStatus.COMPLETED, ended_at=T0 + 100)
     started(store, "open")
-    assert [r[0] for r in store.prune_batch(ended_before=T0 + 50, statuses=None, tags=None, limit=10, dry_run=True)] == ["old"]
-    assert [r[0] for r in store.prune_batch(ended_before=T0 + 50, statuses=None, tags=None, limit=10)] == ["old"]
-    assert store.get_run("old") is None and store.events("old") == [] and store.get_run("new") is not None
+    assert [
+        r[0]
+        for r in store.prune_batch(
+            ended_before=T0 + 50, statuses=None, tags=None, limit=10, dry_run=True
+        )
+    ] == ["old"]
+    assert [
+        r[0] for r in store.prune_batch(ended_before=T0 + 50, statuses=None, tags=None, limit=10)
+    ] == ["old"]
+    assert (
+        store.get_run("old") is None
+        and store.events("old") == []
+        and store.get_run("new") is not None
+    )
 
 
 def test_export_and_import_carry_a_run_between_stores(store: Any, tmp_path: Any) -> None:
@@ -400,10 +532,14 @@ def test_export_and_import_carry_a_run_between_stores(store: Any, tmp_path: Any)
     bundle = store.export_rows("r1")
     other = open_store(str(tmp_path / "other.db"))
     other.import_rows([bundle], store.list_definitions())
-    assert other.get_run("r1").output == {"total": 3} and other.load_journal("r1")[0].output == {"ok": 0}
+    assert other.get_run("r1").output == {"total": 3} and other.load_journal("r1")[0].output == {
+        "ok": 0
+    }
     store.delete_run("r1")
     store.import_rows([other.export_rows("r1")], [])
-    assert store.get_run("r1").output == {"total": 3} and [e.type for e in store.events("r1")] == ["workflow_started"]
+    assert store.get_run("r1").output == {"total": 3} and [e.type for e in store.events("r1")] == [
+        "workflow_started"
+    ]
     other.close()
 
 
@@ -424,12 +560,23 @@ def test_the_feed_lists_every_change_in_order_once_enabled(store: Any) -> None:
     started(store, "r1")
     (claimed,) = store.claim_ready("w1", T0, 30.0, 1)
     store.commit_step(step("r1", 0), [(T0, "step_completed", "charge", None)], lease=claimed.lease)
-    store.finish_run("r1", claimed.lease, {"status": "completed", "output": {"total": 1}}, [(T0 + 2, "workflow_completed", None, None)])
+    store.finish_run(
+        "r1",
+        claimed.lease,
+        {"status": "completed", "output": {"total": 1}},
+        [(T0 + 2, "workflow_completed", None, None)],
+    )
     rows = store.read_feed(start)
     kinds = [(r.kind, r.status or r.event_type or r.step_tag) for r in rows]
-    assert kinds == [("status", "pending"), ("event", "workflow_started"), ("status", "running"),
-                     ("step", "charge"), ("event", "step_completed"), ("status", "completed"),
-                     ("event", "workflow_completed")]  # fmt: skip
+    assert kinds == [
+        ("status", "pending"),
+        ("event", "workflow_started"),
+        ("status", "running"),
+        ("step", "charge"),
+        ("event", "step_completed"),
+        ("status", "completed"),
+        ("event", "workflow_completed"),
+    ]
     assert rows[-1].run_output == {"total": 1}
     assert store.read_feed(rows[-1].id) == [] and store.feed_position() == rows[-1].id
 
@@ -442,7 +589,12 @@ def test_an_unloadable_run_is_deferred_then_failed_for_good(store: Any) -> None:
     (claimed,) = store.claim_ready("w1", T0, 30.0, 1)
     store.defer_unloadable("r1", claimed.lease, "No module named 'gone'", T0, T0 + 5, [])
     run = store.get_run("r1")
-    assert (run.owner, run.ready_at, run.load_error, run.load_attempts) == (None, T0 + 5, "No module named 'gone'", 1)
+    assert (run.owner, run.ready_at, run.load_error, run.load_attempts) == (
+        None,
+        T0 + 5,
+        "No module named 'gone'",
+        1,
+    )
     (again,) = store.claim_ready("w1", T0 + 6, 30.0, 1)
     store.defer_unloadable("r1", again.lease, "still gone", T0 + 6, None, [])
     run = store.get_run("r1")
@@ -466,24 +618,39 @@ def test_the_outbox_hands_each_message_to_one_sender_until_sent(store: Any) -> N
     assert [m.message_id for m in store.claim_outbox("host:1:a", T0, 60)] == ["r1:send"]
     assert store.claim_outbox("host:2:b", T0 + 1, 60) == []
     assert store.outbox_senders_on_host("host") == ["host:1:a"]
-    assert [m.message_id for m in store.claim_outbox("host:2:b", T0 + 1, 60, dead_owners=["host:1:a"])] == ["r1:send"]
+    assert [
+        m.message_id for m in store.claim_outbox("host:2:b", T0 + 1, 60, dead_owners=["host:1:a"])
+    ] == ["r1:send"]
     store.outbox_failed("r1:send", "ConnectionError: down", retry_at=T0 + 20)
     assert store.claim_outbox("host:2:b", T0 + 10, 60) == []
-    assert store.outbox_status() == [{"broker": "events", "topic": "orders", "pending": 1, "sent": 0,
-                                      "last_error": "ConnectionError: down"}]  # fmt: skip
+    assert store.outbox_status() == [
+        {
+            "broker": "events",
+            "topic": "orders",
+            "pending": 1,
+            "sent": 0,
+            "last_error": "ConnectionError: down",
+        }
+    ]
     (retried,) = store.claim_outbox("host:2:b", T0 + 21, 60)
     assert retried.attempts == 1
     store.outbox_sent(["r1:send"], T0 + 22)
-    assert store.claim_outbox("host:3:c", T0 + 1e6, 60) == [] and store.outbox_status()[0]["sent"] == 1
+    assert (
+        store.claim_outbox("host:3:c", T0 + 1e6, 60) == [] and store.outbox_status()[0]["sent"] == 1
+    )
 
 
 def test_consumer_offsets_only_move_forward(store: Any) -> None:
     assert store.consumer_offset("trigger", "local", "orders") == 0
     store.set_consumer_offset("trigger", "local", "orders", 5)
-    store.set_consumer_offset("trigger", "local", "orders", 3)  # a late acknowledgement of older messages
+    store.set_consumer_offset(
+        "trigger", "local", "orders", 3
+    )  # a late acknowledgement of older messages
     assert store.consumer_offset("trigger", "local", "orders") == 5
     assert store.append_message("local", "orders", {"n": 1}, None, T0, message_id="m-1") == 0
-    assert store.append_message("local", "orders", {"n": 1}, None, T0, message_id="m-1") == 0  # deduplicated
+    assert (
+        store.append_message("local", "orders", {"n": 1}, None, T0, message_id="m-1") == 0
+    )  # deduplicated
 
 
 def test_backend_facts(store: Any) -> None:
@@ -498,7 +665,9 @@ def test_backend_facts(store: Any) -> None:
     assert store.next_claim_at() == T0
 
 
-def test_a_store_with_notifications_wakes_listeners_on_any_connection(store: Any, opened: Any) -> None:
+def test_a_store_with_notifications_wakes_listeners_on_any_connection(
+    store: Any, opened: Any
+) -> None:
     """PostgreSQL: a queued run, a signal to a waiting run and a released lease each wake a listener
     (on its own connection) at once. SQLite has no notifications: `listen` says so with None."""
     import threading
@@ -519,7 +688,9 @@ def test_a_store_with_notifications_wakes_listeners_on_any_connection(store: Any
         other.release_run("queued", claimed.lease)
         assert woke.wait(10)
         (claimed,) = other.claim_ready("w1", T0, 30.0, 1)
-        other.suspend_run("queued", claimed.lease, {"kind": "signal", "signals": ["go"]}, None, None, T0 + 1, [])
+        other.suspend_run(
+            "queued", claimed.lease, {"kind": "signal", "signals": ["go"]}, None, None, T0 + 1, []
+        )
         woke.clear()
         other.add_signal("queued", "go", {}, T0 + 2)
         assert woke.wait(10)

@@ -17,7 +17,9 @@ def _race(target: Any, args_for: Any) -> list[Any]:
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     start_at = time.time() + 3.0  # every process connected and waiting before anyone starts
-    procs = [ctx.Process(target=target, args=(*args_for(i), start_at, out)) for i in range(PROCESSES)]
+    procs = [
+        ctx.Process(target=target, args=(*args_for(i), start_at, out)) for i in range(PROCESSES)
+    ]
     for p in procs:
         p.start()
     results = [out.get(timeout=120) for _ in procs]
@@ -27,10 +29,19 @@ def _race(target: Any, args_for: Any) -> list[Any]:
     return results
 
 
-def test_claims_racing_between_processes_take_each_run_exactly_once(location: str, store: Any) -> None:
+def test_claims_racing_between_processes_take_each_run_exactly_once(
+    location: str, store: Any
+) -> None:
     now = time.time()
     for i in range(60):
-        run = Run(id=f"r{i:03}", tag="order", status=RunStatus.PENDING, input={}, created_at=now, ready_at=now - 1)
+        run = Run(
+            id=f"r{i:03}",
+            tag="order",
+            status=RunStatus.PENDING,
+            input={},
+            created_at=now,
+            ready_at=now - 1,
+        )
         store.create_run(run, [])
     claimed = _race(racers.claim_all, lambda i: (location, f"host{i}:{100 + i}:tok"))
     everything = [run_id for batch in claimed for run_id in batch]
@@ -64,10 +75,22 @@ def test_a_child_ending_while_its_parent_suspends_still_wakes_the_parent() -> No
     with pg_schema() as url:
         parent_side, child_side = open_store(url), open_store(url)
         now = time.time()
-        parent_side.create_run(Run(id="parent", tag="order", status=RunStatus.PENDING, input={}, created_at=now, ready_at=now), [])
+        parent_side.create_run(
+            Run(
+                id="parent",
+                tag="order",
+                status=RunStatus.PENDING,
+                input={},
+                created_at=now,
+                ready_at=now,
+            ),
+            [],
+        )
         (claimed,) = parent_side.claim_ready("w1", now, 30.0, 1)
         with parent_side._write():  # the suspend's transaction, held open while the child ends
-            parent_side.suspend_run("parent", claimed.lease, {"kind": "child", "child_id": "kid"}, None, None, now, [])
+            parent_side.suspend_run(
+                "parent", claimed.lease, {"kind": "child", "child_id": "kid"}, None, None, now, []
+            )
             waker = threading.Thread(target=child_side.wake_parent, args=("parent", now + 1))
             waker.start()
             time.sleep(1.0)  # the wake-up has started and waits on the parent's row

@@ -18,6 +18,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project
     """A SQLite project, whatever DUCTAPE_TEST_STORE says: these tests move it to PostgreSQL themselves."""
     yield from make_project(tmp_path, monkeypatch, "sqlite")
 
+
 FLOWS = """
     from ductape_cli import workflow
 
@@ -37,11 +38,17 @@ def _history(engine: Any, run_id: str) -> list[tuple[str, str | None]]:
     return [(e.type, e.step) for e in engine.store.events(run_id)]
 
 
-def test_migrate_applies_the_schema_once_and_info_describes_the_store(project: Any, cli: Any, monkeypatch: Any) -> None:
+def test_migrate_applies_the_schema_once_and_info_describes_the_store(
+    project: Any, cli: Any, monkeypatch: Any
+) -> None:
     with pg_schema() as url:
         monkeypatch.setenv("DUCTAPE_STORE", url)
         first = cli("store", "migrate", "--json").json()
-        assert first["backend"] == "postgresql" and first["schema_before"] == 0 and first["applied"] == first["schema_version"]
+        assert (
+            first["backend"] == "postgresql"
+            and first["schema_before"] == 0
+            and first["applied"] == first["schema_version"]
+        )
         again = cli("store", "migrate")
         assert again.exit_code == 0 and "already up to date" in again.stdout
         info = cli("store", "info", "--json").json()
@@ -54,7 +61,9 @@ def test_migrate_applies_the_schema_once_and_info_describes_the_store(project: A
     assert "backend  sqlite" in text and "1 completed" in text
 
 
-def test_a_sqlite_project_is_copied_to_postgresql_and_back(project: Any, cli: Any, monkeypatch: Any, tmp_path: Any) -> None:
+def test_a_sqlite_project_is_copied_to_postgresql_and_back(
+    project: Any, cli: Any, monkeypatch: Any, tmp_path: Any
+) -> None:
     project.write("flows", FLOWS)
     done = cli("run", "order", "--json").json()["workflow_id"]
     waiting = cli("run", "approval", "--detach", "--json").json()["workflow_id"]
@@ -69,7 +78,11 @@ def test_a_sqlite_project_is_copied_to_postgresql_and_back(project: Any, cli: An
         assert (copied["runs"], copied["schedules"], copied["topic_messages"]) == (2, 1, 1)
         assert copied["definitions"] >= 2 and "***" not in copied["to"]
         again = cli("store", "copy", "--from", sqlite_path, "--to", url, "--json").json()
-        assert (again["runs"], again["skipped_runs"], again["schedules"]) == (0, 2, 0)  # a second copy adds nothing
+        assert (again["runs"], again["skipped_runs"], again["schedules"]) == (
+            0,
+            2,
+            0,
+        )  # a second copy adds nothing
 
         monkeypatch.setenv("DUCTAPE_STORE", url)  # the project now runs on PostgreSQL
         moved = project.engine()
@@ -89,7 +102,9 @@ def test_a_sqlite_project_is_copied_to_postgresql_and_back(project: Any, cli: An
     from ductape_cli.store import open_store
 
     returned = open_store(str(back))
-    assert returned.get_run(waiting).status == "completed" and returned.get_run(done).output == {"total": 42}
+    assert returned.get_run(waiting).status == "completed" and returned.get_run(done).output == {
+        "total": 42
+    }
     assert [m["message"] for m in returned.read_messages("local", "orders")] == [{"n": 1}]
     returned.close()
 
@@ -98,11 +113,15 @@ def test_bad_locations_are_one_line_errors(project: Any, cli: Any) -> None:
     same = cli("store", "copy", "--from", "a.db", "--to", "a.db")
     assert same.exit_code == 2 and same.stderr == "ductape: --from and --to name the same store\n"
     unknown = cli("store", "copy", "--from", "mysql://x/y", "--to", "b.db")
-    assert unknown.exit_code == 2 and unknown.stderr.startswith("ductape: unknown store scheme 'mysql'")
+    assert unknown.exit_code == 2 and unknown.stderr.startswith(
+        "ductape: unknown store scheme 'mysql'"
+    )
     assert "Traceback" not in unknown.stderr
 
 
-def test_an_unreachable_server_is_one_line_and_exit_2(project: Any, cli: Any, monkeypatch: Any) -> None:
+def test_an_unreachable_server_is_one_line_and_exit_2(
+    project: Any, cli: Any, monkeypatch: Any
+) -> None:
     monkeypatch.setenv("DUCTAPE_PG_CONNECT_TIMEOUT", "1")
     import ductape_cli.store.postgres as postgres
 
@@ -110,10 +129,15 @@ def test_an_unreachable_server_is_one_line_and_exit_2(project: Any, cli: Any, mo
     monkeypatch.setenv("DUCTAPE_STORE", "postgresql://ductape:secret@127.0.0.1:1/nowhere")
     result = cli("list")
     assert result.exit_code == 2
-    assert result.stderr == "ductape: cannot connect to store postgresql://ductape:***@127.0.0.1:1/nowhere within 1s\n"
+    assert (
+        result.stderr
+        == "ductape: cannot connect to store postgresql://ductape:***@127.0.0.1:1/nowhere within 1s\n"
+    )
 
 
-def test_a_postgresql_store_without_psycopg_is_one_line(project: Any, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_postgresql_store_without_psycopg_is_one_line(
+    project: Any, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sys
 
     monkeypatch.setitem(sys.modules, "psycopg", None)
@@ -121,4 +145,7 @@ def test_a_postgresql_store_without_psycopg_is_one_line(project: Any, cli: Any, 
     monkeypatch.setenv("DUCTAPE_STORE", "postgresql://postgres@127.0.0.1/test")
     result = cli("list")
     assert result.exit_code == 2
-    assert result.stderr.strip() == "ductape: a postgresql:// store needs psycopg: pip install 'ductape[postgres]'"
+    assert (
+        result.stderr.strip()
+        == "ductape: a postgresql:// store needs psycopg: pip install 'ductape[postgres]'"
+    )

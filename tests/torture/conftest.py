@@ -11,7 +11,11 @@ from tests.conftest import Project, make_project
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def project(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
+def project(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Project]:
     if request.param == "postgresql" and request.module.__name__.endswith("test_bad_environment"):
-        pytest.skip("bad environments are faults of a store file (permissions, disk, locks): SQLite only")
+        pytest.skip(
+            "bad environments are faults of a store file (permissions, disk, locks): SQLite only"
+        )
     yield from make_project(tmp_path, monkeypatch, request.param)

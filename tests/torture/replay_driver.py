@@ -18,7 +18,12 @@ from ductape_cli.engine.engine import Engine
 from ductape_cli.engine.lineage import replay, restart
 from ductape_cli.errors import InvalidState
 
-FROM_STEPS = ("validate", "charge", "charge", "ship")  # from ship is refused: charge was compensated
+FROM_STEPS = (
+    "validate",
+    "charge",
+    "charge",
+    "ship",
+)  # from ship is refused: charge was compensated
 
 
 def main(root: str, ids: list[str], log_path: str, seconds: float) -> None:
@@ -34,15 +39,35 @@ def main(root: str, ids: list[str], log_path: str, seconds: float) -> None:
                 continue
             step = random.Random(original).choice(FROM_STEPS)
             try:
-                replayed = replay(engine, original, from_step=step, idempotency_key=f"replay-{original}")
-                log.write(json.dumps({"replay": original, "run": replayed["workflow_id"], "from_step": step}) + "\n")
+                replayed = replay(
+                    engine, original, from_step=step, idempotency_key=f"replay-{original}"
+                )
+                log.write(
+                    json.dumps(
+                        {"replay": original, "run": replayed["workflow_id"], "from_step": step}
+                    )
+                    + "\n"
+                )
             except InvalidState as exc:
-                log.write(json.dumps({"refused": original, "from_step": step, "message": exc.message}) + "\n")
+                log.write(
+                    json.dumps({"refused": original, "from_step": step, "message": exc.message})
+                    + "\n"
+                )
             log.flush()
-            restarted = restart(engine, original, set_values=[("fail", False)], idempotency_key=f"restart-{original}")
+            restarted = restart(
+                engine,
+                original,
+                set_values=[("fail", False)],
+                idempotency_key=f"restart-{original}",
+            )
             log.write(json.dumps({"restart": original, "run": restarted["workflow_id"]}) + "\n")
             log.flush()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], json.loads(Path(sys.argv[2]).read_text(encoding="utf-8")), sys.argv[3], float(sys.argv[4]))
+    main(
+        sys.argv[1],
+        json.loads(Path(sys.argv[2]).read_text(encoding="utf-8")),
+        sys.argv[3],
+        float(sys.argv[4]),
+    )

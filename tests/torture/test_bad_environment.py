@@ -35,10 +35,20 @@ def make_project(root: Path) -> Path:
     return root
 
 
-def ductape(root: Path, *args: str, preexec=None, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def ductape(
+    root: Path, *args: str, preexec=None, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = ductape_subprocess_env(root)
     env.update(env_extra or {})
-    return subprocess.run(ductape_cmd(*args), cwd=root, env=env, capture_output=True, text=True, timeout=60, preexec_fn=preexec)
+    return subprocess.run(
+        ductape_cmd(*args),
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=preexec,
+    )
 
 
 def one_clear_line(result: subprocess.CompletedProcess[str], fragment: str) -> None:
@@ -52,7 +62,9 @@ def schema_state(path: Path) -> tuple[int, int]:
     conn = sqlite3.connect(path)
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        tables = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[
+            0
+        ]
     finally:
         conn.close()
     return version, tables
@@ -61,7 +73,12 @@ def schema_state(path: Path) -> tuple[int, int]:
 def test_store_folder_that_cannot_be_created(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p")
     (tmp_path / "blocker").write_text("a file, not a folder")
-    result = ductape(root, "run", "big", env_extra={"DUCTAPE_STORE": str(tmp_path / "blocker" / "sub" / "state.db")})
+    result = ductape(
+        root,
+        "run",
+        "big",
+        env_extra={"DUCTAPE_STORE": str(tmp_path / "blocker" / "sub" / "state.db")},
+    )
     one_clear_line(result, "cannot create store folder")
 
 
@@ -103,7 +120,14 @@ def test_full_disk_mid_run_is_a_clear_error_and_the_store_survives(tmp_path: Pat
     assert ductape(root, "run", "big").returncode == 0
     store = root / ".ductape" / "state.db"
     before = store.stat().st_size  # RLIMIT_FSIZE caps each file: the WAL fills up first
-    result = ductape(root, "run", "big", "--input", '{"steps": 50, "size": 20000}', preexec=_limit_file_size(before + 40_000))
+    result = ductape(
+        root,
+        "run",
+        "big",
+        "--input",
+        '{"steps": 50, "size": 20000}',
+        preexec=_limit_file_size(before + 40_000),
+    )
     one_clear_line(result, "cannot write store")
     assert schema_state(store)[0] == len(MIGRATIONS)
     conn = sqlite3.connect(store)
@@ -119,6 +143,8 @@ def test_migration_on_a_full_disk_is_never_half_applied(tmp_path: Path) -> None:
     store = root / ".ductape" / "state.db"
     if store.exists():
         version, tables = schema_state(store)
-        assert (version, tables) in ((0, 0), (len(MIGRATIONS), tables)) and (version == 0) == (tables == 0)
+        assert (version, tables) in ((0, 0), (len(MIGRATIONS), tables)) and (version == 0) == (
+            tables == 0
+        )
     assert ductape(root, "run", "big").returncode == 0  # with room again, the store migrates fully
     assert schema_state(store)[0] == len(MIGRATIONS)

@@ -30,10 +30,20 @@ def test_four_processes_for_twenty_seconds(project, durability_report) -> None:
     logs = [project.root / f"driver-{i}.log" for i in range(4)]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.torture.driver", str(project.root), str(SECONDS), str(i + 1), str(log)],
+            [
+                sys.executable,
+                "-m",
+                "tests.torture.driver",
+                str(project.root),
+                str(SECONDS),
+                str(i + 1),
+                str(log),
+            ],
             env=ductape_subprocess_env(project.root),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i, log in enumerate(logs)
     ]
     outputs = [p.communicate(timeout=SECONDS + 120) for p in procs]
@@ -63,10 +73,16 @@ def test_four_processes_for_twenty_seconds(project, durability_report) -> None:
         events = [e.type for e in engine.store.events(run.id)]
         signals = engine.store.signals(run.id)
         if run.status == "completed":
-            delivered = sorted((s for s in signals if s.consumed_seq is not None), key=lambda s: s.consumed_seq)
+            delivered = sorted(
+                (s for s in signals if s.consumed_seq is not None), key=lambda s: s.consumed_seq
+            )
             assert run.output == [s.payload["n"] for s in delivered]
-            assert [s.id for s in delivered] == sorted(s.id for s in signals)[:2]  # delivered in arrival order
+            assert [s.id for s in delivered] == sorted(s.id for s in signals)[
+                :2
+            ]  # delivered in arrival order
             assert events.count("signal_received") == 2 and events[-1] == "workflow_completed"
         else:
             assert run.status == "cancelled" and events[-1] == "workflow_cancelled"
-    durability_report(f"concurrency: processes=4 seconds={SECONDS:g} runs={len(runs)} signals_sent={len(sent)} lost=0 lock_errors=0")
+    durability_report(
+        f"concurrency: processes=4 seconds={SECONDS:g} runs={len(runs)} signals_sent={len(sent)} lost=0 lock_errors=0"
+    )

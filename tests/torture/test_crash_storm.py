@@ -65,7 +65,11 @@ def test_crash_storm(project, durability_report) -> None:
         kills += 1
         workers[victim] = spawn(project.root, "worker", "--poll", "0.05")
     try:
-        wait_for(lambda: engine.store.list_runs(status="completed", limit=RUNS + 1).__len__() == RUNS, timeout=180, what="recovery")
+        wait_for(
+            lambda: engine.store.list_runs(status="completed", limit=RUNS + 1).__len__() == RUNS,
+            timeout=180,
+            what="recovery",
+        )
     finally:
         for w in workers:
             w.send_signal(signal.SIGTERM)
@@ -93,4 +97,6 @@ def test_crash_storm(project, durability_report) -> None:
     repeated = sum(count - 1 for count in effects.values())
     assert repeated <= kills, (repeated, kills)
     integrity = "ok" if project.store.exists() else "server"  # PostgreSQL checks its own pages
-    durability_report(f"crash storm: runs={RUNS} kills={kills}/{MIN_KILLS} integrity={integrity} steps={RUNS * 10} re-executed={repeated} duplicates_recorded={duplicates_recorded}")
+    durability_report(
+        f"crash storm: runs={RUNS} kills={kills}/{MIN_KILLS} integrity={integrity} steps={RUNS * 10} re-executed={repeated} duplicates_recorded={duplicates_recorded}"
+    )

@@ -45,7 +45,9 @@ WORKFLOW = """
 """
 
 
-def test_paused_owners_never_execute_alongside_the_worker_that_took_over(project, durability_report) -> None:
+def test_paused_owners_never_execute_alongside_the_worker_that_took_over(
+    project, durability_report
+) -> None:
     with (project.root / "ductape.toml").open("a") as f:
         f.write('\n[worker]\nlease = "3s"\n')
     project.write("paced", WORKFLOW)
@@ -61,7 +63,11 @@ def test_paused_owners_never_execute_alongside_the_worker_that_took_over(project
             index = rng.randrange(len(workers))
             victim = workers[index]
             marker = f" {victim.pid} "
-            wait_for(lambda marker=marker: any(marker in line for line in lines(effects)[-20:]), timeout=60, what="work")
+            wait_for(
+                lambda marker=marker: any(marker in line for line in lines(effects)[-20:]),
+                timeout=60,
+                what="work",
+            )
             victim.send_signal(signal.SIGSTOP)
             time.sleep(3 + 3 / 3 + 1.5)  # past the lease, the takeover grace and a poll
             victim.send_signal(signal.SIGCONT)
@@ -73,7 +79,11 @@ def test_paused_owners_never_execute_alongside_the_worker_that_took_over(project
             workers[index] = spawn(project.root, "worker", "--poll", "0.1")
             if all(r.status.terminal for r in engine.store.list_runs(limit=RUNS + 1)):
                 break
-        wait_for(lambda: all(r.status.terminal for r in engine.store.list_runs(limit=RUNS + 1)), timeout=240, what="all runs")
+        wait_for(
+            lambda: all(r.status.terminal for r in engine.store.list_runs(limit=RUNS + 1)),
+            timeout=240,
+            what="all runs",
+        )
     finally:
         for w in workers:
             w.send_signal(signal.SIGCONT)
@@ -83,10 +93,14 @@ def test_paused_owners_never_execute_alongside_the_worker_that_took_over(project
 
     assert pauses >= min(PAUSES, 3), f"only {pauses} pauses happened"
     runs = engine.store.list_runs(limit=RUNS + 1)
-    assert len(runs) == RUNS and all(r.status == "completed" for r in runs), [(r.id, r.status, r.error) for r in runs]
+    assert len(runs) == RUNS and all(r.status == "completed" for r in runs), [
+        (r.id, r.status, r.error) for r in runs
+    ]
     assert all(r.output == list(range(6)) for r in runs)
     for run_id in ids:
-        assert sorted(r.tag for r in engine.store.load_journal(run_id).values()) == [f"s{n}" for n in range(6)]
+        assert sorted(r.tag for r in engine.store.load_journal(run_id).values()) == [
+            f"s{n}" for n in range(6)
+        ]
     if project.store.exists():  # the SQLite file (on PostgreSQL the server keeps its own pages)
         with sqlite3.connect(project.store) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
@@ -104,10 +118,14 @@ def test_paused_owners_never_execute_alongside_the_worker_that_took_over(project
         retired: set[str] = set()
         current = None
         for _, pid, n in events:
-            assert pid not in retired, f"{run_id}: process {pid} started s{n} after losing the run: {events}"
+            assert pid not in retired, (
+                f"{run_id}: process {pid} started s{n} after losing the run: {events}"
+            )
             if current is not None and pid != current:
                 retired.add(current)
                 takeovers += 1
             current = pid
     assert takeovers >= 1, "no pause ever led to a takeover"
-    durability_report(f"lease pauses: runs={RUNS} pauses={pauses} takeovers={takeovers} concurrent_executions=0")
+    durability_report(
+        f"lease pauses: runs={RUNS} pauses={pauses} takeovers={takeovers} concurrent_executions=0"
+    )

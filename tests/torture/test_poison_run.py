@@ -35,7 +35,9 @@ def test_a_poison_run_does_not_starve_the_others(project, durability_report) -> 
     worker = spawn(project.root, "worker", "--concurrency", "1", "--poll", "0.05")
     try:
         wait_for(
-            lambda: len(engine.store.list_runs(status="completed", limit=200)) == 99, timeout=180, what="99 good runs"
+            lambda: len(engine.store.list_runs(status="completed", limit=200)) == 99,
+            timeout=180,
+            what="99 good runs",
         )
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -46,4 +48,6 @@ def test_a_poison_run_does_not_starve_the_others(project, durability_report) -> 
     assert "payments SDK" in (stuck.load_error or "")
     tries = stderr.count(f"{poison} doomed: cannot load workflow")
     assert 1 <= tries <= 10 and tries == stuck.load_attempts, stderr[-2000:]
-    durability_report(f"poison run: 99/99 others completed under one worker; poison tried {tries} times, backing off")
+    durability_report(
+        f"poison run: 99/99 others completed under one worker; poison tried {tries} times, backing off"
+    )

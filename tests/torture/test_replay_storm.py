@@ -61,16 +61,29 @@ ORDERS = """
 """
 
 
-def _drivers(root: Path, ids: list[str], count: int, seconds: float) -> list[tuple[subprocess.Popen[bytes], list[str]]]:
+def _drivers(
+    root: Path, ids: list[str], count: int, seconds: float
+) -> list[tuple[subprocess.Popen[bytes], list[str]]]:
     procs = []
     for index in range(count):
         share = ids[index::count]
         ids_file = root / f"driver-{index}.json"
         ids_file.write_text(json.dumps(share), encoding="utf-8")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.torture.replay_driver", str(root), str(ids_file), str(root / "drivers.log"), str(seconds)],
-            cwd=root, env=ductape_subprocess_env(root), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "tests.torture.replay_driver",
+                str(root),
+                str(ids_file),
+                str(root / "drivers.log"),
+                str(seconds),
+            ],
+            cwd=root,
+            env=ductape_subprocess_env(root),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         procs.append((proc, share))
     return procs
 
@@ -78,9 +91,14 @@ def _drivers(root: Path, ids: list[str], count: int, seconds: float) -> list[tup
 def test_replay_storm(project, durability_report) -> None:
     project.write("orders", ORDERS)
     engine = project.engine()
-    originals = [engine.start("storm-order", {"order": f"O{i}", "fail": True}, detach=True)[0].id for i in range(RUNS)]
+    originals = [
+        engine.start("storm-order", {"order": f"O{i}", "fail": True}, detach=True)[0].id
+        for i in range(RUNS)
+    ]
     rng = random.Random(4321)
-    workers = [spawn(project.root, "worker", "--poll", "0.05", "--concurrency", "2") for _ in range(2)]
+    workers = [
+        spawn(project.root, "worker", "--poll", "0.05", "--concurrency", "2") for _ in range(2)
+    ]
     drivers = _drivers(project.root, originals, 2, 120)
     ledger = project.root / "ledger.log"
     kills = 0
@@ -92,7 +110,9 @@ def test_replay_storm(project, durability_report) -> None:
                 victim = rng.randrange(len(workers))
                 workers[victim].send_signal(signal.SIGKILL)
                 workers[victim].wait(timeout=10)
-                workers[victim] = spawn(project.root, "worker", "--poll", "0.05", "--concurrency", "2")
+                workers[victim] = spawn(
+                    project.root, "worker", "--poll", "0.05", "--concurrency", "2"
+                )
             else:
                 victim = rng.randrange(len(drivers))
                 proc, share = drivers[victim]
@@ -111,15 +131,25 @@ def test_replay_storm(project, durability_report) -> None:
             assert proc.returncode == 0, stderr.decode()
 
         def settled() -> bool:
-            return not engine.store.list_runs(status="running", limit=1) and not engine.store.list_runs(status="pending", limit=1)
+            return not engine.store.list_runs(
+                status="running", limit=1
+            ) and not engine.store.list_runs(status="pending", limit=1)
 
         try:
             wait_for(settled, timeout=180, what="every run to finish")
         except AssertionError:
-            stuck = [r for status in ("pending", "running") for r in engine.store.list_runs(status=status, limit=20)]
+            stuck = [
+                r
+                for status in ("pending", "running")
+                for r in engine.store.list_runs(status=status, limit=20)
+            ]
             raise AssertionError(
-                "runs never finished: " + "; ".join(f"{r.id} {r.tag} {r.status} owner={r.owner} ready_at={r.ready_at} "
-                                                    f"waiting={r.waiting} cancel={r.cancel_requested}" for r in stuck)
+                "runs never finished: "
+                + "; ".join(
+                    f"{r.id} {r.tag} {r.status} owner={r.owner} ready_at={r.ready_at} "
+                    f"waiting={r.waiting} cancel={r.cancel_requested}"
+                    for r in stuck
+                )
             ) from None
     finally:
         for w in workers:

@@ -60,9 +60,19 @@ class MockApis(BaseHTTPRequestHandler):
             if body.get("card") == "declined":
                 self._send(402, {"error": "card_declined", "message": "Card declined"})
             elif "@" not in str(body.get("receipt_email", "@")):
-                self._send(400, {"error": "invalid_email", "message": f"invalid receipt email {body.get('receipt_email')!r}"})
+                self._send(
+                    400,
+                    {
+                        "error": "invalid_email",
+                        "message": f"invalid receipt email {body.get('receipt_email')!r}",
+                    },
+                )
             else:
-                charge = {"id": f"ch_{len(self.charges) + 1}", "amount": body.get("amount"), "status": "succeeded"}
+                charge = {
+                    "id": f"ch_{len(self.charges) + 1}",
+                    "amount": body.get("amount"),
+                    "status": "succeeded",
+                }
                 self.charges[charge["id"]] = charge
                 self._send(201, charge)
         elif path.startswith("/payments/charges/") and path.endswith("/refund"):
@@ -102,7 +112,9 @@ class StandIn(ThreadingHTTPServer):
     def shutdown(self) -> None:
         self._stopping = True
         try:
-            socket.create_connection(self.server_address[:2], timeout=5).close()  # wakes handle_request
+            socket.create_connection(
+                self.server_address[:2], timeout=5
+            ).close()  # wakes handle_request
         except OSError:
             pass  # already closed
         self._thread.join(timeout=5)
@@ -117,7 +129,9 @@ def serve(port: int = PORT, *, verbose: bool = False) -> StandIn:
 if __name__ == "__main__":
     port = int(sys.argv[1]) if len(sys.argv) > 1 else PORT
     srv = serve(port, verbose=True)
-    print(f"mock inventory and payments APIs on http://127.0.0.1:{srv.server_address[1]} (Ctrl-C to stop)")
+    print(
+        f"mock inventory and payments APIs on http://127.0.0.1:{srv.server_address[1]} (Ctrl-C to stop)"
+    )
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -26,9 +26,16 @@ if TYPE_CHECKING:
     from ductape_cli.store import Store
 
 __all__ = [
-    "MESSAGE_ID_HEADER", "BrokerClient", "Delivery", "Subscription", "client_for", "decode_body",
-    "close_clients", "encode_body", "open_client",
-]  # fmt: skip
+    "MESSAGE_ID_HEADER",
+    "BrokerClient",
+    "Delivery",
+    "Subscription",
+    "client_for",
+    "decode_body",
+    "close_clients",
+    "encode_body",
+    "open_client",
+]
 
 _MODULES = {
     "local": ("ductape_cli.components.brokers.local", "LocalBroker"),
@@ -39,9 +46,9 @@ _MODULES = {
 }
 
 # One open client per event loop and broker: a produce step must not pay for a connection.
-_OPEN: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str | None], BrokerClient]] = (
-    weakref.WeakKeyDictionary()
-)
+_OPEN: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, str | None], BrokerClient]
+] = weakref.WeakKeyDictionary()
 
 
 def open_client(broker: ResolvedBroker, store: Store | None = None) -> BrokerClient:

@@ -64,7 +64,9 @@ class BrokerClient(Protocol):
     name: str
     type: str
 
-    async def publish(self, topic: str, message: Any, message_id: str, run_id: str | None = None) -> dict[str, Any]:
+    async def publish(
+        self, topic: str, message: Any, message_id: str, run_id: str | None = None
+    ) -> dict[str, Any]:
         """Publish and wait for the broker to have it; returns broker-specific receipt fields."""
         ...
 
@@ -72,7 +74,9 @@ class BrokerClient(Protocol):
         """A durable subscription named `consumer`: it resumes where it left off after a crash."""
         ...
 
-    async def peek(self, topic: str, start: str | None, limit: int, wait: float) -> tuple[list[dict[str, Any]], str | None]:
+    async def peek(
+        self, topic: str, start: str | None, limit: int, wait: float
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """Messages from position `start` without consuming them, and the position after them."""
         ...
 

@@ -27,18 +27,26 @@ class LocalBroker:
 
     def __init__(self, broker: ResolvedBroker, store: Store | None) -> None:
         if store is None:
-            raise ConfigError(f"[brokers.{broker.name}] is a local broker and needs the project's store")
+            raise ConfigError(
+                f"[brokers.{broker.name}] is a local broker and needs the project's store"
+            )
         self.name = broker.name
         self.store = store
 
-    async def publish(self, topic: str, message: Any, message_id: str, run_id: str | None = None) -> dict[str, Any]:
-        offset = self.store.append_message(self.name, topic, message, run_id, time.time(), message_id=message_id)
+    async def publish(
+        self, topic: str, message: Any, message_id: str, run_id: str | None = None
+    ) -> dict[str, Any]:
+        offset = self.store.append_message(
+            self.name, topic, message, run_id, time.time(), message_id=message_id
+        )
         return {"offset": offset}
 
     async def subscribe(self, topic: str, consumer: str) -> LocalSubscription:
         return LocalSubscription(self, topic, consumer)
 
-    async def peek(self, topic: str, start: str | None, limit: int, wait: float) -> tuple[list[dict[str, Any]], str | None]:
+    async def peek(
+        self, topic: str, start: str | None, limit: int, wait: float
+    ) -> tuple[list[dict[str, Any]], str | None]:
         offset = int(start or 0)
         deadline = time.monotonic() + wait
         while True:
@@ -46,14 +54,27 @@ class LocalBroker:
             if rows or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(POLL_SECONDS)
-        shown = [peek_row(r["offset"], r.get("message_id"), r["message"], run_id=r["run_id"], created_at=r["created_at"]) for r in rows]
+        shown = [
+            peek_row(
+                r["offset"],
+                r.get("message_id"),
+                r["message"],
+                run_id=r["run_id"],
+                created_at=r["created_at"],
+            )
+            for r in rows
+        ]
         return shown, str(rows[-1]["offset"] + 1 if rows else offset)
 
     async def describe(self, topics: Sequence[str]) -> list[dict[str, Any]]:
         counts = {t["topic"]: t for t in self.store.list_topics() if t["broker"] == self.name}
         names = list(topics) + sorted(set(counts) - set(topics))
         return [
-            {"topic": t, "messages": counts[t]["messages"] if t in counts else 0, "last_at": counts[t]["last_at"] if t in counts else None}
+            {
+                "topic": t,
+                "messages": counts[t]["messages"] if t in counts else 0,
+                "last_at": counts[t]["last_at"] if t in counts else None,
+            }
             for t in names
         ]
 
@@ -75,14 +96,23 @@ class LocalSubscription:
                 break
             await asyncio.sleep(POLL_SECONDS)
         return [
-            Delivery(self.topic, r["message"], r.get("message_id"), f"offset:{r['offset']}", {"offset": r["offset"]}, r["offset"])
+            Delivery(
+                self.topic,
+                r["message"],
+                r.get("message_id"),
+                f"offset:{r['offset']}",
+                {"offset": r["offset"]},
+                r["offset"],
+            )
             for r in rows
         ]
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
             next_offset = max(int(d.handle) for d in deliveries) + 1
-            self.broker.store.set_consumer_offset(self.consumer, self.broker.name, self.topic, next_offset)
+            self.broker.store.set_consumer_offset(
+                self.consumer, self.broker.name, self.topic, next_offset
+            )
 
     async def close(self) -> None:
         return None

@@ -54,7 +54,14 @@ class MqttBroker:
         self.password = unquote(parts.password) if parts.password else None
         self._publisher: Any = None
 
-    def client(self, client_id: str = "", *, persistent: bool = False, on_message: Any = None, topic: str | None = None) -> Any:
+    def client(
+        self,
+        client_id: str = "",
+        *,
+        persistent: bool = False,
+        on_message: Any = None,
+        topic: str | None = None,
+    ) -> Any:
         """A connected paho client running its network thread (blocking: call from a thread)."""
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
@@ -62,8 +69,11 @@ class MqttBroker:
         from paho.mqtt.properties import Properties
 
         client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=persistent,
-        )  # fmt: skip
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=persistent,
+        )
         if self.username:
             client.username_pw_set(self.username, self.password)
         if self.tls:
@@ -71,7 +81,9 @@ class MqttBroker:
         connected = threading.Event()
         failure: list[str] = []
 
-        def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        def on_connect(
+            client: Any, userdata: Any, flags: Any, reason: Any, properties: Any
+        ) -> None:
             if reason.is_failure:
                 failure.append(str(reason))
             elif topic is not None:
@@ -84,15 +96,21 @@ class MqttBroker:
         properties = Properties(PacketTypes.CONNECT)
         if persistent:
             properties.SessionExpiryInterval = max(1, self.model.session_expiry // 1000)
-        client.connect(self.host, self.port, keepalive=30, clean_start=not persistent, properties=properties)
+        client.connect(
+            self.host, self.port, keepalive=30, clean_start=not persistent, properties=properties
+        )
         client.loop_start()
         if not connected.wait(CONNECT_TIMEOUT) or failure:
             client.loop_stop()
             reason = failure[0] if failure else "no answer"
-            raise ConfigError(f"[brokers.{self.name}] MQTT broker {self.host}:{self.port} refused the connection: {reason}")
+            raise ConfigError(
+                f"[brokers.{self.name}] MQTT broker {self.host}:{self.port} refused the connection: {reason}"
+            )
         return client
 
-    async def publish(self, topic: str, message: Any, message_id: str, run_id: str | None = None) -> dict[str, Any]:
+    async def publish(
+        self, topic: str, message: Any, message_id: str, run_id: str | None = None
+    ) -> dict[str, Any]:
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
 
@@ -100,12 +118,20 @@ class MqttBroker:
         if self._publisher is None:
             self._publisher = await loop.run_in_executor(None, self.client)
         properties = Properties(PacketTypes.PUBLISH)
-        properties.UserProperty = [(MESSAGE_ID_HEADER, message_id)] + ([("Ductape-Run-Id", run_id)] if run_id else [])
+        properties.UserProperty = [(MESSAGE_ID_HEADER, message_id)] + (
+            [("Ductape-Run-Id", run_id)] if run_id else []
+        )
         properties.ContentType = "application/json"
-        info = self._publisher.publish(topic, encode_body(message), qos=self.model.qos, properties=properties)
-        await loop.run_in_executor(None, info.wait_for_publish, PUBLISH_TIMEOUT)  # until the broker's PUBACK
+        info = self._publisher.publish(
+            topic, encode_body(message), qos=self.model.qos, properties=properties
+        )
+        await loop.run_in_executor(
+            None, info.wait_for_publish, PUBLISH_TIMEOUT
+        )  # until the broker's PUBACK
         if not info.is_published():
-            raise ConnectionError(f"MQTT broker {self.host}:{self.port} did not acknowledge the publish to {topic!r}")
+            raise ConnectionError(
+                f"MQTT broker {self.host}:{self.port} did not acknowledge the publish to {topic!r}"
+            )
         return {}
 
     async def subscribe(self, topic: str, consumer: str) -> MqttSubscription:
@@ -113,15 +139,22 @@ class MqttBroker:
         subscription = MqttSubscription(topic, loop)
         client_id = re.sub(r"[^A-Za-z0-9_-]", "_", consumer)
         subscription.client = await loop.run_in_executor(
-            None, lambda: self.client(client_id, persistent=True, on_message=subscription.received, topic=topic)
+            None,
+            lambda: self.client(
+                client_id, persistent=True, on_message=subscription.received, topic=topic
+            ),
         )
         return subscription
 
-    async def peek(self, topic: str, start: str | None, limit: int, wait: float) -> tuple[list[dict[str, Any]], str | None]:
+    async def peek(
+        self, topic: str, start: str | None, limit: int, wait: float
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """What arrives on the topic (and its retained message) within `wait` seconds: MQTT keeps no log."""
         loop = asyncio.get_running_loop()
         tap = MqttSubscription(topic, loop)
-        client = await loop.run_in_executor(None, lambda: self.client(on_message=tap.received, topic=topic))
+        client = await loop.run_in_executor(
+            None, lambda: self.client(on_message=tap.received, topic=topic)
+        )
         try:
             deliveries = await tap.fetch(limit, max(wait, 1.0))
             deadline = time.monotonic() + min(wait, 1.0)
@@ -131,7 +164,10 @@ class MqttBroker:
             client.disconnect()
             client.loop_stop()
         first = int(start or 0)
-        rows = [peek_row(first + i, d.message_id, d.body, retained=d.meta["retained"]) for i, d in enumerate(deliveries)]
+        rows = [
+            peek_row(first + i, d.message_id, d.body, retained=d.meta["retained"])
+            for i, d in enumerate(deliveries)
+        ]
         return rows, str(first + len(rows))
 
     async def describe(self, topics: Sequence[str]) -> list[dict[str, Any]]:
@@ -150,7 +186,11 @@ def message_id_of(msg: Any, body: Any) -> str | None:
     for key, value in getattr(msg.properties, "UserProperty", None) or []:
         if key == MESSAGE_ID_HEADER:
             return str(value)
-    if isinstance(body, dict) and isinstance(body.get("id"), (str, int)) and not isinstance(body.get("id"), bool):
+    if (
+        isinstance(body, dict)
+        and isinstance(body.get("id"), (str, int))
+        and not isinstance(body.get("id"), bool)
+    ):
         return str(body["id"])
     return None
 
@@ -177,7 +217,16 @@ class MqttSubscription:
             body = decode_body(msg.payload)
             message_id = message_id_of(msg, body)
             meta = {"retained": bool(msg.retain), "duplicate": bool(msg.dup)}
-            deliveries.append(Delivery(msg.topic, body, message_id, f"message:{message_id}" if message_id else None, meta, msg))
+            deliveries.append(
+                Delivery(
+                    msg.topic,
+                    body,
+                    message_id,
+                    f"message:{message_id}" if message_id else None,
+                    meta,
+                    msg,
+                )
+            )
         return deliveries
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:

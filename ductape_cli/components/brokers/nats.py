@@ -77,7 +77,9 @@ class NatsBroker:
             info.config.subjects = subjects + missing
             await self._js.update_stream(info.config)
 
-    async def publish(self, topic: str, message: Any, message_id: str, run_id: str | None = None) -> dict[str, Any]:
+    async def publish(
+        self, topic: str, message: Any, message_id: str, run_id: str | None = None
+    ) -> dict[str, Any]:
         js = await self.js()
         headers = {"Nats-Msg-Id": message_id, MESSAGE_ID_HEADER: message_id}
         if run_id:
@@ -95,13 +97,19 @@ class NatsBroker:
         durable = re.sub(r"[^A-Za-z0-9_-]", "_", consumer)
         ack_wait = (self.model.ack_wait / 1000) if self.model.ack_wait else DEFAULT_ACK_WAIT
         config = ConsumerConfig(
-            durable_name=durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=ack_wait,
-            filter_subject=topic, max_ack_pending=20_000,
-        )  # fmt: skip
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ack_wait,
+            filter_subject=topic,
+            max_ack_pending=20_000,
+        )
         psub = await js.pull_subscribe(topic, durable=durable, stream=self.stream, config=config)
         return NatsSubscription(self, topic, psub)
 
-    async def peek(self, topic: str, start: str | None, limit: int, wait: float) -> tuple[list[dict[str, Any]], str | None]:
+    async def peek(
+        self, topic: str, start: str | None, limit: int, wait: float
+    ) -> tuple[list[dict[str, Any]], str | None]:
         from nats.js.errors import NotFoundError
 
         js = await self.js()
@@ -115,7 +123,14 @@ class NatsBroker:
                 except NotFoundError:
                     break
                 headers = raw.headers or {}
-                rows.append(peek_row(raw.seq, headers.get(MESSAGE_ID_HEADER), decode_body(raw.data or b""), run_id=headers.get("Ductape-Run-Id")))
+                rows.append(
+                    peek_row(
+                        raw.seq,
+                        headers.get(MESSAGE_ID_HEADER),
+                        decode_body(raw.data or b""),
+                        run_id=headers.get("Ductape-Run-Id"),
+                    )
+                )
                 seq = raw.seq + 1
             if rows or time.monotonic() >= deadline:
                 return rows, str(seq)
@@ -125,7 +140,10 @@ class NatsBroker:
         js = await self.js()
         info = await js.stream_info(self.stream, subjects_filter=">")
         counts = info.state.subjects or {}
-        return [{"topic": t, "messages": int(counts.get(t, 0)), "detail": f"stream {self.stream}"} for t in topics]
+        return [
+            {"topic": t, "messages": int(counts.get(t, 0)), "detail": f"stream {self.stream}"}
+            for t in topics
+        ]
 
     async def close(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
@@ -150,7 +168,16 @@ class NatsSubscription:
             sequence = msg.metadata.sequence.stream
             meta = {"sequence": sequence, "delivered": msg.metadata.num_delivered}
             identity = f"seq:{self.broker.epoch}:{sequence}"
-            deliveries.append(Delivery(self.topic, decode_body(msg.data), headers.get(MESSAGE_ID_HEADER), identity, meta, msg))
+            deliveries.append(
+                Delivery(
+                    self.topic,
+                    decode_body(msg.data),
+                    headers.get(MESSAGE_ID_HEADER),
+                    identity,
+                    meta,
+                    msg,
+                )
+            )
         return deliveries
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:

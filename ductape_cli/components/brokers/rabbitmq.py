@@ -56,7 +56,9 @@ class RabbitBroker:
             self._declared = set()
         return self._channel
 
-    async def publish(self, topic: str, message: Any, message_id: str, run_id: str | None = None) -> dict[str, Any]:
+    async def publish(
+        self, topic: str, message: Any, message_id: str, run_id: str | None = None
+    ) -> dict[str, Any]:
         import aio_pika
 
         channel = await self.channel()
@@ -67,10 +69,15 @@ class RabbitBroker:
         if run_id:
             headers["Ductape-Run-Id"] = run_id
         amqp_message = aio_pika.Message(
-            encode_body(message), message_id=message_id, headers=headers, content_type="application/json",
+            encode_body(message),
+            message_id=message_id,
+            headers=headers,
+            content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        )  # fmt: skip
-        await channel.default_exchange.publish(amqp_message, routing_key=topic)  # waits for the confirm
+        )
+        await channel.default_exchange.publish(
+            amqp_message, routing_key=topic
+        )  # waits for the confirm
         return {}
 
     async def subscribe(self, topic: str, consumer: str) -> RabbitSubscription:
@@ -79,10 +86,14 @@ class RabbitBroker:
         await channel.set_qos(prefetch_count=PREFETCH)
         queue = await channel.declare_queue(topic, durable=True)
         subscription = RabbitSubscription(topic, channel)
-        await queue.consume(subscription.received, no_ack=False, consumer_tag=f"{consumer}-{id(subscription):x}")
+        await queue.consume(
+            subscription.received, no_ack=False, consumer_tag=f"{consumer}-{id(subscription):x}"
+        )
         return subscription
 
-    async def peek(self, topic: str, start: str | None, limit: int, wait: float) -> tuple[list[dict[str, Any]], str | None]:
+    async def peek(
+        self, topic: str, start: str | None, limit: int, wait: float
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """The messages waiting in the queue, fetched unacknowledged and put back (order kept)."""
         skip = int(start or 0)
         deadline = time.monotonic() + wait
@@ -113,7 +124,13 @@ class RabbitBroker:
             try:
                 queue = await channel.declare_queue(topic, durable=True, passive=True)
                 result = queue.declaration_result
-                rows.append({"topic": topic, "messages": result.message_count, "detail": f"{result.consumer_count} consumers"})
+                rows.append(
+                    {
+                        "topic": topic,
+                        "messages": result.message_count,
+                        "detail": f"{result.consumer_count} consumers",
+                    }
+                )
             except Exception:  # noqa: BLE001 - a passive declare of a missing queue closes the channel with 404
                 rows.append({"topic": topic, "messages": 0, "detail": "queue not declared yet"})
             finally:
@@ -145,7 +162,9 @@ class RabbitSubscription:
 
     async def fetch(self, limit: int, timeout: float) -> list[Delivery]:
         if self.channel.is_closed and self.queue.empty():
-            raise ConnectionError(f"RabbitMQ channel for {self.topic!r} closed")  # the trigger reconnects
+            raise ConnectionError(
+                f"RabbitMQ channel for {self.topic!r} closed"
+            )  # the trigger reconnects
         try:
             first = await asyncio.wait_for(self.queue.get(), timeout)
         except TimeoutError:
@@ -157,7 +176,16 @@ class RabbitSubscription:
         for incoming in batch:
             message_id, body = _decode(incoming)
             meta = {"message_id": message_id, "redelivered": bool(incoming.redelivered)}
-            deliveries.append(Delivery(self.topic, body, message_id, f"message:{message_id}" if message_id else None, meta, incoming))
+            deliveries.append(
+                Delivery(
+                    self.topic,
+                    body,
+                    message_id,
+                    f"message:{message_id}" if message_id else None,
+                    meta,
+                    incoming,
+                )
+            )
         return deliveries
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:

@@ -47,7 +47,9 @@ class RedisBroker:
             self._redis = aioredis.from_url(self.url)
         return self._redis
 
-    async def publish(self, topic: str, message: Any, message_id: str, run_id: str | None = None) -> dict[str, Any]:
+    async def publish(
+        self, topic: str, message: Any, message_id: str, run_id: str | None = None
+    ) -> dict[str, Any]:
         fields = {"id": message_id, "body": encode_body(message)}
         if run_id:
             fields["run_id"] = run_id
@@ -65,7 +67,9 @@ class RedisBroker:
         ack_wait = (self.model.ack_wait / 1000) if self.model.ack_wait else DEFAULT_ACK_WAIT
         return RedisSubscription(self, topic, consumer, ack_wait)
 
-    async def peek(self, topic: str, start: str | None, limit: int, wait: float) -> tuple[list[dict[str, Any]], str | None]:
+    async def peek(
+        self, topic: str, start: str | None, limit: int, wait: float
+    ) -> tuple[list[dict[str, Any]], str | None]:
         deadline = time.monotonic() + wait
         low = start or "-"  # a position this returned is "(ID": after that entry
         while True:
@@ -76,7 +80,14 @@ class RedisBroker:
         rows = []
         for entry_id, fields in entries:
             message_id, body = _decode(fields)
-            rows.append(peek_row(_text(entry_id), message_id, body, run_id=_text(fields[b"run_id"]) if b"run_id" in fields else None))
+            rows.append(
+                peek_row(
+                    _text(entry_id),
+                    message_id,
+                    body,
+                    run_id=_text(fields[b"run_id"]) if b"run_id" in fields else None,
+                )
+            )
         return rows, f"({rows[-1]['position']}" if rows else start
 
     async def describe(self, topics: Sequence[str]) -> list[dict[str, Any]]:
@@ -116,7 +127,9 @@ class RedisSubscription:
     def _delivery(self, entry_id: Any, fields: dict[bytes, bytes]) -> Delivery:
         message_id, body = _decode(fields)
         position = _text(entry_id)
-        return Delivery(self.topic, body, message_id, f"stream:{position}", {"stream_id": position}, position)
+        return Delivery(
+            self.topic, body, message_id, f"stream:{position}", {"stream_id": position}, position
+        )
 
     async def fetch(self, limit: int, timeout: float) -> list[Delivery]:
         redis = self.broker.redis
@@ -125,13 +138,20 @@ class RedisSubscription:
             self._last_claim = now
             # Entries another (crashed) consumer read but never acknowledged.
             claimed = await redis.xautoclaim(
-                self.topic, self.group, self.consumer, min_idle_time=int(self.ack_wait * 1000), start_id="0-0", count=limit
+                self.topic,
+                self.group,
+                self.consumer,
+                min_idle_time=int(self.ack_wait * 1000),
+                start_id="0-0",
+                count=limit,
             )
             entries = [e for e in claimed[1] if e and e[1] is not None]
             if entries:
                 return [self._delivery(entry_id, fields) for entry_id, fields in entries]
         block = max(1, int(timeout * 1000))
-        response = await redis.xreadgroup(self.group, self.consumer, {self.topic: ">"}, count=limit, block=block)
+        response = await redis.xreadgroup(
+            self.group, self.consumer, {self.topic: ">"}, count=limit, block=block
+        )
         deliveries: list[Delivery] = []
         for _stream, entries in response or []:
             deliveries.extend(self._delivery(entry_id, fields) for entry_id, fields in entries)
