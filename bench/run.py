@@ -201,6 +201,7 @@ def workload(
 def floors(results: Results, folder: Path, scale: float, cap: float) -> None:
     from floor import commits_per_second
 
+    folder.mkdir(parents=True, exist_ok=True)
     for label, (mode, sync, count) in FLOORS.items():
         rate = commits_per_second(
             folder / f"floor-{mode}-{sync}.db", mode, sync, max(200, int(count * scale)), cap
