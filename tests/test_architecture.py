@@ -368,7 +368,8 @@ def test_the_architecture_page_names_modules_that_exist() -> None:
     from ductape_cli.engine import engine, journal
 
     for owner, name in [
-        (journal, "ExecutionCore"),
+        (journal, "Journal"),
+        (journal, "RunView"),
         (models, "Lifecycle"),
         (models, "StreamType"),
         (models, "RunError"),

@@ -63,9 +63,15 @@ class Messaging(Component):
                 from ductape_cli.store.sqlite_outbox import OutboxMessage
 
                 queued = OutboxMessage(
-                    message_id, broker, topic, message, execution.run.id, step, runtime.clock.now()
+                    message_id,
+                    broker,
+                    topic,
+                    message,
+                    execution.view.run_id,
+                    step,
+                    runtime.clock.now(),
                 )
-                execution.outbox.setdefault(step, {})[message_id] = queued
+                execution.queue_outbox(step, message_id, queued)
                 return {**sent, "outbox": True}
             from ductape_cli.components.brokers import client_for, open_client
 
@@ -79,7 +85,7 @@ class Messaging(Component):
                     await client.close()
             else:
                 receipt = await client_for(resolved, runtime.store).publish(
-                    topic, message, message_id, run_id=execution.run.id
+                    topic, message, message_id, run_id=execution.view.run_id
                 )
             return {**sent, **receipt}
 
@@ -104,8 +110,8 @@ class Messaging(Component):
 
     def _in_rollback(self, step: str) -> bool:
         """A rollback handler runs under its step's tag after that step completed: no commit follows it."""
-        execution = self.runtime.execution
-        return execution is not None and any(r.tag == step for r in execution.journal.values())
+        run = self.runtime.run
+        return run is not None and run.recorded(step)
 
     def topic(self, event: str | None, broker: str | None, topic: str | None) -> tuple[str, str]:
         """`broker:topic` (or broker= and topic=) checked against `[brokers.X] topics`."""

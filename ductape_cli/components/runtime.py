@@ -52,13 +52,15 @@ class ComponentRuntime:
     ) -> None:
         self.config = config
         self.execution = execution
+        # What components may read of the run in progress (None in direct use).
+        self.run = execution.view if execution is not None else None
         if env is None:
-            env = execution.run.env if execution is not None else config.default_env
+            env = self.run.env if self.run is not None else config.default_env
         self.env = env
         self._store = store
         if clock is None:
-            if execution is not None:
-                clock = execution.clock
+            if self.run is not None:
+                clock = self.run.clock
             else:
                 from ductape_cli.engine.clock import SystemClock
 
@@ -74,8 +76,8 @@ class ComponentRuntime:
 
     @property
     def store(self) -> Store:
-        if self.execution is not None:
-            return self.execution.store
+        if self.run is not None:
+            return self.run.store
         if self._store is None:
             from ductape_cli.store import open_store
 
@@ -94,7 +96,7 @@ class ComponentRuntime:
 
     @property
     def run_id(self) -> str | None:
-        return self.execution.run.id if self.execution is not None else None
+        return self.run.run_id if self.run is not None else None
 
     # -- the components ------------------------------------------------------------
 
@@ -190,9 +192,8 @@ class ComponentRuntime:
     ) -> Any:
         execution = self.execution
         assert execution is not None
-        call = execution.step_call(tag, lambda _recorded: work(), None, {"input": recorded})
         try:
-            return await execution.run_step(call)
+            return await execution.run_as_step(tag, lambda _recorded: work(), recorded)
         except StepFailed as exc:
             raise self._component_error(exc) from None
 
@@ -215,8 +216,8 @@ class ComponentRuntime:
             exc.error_type,
         )
         record = None
-        if self.execution is not None:
-            record = next((r for r in self.execution.journal.values() if r.tag == exc.step), None)
+        if self.run is not None:
+            record = self.run.step_record(exc.step)
         details = (record.error if record is not None else None) or {}
         for attr in ("status_code", "body"):
             setattr(error, attr, details.get(attr))

@@ -13,7 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ductape_cli.durations import parse_duration
-from ductape_cli.engine.journal import ExecutionCore, Suspend
+from ductape_cli.engine.journal import Journal, Suspend
 from ductape_cli.errors import ChildWorkflowFailed, DuctapeError, StepError
 from ductape_cli.models import EventType, Lifecycle, OpKind, Run, StepRecord, StepStatus
 
@@ -28,14 +28,14 @@ class ChildCall:
 
     def __init__(
         self,
-        execution: ChildrenMixin,
+        runner: ChildRunner,
         child_id: str,
         tag: str,
         input: Any,
         options: dict[str, Any],
         site: tuple[str, int],
     ) -> None:
-        self.execution = execution
+        self.runner = runner
         self.child_id = child_id
         self.tag = tag
         self.input = input
@@ -43,17 +43,25 @@ class ChildCall:
         self.site = site
 
     def prepare(self) -> Any:
-        seq, record = self.execution.next_op(OpKind.CHILD, self.child_id, self.site)
-        return lambda: self.execution.run_child(self, seq, record)
+        seq, record = self.runner.journal.next_op(OpKind.CHILD, self.child_id, self.site)
+        return lambda: self.runner.run(self, seq, record)
 
     def __await__(self) -> Any:
         return self.prepare()().__await__()
 
 
-class ChildrenMixin(ExecutionCore):
-    """The child-workflow half of `Execution`."""
+class ChildRunner:
+    """Runs `ctx.workflow`: start the child run, drive it here when it can, wait for its end."""
 
-    def child_call(
+    def __init__(self, journal: Journal, engine: Engine, inline_wait: float) -> None:
+        self.journal = journal
+        self.engine = engine  # starts and drives the children
+        self.clock = journal.clock
+        self.store = journal.store
+        self.parent = journal.run  # the run whose children these are
+        self.inline_wait = inline_wait
+
+    def call(
         self, child_id: str, tag: str, input: Any, options: dict[str, Any], site: tuple[str, int]
     ) -> ChildCall:
         if not isinstance(child_id, str) or not child_id:
@@ -70,7 +78,7 @@ class ChildrenMixin(ExecutionCore):
             )
         return ChildCall(self, child_id, tag, input, options, site)
 
-    async def run_child(self, call: ChildCall, seq: int, record: StepRecord | None) -> Any:
+    async def run(self, call: ChildCall, seq: int, record: StepRecord | None) -> Any:
         if record is not None and record.status == StepStatus.COMPLETED:
             return record.output
         if record is not None and record.status == StepStatus.FAILED:
@@ -80,13 +88,13 @@ class ChildrenMixin(ExecutionCore):
             )
         retries = int(call.options.get("retries") or 0)
         attempt = (record.input or {}).get("attempt", 0) if record is not None else 0
-        base_id = scoped_child_id(self.run, call.child_id)
+        base_id = scoped_child_id(self.parent, call.child_id)
         if record is None:
-            self.notify(EventType.CHILD_STARTED, child_id=base_id, tag=call.tag)
+            self.journal.notify(EventType.CHILD_STARTED, child_id=base_id, tag=call.tag)
             current_id = self._start_child(call, base_id)
             now = self.clock.now()
             record = StepRecord(
-                self.run.id,
+                self.parent.id,
                 seq,
                 OpKind.CHILD,
                 call.child_id,
@@ -100,9 +108,9 @@ class ChildrenMixin(ExecutionCore):
                 },
                 source=f"{call.site[0]}:{call.site[1]}",
             )
-            self.commit(
+            self.journal.commit(
                 record,
-                self.take_events(
+                self.journal.take_events(
                     (
                         now,
                         EventType.CHILD_STARTED,
@@ -116,15 +124,15 @@ class ChildrenMixin(ExecutionCore):
             result = await self._drive_child(current_id)
             status = result["status"]
             if status in ("running", "pending"):
-                self.check_waiting()
+                self.journal.check_waiting()
                 raise Suspend(None, {"kind": "child", "child_id": current_id, "seq": seq})
             now = self.clock.now()
             if status == "completed":
                 self.store.update_op(
-                    self.run.id,
+                    self.parent.id,
                     seq,
                     {"status": "completed", "output": result["output"], "ended_at": now},
-                    self.take_events(
+                    self.journal.take_events(
                         (
                             now,
                             EventType.CHILD_COMPLETED,
@@ -134,7 +142,7 @@ class ChildrenMixin(ExecutionCore):
                     ),
                 )
                 record.status, record.output = StepStatus.COMPLETED, result["output"]
-                self.notify(
+                self.journal.notify(
                     Lifecycle.CHILD_ENDED,
                     child_id=current_id,
                     tag=call.tag,
@@ -145,21 +153,21 @@ class ChildrenMixin(ExecutionCore):
             if attempt < retries:
                 attempt += 1
                 next_id = f"{base_id}-retry-{attempt}"
-                self.notify(
+                self.journal.notify(
                     Lifecycle.CHILD_ENDED,
                     child_id=current_id,
                     tag=call.tag,
                     status=status,
                     started_at=record.started_at,
                 )
-                self.notify(EventType.CHILD_STARTED, child_id=next_id, tag=call.tag)
+                self.journal.notify(EventType.CHILD_STARTED, child_id=next_id, tag=call.tag)
                 self._start_child(call, next_id, restarted_from=current_id)
                 record.input = {**record.input, "current": next_id, "attempt": attempt}
                 self.store.update_op(
-                    self.run.id,
+                    self.parent.id,
                     seq,
                     {"input": record.input},
-                    self.take_events(
+                    self.journal.take_events(
                         (
                             now,
                             EventType.CHILD_STARTED,
@@ -171,10 +179,10 @@ class ChildrenMixin(ExecutionCore):
                 continue
             error = {**(result.get("error") or {}), "child_id": current_id, "status": status}
             self.store.update_op(
-                self.run.id,
+                self.parent.id,
                 seq,
                 {"status": "failed", "error": error, "ended_at": now},
-                self.take_events(
+                self.journal.take_events(
                     (
                         now,
                         EventType.CHILD_COMPLETED,
@@ -184,7 +192,7 @@ class ChildrenMixin(ExecutionCore):
                 ),
             )
             record.status, record.error = StepStatus.FAILED, error
-            self.notify(
+            self.journal.notify(
                 Lifecycle.CHILD_ENDED,
                 child_id=current_id,
                 tag=call.tag,
@@ -198,13 +206,13 @@ class ChildrenMixin(ExecutionCore):
     ) -> str:
         existing = self.store.get_run(child_id)
         if existing is not None:
-            if existing.parent_id != self.run.id:
+            if existing.parent_id != self.parent.id:
                 raise StepError(f"child workflow id {child_id!r} is already used by another run")
             return child_id
         lineage: dict[str, Any] = {
             "parent_close_policy": call.options.get("parent_close_policy", "terminate")
         }
-        scope = child_scope(self.run)
+        scope = child_scope(self.parent)
         if scope is not None:
             lineage["child_scope"] = scope
             replaced = self._replaced_child(call.child_id)
@@ -215,11 +223,11 @@ class ChildrenMixin(ExecutionCore):
             self.engine.start(
                 call.tag,
                 call.input,
-                env=self.run.env,
+                env=self.parent.env,
                 workflow_id=child_id,
                 timeout=timeout,
                 detach=True,
-                parent_id=self.run.id,
+                parent_id=self.parent.id,
                 lineage=lineage,
                 links={"restarted_from": restarted_from} if restarted_from else None,
             )
@@ -231,7 +239,7 @@ class ChildrenMixin(ExecutionCore):
 
     def _replaced_child(self, given_id: str) -> str | None:
         """The child the run this one replays or restarts started for the same `ctx.workflow` call."""
-        original_id = self.run.replayed_from or self.run.restarted_from
+        original_id = self.parent.replayed_from or self.parent.restarted_from
         original = self.store.get_run(original_id) if original_id else None
         if original is None:
             return None

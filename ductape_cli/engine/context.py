@@ -18,6 +18,8 @@ from ductape_cli.store.encoding import dumps
 if TYPE_CHECKING:
     from ductape_cli.ctx import Context as ContextContract
     from ductape_cli.engine.execution import Execution
+    from ductape_cli.engine.marks import Marks
+    from ductape_cli.engine.steps import StepRunner
 
 
 MAPPING_METHODS = frozenset({"get", "keys", "values", "items", "copy"})
@@ -86,18 +88,18 @@ def wrap(value: Any) -> Any:
 class StepCall:
     """A not-yet-started step: awaiting it runs it; `ctx.parallel` runs several at once."""
 
-    __slots__ = ("execution", "tag", "fn", "rollback", "options", "site", "_consumed")
+    __slots__ = ("runner", "tag", "fn", "rollback", "options", "site", "_consumed")
 
     def __init__(
         self,
-        execution: Execution,
+        runner: StepRunner,
         tag: str,
         fn: Callable[..., Any],
         rollback: Callable[..., Any] | None,
         options: dict[str, Any],
         site: tuple[str, int],
     ) -> None:
-        self.execution = execution
+        self.runner = runner
         self.tag = tag
         self.fn = fn
         self.rollback = rollback
@@ -106,7 +108,7 @@ class StepCall:
         self._consumed = False
 
     def __await__(self) -> Any:
-        return self.execution.run_step(self).__await__()
+        return self.runner.run(self).__await__()
 
     def __repr__(self) -> str:
         return f"<step {self.tag!r}>"
@@ -137,16 +139,17 @@ def done(execution: Execution) -> Any:
 class Log:
     """`ctx.log.info("msg", {...})`: stored as history events, not repeated on replay."""
 
-    def __init__(self, execution: Execution) -> None:
-        self._execution = execution
+    def __init__(self, marks: Marks, is_async: bool) -> None:
+        self._marks = marks
+        self._done = DONE if is_async else None
 
     def _emit(self, level: str, message: str, data: Any = None, **fields: Any) -> Any:
         payload = (
             dict(data) if isinstance(data, Mapping) else ({} if data is None else {"data": data})
         )
         payload.update(fields)
-        self._execution.log(level, str(message), payload)
-        return done(self._execution)
+        self._marks.log(level, str(message), payload)
+        return self._done
 
     def debug(self, message: str, data: Any = None, **fields: Any) -> Any:
         return self._emit("debug", message, data, **fields)
@@ -174,7 +177,7 @@ class Context:
     def __init__(self, execution: Execution) -> None:
         self._x = execution
         self._step_calls: list[StepCall] = []
-        run = execution.run
+        run = execution.journal.run
         self.workflow_id: str = run.id
         self.workflow_tag: str = run.tag
         self.env: str | None = run.env
@@ -186,42 +189,44 @@ class Context:
         self.replayed_from: str | None = run.replayed_from
         self.replay_reason: str | None = run.lineage.get("replay_reason") if run.lineage else None
         self.restarted_from: str | None = run.restarted_from
-        self.log = Log(execution)
-        self.transform = Transform(execution)
+        self.log = Log(execution.marks, execution.definition.is_async)
+        self.transform = Transform(execution.marks)
 
     # -- read-only views ---------------------------------------------------
 
     @property
     def steps(self) -> dict[str, Any]:
-        return self._x.step_outputs
+        return self._x.steps.outputs
 
     @property
     def completed_steps(self) -> list[str]:
-        return list(self._x.completed_steps)
+        return list(self._x.steps.completed)
 
     @property
     def current_step(self) -> str | None:
-        return self._x.current_step
+        return self._x.journal.current_step
 
     @property
     def state(self) -> dict[str, Any]:
-        return self._x.state
+        return self._x.journal.state
 
     @property
     def checkpoint_name(self) -> str | None:
-        return self._x.checkpoint[0] if self._x.checkpoint else None
+        checkpoint = self._x.marks.checkpoint
+        return checkpoint[0] if checkpoint else None
 
     @property
     def checkpoint_data(self) -> Any:
-        return self._x.checkpoint[1] if self._x.checkpoint else None
+        checkpoint = self._x.marks.checkpoint
+        return checkpoint[1] if checkpoint else None
 
     @property
     def is_restored(self) -> bool:
-        return self._x.restored is not None
+        return self._x.marks.restored is not None
 
     @property
     def restored_checkpoint(self) -> dict[str, Any] | None:
-        return self._x.restored
+        return self._x.marks.restored
 
     # -- state -------------------------------------------------------------
 
@@ -232,12 +237,13 @@ class Context:
             raise TypeError(
                 f"state {key!r} must be JSON-serialisable (no NaN or Infinity), got {type(value).__name__}"
             ) from None
-        self._x.state[key] = value
-        self._x.state_dirty = True
+        journal = self._x.journal
+        journal.state[key] = value
+        journal.state_dirty = True
         return done(self._x)
 
     def get_state(self, key: str, default: Any = None) -> Any:
-        return self._x.state.get(key, default)
+        return self._x.journal.state.get(key, default)
 
     setState = set_state  # noqa: N815 - the seed's spelling
     getState = get_state  # noqa: N815
@@ -272,7 +278,7 @@ class Context:
         """
         merged = dict(options or {})
         merged.update(kwargs)
-        call = StepCall(self._x, tag, fn, rollback, merged, _site())
+        call = self._x.steps.call(tag, fn, rollback, merged, _site())
         delivered = self._x.deliver(call)
         if delivered is call:  # an async handler must await it; checked when the handler returns
             self._step_calls.append(call)
@@ -284,10 +290,10 @@ class Context:
 
     def parallel(self, calls: Iterable[Any], *, concurrency: int | None = None) -> Any:
         """Run not-yet-awaited step (or child workflow) calls concurrently; results in order."""
-        return self._x.deliver(self._x.parallel(list(calls), concurrency))
+        return self._x.deliver(self._x.steps.parallel(list(calls), concurrency))
 
     def sleep(self, duration: int | float | str, *, name: str | None = None) -> Any:
-        return self._x.deliver(self._x.sleep(duration, name, _site()))
+        return self._x.deliver(self._x.waits.sleep(duration, name, _site()))
 
     def wait_for_signal(
         self,
@@ -298,21 +304,21 @@ class Context:
     ) -> Any:
         if timeout is None and options:
             timeout = options.get("timeout")
-        return self._x.deliver(self._x.wait_for_signal(names, timeout, _site()))
+        return self._x.deliver(self._x.waits.wait_for_signal(names, timeout, _site()))
 
     waitForSignal = wait_for_signal  # noqa: N815
 
     def checkpoint(self, name: str, data: Any = None) -> Any:
-        return self._x.deliver(self._x.record_checkpoint(name, data, _site()))
+        return self._x.deliver(self._x.marks.record_checkpoint(name, data, _site()))
 
     def trigger_rollback(self, reason: str = "manual rollback") -> Any:
-        return self._x.deliver(self._x.trigger_rollback(reason, _site()))
+        return self._x.deliver(self._x.rollback.trigger(reason, _site()))
 
     triggerRollback = trigger_rollback  # noqa: N815
 
     def patched(self, change_id: str) -> bool:
         """True where new code may run (new runs), False for runs whose journal predates the change."""
-        return self._x.patched(change_id, _site())
+        return self._x.journal.patched(change_id, _site())
 
     def workflow(
         self,
@@ -325,15 +331,15 @@ class Context:
         """Start child workflow `tag` as run `child_id` and wait for its output."""
         merged = dict(options or {})
         merged.update(kwargs)
-        return self._x.deliver(self._x.child_call(child_id, tag, input, merged, _site()))
+        return self._x.deliver(self._x.children.call(child_id, tag, input, merged, _site()))
 
     def create_hook(self, name: str, data: Any = None) -> Any:
         """A single-use token an outsider passes to `ductape hook TOKEN`; await `hook.wait()`."""
-        return self._x.deliver(self._x.create_hook(name, data, _site()))
+        return self._x.deliver(self._x.waits.create_hook(name, data, _site()))
 
     def emit_event(self, type: str, payload: Any = None) -> Any:
         """Append a custom event (`ductape events ID`); await it or not in an async handler."""
-        self._x.emit_custom(type, payload)
+        self._x.marks.emit_custom(type, payload)
         return done(self._x)
 
     def now(self) -> datetime:

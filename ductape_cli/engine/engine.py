@@ -77,7 +77,7 @@ if TYPE_CHECKING:
     # Imported where a run executes: reading commands (status, list, history) never load the
     # executor, asyncio or the ssl module asyncio pulls in (issue 19's start-up item).
     from ductape_cli.engine.execution import Execution, Outcome
-    from ductape_cli.engine.journal import ExecutionCore, Listener, Observer
+    from ductape_cli.engine.journal import Listener, Observer, RunView
 
 MIN_ID_FRAGMENT = 6  # a run id may be shortened to a unique prefix or suffix this long
 AMBIGUOUS_SHOWN = 4
@@ -282,15 +282,15 @@ class Engine:
         (`SandboxEngine`, for `mock_step`); nothing else on the step path is replaceable."""
         return fn
 
-    def emit(self, execution: ExecutionCore | None, kind: Observed, data: dict[str, Any]) -> None:
+    def emit(self, view: RunView | None, kind: Observed, data: dict[str, Any]) -> None:
         """Tell every engine-wide listener about a lifecycle event (the one seam metrics and traces use).
 
-        `execution` is None for events outside an execution (`run_created`). A listener's
-        error is logged, never raised into the run.
+        `view` is the execution's read-only `RunView`, None for events outside an execution
+        (`run_created`). A listener's error is logged, never raised into the run.
         """
         for listener in self.listeners:
             try:
-                listener(execution, kind, data)
+                listener(view, kind, data)
             except Exception:  # noqa: BLE001 - observability must never break a run
                 logger.exception("listener %r failed on %s", listener, kind)
 
@@ -639,12 +639,12 @@ class Engine:
             )
             run.load_error, run.load_attempts = None, 0
         execution = Execution(
-            self, run, wf, inline_wait=inline_wait, observer=observer, journal=journal
+            self, run, wf, inline_wait=inline_wait, observer=observer, records=journal
         )
-        if execution.cancel_reason is not None and not execution.journal:
+        if execution.cancelled_unstarted():
             return execution.cancel_unstarted(), []
         outcome = self._loop().run_until_complete(execution.execute())
-        return outcome, execution.completed_steps
+        return outcome, execution.steps.completed
 
     def defer_unloadable(self, run: Run, message: str) -> float | None:
         """A claimed run whose workflow cannot be loaded: retry later with backoff, or fail it for good.

@@ -2,13 +2,14 @@
 
 Every durable operation takes the next journal position. If the journal has
 a row there, the operation returns what it recorded (and must be the same
-kind and tag, or replay diverged); otherwise it runs and is recorded.
+kind and tag, or replay diverged); otherwise it runs and is recorded. The
+`Journal` does the positioning and the fenced commits; the runners it is
+handed to (steps, waits, children, rollback, marks) do the operations.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -17,14 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from ductape_cli import logs
 from ductape_cli.components.errors import ComponentError
-from ductape_cli.ctx import checkpoint_name_problem
-from ductape_cli.engine import rollback as rollback_module
-from ductape_cli.engine.children import ChildrenMixin, apply_close_policies
-from ductape_cli.engine.context import Context, StepCall
+from ductape_cli.engine import rollback
+from ductape_cli.engine.children import ChildRunner, apply_close_policies
+from ductape_cli.engine.context import Context
 from ductape_cli.engine.fencing import LostOwnership
-from ductape_cli.engine.journal import Suspend
-from ductape_cli.engine.steps import StepsMixin, in_thread
-from ductape_cli.engine.waits import WaitsMixin
+from ductape_cli.engine.journal import Journal, Observer, Suspend
+from ductape_cli.engine.marks import Marks
+from ductape_cli.engine.rollback import Rollback, union_rollbacks
+from ductape_cli.engine.steps import StepRunner, in_thread
+from ductape_cli.engine.waits import WaitRunner
 from ductape_cli.errors import (
     Cancelled,
     ChildWorkflowFailed,
@@ -42,16 +44,16 @@ from ductape_cli.models import (
     EventType,
     Lifecycle,
     OpKind,
+    Run,
     RunError,
     RunStatus,
     StepRecord,
-    StepStatus,
 )
 from ductape_cli.store import dumps
-from ductape_cli.store.encoding import plain
 
 if TYPE_CHECKING:
-    pass
+    from ductape_cli.definition import WorkflowDefinition
+    from ductape_cli.engine.engine import Engine
 
 log = logging.getLogger("ductape.executor")
 
@@ -72,141 +74,56 @@ class Outcome:
         return self.status in (RunStatus.RUNNING, RunStatus.PENDING) and not self.lost
 
 
-class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
-    """One execution of a run: the journal core (`engine/journal.py`) with steps, waits and children.
+class Execution:
+    """One execution of a run: a `Journal` with the runners composed around it.
 
     What is left here is the run itself: calling the handler, and ending it (finish, fail with
-    rollback, suspend).
+    rollback, suspend). The handler's ctx calls the runners; components and observers read the
+    run through `view`.
     """
 
-    def log(self, level: str, message: str, data: dict[str, Any]) -> None:
-        if self.replaying():
-            return
-        payload = {"level": level, "message": message}
-        if data:
-            payload["data"] = plain(data)
-        self.pending_events.append((self.clock.now(), EventType.LOG, self.current_step, payload))
-        self.notify(EventType.LOG, level=level, message=message, data=data)
+    # The journal and runners this execution composes. The testing kit's `replay_history`
+    # (`testing/replayer.py`) names read-only ones in a subclass; nothing else is swapped.
+    journal_type: type[Journal] = Journal
+    child_runner: type[ChildRunner] = ChildRunner
+    rollback_runner: type[Rollback] = Rollback
 
-    def emit_custom(self, type_: str, payload: Any) -> None:
-        if self.replaying():
-            return
-        data = {"event": str(type_), "payload": plain(payload)}
-        self.pending_events.append((self.clock.now(), EventType.CUSTOM, self.current_step, data))
-
-    def journaled_value(self, name: str, produce: Callable[[], Any]) -> Any:
-        seq, record = self.next_op(OpKind.VALUE, name, ("<ctx.transform>", 0))
-        if record is not None:
-            return record.output
-        value = produce()
-        now = self.clock.now()
-        self.commit(
-            StepRecord(
-                self.run.id,
-                seq,
-                OpKind.VALUE,
-                name,
-                StepStatus.COMPLETED,
-                output=value,
-                started_at=now,
-                ended_at=now,
-            ),
-            self.take_events(),
+    def __init__(
+        self,
+        engine: Engine,
+        run: Run,
+        definition: WorkflowDefinition,
+        *,
+        inline_wait: float = 5.0,
+        observer: Observer | None = None,
+        records: dict[int, StepRecord] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.definition = definition
+        # define(product=...) wins over ductape.toml
+        self.product = definition.product or engine.config.name
+        self.journal = journal = self.journal_type(
+            engine, run, definition, observer=observer, records=records
         )
-        return value
-
-    def patched(self, change_id: str, site: tuple[str, int]) -> bool:
-        record = self.journal.get(self.seq)
-        if record is not None:
-            if record.kind == OpKind.PATCH and record.tag == change_id:
-                self.seq += 1
-                return True
-            return False  # the journal predates the change: keep the old path
-        if self.seq <= self.max_seq:
-            return False
-        seq = self.seq
-        self.seq += 1
-        self.boundary()
-        now = self.clock.now()
-        self.commit(
-            StepRecord(
-                self.run.id,
-                seq,
-                OpKind.PATCH,
-                change_id,
-                StepStatus.COMPLETED,
-                started_at=now,
-                ended_at=now,
-                source=f"{site[0]}:{site[1]}",
-            ),
-            self.take_events((now, EventType.PATCH_APPLIED, None, {"change_id": change_id})),
+        self.view = journal.view
+        self.steps = StepRunner(journal, engine.step_function)
+        self.waits = WaitRunner(journal, definition.signals or (), inline_wait, self.deliver)
+        self.children = self.child_runner(journal, engine, inline_wait)
+        self.rollback = self.rollback_runner(
+            journal, definition.rollback_strategy, self.steps.rollbacks
         )
-        return True
+        self.marks = Marks(journal)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop_thread: int | None = None
+        self._components: Any = None
 
-    async def record_checkpoint(self, name: str, data: Any, site: tuple[str, int]) -> None:
-        if (problem := checkpoint_name_problem(name)) is not None:
-            raise StepError(problem)
-        seq, record = self.next_op(OpKind.CHECKPOINT, name, site)
-        if record is None:
-            try:
-                text = dumps(data)
-            except (TypeError, ValueError):
-                raise StepError(
-                    f"checkpoint {name!r} data must be JSON-serialisable, got {type(data).__name__}"
-                ) from None
-            now = self.clock.now()
-            record = StepRecord(
-                self.run.id,
-                seq,
-                OpKind.CHECKPOINT,
-                name,
-                StepStatus.COMPLETED,
-                output=json.loads(text),
-                started_at=now,
-                ended_at=now,
-                source=f"{site[0]}:{site[1]}",
-            )
-            self.commit(
-                record,
-                self.take_events(
-                    (now, EventType.CHECKPOINT_CREATED, None, {"name": name, "data": record.output})
-                ),
-            )
-            self.notify(EventType.CHECKPOINT_CREATED, name=name)
-        self.checkpoint = (name, record.output, seq)
+    # -- what ctx and components call ---------------------------------------------------
 
-    async def trigger_rollback(self, reason: str, site: tuple[str, int]) -> dict[str, Any]:
-        seq, record = self.next_op(OpKind.ROLLBACK, "rollback", site)
-        if record is not None and record.status == StepStatus.COMPLETED:
-            self.manual_rollback = union_rollbacks(record.output, self.manual_rollback)
-            return record.output
-        now = self.clock.now()
-        if record is None:
-            record = StepRecord(
-                self.run.id,
-                seq,
-                OpKind.ROLLBACK,
-                "rollback",
-                StepStatus.RUNNING,
-                input=reason,
-                started_at=now,
-            )
-            self.commit(
-                record,
-                self.take_events(
-                    (now, EventType.ROLLBACK_STARTED, None, {"reason": reason, "manual": True})
-                ),
-            )
-        result = await rollback_module.apply(
-            self, rollback_module.select(self, manual=True), reason
-        )
-        self.store.update_op(
-            self.run.id,
-            seq,
-            {"status": "completed", "output": result, "ended_at": self.clock.now()},
-        )
-        self.manual_rollback = union_rollbacks(result, self.manual_rollback)
-        return result
+    def deliver(self, awaitable: Any) -> Any:
+        """Hand `awaitable` back in an async handler; block on it in a sync handler's thread."""
+        if threading.get_ident() == self.loop_thread or self.loop is None:
+            return awaitable
+        return asyncio.run_coroutine_threadsafe(_await(awaitable), self.loop).result()
 
     def components(self) -> Any:
         if self._components is None:
@@ -216,20 +133,30 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
     def component(self, kind: str) -> Any:
         return getattr(self.components(), kind)
 
+    def run_as_step(self, tag: str, fn: Callable[..., Any], input: Any) -> Any:
+        """A component call made outside any step: run it as a step of its own (awaitable)."""
+        return self.steps.run(self.steps.call(tag, fn, None, {"input": input}))
+
+    def queue_outbox(self, step: str, message_id: str, message: Any) -> None:
+        """Hold a message for the outbox: stored with step `step`'s completion, dropped if it fails."""
+        self.journal.outbox.setdefault(step, {})[message_id] = message
+
     # -- the run ------------------------------------------------------------------
 
     async def execute(self) -> Outcome:
         self.loop = asyncio.get_running_loop()
         self.loop_thread = threading.get_ident()
-        marked = logs.CURRENT.set(
-            self
-        )  # log records made from here on carry this run's id and step
+        journal = self.journal
+        # Log records made from here on carry this run's id and step.
+        marked = logs.CURRENT.set(journal)
         ctx = Context(self)
-        self.engine.leases.add(self)
+        self.engine.leases.add(journal)
         outcome: Outcome | None = None
-        self.notify(Lifecycle.EXECUTION_STARTED, first=not self.journal and self.run.phase is None)
+        journal.notify(
+            Lifecycle.EXECUTION_STARTED, first=not journal.records and journal.run.phase is None
+        )
         try:
-            if self.run.phase == "rolling_back":
+            if journal.run.phase == "rolling_back":
                 outcome = await self._finish_interrupted_rollback(ctx)
             else:
                 outcome = await self._execute(ctx)
@@ -240,32 +167,34 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             )  # a write during rollback or suspension was refused
             return outcome
         finally:
-            self.engine.leases.remove(self)
-            self.notify(Lifecycle.EXECUTION_ENDED, outcome=outcome)
+            self.engine.leases.remove(journal)
+            journal.notify(Lifecycle.EXECUTION_ENDED, outcome=outcome)
             logs.CURRENT.reset(marked)
 
     async def _execute(self, ctx: Context) -> Outcome:
         try:
-            output = await self._call_handler(ctx)
+            output = await self.call_handler(ctx)
         except Suspend as suspend:
             return self._suspend(suspend)
         except LostOwnership:
             return Outcome(RunStatus.RUNNING, lost=True)
         except Cancelled as cancel:
             return await self._fail(
-                RunError(f"cancelled: {cancel.reason}", ErrorCode.CANCELLED, self.current_step),
+                RunError(
+                    f"cancelled: {cancel.reason}", ErrorCode.CANCELLED, self.journal.current_step
+                ),
                 None,
                 cancelled=True,
             )
         except WorkflowTimedOut:
-            limit = self.run.options.get("timeout_ms")
-            step = self.current_step
+            limit = self.journal.run.options.get("timeout_ms")
+            step = self.journal.current_step
             return await self._fail(
                 RunError(f"workflow timed out after {limit} ms", ErrorCode.TIMEOUT, step), step
             )
         except CircuitBroken:
-            step = self.current_step
-            message = f"circuit breaker: more than {self.max_events} events (max_events)"
+            step = self.journal.current_step
+            message = f"circuit breaker: more than {self.journal.max_events} events (max_events)"
             return await self._fail(RunError(message, ErrorCode.MAX_EVENTS_EXCEEDED, step), step)
         except NonDeterminismError as exc:
             # The journal no longer matches the code: never roll back or continue on a guess.
@@ -273,7 +202,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         except StepFailed as exc:
             return await self._fail(RunError(exc.message, exc.code, exc.step), exc.step)
         except StepError as exc:
-            step = self.current_step
+            step = self.journal.current_step
             return await self._fail(RunError(exc.message, exc.code, step), step)
         except SignalTimeout as exc:
             return await self._fail(RunError(str(exc), ErrorCode.SIGNAL_TIMEOUT), None)
@@ -285,7 +214,10 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         except Exception as exc:  # noqa: BLE001 - the handler's own error fails the run
             # A component call that failed (e.g. a replayed download whose file changed) is a fact about
             # the world, not a change of code: only other errors before journaled positions are divergence.
-            if not isinstance(exc, ComponentError) and (missing := self.unreached()) is not None:
+            if (
+                not isinstance(exc, ComponentError)
+                and (missing := self.journal.unreached()) is not None
+            ):
                 return self._diverged(missing, f"raises {type(exc).__name__}")
             message = str(exc) or type(exc).__name__
             return await self._fail(
@@ -300,7 +232,7 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             return await self._fail(
                 RunError(message, ErrorCode.STEP_NOT_AWAITED, call.tag), call.tag
             )
-        if (missing := self.unreached()) is not None:
+        if (missing := self.journal.unreached()) is not None:
             return self._diverged(missing, "returns")
         try:
             dumps(output)
@@ -309,37 +241,29 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
                 f"the handler returned a {type(output).__name__}, which is not JSON-serialisable"
             )
             return await self._fail(RunError(message, ErrorCode.OUTPUT_NOT_JSON), None)
-        status = RunStatus.ROLLED_BACK if self.manual_rollback else RunStatus.COMPLETED
+        status = RunStatus.ROLLED_BACK if self.rollback.manual else RunStatus.COMPLETED
         return self.finish(
-            status, output=output, rollback_result=_rollback_summary(self.manual_rollback)
+            status, output=output, rollback_result=rollback.summary(self.rollback.manual)
         )
-
-    def unreached(self) -> StepRecord | None:
-        """The first journaled operation the handler ended without reaching, or None.
-
-        One rule for the engine and the testing kit's `replay_history`: code that now ends
-        before operations its journal holds has diverged from what happened."""
-        later = [seq for seq in self.journal if seq >= self.seq]
-        return self.journal[min(later)] if later else None
 
     def _diverged(self, record: StepRecord, how: str) -> Outcome:
         message = (
-            f"run {self.run.id}: replay diverged: the code now {how} before position {record.seq}, where the journal "
+            f"run {self.journal.run.id}: replay diverged: the code now {how} before position {record.seq}, where the journal "
             f"holds {record.kind} {record.tag!r} ({record.source or 'unknown site'}). Revert the change, guard it with "
             "ctx.patched(...), or start a new run (ductape replay / restart)"
         )
         return self.finish(RunStatus.FAILED, error=RunError(message, NonDeterminismError.code))
 
-    async def _call_handler(self, ctx: Context) -> Any:
+    async def call_handler(self, ctx: Context) -> Any:
         handler = self.definition.handler
         if self.definition.is_async:
             task: asyncio.Future[Any] = asyncio.ensure_future(handler(ctx))
         else:
             task = self._run_sync_handler(handler, ctx)
         timer = None
-        if self.deadline is not None:
-            remaining = max(0.0, self.deadline - self.clock.now())
-            timer = self.clock.call_later(
+        if self.journal.deadline is not None:
+            remaining = max(0.0, self.journal.deadline - self.journal.clock.now())
+            timer = self.journal.clock.call_later(
                 asyncio.get_running_loop(), remaining, self._deadline_passed, task
             )
         try:
@@ -348,7 +272,10 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
                 result = await result
             return result
         except asyncio.CancelledError:
-            if self.deadline is not None and self.clock.now() >= self.deadline:
+            if (
+                self.journal.deadline is not None
+                and self.journal.clock.now() >= self.journal.deadline
+            ):
                 raise WorkflowTimedOut() from None
             raise
         finally:
@@ -365,19 +292,19 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
 
     async def _finish_interrupted_rollback(self, ctx: Context) -> Outcome:
         """A process died mid-rollback: replay only to re-register handlers, then finish the rest."""
-        self.frontier_mode = True
+        self.journal.frontier_mode = True
         try:
-            await self._call_handler(ctx)
+            await self.call_handler(ctx)
         except WorkflowInterrupt:
             pass  # the frontier: every rollback handler the journal knows is registered again
         except Exception:  # noqa: BLE001 - we only needed the rollback handlers
             log.debug(
                 "run %s: the handler raised while re-registering rollback handlers",
-                self.run.id,
+                self.journal.run.id,
                 exc_info=True,
             )
-        self.frontier_mode = False
-        run = self.run
+        self.journal.frontier_mode = False
+        run = self.journal.run
         error = (
             RunError.from_dict(run.error)
             if run.error
@@ -396,12 +323,12 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         resumed: bool = False,
     ) -> Outcome:
         """Apply the rollback strategy, then record the final status."""
-        candidates = rollback_module.select(self)
+        candidates = self.rollback.select()
         result = None
         if candidates or resumed:
             if not resumed:
-                now = self.clock.now()
-                events = self.take_events(
+                now = self.journal.clock.now()
+                events = self.journal.take_events(
                     (
                         now,
                         EventType.ROLLBACK_STARTED,
@@ -413,15 +340,15 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
                         },
                     )
                 )
-                self.store.set_run_fields(
-                    self.run.id,
+                self.journal.store.set_run_fields(
+                    self.journal.run.id,
                     {"phase": "rolling_back", "error": error.to_dict(), "failed_step": failed_step},
                     events,
                 )
-            result = await rollback_module.apply(self, candidates, error.message or "failure")
-        if self.manual_rollback:
-            result = union_rollbacks(result, self.manual_rollback)
-        summary = _rollback_summary(result)
+            result = await self.rollback.apply(candidates, error.message or "failure")
+        if self.rollback.manual:
+            result = union_rollbacks(result, self.rollback.manual)
+        summary = rollback.summary(result)
         if cancelled:
             status = RunStatus.CANCELLED
         elif summary and summary["rolled_back_steps"] and not summary["failed_steps"]:
@@ -440,7 +367,8 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         rollback_result: dict[str, Any] | None = None,
     ) -> Outcome:
         """Record the run's end (status, output or error, events) under this execution's lease."""
-        now = self.clock.now()
+        journal, run = self.journal, self.journal.run
+        now = journal.clock.now()
         stored_error = error.to_dict() if error is not None else None
         event_type = {
             RunStatus.COMPLETED: EventType.WORKFLOW_COMPLETED,
@@ -454,16 +382,16 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         if rollback_result:
             data["rollback_result"] = rollback_result
         extra: dict[str, Any] = {}
-        if self.run.lineage.get("restored_checkpoint"):
-            self.run.lineage.pop("restored_checkpoint")  # it described this resume only
-            extra["lineage"] = dumps(self.run.lineage)
+        if run.lineage.get("restored_checkpoint"):
+            run.lineage.pop("restored_checkpoint")  # it described this resume only
+            extra["lineage"] = dumps(run.lineage)
         fields = {
             "status": str(status),
             "output": output,
             "error": stored_error,
             "failed_step": failed_step,
             "rollback_result": rollback_result,
-            "state": self.state or None,
+            "state": journal.state or None,
             "ended_at": now,
             "owner": None,
             "lease_expires_at": None,
@@ -473,21 +401,24 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
             "phase": None,
             **extra,
         }
-        if not self.store.finish_run(
-            self.run.id, self.lease or "", fields, self.take_events((now, event_type, None, data))
+        if not journal.store.finish_run(
+            journal.run.id,
+            journal.lease or "",
+            fields,
+            journal.take_events((now, event_type, None, data)),
         ):
             return Outcome(RunStatus.RUNNING, lost=True)
-        self.run.status, self.run.output, self.run.error = status, output, stored_error
-        self.run.failed_step, self.run.rollback_result, self.run.ended_at = (
+        run.status, run.output, run.error = status, output, stored_error
+        run.failed_step, run.rollback_result, run.ended_at = (
             failed_step,
             rollback_result,
             now,
         )
-        if self.run.parent_id:
-            self.store.wake_parent(self.run.parent_id, now)
-        if any(r.kind == OpKind.CHILD for r in self.journal.values()):
-            apply_close_policies(self.engine, self.run.id)
-        self.notify(Lifecycle.FINISHED, status=str(status), error=stored_error)
+        if run.parent_id:
+            journal.store.wake_parent(run.parent_id, now)
+        if any(r.kind == OpKind.CHILD for r in journal.records.values()):
+            apply_close_policies(self.engine, journal.run.id)
+        journal.notify(Lifecycle.FINISHED, status=str(status), error=stored_error)
         return Outcome(
             status,
             output=output,
@@ -497,67 +428,37 @@ class Execution(StepsMixin, WaitsMixin, ChildrenMixin):
         )
 
     def _suspend(self, suspend: Suspend) -> Outcome:
+        journal, run = self.journal, self.journal.run
         ready_at = suspend.ready_at
-        if self.deadline is not None:
-            ready_at = self.deadline if ready_at is None else min(ready_at, self.deadline)
-        ready_at = self.store.suspend_run(
-            self.run.id,
-            self.lease or "",
+        if journal.deadline is not None:
+            ready_at = journal.deadline if ready_at is None else min(ready_at, journal.deadline)
+        ready_at = journal.store.suspend_run(
+            journal.run.id,
+            journal.lease or "",
             suspend.waiting,
             ready_at,
-            self.state or None,
-            self.clock.now(),
-            self.take_events(),
+            journal.state or None,
+            journal.clock.now(),
+            journal.take_events(),
         )
-        self.run.waiting, self.run.ready_at = suspend.waiting, ready_at
-        self.notify(Lifecycle.WAITING, waiting=suspend.waiting)
+        run.waiting, run.ready_at = suspend.waiting, ready_at
+        journal.notify(Lifecycle.WAITING, waiting=suspend.waiting)
         return Outcome(RunStatus.RUNNING, ready_at=ready_at, waiting=suspend.waiting)
+
+    def cancelled_unstarted(self) -> bool:
+        """Whether the run was cancelled before it ever ran (it has no journal yet)."""
+        return self.journal.cancel_reason is not None and not self.journal.records
 
     def cancel_unstarted(self) -> Outcome:
         """A run cancelled before it ever ran: end it cancelled without calling the handler."""
         try:
             return self.finish(
                 RunStatus.CANCELLED,
-                error=RunError(f"cancelled: {self.cancel_reason}", ErrorCode.CANCELLED),
+                error=RunError(f"cancelled: {self.journal.cancel_reason}", ErrorCode.CANCELLED),
             )
         except LostOwnership:
             return Outcome(RunStatus.RUNNING, lost=True)
 
-    def step_call(
-        self,
-        tag: str,
-        fn: Callable[..., Any],
-        rollback: Callable[..., Any] | None,
-        options: dict[str, Any],
-    ) -> StepCall:
-        return StepCall(self, tag, fn, rollback, options, ("<internal>", 0))
 
-
-def _rollback_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not result:
-        return None
-    return {
-        "rolled_back_steps": list(result.get("rolled_back_steps", [])),
-        "failed_steps": list(result.get("failed_steps", [])),
-    }
-
-
-def union_rollbacks(newer: dict[str, Any] | None, older: dict[str, Any] | None) -> dict[str, Any]:
-    """Everything compensated over several rollbacks of one run: newest first, each step once.
-
-    A step whose compensation failed in one pass and succeeded in a later one counts as rolled back."""
-    newer, older = newer or {}, older or {}
-    rolled_back = list(
-        dict.fromkeys([*newer.get("rolled_back_steps", []), *older.get("rolled_back_steps", [])])
-    )
-    failed: list[dict[str, Any]] = []
-    for entry in [*newer.get("failed_steps", []), *older.get("failed_steps", [])]:
-        if entry["tag"] not in rolled_back and entry["tag"] not in {f["tag"] for f in failed}:
-            failed.append(entry)
-    return {
-        **older,
-        **newer,
-        "rolled_back_steps": rolled_back,
-        "failed_steps": failed,
-        "success": not failed,
-    }
+async def _await(awaitable: Any) -> Any:
+    return await awaitable

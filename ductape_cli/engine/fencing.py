@@ -1,6 +1,6 @@
 """The store as one execution sees it: every write carries the execution's lease token.
 
-`Execution.store` is a `FencedStore`. Reads pass straight through; each
+`Journal.store` is a `FencedStore`. Reads pass straight through; each
 journal or run write is sent with the lease of the claim this execution
 holds, so the store refuses it once another owner has taken the run over.
 A refusal (`LeaseLost`) marks the execution lost and becomes `LostOwnership`,
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ductape_cli.errors import LeaseLost, StoreError, WorkflowInterrupt
 
 if TYPE_CHECKING:
-    from ductape_cli.engine.journal import ExecutionCore
+    from ductape_cli.engine.journal import Journal
 
 log = logging.getLogger("ductape.leases")
 
@@ -42,9 +42,9 @@ class LostOwnership(WorkflowInterrupt):
 
 
 class FencedStore:
-    def __init__(self, store: Any, execution: ExecutionCore) -> None:
+    def __init__(self, store: Any, journal: Journal) -> None:
         self._store = store
-        self._execution = execution
+        self._journal = journal
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._store, name)
@@ -55,16 +55,16 @@ class FencedStore:
         return attr
 
     def _fenced(self, method: Callable[..., Any], *, inject: bool) -> Callable[..., Any]:
-        execution = self._execution
+        journal = self._journal
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            execution.check_lease()
+            journal.check_lease()
             if inject:
-                kwargs["lease"] = execution.lease
+                kwargs["lease"] = journal.lease
             try:
                 return method(*args, **kwargs)
             except LeaseLost as exc:
-                execution.lose(exc.message)
+                journal.lose(exc.message)
                 raise LostOwnership(exc.message) from None
 
         return call
@@ -92,21 +92,19 @@ class LeaseClock:
         return time.monotonic() >= self.valid_until
 
 
-def renew_now(execution: ExecutionCore) -> None:
-    """Renew this execution's lease before acting on it again (its keeper fell behind, or we were paused)."""
-    assert execution.lease is not None
+def renew_now(journal: Journal) -> None:
+    """Renew this journal's lease before acting on it again (its keeper fell behind, or we were paused)."""
+    assert journal.lease is not None
     sent = time.monotonic()
     try:
-        lost = execution.engine.store.renew_leases(
-            {execution.run.id: execution.lease}, execution.clock.now(), execution.lease_clock.ttl
+        lost = journal.engine.store.renew_leases(
+            {journal.run_id: journal.lease}, journal.clock.now(), journal.lease_clock.ttl
         )
     except StoreError as exc:
-        log.error(
-            "run %s: cannot renew its lease (%s); abandoning it", execution.run.id, exc.message
-        )
-        execution.lose(f"lease could not be renewed: {exc.message}")
+        log.error("run %s: cannot renew its lease (%s); abandoning it", journal.run_id, exc.message)
+        journal.lose(f"lease could not be renewed: {exc.message}")
         raise LostOwnership(exc.message) from None
     if lost:
-        execution.lose("another owner took the run over")
+        journal.lose("another owner took the run over")
         raise LostOwnership("lease lost")
-    execution.lease_clock.renewed(sent)
+    journal.lease_clock.renewed(sent)

@@ -1,20 +1,18 @@
 """The journal at the centre of an execution: positions, the replay check, commits under the lease.
 
-`ExecutionCore` holds what every durable operation needs — the run, its
-journal, the fenced store, the clock — and the few moves they all make: take
+`Journal` is the one object every durable operation goes through: it takes
 the next position (`next_op`, which checks a replay meets what the journal
-holds there), check the boundary before anything new (lease, shutdown,
-cancellation, deadline, event budget), and `commit` a record with its events
-under this claim's lease token. The step, wait and child runners
-(`steps.py`, `waits.py`, `children.py`) build on it, typed against it;
-`execution.py` adds the handler call and the run's end.
+holds there), checks the boundary before anything new (lease, shutdown,
+cancellation, deadline, event budget), and `commit`s a record with its
+pending events under this claim's lease token. The runners (`steps.py`,
+`waits.py`, `children.py`, `rollback.py`, `marks.py`) each receive it;
+`execution.py` composes them and adds the handler call and the run's end.
+Components and observers see a run through its `RunView`, never the journal.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,12 +25,12 @@ from ductape_cli.errors import (
     WorkflowInterrupt,
     WorkflowTimedOut,
 )
-from ductape_cli.models import Observed, OpKind, Run, StepRecord, StepStatus
+from ductape_cli.models import EventType, Observed, OpKind, Run, StepRecord, StepStatus
 
 if TYPE_CHECKING:
     from ductape_cli.definition import WorkflowDefinition
+    from ductape_cli.engine.clock import Clock
     from ductape_cli.engine.engine import Engine
-    from ductape_cli.engine.steps import StepOptions
     from ductape_cli.store import EventRow, SqliteStore
 
 log = logging.getLogger("ductape.executor")
@@ -53,12 +51,12 @@ class Frontier(WorkflowInterrupt):
 
 # Observers and listeners hear one vocabulary: `EventType` where the moment is also stored, else `Lifecycle`.
 Observer = Callable[[Observed, dict[str, Any]], None]
-# An engine-wide listener hears every execution's events: (execution or None, kind, data).
-Listener = Callable[["ExecutionCore | None", Observed, dict[str, Any]], None]
+# An engine-wide listener hears every execution's events: (its run's view or None, kind, data).
+Listener = Callable[["RunView | None", Observed, dict[str, Any]], None]
 
 
-class ExecutionCore:
-    """An execution's journal and the moves every durable operation makes on it."""
+class Journal:
+    """A run's journal and the moves every durable operation makes on it."""
 
     def __init__(
         self,
@@ -66,9 +64,8 @@ class ExecutionCore:
         run: Run,
         definition: WorkflowDefinition,
         *,
-        inline_wait: float = 5.0,
         observer: Observer | None = None,
-        journal: dict[int, StepRecord] | None = None,
+        records: dict[int, StepRecord] | None = None,
     ) -> None:
         self.engine = engine
         # The store's interface, with this claim's lease on every write.
@@ -76,38 +73,20 @@ class ExecutionCore:
         self.lease = run.lease
         self.lease_clock = LeaseClock(engine.lease_ttl)
         self.clock = engine.clock
-        self.owner = engine.owner
-        self.product = (
-            definition.product or engine.config.name
-        )  # define(product=...) wins over ductape.toml
         self.run = run
-        self.definition = definition
-        self.inline_wait = inline_wait
         self.observer = observer
-        self.journal: dict[int, StepRecord] = (
-            self.store.load_journal(run.id) if journal is None else journal
+        self.records: dict[int, StepRecord] = (
+            self.store.load_journal(run.id) if records is None else records
         )
-        self.max_seq = max(self.journal, default=-1)
+        self.max_seq = max(self.records, default=-1)
         self.seq = 0
-        self.tags: set[str] = set()
-        self.rollbacks: dict[int, tuple[Callable[..., Any], StepOptions]] = {}
-        self.step_outputs: dict[str, Any] = {}
-        self.completed_steps: list[str] = []
-        self.current_step: str | None = None
+        self.current_step: str | None = None  # the step in flight: logs, `status`, a run's error
         self.state: dict[str, Any] = {}
         self.state_dirty = False
-        self.checkpoint: tuple[str, Any, int] | None = None
-        self.restored: dict[str, Any] | None = (
-            run.lineage.get("restored_checkpoint") if run.lineage else None
-        )
-        self.skip_steps: frozenset[str] = (
-            frozenset(run.lineage.get("skip_steps", ())) if run.lineage else frozenset()
-        )
         self.cancel_reason: str | None = run.cancel_requested
         self.deadline = run.deadline
         self.frontier_mode = False
         self.lost = False
-        self.manual_rollback: dict[str, Any] | None = None
         self.pending_events: list[EventRow] = []
         self.outbox: dict[str, dict[str, Any]] = {}  # step tag -> message id -> OutboxMessage
         self.max_events = definition.max_events
@@ -115,32 +94,26 @@ class ExecutionCore:
         if self.max_events:  # events stored, plus the two history derives from each completed step
             done = sum(
                 1
-                for r in self.journal.values()
+                for r in self.records.values()
                 if r.kind == OpKind.STEP
                 and r.status in (StepStatus.COMPLETED, StepStatus.ROLLED_BACK)
             )
             self.event_count = self.store.count_events(run.id) + 2 * done
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.loop_thread: int | None = None
-        self._components: Any = None
+        self.view = RunView(self)
 
     @property
     def run_id(self) -> str:
         return self.run.id
 
-    # -- plumbing for ctx -------------------------------------------------------
-
-    def deliver(self, awaitable: Any) -> Any:
-        """Hand `awaitable` back in an async handler; block on it in a sync handler's thread."""
-        if threading.get_ident() == self.loop_thread or self.loop is None:
-            return awaitable
-        return asyncio.run_coroutine_threadsafe(_await(awaitable), self.loop).result()
+    @property
+    def shutting_down(self) -> bool:
+        return self.engine.shutting_down
 
     def notify(self, kind: Observed, **data: Any) -> None:
         if self.observer is not None:
             self.observer(kind, data)
         if self.engine.listeners:
-            self.engine.emit(self, kind, data)
+            self.engine.emit(self.view, kind, data)
 
     def take_events(self, *extra: EventRow) -> list[EventRow]:
         events = self.pending_events
@@ -158,7 +131,7 @@ class ExecutionCore:
         """Take the next journal position; check replay agrees with what the journal holds there."""
         seq = self.seq
         self.seq += 1
-        record = self.journal.get(seq)
+        record = self.records.get(seq)
         if record is not None:
             if record.kind != kind or record.tag != tag:
                 raise NonDeterminismError(
@@ -170,6 +143,43 @@ class ExecutionCore:
             return seq, record
         self.boundary()
         return seq, None
+
+    def patched(self, change_id: str, site: tuple[str, int]) -> bool:
+        """`ctx.patched`: a marker position new runs record; a journal without one keeps the old path."""
+        record = self.records.get(self.seq)
+        if record is not None:
+            if record.kind == OpKind.PATCH and record.tag == change_id:
+                self.seq += 1
+                return True
+            return False  # the journal predates the change: keep the old path
+        if self.seq <= self.max_seq:
+            return False
+        seq = self.seq
+        self.seq += 1
+        self.boundary()
+        now = self.clock.now()
+        self.commit(
+            StepRecord(
+                self.run.id,
+                seq,
+                OpKind.PATCH,
+                change_id,
+                StepStatus.COMPLETED,
+                started_at=now,
+                ended_at=now,
+                source=f"{site[0]}:{site[1]}",
+            ),
+            self.take_events((now, EventType.PATCH_APPLIED, None, {"change_id": change_id})),
+        )
+        return True
+
+    def unreached(self) -> StepRecord | None:
+        """The first journaled operation the handler ended without reaching, or None.
+
+        One rule for the engine and the testing kit's `replay_history`: code that now ends
+        before operations its journal holds has diverged from what happened."""
+        later = [seq for seq in self.records if seq >= self.seq]
+        return self.records[min(later)] if later else None
 
     def boundary(self) -> None:
         """Checks made before any new durable operation."""
@@ -213,7 +223,7 @@ class ExecutionCore:
             self.lose(f"position {record.seq} was recorded by another owner")
             raise LostOwnership("position taken") from None
         self.state_dirty = False
-        self.journal[record.seq] = record
+        self.records[record.seq] = record
 
     def check_waiting(self) -> None:
         """While a wait is pending: stop for rollback recovery, cancellation or the workflow deadline."""
@@ -224,6 +234,63 @@ class ExecutionCore:
         if self.deadline is not None and self.clock.now() > self.deadline:
             raise WorkflowTimedOut()
 
+    def step_record(self, tag: str) -> StepRecord | None:
+        """The journal row of step `tag` (step tags are unique in a run), or None."""
+        for record in self.records.values():
+            if record.tag == tag and record.kind == OpKind.STEP:
+                return record
+        return None
 
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
+
+class RunView:
+    """What components and observers may read of a run in progress; nothing here changes it."""
+
+    __slots__ = ("_journal",)
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+
+    @property
+    def run_id(self) -> str:
+        return self._journal.run.id
+
+    @property
+    def tag(self) -> str:
+        return self._journal.run.tag
+
+    @property
+    def env(self) -> str | None:
+        return self._journal.run.env
+
+    @property
+    def parent_id(self) -> str | None:
+        return self._journal.run.parent_id
+
+    @property
+    def taken_from(self) -> str | None:
+        """The owner this process took the run over from (crash recovery), else None."""
+        return self._journal.run.taken_from
+
+    @property
+    def trace_context(self) -> dict[str, str]:
+        """The W3C trace headers the run was started with (`traceparent`, `tracestate`)."""
+        options = self._journal.run.options or {}
+        return {k: v for k, v in options.items() if k in ("traceparent", "tracestate")}
+
+    @property
+    def clock(self) -> Clock:
+        return self._journal.clock
+
+    @property
+    def store(self) -> SqliteStore:
+        """The store as this execution writes it (run writes carry its lease): for component
+        bookkeeping such as quota counters and local broker logs."""
+        return self._journal.store
+
+    def step_record(self, tag: str) -> StepRecord | None:
+        """The journal row of step `tag`, or None when it is not recorded."""
+        return self._journal.step_record(tag)
+
+    def recorded(self, tag: str) -> bool:
+        """Whether step `tag` has a journal row (it completed, failed or was skipped)."""
+        return self._journal.step_record(tag) is not None

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ductape_cli.engine.clock import Clock
-    from ductape_cli.engine.execution import Execution
+    from ductape_cli.engine.journal import Journal
 
 LEASE_TTL = 30.0  # default; `[worker] lease` in ductape.toml changes it
 CANCEL_POLL_EVERY = 0.5
@@ -110,25 +110,25 @@ class LeaseKeeper:
         self._clock = clock
         self.ttl = ttl
         self.renew_every = ttl / 3
-        self._active: dict[str, Execution] = {}
+        self._active: dict[str, Journal] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
 
-    def add(self, execution: Execution) -> None:
+    def add(self, journal: Journal) -> None:
         with self._lock:
-            self._active[execution.run.id] = execution
+            self._active[journal.run_id] = journal
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._loop, name="ductape-leases", daemon=True
                 )
                 self._thread.start()
 
-    def remove(self, execution: Execution) -> None:
+    def remove(self, journal: Journal) -> None:
         with self._lock:
-            if self._active.get(execution.run.id) is execution:
-                del self._active[execution.run.id]
+            if self._active.get(journal.run_id) is journal:
+                del self._active[journal.run_id]
 
     def stop(self) -> None:
         self._stopped = True
@@ -170,14 +170,14 @@ class LeaseKeeper:
                     last_renew = time.monotonic()
             except Exception:  # noqa: BLE001 - a busy store must not kill the keeper
                 log.exception("lease keeper: store error; retrying")
-                for execution in active.values():
-                    if execution.lease_clock.expired():
+                for journal in active.values():
+                    if journal.lease_clock.expired():
                         log.error(
-                            "run %s: lease not renewed in time; abandoning it", execution.run.id
+                            "run %s: lease not renewed in time; abandoning it", journal.run_id
                         )
-                        execution.lose("its lease could not be renewed")
+                        journal.lose("its lease could not be renewed")
 
-    def _renew(self, store: Any, active: dict[str, Execution], now: float) -> None:
+    def _renew(self, store: Any, active: dict[str, Journal], now: float) -> None:
         leases = {rid: x.lease for rid, x in active.items() if x.lease is not None}
         sent = time.monotonic()
         lost = store.renew_leases(leases, now, self.ttl)

@@ -12,20 +12,20 @@ import queue
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ductape_cli.ctx import concurrency_problem, duplicate_tag, step_tag_problem
 from ductape_cli.durations import parse_duration
 from ductape_cli.engine.context import StepCall
-from ductape_cli.engine.journal import ExecutionCore, Frontier, Suspend
+from ductape_cli.engine.journal import Frontier, Journal, Suspend
 from ductape_cli.errors import InvalidInput, StepError, StepFailed, WorkflowInterrupt
 from ductape_cli.models import Attempt, EventType, OpKind, StepRecord, StepStatus
 from ductape_cli.store import dumps
 
-if TYPE_CHECKING:
-    pass
-
 log = logging.getLogger("ductape.steps")
+
+# `Engine.step_function`: (tag, the function the handler passed) -> the function the step runs.
+StepFunction = Callable[[str, Callable[..., Any]], Callable[..., Any]]
 
 # True while a step function (or rollback handler) runs: component calls made
 # there belong to that step; outside, they become steps of their own.
@@ -191,16 +191,41 @@ def _encode(tag: str, value: Any) -> tuple[Any, str]:
     return json.loads(text), text
 
 
-class StepsMixin(ExecutionCore):
-    """The step half of `Execution`."""
+class StepRunner:
+    """Runs `ctx.step` and `ctx.parallel`: options, attempts, conditions, and the step outputs ctx reads."""
 
-    current_step: str | None
+    def __init__(self, journal: Journal, step_function: StepFunction) -> None:
+        self.journal = journal
+        self.clock = journal.clock
+        # The testing kit's seam (`Engine.step_function`): the function a step runs.
+        self.step_function = step_function
+        run = journal.run
+        self.run_id = run.id
+        self.input = run.input
+        self.skip_steps: frozenset[str] = (
+            frozenset(run.lineage.get("skip_steps", ())) if run.lineage else frozenset()
+        )
+        self.tags: set[str] = set()
+        self.outputs: dict[str, Any] = {}
+        self.completed: list[str] = []
+        # Rollback handlers of the steps completed so far, by position (`Rollback` runs them).
+        self.rollbacks: dict[int, tuple[Callable[..., Any], StepOptions]] = {}
 
-    async def run_step(self, call: StepCall) -> Any:
-        seq, record = self.prepare_step(call)
-        return await self.execute_step(call, seq, record)
+    def call(
+        self,
+        tag: str,
+        fn: Callable[..., Any],
+        rollback: Callable[..., Any] | None,
+        options: dict[str, Any],
+        site: tuple[str, int] = ("<internal>", 0),
+    ) -> StepCall:
+        return StepCall(self, tag, fn, rollback, options, site)
 
-    def prepare_step(self, call: StepCall) -> tuple[int, StepRecord | None]:
+    async def run(self, call: StepCall) -> Any:
+        seq, record = self.prepare(call)
+        return await self.execute(call, seq, record)
+
+    def prepare(self, call: StepCall) -> tuple[int, StepRecord | None]:
         if call._consumed:
             raise StepError(
                 f"step {call.tag!r} was already awaited; call ctx.step again for a new step"
@@ -212,9 +237,9 @@ class StepsMixin(ExecutionCore):
         if tag in self.tags:
             raise StepError(duplicate_tag(tag, f"{call.site[0]}:{call.site[1]}"))
         self.tags.add(tag)
-        return self.next_op(OpKind.STEP, tag, call.site)
+        return self.journal.next_op(OpKind.STEP, tag, call.site)
 
-    async def execute_step(self, call: StepCall, seq: int, record: StepRecord | None) -> Any:
+    async def execute(self, call: StepCall, seq: int, record: StepRecord | None) -> Any:
         tag = call.tag
         if record is not None:
             return self._replayed_step(call, record)
@@ -226,10 +251,10 @@ class StepsMixin(ExecutionCore):
         # scenarios) describes the workflow; the handler reaching this step is the real answer.
         if options.condition and self._check_condition(tag, seq, options.condition, options, call):
             return None
-        self.current_step = tag
-        self.notify(EventType.STEP_STARTED, tag=tag)
+        self.journal.current_step = tag
+        self.journal.notify(EventType.STEP_STARTED, tag=tag)
         started = self.clock.now()
-        fn = self.engine.step_function(tag, call.fn)
+        fn = self.step_function(tag, call.fn)
         attempt = 0
         while True:
             attempt += 1
@@ -247,7 +272,7 @@ class StepsMixin(ExecutionCore):
                 if options.on_error is not None:
                     await _call_on_error(options.on_error, exc)
                 attempt_row = Attempt(
-                    self.run.id,
+                    self.run_id,
                     seq,
                     attempt,
                     attempt_start,
@@ -256,9 +281,9 @@ class StepsMixin(ExecutionCore):
                 )
                 if attempt <= options.retries:
                     delay = options.delay_ms(attempt)
-                    self.store.record_attempt(
+                    self.journal.store.record_attempt(
                         attempt_row,
-                        self.take_events(
+                        self.journal.take_events(
                             (
                                 now,
                                 EventType.STEP_RETRIED,
@@ -267,18 +292,20 @@ class StepsMixin(ExecutionCore):
                             )
                         ),
                     )
-                    self.notify(EventType.STEP_RETRIED, tag=tag, attempt=attempt, error=error)
+                    self.journal.notify(
+                        EventType.STEP_RETRIED, tag=tag, attempt=attempt, error=error
+                    )
                     await self.clock.sleep(delay / 1000)
-                    self.boundary()
+                    self.journal.boundary()
                     continue
-                self.store.record_attempt(attempt_row, ())
+                self.journal.store.record_attempt(attempt_row, ())
                 return self._step_failed(call, seq, options, error, attempt, started)
-        self.current_step = None
+        self.journal.current_step = None
         value, text = _encode(tag, output)
         ended = self.clock.now()
-        self.commit(
+        self.journal.commit(
             StepRecord(
-                self.run.id,
+                self.run_id,
                 seq,
                 OpKind.STEP,
                 tag,
@@ -294,19 +321,21 @@ class StepsMixin(ExecutionCore):
                 source=f"{call.site[0]}:{call.site[1]}",
             ),
             # No event row: history derives step_started/step_completed from this journal row.
-            self.take_events(),
+            self.journal.take_events(),
             output_json=text,
         )
-        self.event_count += (
+        self.journal.event_count += (
             2  # the step_started and step_completed that history derives from the row
         )
         self._remember(call, seq, value)
-        self.notify(EventType.STEP_COMPLETED, tag=tag, duration_ms=int((ended - started) * 1000))
+        self.journal.notify(
+            EventType.STEP_COMPLETED, tag=tag, duration_ms=int((ended - started) * 1000)
+        )
         return value
 
     def _remember(self, call: StepCall, seq: int, value: Any) -> None:
-        self.step_outputs[call.tag] = value
-        self.completed_steps.append(call.tag)
+        self.outputs[call.tag] = value
+        self.completed.append(call.tag)
         if call.rollback is not None:
             self.rollbacks[seq] = (call.rollback, StepOptions.parse(call.tag, call.options))
 
@@ -316,11 +345,11 @@ class StepsMixin(ExecutionCore):
             self._remember(call, record.seq, record.output)
             return record.output
         if status == StepStatus.ROLLED_BACK:
-            self.step_outputs[call.tag] = record.output
-            self.completed_steps.append(call.tag)
+            self.outputs[call.tag] = record.output
+            self.completed.append(call.tag)
             return record.output
         if status == StepStatus.SKIPPED:
-            self.step_outputs[call.tag] = None
+            self.outputs[call.tag] = None
             return None
         error = record.error or {}
         raise StepFailed(
@@ -352,9 +381,9 @@ class StepsMixin(ExecutionCore):
             events.append(
                 (now, EventType.STEP_SKIPPED, tag, {"reason": "allow_fail", "error": error})
             )
-        self.commit(
+        self.journal.commit(
             StepRecord(
-                self.run.id,
+                self.run_id,
                 seq,
                 OpKind.STEP,
                 tag,
@@ -369,12 +398,14 @@ class StepsMixin(ExecutionCore):
                 critical=bool(options.critical),
                 source=f"{call.site[0]}:{call.site[1]}",
             ),
-            self.take_events(*events),
+            self.journal.take_events(*events),
         )
-        self.current_step = None
-        self.notify(EventType.STEP_FAILED, tag=tag, error=error, allow_fail=options.allow_fail)
+        self.journal.current_step = None
+        self.journal.notify(
+            EventType.STEP_FAILED, tag=tag, error=error, allow_fail=options.allow_fail
+        )
         if options.allow_fail:
-            self.step_outputs[tag] = None
+            self.outputs[tag] = None
             return None
         raise StepFailed(tag, error["message"], error.get("code"), error.get("type"))
 
@@ -388,9 +419,9 @@ class StepsMixin(ExecutionCore):
             node = conditions.parse(condition)
         except conditions.ConditionSyntaxError as exc:
             raise StepError(f"step {tag!r}: invalid condition: {exc}") from None
-        if conditions.evaluate(node, self.run.input, self.step_outputs):
+        if conditions.evaluate(node, self.input, self.outputs):
             return False
-        values = conditions.read_values(node, self.run.input, self.step_outputs)
+        values = conditions.read_values(node, self.input, self.outputs)
         reason = {"reason": "condition", "condition": conditions.to_text(node), "values": values}
         self._record_skip(call, seq, options, reason)
         return True
@@ -400,9 +431,9 @@ class StepsMixin(ExecutionCore):
     ) -> None:
         """Journal a step that will not run (false condition, or skipped by a resume); it returns None."""
         now = self.clock.now()
-        self.commit(
+        self.journal.commit(
             StepRecord(
-                self.run.id,
+                self.run_id,
                 seq,
                 OpKind.STEP,
                 call.tag,
@@ -414,10 +445,10 @@ class StepsMixin(ExecutionCore):
                 options={**options.stored(), "skip": reason},
                 source=f"{call.site[0]}:{call.site[1]}",
             ),
-            self.take_events((now, EventType.STEP_SKIPPED, call.tag, reason)),
+            self.journal.take_events((now, EventType.STEP_SKIPPED, call.tag, reason)),
         )
-        self.step_outputs[call.tag] = None
-        self.notify(
+        self.outputs[call.tag] = None
+        self.journal.notify(
             EventType.STEP_SKIPPED,
             tag=call.tag,
             condition=reason.get("condition") or reason.get("reason"),
@@ -441,8 +472,8 @@ class StepsMixin(ExecutionCore):
         prepared: list[Callable[[], Any]] = []
         for call in calls:
             if isinstance(call, StepCall):
-                seq, record = self.prepare_step(call)
-                prepared.append(functools.partial(self.execute_step, call, seq, record))
+                seq, record = self.prepare(call)
+                prepared.append(functools.partial(self.execute, call, seq, record))
             elif hasattr(call, "prepare"):
                 prepared.append(call.prepare())
             elif inspect.isawaitable(call):

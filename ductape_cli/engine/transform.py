@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ductape_cli.engine.execution import Execution
+    from ductape_cli.engine.marks import Marks
 
 # The seed's date tokens, longest first so "YYYY" wins over "YY".
 _DATE_TOKENS = [
@@ -26,8 +26,8 @@ _TOKEN_RE = re.compile("|".join(t for t, _ in _DATE_TOKENS))
 
 
 class Transform:
-    def __init__(self, execution: Execution) -> None:
-        self._x = execution
+    def __init__(self, marks: Marks) -> None:
+        self._marks = marks
 
     @staticmethod
     def upper(value: Any) -> str:
@@ -53,13 +53,14 @@ class Transform:
 
     def now(self) -> int:
         """Milliseconds since the epoch, journaled so replay sees the same value."""
-        return int(self._x.journaled_value("now", lambda: int(self._x.clock.now() * 1000)))
+        clock = self._marks.clock
+        return int(self._marks.value("now", lambda: int(clock.now() * 1000)))
 
     def uuid(self) -> str:
-        return str(self._x.journaled_value("uuid", lambda: str(_uuid.uuid4())))
+        return str(self._marks.value("uuid", lambda: str(_uuid.uuid4())))
 
     def random(self) -> float:
-        return float(self._x.journaled_value("random", _random.random))
+        return float(self._marks.value("random", _random.random))
 
     @staticmethod
     def format_date(value: Any, fmt: str = "YYYY-MM-DD") -> str:

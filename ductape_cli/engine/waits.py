@@ -9,17 +9,15 @@ signal arrives.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ductape_cli.ctx import signal_names, undeclared_signals
 from ductape_cli.durations import parse_duration
-from ductape_cli.engine.journal import ExecutionCore, Frontier, Suspend
+from ductape_cli.engine.journal import Frontier, Journal, Suspend
 from ductape_cli.errors import SignalTimeout, StepError
 from ductape_cli.models import EventType, Lifecycle, OpKind, StepRecord, StepStatus
-
-if TYPE_CHECKING:
-    pass
 
 HOOK_SIGNAL_PREFIX = "hook:"
 
@@ -31,12 +29,12 @@ class Hook:
     token: str
     name: str
     data: Any
-    _execution: Any
+    _waits: WaitRunner
 
     def wait(self, timeout: int | str | None = None) -> Any:
-        x = self._execution
-        return x.deliver(
-            x.wait_for_signal(
+        waits = self._waits
+        return waits.deliver(
+            waits.wait_for_signal(
                 [HOOK_SIGNAL_PREFIX + self.token], timeout, ("<hook>", 0), hook=self.name
             )
         )
@@ -45,8 +43,24 @@ class Hook:
         return {"token": self.token, "name": self.name, "data": self.data}
 
 
-class WaitsMixin(ExecutionCore):
-    """The waiting half of `Execution`."""
+class WaitRunner:
+    """Runs `ctx.sleep`, `ctx.wait_for_signal` and hooks: wait inline when due soon, else suspend."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        signals: Iterable[str],
+        inline_wait: float,
+        deliver: Callable[[Any], Any],
+    ) -> None:
+        self.journal = journal
+        self.clock = journal.clock
+        self.store = journal.store
+        self.run_id = journal.run.id
+        self.signals = signals  # the workflow's declared signals (none declared: any goes)
+        self.inline_wait = inline_wait
+        # How a hook's `wait()` hands its awaitable to the handler (see `Execution.deliver`).
+        self.deliver = deliver
 
     async def sleep(
         self, duration: int | float | str, name: str | None, site: tuple[str, int]
@@ -57,11 +71,11 @@ class WaitsMixin(ExecutionCore):
             raise StepError(f"ctx.sleep({duration!r}) at {site[0]}:{site[1]}: {exc}") from None
         assert ms is not None
         tag = name or "sleep"
-        seq, record = self.next_op(OpKind.SLEEP, tag, site)
+        seq, record = self.journal.next_op(OpKind.SLEEP, tag, site)
         if record is None:
             now = self.clock.now()
             record = StepRecord(
-                self.run.id,
+                self.run_id,
                 seq,
                 OpKind.SLEEP,
                 tag,
@@ -71,9 +85,9 @@ class WaitsMixin(ExecutionCore):
                 options={"duration_ms": ms},
                 source=f"{site[0]}:{site[1]}",
             )
-            self.commit(
+            self.journal.commit(
                 record,
-                self.take_events(
+                self.journal.take_events(
                     (
                         now,
                         EventType.SLEEP_STARTED,
@@ -82,24 +96,24 @@ class WaitsMixin(ExecutionCore):
                     )
                 ),
             )
-            self.notify(EventType.SLEEP_STARTED, wake_at=record.wake_at, duration_ms=ms)
+            self.journal.notify(EventType.SLEEP_STARTED, wake_at=record.wake_at, duration_ms=ms)
         if record.status == StepStatus.COMPLETED:
             return
         wake_at = record.wake_at or 0.0
         while True:
-            self.check_waiting()
+            self.journal.check_waiting()
             remaining = wake_at - self.clock.now()
             if remaining <= 0:
                 break
-            if remaining > self.inline_wait or self.engine.shutting_down:
+            if remaining > self.inline_wait or self.journal.shutting_down:
                 raise Suspend(wake_at, {"kind": "sleep", "wake_at": wake_at, "seq": seq})
             await self.clock.sleep(min(remaining, 0.25))
         now = self.clock.now()
         self.store.update_op(
-            self.run.id,
+            self.run_id,
             seq,
             {"status": "completed", "ended_at": now},
-            self.take_events(
+            self.journal.take_events(
                 (
                     now,
                     EventType.SLEEP_COMPLETED,
@@ -109,7 +123,9 @@ class WaitsMixin(ExecutionCore):
             ),
         )
         record.status = StepStatus.COMPLETED
-        self.notify(Lifecycle.WAIT_ENDED, wait="sleep", tag=tag, started_at=record.started_at)
+        self.journal.notify(
+            Lifecycle.WAIT_ENDED, wait="sleep", tag=tag, started_at=record.started_at
+        )
 
     async def wait_for_signal(
         self,
@@ -123,7 +139,7 @@ class WaitsMixin(ExecutionCore):
             raise StepError(
                 f"wait_for_signal at {site[0]}:{site[1]} needs one or more signal names, got {names!r}"
             )
-        if hook is None and (unknown := undeclared_signals(wanted, self.definition.signals or ())):
+        if hook is None and (unknown := undeclared_signals(wanted, self.signals)):
             raise StepError(
                 f"wait_for_signal({unknown[0]!r}) at {site[0]}:{site[1]}: the workflow declares no such signal"
             )
@@ -132,12 +148,12 @@ class WaitsMixin(ExecutionCore):
         except Exception as exc:
             raise StepError(f"wait_for_signal at {site[0]}:{site[1]}: {exc}") from None
         tag = ",".join(wanted)
-        seq, record = self.next_op(OpKind.SIGNAL, tag, site)
+        seq, record = self.journal.next_op(OpKind.SIGNAL, tag, site)
         if record is None:
             now = self.clock.now()
             deadline = None if timeout_ms is None else now + timeout_ms / 1000
             record = StepRecord(
-                self.run.id,
+                self.run_id,
                 seq,
                 OpKind.SIGNAL,
                 tag,
@@ -151,9 +167,9 @@ class WaitsMixin(ExecutionCore):
                 },
                 source=f"{site[0]}:{site[1]}",
             )
-            self.commit(
+            self.journal.commit(
                 record,
-                self.take_events(
+                self.journal.take_events(
                     (now, EventType.SIGNAL_WAITING, None, {"signals": wanted, "deadline": deadline})
                 ),
             )
@@ -161,20 +177,20 @@ class WaitsMixin(ExecutionCore):
             return _delivered(record.output, len(wanted) > 1 or hook is not None)
         if record.status == StepStatus.FAILED:
             raise SignalTimeout(wanted, (record.options or {}).get("timeout_ms") or 0)
-        if self.frontier_mode:
+        if self.journal.frontier_mode:
             raise Frontier()
         now = self.clock.now()
         event_type = EventType.HOOK_RECEIVED if hook else EventType.SIGNAL_RECEIVED
         # The deadline is a fact in the journal: a signal that arrived after it loses to the
         # timeout, however late the run is processed and by whom.
         signal = self.store.consume_signal(
-            self.run.id, seq, wanted, now, event_type, hook, deadline=record.wake_at
+            self.run_id, seq, wanted, now, event_type, hook, deadline=record.wake_at
         )
         if signal is not None:
             output = {"signal": signal.name, "payload": signal.payload}
             record.status, record.output = StepStatus.COMPLETED, output
-            self.notify(EventType.SIGNAL_RECEIVED, name=signal.name)
-            self.notify(
+            self.journal.notify(EventType.SIGNAL_RECEIVED, name=signal.name)
+            self.journal.notify(
                 Lifecycle.WAIT_ENDED,
                 wait="hook" if hook else "signal",
                 tag=tag,
@@ -183,15 +199,17 @@ class WaitsMixin(ExecutionCore):
             return _delivered(output, len(wanted) > 1 or hook is not None)
         if record.wake_at is not None and now >= record.wake_at:
             self.store.expire_wait(
-                self.run.id,
+                self.run_id,
                 seq,
                 wanted,
                 record.wake_at,
                 now,
-                self.take_events((now, EventType.SIGNAL_TIMED_OUT, None, {"signals": wanted})),
+                self.journal.take_events(
+                    (now, EventType.SIGNAL_TIMED_OUT, None, {"signals": wanted})
+                ),
             )
             record.status = StepStatus.FAILED
-            self.notify(
+            self.journal.notify(
                 Lifecycle.WAIT_ENDED,
                 wait="hook" if hook else "signal",
                 tag=tag,
@@ -199,7 +217,7 @@ class WaitsMixin(ExecutionCore):
                 timed_out=True,
             )
             raise SignalTimeout(wanted, (record.options or {}).get("timeout_ms") or 0)
-        self.check_waiting()
+        self.journal.check_waiting()
         waiting: dict[str, Any] = {
             "kind": "hook" if hook else "signal",
             "signals": wanted,
@@ -211,14 +229,14 @@ class WaitsMixin(ExecutionCore):
         raise Suspend(record.wake_at, waiting)
 
     async def create_hook(self, name: str, data: Any, site: tuple[str, int]) -> Hook:
-        seq, record = self.next_op(OpKind.HOOK, name, site)
+        seq, record = self.journal.next_op(OpKind.HOOK, name, site)
         if record is None:
             now = self.clock.now()
             token = "hk_" + secrets.token_urlsafe(
                 24
             )  # never starts with "-", which a shell command would take for an option
             record = StepRecord(
-                self.run.id,
+                self.run_id,
                 seq,
                 OpKind.HOOK,
                 name,
@@ -229,12 +247,14 @@ class WaitsMixin(ExecutionCore):
                 ended_at=now,
                 source=f"{site[0]}:{site[1]}",
             )
-            self.store.create_hook(token, self.run.id, seq, name, data, now)
-            self.commit(
+            self.store.create_hook(token, self.run_id, seq, name, data, now)
+            self.journal.commit(
                 record,
-                self.take_events((now, EventType.HOOK_CREATED, None, {"name": name, "data": data})),
+                self.journal.take_events(
+                    (now, EventType.HOOK_CREATED, None, {"name": name, "data": data})
+                ),
             )
-        return Hook(token=record.output["token"], name=name, data=record.input, _execution=self)
+        return Hook(token=record.output["token"], name=name, data=record.input, _waits=self)
 
 
 def _delivered(output: dict[str, Any] | None, tagged: bool) -> Any:

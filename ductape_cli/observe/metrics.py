@@ -20,7 +20,7 @@ from ductape_cli.models import EventType, Lifecycle
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
-    from ductape_cli.engine.journal import ExecutionCore
+    from ductape_cli.engine.journal import RunView
 
 logger = logging.getLogger("ductape.metrics")
 
@@ -91,14 +91,14 @@ class Metrics:
         )
         r.register(_QueueCollector(engine))
 
-    def __call__(self, execution: ExecutionCore | None, kind: str, data: dict[str, Any]) -> None:
-        if execution is None:
+    def __call__(self, view: RunView | None, kind: str, data: dict[str, Any]) -> None:
+        if view is None:
             return
-        tag = execution.run.tag
+        tag = view.tag
         if kind == Lifecycle.EXECUTION_STARTED:
             if data.get("first"):
                 self.runs_started.labels(tag).inc()
-            if execution.run.taken_from:
+            if view.taken_from:
                 self.takeovers.labels(tag).inc()
         elif kind == Lifecycle.FINISHED:
             self.runs_ended.labels(tag, str(data.get("status"))).inc()
@@ -108,7 +108,7 @@ class Metrics:
             )
         elif kind == EventType.STEP_FAILED:
             self.step_seconds.labels(tag, "failed").observe(
-                execution.clock.now() - _started(execution, data["tag"])
+                view.clock.now() - _started(view, data["tag"])
             )
         elif kind == EventType.STEP_RETRIED:
             self.retries.labels(tag).inc()
@@ -123,12 +123,12 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def _started(execution: ExecutionCore, tag: str) -> float:
+def _started(view: RunView, tag: str) -> float:
     """When a failed step started: its journal row has it (the row is committed before `step_failed`)."""
-    for record in reversed(list(execution.journal.values())):
-        if record.tag == tag and record.started_at is not None:
-            return record.started_at
-    return execution.clock.now()
+    record = view.step_record(tag)
+    if record is not None and record.started_at is not None:
+        return record.started_at
+    return view.clock.now()
 
 
 class _QueueCollector:

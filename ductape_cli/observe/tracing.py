@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
-    from ductape_cli.engine.journal import ExecutionCore
+    from ductape_cli.engine.journal import RunView
 
 logger = logging.getLogger("ductape.tracing")
 
@@ -177,10 +177,10 @@ class Tracer:
         ] = {}  # run id -> its `run` span, while this process holds it open
         self._lock = threading.Lock()
 
-    def __call__(self, execution: ExecutionCore | None, kind: str, data: dict[str, Any]) -> None:
+    def __call__(self, view: RunView | None, kind: str, data: dict[str, Any]) -> None:
         handler = getattr(self, f"_on_{kind}", None)
         if handler is not None:
-            handler(execution, data)
+            handler(view, data)
 
     def close(self) -> None:
         with self._lock:
@@ -233,30 +233,30 @@ class Tracer:
             span.set_attribute("ductape.discarded", True)
             span.end()
 
-    def _on_execution_started(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
+    def _on_execution_started(self, view: RunView, data: dict[str, Any]) -> None:
         from opentelemetry import propagate
 
-        run = execution.run
         with self._lock:
-            run_span = self._runs.get(run.id)
+            run_span = self._runs.get(view.run_id)
         if run_span is not None:
             context = self._trace.set_span_in_context(run_span)
         else:
-            context = propagate.extract(
-                {k: v for k, v in (run.options or {}).items() if k in ("traceparent", "tracestate")}
-            )
-        attributes = {**_run_attributes(run), "ductape.first_execution": bool(data.get("first"))}
-        if run.taken_from:
-            attributes["ductape.taken_from"] = run.taken_from
-        span = self.tracer.start_span(f"execute {run.tag}", context=context, attributes=attributes)
+            context = propagate.extract(view.trace_context)
+        attributes = {
+            **_attributes(view.run_id, view.tag, view.parent_id),
+            "ductape.first_execution": bool(data.get("first")),
+        }
+        if view.taken_from:
+            attributes["ductape.taken_from"] = view.taken_from
+        span = self.tracer.start_span(f"execute {view.tag}", context=context, attributes=attributes)
         with self._lock:
-            self._segments[id(execution)] = _Segment(span)
+            self._segments[id(view)] = _Segment(span)
         CURRENT.set(span)
 
-    def _on_execution_ended(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
+    def _on_execution_ended(self, view: RunView, data: dict[str, Any]) -> None:
         with self._lock:
-            segment = self._segments.pop(id(execution), None)
-            run_span = self._runs.pop(execution.run.id, None)
+            segment = self._segments.pop(id(view), None)
+            run_span = self._runs.pop(view.run_id, None)
         if segment is None:
             return
         for span in [
@@ -281,8 +281,8 @@ class Tracer:
             run_span.end()
         CURRENT.set(None)
 
-    def _on_finished(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
-        segment = self._segment(execution)
+    def _on_finished(self, view: RunView, data: dict[str, Any]) -> None:
+        segment = self._segment(view)
         if segment is None:
             return
         segment.span.set_attribute("ductape.status", str(data.get("status")))
@@ -292,16 +292,16 @@ class Tracer:
 
     # -- steps ---------------------------------------------------------------------------
 
-    def _on_step_started(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
-        segment = self._segment(execution)
+    def _on_step_started(self, view: RunView, data: dict[str, Any]) -> None:
+        segment = self._segment(view)
         if segment is None:
             return
         span = self._child(segment, f"step {data['tag']}", {"ductape.step": data["tag"]})
         segment.steps[data["tag"]] = span
         CURRENT.set(span)
 
-    def _on_step_retried(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
-        segment = self._segment(execution)
+    def _on_step_retried(self, view: RunView, data: dict[str, Any]) -> None:
+        segment = self._segment(view)
         span = segment.steps.get(data["tag"]) if segment else None
         if span is not None:
             message = str((data.get("error") or {}).get("message"))
@@ -310,21 +310,21 @@ class Tracer:
                 {"ductape.attempt": int(data.get("attempt") or 0), "ductape.error": message},
             )
 
-    def _on_step_completed(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
-        self._end(execution, "steps", data["tag"], None)
+    def _on_step_completed(self, view: RunView, data: dict[str, Any]) -> None:
+        self._end(view, "steps", data["tag"], None)
 
-    def _on_step_failed(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
+    def _on_step_failed(self, view: RunView, data: dict[str, Any]) -> None:
         message = str((data.get("error") or {}).get("message"))
         self._end(
-            execution,
+            view,
             "steps",
             data["tag"],
             None if data.get("allow_fail") else message,
             {"ductape.allow_fail": bool(data.get("allow_fail"))},
         )
 
-    def _on_step_skipped(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
-        segment = self._segment(execution)
+    def _on_step_skipped(self, view: RunView, data: dict[str, Any]) -> None:
+        segment = self._segment(view)
         if segment is not None:
             attributes = {
                 "ductape.step": data["tag"],
@@ -335,22 +335,22 @@ class Tracer:
 
     # -- compensations, children, waits ----------------------------------------------------
 
-    def _on_step_rollback_started(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
-        segment = self._segment(execution)
+    def _on_step_rollback_started(self, view: RunView, data: dict[str, Any]) -> None:
+        segment = self._segment(view)
         if segment is None:
             return
         span = self._child(segment, f"compensate {data['tag']}", {"ductape.step": data["tag"]})
         segment.compensations[data["tag"]] = span
         CURRENT.set(span)
 
-    def _on_step_rolled_back(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
-        self._end(execution, "compensations", data["tag"], None)
+    def _on_step_rolled_back(self, view: RunView, data: dict[str, Any]) -> None:
+        self._end(view, "compensations", data["tag"], None)
 
-    def _on_step_rollback_failed(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
-        self._end(execution, "compensations", data["tag"], str(data.get("error")))
+    def _on_step_rollback_failed(self, view: RunView, data: dict[str, Any]) -> None:
+        self._end(view, "compensations", data["tag"], str(data.get("error")))
 
-    def _on_child_started(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
-        segment = self._segment(execution)
+    def _on_child_started(self, view: RunView, data: dict[str, Any]) -> None:
+        segment = self._segment(view)
         if segment is None:
             return
         span = self._child(
@@ -361,8 +361,8 @@ class Tracer:
         segment.children[data["child_id"]] = span
         CURRENT.set(span)  # the child run created next takes this span as its parent
 
-    def _on_child_ended(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
-        segment = self._segment(execution)
+    def _on_child_ended(self, view: RunView, data: dict[str, Any]) -> None:
+        segment = self._segment(view)
         if segment is None:
             return
         span = segment.children.pop(data["child_id"], None)
@@ -378,8 +378,8 @@ class Tracer:
         span.end()
         CURRENT.set(segment.span)
 
-    def _on_wait_ended(self, execution: ExecutionCore, data: dict[str, Any]) -> None:
-        segment = self._segment(execution)
+    def _on_wait_ended(self, view: RunView, data: dict[str, Any]) -> None:
+        segment = self._segment(view)
         if segment is None:
             return
         attributes: dict[str, Any] = {
@@ -394,15 +394,15 @@ class Tracer:
             attributes,
             start_time=_ns(data.get("started_at")),
         )
-        span.end(end_time=_ns(execution.clock.now()))
+        span.end(end_time=_ns(view.clock.now()))
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _segment(self, execution: ExecutionCore | None) -> _Segment | None:
-        if execution is None:
+    def _segment(self, view: RunView | None) -> _Segment | None:
+        if view is None:
             return None
         with self._lock:
-            return self._segments.get(id(execution))
+            return self._segments.get(id(view))
 
     def _child(
         self,
@@ -418,13 +418,13 @@ class Tracer:
 
     def _end(
         self,
-        execution: ExecutionCore,
+        view: RunView,
         group: str,
         tag: str,
         error: str | None,
         attributes: dict[str, Any] | None = None,
     ) -> None:
-        segment = self._segment(execution)
+        segment = self._segment(view)
         if segment is None:
             return
         span = getattr(segment, group).pop(tag, None)
@@ -439,9 +439,13 @@ class Tracer:
 
 
 def _run_attributes(run: Any) -> dict[str, Any]:
-    attributes = {"ductape.run_id": run.id, "ductape.workflow": run.tag}
-    if run.parent_id:
-        attributes["ductape.parent_id"] = run.parent_id
+    return _attributes(run.id, run.tag, run.parent_id)
+
+
+def _attributes(run_id: str, tag: str, parent_id: str | None) -> dict[str, Any]:
+    attributes = {"ductape.run_id": run_id, "ductape.workflow": tag}
+    if parent_id:
+        attributes["ductape.parent_id"] = parent_id
     return attributes
 
 

@@ -136,10 +136,10 @@ class _NoLeases:
     request is read when an execution starts. (The real keeper's thread would share an
     in-memory store's single connection.)"""
 
-    def add(self, execution: Any) -> None:
+    def add(self, journal: Any) -> None:
         pass
 
-    def remove(self, execution: Any) -> None:
+    def remove(self, journal: Any) -> None:
         pass
 
     def stop(self) -> None:

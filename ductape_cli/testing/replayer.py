@@ -30,10 +30,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ductape_cli.engine.children import ChildCall, ChildRunner
 from ductape_cli.engine.context import Context
 from ductape_cli.engine.execution import Execution
 from ductape_cli.engine.history import export_run
-from ductape_cli.engine.journal import Frontier
+from ductape_cli.engine.journal import Frontier, Journal
+from ductape_cli.engine.rollback import Rollback
 from ductape_cli.errors import InvalidInput, NonDeterminismError, WorkflowInterrupt
 from ductape_cli.models import OpKind, Run, RunStatus, StepRecord, StepStatus
 
@@ -131,8 +133,9 @@ def _where(site: tuple[str, int]) -> str:
     return f"{site[0]}:{site[1]}"
 
 
-class ReplayExecution(Execution):
-    """An execution that only reads the journal: new operations stop it (`Frontier`), nothing runs."""
+class ReplayJournal(Journal):
+    """A journal that only reads: a new operation stops the replay (`Frontier`); where the code
+    first goes past the journal (`extends`) or leaves it (`mismatch`) is noted."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -145,7 +148,7 @@ class ReplayExecution(Execution):
         self, kind: OpKind, tag: str, site: tuple[str, int]
     ) -> tuple[int, StepRecord | None]:
         seq = self.seq
-        record = self.journal.get(seq)
+        record = self.records.get(seq)
         if record is None and self.extends is None:
             self.extends = {"position": seq, **_op(kind, tag, _where(site))}
         try:
@@ -166,29 +169,47 @@ class ReplayExecution(Execution):
             self.extends = {"position": self.seq, **_op(OpKind.PATCH, change_id, _where(site))}
         return super().patched(change_id, site)
 
-    async def run_child(self, call: Any, seq: int, record: StepRecord | None) -> Any:
+
+class ReplayChildren(ChildRunner):
+    """Children as recorded: never started or driven while checking."""
+
+    async def run(self, call: ChildCall, seq: int, record: StepRecord | None) -> Any:
         if record is None or record.status not in (StepStatus.COMPLETED, StepStatus.FAILED):
             raise Frontier()  # the recorded run was still waiting for this child
-        return await super().run_child(call, seq, record)
+        return await super().run(call, seq, record)
 
-    async def trigger_rollback(self, reason: str, site: tuple[str, int]) -> dict[str, Any]:
-        _, record = self.next_op(OpKind.ROLLBACK, "rollback", site)
+
+class ReplayRollback(Rollback):
+    """A manual rollback as recorded: compensations never run while checking."""
+
+    async def trigger(self, reason: str, site: tuple[str, int]) -> dict[str, Any]:
+        _, record = self.journal.next_op(OpKind.ROLLBACK, "rollback", site)
         if record is None or record.status != StepStatus.COMPLETED:
-            raise Frontier()  # never run compensations while checking
-        self.manual_rollback = record.output
+            raise Frontier()
+        self.manual = record.output
         return record.output
 
-    async def replay(self) -> tuple[str, Any]:
+
+class ReplayExecution(Execution):
+    """An execution that only reads the journal: new operations stop it (`Frontier`), nothing runs."""
+
+    journal_type = ReplayJournal
+    child_runner = ReplayChildren
+    rollback_runner = ReplayRollback
+
+    async def replay(self) -> tuple[ReplayJournal, str, Any]:
         """Run the handler over the journal: ("returned", output), ("raised", exc) or ("stopped", None)."""
         self.loop = asyncio.get_running_loop()
         self.loop_thread = threading.get_ident()
+        journal = self.journal
+        assert isinstance(journal, ReplayJournal)
         try:
-            output = await self._call_handler(Context(self))
+            output = await self.call_handler(Context(self))
         except Frontier:
-            return "stopped", None
+            return journal, "stopped", None
         except (Exception, WorkflowInterrupt) as exc:  # noqa: BLE001 - the handler's end, reported
-            return "raised", exc
-        return "returned", output
+            return journal, "raised", exc
+        return journal, "returned", output
 
 
 def replay_history(engine: Engine, source: Any) -> ReplayReport:
@@ -223,12 +244,13 @@ def replay_history(engine: Engine, source: Any) -> ReplayReport:
     loop = asyncio.new_event_loop()
     try:
         scratch.store.create_run(run, [], records)
-        execution = ReplayExecution(scratch, run, definition)
-        outcome, value = loop.run_until_complete(execution.replay())
+        journal, outcome, value = loop.run_until_complete(
+            ReplayExecution(scratch, run, definition).replay()
+        )
     finally:
         loop.close()
         scratch.close()
-    return _report(data, records, execution, outcome, value)
+    return _report(data, records, journal, outcome, value)
 
 
 def _record(run_id: str, row: Mapping[str, Any]) -> StepRecord:
@@ -253,14 +275,14 @@ def _started(data: Mapping[str, Any]) -> dict[str, Any]:
 def _report(
     data: Mapping[str, Any],
     records: list[StepRecord],
-    execution: ReplayExecution,
+    journal: ReplayJournal,
     outcome: str,
     value: Any,
 ) -> ReplayReport:
     recorded = str(data.get("status") or "unknown")
-    mismatch = execution.mismatch
-    consumed = min(execution.seq, len(records))
-    missing = execution.unreached() if mismatch is None and outcome != "stopped" else None
+    mismatch = journal.mismatch
+    consumed = min(journal.seq, len(records))
+    missing = journal.unreached() if mismatch is None and outcome != "stopped" else None
     if missing is not None:
         record = missing
         how = "returns" if outcome == "returned" else f"raises {type(value).__name__}: {value}"
@@ -274,7 +296,7 @@ def _report(
         }
     elif mismatch is None and outcome == "raised" and recorded == RunStatus.COMPLETED:
         mismatch = {
-            "position": execution.seq,
+            "position": journal.seq,
             "reason": "raised",
             "expected": None,
             "found": None,
@@ -296,5 +318,5 @@ def _report(
         replayed=consumed,
         outcome=described,
         mismatch=mismatch,
-        extends=execution.extends if mismatch is None else None,
+        extends=journal.extends if mismatch is None else None,
     )

@@ -96,11 +96,11 @@ def _claimed_execution(project):
 def test_the_executor_stops_at_the_first_refused_write(project) -> None:
     engine, execution = _claimed_execution(project)
     # Another worker takes the run over (as after our lease expired) before we execute.
-    engine.store.claim_run(execution.run.id, "someone-else", engine.clock.now() + 999, 30)
+    engine.store.claim_run(execution.view.run_id, "someone-else", engine.clock.now() + 999, 30)
     outcome = engine._loop().run_until_complete(execution.execute())
     assert outcome.lost
-    assert engine.store.load_journal(execution.run.id) == {}
-    assert engine.get_run(execution.run.id).owner == "someone-else"
+    assert engine.store.load_journal(execution.view.run_id) == {}
+    assert engine.get_run(execution.view.run_id).owner == "someone-else"
 
 
 def test_a_lease_that_cannot_be_renewed_in_time_is_abandoned(project, monkeypatch, caplog) -> None:
@@ -110,19 +110,21 @@ def test_a_lease_that_cannot_be_renewed_in_time_is_abandoned(project, monkeypatc
         raise StoreError("store busy")
 
     monkeypatch.setattr(engine.store, "renew_leases", broken)
-    execution.lease_clock.valid_until = (
+    execution.journal.lease_clock.valid_until = (
         time.monotonic() - 1
     )  # as after a pause longer than the lease
     with caplog.at_level(logging.ERROR, logger="ductape.leases"), pytest.raises(LostOwnership):
-        execution.check_lease()
-    assert execution.lost
+        execution.journal.check_lease()
+    assert execution.journal.lost
     assert "abandoning" in caplog.text
 
 
 def test_the_keeper_marks_a_run_taken_over_as_lost(project) -> None:
     engine, execution = _claimed_execution(project)
-    engine.store.claim_run(execution.run.id, "someone-else", engine.clock.now() + 999, 30)
-    engine.leases._renew(engine.store, {execution.run.id: execution}, engine.clock.now())
-    assert execution.lost
+    engine.store.claim_run(execution.view.run_id, "someone-else", engine.clock.now() + 999, 30)
+    engine.leases._renew(
+        engine.store, {execution.view.run_id: execution.journal}, engine.clock.now()
+    )
+    assert execution.journal.lost
     with pytest.raises(LostOwnership):
-        execution.boundary()
+        execution.journal.boundary()
