@@ -128,38 +128,15 @@ class ChildRunner:
                 raise Suspend(None, {"kind": "child", "child_id": current_id, "seq": seq})
             now = self.clock.now()
             if status == "completed":
-                self.store.update_op(
-                    self.parent.id,
-                    seq,
-                    {"status": "completed", "output": result["output"], "ended_at": now},
-                    self.journal.take_events(
-                        (
-                            now,
-                            EventType.CHILD_COMPLETED,
-                            None,
-                            {"child_id": current_id, "status": status},
-                        )
-                    ),
-                )
+                fields = {"status": "completed", "output": result["output"]}
+                self._record_end(seq, current_id, status, now, fields)
                 record.status, record.output = StepStatus.COMPLETED, result["output"]
-                self.journal.notify(
-                    Lifecycle.CHILD_ENDED,
-                    child_id=current_id,
-                    tag=call.tag,
-                    status=status,
-                    started_at=record.started_at,
-                )
+                self._ended(call, record, current_id, status)
                 return result["output"]
             if attempt < retries:
                 attempt += 1
                 next_id = f"{base_id}-retry-{attempt}"
-                self.journal.notify(
-                    Lifecycle.CHILD_ENDED,
-                    child_id=current_id,
-                    tag=call.tag,
-                    status=status,
-                    started_at=record.started_at,
-                )
+                self._ended(call, record, current_id, status)
                 self.journal.notify(EventType.CHILD_STARTED, child_id=next_id, tag=call.tag)
                 self._start_child(call, next_id, restarted_from=current_id)
                 record.input = {**record.input, "current": next_id, "attempt": attempt}
@@ -178,28 +155,32 @@ class ChildRunner:
                 )
                 continue
             error = {**(result.get("error") or {}), "child_id": current_id, "status": status}
-            self.store.update_op(
-                self.parent.id,
-                seq,
-                {"status": "failed", "error": error, "ended_at": now},
-                self.journal.take_events(
-                    (
-                        now,
-                        EventType.CHILD_COMPLETED,
-                        None,
-                        {"child_id": current_id, "status": status},
-                    )
-                ),
-            )
+            self._record_end(seq, current_id, status, now, {"status": "failed", "error": error})
             record.status, record.error = StepStatus.FAILED, error
-            self.journal.notify(
-                Lifecycle.CHILD_ENDED,
-                child_id=current_id,
-                tag=call.tag,
-                status=status,
-                started_at=record.started_at,
-            )
+            self._ended(call, record, current_id, status)
             raise ChildWorkflowFailed(current_id, status, error)
+
+    def _record_end(
+        self, seq: int, child_id: str, status: str, now: float, fields: dict[str, Any]
+    ) -> None:
+        """The child's end on the parent's journal row: completed with its output, or failed."""
+        self.store.update_op(
+            self.parent.id,
+            seq,
+            {**fields, "ended_at": now},
+            self.journal.take_events(
+                (now, EventType.CHILD_COMPLETED, None, {"child_id": child_id, "status": status})
+            ),
+        )
+
+    def _ended(self, call: ChildCall, record: StepRecord, child_id: str, status: str) -> None:
+        self.journal.notify(
+            Lifecycle.CHILD_ENDED,
+            child_id=child_id,
+            tag=call.tag,
+            status=status,
+            started_at=record.started_at,
+        )
 
     def _start_child(
         self, call: ChildCall, child_id: str, restarted_from: str | None = None

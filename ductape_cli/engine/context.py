@@ -278,7 +278,7 @@ class Context:
         """
         merged = dict(options or {})
         merged.update(kwargs)
-        call = self._x.steps.call(tag, fn, rollback, merged, _site())
+        call = StepCall(self._x.steps, tag, fn, rollback, merged, _site())
         delivered = self._x.deliver(call)
         if delivered is call:  # an async handler must await it; checked when the handler returns
             self._step_calls.append(call)

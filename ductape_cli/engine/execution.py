@@ -20,7 +20,7 @@ from ductape_cli import logs
 from ductape_cli.components.errors import ComponentError
 from ductape_cli.engine import rollback
 from ductape_cli.engine.children import ChildRunner, apply_close_policies
-from ductape_cli.engine.context import Context
+from ductape_cli.engine.context import Context, StepCall
 from ductape_cli.engine.fencing import LostOwnership
 from ductape_cli.engine.journal import Journal, Observer, Suspend
 from ductape_cli.engine.marks import Marks
@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
 
 log = logging.getLogger("ductape.executor")
+
+_INTERNAL = ("<internal>", 0)  # the site of a step ductape makes (a component call's)
 
 
 @dataclass
@@ -135,7 +137,7 @@ class Execution:
 
     def run_as_step(self, tag: str, fn: Callable[..., Any], input: Any) -> Any:
         """A component call made outside any step: run it as a step of its own (awaitable)."""
-        return self.steps.run(self.steps.call(tag, fn, None, {"input": input}))
+        return self.steps.run(StepCall(self.steps, tag, fn, None, {"input": input}, _INTERNAL))
 
     def queue_outbox(self, step: str, message_id: str, message: Any) -> None:
         """Hold a message for the outbox: stored with step `step`'s completion, dropped if it fails."""

@@ -211,16 +211,6 @@ class StepRunner:
         # Rollback handlers of the steps completed so far, by position (`Rollback` runs them).
         self.rollbacks: dict[int, tuple[Callable[..., Any], StepOptions]] = {}
 
-    def call(
-        self,
-        tag: str,
-        fn: Callable[..., Any],
-        rollback: Callable[..., Any] | None,
-        options: dict[str, Any],
-        site: tuple[str, int] = ("<internal>", 0),
-    ) -> StepCall:
-        return StepCall(self, tag, fn, rollback, options, site)
-
     async def run(self, call: StepCall) -> Any:
         seq, record = self.prepare(call)
         return await self.execute(call, seq, record)
@@ -304,22 +294,7 @@ class StepRunner:
         value, text = _encode(tag, output)
         ended = self.clock.now()
         self.journal.commit(
-            StepRecord(
-                self.run_id,
-                seq,
-                OpKind.STEP,
-                tag,
-                StepStatus.COMPLETED,
-                input=options.input,
-                output=value,
-                attempts=attempt,
-                started_at=started,
-                ended_at=ended,
-                options=options.stored(),
-                has_rollback=call.rollback is not None,
-                critical=bool(options.critical),
-                source=f"{call.site[0]}:{call.site[1]}",
-            ),
+            self._ran(call, seq, StepStatus.COMPLETED, options, attempt, started, ended, value),
             # No event row: history derives step_started/step_completed from this journal row.
             self.journal.take_events(),
             output_json=text,
@@ -332,6 +307,37 @@ class StepRunner:
             EventType.STEP_COMPLETED, tag=tag, duration_ms=int((ended - started) * 1000)
         )
         return value
+
+    def _ran(
+        self,
+        call: StepCall,
+        seq: int,
+        status: StepStatus,
+        options: StepOptions,
+        attempts: int,
+        started: float,
+        ended: float,
+        output: Any,
+        error: dict[str, Any] | None = None,
+    ) -> StepRecord:
+        """The journal row of a step whose function ran: completed, or failed after its attempts."""
+        return StepRecord(
+            self.run_id,
+            seq,
+            OpKind.STEP,
+            call.tag,
+            status,
+            input=options.input,
+            output=output,
+            error=error,
+            attempts=attempts,
+            started_at=started,
+            ended_at=ended,
+            options=options.stored(),
+            has_rollback=call.rollback is not None,
+            critical=bool(options.critical),
+            source=f"{call.site[0]}:{call.site[1]}",
+        )
 
     def _remember(self, call: StepCall, seq: int, value: Any) -> None:
         self.outputs[call.tag] = value
@@ -382,22 +388,7 @@ class StepRunner:
                 (now, EventType.STEP_SKIPPED, tag, {"reason": "allow_fail", "error": error})
             )
         self.journal.commit(
-            StepRecord(
-                self.run_id,
-                seq,
-                OpKind.STEP,
-                tag,
-                status,
-                input=options.input,
-                error=error,
-                attempts=attempts,
-                started_at=started,
-                ended_at=now,
-                options=options.stored(),
-                has_rollback=call.rollback is not None,
-                critical=bool(options.critical),
-                source=f"{call.site[0]}:{call.site[1]}",
-            ),
+            self._ran(call, seq, status, options, attempts, started, now, None, error),
             self.journal.take_events(*events),
         )
         self.journal.current_step = None
