@@ -221,7 +221,9 @@ def use_rich() -> bool:
 def output(view: str, data: Any, as_json: bool) -> None:
     """Print `data`: JSON with --json, else the named view (Rich on a terminal, plain lines to a pipe)."""
     if as_json:
-        print_json(data)
+        from ductape_cli.render.output import json_value
+
+        print_json(json_value(view, data))
         return
     from ductape_cli.render.output import show as render
 

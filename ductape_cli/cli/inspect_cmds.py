@@ -60,11 +60,6 @@ def list_runs(
         limit=limit,
         offset=offset,
     )
-    if as_json:
-        from ductape_cli.engine.records import run_summary
-
-        print_json([run_summary(r) for r in runs])
-        return
     output("runs", runs, as_json)
 
 

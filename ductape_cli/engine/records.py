@@ -10,10 +10,7 @@ later are kept, never dropped.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
-
-if TYPE_CHECKING:
-    from ductape_cli.models import Run
+from typing import Any, Generic, TypeVar, overload
 
 T = TypeVar("T")
 R = TypeVar("R", bound="Record")
@@ -203,19 +200,3 @@ class CustomEvent(Record):
     type = Key["str | None"]()
     payload = Key[Any]()
     step = Key["str | None"]()
-
-
-def run_summary(run: Run) -> dict[str, Any]:
-    """One row of `ductape list --json` (and of the API's run lists)."""
-    return {
-        "workflow_id": run.id,
-        "workflow_tag": run.tag,
-        "status": str(run.status),
-        "env": run.env,
-        "created_at": run.created_at,
-        "ended_at": run.ended_at,
-        "execution_time": run.execution_time_ms,
-        "parent_id": run.parent_id,
-        "schedule_id": run.schedule_id,
-        "metadata": run.metadata,
-    }

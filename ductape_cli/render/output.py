@@ -35,6 +35,10 @@ VIEWS: dict[str, tuple[str, str]] = {
     "schedule": ("views:schedule_view", "plain:schedule_lines"),
     "schedules": ("views:schedules_view", "plain:schedules_lines"),
 }
+# Views whose --json is not the data as it comes: name -> "module:function" that shapes it.
+JSON_SHAPES: dict[str, str] = {
+    "runs": "plain:runs_json",
+}
 
 
 def terminal(stream: Any = None) -> bool:
@@ -60,6 +64,12 @@ def terminal(stream: Any = None) -> bool:
 def _resolve(spec: str) -> Callable[..., Any]:
     module, _, name = spec.partition(":")
     return getattr(importlib.import_module(f"ductape_cli.render.{module}"), name.partition(":")[0])
+
+
+def json_value(name: str, data: Any) -> Any:
+    """What `--json` prints for view `name`: the data itself, unless the view shapes it."""
+    spec = JSON_SHAPES.get(name)
+    return data if spec is None else _resolve(spec)(data)
 
 
 def rich_view(name: str, data: Any) -> Any:

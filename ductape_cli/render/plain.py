@@ -71,6 +71,25 @@ def runs_lines(runs: list[Any]) -> list[str]:
     return [f"{r.id}\t{r.tag}\t{r.status}\t{r.env or '-'}{metadata(r)}" for r in runs]
 
 
+def runs_json(runs: list[Any]) -> list[dict[str, Any]]:
+    """`ductape list --json`: one summary object a run."""
+    return [
+        {
+            "workflow_id": run.id,
+            "workflow_tag": run.tag,
+            "status": str(run.status),
+            "env": run.env,
+            "created_at": run.created_at,
+            "ended_at": run.ended_at,
+            "execution_time": run.execution_time_ms,
+            "parent_id": run.parent_id,
+            "schedule_id": run.schedule_id,
+            "metadata": run.metadata,
+        }
+        for run in runs
+    ]
+
+
 def iso(ms: int | float) -> str:
     return (
         datetime.fromtimestamp(ms / 1000, tz=UTC)
