@@ -321,6 +321,85 @@ def test_engine_modules_talk_to_each_other_without_type_ignores_or_private_calls
     assert private == []
 
 
+def test_the_execution_composes_its_runners_instead_of_inheriting_them() -> None:
+    """`Execution` is a plain class holding a `Journal` and one runner per kind of operation."""
+    from ductape_cli.engine.execution import Execution
+
+    assert Execution.__bases__ == (object,)
+    assert not [name for name in dir(Execution) if name in ("next_op", "commit", "run_step")]
+
+
+def test_components_and_observers_read_a_run_only_through_its_view() -> None:
+    """components/ and observe/ never reach into an execution's run row, store, clock or journal."""
+    import re
+    from pathlib import Path
+
+    import ductape_cli
+
+    root = Path(ductape_cli.__file__).parent
+    offenders = {
+        str(path.relative_to(root)): found
+        for folder in ("components", "observe")
+        for path in (root / folder).rglob("*.py")
+        if (
+            found := re.findall(
+                r"execution\.(?:run|store|clock|journal)\b", path.read_text(encoding="utf-8")
+            )
+        )
+    }
+    assert offenders == {}
+
+
+def test_a_listener_reads_the_run_through_a_read_only_view(project) -> None:
+    """What a listener gets: the run's id, tag and env, and the journal rows of its steps."""
+    from ductape_cli.engine.journal import RunView
+    from ductape_cli.models import EventType, StepStatus
+
+    project.write(
+        "viewed",
+        """
+        from ductape_cli import workflow
+
+        def boom():
+            raise RuntimeError("no")
+
+        @workflow("viewed")
+        async def viewed(ctx):
+            await ctx.step("a", lambda: 1)
+            await ctx.step("b", boom, allow_fail=True)
+            return "done"
+    """,
+    )
+    engine = project.engine()
+    seen: dict[str, object] = {}
+
+    def listener(view, kind, data) -> None:
+        if kind == EventType.STEP_FAILED:
+            assert isinstance(view, RunView)
+            record = view.step_record("b")
+            seen.update(
+                run_id=view.run_id,
+                tag=view.tag,
+                env=view.env,
+                a=view.recorded("a"),
+                missing=view.recorded("zzz"),
+                b=record.status if record else None,
+            )
+
+    engine.listeners.append(listener)
+    result = engine.run("viewed", {})
+    assert result["status"] == "completed"
+    assert seen == {
+        "run_id": result["workflow_id"],
+        "tag": "viewed",
+        "env": engine.config.default_env,
+        "a": True,
+        "missing": False,
+        "b": StepStatus.SKIPPED,
+    }
+    assert not hasattr(RunView, "records") and not hasattr(RunView, "commit")
+
+
 def test_the_step_runner_asks_the_engine_for_the_function_through_one_seam(project) -> None:
     """`Engine.step_function` is the documented seam the testing kit's mock_step overrides."""
     from ductape_cli.engine.engine import Engine
