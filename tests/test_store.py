@@ -47,6 +47,7 @@ def wal_bytes_after_steps(path: Path, durability: str) -> int:
         store.commit_step(record, [])
     size = path.with_name(path.name + "-wal").stat().st_size
     store.close()
+    assert len(open_store(str(path), durability=durability).load_journal("wf_1")) == 300
     return size
 
 
