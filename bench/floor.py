@@ -6,7 +6,7 @@ only cost left is SQLite's and the disk's.
 
 A fresh WAL grows with every commit, and on ext4 an fsync that grows a file
 also commits the filesystem's journal; a long-lived store rewrites a WAL file
-that already has its blocks, which syncs about twice as fast here. `grown_wal`
+that already has its blocks, which synced 1.2-2× as fast here. `grown_wal`
 measures that second case.
 """
 

@@ -44,7 +44,7 @@ from ductape_cli.store.sqlite_outbox import OutboxMessage, OutboxMixin
 BUSY_TIMEOUT_MS = 30_000
 AUTOCHECKPOINT_PAGES = 10_000
 # Under durability="full" every commit fsyncs the WAL, and an fsync that grows the file also commits
-# the filesystem's journal (ext4: about twice the cost of one that rewrites blocks the file has). A
+# the filesystem's journal (ext4: up to twice the cost of one that rewrites blocks the file has). A
 # checkpoint every ~1 MB of WAL lets the next commit start the WAL over from its beginning, so the
 # commits after the first megabyte rewrite the same file instead of growing it.
 FULL_AUTOCHECKPOINT_PAGES = 256
