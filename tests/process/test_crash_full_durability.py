@@ -69,6 +69,4 @@ def test_sigkill_under_full_durability_after_the_wal_started_over(
     assert all(counts[f"step-{n}"] == 1 for n in range(1, 150)), counts
     assert counts["step-150"] == 2  # it was running when the process died
     assert all(counts[f"step-{n}"] == 1 for n in range(151, 161)), counts
-    durability_report(
-        "full-durability crash test: steps=160 kills=1 re-executed=['step-150'] after a WAL restart"
-    )
+    durability_report("full-durability crash test: steps=160 kills=1 re-executed=['step-150']")
