@@ -12,6 +12,7 @@ from ductape_cli.errors import RunIdTaken, StepTaken, StoreError
 from ductape_cli.models import OpKind, Run, RunStatus, StepRecord, StepStatus
 from ductape_cli.store import open_store
 from ductape_cli.store.migrations import MIGRATIONS
+from ductape_cli.store.sqlite import FULL_AUTOCHECKPOINT_PAGES
 
 
 def make_run(run_id: str = "wf_1", **fields: object) -> Run:
@@ -33,6 +34,32 @@ def test_new_store_is_wal_and_fully_migrated(tmp_path: Path) -> None:
 def test_full_durability_sets_synchronous_full(tmp_path: Path) -> None:
     store = open_store(str(tmp_path / "s.db"), durability="full")
     assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def wal_bytes_after_steps(path: Path, durability: str) -> int:
+    """The WAL file's size after 300 committed steps of ~8 KB output (about 900 WAL frames)."""
+    store = open_store(str(path), durability=durability)
+    store.create_run(make_run(), [])
+    for seq in range(300):
+        record = StepRecord(
+            "wf_1", seq, OpKind.STEP, f"s{seq}", StepStatus.COMPLETED, output="x" * 8000
+        )
+        store.commit_step(record, [])
+    size = path.with_name(path.name + "-wal").stat().st_size
+    store.close()
+    assert len(open_store(str(path), durability=durability).load_journal("wf_1")) == 300
+    return size
+
+
+def test_full_durability_starts_the_wal_over_every_megabyte(tmp_path: Path) -> None:
+    # Under "full" each commit fsyncs the WAL; rewriting a file is cheaper to fsync than growing it.
+    frame = 4096 + 24
+    full = wal_bytes_after_steps(tmp_path / "full.db", "full")
+    normal = wal_bytes_after_steps(tmp_path / "normal.db", "normal")
+    assert full <= (FULL_AUTOCHECKPOINT_PAGES + 16) * frame
+    assert (
+        normal > 3 * FULL_AUTOCHECKPOINT_PAGES * frame
+    )  # the keeper, not the writer, checkpoints those
 
 
 def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:
