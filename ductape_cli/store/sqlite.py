@@ -175,24 +175,30 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
                 timeout=BUSY_TIMEOUT_MS / 1000,
             )
             self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            if self.path != ":memory:":
-                mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if mode.lower() != "wal":
-                    raise StoreError(f"store {self.path}: cannot switch to WAL mode (got {mode})")
-            sync = "FULL" if durability == "full" else "NORMAL"
-            self.conn.execute(f"PRAGMA synchronous = {sync}")
-            # Under "normal", checkpoints run on the lease keeper's thread (`checkpoint`) and this is only
-            # the backstop. Under "full" the committing connection checkpoints every ~1 MB of WAL (see
-            # FULL_AUTOCHECKPOINT_PAGES), after the commit that crosses the mark is already durable.
-            pages = FULL_AUTOCHECKPOINT_PAGES if durability == "full" else AUTOCHECKPOINT_PAGES
-            self.conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
-            self._migrate()
-            if namespace is not None:
-                self._adopt_legacy(namespace)
+            # Threads of one process open a store one at a time: switching a new file to WAL while
+            # another connection migrates it could leave both waiting on each other's lock.
+            with self._gated():
+                self._open_file(durability, namespace)
             # From here on, waiting for another writer is `sqlite_gate`'s job, not SQLite's sleeping busy handler.
             self.conn.execute("PRAGMA busy_timeout = 0")
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
+
+    def _open_file(self, durability: str, namespace: str | None) -> None:
+        if self.path != ":memory:":
+            mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"store {self.path}: cannot switch to WAL mode (got {mode})")
+        sync = "FULL" if durability == "full" else "NORMAL"
+        self.conn.execute(f"PRAGMA synchronous = {sync}")
+        # Under "normal", checkpoints run on the lease keeper's thread (`checkpoint`) and this is only
+        # the backstop. Under "full" the committing connection checkpoints every ~1 MB of WAL (see
+        # FULL_AUTOCHECKPOINT_PAGES), after the commit that crosses the mark is already durable.
+        pages = FULL_AUTOCHECKPOINT_PAGES if durability == "full" else AUTOCHECKPOINT_PAGES
+        self.conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
+        self._migrate()
+        if namespace is not None:
+            self._adopt_legacy(namespace)
 
     # -- plumbing ---------------------------------------------------------
 
