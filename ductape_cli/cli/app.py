@@ -1,19 +1,18 @@
 """The `ductape` command: a typer app whose commands live in one module per family.
 
-One handler (`cli.common.guarded`) turns a `DuctapeError` into one line on
+One handler (`cli.basics.explain`) turns a `DuctapeError` into one line on
 stderr and its exit code. `main` builds only the family of the command being
 run (typer builds every registered command before dispatching, and importing
-them all is start-up time `ductape run` does not need); `--help` and anything
-unknown get the whole app.
+them all is start-up time a command does not need); `--help` and anything
+unknown get the whole app. A plain `ductape run TAG [options]` builds no app
+at all (`cli/run_command.py`); this module imports no typer, so that path
+never pays for it.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from ductape_cli.errors import EXIT_USAGE, DuctapeError
 
@@ -56,30 +55,6 @@ COMMAND_FAMILIES = {
 COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_FAMILIES.values()))
 
 
-def build(modules: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
-    """A ductape app with the commands of `modules`."""
-    new = typer.Typer(
-        name="ductape",
-        help=HELP,
-        no_args_is_help=True,
-        add_completion=True,
-        pretty_exceptions_enable=False,
-        rich_markup_mode=None,
-        context_settings={"help_option_names": ["-h", "--help"]},
-    )
-    # A callback keeps a one-family app a group: `ductape run TAG`, never `ductape TAG`.
-    new.callback()(_root)
-    for name in modules:
-        importlib.import_module(f"ductape_cli.cli.{name}").register(new)
-    return new
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(f"ductape {installed_version()}")
-        raise typer.Exit(0)
-
-
 def installed_version() -> str:
     """The installed distribution's version (package metadata), never a hard-coded string."""
     from importlib.metadata import PackageNotFoundError, version
@@ -90,32 +65,31 @@ def installed_version() -> str:
         return "unknown (not installed; pip install -e .)"
 
 
-def _root(
-    version: Annotated[
-        bool | None,
-        typer.Option(
-            "--version",
-            "-V",
-            callback=_print_version,
-            is_eager=True,
-            help="Print the installed version and exit.",
-        ),
-    ] = None,
-) -> None:
-    """Local-first durable workflows: define, run, signal, replay and inspect them."""
-
-
 def __getattr__(name: str) -> Any:
     # `app` (every command) is built on first use: tests, docs, and `main` for --help.
     if name == "app":
+        from ductape_cli.cli.typer_app import build
+
         full = build()
         globals()["app"] = full
         return full
+    if name == "build":
+        from ductape_cli.cli import typer_app
+
+        return typer_app.build
     raise AttributeError(name)
 
 
 def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else None
+    if command == "run":
+        from ductape_cli.cli.run_command import fast_run
+
+        code = fast_run(sys.argv[2:])
+        if code is not None:
+            sys.exit(code)
+    from ductape_cli.cli.typer_app import build
+
     family = COMMAND_FAMILIES.get(command or "")
     target = build((family,)) if family else build()
     try:
