@@ -27,6 +27,7 @@ from ductape_cli.cli.basics import (
     with_progress,
 )
 from ductape_cli.cli.ci_report import check_junit_path, report_for_ci
+from ductape_cli.cli.lazy_ssl import import_asyncio
 from ductape_cli.errors import DuctapeError, InvalidInput
 
 # option -> (keyword of run_workflow, value: None = takes the next token, else the flag's value)
@@ -91,6 +92,7 @@ def fast_run(args: list[str]) -> int | None:
     if parsed is None:
         return None
     tag, keywords = parsed
+    import_asyncio()  # before the engine imports it: ssl stays out until a TLS connection
     try:
         return run_workflow(tag, **keywords)
     except (DuctapeError, KeyboardInterrupt) as exc:

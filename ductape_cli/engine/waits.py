@@ -8,7 +8,6 @@ signal arrives.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -214,6 +213,8 @@ class WaitsMixin(ExecutionCore):
         seq, record = self.next_op(OpKind.HOOK, name, site)
         if record is None:
             now = self.clock.now()
+            import secrets  # here: its import (hmac, OpenSSL) is start-up a run without hooks skips
+
             token = "hk_" + secrets.token_urlsafe(
                 24
             )  # never starts with "-", which a shell command would take for an option
