@@ -1,0 +1,173 @@
+"""`ductape run` without typer (cli/run_command.py): same results, codes and errors as the typer command."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ductape_cli.cli import run_command
+from ductape_cli.cli.run_command import RUN_OPTIONS, fast_run, parse_run_args
+from tests.conftest import ductape_subprocess_env
+
+SAMPLE = """
+    from ductape_cli import workflow
+
+    @workflow("greet", timeout="1m")
+    async def greet(ctx):
+        hello = await ctx.step("hello", lambda: {"text": "Hello " + (ctx.input.name or "you")})
+        if ctx.input.fail:
+            await ctx.step("explode", lambda: 1 / 0)
+        return hello
+"""
+
+
+@pytest.fixture
+def greet(project: Any, cli: Any) -> Any:
+    project.write("greet", SAMPLE)
+    cli("run", "greet", "--json")  # records the definition: its one-time notice is not compared
+    return project
+
+
+def test_the_option_table_is_the_typer_commands() -> None:
+    """Every option of the typer `run` is in RUN_OPTIONS with the same keyword and kind, and no other."""
+    from ductape_cli.cli.typer_app import build
+
+    group = __import__("typer").main.get_command(build(("run_cmds",)))
+    command = group.commands["run"]
+    table: dict[str, tuple[str, bool | None]] = {}
+    for param in command.params:
+        if param.param_type_name == "argument":
+            assert param.name == "tag"
+            continue
+        if param.name == "help":
+            continue
+        for opt in param.opts:
+            table[opt] = (param.name, True if param.is_flag else None)
+        for opt in param.secondary_opts:  # --no-annotations
+            table[opt] = (param.name, False)
+    assert table == RUN_OPTIONS
+
+
+PLAIN = [
+    ["greet", "--json"],
+    ["greet"],
+    ["greet", "--input", '{"name": "Ada"}', "--json"],
+    ["greet", "-i", '{"name": "Ada"}'],
+    ["--json", "--input={}", "greet"],
+    ["greet", "--input", '{"fail": true}', "--json"],
+    ["greet", "--json", "--json", "--input", "{}", "--input", '{"name": "Bo"}'],
+    ["greet", "--input", "{bad", "--json"],
+    ["greet", "--input", "null"],
+    ["greet", "--input", "--json"],
+    ["greet", "--context", "[1]"],
+    ["greet", "--timeout", "soon"],
+    ["greet", "--env", "nowhere"],
+    ["greet", "--junit", "."],
+    ["greet", "--junit", "missing-folder/out.xml"],
+    ["greet", "--input", "@missing.json"],
+    ["nope", "--json"],
+    ["greet", "--detach", "--json"],
+    ["greet", "--no-annotations", "--wait", "--json"],
+]
+
+
+def _same(text: str) -> str:
+    """Output with what differs between two runs of the same thing (ids, times) blanked."""
+    text = re.sub(r"wf_[0-9a-f]+", "wf_X", text)
+    text = re.sub(r'"execution_time": \d+', '"execution_time": 0', text)
+    return re.sub(r"\d+ms", "Nms", text)
+
+
+@pytest.mark.parametrize("args", PLAIN, ids=lambda a: " ".join(a))
+def test_fast_path_and_typer_agree(
+    greet: Any,
+    cli: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+) -> None:
+    assert parse_run_args(args) is not None
+    monkeypatch.setattr(
+        run_command, "load_engine", lambda: None
+    )  # no gc.freeze in the test process
+    code = fast_run(args)
+    fast = capsys.readouterr()
+    typer_result = cli("run", *args)
+    assert code == typer_result.exit_code
+    assert _same(fast.out) == _same(typer_result.stdout)
+    assert _same(fast.err) == _same(typer_result.stderr)
+    if code == 2:  # bad input: one line on stderr
+        assert len(fast.err.strip().splitlines()) == 1, fast.err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--help"],
+        ["greet", "-h"],
+        ["greet", "--bogus"],
+        ["greet", "other"],
+        ["greet", "--input"],
+        ["--", "greet"],
+        ["greet", "--json=yes"],
+        ["-i{}", "greet"],
+        ["greet", "-i=x"],
+    ],
+    ids=lambda a: " ".join(a) or "(none)",
+)
+def test_anything_unusual_is_left_to_typer(args: list[str]) -> None:
+    assert parse_run_args(args) is None
+
+
+def test_the_value_of_an_option_is_the_next_token_as_click_takes_it() -> None:
+    assert parse_run_args(["--input", "--json", "t"]) == ("t", {"input": "--json"})
+    assert parse_run_args(["t", "--junit", "out.xml", "--no-annotations"]) == (
+        "t",
+        {"junit": Path("out.xml"), "annotations": False},
+    )
+    assert parse_run_args(["-", "--env=prd"]) == ("-", {"env": "prd"})
+
+
+def test_main_sends_an_unknown_option_to_typer(greet: Any) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ductape_cli", "run", "greet", "--bogus"],
+        cwd=greet.root,
+        env=ductape_subprocess_env(greet.root),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "No such option: --bogus" in done.stderr
+
+
+HEAVY = ("typer", "click", "rich", "ssl", "_ssl", "tomllib", "hashlib", "uuid")
+
+
+def test_piped_run_json_imports_nothing_heavy(greet: Any) -> None:
+    """The start-up a plain `ductape run --json` does not pay for; a regression here costs every run."""
+    probe = (
+        "import sys; sys.argv = ['ductape', 'run', 'greet', '--json']\n"
+        "from ductape_cli.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules), code, file=sys.stderr)\n"
+    )
+    env = ductape_subprocess_env(greet.root)
+    for _ in range(2):  # the first fills ductape.toml's cache, the second reads it: no tomllib
+        done = subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=greet.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert json.loads(done.stdout)["status"] == "completed"
+    assert "LOADED [] 0" in done.stderr, done.stderr
