@@ -36,9 +36,11 @@ def greet(project: Any, cli: Any) -> Any:
 
 def test_the_option_table_is_the_typer_commands() -> None:
     """Every option of the typer `run` is in RUN_OPTIONS with the same keyword and kind, and no other."""
+    import typer
+
     from ductape_cli.cli.typer_app import build
 
-    group = __import__("typer").main.get_command(build(("run_cmds",)))
+    group = typer.main.get_command(build(("run_cmds",)))
     command = group.commands["run"]
     table: dict[str, tuple[str, bool | None]] = {}
     for param in command.params:
