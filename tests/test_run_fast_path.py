@@ -153,23 +153,29 @@ def test_main_sends_an_unknown_option_to_typer(greet: Any) -> None:
 HEAVY = ("typer", "click", "rich", "ssl", "_ssl", "tomllib", "hashlib", "uuid")
 
 
-def test_piped_run_json_imports_nothing_heavy(greet: Any) -> None:
-    """The start-up a plain `ductape run --json` does not pay for; a regression here costs every run."""
+def _loaded_after(project: Any, argv: list[str]) -> subprocess.CompletedProcess[str]:
     probe = (
-        "import sys; sys.argv = ['ductape', 'run', 'greet', '--json']\n"
+        f"import sys; sys.argv = {['ductape', *argv]!r}\n"
         "from ductape_cli.cli.app import main\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
         f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules), code, file=sys.stderr)\n"
     )
-    env = ductape_subprocess_env(greet.root)
-    for _ in range(2):  # the first fills ductape.toml's cache, the second reads it: no tomllib
-        done = subprocess.run(
-            [sys.executable, "-c", probe],
-            cwd=greet.root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    return subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=project.root,
+        env=ductape_subprocess_env(project.root),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_piped_run_imports_nothing_heavy(greet: Any) -> None:
+    """The start-up a plain piped `ductape run` does not pay for; a regression here costs every run."""
+    _loaded_after(greet, ["run", "greet", "--json"])  # fills ductape.toml's cache: no tomllib next
+    done = _loaded_after(greet, ["run", "greet", "--json"])
     assert json.loads(done.stdout)["status"] == "completed"
+    assert "LOADED [] 0" in done.stderr, done.stderr
+    done = _loaded_after(greet, ["run", "greet"])
+    assert "status: completed" in done.stdout
     assert "LOADED [] 0" in done.stderr, done.stderr
