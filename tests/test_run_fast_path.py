@@ -1,4 +1,4 @@
-"""`ductape run` without typer (cli/run_command.py): same results, codes and errors as the typer command."""
+"""`ductape run` and `status` without typer (cli/plain_argv.py): same results, codes and errors as typer's."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from ductape_cli.cli import run_command
+from ductape_cli.cli.plain_argv import Options, parse_plain
 from ductape_cli.cli.run_command import RUN_OPTIONS, fast_run, parse_run_args
+from ductape_cli.cli.status_command import STATUS_OPTIONS, fast_status
 from tests.conftest import ductape_subprocess_env
 
 SAMPLE = """
@@ -34,18 +36,26 @@ def greet(project: Any, cli: Any) -> Any:
     return project
 
 
-def test_the_option_table_is_the_typer_commands() -> None:
-    """Every option of the typer `run` is in RUN_OPTIONS with the same keyword and kind, and no other."""
+@pytest.mark.parametrize(
+    ("name", "family", "argument", "options"),
+    [
+        ("run", "run_cmds", "tag", RUN_OPTIONS),
+        ("status", "inspect_cmds", "run_id", STATUS_OPTIONS),
+    ],
+)
+def test_the_option_table_is_the_typer_commands(
+    name: str, family: str, argument: str, options: Options
+) -> None:
+    """Every option of the typer command is in the table with the same keyword and kind, and no other."""
     import typer
 
     from ductape_cli.cli.typer_app import build
 
-    group = typer.main.get_command(build(("run_cmds",)))
-    command = group.commands["run"]
-    table: dict[str, tuple[str, bool | None]] = {}
+    command = typer.main.get_command(build((family,))).commands[name]
+    table: Options = {}
     for param in command.params:
         if param.param_type_name == "argument":
-            assert param.name == "tag"
+            assert param.name == argument
             continue
         if param.name == "help":
             continue
@@ -53,7 +63,7 @@ def test_the_option_table_is_the_typer_commands() -> None:
             table[opt] = (param.name, True if param.is_flag else None)
         for opt in param.secondary_opts:  # --no-annotations
             table[opt] = (param.name, False)
-    assert table == RUN_OPTIONS
+    assert table == options
 
 
 PLAIN = [
@@ -126,6 +136,7 @@ def test_fast_path_and_typer_agree(
 )
 def test_anything_unusual_is_left_to_typer(args: list[str]) -> None:
     assert parse_run_args(args) is None
+    assert parse_plain(args, STATUS_OPTIONS) is None
 
 
 def test_the_value_of_an_option_is_the_next_token_as_click_takes_it() -> None:
@@ -137,9 +148,16 @@ def test_the_value_of_an_option_is_the_next_token_as_click_takes_it() -> None:
     assert parse_run_args(["-", "--env=prd"]) == ("-", {"env": "prd"})
 
 
-def test_main_sends_an_unknown_option_to_typer(greet: Any) -> None:
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["run", "greet", "--bogus"], "No such option: --bogus"),
+        (["status"], "Missing argument 'RUN_ID'"),
+    ],
+)
+def test_main_sends_unusual_argv_to_typer(greet: Any, argv: list[str], error: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "ductape_cli", "run", "greet", "--bogus"],
+        [sys.executable, "-m", "ductape_cli", *argv],
         cwd=greet.root,
         env=ductape_subprocess_env(greet.root),
         capture_output=True,
@@ -147,7 +165,36 @@ def test_main_sends_an_unknown_option_to_typer(greet: Any) -> None:
         timeout=60,
     )
     assert done.returncode == 2
-    assert "No such option: --bogus" in done.stderr
+    assert error in done.stderr
+
+
+def _status_argvs(run_id: str, failed_id: str) -> list[list[str]]:
+    return [
+        [run_id],
+        [run_id, "--json"],
+        ["--json", run_id[-6:]],
+        [failed_id],
+        [failed_id, "--json", "--json"],
+        ["nope"],
+        ["wf_"],
+        ["-"],
+    ]
+
+
+def test_status_fast_path_and_typer_agree(
+    greet: Any, cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = cli("run", "greet", "--json").json()["workflow_id"]
+    failed_id = cli("run", "greet", "--input", '{"fail": true}', "--json").json()["workflow_id"]
+    for args in _status_argvs(run_id, failed_id):
+        code = fast_status(args)
+        fast = capsys.readouterr()
+        typer_result = cli("status", *args)
+        assert code == typer_result.exit_code, args
+        assert fast.out == typer_result.stdout, args
+        assert fast.err == typer_result.stderr, args
+        if code == 2:
+            assert len(fast.err.strip().splitlines()) == 1, fast.err
 
 
 HEAVY = ("typer", "click", "rich", "ssl", "_ssl", "tomllib", "hashlib", "uuid")
@@ -170,12 +217,17 @@ def _loaded_after(project: Any, argv: list[str]) -> subprocess.CompletedProcess[
     )
 
 
-def test_piped_run_imports_nothing_heavy(greet: Any) -> None:
-    """The start-up a plain piped `ductape run` does not pay for; a regression here costs every run."""
+def test_piped_run_and_status_import_nothing_heavy(greet: Any) -> None:
+    """The start-up a plain piped `ductape run` or `status` does not pay for; a regression costs every call."""
     _loaded_after(greet, ["run", "greet", "--json"])  # fills ductape.toml's cache: no tomllib next
     done = _loaded_after(greet, ["run", "greet", "--json"])
     assert json.loads(done.stdout)["status"] == "completed"
     assert "LOADED [] 0" in done.stderr, done.stderr
+    run_id = json.loads(done.stdout)["workflow_id"]
     done = _loaded_after(greet, ["run", "greet"])
     assert "status: completed" in done.stdout
     assert "LOADED [] 0" in done.stderr, done.stderr
+    for argv in (["status", run_id], ["status", run_id, "--json"]):
+        done = _loaded_after(greet, argv)
+        assert run_id in done.stdout
+        assert "LOADED [] 0" in done.stderr, done.stderr

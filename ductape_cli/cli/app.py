@@ -4,9 +4,9 @@ One handler (`cli.basics.explain`) turns a `DuctapeError` into one line on
 stderr and its exit code. `main` builds only the family of the command being
 run (typer builds every registered command before dispatching, and importing
 them all is start-up time a command does not need); `--help` and anything
-unknown get the whole app. A plain `ductape run TAG [options]` builds no app
-at all (`cli/run_command.py`); this module imports no typer, so that path
-never pays for it.
+unknown get the whole app. A plain `ductape run TAG [options]` or `ductape
+status RUN_ID [--json]` builds no app at all (`cli/plain_argv.py`); this
+module imports no typer, so those paths never pay for it.
 """
 
 from __future__ import annotations
@@ -82,10 +82,12 @@ def __getattr__(name: str) -> Any:
 
 def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else None
-    if command == "run":
-        from ductape_cli.cli.run_command import fast_run
-
-        code = fast_run(sys.argv[2:])
+    if command in ("run", "status"):  # without typer when the argv is plain (cli/plain_argv.py)
+        if command == "run":
+            from ductape_cli.cli.run_command import fast_run as fast
+        else:
+            from ductape_cli.cli.status_command import fast_status as fast
+        code = fast(sys.argv[2:])
         if code is not None:
             sys.exit(code)
     from ductape_cli.cli.typer_app import build

@@ -11,10 +11,10 @@ from ductape_cli.cli.common import (
     RunId,
     command,
     engine,
-    exit_code_for,
     output,
     print_json,
 )
+from ductape_cli.cli.status_command import show_status
 
 
 def status(run_id: RunId, as_json: JsonOption = False) -> None:
@@ -22,9 +22,7 @@ def status(run_id: RunId, as_json: JsonOption = False) -> None:
 
     Example: ductape status wf_3f2a9c1d7b4e
     """
-    info = engine().status(run_id)
-    output("status", info, as_json)
-    raise typer.Exit(exit_code_for(info["status"]) if info["status"] != "running" else 0)
+    raise typer.Exit(show_status(run_id, as_json=as_json))
 
 
 def list_runs(

@@ -1,25 +1,16 @@
-"""`ductape run` without typer: the command's body, and a parser for its plain argv.
+"""`ductape run` without typer: the command's body, and its option table for `cli/plain_argv.py`.
 
-Building the typer app costs more than the engine's own work on a short run,
-so `main` hands `ductape run TAG [options]` here when every token is one
-this parser knows (`parse_run_args`); anything else (`--help`, an unknown or
-incomplete option, `--`, no tag or two, shell completion) returns None and
-goes to the typer command, which prints click's usage errors. Both paths call
-`run_workflow`, and a test checks `RUN_OPTIONS` against the typer command's
-parameters, so the two cannot drift.
+The typer command (`cli/run_cmds.run`) calls the same `run_workflow`.
 """
 
 from __future__ import annotations
 
 import gc
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from ductape_cli.cli.basics import (
     exit_code_for,
-    explain,
     notices,
     open_engine,
     output,
@@ -29,10 +20,10 @@ from ductape_cli.cli.basics import (
 )
 from ductape_cli.cli.ci_report import check_junit_path, report_for_ci
 from ductape_cli.cli.lazy_ssl import import_asyncio
-from ductape_cli.errors import DuctapeError, InvalidInput
+from ductape_cli.cli.plain_argv import Options, call_plain, parse_plain
+from ductape_cli.errors import InvalidInput
 
-# option -> (keyword of run_workflow, value: None = takes the next token, else the flag's value)
-RUN_OPTIONS: dict[str, tuple[str, bool | None]] = {
+RUN_OPTIONS: Options = {
     "--input": ("input", None),
     "-i": ("input", None),
     "--env": ("env", None),
@@ -51,57 +42,16 @@ RUN_OPTIONS: dict[str, tuple[str, bool | None]] = {
 
 
 def parse_run_args(args: list[str]) -> tuple[str, dict[str, Any]] | None:
-    """(tag, keywords for `run_workflow`) from the tokens after `run`, or None for typer to handle.
-
-    Click's rules for what is accepted: an option's value is the next token
-    whatever it looks like, `--name=value` for long options, a lone `-` is an
-    argument, the last of a repeated option wins.
-    """
-    keywords: dict[str, Any] = {}
-    tags: list[str] = []
-    tokens = iter(args)
-    for token in tokens:
-        name, equals, inline = token.partition("=")
-        if equals and name.startswith("--") and RUN_OPTIONS.get(name, ("", True))[1] is None:
-            keywords[RUN_OPTIONS[name][0]] = inline
-            continue
-        if token in RUN_OPTIONS:
-            keyword, flag = RUN_OPTIONS[token]
-            if flag is None:
-                value = next(tokens, None)
-                if value is None:
-                    return None
-                keywords[keyword] = value
-            else:
-                keywords[keyword] = flag
-            continue
-        if token.startswith("-") and token != "-":
-            return None
-        tags.append(token)
-    if len(tags) != 1:
-        return None
-    if "junit" in keywords:
-        keywords["junit"] = Path(keywords["junit"])
-    return tags[0], keywords
+    """(tag, keywords for `run_workflow`) from the tokens after `run`, or None for typer to handle."""
+    parsed = parse_plain(args, RUN_OPTIONS)
+    if parsed is not None and "junit" in parsed[1]:
+        parsed[1]["junit"] = Path(parsed[1]["junit"])
+    return parsed
 
 
 def fast_run(args: list[str]) -> int | None:
-    """Run `ductape run` from its argv tokens and return the exit code; None when typer must parse them."""
-    if os.environ.get("_DUCTAPE_COMPLETE"):  # shell completion is typer's
-        return None
-    parsed = parse_run_args(args)
-    if parsed is None:
-        return None
-    tag, keywords = parsed
-    load_engine()
-    try:
-        return run_workflow(tag, **keywords)
-    except (DuctapeError, KeyboardInterrupt) as exc:
-        return explain(exc)
-    except BrokenPipeError:  # the reader went away (`| head`): exit 1 quietly, as click does
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
+    """`ductape run` from its argv tokens: the exit code, or None when typer must parse them."""
+    return call_plain(parse_run_args(args), run_workflow, prepare=load_engine)
 
 
 def load_engine() -> None:
