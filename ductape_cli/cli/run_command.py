@@ -57,8 +57,10 @@ def fast_run(args: list[str]) -> int | None:
 def load_engine() -> None:
     """Import what a run needs, asyncio without ssl, with the cyclic GC off meanwhile.
 
-    Imports create ~100,000 objects and free almost none, so the collections
-    they trigger find nothing; skipping them is ~3% of a short `ductape run`.
+    The imports make ~20,000 tracked objects that live as long as the process,
+    so the collections they trigger, and later ones walking them (at exit too),
+    find nothing; with the GC off meanwhile and the result frozen, a short
+    `ductape run` does ~8% fewer instructions.
     """
     was_enabled = gc.isenabled()
     gc.disable()
