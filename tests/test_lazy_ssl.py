@@ -31,9 +31,11 @@ async def main(port):
     await writer.drain()
     print("asyncio", (await reader.read()).decode().rsplit("\\n", 1)[-1])
     writer.close()
+    import os, ssl
     import httpx  # what the action and notification components call with
 
-    async with httpx.AsyncClient() as client:
+    trust = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    async with httpx.AsyncClient(verify=trust) as client:
         print("httpx", (await client.get(f"https://localhost:{port}/")).text)
 
 
