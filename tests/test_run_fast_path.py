@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ductape_cli.cli import run_command
+from ductape_cli.cli.history_command import HISTORY_OPTIONS, fast_history
 from ductape_cli.cli.plain_argv import Options, parse_plain
 from ductape_cli.cli.run_command import RUN_OPTIONS, fast_run, parse_run_args
 from ductape_cli.cli.status_command import STATUS_OPTIONS, fast_status
@@ -37,16 +38,17 @@ def greet(project: Any, cli: Any) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("name", "family", "argument", "options"),
+    ("name", "family", "argument", "options", "typer_only"),
     [
-        ("run", "run_cmds", "tag", RUN_OPTIONS),
-        ("status", "inspect_cmds", "run_id", STATUS_OPTIONS),
+        ("run", "run_cmds", "tag", RUN_OPTIONS, set()),
+        ("status", "inspect_cmds", "run_id", STATUS_OPTIONS, set()),
+        ("history", "inspect_cmds", "run_id", HISTORY_OPTIONS, {"--type", "-t"}),
     ],
 )
 def test_the_option_table_is_the_typer_commands(
-    name: str, family: str, argument: str, options: Options
+    name: str, family: str, argument: str, options: Options, typer_only: set[str]
 ) -> None:
-    """Every option of the typer command is in the table with the same keyword and kind, and no other."""
+    """Every option of the typer command (but those left to typer) is in the table, the same, and no other."""
     import typer
 
     from ductape_cli.cli.typer_app import build
@@ -63,7 +65,8 @@ def test_the_option_table_is_the_typer_commands(
             table[opt] = (param.name, True if param.is_flag else None)
         for opt in param.secondary_opts:  # --no-annotations
             table[opt] = (param.name, False)
-    assert table == options
+    assert {opt: kind for opt, kind in table.items() if opt not in typer_only} == options
+    assert typer_only <= set(table)
 
 
 PLAIN = [
@@ -181,6 +184,26 @@ def _status_argvs(run_id: str, failed_id: str) -> list[list[str]]:
     ]
 
 
+def test_history_fast_path_and_typer_agree(
+    greet: Any, cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = cli("run", "greet", "--json").json()["workflow_id"]
+    for args in (
+        [run_id],
+        [run_id, "--json"],
+        [run_id[-6:], "-f"],
+        ["--follow", run_id, "--json"],
+        ["nope"],
+    ):
+        code = fast_history(args)
+        fast = capsys.readouterr()
+        typer_result = cli("history", *args)
+        assert code == typer_result.exit_code, args
+        assert fast.out == typer_result.stdout, args
+        assert fast.err == typer_result.stderr, args
+    assert parse_plain([run_id, "--type", "step_completed"], HISTORY_OPTIONS) is None  # typer's
+
+
 def test_status_fast_path_and_typer_agree(
     greet: Any, cli: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -218,7 +241,7 @@ def _loaded_after(project: Any, argv: list[str]) -> subprocess.CompletedProcess[
 
 
 def test_piped_run_and_status_import_nothing_heavy(greet: Any) -> None:
-    """The start-up a plain piped `ductape run` or `status` does not pay for; a regression costs every call."""
+    """The start-up a plain piped `run`, `status` or `history` does not pay for; a regression costs every call."""
     _loaded_after(greet, ["run", "greet", "--json"])  # fills ductape.toml's cache: no tomllib next
     done = _loaded_after(greet, ["run", "greet", "--json"])
     assert json.loads(done.stdout)["status"] == "completed"
@@ -227,7 +250,11 @@ def test_piped_run_and_status_import_nothing_heavy(greet: Any) -> None:
     done = _loaded_after(greet, ["run", "greet"])
     assert "status: completed" in done.stdout
     assert "LOADED [] 0" in done.stderr, done.stderr
-    for argv in (["status", run_id], ["status", run_id, "--json"]):
+    for argv, shows in (
+        (["status", run_id], run_id),
+        (["status", run_id, "--json"], run_id),
+        (["history", run_id], "workflow_completed"),
+    ):
         done = _loaded_after(greet, argv)
-        assert run_id in done.stdout
+        assert shows in done.stdout
         assert "LOADED [] 0" in done.stderr, done.stderr

@@ -4,13 +4,14 @@ One handler (`cli.basics.explain`) turns a `DuctapeError` into one line on
 stderr and its exit code. `main` builds only the family of the command being
 run (typer builds every registered command before dispatching, and importing
 them all is start-up time a command does not need); `--help` and anything
-unknown get the whole app. A plain `ductape run TAG [options]` or `ductape
-status RUN_ID [--json]` builds no app at all (`cli/plain_argv.py`); this
+unknown get the whole app. A plain `ductape run TAG [options]`, `status
+RUN_ID` or `history RUN_ID` builds no app at all (`cli/plain_argv.py`); this
 module imports no typer, so those paths never pay for it.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -53,6 +54,12 @@ COMMAND_FAMILIES = {
     "serve": "serve_cmds",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_FAMILIES.values()))
+# command -> (module, function) that runs its plain argv without typer, or returns None
+PLAIN_COMMANDS = {
+    "run": ("run_command", "fast_run"),
+    "status": ("status_command", "fast_status"),
+    "history": ("history_command", "fast_history"),
+}
 
 
 def installed_version() -> str:
@@ -82,11 +89,9 @@ def __getattr__(name: str) -> Any:
 
 def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else None
-    if command in ("run", "status"):  # without typer when the argv is plain (cli/plain_argv.py)
-        if command == "run":
-            from ductape_cli.cli.run_command import fast_run as fast
-        else:
-            from ductape_cli.cli.status_command import fast_status as fast
+    if command in PLAIN_COMMANDS:  # without typer when the argv is plain (cli/plain_argv.py)
+        module, function = PLAIN_COMMANDS[command]
+        fast = getattr(importlib.import_module(f"ductape_cli.cli.{module}"), function)
         code = fast(sys.argv[2:])
         if code is not None:
             sys.exit(code)

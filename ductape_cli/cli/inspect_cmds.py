@@ -14,6 +14,7 @@ from ductape_cli.cli.common import (
     output,
     print_json,
 )
+from ductape_cli.cli.history_command import show_history
 from ductape_cli.cli.status_command import show_status
 
 
@@ -81,18 +82,7 @@ def history(
 
     Example: ductape history wf_3f2a9c1d7b4e --type step_failed
     """
-    from ductape_cli.render.output import print_events
-
-    eng = engine()
-    if follow:
-        for batch in eng.follow(run_id, types=type_):
-            print_events(batch, as_json)
-        return
-    events = eng.history(run_id, types=type_)
-    if as_json:
-        print_json(eng.export(run_id, events), compact=len(events) > 200)
-        return
-    print_events(events, as_json)
+    raise typer.Exit(show_history(run_id, follow=follow, types=type_, as_json=as_json))
 
 
 def step(

@@ -2,8 +2,8 @@
 
 Building the typer app costs more than the work of a short command (`import
 typer` alone is ~2.8× `python -c pass`), so `main` hands `ductape run TAG
-[options]` and `ductape status RUN_ID [--json]` here when every token is one
-the command's option table knows. Anything else (`--help`, an unknown or
+[options]`, `status RUN_ID` and `history RUN_ID` here when every token is one
+the command's option table knows (`cli/app.PLAIN_COMMANDS`). Anything else (`--help`, an unknown or
 incomplete option, `--`, no argument or two, shell completion) is None and
 goes to the typer command, which prints click's usage errors. Both paths call
 the same body, and a test checks each table against the typer command's
