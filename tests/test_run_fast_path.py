@@ -1,4 +1,4 @@
-"""`ductape run` and `status` without typer (cli/plain_argv.py): same results, codes and errors as typer's."""
+"""`run`, `status`, `history`, `list` without typer (cli/plain_argv.py): same results, codes and errors as typer's."""
 
 from __future__ import annotations
 
@@ -13,6 +13,14 @@ import pytest
 
 from ductape_cli.cli import run_command
 from ductape_cli.cli.history_command import HISTORY_OPTIONS, fast_history
+from ductape_cli.cli.list_command import (
+    LIMIT_RANGE,
+    LIST_OPTIONS,
+    OFFSET_RANGE,
+    fast_list,
+    parse_list_args,
+    within,
+)
 from ductape_cli.cli.plain_argv import Options, parse_plain
 from ductape_cli.cli.run_command import RUN_OPTIONS, fast_run, parse_run_args
 from ductape_cli.cli.status_command import STATUS_OPTIONS, fast_status
@@ -43,10 +51,11 @@ def greet(project: Any, cli: Any) -> Any:
         ("run", "run_cmds", "tag", RUN_OPTIONS, set()),
         ("status", "inspect_cmds", "run_id", STATUS_OPTIONS, set()),
         ("history", "inspect_cmds", "run_id", HISTORY_OPTIONS, {"--type", "-t"}),
+        ("list", "inspect_cmds", None, LIST_OPTIONS, set()),
     ],
 )
 def test_the_option_table_is_the_typer_commands(
-    name: str, family: str, argument: str, options: Options, typer_only: set[str]
+    name: str, family: str, argument: str | None, options: Options, typer_only: set[str]
 ) -> None:
     """Every option of the typer command (but those left to typer) is in the table, the same, and no other."""
     import typer
@@ -54,12 +63,11 @@ def test_the_option_table_is_the_typer_commands(
     from ductape_cli.cli.typer_app import build
 
     command = typer.main.get_command(build((family,))).commands[name]
+    given = [p.name for p in command.params if p.param_type_name == "argument"]
+    assert given == ([argument] if argument else [])
     table: Options = {}
     for param in command.params:
-        if param.param_type_name == "argument":
-            assert param.name == argument
-            continue
-        if param.name == "help":
+        if param.param_type_name == "argument" or param.name == "help":
             continue
         for opt in param.opts:
             table[opt] = (param.name, True if param.is_flag else None)
@@ -67,6 +75,23 @@ def test_the_option_table_is_the_typer_commands(
             table[opt] = (param.name, False)
     assert {opt: kind for opt, kind in table.items() if opt not in typer_only} == options
     assert typer_only <= set(table)
+
+
+def test_list_limits_are_the_typer_commands() -> None:
+    import typer
+
+    from ductape_cli.cli.typer_app import build
+
+    command = typer.main.get_command(build(("inspect_cmds",))).commands["list"]
+    ranges = {
+        p.name: (p.type.min, p.type.max) for p in command.params if p.name in ("limit", "offset")
+    }
+    assert ranges == {"limit": LIMIT_RANGE, "offset": OFFSET_RANGE}
+    to_limit = within(*LIMIT_RANGE)
+    assert to_limit("1") == 1 and to_limit("10000") == 10_000 and to_limit(" 7 ") == 7
+    for bad in ("0", "10001", "x", ""):
+        with pytest.raises(ValueError):
+            to_limit(bad)
 
 
 PLAIN = [
@@ -140,15 +165,19 @@ def test_fast_path_and_typer_agree(
 def test_anything_unusual_is_left_to_typer(args: list[str]) -> None:
     assert parse_run_args(args) is None
     assert parse_plain(args, STATUS_OPTIONS) is None
+    assert parse_list_args(args) is None or args == []  # `list` takes no argument
 
 
 def test_the_value_of_an_option_is_the_next_token_as_click_takes_it() -> None:
-    assert parse_run_args(["--input", "--json", "t"]) == ("t", {"input": "--json"})
+    assert parse_run_args(["--input", "--json", "t"]) == (["t"], {"input": "--json"})
     assert parse_run_args(["t", "--junit", "out.xml", "--no-annotations"]) == (
-        "t",
+        ["t"],
         {"junit": Path("out.xml"), "annotations": False},
     )
-    assert parse_run_args(["-", "--env=prd"]) == ("-", {"env": "prd"})
+    assert parse_run_args(["-", "--env=prd"]) == (["-"], {"env": "prd"})
+    assert parse_list_args(["-n", "5", "--offset=2"]) == ([], {"limit": 5, "offset": 2})
+    for bad in (["-n", "0"], ["--limit", "many"], ["--offset", "-1"], ["extra"]):
+        assert parse_list_args(bad) is None, bad
 
 
 @pytest.mark.parametrize(
@@ -204,6 +233,29 @@ def test_history_fast_path_and_typer_agree(
     assert parse_plain([run_id, "--type", "step_completed"], HISTORY_OPTIONS) is None  # typer's
 
 
+def test_list_fast_path_and_typer_agree(
+    greet: Any, cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli("run", "greet", "--input", '{"fail": true}', "--json")
+    for args in (
+        [],
+        ["--json"],
+        ["-n", "1", "--offset", "1"],
+        ["--workflow", "greet", "--status", "failed", "--json"],
+        ["-w", "nope"],
+        ["--status", "bogus"],
+        ["--parent", "wf_nope", "--schedule", "s"],
+    ):
+        code = fast_list(args)
+        fast = capsys.readouterr()
+        typer_result = cli("list", *args)
+        assert code == typer_result.exit_code, args
+        assert fast.out == typer_result.stdout, args
+        assert fast.err == typer_result.stderr, args
+        if code == 2:
+            assert len(fast.err.strip().splitlines()) == 1, fast.err
+
+
 def test_status_fast_path_and_typer_agree(
     greet: Any, cli: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -254,6 +306,7 @@ def test_piped_run_and_status_import_nothing_heavy(greet: Any) -> None:
         (["status", run_id], run_id),
         (["status", run_id, "--json"], run_id),
         (["history", run_id], "workflow_completed"),
+        (["list", "--limit", "5"], run_id[-6:]),
     ):
         done = _loaded_after(greet, argv)
         assert shows in done.stdout

@@ -5,7 +5,7 @@ stderr and its exit code. `main` builds only the family of the command being
 run (typer builds every registered command before dispatching, and importing
 them all is start-up time a command does not need); `--help` and anything
 unknown get the whole app. A plain `ductape run TAG [options]`, `status
-RUN_ID` or `history RUN_ID` builds no app at all (`cli/plain_argv.py`); this
+RUN_ID`, `history RUN_ID` or `list [options]` builds no app at all (`cli/plain_argv.py`); this
 module imports no typer, so those paths never pay for it.
 """
 
@@ -59,6 +59,7 @@ PLAIN_COMMANDS = {
     "run": ("run_command", "fast_run"),
     "status": ("status_command", "fast_status"),
     "history": ("history_command", "fast_history"),
+    "list": ("list_command", "fast_list"),
 }
 
 

@@ -12,9 +12,9 @@ from ductape_cli.cli.common import (
     command,
     engine,
     output,
-    print_json,
 )
 from ductape_cli.cli.history_command import show_history
+from ductape_cli.cli.list_command import show_runs
 from ductape_cli.cli.status_command import show_status
 
 
@@ -51,20 +51,17 @@ def list_runs(
 
     Example: ductape list --workflow order-fulfillment --status failed --limit 10
     """
-    runs = engine().list_runs(
-        tag=workflow,
-        status=status,
-        parent_id=parent,
-        schedule_id=schedule,
-        limit=limit,
-        offset=offset,
+    raise typer.Exit(
+        show_runs(
+            workflow=workflow,
+            status=status,
+            parent=parent,
+            schedule=schedule,
+            limit=limit,
+            offset=offset,
+            as_json=as_json,
+        )
     )
-    if as_json:
-        from ductape_cli.engine.records import run_summary
-
-        print_json([run_summary(r) for r in runs])
-        return
-    output("runs", runs, as_json)
 
 
 def history(

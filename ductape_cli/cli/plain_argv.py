@@ -2,7 +2,7 @@
 
 Building the typer app costs more than the work of a short command (`import
 typer` alone is ~2.8× `python -c pass`), so `main` hands `ductape run TAG
-[options]`, `status RUN_ID` and `history RUN_ID` here when every token is one
+[options]`, `status RUN_ID`, `history RUN_ID` and `list [options]` here when every token is one
 the command's option table knows (`cli/app.PLAIN_COMMANDS`). Anything else (`--help`, an unknown or
 incomplete option, `--`, no argument or two, shell completion) is None and
 goes to the typer command, which prints click's usage errors. Both paths call
@@ -24,15 +24,25 @@ from ductape_cli.errors import DuctapeError
 Options = dict[str, tuple[str, bool | None]]
 
 
-def parse_plain(args: list[str], options: Options) -> tuple[str, dict[str, Any]] | None:
-    """(the one argument, keywords) from a command's tokens, or None for typer to handle.
+Parsed = tuple[list[str], dict[str, Any]]
+
+
+def parse_plain(
+    args: list[str],
+    options: Options,
+    arguments: int = 1,
+    convert: dict[str, Callable[[str], Any]] | None = None,
+) -> Parsed | None:
+    """(the `arguments` arguments, keywords) from a command's tokens, or None for typer to handle.
 
     Click's rules for what is accepted: an option's value is the next token
     whatever it looks like, `--name=value` for long options, a lone `-` is an
-    argument, the last of a repeated option wins.
+    argument, the last of a repeated option wins. `convert` turns a keyword's
+    text into its value; a ValueError there (not a number, out of range) is
+    left to typer too, which says what is wrong.
     """
     keywords: dict[str, Any] = {}
-    arguments: list[str] = []
+    given: list[str] = []
     tokens = iter(args)
     for token in tokens:
         name, equals, inline = token.partition("=")
@@ -51,25 +61,31 @@ def parse_plain(args: list[str], options: Options) -> tuple[str, dict[str, Any]]
             continue
         if token.startswith("-") and token != "-":
             return None
-        arguments.append(token)
-    if len(arguments) != 1:
+        given.append(token)
+    if len(given) != arguments:
         return None
-    return arguments[0], keywords
+    for keyword, to_value in (convert or {}).items():
+        if keyword in keywords:
+            try:
+                keywords[keyword] = to_value(keywords[keyword])
+            except ValueError:
+                return None
+    return given, keywords
 
 
 def call_plain(
-    parsed: tuple[str, dict[str, Any]] | None,
+    parsed: Parsed | None,
     body: Callable[..., int],
     prepare: Callable[[], None] | None = None,
 ) -> int | None:
-    """Run `body(argument, **keywords)` and return its exit code; None when typer must parse the argv."""
+    """Run `body(*arguments, **keywords)` and return its exit code; None when typer must parse the argv."""
     if parsed is None or os.environ.get("_DUCTAPE_COMPLETE"):  # shell completion is typer's
         return None
     if prepare is not None:
         prepare()
-    argument, keywords = parsed
+    given, keywords = parsed
     try:
-        return body(argument, **keywords)
+        return body(*given, **keywords)
     except (DuctapeError, KeyboardInterrupt) as exc:
         return explain(exc)
     except BrokenPipeError:  # the reader went away (`| head`): exit 1 quietly, as click does

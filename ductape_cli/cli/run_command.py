@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
-from typing import Any
 
 from ductape_cli.cli.basics import (
     exit_code_for,
@@ -20,7 +19,7 @@ from ductape_cli.cli.basics import (
 )
 from ductape_cli.cli.ci_report import check_junit_path, report_for_ci
 from ductape_cli.cli.lazy_ssl import import_asyncio
-from ductape_cli.cli.plain_argv import Options, call_plain, parse_plain
+from ductape_cli.cli.plain_argv import Options, Parsed, call_plain, parse_plain
 from ductape_cli.errors import InvalidInput
 
 RUN_OPTIONS: Options = {
@@ -41,12 +40,9 @@ RUN_OPTIONS: Options = {
 }
 
 
-def parse_run_args(args: list[str]) -> tuple[str, dict[str, Any]] | None:
-    """(tag, keywords for `run_workflow`) from the tokens after `run`, or None for typer to handle."""
-    parsed = parse_plain(args, RUN_OPTIONS)
-    if parsed is not None and "junit" in parsed[1]:
-        parsed[1]["junit"] = Path(parsed[1]["junit"])
-    return parsed
+def parse_run_args(args: list[str]) -> Parsed | None:
+    """([tag], keywords for `run_workflow`) from the tokens after `run`, or None for typer to handle."""
+    return parse_plain(args, RUN_OPTIONS, convert={"junit": Path})
 
 
 def fast_run(args: list[str]) -> int | None:
