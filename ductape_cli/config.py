@@ -1,20 +1,21 @@
 """`ductape.toml`: find it, read it, check the project tables, and say where a mistake is.
 
-Parsed with the standard library's tomllib (fast to import: every command
-reads the config). Component tables (`[apps]`, `[databases]`, ...) are kept
-raw here and validated by `ductape_cli.components.config` when first used.
+Parsed with the standard library's tomllib, through a cache of the parsed
+document (`toml_cache`: every command reads the config). Component tables
+(`[apps]`, `[databases]`, ...) are kept raw here and validated by
+`ductape_cli.components.config` when first used.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ductape_cli.errors import ConfigError
+from ductape_cli.toml_cache import parse_toml
 
 CONFIG_NAME = "ductape.toml"
 _PROJECT_KEYS = {"name", "namespace", "workflows", "store", "default_env", "durability"}
@@ -135,8 +136,8 @@ def load_config(start: Path | None = None) -> ProjectConfig:
     path = root / CONFIG_NAME
     text = path.read_text(encoding="utf-8")
     try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        doc = parse_toml(text, root)
+    except ValueError as exc:  # tomllib.TOMLDecodeError
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     return parse_config(doc, text, root, path)
 

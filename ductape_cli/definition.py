@@ -6,7 +6,6 @@ import time register it with whichever collector discovery has installed.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import re
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ductape_cli.digest import sha256
 from ductape_cli.durations import parse_duration
 from ductape_cli.errors import DefinitionError, InvalidInput
 from ductape_cli.models import RollbackStrategy
@@ -140,7 +140,7 @@ def source_hash_of(wf: WorkflowDefinition) -> str:
 
     Lives here, not in the compiler, so that `run` can check freshness without importing it.
     """
-    digest = hashlib.sha256(f"ductape-schema-{SCHEMA_FORMAT}".encode())
+    digest = sha256(f"ductape-schema-{SCHEMA_FORMAT}".encode())
     if wf.source_file and Path(wf.source_file).is_file():
         digest.update(Path(wf.source_file).read_bytes())
     else:

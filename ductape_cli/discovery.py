@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import sys
 import threading
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from ductape_cli import definition as definition_module
 from ductape_cli.definition import WorkflowDefinition
+from ductape_cli.digest import sha256
 from ductape_cli.errors import DefinitionError, WorkflowNotFound
 
 _MODULE_PREFIX = "ductape_workflows"
@@ -90,7 +90,7 @@ def module_files(folder: Path) -> list[Path]:
 
 
 def source_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def import_module_file(path: Path, folder: Path) -> LoadedModule:

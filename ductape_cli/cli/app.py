@@ -1,19 +1,19 @@
 """The `ductape` command: a typer app whose commands live in one module per family.
 
-One handler (`cli.common.guarded`) turns a `DuctapeError` into one line on
+One handler (`cli.basics.explain`) turns a `DuctapeError` into one line on
 stderr and its exit code. `main` builds only the family of the command being
 run (typer builds every registered command before dispatching, and importing
-them all is start-up time `ductape run` does not need); `--help` and anything
-unknown get the whole app.
+them all is start-up time a command does not need); `--help` and anything
+unknown get the whole app. A plain `ductape run TAG [options]`, `status
+RUN_ID`, `history RUN_ID` or `list [options]` builds no app at all (`cli/plain_argv.py`); this
+module imports no typer, so those paths never pay for it.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from ductape_cli.errors import EXIT_USAGE, DuctapeError
 
@@ -54,30 +54,13 @@ COMMAND_FAMILIES = {
     "serve": "serve_cmds",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_FAMILIES.values()))
-
-
-def build(modules: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
-    """A ductape app with the commands of `modules`."""
-    new = typer.Typer(
-        name="ductape",
-        help=HELP,
-        no_args_is_help=True,
-        add_completion=True,
-        pretty_exceptions_enable=False,
-        rich_markup_mode=None,
-        context_settings={"help_option_names": ["-h", "--help"]},
-    )
-    # A callback keeps a one-family app a group: `ductape run TAG`, never `ductape TAG`.
-    new.callback()(_root)
-    for name in modules:
-        importlib.import_module(f"ductape_cli.cli.{name}").register(new)
-    return new
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(f"ductape {installed_version()}")
-        raise typer.Exit(0)
+# command -> (module, function) that runs its plain argv without typer, or returns None
+PLAIN_COMMANDS = {
+    "run": ("run_command", "fast_run"),
+    "status": ("status_command", "fast_status"),
+    "history": ("history_command", "fast_history"),
+    "list": ("list_command", "fast_list"),
+}
 
 
 def installed_version() -> str:
@@ -90,32 +73,31 @@ def installed_version() -> str:
         return "unknown (not installed; pip install -e .)"
 
 
-def _root(
-    version: Annotated[
-        bool | None,
-        typer.Option(
-            "--version",
-            "-V",
-            callback=_print_version,
-            is_eager=True,
-            help="Print the installed version and exit.",
-        ),
-    ] = None,
-) -> None:
-    """Local-first durable workflows: define, run, signal, replay and inspect them."""
-
-
 def __getattr__(name: str) -> Any:
     # `app` (every command) is built on first use: tests, docs, and `main` for --help.
     if name == "app":
+        from ductape_cli.cli.typer_app import build
+
         full = build()
         globals()["app"] = full
         return full
+    if name == "build":
+        from ductape_cli.cli import typer_app
+
+        return typer_app.build
     raise AttributeError(name)
 
 
 def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else None
+    if command in PLAIN_COMMANDS:  # without typer when the argv is plain (cli/plain_argv.py)
+        module, function = PLAIN_COMMANDS[command]
+        fast = getattr(importlib.import_module(f"ductape_cli.cli.{module}"), function)
+        code = fast(sys.argv[2:])
+        if code is not None:
+            sys.exit(code)
+    from ductape_cli.cli.typer_app import build
+
     family = COMMAND_FAMILIES.get(command or "")
     target = build((family,)) if family else build()
     try:

@@ -1,17 +1,18 @@
-"""The CI options `run`, `resume`, `replay` and `signal` share: --junit PATH and GitHub annotations."""
+"""The CI options `run`, `resume`, `replay` and `signal` share: --junit PATH and GitHub annotations.
+
+What they do is `cli/ci_report.py`.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
-from ductape_cli.errors import InvalidInput
+from ductape_cli.cli.ci_report import check_junit_path, report_for_ci
 
-if TYPE_CHECKING:
-    from ductape_cli.engine.engine import Engine
+__all__ = ["AnnotationsOption", "JunitOption", "check_junit_path", "report_for_ci"]
 
 JunitOption = Annotated[
     Path | None,
@@ -29,60 +30,3 @@ AnnotationsOption = Annotated[
         show_default=False,
     ),
 ]
-
-
-def check_junit_path(path: Path | None) -> None:
-    """Refuse an unwritable --junit target before anything runs."""
-    if path is None:
-        return
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise InvalidInput(
-            f"--junit {path} is a folder; give a file path such as {path / 'ductape.xml'}"
-        )
-    if not folder.is_dir():
-        raise InvalidInput(f"--junit {path}: folder {folder} does not exist")
-
-
-def report_for_ci(
-    eng: Engine, result: dict[str, Any], junit: Path | None, annotations: bool | None
-) -> None:
-    """Write the JUnit file and the GitHub annotations and summary for the run `result` describes."""
-    from ductape_cli.render import github
-
-    wanted = github.enabled(annotations)
-    if junit is None and not wanted:
-        return
-    from ductape_cli.engine.ci import run_report
-
-    report = run_report(eng, result["workflow_id"])
-    if junit is not None:
-        from ductape_cli.render.junit import junit_xml
-
-        try:
-            junit.write_text(junit_xml(report), encoding="utf-8")
-        except OSError as exc:
-            raise InvalidInput(f"cannot write --junit {junit}: {exc.strerror or exc}") from None
-    if wanted:
-        emit_commands(github.run_annotations(report))
-        append_summary(github.summary_markdown(report))
-
-
-def emit_commands(lines: list[str]) -> None:
-    """Workflow commands go to stderr: the runner reads both streams, and stdout stays clean for --json."""
-    for line in lines:
-        typer.echo(line, err=True)
-
-
-def append_summary(markdown: str) -> None:
-    target = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not target:
-        return
-    try:
-        with open(target, "a", encoding="utf-8") as handle:
-            handle.write(markdown + "\n")
-    except OSError as exc:
-        typer.echo(
-            f"ductape: cannot append to GITHUB_STEP_SUMMARY {target}: {exc.strerror or exc}",
-            err=True,
-        )

@@ -1,26 +1,48 @@
-"""What every command shares: options defined once, the engine, argument parsing, exit codes."""
+"""What every typer command shares: options defined once, the guard, the engine closed with the command.
+
+The typer-free part (exit codes, JSON arguments and output) lives in `cli/basics.py`.
+"""
 
 from __future__ import annotations
 
 import functools
-import json
-import os
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from ductape_cli.errors import (
-    EXIT_CANCELLED,
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_ROLLED_BACK,
-    EXIT_RUNNING,
-    DuctapeError,
-    InvalidInput,
+from ductape_cli.cli.basics import (
+    exit_code_for,
+    explain,
+    open_engine,
+    output,
+    parse_json_arg,
+    print_json,
+    project_config,
+    use_rich,
 )
+from ductape_cli.errors import DuctapeError, InvalidInput
+
+__all__ = [
+    "JsonOption",
+    "LogFormat",
+    "LogLevel",
+    "RunId",
+    "Tag",
+    "command",
+    "complete_run_ids",
+    "complete_tags",
+    "engine",
+    "exit_code_for",
+    "guarded",
+    "output",
+    "parse_assignment",
+    "parse_json_arg",
+    "print_json",
+    "project_config",
+    "setup_logging",
+    "use_rich",
+]
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
@@ -90,32 +112,18 @@ def setup_logging(level: str | None, fmt: str, *, default: str = "warning") -> N
     configure(level, fmt, default=default)
 
 
-_EXIT_BY_STATUS = {
-    "completed": EXIT_OK,
-    "failed": EXIT_FAILED,
-    "rolled_back": EXIT_ROLLED_BACK,
-    "cancelled": EXIT_CANCELLED,
-    "running": EXIT_RUNNING,
-    "pending": EXIT_RUNNING,
-}
-
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def guarded(fn: F) -> F:
-    """The one place a `DuctapeError` becomes one line on stderr and its exit code."""
+    """A command's `DuctapeError` (or Ctrl-C) becomes one line on stderr and its exit code (`basics.explain`)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except DuctapeError as exc:
-            typer.echo(f"ductape: {exc.message}", err=True)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            typer.echo("ductape: interrupted", err=True)
-            raise typer.Exit(130) from None
+        except (DuctapeError, KeyboardInterrupt) as exc:
+            raise typer.Exit(explain(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -124,35 +132,8 @@ def command(app: typer.Typer, fn: Callable[..., Any], name: str | None = None) -
     app.command(name)(guarded(fn))
 
 
-def exit_code_for(status: str) -> int:
-    return _EXIT_BY_STATUS.get(status, EXIT_FAILED)
-
-
-def project_config() -> Any:
-    """The project around the cwd (or DUCTAPE_PROJECT); outside one, a one-line error and nothing created."""
-    from ductape_cli.config import load_config
-    from ductape_cli.errors import ConfigError
-
-    config = load_config()
-    if (
-        config.path is None
-        and not os.environ.get("DUCTAPE_PROJECT")
-        and not os.environ.get("DUCTAPE_STORE")
-    ):
-        raise ConfigError(
-            f"not in a ductape project: no ductape.toml in {config.root} or any folder above it "
-            "(run `ductape init`, cd into a project, or set DUCTAPE_PROJECT)"
-        )
-    return config
-
-
 def engine() -> Engine:
-    from ductape_cli.engine.engine import Engine
-
-    eng = Engine(project_config())
-    eng.on_resolved = lambda given, run_id: typer.echo(
-        f"ductape: {given!r} is run {run_id}", err=True
-    )
+    eng = open_engine()
     try:
         from typer._click.globals import get_current_context  # typer 0.27+ carries its own click
     except ImportError:  # pragma: no cover - older typer on click
@@ -161,26 +142,6 @@ def engine() -> Engine:
     if context is not None:
         context.call_on_close(eng.close)  # its store and event loop go when the command ends
     return eng
-
-
-def parse_json_arg(text: str | None, what: str = "--input", *, default: Any = None) -> Any:
-    """JSON given inline, as @file.json, or as - for stdin (strict: see `ductape_cli.jsonin`)."""
-    from ductape_cli.jsonin import parse_json
-
-    if text is None:
-        return default
-    if text == "-":
-        return parse_json(sys.stdin.buffer.read(), f"{what} (stdin)")
-    if text.startswith("@"):
-        path = Path(text[1:])
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise InvalidInput(f"{what}: file {path} not found") from None
-        except OSError as exc:
-            raise InvalidInput(f"{what}: cannot read {path}: {exc.strerror}") from None
-        return parse_json(data, str(path))
-    return parse_json(text, what)
 
 
 def parse_assignment(text: str, what: str) -> tuple[str, Any]:
@@ -194,37 +155,3 @@ def parse_assignment(text: str, what: str) -> tuple[str, Any]:
         return key.strip(), parse_json(value, f"{what} {key.strip()}")
     except NotJson:  # bad bytes, NaN or absurd nesting stay errors, not strings
         return key.strip(), value
-
-
-def _jsonable(value: Any) -> Any:
-    """Typed results (and anything else with `to_dict`) as their JSON object; the rest as text."""
-    to_dict = getattr(value, "to_dict", None)
-    return to_dict() if callable(to_dict) else str(value)
-
-
-def print_json(value: Any, *, compact: bool = False) -> None:
-    """JSON on stdout; `compact` for large payloads (indenting falls back to the slow pure-Python encoder)."""
-    if compact:
-        sys.stdout.write(
-            json.dumps(value, separators=(",", ":"), default=_jsonable, ensure_ascii=False) + "\n"
-        )
-    else:
-        sys.stdout.write(json.dumps(value, indent=2, default=_jsonable, ensure_ascii=False) + "\n")
-
-
-def use_rich() -> bool:
-    from ductape_cli.render.output import terminal
-
-    return terminal()
-
-
-def output(view: str, data: Any, as_json: bool) -> None:
-    """Print `data`: JSON with --json, else the named view (Rich on a terminal, plain lines to a pipe)."""
-    if as_json:
-        from ductape_cli.render.output import json_value
-
-        print_json(json_value(view, data))
-        return
-    from ductape_cli.render.output import show as render
-
-    render(view, data)

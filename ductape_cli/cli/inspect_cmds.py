@@ -11,10 +11,11 @@ from ductape_cli.cli.common import (
     RunId,
     command,
     engine,
-    exit_code_for,
     output,
-    print_json,
 )
+from ductape_cli.cli.history_command import show_history
+from ductape_cli.cli.list_command import show_runs
+from ductape_cli.cli.status_command import show_status
 
 
 def status(run_id: RunId, as_json: JsonOption = False) -> None:
@@ -22,9 +23,7 @@ def status(run_id: RunId, as_json: JsonOption = False) -> None:
 
     Example: ductape status wf_3f2a9c1d7b4e
     """
-    info = engine().status(run_id)
-    output("status", info, as_json)
-    raise typer.Exit(exit_code_for(info["status"]) if info["status"] != "running" else 0)
+    raise typer.Exit(show_status(run_id, as_json=as_json))
 
 
 def list_runs(
@@ -52,15 +51,17 @@ def list_runs(
 
     Example: ductape list --workflow order-fulfillment --status failed --limit 10
     """
-    runs = engine().list_runs(
-        tag=workflow,
-        status=status,
-        parent_id=parent,
-        schedule_id=schedule,
-        limit=limit,
-        offset=offset,
+    raise typer.Exit(
+        show_runs(
+            workflow=workflow,
+            status=status,
+            parent=parent,
+            schedule=schedule,
+            limit=limit,
+            offset=offset,
+            as_json=as_json,
+        )
     )
-    output("runs", runs, as_json)
 
 
 def history(
@@ -78,18 +79,7 @@ def history(
 
     Example: ductape history wf_3f2a9c1d7b4e --type step_failed
     """
-    from ductape_cli.render.output import print_events
-
-    eng = engine()
-    if follow:
-        for batch in eng.follow(run_id, types=type_):
-            print_events(batch, as_json)
-        return
-    events = eng.history(run_id, types=type_)
-    if as_json:
-        print_json(eng.export(run_id, events), compact=len(events) > 200)
-        return
-    print_events(events, as_json)
+    raise typer.Exit(show_history(run_id, follow=follow, types=type_, as_json=as_json))
 
 
 def step(

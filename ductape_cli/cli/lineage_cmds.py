@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ductape_cli.cli.basics import notices, with_progress
 from ductape_cli.cli.ci_options import (
     AnnotationsOption,
     JunitOption,
@@ -22,7 +23,7 @@ from ductape_cli.cli.common import (
     parse_assignment,
     parse_json_arg,
 )
-from ductape_cli.cli.run_cmds import WaitOption, notices, show_result, with_progress
+from ductape_cli.cli.run_cmds import WaitOption, show_result
 from ductape_cli.errors import InvalidInput
 
 ReasonOption = Annotated[

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
+from ductape_cli.cli.basics import with_progress
 from ductape_cli.cli.ci_options import (
     AnnotationsOption,
     JunitOption,
@@ -22,8 +22,8 @@ from ductape_cli.cli.common import (
     exit_code_for,
     output,
     parse_json_arg,
-    use_rich,
 )
+from ductape_cli.cli.run_command import run_workflow
 
 InputOption = Annotated[
     str | None, typer.Option("--input", "-i", help="Input as JSON, @file.json, or - for stdin.")
@@ -37,33 +37,6 @@ def show_result(result: Any, as_json: bool) -> None:
     """Print a run's result and exit with the code its status maps to."""
     output("result", result, as_json)
     raise typer.Exit(exit_code_for(result["status"]))
-
-
-def progress(tag: str, as_json: bool) -> Any:
-    if as_json:
-        return None
-    if use_rich():
-        from ductape_cli.render.live import LiveProgress
-
-        return LiveProgress(tag)
-    from ductape_cli.render.live import PlainProgress
-
-    return PlainProgress()
-
-
-def with_progress(tag: str, as_json: bool, action: Callable[[Any], Any]) -> Any:
-    observer = progress(tag, as_json)
-    try:
-        return action(observer)
-    finally:
-        if observer is not None:
-            observer.close()
-
-
-def notices(eng: Any, as_json: bool) -> None:
-    if not as_json:
-        for notice in eng.notices:
-            typer.echo(f"ductape: {notice}", err=True)
 
 
 def run(
@@ -106,44 +79,22 @@ def run(
     Exit codes: 0 completed, 1 failed, 3 rolled back, 4 cancelled, 5 still running
     (waiting for a signal or a long sleep), 2 bad input.
     """
-    payload = parse_json_arg(input, "--input", default={})
-    check_junit_path(junit)
-    if payload is None:  # the engine reads a missing input as {}; an explicit null is not an object
-        from ductape_cli.errors import InvalidInput
-
-        raise InvalidInput(f"input for {tag} must be a JSON object, got null")
-    extra = parse_json_arg(context, "--context", default=None)
-    if extra is not None and not isinstance(extra, dict):
-        from ductape_cli.errors import InvalidInput
-
-        raise InvalidInput("--context must be a JSON object")
-    eng = engine()
-    eng.check_components(env or eng.config.default_env)
-    started, created = eng.start(
-        tag,
-        payload,
-        env=env,
-        workflow_id=workflow_id,
-        idempotency_key=idempotency_key,
-        timeout=timeout,
-        context=extra,
-        detach=detach,
+    raise typer.Exit(
+        run_workflow(
+            tag,
+            input=input,
+            env=env,
+            workflow_id=workflow_id,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            context=context,
+            detach=detach,
+            wait=wait,
+            junit=junit,
+            annotations=annotations,
+            as_json=as_json,
+        )
     )
-    notices(eng, as_json)
-    if detach or not created:
-        if not created and not as_json:
-            typer.echo(
-                f"ductape: idempotency key {idempotency_key!r} already started run {started.id}",
-                err=True,
-            )
-        result = eng.result(started.id)
-        report_for_ci(eng, result, junit, annotations)
-        show_result(result, as_json)
-    result = with_progress(
-        tag, as_json, lambda obs: eng.drive(started.id, wait=wait, observer=obs, started=started)
-    )
-    report_for_ci(eng, result, junit, annotations)
-    show_result(result, as_json)
 
 
 def resume(

@@ -37,17 +37,21 @@ def _code_roots() -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     return ductape, stdlib, installed
 
 
-_DUCTAPE, _STDLIB, _INSTALLED = _code_roots()
+_ROOTS: tuple[str, tuple[str, ...], tuple[str, ...]] | None = (
+    None  # on first use: sysconfig is slow
+)
 
 
 def called_by_library(depth: int = 2) -> bool:
     """Whether the caller `depth` frames up is ductape or the standard library (json, copy, pickle),
     which read a mapping's methods, rather than workflow code reading a field. Installed packages
     count as workflow code (a workflow may live in one; they serialise dicts without `.items()`)."""
+    global _ROOTS
     filename = sys._getframe(depth).f_code.co_filename
-    if filename.startswith((_DUCTAPE, "<frozen")):
+    ductape, stdlib, installed = _ROOTS or (_ROOTS := _code_roots())
+    if filename.startswith((ductape, "<frozen")):
         return True
-    return filename.startswith(_STDLIB) and not filename.startswith(_INSTALLED)
+    return filename.startswith(stdlib) and not filename.startswith(installed)
 
 
 class InputView(dict):

@@ -12,7 +12,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +54,7 @@ log = logging.getLogger("ductape.leases")
 
 
 def new_owner_id() -> str:
-    return f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{HOST}:{os.getpid()}:{os.urandom(4).hex()}"  # not uuid: its import costs `run` ~2 ms
 
 
 def owner_pid(owner: str) -> tuple[str, int | None]:

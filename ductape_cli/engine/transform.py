@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import random as _random
 import re
-import uuid as _uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -57,10 +55,14 @@ class Transform:
         return int(self._marks.value("now", lambda: int(clock.now() * 1000)))
 
     def uuid(self) -> str:
-        return str(self._marks.value("uuid", lambda: str(_uuid.uuid4())))
+        import uuid  # here, not at the top: `uuid` imports `platform`, start-up `run` need not pay
+
+        return str(self._marks.value("uuid", lambda: str(uuid.uuid4())))
 
     def random(self) -> float:
-        return float(self._marks.value("random", _random.random))
+        import random  # here, not at the top, like `uuid`
+
+        return float(self._marks.value("random", random.random))
 
     @staticmethod
     def format_date(value: Any, fmt: str = "YYYY-MM-DD") -> str:

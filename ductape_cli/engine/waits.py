@@ -8,7 +8,6 @@ signal arrives.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -232,6 +231,8 @@ class WaitRunner:
         seq, record = self.journal.next_op(OpKind.HOOK, name, site)
         if record is None:
             now = self.clock.now()
+            import secrets  # here: its import (hmac, OpenSSL) is start-up a run without hooks skips
+
             token = "hk_" + secrets.token_urlsafe(
                 24
             )  # never starts with "-", which a shell command would take for an option

@@ -7,6 +7,7 @@ metrics when `ductape worker --metrics-port` (or an ASGI server) asks for them.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
 
 def install_from_environment(engine: Engine) -> None:
     """Enable what the environment configures (today: traces from OTEL_* variables)."""
+    if not any(key.startswith("OTEL_") for key in os.environ):
+        return  # nothing asks for traces: `tracing` is not even imported (start-up of every run)
     from ductape_cli.observe import tracing
 
     if tracing.configured():

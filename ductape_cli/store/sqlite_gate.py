@@ -15,7 +15,6 @@ drained a queue slower than one. Instead:
 from __future__ import annotations
 
 import os
-import random
 import sqlite3
 import threading
 import time
@@ -94,6 +93,12 @@ def gate_for(path: str) -> Gate:
         return gate
 
 
+def _jitter() -> float:
+    import random  # only when busy: its import is start-up every `ductape run` would pay
+
+    return random.random()
+
+
 def is_busy(exc: sqlite3.Error) -> bool:
     text = str(exc)
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
@@ -117,5 +122,5 @@ def retry(attempt: Callable[[], T], timeout: float | None = None) -> T:
                 deadline = now + (BUSY_TIMEOUT_S if timeout is None else timeout)
             elif now >= deadline:
                 raise
-        time.sleep(pause * (0.5 + random.random()))
+        time.sleep(pause * (0.5 + _jitter()))
         pause = min(pause * 2, LONGEST_PAUSE)

@@ -1,0 +1,313 @@
+"""`run`, `status`, `history`, `list` without typer (cli/plain_argv.py): same results, codes and errors as typer's."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ductape_cli.cli import run_command
+from ductape_cli.cli.history_command import HISTORY_OPTIONS, fast_history
+from ductape_cli.cli.list_command import (
+    LIMIT_RANGE,
+    LIST_OPTIONS,
+    OFFSET_RANGE,
+    fast_list,
+    parse_list_args,
+    within,
+)
+from ductape_cli.cli.plain_argv import Options, parse_plain
+from ductape_cli.cli.run_command import RUN_OPTIONS, fast_run, parse_run_args
+from ductape_cli.cli.status_command import STATUS_OPTIONS, fast_status
+from tests.conftest import ductape_subprocess_env
+
+SAMPLE = """
+    from ductape_cli import workflow
+
+    @workflow("greet", timeout="1m")
+    async def greet(ctx):
+        hello = await ctx.step("hello", lambda: {"text": "Hello " + (ctx.input.name or "you")})
+        if ctx.input.fail:
+            await ctx.step("explode", lambda: 1 / 0)
+        return hello
+"""
+
+
+@pytest.fixture
+def greet(project: Any, cli: Any) -> Any:
+    project.write("greet", SAMPLE)
+    cli("run", "greet", "--json")  # records the definition: its one-time notice is not compared
+    return project
+
+
+@pytest.mark.parametrize(
+    ("name", "family", "argument", "options", "typer_only"),
+    [
+        ("run", "run_cmds", "tag", RUN_OPTIONS, set()),
+        ("status", "inspect_cmds", "run_id", STATUS_OPTIONS, set()),
+        ("history", "inspect_cmds", "run_id", HISTORY_OPTIONS, {"--type", "-t"}),
+        ("list", "inspect_cmds", None, LIST_OPTIONS, set()),
+    ],
+)
+def test_the_option_table_is_the_typer_commands(
+    name: str, family: str, argument: str | None, options: Options, typer_only: set[str]
+) -> None:
+    """Every option of the typer command (but those left to typer) is in the table, the same, and no other."""
+    import typer
+
+    from ductape_cli.cli.typer_app import build
+
+    command = typer.main.get_command(build((family,))).commands[name]
+    given = [p.name for p in command.params if p.param_type_name == "argument"]
+    assert given == ([argument] if argument else [])
+    table: Options = {}
+    for param in command.params:
+        if param.param_type_name == "argument" or param.name == "help":
+            continue
+        for opt in param.opts:
+            table[opt] = (param.name, True if param.is_flag else None)
+        for opt in param.secondary_opts:  # --no-annotations
+            table[opt] = (param.name, False)
+    assert {opt: kind for opt, kind in table.items() if opt not in typer_only} == options
+    assert typer_only <= set(table)
+
+
+def test_list_limits_are_the_typer_commands() -> None:
+    import typer
+
+    from ductape_cli.cli.typer_app import build
+
+    command = typer.main.get_command(build(("inspect_cmds",))).commands["list"]
+    ranges = {
+        p.name: (p.type.min, p.type.max) for p in command.params if p.name in ("limit", "offset")
+    }
+    assert ranges == {"limit": LIMIT_RANGE, "offset": OFFSET_RANGE}
+    to_limit = within(*LIMIT_RANGE)
+    assert to_limit("1") == 1 and to_limit("10000") == 10_000 and to_limit(" 7 ") == 7
+    for bad in ("0", "10001", "x", ""):
+        with pytest.raises(ValueError):
+            to_limit(bad)
+
+
+PLAIN = [
+    ["greet", "--json"],
+    ["greet"],
+    ["greet", "--input", '{"name": "Ada"}', "--json"],
+    ["greet", "-i", '{"name": "Ada"}'],
+    ["--json", "--input={}", "greet"],
+    ["greet", "--input", '{"fail": true}', "--json"],
+    ["greet", "--json", "--json", "--input", "{}", "--input", '{"name": "Bo"}'],
+    ["greet", "--input", "{bad", "--json"],
+    ["greet", "--input", "null"],
+    ["greet", "--input", "--json"],
+    ["greet", "--context", "[1]"],
+    ["greet", "--timeout", "soon"],
+    ["greet", "--env", "nowhere"],
+    ["greet", "--junit", "."],
+    ["greet", "--junit", "missing-folder/out.xml"],
+    ["greet", "--input", "@missing.json"],
+    ["nope", "--json"],
+    ["greet", "--detach", "--json"],
+    ["greet", "--no-annotations", "--wait", "--json"],
+]
+
+
+def _same(text: str) -> str:
+    """Output with what differs between two runs of the same thing (ids, times) blanked."""
+    text = re.sub(r"wf_[0-9a-f]+", "wf_X", text)
+    text = re.sub(r'"execution_time": \d+', '"execution_time": 0', text)
+    return re.sub(r"\d+ms", "Nms", text)
+
+
+@pytest.mark.parametrize("args", PLAIN, ids=lambda a: " ".join(a))
+def test_fast_path_and_typer_agree(
+    greet: Any,
+    cli: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+) -> None:
+    assert parse_run_args(args) is not None
+    monkeypatch.setattr(
+        run_command, "load_engine", lambda: None
+    )  # no gc.freeze in the test process
+    code = fast_run(args)
+    fast = capsys.readouterr()
+    typer_result = cli("run", *args)
+    assert code == typer_result.exit_code
+    assert _same(fast.out) == _same(typer_result.stdout)
+    assert _same(fast.err) == _same(typer_result.stderr)
+    if code == 2:  # bad input: one line on stderr
+        assert len(fast.err.strip().splitlines()) == 1, fast.err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--help"],
+        ["greet", "-h"],
+        ["greet", "--bogus"],
+        ["greet", "other"],
+        ["greet", "--input"],
+        ["--", "greet"],
+        ["greet", "--json=yes"],
+        ["-i{}", "greet"],
+        ["greet", "-i=x"],
+    ],
+    ids=lambda a: " ".join(a) or "(none)",
+)
+def test_anything_unusual_is_left_to_typer(args: list[str]) -> None:
+    assert parse_run_args(args) is None
+    assert parse_plain(args, STATUS_OPTIONS) is None
+    assert parse_list_args(args) is None or args == []  # `list` takes no argument
+
+
+def test_the_value_of_an_option_is_the_next_token_as_click_takes_it() -> None:
+    assert parse_run_args(["--input", "--json", "t"]) == (["t"], {"input": "--json"})
+    assert parse_run_args(["t", "--junit", "out.xml", "--no-annotations"]) == (
+        ["t"],
+        {"junit": Path("out.xml"), "annotations": False},
+    )
+    assert parse_run_args(["-", "--env=prd"]) == (["-"], {"env": "prd"})
+    assert parse_list_args(["-n", "5", "--offset=2"]) == ([], {"limit": 5, "offset": 2})
+    for bad in (["-n", "0"], ["--limit", "many"], ["--offset", "-1"], ["extra"]):
+        assert parse_list_args(bad) is None, bad
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["run", "greet", "--bogus"], "No such option: --bogus"),
+        (["status"], "Missing argument 'RUN_ID'"),
+    ],
+)
+def test_main_sends_unusual_argv_to_typer(greet: Any, argv: list[str], error: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ductape_cli", *argv],
+        cwd=greet.root,
+        env=ductape_subprocess_env(greet.root),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert error in done.stderr
+
+
+def _status_argvs(run_id: str, failed_id: str) -> list[list[str]]:
+    return [
+        [run_id],
+        [run_id, "--json"],
+        ["--json", run_id[-6:]],
+        [failed_id],
+        [failed_id, "--json", "--json"],
+        ["nope"],
+        ["wf_"],
+        ["-"],
+    ]
+
+
+def test_history_fast_path_and_typer_agree(
+    greet: Any, cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = cli("run", "greet", "--json").json()["workflow_id"]
+    for args in (
+        [run_id],
+        [run_id, "--json"],
+        [run_id[-6:], "-f"],
+        ["--follow", run_id, "--json"],
+        ["nope"],
+    ):
+        code = fast_history(args)
+        fast = capsys.readouterr()
+        typer_result = cli("history", *args)
+        assert code == typer_result.exit_code, args
+        assert fast.out == typer_result.stdout, args
+        assert fast.err == typer_result.stderr, args
+    assert parse_plain([run_id, "--type", "step_completed"], HISTORY_OPTIONS) is None  # typer's
+
+
+def test_list_fast_path_and_typer_agree(
+    greet: Any, cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli("run", "greet", "--input", '{"fail": true}', "--json")
+    for args in (
+        [],
+        ["--json"],
+        ["-n", "1", "--offset", "1"],
+        ["--workflow", "greet", "--status", "failed", "--json"],
+        ["-w", "nope"],
+        ["--status", "bogus"],
+        ["--parent", "wf_nope", "--schedule", "s"],
+    ):
+        code = fast_list(args)
+        fast = capsys.readouterr()
+        typer_result = cli("list", *args)
+        assert code == typer_result.exit_code, args
+        assert fast.out == typer_result.stdout, args
+        assert fast.err == typer_result.stderr, args
+        if code == 2:
+            assert len(fast.err.strip().splitlines()) == 1, fast.err
+
+
+def test_status_fast_path_and_typer_agree(
+    greet: Any, cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = cli("run", "greet", "--json").json()["workflow_id"]
+    failed_id = cli("run", "greet", "--input", '{"fail": true}', "--json").json()["workflow_id"]
+    for args in _status_argvs(run_id, failed_id):
+        code = fast_status(args)
+        fast = capsys.readouterr()
+        typer_result = cli("status", *args)
+        assert code == typer_result.exit_code, args
+        assert fast.out == typer_result.stdout, args
+        assert fast.err == typer_result.stderr, args
+        if code == 2:
+            assert len(fast.err.strip().splitlines()) == 1, fast.err
+
+
+HEAVY = ("typer", "click", "rich", "ssl", "_ssl", "tomllib", "hashlib", "uuid")
+
+
+def _loaded_after(project: Any, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    probe = (
+        f"import sys; sys.argv = {['ductape', *argv]!r}\n"
+        "from ductape_cli.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules), code, file=sys.stderr)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=project.root,
+        env=ductape_subprocess_env(project.root),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_piped_run_and_status_import_nothing_heavy(greet: Any) -> None:
+    """The start-up a plain piped `run`, `status` or `history` does not pay for; a regression costs every call."""
+    _loaded_after(greet, ["run", "greet", "--json"])  # fills ductape.toml's cache: no tomllib next
+    done = _loaded_after(greet, ["run", "greet", "--json"])
+    assert json.loads(done.stdout)["status"] == "completed"
+    assert "LOADED [] 0" in done.stderr, done.stderr
+    run_id = json.loads(done.stdout)["workflow_id"]
+    done = _loaded_after(greet, ["run", "greet"])
+    assert "status: completed" in done.stdout
+    assert "LOADED [] 0" in done.stderr, done.stderr
+    for argv, shows in (
+        (["status", run_id], run_id),
+        (["status", run_id, "--json"], run_id),
+        (["history", run_id], "workflow_completed"),
+        (["list", "--limit", "5"], run_id[-6:]),
+    ):
+        done = _loaded_after(greet, argv)
+        assert shows in done.stdout
+        assert "LOADED [] 0" in done.stderr, done.stderr
