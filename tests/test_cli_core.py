@@ -148,6 +148,20 @@ def test_init_scaffolds_and_refuses_to_overwrite(cli, tmp_path: Path, monkeypatc
     }
 
 
+def test_init_writes_any_project_name_as_valid_toml_and_keeps_the_comments(
+    cli, tmp_path: Path, monkeypatch
+) -> None:
+    import tomllib
+
+    name = 'Ada "the" \\ Lovelace'
+    assert cli("init", str(tmp_path / "p"), "--name", name).exit_code == 0
+    text = (tmp_path / "p" / "ductape.toml").read_text()
+    assert tomllib.loads(text)["project"]["name"] == name
+    assert '# "full" also survives power loss' in text
+    monkeypatch.chdir(tmp_path / "p")
+    assert cli("list", "--json").exit_code == 0
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -12,7 +12,7 @@ from ductape_cli.errors import InvalidInput
 
 CONFIG_TEMPLATE = """\
 [project]
-name = "{name}"
+name = "example"
 workflows = "workflows"
 store = ".ductape/state.db"
 default_env = "dev"
@@ -49,6 +49,15 @@ async def hello(ctx):
 '''
 
 
+def config_text(name: str) -> str:
+    """The scaffold's ductape.toml with `name` set by tomlkit: any name is quoted right, comments stay."""
+    import tomlkit
+
+    document = tomlkit.parse(CONFIG_TEMPLATE)
+    document["project"]["name"] = name
+    return tomlkit.dumps(document)
+
+
 def init(
     directory: Annotated[Path, typer.Argument(help="Project folder (created if missing).")] = Path(
         "."
@@ -65,7 +74,7 @@ def init(
         if path.exists():
             raise InvalidInput(f"{path} already exists; init never overwrites")
     example.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(CONFIG_TEMPLATE.format(name=name or directory.name), encoding="utf-8")
+    config.write_text(config_text(name or directory.name), encoding="utf-8")
     example.write_text(EXAMPLE_TEMPLATE, encoding="utf-8")
     typer.echo(f"created {config}")
     typer.echo(f"created {example}")
