@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -68,10 +69,19 @@ class Served:
     def client(self) -> Any:
         import httpx
 
-        return httpx.Client(base_url=self.url, headers=self.headers(), timeout=30)
+        return httpx.Client(base_url=self.url, headers=self.headers(), timeout=30, verify=tls())
 
     def ws_url(self, path: str) -> str:
         return "ws" + self.url[len("http") :] + path
+
+
+@functools.cache
+def tls() -> Any:
+    """One TLS context for every test client: httpx builds one per client by default, and loading
+    the CA bundle (~25 ms) was most of what a request to the test server cost."""
+    import httpx
+
+    return httpx.create_ssl_context()
 
 
 def start_service(
