@@ -105,6 +105,18 @@ def make_project(
     yield Project(tmp_path)
 
 
+@pytest.fixture
+def gates() -> Iterator[Callable[[str], Any]]:
+    """`gates(name)`: the event workflow code waits on with `tests.gates.gate(name)`; fresh per test."""
+    from tests import gates as events
+
+    events.reset()
+    yield events.gate
+    for name in list(events._events):
+        events.gate(name).set()  # a step still waiting must not outlive its test
+    events.reset()
+
+
 @dataclass
 class CliResult:
     exit_code: int

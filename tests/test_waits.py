@@ -291,17 +291,17 @@ def test_query_cannot_write(project) -> None:
     assert engine.status(run_id)["state"] == {}
 
 
-def test_status_shows_the_step_in_flight(project) -> None:
+def test_status_shows_the_step_in_flight(project, gates) -> None:
     project.write(
         "inflight",
         """
-        import time
         from ductape_cli import workflow
+        from tests.gates import gate
 
         @workflow("inflight")
         def inflight(ctx):
             ctx.step("quick", lambda: 1)
-            ctx.step("slow", lambda: time.sleep(1.2) or 2)
+            ctx.step("slow", lambda: gate("slow may end").wait(30) and 2)
     """,
     )
     import threading
@@ -317,10 +317,11 @@ def test_status_shows_the_step_in_flight(project) -> None:
             steps = project.engine().status(run.id)["steps"]
             if any(s["tag"] == "slow" and s["status"] == "running" for s in steps):
                 break
-            time.sleep(0.05)
+            time.sleep(0.01)
         assert [(s["tag"], s["status"]) for s in steps] == [
             ("quick", "completed"),
             ("slow", "running"),
         ]
     finally:
+        gates("slow may end").set()
         worker.join()
