@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -97,6 +99,40 @@ def start_service(
     return service
 
 
+_stopping: list[tuple[threading.Thread, list[BaseException]]] = []
+
+
+def stop_service(service: Any) -> None:
+    """Stop a test's service. uvicorn takes ~0.2 s to stop whatever it serves (a 0.1 s tick, then a
+    fixed 0.1 s grace), so on SQLite, where nothing of one test's project is used by the next, the
+    stop overlaps the next test; `_services_stopped` joins every one and re-raises its error. A
+    PostgreSQL test's schema is dropped as soon as the test ends, so there it stops at once."""
+    if "://" in os.environ.get("DUCTAPE_STORE", ""):
+        service.stop()
+        return
+    errors: list[BaseException] = []
+
+    def stop() -> None:
+        try:
+            service.stop()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by _services_stopped
+            errors.append(exc)
+
+    thread = threading.Thread(target=stop, name="test-service-stop", daemon=True)
+    thread.start()
+    _stopping.append((thread, errors))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _services_stopped() -> Iterator[None]:
+    yield
+    for thread, errors in _stopping:
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "a test service did not stop within 30 s"
+        if errors:
+            raise errors[0]
+
+
 @pytest.fixture
 def served(project: Project) -> Iterator[Served]:
     project.write("flows", WORKFLOWS)
@@ -104,4 +140,4 @@ def served(project: Project) -> Iterator[Served]:
     try:
         yield Served(project, service, f"http://127.0.0.1:{service.port}", TOKEN)
     finally:
-        service.stop()
+        stop_service(service)
