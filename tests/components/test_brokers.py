@@ -21,6 +21,15 @@ from ductape_cli.errors import ConfigError
 from tests.brokers import KINDS, BrokerCase, Tap, broker_case
 
 
+@pytest.fixture(autouse=True)
+def short_fetches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stopping worker waits for its trigger consumers' fetch in flight (FETCH_SECONDS, a 0.5 s
+    long-poll); these tests stop dozens of workers, so they poll the brokers in 50 ms fetches."""
+    from ductape_cli.engine import triggers
+
+    monkeypatch.setattr(triggers, "FETCH_SECONDS", 0.05)
+
+
 @pytest.fixture(params=KINDS)
 def case(request: pytest.FixtureRequest) -> Iterator[BrokerCase]:
     case = broker_case(request.param)
