@@ -1,4 +1,4 @@
-"""Bodies of the processes that race each other in the contract tests (importable by spawn).
+"""Bodies of the processes that race each other in the contract tests (importable by the forkserver).
 
 Each opens its store, then waits at `start` (a barrier of all the racers) so they begin together."""
 
