@@ -300,10 +300,12 @@ class Engine:
             if closing is not None:
                 closing()
         self.leases.stop()
-        if (
-            "ductape_cli.components.brokers" in sys.modules
-        ):  # broker connections opened by produce steps
-            sys.modules["ductape_cli.components.brokers"].close_clients(self._loops)
+        # Broker connections opened by produce steps. A module another thread is still importing
+        # has no `close_clients` yet, and so no client of ours to close.
+        brokers = sys.modules.get("ductape_cli.components.brokers")
+        close_clients = getattr(brokers, "close_clients", None)
+        if close_clients is not None:
+            close_clients(self._loops)
         # Every thread's store and idle event loop: an engine made per command (the CLI, tests
         # through its runner) must give back its connections and file descriptors.
         opened, self._opened = self._opened, []
