@@ -110,6 +110,11 @@ def stop_service(service: Any) -> None:
     if "://" in os.environ.get("DUCTAPE_STORE", ""):
         service.stop()
         return
+    # Nothing of it may still work while the next test runs: no new claims, no new requests.
+    if service.worker is not None:
+        service.worker.stop()
+    if service._server is not None:
+        service._server.should_exit = True
     errors: list[BaseException] = []
 
     def stop() -> None:
