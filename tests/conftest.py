@@ -110,11 +110,9 @@ def gates() -> Iterator[Callable[[str], Any]]:
     """`gates(name)`: the event workflow code waits on with `tests.gates.gate(name)`; fresh per test."""
     from tests import gates as events
 
-    events.reset()
+    events.release_all()
     yield events.gate
-    for name in list(events._events):
-        events.gate(name).set()  # a step still waiting must not outlive its test
-    events.reset()
+    events.release_all()
 
 
 @dataclass

@@ -13,5 +13,8 @@ def gate(name: str) -> threading.Event:
     return _events[name]
 
 
-def reset() -> None:
+def release_all() -> None:
+    """Open every gate (a step still waiting must not outlive its test) and forget them."""
+    for event in _events.values():
+        event.set()
     _events.clear()
