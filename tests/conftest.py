@@ -152,8 +152,8 @@ def invoke_cli(*args: str, input: str | None = None) -> CliResult:
             try:
                 command.main(args=list(args), prog_name=runner.get_default_prog_name(command))
                 exit_code = 0
-            except SystemExit as exit:
-                exit_code = 0 if exit.code is None else exit.code
+            except SystemExit as ended:
+                exit_code = 0 if ended.code is None else ended.code
                 if not isinstance(exit_code, int):
                     sys.stdout.write(f"{exit_code}\n")
                     exit_code = 1
