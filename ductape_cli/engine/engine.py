@@ -25,6 +25,7 @@ from ductape_cli.engine.clock import SystemClock
 from ductape_cli.engine.leases import (
     HOST,
     LeaseKeeper,
+    cancel_in_process,
     new_owner_id,
     owner_is_dead,
     owner_pid,
@@ -1300,6 +1301,7 @@ class Engine:
         if updated.status.terminal:
             raise InvalidState(f"run {run.id} already {updated.status}; nothing to cancel")
         if self._owned_elsewhere(updated):
+            cancel_in_process(run.id, reason)
             deadline = self.clock.now() + wait_seconds
             while self.clock.now() < deadline and not self.get_run(run.id).status.terminal:
                 self.clock.block(0.1)

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,20 @@ def owner_is_dead(owner: str | None, current_owner: str | None = None) -> bool:
     return not pid_alive(pid)
 
 
+_KEEPERS: weakref.WeakSet[LeaseKeeper] = weakref.WeakSet()
+_KEEPERS_LOCK = threading.Lock()
+
+
+def cancel_in_process(run_id: str, reason: str) -> None:
+    """A cancel of `run_id` was just stored: an execution of it by another engine of this process
+    (`serve`'s worker, when its API cancels) stops at its next boundary, not after its keeper's
+    next look at the store (every CANCEL_POLL_EVERY). Other processes still learn it from the store."""
+    with _KEEPERS_LOCK:
+        keepers = list(_KEEPERS)
+    for keeper in keepers:
+        keeper.cancel(run_id, reason)
+
+
 class LeaseKeeper:
     """One background thread per engine: renews leases, notices cancel requests, checkpoints the WAL.
 
@@ -115,6 +130,8 @@ class LeaseKeeper:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        with _KEEPERS_LOCK:
+            _KEEPERS.add(self)
 
     def add(self, execution: Execution) -> None:
         with self._lock:
@@ -129,6 +146,13 @@ class LeaseKeeper:
         with self._lock:
             if self._active.get(execution.run.id) is execution:
                 del self._active[execution.run.id]
+
+    def cancel(self, run_id: str, reason: str) -> None:
+        """Mark this engine's execution of `run_id`, if any, cancelled (seen at its next boundary)."""
+        with self._lock:
+            execution = self._active.get(run_id)
+            if execution is not None:
+                execution.cancel_reason = reason
 
     def stop(self) -> None:
         self._stopped = True
