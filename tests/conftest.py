@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -104,6 +105,16 @@ def make_project(
     yield Project(tmp_path)
 
 
+@pytest.fixture
+def gates() -> Iterator[Callable[[str], Any]]:
+    """`gates(name)`: the event workflow code waits on with `tests.gates.gate(name)`; fresh per test."""
+    from tests import gates as events
+
+    events.release_all()
+    yield events.gate
+    events.release_all()
+
+
 @dataclass
 class CliResult:
     exit_code: int
@@ -114,31 +125,53 @@ class CliResult:
         return json.loads(self.stdout)
 
 
-@pytest.fixture
-def cli() -> Callable[..., CliResult]:
-    """Invoke `ductape ARGS...` in-process through typer's runner."""
+@functools.cache
+def ductape_command() -> Any:
+    """The click command of the whole `ductape` app, built once: typer's runner rebuilds it from the
+    app's functions on every call (~50 ms, most of a CLI test's time)."""
+    import typer
+
     from ductape_cli.cli.app import app
 
-    def invoke(*args: str, input: str | None = None) -> CliResult:
-        try:
-            runner = CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-        except TypeError:
-            runner = CliRunner()
-        # `worker`/`serve`/`dev` install a log handler on the runner's stream; it closes with the call.
-        logger = logging.getLogger("ductape")
-        handlers, level = list(logger.handlers), logger.level
-        try:
-            result = runner.invoke(app, list(args), input=input, catch_exceptions=False)
-        finally:
-            logger.handlers[:] = handlers
-            logger.setLevel(level)
-        try:
-            stderr = result.stderr
-        except ValueError:
-            stderr = ""
-        return CliResult(result.exit_code, result.stdout, stderr)
+    return typer.main.get_command(app)
 
-    return invoke
+
+def invoke_cli(*args: str, input: str | None = None) -> CliResult:
+    """Invoke `ductape ARGS...` in-process, as typer's runner does but with the command built once."""
+    try:
+        runner = CliRunner(mix_stderr=False)  # type: ignore[call-arg]
+    except TypeError:
+        runner = CliRunner()
+    command = ductape_command()
+    # `worker`/`serve`/`dev` install a log handler on the runner's stream; it closes with the call.
+    logger = logging.getLogger("ductape")
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        with runner.isolation(input=input) as streams:
+            stdout, stderr = streams[0], streams[1]
+            try:
+                command.main(args=list(args), prog_name=runner.get_default_prog_name(command))
+                exit_code = 0
+            except SystemExit as ended:
+                exit_code = 0 if ended.code is None else ended.code
+                if not isinstance(exit_code, int):
+                    sys.stdout.write(f"{exit_code}\n")
+                    exit_code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            out = stdout.getvalue().decode(runner.charset, "replace").replace("\r\n", "\n")
+            err = b"" if stderr is None else stderr.getvalue()
+    finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+    return CliResult(exit_code, out, err.decode(runner.charset, "replace").replace("\r\n", "\n"))
+
+
+@pytest.fixture
+def cli() -> Callable[..., CliResult]:
+    """Invoke `ductape ARGS...` in-process (see `invoke_cli`)."""
+    return invoke_cli
 
 
 def ductape_subprocess_env(project_root: Path) -> dict[str, str]:

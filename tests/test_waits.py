@@ -194,7 +194,14 @@ def test_cancel_a_waiting_run_rolls_back(flows, cli) -> None:
     assert again.exit_code == 2 and "already cancelled" in again.stderr
 
 
-def test_cancel_a_running_run_stops_at_the_next_boundary(project) -> None:
+def test_a_cancel_from_another_process_is_seen_by_the_lease_keepers_poll(
+    project, monkeypatch
+) -> None:
+    """The owner learns of a cancel stored by another process when its lease keeper next reads the
+    store (every CANCEL_POLL_EVERY): the slow step outlasts that, and the run stops after it."""
+    from ductape_cli.engine import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "cancel_in_process", lambda run_id, reason: None)
     project.write(
         "long",
         """
@@ -222,6 +229,62 @@ def test_cancel_a_running_run_stops_at_the_next_boundary(project) -> None:
     worker.join()
     assert cancelled["status"] == "cancelled"
     assert cancelled["rolled_back_steps"] == ["a"]
+    assert "never" not in results["r"]["completed_steps"]
+
+
+def test_a_cancel_from_this_process_stops_a_running_run_at_its_next_boundary(
+    project, gates
+) -> None:
+    """Another engine of this process (serve's API beside its worker) tells the executing engine at
+    once: the step in flight ends, the run stops after it, without waiting for the keeper's poll."""
+    project.write(
+        "long",
+        """
+        from ductape_cli import workflow
+        from tests.gates import gate
+        UNDONE = []
+
+        def slow():
+            gate("slow started").set()
+            return gate("slow may end").wait(30) and 2
+
+        @workflow("long")
+        def long(ctx):
+            ctx.step("a", lambda: 1, lambda out: UNDONE.append("a"))
+            ctx.step("slow", slow)
+            ctx.step("never", lambda: 3)
+    """,
+    )
+    import threading
+
+    from ductape_cli.config import load_config
+    from ductape_cli.engine.clock import SystemClock
+    from ductape_cli.engine.engine import Engine
+
+    class Watched(SystemClock):
+        def block(self, seconds: float) -> None:
+            gates("canceller waits").set()  # cancel() stored the request and told this process
+            super().block(seconds)
+
+    engine = project.engine()
+    run, _ = engine.start("long", {})
+    results = {}
+    worker = threading.Thread(target=lambda: results.setdefault("r", engine.drive(run.id)))
+    worker.start()
+    assert gates("slow started").wait(30)
+    other = Engine(load_config(project.root), clock=Watched())
+    canceller = threading.Thread(
+        target=lambda: results.setdefault("c", other.cancel(run.id, "stop it"))
+    )
+    canceller.start()
+    assert gates("canceller waits").wait(30)
+    gates("slow may end").set()
+    worker.join()
+    canceller.join()
+    assert results["c"]["status"] == "cancelled"
+    assert results["c"]["rolled_back_steps"] == ["a"]
+    # Without the word from this process the step would end before the keeper's next poll, and
+    # "never" would run.
     assert "never" not in results["r"]["completed_steps"]
 
 
@@ -291,17 +354,17 @@ def test_query_cannot_write(project) -> None:
     assert engine.status(run_id)["state"] == {}
 
 
-def test_status_shows_the_step_in_flight(project) -> None:
+def test_status_shows_the_step_in_flight(project, gates) -> None:
     project.write(
         "inflight",
         """
-        import time
         from ductape_cli import workflow
+        from tests.gates import gate
 
         @workflow("inflight")
         def inflight(ctx):
             ctx.step("quick", lambda: 1)
-            ctx.step("slow", lambda: time.sleep(1.2) or 2)
+            ctx.step("slow", lambda: gate("slow may end").wait(30) and 2)
     """,
     )
     import threading
@@ -317,10 +380,11 @@ def test_status_shows_the_step_in_flight(project) -> None:
             steps = project.engine().status(run.id)["steps"]
             if any(s["tag"] == "slow" and s["status"] == "running" for s in steps):
                 break
-            time.sleep(0.05)
+            time.sleep(0.01)
         assert [(s["tag"], s["status"]) for s in steps] == [
             ("quick", "completed"),
             ("slow", "running"),
         ]
     finally:
+        gates("slow may end").set()
         worker.join()

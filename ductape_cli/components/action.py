@@ -167,6 +167,8 @@ async def send(request: Request) -> Any:
     """Send `request`, retrying what may succeed on a second try; raise `ActionError` otherwise."""
     import httpx
 
+    from ductape_cli.components.tls import client_context
+
     attempts = request.retries + 1
     error: ActionError | None = None
     headers = dict(request.headers)
@@ -185,7 +187,7 @@ async def send(request: Request) -> Any:
         kwargs["json"] = body
     where = f"{request.method} {request.path}"
     timeout = httpx.Timeout(request.timeout_ms / 1000 if request.timeout_ms else None)
-    async with httpx.AsyncClient(timeout=timeout) as client:
+    async with httpx.AsyncClient(timeout=timeout, verify=client_context()) as client:
         for attempt in range(1, attempts + 1):
             retryable = True
             try:

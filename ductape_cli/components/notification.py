@@ -321,8 +321,12 @@ def _smtp_send(smtp: Smtp, message: dict[str, Any]) -> dict[str, Any]:
 async def _webhook(hook: Webhook, channel: str, message: dict[str, Any]) -> dict[str, Any]:
     import httpx
 
+    from ductape_cli.components.tls import client_context
+
     try:
-        async with httpx.AsyncClient(timeout=hook.timeout / 1000) as client:
+        async with httpx.AsyncClient(
+            timeout=hook.timeout / 1000, verify=client_context()
+        ) as client:
             response = await client.post(
                 hook.webhook, json={"channel": channel, **message}, headers=hook.headers
             )

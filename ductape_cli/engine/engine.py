@@ -25,6 +25,7 @@ from ductape_cli.engine.clock import SystemClock
 from ductape_cli.engine.leases import (
     HOST,
     LeaseKeeper,
+    cancel_in_process,
     new_owner_id,
     owner_is_dead,
     owner_pid,
@@ -300,10 +301,12 @@ class Engine:
             if closing is not None:
                 closing()
         self.leases.stop()
-        if (
-            "ductape_cli.components.brokers" in sys.modules
-        ):  # broker connections opened by produce steps
-            sys.modules["ductape_cli.components.brokers"].close_clients(self._loops)
+        # Broker connections opened by produce steps. A module another thread is still importing
+        # has no `close_clients` yet, and so no client of ours to close.
+        brokers = sys.modules.get("ductape_cli.components.brokers")
+        close_clients = getattr(brokers, "close_clients", None)
+        if close_clients is not None:
+            close_clients(self._loops)
         # Every thread's store and idle event loop: an engine made per command (the CLI, tests
         # through its runner) must give back its connections and file descriptors.
         opened, self._opened = self._opened, []
@@ -1298,6 +1301,7 @@ class Engine:
         if updated.status.terminal:
             raise InvalidState(f"run {run.id} already {updated.status}; nothing to cancel")
         if self._owned_elsewhere(updated):
+            cancel_in_process(run.id, reason)
             deadline = self.clock.now() + wait_seconds
             while self.clock.now() < deadline and not self.get_run(run.id).status.terminal:
                 self.clock.block(0.1)

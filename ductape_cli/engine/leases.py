@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +93,20 @@ def owner_is_dead(owner: str | None, current_owner: str | None = None) -> bool:
     return not pid_alive(pid)
 
 
+_KEEPERS: weakref.WeakSet[LeaseKeeper] = weakref.WeakSet()
+_KEEPERS_LOCK = threading.Lock()
+
+
+def cancel_in_process(run_id: str, reason: str) -> None:
+    """A cancel of `run_id` was just stored: an execution of it by another engine of this process
+    (`serve`'s worker, when its API cancels) stops at its next boundary, not after its keeper's
+    next look at the store (every CANCEL_POLL_EVERY). Other processes still learn it from the store."""
+    with _KEEPERS_LOCK:
+        keepers = list(_KEEPERS)
+    for keeper in keepers:
+        keeper.cancel(run_id, reason)
+
+
 class LeaseKeeper:
     """One background thread per engine: renews leases, notices cancel requests, checkpoints the WAL.
 
@@ -114,6 +129,8 @@ class LeaseKeeper:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        with _KEEPERS_LOCK:
+            _KEEPERS.add(self)
 
     def add(self, journal: Journal) -> None:
         with self._lock:
@@ -128,6 +145,13 @@ class LeaseKeeper:
         with self._lock:
             if self._active.get(journal.run_id) is journal:
                 del self._active[journal.run_id]
+
+    def cancel(self, run_id: str, reason: str) -> None:
+        """Mark this engine's execution of `run_id`, if any, cancelled (seen at its next boundary)."""
+        with self._lock:
+            journal = self._active.get(run_id)
+            if journal is not None:
+                journal.cancel_reason = reason
 
     def stop(self) -> None:
         self._stopped = True

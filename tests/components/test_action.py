@@ -116,6 +116,36 @@ def test_post_json_body_text_response_and_env_override(make: Any, http_server: A
     }
 
 
+def test_calls_share_one_tls_context(
+    make: Any, http_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading the CA bundle costs ~25 ms of CPU: once per process, not once per call."""
+    import ssl
+
+    from ductape_cli.components.tls import client_context
+
+    built: list[Any] = []
+    create = ssl.create_default_context
+    monkeypatch.setattr(
+        ssl, "create_default_context", lambda *a, **k: built.append(1) or create(*a, **k)
+    )
+    client_context.cache_clear()
+    engine = make(
+        api(http_server.url),
+        """
+        from ductape_cli import workflow
+
+        @workflow("twice")
+        async def twice(ctx):
+            await ctx.action.run(app="api", event="text")
+            return await ctx.action.run(app="api", event="text")
+    """,
+    )
+    assert engine.run("twice", {})["output"] == "plain words"
+    assert engine.run("twice", {})["output"] == "plain words"
+    assert len(built) == 1 and client_context() is client_context()
+
+
 def test_non_2xx_raises_action_error_with_status_and_body(
     make: Any, http_server: Any, recorded: Any
 ) -> None:

@@ -21,6 +21,15 @@ from ductape_cli.errors import ConfigError
 from tests.brokers import KINDS, BrokerCase, Tap, broker_case
 
 
+@pytest.fixture(autouse=True)
+def short_fetches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stopping worker waits for its trigger consumers' fetch in flight (FETCH_SECONDS, a 0.5 s
+    long-poll); these tests stop dozens of workers, so they poll the brokers in 50 ms fetches."""
+    from ductape_cli.engine import triggers
+
+    monkeypatch.setattr(triggers, "FETCH_SECONDS", 0.05)
+
+
 @pytest.fixture(params=KINDS)
 def case(request: pytest.FixtureRequest) -> Iterator[BrokerCase]:
     case = broker_case(request.param)
@@ -613,3 +622,20 @@ def test_a_message_the_workflow_refuses_is_logged_and_dropped(
     ), worker.lines
     assert "refused, dropped" in caplog.text
     assert engine.store.consumer_offset("ductape-components-test-consumer", "events", "t") == 2
+
+
+def test_an_engine_closes_while_another_thread_still_imports_the_brokers(
+    project: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve` may close its API engine while the worker's first produce step imports the brokers
+    module: a module without `close_clients` yet has no client to close, and the rest still closes."""
+    import sys
+    import types
+
+    engine = project.engine()
+    engine.store.count_runs()  # this thread's store is open
+    assert engine._opened
+    half_imported = types.ModuleType("ductape_cli.components.brokers")
+    monkeypatch.setitem(sys.modules, "ductape_cli.components.brokers", half_imported)
+    engine.close()
+    assert engine._opened == []

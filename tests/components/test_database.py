@@ -1,12 +1,9 @@
-"""ctx.database on real SQLite files (and PostgreSQL when a server binary and psycopg are there)."""
+"""ctx.database on real SQLite files and on the test PostgreSQL server (a schema of its own)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
-import subprocess
-import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -156,55 +153,13 @@ def test_postgres_url_without_psycopg_is_a_clear_error(
 
 
 @pytest.fixture
-def postgres_url(unused_port: int) -> Any:
-    """A throwaway PostgreSQL server (as `nobody` when the tests run as root, which postgres refuses)."""
-    binary, initdb, pg_ctl = (
-        shutil.which("postgres"),
-        shutil.which("initdb"),
-        shutil.which("pg_ctl"),
-    )
-    if not (binary and initdb and pg_ctl):
-        pytest.skip("no postgres binary on PATH")
+def postgres_url() -> Iterator[str]:
+    """A schema of its own on the test PostgreSQL server (`tests/pg.py`), dropped afterwards."""
     need_module("psycopg")
-    prefix: list[str] = []
-    folder = Path(tempfile.mkdtemp(prefix="ductape-pg-"))
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        runuser = shutil.which("runuser")
-        if runuser is None:
-            pytest.skip("PostgreSQL refuses to run as root and runuser is missing")
-        prefix = [runuser, "-u", "nobody", "--"]
-        shutil.chown(folder, "nobody")
-    data = folder / "data"
-    try:
-        subprocess.run(
-            [*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"],
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            [
-                *prefix,
-                pg_ctl,
-                "-D",
-                str(data),
-                "-o",
-                f"-p {unused_port} -k {folder}",
-                "-l",
-                str(folder / "log"),
-                "-w",
-                "start",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        yield f"postgresql://postgres@127.0.0.1:{unused_port}/postgres"
-    finally:
-        subprocess.run(
-            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-            check=False,
-        )
-        shutil.rmtree(folder, ignore_errors=True)
+    from tests.pg import pg_schema
+
+    with pg_schema() as url:
+        yield url
 
 
 def test_postgres_crud(make: Any, postgres_url: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 
 from ductape_cli.components import db_schema
 from tests.process.helpers import run as ductape
-from tests.services import need, need_module, reachable
+from tests.services import need_module
 
 TABLE = """
 [databases.notes]
@@ -63,16 +62,13 @@ def test_a_changed_schema_is_reported_not_rerun(
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    need("PostgreSQL", reachable("127.0.0.1", 5432), "nothing on :5432")
-    psycopg = need_module("psycopg")
-    name = f"ductape_schema_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """A schema of its own on the test PostgreSQL server: creating and dropping a whole database
+    costs seconds (DROP DATABASE waits for a checkpoint); the tables land in the schema all the same."""
+    need_module("psycopg")
+    from tests.pg import pg_schema
+
+    with pg_schema() as url:
+        yield url
 
 
 def test_postgres_schema_applied_once_across_processes(make: Any, pg_url: str) -> None:

@@ -6,11 +6,14 @@ import json
 import sqlite3
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from ductape_cli.store import open_store
 from ductape_cli.store.migrations import MIGRATIONS, NAMESPACE_MIGRATION
-from tests.process.helpers import run as run_cli
+from tests.conftest import CliResult, invoke_cli
 
 CODE = """
     from ductape_cli import workflow
@@ -28,15 +31,30 @@ def _project(root: Path, name: str, store: Path, extra: str = "") -> Path:
     return root
 
 
-def test_two_projects_on_one_store_never_touch_each_others_runs(tmp_path: Path) -> None:
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
+    """`ductape ARGS...` in the project at `root` (each call imports that project's workflows afresh)."""
+    monkeypatch.delenv("DUCTAPE_STORE", raising=False)
+    monkeypatch.delenv("DUCTAPE_PROJECT", raising=False)
+
+    def in_project(root: Path, *args: str) -> CliResult:
+        monkeypatch.chdir(root)
+        return invoke_cli(*args)
+
+    return in_project
+
+
+def test_two_projects_on_one_store_never_touch_each_others_runs(
+    tmp_path: Path, run_cli: Callable[..., CliResult]
+) -> None:
     shared = tmp_path / "shared" / "state.db"
     a = _project(tmp_path / "a", "shop-a", shared)
     b = _project(tmp_path / "b", "shop-b", shared)
     started = run_cli(a, "run", "pay", "--detach", "--json")
-    assert started.returncode == 5, started.stderr
+    assert started.exit_code == 5, started.stderr
     run_id = json.loads(started.stdout)["workflow_id"]
 
-    assert run_cli(b, "worker", "--once").returncode == 0
+    assert run_cli(b, "worker", "--once").exit_code == 0
     assert json.loads(run_cli(b, "list", "--json").stdout) == []
     for args in (
         ("status", run_id),
@@ -45,13 +63,13 @@ def test_two_projects_on_one_store_never_touch_each_others_runs(tmp_path: Path) 
         ("status", run_id[-6:]),
     ):
         refused = run_cli(b, *args)
-        assert refused.returncode == 2 and "no run with id" in refused.stderr, (
+        assert refused.exit_code == 2 and "no run with id" in refused.stderr, (
             args,
             refused.stderr,
         )
     assert json.loads(run_cli(a, "status", run_id, "--json").stdout)["status"] == "pending"
 
-    assert run_cli(a, "worker", "--once").returncode == 0
+    assert run_cli(a, "worker", "--once").exit_code == 0
     done = json.loads(run_cli(a, "status", run_id, "--json").stdout)
     assert done["status"] == "completed" and done["output"] == "shop-a"  # A's code, never B's
 
@@ -64,12 +82,14 @@ def test_two_projects_on_one_store_never_touch_each_others_runs(tmp_path: Path) 
     ]
 
 
-def test_an_explicit_namespace_shares_runs_between_two_folders(tmp_path: Path) -> None:
+def test_an_explicit_namespace_shares_runs_between_two_folders(
+    tmp_path: Path, run_cli: Callable[..., CliResult]
+) -> None:
     shared = tmp_path / "state.db"
     one = _project(tmp_path / "one", "api", shared, 'namespace = "orders"\n')
     two = _project(tmp_path / "two", "worker-host", shared, 'namespace = "orders"\n')
     run_id = json.loads(run_cli(one, "run", "pay", "--detach", "--json").stdout)["workflow_id"]
-    assert run_cli(two, "worker", "--once").returncode == 0
+    assert run_cli(two, "worker", "--once").exit_code == 0
     assert json.loads(run_cli(one, "status", run_id, "--json").stdout)["status"] == "completed"
 
 

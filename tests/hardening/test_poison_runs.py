@@ -99,7 +99,9 @@ def test_worker_once_on_a_corrupt_store_exits_2(project) -> None:
 
 
 def test_worker_on_a_broken_store_backs_off_instead_of_spinning(project) -> None:
+    import re
     import signal
+    import threading
     import time
 
     from tests.process.helpers import spawn
@@ -108,9 +110,27 @@ def test_worker_on_a_broken_store_backs_off_instead_of_spinning(project) -> None
     project.store.parent.mkdir()
     project.store.write_bytes(b"this is not a database" * 1000)
     proc = spawn(project.root, "worker", "--poll", "0.05")
-    time.sleep(3)
+    lines: list[tuple[float, str]] = []  # (when it was read, the stderr line)
+    assert proc.stderr is not None
+    reader = threading.Thread(
+        target=lambda: lines.extend((time.monotonic(), line) for line in proc.stderr or ()),
+        daemon=True,
+    )
+    reader.start()
+
+    def failures() -> list[tuple[float, str]]:
+        return [(at, line) for at, line in list(lines) if "claim failed" in line]
+
+    deadline = time.monotonic() + 30
+    while len(failures()) < 4 and reader.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=30)
-    failures = stderr.count("claim failed")
-    assert 1 <= failures <= 8, stderr  # 0.1, 0.2, 0.4 ... s apart; not every 50 ms
-    assert "retrying in" in stderr
+    proc.wait(timeout=30)
+    reader.join(timeout=30)
+    failed = failures()
+    stderr = "".join(line for _, line in lines)
+    assert len(failed) >= 4, stderr
+    # 0.1, 0.2, 0.4 s apart (doubling from twice the poll interval), not every 50 ms.
+    delays = [re.search(r"retrying in ([0-9.]+)s", line) for _, line in failed[:3]]
+    assert [m.group(1) if m else None for m in delays] == ["0.1", "0.2", "0.4"], stderr
+    assert failed[3][0] - failed[0][0] >= 0.6, stderr

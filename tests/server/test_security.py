@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Project, ductape_cmd, ductape_subprocess_env
-from tests.server.conftest import Served
+from tests.server.conftest import Served, tls
 
 
 def api_routes(served: Served) -> list[tuple[str, str]]:
@@ -31,16 +31,19 @@ def test_every_api_route_refuses_a_missing_or_wrong_token(served: Served) -> Non
 
     routes = api_routes(served)
     assert len(routes) >= 20
-    for method, path in routes:
-        for headers in (
-            {},
-            {"Authorization": "Bearer wrong-token-wrong-token"},
-            {"Authorization": "Basic abc"},
-        ):
-            response = httpx.request(method, served.url + path, headers=headers, json={})
-            assert response.status_code == 401, (method, path, response.text)
-            assert response.json()["error"]["code"] == "UNAUTHORIZED"
-            assert response.headers["www-authenticate"] == "Bearer"
+    with httpx.Client(
+        verify=tls()
+    ) as client:  # no token of its own: each request sends its headers
+        for method, path in routes:
+            for headers in (
+                {},
+                {"Authorization": "Bearer wrong-token-wrong-token"},
+                {"Authorization": "Basic abc"},
+            ):
+                response = client.request(method, served.url + path, headers=headers, json={})
+                assert response.status_code == 401, (method, path, response.text)
+                assert response.json()["error"]["code"] == "UNAUTHORIZED"
+                assert response.headers["www-authenticate"] == "Bearer"
 
 
 def test_public_files_need_no_token(served: Served) -> None:

@@ -1,4 +1,6 @@
-"""Bodies of the processes that race each other in the contract tests (importable by spawn)."""
+"""Bodies of the processes that race each other in the contract tests (importable by the forkserver).
+
+Each opens its store, then waits at `start` (a barrier of all the racers) so they begin together."""
 
 from __future__ import annotations
 
@@ -8,13 +10,12 @@ from typing import Any
 from ductape_cli.models import Run, RunStatus
 
 
-def claim_all(location: str, owner: str, start_at: float, out: Any) -> None:
+def claim_all(location: str, owner: str, start: Any, out: Any) -> None:
     """Claim runs one at a time until none are left; report the ids claimed."""
     from ductape_cli.store import open_store
 
     store = open_store(location)
-    while time.time() < start_at:
-        time.sleep(0.005)
+    start.wait(60)
     claimed: list[str] = []
     idle = 0
     while idle < 3:
@@ -33,7 +34,7 @@ def claim_all(location: str, owner: str, start_at: float, out: Any) -> None:
     store.close()
 
 
-def create_with_key(location: str, run_id: str, key: str, start_at: float, out: Any) -> None:
+def create_with_key(location: str, run_id: str, key: str, start: Any, out: Any) -> None:
     """Create a run under a shared idempotency key; report (stored id, created)."""
     from ductape_cli.store import open_store
 
@@ -47,20 +48,18 @@ def create_with_key(location: str, run_id: str, key: str, start_at: float, out: 
         created_at=time.time(),
         ready_at=time.time(),
     )
-    while time.time() < start_at:
-        time.sleep(0.001)
+    start.wait(60)
     stored, created = store.create_run(run, [(time.time(), "workflow_started", None, {})])
     out.put((stored.id, created))
     store.close()
 
 
-def append_many(location: str, count: int, start_at: float, out: Any) -> None:
+def append_many(location: str, count: int, start: Any, out: Any) -> None:
     """Append `count` messages to one topic; report the offsets received."""
     from ductape_cli.store import open_store
 
     store = open_store(location)
-    while time.time() < start_at:
-        time.sleep(0.001)
+    start.wait(60)
     out.put(
         [store.append_message("local", "orders", {"n": i}, None, time.time()) for i in range(count)]
     )

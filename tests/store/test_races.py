@@ -14,12 +14,13 @@ PROCESSES = 4
 
 
 def _race(target: Any, args_for: Any) -> list[Any]:
-    ctx = multiprocessing.get_context("spawn")
+    # Real processes, forked from a server that has imported the store once: a fresh interpreter
+    # per racer (spawn) cost ~0.3 s of CPU each. Each racer still opens its own connection.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["tests.store.racers", "ductape_cli.store", "psycopg"])
     out = ctx.Queue()
-    start_at = time.time() + 3.0  # every process connected and waiting before anyone starts
-    procs = [
-        ctx.Process(target=target, args=(*args_for(i), start_at, out)) for i in range(PROCESSES)
-    ]
+    start = ctx.Barrier(PROCESSES)  # every process connected and waiting before anyone starts
+    procs = [ctx.Process(target=target, args=(*args_for(i), start, out)) for i in range(PROCESSES)]
     for p in procs:
         p.start()
     results = [out.get(timeout=120) for _ in procs]
@@ -69,10 +70,12 @@ def test_a_child_ending_while_its_parent_suspends_still_wakes_the_parent() -> No
     look suspended when it started (a lost wake-up: the parent would wait forever)."""
     import threading
 
-    from ductape_cli.store import open_store
-    from tests.pg import pg_schema
+    import psycopg
 
-    with pg_schema() as url:
+    from ductape_cli.store import open_store
+    from tests.pg import SERVER, pg_schema
+
+    with pg_schema() as url, psycopg.connect(SERVER, autocommit=True) as watcher:
         parent_side, child_side = open_store(url), open_store(url)
         now = time.time()
         parent_side.create_run(
@@ -87,13 +90,22 @@ def test_a_child_ending_while_its_parent_suspends_still_wakes_the_parent() -> No
             [],
         )
         (claimed,) = parent_side.claim_ready("w1", now, 30.0, 1)
-        with parent_side._write():  # the suspend's transaction, held open while the child ends
+        with (
+            parent_side._write() as conn
+        ):  # the suspend's transaction, held open while the child ends
+            holder = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
             parent_side.suspend_run(
                 "parent", claimed.lease, {"kind": "child", "child_id": "kid"}, None, None, now, []
             )
             waker = threading.Thread(target=child_side.wake_parent, args=("parent", now + 1))
             waker.start()
-            time.sleep(1.0)  # the wake-up has started and waits on the parent's row
+            # Commit once the wake-up waits on the parent's row (or has ended without waiting).
+            blocked = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+            deadline = time.monotonic() + 30
+            while waker.is_alive() and time.monotonic() < deadline:
+                if watcher.execute(blocked, (holder,)).fetchone()[0]:
+                    break
+                time.sleep(0.01)
         waker.join(timeout=30)
         assert parent_side.get_run("parent").ready_at == now + 1
         parent_side.close()
