@@ -30,10 +30,17 @@ from ductape_cli.errors import (
     StoreError,
     StoreUnavailable,
 )
-from ductape_cli.models import Run
+from ductape_cli.models import Run, StepRecord
+from ductape_cli.store.encoding import dumps
 from ductape_cli.store.migrations import MIGRATIONS, NAMESPACE_MIGRATION
 from ductape_cli.store.pg_dialect import PG_FEED_TRIGGERS, PG_MIGRATIONS, ddl, statement
-from ductape_cli.store.sqlite import _RUN_COLUMNS, EventRow, SqliteStore, new_lease
+from ductape_cli.store.sqlite import (
+    _FENCE_RUN,
+    _RUN_COLUMNS,
+    EventRow,
+    SqliteStore,
+    new_lease,
+)
 from ductape_cli.store.sqlite_ops import queue_stats
 
 logger = logging.getLogger("ductape.store")
@@ -43,6 +50,28 @@ POOL_MAX = int(os.environ.get("DUCTAPE_PG_POOL_MAX", "8"))
 CONNECT_TIMEOUT = float(os.environ.get("DUCTAPE_PG_CONNECT_TIMEOUT", "10"))
 SERIAL_TABLES = ("topic_messages", "quota_buckets")
 _META = "CREATE TABLE IF NOT EXISTS ductape_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+
+# Events written by the statement that writes their run (`source`, a CTE returning its id): the
+# rows travel as four arrays (one per column), in order, so any number of events is one statement.
+_LOG_EVENTS = (
+    "logged AS (INSERT INTO events (run_id, ts, type, step, data) "
+    "SELECT {source}.id, e.ts, e.type, e.step, e.data FROM {source}, "
+    "unnest(?::float8[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS e(ts, type, step, data, n) "
+    "ORDER BY e.n)"
+)
+_VALUES_36 = ", ".join("?" * 36)
+_JSON_RUN_FIELDS = frozenset({"output", "error", "rollback_result", "state", "waiting"})
+
+
+def _event_arrays(events: Sequence[EventRow]) -> tuple[list[Any], ...]:
+    """`events` as the four arrays `_LOG_EVENTS` unnests."""
+    return (
+        [float(ts) for ts, _, _, _ in events],
+        [type_ for _, type_, _, _ in events],
+        [step for _, _, step, _ in events],
+        [None if data is None else dumps(data) for _, _, _, data in events],
+    )
 
 
 class IdempotencyTaken(StoreError):
@@ -446,11 +475,16 @@ class PostgresStore(SqliteStore):
 
     # -- runs -------------------------------------------------------------
 
-    def create_run(self, run: Run, *args: Any, **kwargs: Any) -> tuple[Run, bool]:
-        """As SQLite's; when another host created a run with the same idempotency key between
-        the check and the insert, the unique index refuses ours and theirs comes back."""
+    def create_run(
+        self, run: Run, events: Sequence[EventRow], journal: Sequence[StepRecord] = ()
+    ) -> tuple[Run, bool]:
+        """As SQLite's, in one statement (one round trip) unless it copies a journal; when another
+        host created a run with the same idempotency key between the check and the insert, the
+        unique index refuses ours and theirs comes back."""
         try:
-            return super().create_run(run, *args, **kwargs)
+            if journal:
+                return super().create_run(run, events, journal)
+            return self._create_at_once(run, events)
         except IdempotencyTaken:
             rows = self._read(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE tag = ? AND idempotency_key = ?{self._scope}",
@@ -459,6 +493,50 @@ class PostgresStore(SqliteStore):
             if not rows:
                 raise
             return self._run(rows[0]), False
+
+    def _create_at_once(self, run: Run, events: Sequence[EventRow]) -> tuple[Run, bool]:
+        """The run and its events in one statement: a run with the same idempotency key comes back
+        instead (nothing written), a taken id fails the insert (`RunIdTaken`, by its constraint)."""
+        values = (*self._run_values(run), self.namespace or "")
+        if run.idempotency_key is None:
+            self.conn.execute(
+                f"WITH created AS (INSERT INTO runs ({_RUN_COLUMNS}, namespace) "
+                f"VALUES ({_VALUES_36}) RETURNING id), {_LOG_EVENTS.format(source='created')} "
+                "SELECT 1",
+                (*values, *_event_arrays(events)),
+            )
+            return run, True
+        rows = self.conn.execute(
+            f"WITH existing AS (SELECT {_RUN_COLUMNS} FROM runs "
+            f"WHERE tag = ? AND idempotency_key = ?{self._scope} LIMIT 1), "
+            f"created AS (INSERT INTO runs ({_RUN_COLUMNS}, namespace) SELECT {_VALUES_36} "
+            "WHERE NOT EXISTS (SELECT 1 FROM existing) RETURNING id), "
+            f"{_LOG_EVENTS.format(source='created')} SELECT {_RUN_COLUMNS} FROM existing",
+            (
+                run.tag,
+                run.idempotency_key,
+                *self._scoped,
+                *values,
+                *_event_arrays(events),
+            ),
+        ).fetchall()
+        return (self._run(rows[0]), False) if rows else (run, True)
+
+    def finish_run(
+        self, run_id: str, lease: str, fields: dict[str, Any], events: Sequence[EventRow]
+    ) -> bool:
+        """As SQLite's, in one statement (one round trip): the fenced update and, if it applied,
+        the events."""
+        values = [
+            dumps(v) if k in _JSON_RUN_FIELDS and v is not None else v for k, v in fields.items()
+        ]
+        rows = self.conn.execute(
+            f"WITH finished AS (UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)}, "
+            f"lease = NULL WHERE id = ? AND {_FENCE_RUN} RETURNING id), "
+            f"{_LOG_EVENTS.format(source='finished')} SELECT count(*) FROM finished",
+            (*values, run_id, lease, *_event_arrays(events)),
+        ).fetchall()
+        return bool(rows[0][0])
 
     def wake_parent(self, parent_id: str, now: float) -> None:
         """As SQLite's, after locking the parent's row. Under READ COMMITTED an UPDATE whose
