@@ -250,11 +250,20 @@ class Session:
         if self._held is not None:
             self._serialise(sql)
             return self._run(self._held, statement(sql, self.primary_keys, True), params)
+        return self._once(statement(sql, self.primary_keys, False), params)
+
+    def _once(self, sql: str, params: Sequence[Any]) -> _Result:
+        """A statement that is its own transaction, on a connection borrowed for it alone.
+        (`getconn`/`putconn`, not `pool.connection()`, whose exit also runs a commit: nothing
+        to commit in autocommit, but Python work on every statement.)"""
         try:
-            with self.pool.connection() as conn:
-                return self._run(conn, statement(sql, self.primary_keys, False), params)
+            conn = self.pool.getconn()
         except PoolTimeout as exc:
             raise translate(exc, self.where) from None
+        try:
+            return self._run(conn, sql, params)
+        finally:
+            self.pool.putconn(conn)
 
     def _columns(self, table: str) -> _Result:
         """SQLite's ``PRAGMA table_info``: rows whose second field is a column name."""
@@ -264,8 +273,7 @@ class Session:
         )
         if self._held is not None:
             return self._run(self._held, sql, (table,))
-        with self.pool.connection() as conn:
-            return self._run(conn, sql, (table,))
+        return self._once(sql, (table,))
 
     def _serialise(self, sql: str) -> None:
         """A write transaction that reads a log or a bucket (topic offsets, quota tokens) to
