@@ -9,9 +9,10 @@ native PostgreSQL backend; medians of `--repeat` rounds, systems alternating):
 
 * steps/s — 10-step workflows run back to back in one process (steps per second);
 * workflows/s — one-step workflows run back to back in one process;
-* round trips per workflow — the calling thread's waits for the server
-  (`psycopg.waiting.wait`, which ductape's store and DBOS's SQLAlchemy engine
-  both go through) during each timed loop; background threads not counted;
+* round trips per workflow — the calling thread's waits for the server during
+  each timed loop (psycopg calls that waited on the socket, counted where
+  ductape's store and DBOS's SQLAlchemy engine both go through psycopg's
+  `waiting.wait`); background threads not counted;
 * floor — autocommitted one-row INSERTs through psycopg on the same server:
   the most steps/s any system that commits each step durably can reach here
   (`synchronous_commit = on`, so each waits for the WAL flush);
@@ -33,7 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +73,12 @@ def drop_database(name: str) -> None:
 
 class RoundTrips:
     """Counts the exchanges with the server that the benchmark's thread waited for: every
-    psycopg call that blocks on the server (a statement, a commit, a pipeline's sync) goes
-    through `psycopg.waiting.wait`, for ductape's store and DBOS's SQLAlchemy engine alike.
-    Both run a workflow called this way on the calling thread; their background threads
-    (DBOS's queue and notification listeners, ductape's lease keeper) are not counted."""
+    psycopg call that talks to the server (a statement, a commit, a pipeline's sync) runs a
+    generator through `psycopg.waiting.wait`, for ductape's store and DBOS's SQLAlchemy engine
+    alike; one that had to wait on the socket at least once is counted (a commit or rollback
+    with no transaction open never does). Both systems run a workflow called this way on the
+    calling thread; their background threads (DBOS's queue and notification listeners,
+    ductape's lease keeper) are not counted."""
 
     def __init__(self) -> None:
         import threading
@@ -85,10 +88,22 @@ class RoundTrips:
         self.count = 0
         original, caller = waiting.wait, threading.get_ident()
 
-        def wait(*args: Any, **kwargs: Any) -> Any:
+        def tracked(gen: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
+            try:
+                wanted = next(gen)
+            except StopIteration as done:
+                return done.value
+            self.count += 1
+            while True:
+                try:
+                    wanted = gen.send((yield wanted))
+                except StopIteration as done:
+                    return done.value
+
+        def wait(gen: Any, *args: Any, **kwargs: Any) -> Any:
             if threading.get_ident() == caller:
-                self.count += 1
-            return original(*args, **kwargs)
+                gen = tracked(gen)
+            return original(gen, *args, **kwargs)
 
         waiting.wait = wait
 
