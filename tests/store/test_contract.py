@@ -543,6 +543,24 @@ def test_export_and_import_carry_a_run_between_stores(store: Any, tmp_path: Any)
     other.close()
 
 
+def test_an_import_belongs_to_the_importing_project(location: str) -> None:
+    """`ductape import` into another project's store: the runs and the definitions it carries
+    are that project's, not the exporter's (nor the unscoped '')."""
+    away, home = open_store(location, namespace="away"), open_store(location, namespace="home")
+    try:
+        started(away, "r1", version="v1")
+        away.save_definition("order", "v1", "Order", "wf.py", {"steps": []})
+        bundle, definitions = away.export_rows("r1"), away.list_definitions()
+        away.delete_run("r1")
+        home.import_rows([bundle], definitions)
+        assert home.get_run("r1") is not None and away.get_run("r1") is None
+        assert [d["version"] for d in home.list_definitions("order")] == ["v1"]
+        assert home.get_definition("order", "v1") is not None
+    finally:
+        away.close()
+        home.close()
+
+
 def test_queue_figures(store: Any) -> None:
     started(store, "due")
     started(store, "held")
