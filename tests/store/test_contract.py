@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ductape_cli.errors import LeaseLost, RunIdTaken, StepTaken
+from ductape_cli.errors import LeaseLost, RunIdTaken, StepTaken, StoreError
 from ductape_cli.models import Attempt, OpKind, Run, RunStatus, StepRecord, StepStatus
 from ductape_cli.store import open_store
 
@@ -541,6 +541,19 @@ def test_export_and_import_carry_a_run_between_stores(store: Any, tmp_path: Any)
         "workflow_started"
     ]
     other.close()
+
+
+def test_a_broken_constraint_is_a_store_error_and_writes_nothing(store: Any) -> None:
+    """A write that breaks a unique index on a path that does not expect it: a ductape
+    `StoreError` (never the driver's own exception), the transaction rolled back."""
+    started(store, "r1", idempotency_key="k1")
+    started(store, "r2", idempotency_key="k2")
+    with pytest.raises(StoreError):
+        store.set_run_fields("r2", {"idempotency_key": "k1"}, [(T0, "renamed", None, None)])
+    assert store.get_run("r2").idempotency_key == "k2"
+    assert [e.type for e in store.events("r2")] == ["workflow_started"]
+    store.set_run_fields("r2", {"idempotency_key": "k3"})  # the store is still usable
+    assert store.get_run("r2").idempotency_key == "k3"
 
 
 def test_an_import_belongs_to_the_importing_project(location: str) -> None:
