@@ -61,6 +61,7 @@ _LOG_EVENTS = (
     "ORDER BY e.n)"
 )
 _VALUES_36 = ", ".join("?" * 36)
+_PICKED_COLUMNS = ", ".join(f"numbered.{c.strip()}" for c in _RUN_COLUMNS.split(","))
 _JSON_RUN_FIELDS = frozenset({"output", "error", "rollback_result", "state", "waiting"})
 
 
@@ -568,7 +569,9 @@ class PostgresStore(SqliteStore):
     ) -> list[Run]:
         """As SQLite's (an expired lease is taken over only if in `stale_leases`, when given), but rows
         another worker is claiming right now are skipped, not waited for (``FOR UPDATE SKIP
-        LOCKED``), so workers on many hosts never queue behind each other."""
+        LOCKED``), so workers on many hosts never queue behind each other. One statement (one
+        round trip): the rows picked and locked, numbered in queue order so each gets its own
+        fresh lease from an array, updated; the runs come back as they were before the claim."""
         expired_params: list[Any]
         if stale_leases is None:
             expired_clause, expired_params = " OR lease_expires_at < ?", [now]
@@ -580,32 +583,37 @@ class PostgresStore(SqliteStore):
         else:
             expired_clause, expired_params = "", []
         tag_clause = " AND tag = ANY(?)" if tags else ""
-        with self._write() as conn:
-            rows = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('pending', 'running') AND ready_at <= ? "
-                f"AND (owner IS NULL{expired_clause} OR owner = ANY(?)){tag_clause}{self._scope} "
-                "ORDER BY ready_at LIMIT ? FOR UPDATE SKIP LOCKED",
-                (
-                    now,
-                    *expired_params,
-                    list(dead_owners),
-                    *([list(tags)] if tags else []),
-                    *self._scoped,
-                    limit,
-                ),
-            ).fetchall()
-            runs = [self._run(r) for r in rows]
-            for run in runs:
-                lease = new_lease()
-                conn.execute(
-                    "UPDATE runs SET owner = ?, lease = ?, lease_expires_at = ?, status = 'running', "
-                    "started_at = COALESCE(started_at, ?) WHERE id = ?",
-                    (owner, lease, now + ttl, now, run.id),
-                )
-                if run.owner is not None and run.owner != owner:
-                    run.taken_from = run.owner
-                run.owner, run.lease, run.lease_expires_at = owner, lease, now + ttl
-            return runs
+        leases = [new_lease() for _ in range(limit)]
+        rows = self.conn.execute(
+            f"WITH picked AS MATERIALIZED (SELECT {_RUN_COLUMNS} FROM runs "
+            "WHERE status IN ('pending', 'running') AND ready_at <= ? "
+            f"AND (owner IS NULL{expired_clause} OR owner = ANY(?)){tag_clause}{self._scope} "
+            "ORDER BY ready_at LIMIT ? FOR UPDATE SKIP LOCKED), "
+            "numbered AS (SELECT picked.*, row_number() OVER (ORDER BY ready_at, id) AS n FROM picked) "
+            "UPDATE runs SET owner = ?, lease = (?::text[])[numbered.n], lease_expires_at = ?, "
+            "status = 'running', started_at = COALESCE(runs.started_at, ?) FROM numbered "
+            f"WHERE runs.id = numbered.id RETURNING {_PICKED_COLUMNS}, numbered.n",
+            (
+                now,
+                *expired_params,
+                list(dead_owners),
+                *([list(tags)] if tags else []),
+                *self._scoped,
+                limit,
+                owner,
+                leases,
+                now + ttl,
+                now,
+            ),
+        ).fetchall()
+        runs = []
+        for *columns, n in sorted(rows, key=lambda row: row[-1]):
+            run = self._run(tuple(columns))
+            if run.owner is not None and run.owner != owner:
+                run.taken_from = run.owner
+            run.owner, run.lease, run.lease_expires_at = owner, leases[n - 1], now + ttl
+            runs.append(run)
+        return runs
 
     def next_claim_at(self) -> float | None:
         """When the next run becomes claimable: its due time, or its holder's lease expiry."""
