@@ -24,6 +24,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ductape_cli.errors import (
     DuctapeError,
+    LeaseLost,
     RunIdTaken,
     StepTaken,
     StoreBusy,
@@ -37,11 +38,13 @@ from ductape_cli.store.pg_dialect import PG_FEED_TRIGGERS, PG_MIGRATIONS, ddl, s
 from ductape_cli.store.sqlite import (
     _FENCE_RUN,
     _RUN_COLUMNS,
+    _STEP_COLUMNS,
     EventRow,
     SqliteStore,
     new_lease,
 )
 from ductape_cli.store.sqlite_ops import queue_stats
+from ductape_cli.store.sqlite_outbox import OutboxMessage
 
 logger = logging.getLogger("ductape.store")
 
@@ -61,6 +64,7 @@ _LOG_EVENTS = (
     "ORDER BY e.n)"
 )
 _VALUES_36 = ", ".join("?" * 36)
+_VALUES_18 = ", ".join("?" * 18)
 _PICKED_COLUMNS = ", ".join(f"numbered.{c.strip()}" for c in _RUN_COLUMNS.split(","))
 _JSON_RUN_FIELDS = frozenset({"output", "error", "rollback_result", "state", "waiting"})
 
@@ -546,6 +550,50 @@ class PostgresStore(SqliteStore):
             (*values, run_id, lease, *_event_arrays(events)),
         ).fetchall()
         return bool(rows[0][0])
+
+    def commit_step(
+        self,
+        record: StepRecord,
+        events: Sequence[EventRow],
+        state: dict[str, Any] | None = None,
+        *,
+        output_json: str | None = None,
+        lease: str | None = None,
+        outbox: Sequence[OutboxMessage] = (),
+    ) -> None:
+        """As SQLite's; with events or a new state (and no outbox message) still one statement:
+        the (fenced) journal row, and from its RETURNING the events and the state."""
+        if outbox or (not events and state is None):
+            super().commit_step(
+                record, events, state, output_json=output_json, lease=lease, outbox=outbox
+            )
+            return
+        values = self._step_values(record)
+        if output_json is not None:
+            values = (*values[:6], output_json, *values[7:])
+        fence = (
+            ""
+            if lease is None
+            else f" WHERE EXISTS (SELECT 1 FROM runs WHERE id = ? AND {_FENCE_RUN})"
+        )
+        stated = (
+            ""
+            if state is None
+            else ", stated AS (UPDATE runs SET state = ? FROM recorded WHERE runs.id = recorded.id)"
+        )
+        rows = self.conn.execute(
+            f"WITH recorded AS (INSERT INTO steps ({_STEP_COLUMNS}) SELECT {_VALUES_18}{fence} "
+            f"RETURNING run_id AS id), {_LOG_EVENTS.format(source='recorded')}{stated} "
+            "SELECT count(*) FROM recorded",
+            (
+                *values,
+                *(() if lease is None else (record.run_id, lease)),
+                *_event_arrays(events),
+                *(() if state is None else (dumps(state),)),
+            ),
+        ).fetchall()
+        if not rows[0][0]:
+            raise LeaseLost(f"run {record.run_id}: lease lost; step {record.tag!r} not recorded")
 
     def wake_parent(self, parent_id: str, now: float) -> None:
         """As SQLite's, after locking the parent's row. Under READ COMMITTED an UPDATE whose

@@ -243,6 +243,11 @@ def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_out(store: A
     assert store.finish_run("r1", first.lease, {"status": "completed"}, []) is False
     with pytest.raises(LeaseLost):
         store.commit_step(step("r1", 0), [], lease=first.lease)
+    with pytest.raises(LeaseLost):  # nor its events, nor the state it carried
+        store.commit_step(
+            step("r1", 0), [(T0, "step_completed", "charge", None)], {"n": 1}, lease=first.lease
+        )
+    assert store.count_events("r1") == 1 and store.get_run("r1").state == {}
     with pytest.raises(LeaseLost):
         store.set_run_fields("r1", {"phase": "x"}, lease=first.lease)
     assert store.renew_leases({"r1": first.lease}, T0 + 32, 30.0) == {"r1"}
