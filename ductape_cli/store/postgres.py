@@ -37,6 +37,8 @@ from ductape_cli.store.migrations import MIGRATIONS, NAMESPACE_MIGRATION
 from ductape_cli.store.pg_dialect import PG_FEED_TRIGGERS, PG_MIGRATIONS, ddl, statement
 from ductape_cli.store.sqlite import (
     _FENCE_RUN,
+    _INSERT_STEP,
+    _INSERT_STEP_FENCED,
     _RUN_COLUMNS,
     _STEP_COLUMNS,
     EventRow,
@@ -561,9 +563,9 @@ class PostgresStore(SqliteStore):
         lease: str | None = None,
         outbox: Sequence[OutboxMessage] = (),
     ) -> None:
-        """As SQLite's; with events or a new state (and no outbox message) still one statement:
-        the (fenced) journal row, and from its RETURNING the events and the state."""
-        if outbox or (not events and state is None):
+        """As SQLite's, in one statement unless it carries outbox messages: the (fenced) journal
+        row, and from its RETURNING the events and the state when there are any."""
+        if outbox:
             super().commit_step(
                 record, events, state, output_json=output_json, lease=lease, outbox=outbox
             )
@@ -571,6 +573,17 @@ class PostgresStore(SqliteStore):
         values = self._step_values(record)
         if output_json is not None:
             values = (*values[:6], output_json, *values[7:])
+        if not events and state is None:  # the hot path: one INSERT
+            sql, params = (
+                (_INSERT_STEP, values)
+                if lease is None
+                else (_INSERT_STEP_FENCED, (*values, record.run_id, lease))
+            )
+            if self.conn.execute(sql, params).rowcount != 1:
+                raise LeaseLost(
+                    f"run {record.run_id}: lease lost; step {record.tag!r} not recorded"
+                )
+            return
         fence = (
             ""
             if lease is None
