@@ -6,6 +6,11 @@ and turns every driver error into a ductape error. Only what PostgreSQL does
 differently is written here: migrations under an advisory lock, claims with
 ``FOR UPDATE SKIP LOCKED``, wake-ups by ``LISTEN/NOTIFY``, the feed triggers
 in plpgsql, and a create that survives two hosts racing for one idempotency key.
+And the hot writes, which SQLite does as a transaction of several statements
+(cheap there: no network), are one statement each here (data-modifying CTEs):
+creating a run, claiming runs, recording a step, finishing a run. Each is one
+round trip and one commit, where a transaction costs a round trip for every
+result it reads before its COMMIT.
 """
 
 from __future__ import annotations
