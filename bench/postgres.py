@@ -327,7 +327,7 @@ def main() -> None:
         )
         digits = 0 if figure.endswith("/s") else 1
         lines.append(
-            f"| {figure} | {ours:,.{digits}f} | {theirs:,.{digits}f} | {ours / theirs:.1f}× |"
+            f"| {figure} | {ours:,.{digits}f} | {theirs:,.{digits}f} | {ours / theirs:.{1 + digits}f}× |"
         )
     ceiling = statistics.median(rates["floor"]["steps/s"])
     ours = statistics.median(rates["ductape"]["steps/s"])
