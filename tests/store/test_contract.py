@@ -280,6 +280,19 @@ def test_renewals_keep_a_lease_and_release_gives_it_back(store: Any) -> None:
     assert [r.id for r in store.claim_ready("w2", T0 + 41, 30.0, 1)] == ["r1"]
 
 
+def test_one_renewal_extends_every_current_lease_and_names_the_stale_ones(store: Any) -> None:
+    for run_id in ("r1", "r2", "r3"):
+        started(store, run_id, ready_at=T0 + int(run_id[1]))
+    first, second, third = store.claim_ready("w1", T0 + 3, 30.0, 3)
+    assert [r.id for r in (first, second, third)] == ["r1", "r2", "r3"]
+    assert len({first.lease, second.lease, third.lease}) == 3  # a fresh token per run
+    store.release_run("r2", second.lease)
+    held = {"r1": first.lease, "r2": second.lease, "r3": third.lease}
+    assert store.renew_leases(held, T0 + 20, 30.0) == {"r2"}
+    assert [store.get_run(r).lease_expires_at for r in ("r1", "r3")] == [T0 + 50, T0 + 50]
+    assert store.get_run("r2").lease_expires_at is None
+
+
 def test_suspend_wakes_at_once_for_a_signal_that_arrived_meanwhile(store: Any) -> None:
     started(store, "r1")
     (claimed,) = store.claim_ready("w1", T0, 30.0, 1)
