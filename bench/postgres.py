@@ -9,10 +9,17 @@ native PostgreSQL backend; medians of `--repeat` rounds, systems alternating):
 
 * steps/s — 10-step workflows run back to back in one process (steps per second);
 * workflows/s — one-step workflows run back to back in one process;
+* round trips per workflow — the calling thread's waits for the server during
+  each timed loop (psycopg calls that waited on the socket, counted where
+  ductape's store and DBOS's SQLAlchemy engine both go through psycopg's
+  `waiting.wait`); background threads not counted;
+* floor — autocommitted one-row INSERTs through psycopg on the same server:
+  the most steps/s any system that commits each step durably can reach here
+  (`synchronous_commit = on`, so each waits for the WAL flush);
 * worker throughput — `--queued` one-step runs queued, then 1, 2 and 4
   `ductape worker` processes drain them, on SQLite and on PostgreSQL: runs/s
   from the moment the first worker printed its start line (so interpreter
-  start-up is not counted) until the last run completed.
+  start-up is not counted) until the last run completed (`--no-workers` skips it).
 
 `DUCTAPE_BENCH_PG` names the server (default postgresql://postgres@127.0.0.1:5432/postgres).
 """
@@ -27,13 +34,21 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import sequential  # noqa: E402
+from common import Batch, sequential  # noqa: E402
 from shapes import ductape_module, toml  # noqa: E402
 
+FIGURES = (
+    "steps/s",
+    "workflows/s",
+    "round trips per 10-step workflow",
+    "round trips per one-step workflow",
+)
 SERVER = os.environ.get("DUCTAPE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -56,6 +71,73 @@ def drop_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+class RoundTrips:
+    """Counts the exchanges with the server that the benchmark's thread waited for: every
+    psycopg call that talks to the server (a statement, a commit, a pipeline's sync) runs a
+    generator through `psycopg.waiting.wait`, for ductape's store and DBOS's SQLAlchemy engine
+    alike; one that had to wait on the socket at least once is counted (a commit or rollback
+    with no transaction open never does). Both systems run a workflow called this way on the
+    calling thread; their background threads (DBOS's queue and notification listeners,
+    ductape's lease keeper) are not counted."""
+
+    def __init__(self) -> None:
+        import threading
+
+        from psycopg import waiting
+
+        self.count = 0
+        original, caller = waiting.wait, threading.get_ident()
+
+        def tracked(gen: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
+            try:
+                wanted = next(gen)
+            except StopIteration as done:
+                return done.value
+            self.count += 1
+            while True:
+                try:
+                    wanted = gen.send((yield wanted))
+                except StopIteration as done:
+                    return done.value
+
+        def wait(gen: Any, *args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() == caller:
+                gen = tracked(gen)
+            return original(gen, *args, **kwargs)
+
+        waiting.wait = wait
+
+    def per_workflow(self, loop: Callable[[], Batch]) -> tuple[Batch, float]:
+        before = self.count
+        batch = loop()
+        return batch, (self.count - before) / batch.workflows
+
+
+ROUND_TRIPS: RoundTrips | None = None
+
+
+def counted(loop: Callable[[], Batch]) -> tuple[Batch, float]:
+    """Run `loop`; also return the round trips per workflow it made (all threads of this process)."""
+    global ROUND_TRIPS
+    if ROUND_TRIPS is None:
+        ROUND_TRIPS = RoundTrips()
+    return ROUND_TRIPS.per_workflow(loop)
+
+
+def floor(url: str, count: int) -> float:
+    """Durable commits/s: autocommitted one-row INSERTs, each waiting for its WAL flush."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_floor (id INTEGER PRIMARY KEY, data TEXT)")
+        started = time.perf_counter()
+        for i in range(count):
+            conn.execute("INSERT INTO bench_floor VALUES (%s, %s)", (i, "x"))
+        seconds = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_floor")
+    return count / seconds
+
+
 def project(folder: Path) -> Path:
     (folder / "workflows").mkdir(parents=True, exist_ok=True)
     (folder / "ductape.toml").write_text(toml("normal"), encoding="utf-8")
@@ -63,37 +145,48 @@ def project(folder: Path) -> Path:
     return folder
 
 
-def ductape_rates(url: str, folder: Path, count: int) -> dict[str, float]:
+def figures(
+    ten_steps: Callable[[], Any], one_step: Callable[[], Any], count: int
+) -> dict[str, float]:
+    """The figures of one system, given its two workflows to run (after one warm-up run each)."""
+    ten_steps()
+    one_step()
+    ten, ten_trips = counted(lambda: sequential(ten_steps, count, 10, cap_seconds=60))
+    one, one_trips = counted(lambda: sequential(one_step, count, 1, cap_seconds=60))
+    return {
+        "steps/s": ten.workflows * 10 / ten.seconds,
+        "workflows/s": one.workflows / one.seconds,
+        "round trips per 10-step workflow": ten_trips,
+        "round trips per one-step workflow": one_trips,
+    }
+
+
+def ductape_rates(name: str, folder: Path, count: int) -> dict[str, float]:
     from ductape_cli.config import load_config
     from ductape_cli.engine.engine import Engine
 
-    os.environ["DUCTAPE_STORE"] = url
+    os.environ["DUCTAPE_STORE"] = database_url(name)
     try:
         engine = Engine(load_config(project(folder)))
-        for tag in ("steps10", "steps1"):
-            engine.run(tag, {})
-        ten = sequential(lambda: engine.run("steps10", {}), count, 10, cap_seconds=60)
-        one = sequential(lambda: engine.run("steps1", {}), count, 1, cap_seconds=60)
+        got = figures(lambda: engine.run("steps10", {}), lambda: engine.run("steps1", {}), count)
         engine.close()
     finally:
         del os.environ["DUCTAPE_STORE"]
-    return {"steps/s": ten.workflows * 10 / ten.seconds, "workflows/s": one.workflows / one.seconds}
+    return got
 
 
-def dbos_rates(url: str, count: int) -> dict[str, float]:
+def dbos_rates(name: str, count: int) -> dict[str, float]:
     from dbos import DBOS
     from dbos_side import WORKFLOWS
 
-    DBOS(config={"name": "bench", "system_database_url": url, "log_level": "WARNING"})
+    DBOS(
+        config={"name": "bench", "system_database_url": database_url(name), "log_level": "WARNING"}
+    )
     DBOS.launch()
     try:
-        for tag in ("steps10", "steps1"):
-            WORKFLOWS[tag]()
-        ten = sequential(WORKFLOWS["steps10"], count, 10, cap_seconds=60)
-        one = sequential(WORKFLOWS["steps1"], count, 1, cap_seconds=60)
+        return figures(WORKFLOWS["steps10"], WORKFLOWS["steps1"], count)
     finally:
         DBOS.destroy()
-    return {"steps/s": ten.workflows * 10 / ten.seconds, "workflows/s": one.workflows / one.seconds}
 
 
 def worker_throughput(store: str, folder: Path, queued: int, workers: int) -> float:
@@ -142,6 +235,22 @@ def worker_throughput(store: str, folder: Path, queued: int, workers: int) -> fl
     return queued / seconds
 
 
+def worker_table(workers: dict[tuple[str, int], list[float]]) -> list[str]:
+    lines = [
+        "",
+        "| worker processes | SQLite runs/s | PostgreSQL runs/s | PostgreSQL ÷ 1 worker |",
+        "|---|---|---|---|",
+    ]
+    base_pg = statistics.median(workers[("postgresql", 1)])
+    for count in (1, 2, 4):
+        lite, pg = (
+            statistics.median(workers[("sqlite", count)]),
+            statistics.median(workers[("postgresql", count)]),
+        )
+        lines.append(f"| {count} | {lite:,.0f} | {pg:,.0f} | {pg / base_pg:.2f}× |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -152,21 +261,24 @@ def main() -> None:
     parser.add_argument("--queued", type=int, default=400, help="runs queued for the worker figure")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--markdown")
+    parser.add_argument(
+        "--no-workers", action="store_true", help="skip the worker throughput figure"
+    )
     args = parser.parse_args()
 
-    rates: dict[str, dict[str, list[float]]] = {"ductape": {}, "DBOS": {}}
+    rates: dict[str, dict[str, list[float]]] = {"ductape": {}, "DBOS": {}, "floor": {}}
     workers: dict[tuple[str, int], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="ductape-bench-pg-") as tmp:
         base = Path(tmp)
         for round_ in range(args.repeat):
             for system in ("ductape", "DBOS") if round_ % 2 == 0 else ("DBOS", "ductape"):
                 name = f"bench_{system.lower()}_{uuid.uuid4().hex[:8]}"
-                url = create_database(name)
+                create_database(name)
                 try:
                     got = (
-                        ductape_rates(url, base / name, args.workflows)
+                        ductape_rates(name, base / name, args.workflows)
                         if system == "ductape"
-                        else dbos_rates(url, args.workflows)
+                        else dbos_rates(name, args.workflows)
                     )
                 finally:
                     drop_database(name)
@@ -174,10 +286,17 @@ def main() -> None:
                     rates[system].setdefault(figure, []).append(value)
                 print(
                     f"round {round_ + 1} {system}: "
-                    + ", ".join(f"{k} {v:,.0f}" for k, v in got.items()),
+                    + ", ".join(f"{k} {v:,.1f}" for k, v in got.items()),
                     flush=True,
                 )
-            for backend in ("sqlite", "postgresql"):
+            name = f"bench_floor_{uuid.uuid4().hex[:8]}"
+            try:
+                commits = floor(create_database(name), args.workflows)
+            finally:
+                drop_database(name)
+            rates["floor"].setdefault("steps/s", []).append(commits)
+            print(f"round {round_ + 1} floor: {commits:,.0f} durable commits/s", flush=True)
+            for backend in () if args.no_workers else ("sqlite", "postgresql"):
                 for count in (1, 2, 4):
                     name = f"bench_workers_{uuid.uuid4().hex[:8]}"
                     folder = base / name
@@ -201,24 +320,24 @@ def main() -> None:
         "| figure | ductape on PostgreSQL | DBOS on PostgreSQL | ductape ÷ DBOS |",
         "|---|---|---|---|",
     ]
-    for figure in ("steps/s", "workflows/s"):
+    for figure in FIGURES:
         ours, theirs = (
             statistics.median(rates["ductape"][figure]),
             statistics.median(rates["DBOS"][figure]),
         )
-        lines.append(f"| {figure} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.1f}× |")
+        digits = 0 if figure.endswith("/s") else 1
+        lines.append(
+            f"| {figure} | {ours:,.{digits}f} | {theirs:,.{digits}f} | {ours / theirs:.{1 + digits}f}× |"
+        )
+    ceiling = statistics.median(rates["floor"]["steps/s"])
+    ours = statistics.median(rates["ductape"]["steps/s"])
     lines += [
         "",
-        "| worker processes | SQLite runs/s | PostgreSQL runs/s | PostgreSQL ÷ 1 worker |",
-        "|---|---|---|---|",
+        f"Floor: {ceiling:,.0f} durable commits/s (one-row INSERTs, autocommitted); "
+        f"ductape's steps/s are {ours / ceiling:.2f} of it.",
     ]
-    base_pg = statistics.median(workers[("postgresql", 1)])
-    for count in (1, 2, 4):
-        lite, pg = (
-            statistics.median(workers[("sqlite", count)]),
-            statistics.median(workers[("postgresql", count)]),
-        )
-        lines.append(f"| {count} | {lite:,.0f} | {pg:,.0f} | {pg / base_pg:.2f}× |")
+    if workers:
+        lines += worker_table(workers)
     table = "\n".join(lines)
     print("\n" + table)
     if args.markdown:

@@ -6,6 +6,11 @@ and turns every driver error into a ductape error. Only what PostgreSQL does
 differently is written here: migrations under an advisory lock, claims with
 ``FOR UPDATE SKIP LOCKED``, wake-ups by ``LISTEN/NOTIFY``, the feed triggers
 in plpgsql, and a create that survives two hosts racing for one idempotency key.
+And the hot writes, which SQLite does as a transaction of several statements
+(cheap there: no network), are one statement each here (data-modifying CTEs):
+creating a run, claiming runs, recording a step, finishing a run. Each is one
+round trip and one commit, where a transaction costs a round trip for every
+result it reads before its COMMIT.
 """
 
 from __future__ import annotations
@@ -24,17 +29,29 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ductape_cli.errors import (
     DuctapeError,
+    LeaseLost,
     RunIdTaken,
     StepTaken,
     StoreBusy,
     StoreError,
     StoreUnavailable,
 )
-from ductape_cli.models import Run
+from ductape_cli.models import Run, StepRecord
+from ductape_cli.store.encoding import dumps
 from ductape_cli.store.migrations import MIGRATIONS, NAMESPACE_MIGRATION
 from ductape_cli.store.pg_dialect import PG_FEED_TRIGGERS, PG_MIGRATIONS, ddl, statement
-from ductape_cli.store.sqlite import _RUN_COLUMNS, EventRow, SqliteStore, new_lease
+from ductape_cli.store.sqlite import (
+    _FENCE_RUN,
+    _INSERT_STEP,
+    _INSERT_STEP_FENCED,
+    _RUN_COLUMNS,
+    _STEP_COLUMNS,
+    EventRow,
+    SqliteStore,
+    new_lease,
+)
 from ductape_cli.store.sqlite_ops import queue_stats
+from ductape_cli.store.sqlite_outbox import OutboxMessage
 
 logger = logging.getLogger("ductape.store")
 
@@ -43,6 +60,30 @@ POOL_MAX = int(os.environ.get("DUCTAPE_PG_POOL_MAX", "8"))
 CONNECT_TIMEOUT = float(os.environ.get("DUCTAPE_PG_CONNECT_TIMEOUT", "10"))
 SERIAL_TABLES = ("topic_messages", "quota_buckets")
 _META = "CREATE TABLE IF NOT EXISTS ductape_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+
+# Events written by the statement that writes their run (`source`, a CTE returning its id): the
+# rows travel as four arrays (one per column), in order, so any number of events is one statement.
+_LOG_EVENTS = (
+    "logged AS (INSERT INTO events (run_id, ts, type, step, data) "
+    "SELECT {source}.id, e.ts, e.type, e.step, e.data FROM {source}, "
+    "unnest(?::float8[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS e(ts, type, step, data, n) "
+    "ORDER BY e.n)"
+)
+_VALUES_36 = ", ".join("?" * 36)
+_VALUES_18 = ", ".join("?" * 18)
+_PICKED_COLUMNS = ", ".join(f"numbered.{c.strip()}" for c in _RUN_COLUMNS.split(","))
+_JSON_RUN_FIELDS = frozenset({"output", "error", "rollback_result", "state", "waiting"})
+
+
+def _event_arrays(events: Sequence[EventRow]) -> tuple[list[Any], ...]:
+    """`events` as the four arrays `_LOG_EVENTS` unnests."""
+    return (
+        [float(ts) for ts, _, _, _ in events],
+        [type_ for _, type_, _, _ in events],
+        [step for _, _, step, _ in events],
+        [None if data is None else dumps(data) for _, _, _, data in events],
+    )
 
 
 class IdempotencyTaken(StoreError):
@@ -221,11 +262,20 @@ class Session:
         if self._held is not None:
             self._serialise(sql)
             return self._run(self._held, statement(sql, self.primary_keys, True), params)
+        return self._once(statement(sql, self.primary_keys, False), params)
+
+    def _once(self, sql: str, params: Sequence[Any]) -> _Result:
+        """A statement that is its own transaction, on a connection borrowed for it alone.
+        (`getconn`/`putconn`, not `pool.connection()`, whose exit also runs a commit: nothing
+        to commit in autocommit, but Python work on every statement.)"""
         try:
-            with self.pool.connection() as conn:
-                return self._run(conn, statement(sql, self.primary_keys, False), params)
+            conn = self.pool.getconn()
         except PoolTimeout as exc:
             raise translate(exc, self.where) from None
+        try:
+            return self._run(conn, sql, params)
+        finally:
+            self.pool.putconn(conn)
 
     def _columns(self, table: str) -> _Result:
         """SQLite's ``PRAGMA table_info``: rows whose second field is a column name."""
@@ -235,8 +285,7 @@ class Session:
         )
         if self._held is not None:
             return self._run(self._held, sql, (table,))
-        with self.pool.connection() as conn:
-            return self._run(conn, sql, (table,))
+        return self._once(sql, (table,))
 
     def _serialise(self, sql: str) -> None:
         """A write transaction that reads a log or a bucket (topic offsets, quota tokens) to
@@ -446,11 +495,16 @@ class PostgresStore(SqliteStore):
 
     # -- runs -------------------------------------------------------------
 
-    def create_run(self, run: Run, *args: Any, **kwargs: Any) -> tuple[Run, bool]:
-        """As SQLite's; when another host created a run with the same idempotency key between
-        the check and the insert, the unique index refuses ours and theirs comes back."""
+    def create_run(
+        self, run: Run, events: Sequence[EventRow], journal: Sequence[StepRecord] = ()
+    ) -> tuple[Run, bool]:
+        """As SQLite's, in one statement (one round trip) unless it copies a journal; when another
+        host created a run with the same idempotency key between the check and the insert, the
+        unique index refuses ours and theirs comes back."""
         try:
-            return super().create_run(run, *args, **kwargs)
+            if journal:
+                return super().create_run(run, events, journal)
+            return self._create_at_once(run, events)
         except IdempotencyTaken:
             rows = self._read(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE tag = ? AND idempotency_key = ?{self._scope}",
@@ -459,6 +513,105 @@ class PostgresStore(SqliteStore):
             if not rows:
                 raise
             return self._run(rows[0]), False
+
+    def _create_at_once(self, run: Run, events: Sequence[EventRow]) -> tuple[Run, bool]:
+        """The run and its events in one statement: a run with the same idempotency key comes back
+        instead (nothing written), a taken id fails the insert (`RunIdTaken`, by its constraint)."""
+        values = (*self._run_values(run), self.namespace or "")
+        if run.idempotency_key is None:
+            self.conn.execute(
+                f"WITH created AS (INSERT INTO runs ({_RUN_COLUMNS}, namespace) "
+                f"VALUES ({_VALUES_36}) RETURNING id), {_LOG_EVENTS.format(source='created')} "
+                "SELECT 1",
+                (*values, *_event_arrays(events)),
+            )
+            return run, True
+        rows = self.conn.execute(
+            f"WITH existing AS (SELECT {_RUN_COLUMNS} FROM runs "
+            f"WHERE tag = ? AND idempotency_key = ?{self._scope} LIMIT 1), "
+            f"created AS (INSERT INTO runs ({_RUN_COLUMNS}, namespace) SELECT {_VALUES_36} "
+            "WHERE NOT EXISTS (SELECT 1 FROM existing) RETURNING id), "
+            f"{_LOG_EVENTS.format(source='created')} SELECT {_RUN_COLUMNS} FROM existing",
+            (
+                run.tag,
+                run.idempotency_key,
+                *self._scoped,
+                *values,
+                *_event_arrays(events),
+            ),
+        ).fetchall()
+        return (self._run(rows[0]), False) if rows else (run, True)
+
+    def finish_run(
+        self, run_id: str, lease: str, fields: dict[str, Any], events: Sequence[EventRow]
+    ) -> bool:
+        """As SQLite's, in one statement (one round trip): the fenced update and, if it applied,
+        the events."""
+        values = [
+            dumps(v) if k in _JSON_RUN_FIELDS and v is not None else v for k, v in fields.items()
+        ]
+        rows = self.conn.execute(
+            f"WITH finished AS (UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)}, "
+            f"lease = NULL WHERE id = ? AND {_FENCE_RUN} RETURNING id), "
+            f"{_LOG_EVENTS.format(source='finished')} SELECT count(*) FROM finished",
+            (*values, run_id, lease, *_event_arrays(events)),
+        ).fetchall()
+        return bool(rows[0][0])
+
+    def commit_step(
+        self,
+        record: StepRecord,
+        events: Sequence[EventRow],
+        state: dict[str, Any] | None = None,
+        *,
+        output_json: str | None = None,
+        lease: str | None = None,
+        outbox: Sequence[OutboxMessage] = (),
+    ) -> None:
+        """As SQLite's, in one statement unless it carries outbox messages: the (fenced) journal
+        row, and from its RETURNING the events and the state when there are any."""
+        if outbox:
+            super().commit_step(
+                record, events, state, output_json=output_json, lease=lease, outbox=outbox
+            )
+            return
+        values = self._step_values(record)
+        if output_json is not None:
+            values = (*values[:6], output_json, *values[7:])
+        if not events and state is None:  # the hot path: one INSERT
+            sql, params = (
+                (_INSERT_STEP, values)
+                if lease is None
+                else (_INSERT_STEP_FENCED, (*values, record.run_id, lease))
+            )
+            if self.conn.execute(sql, params).rowcount != 1:
+                raise LeaseLost(
+                    f"run {record.run_id}: lease lost; step {record.tag!r} not recorded"
+                )
+            return
+        fence = (
+            ""
+            if lease is None
+            else f" WHERE EXISTS (SELECT 1 FROM runs WHERE id = ? AND {_FENCE_RUN})"
+        )
+        stated = (
+            ""
+            if state is None
+            else ", stated AS (UPDATE runs SET state = ? FROM recorded WHERE runs.id = recorded.id)"
+        )
+        rows = self.conn.execute(
+            f"WITH recorded AS (INSERT INTO steps ({_STEP_COLUMNS}) SELECT {_VALUES_18}{fence} "
+            f"RETURNING run_id AS id), {_LOG_EVENTS.format(source='recorded')}{stated} "
+            "SELECT count(*) FROM recorded",
+            (
+                *values,
+                *(() if lease is None else (record.run_id, lease)),
+                *_event_arrays(events),
+                *(() if state is None else (dumps(state),)),
+            ),
+        ).fetchall()
+        if not rows[0][0]:
+            raise LeaseLost(f"run {record.run_id}: lease lost; step {record.tag!r} not recorded")
 
     def wake_parent(self, parent_id: str, now: float) -> None:
         """As SQLite's, after locking the parent's row. Under READ COMMITTED an UPDATE whose
@@ -482,7 +635,9 @@ class PostgresStore(SqliteStore):
     ) -> list[Run]:
         """As SQLite's (an expired lease is taken over only if in `stale_leases`, when given), but rows
         another worker is claiming right now are skipped, not waited for (``FOR UPDATE SKIP
-        LOCKED``), so workers on many hosts never queue behind each other."""
+        LOCKED``), so workers on many hosts never queue behind each other. One statement (one
+        round trip): the rows picked and locked, numbered in queue order so each gets its own
+        fresh lease from an array, updated; the runs come back as they were before the claim."""
         expired_params: list[Any]
         if stale_leases is None:
             expired_clause, expired_params = " OR lease_expires_at < ?", [now]
@@ -494,32 +649,49 @@ class PostgresStore(SqliteStore):
         else:
             expired_clause, expired_params = "", []
         tag_clause = " AND tag = ANY(?)" if tags else ""
-        with self._write() as conn:
-            rows = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('pending', 'running') AND ready_at <= ? "
-                f"AND (owner IS NULL{expired_clause} OR owner = ANY(?)){tag_clause}{self._scope} "
-                "ORDER BY ready_at LIMIT ? FOR UPDATE SKIP LOCKED",
-                (
-                    now,
-                    *expired_params,
-                    list(dead_owners),
-                    *([list(tags)] if tags else []),
-                    *self._scoped,
-                    limit,
-                ),
-            ).fetchall()
-            runs = [self._run(r) for r in rows]
-            for run in runs:
-                lease = new_lease()
-                conn.execute(
-                    "UPDATE runs SET owner = ?, lease = ?, lease_expires_at = ?, status = 'running', "
-                    "started_at = COALESCE(started_at, ?) WHERE id = ?",
-                    (owner, lease, now + ttl, now, run.id),
-                )
-                if run.owner is not None and run.owner != owner:
-                    run.taken_from = run.owner
-                run.owner, run.lease, run.lease_expires_at = owner, lease, now + ttl
-            return runs
+        leases = [new_lease() for _ in range(limit)]
+        rows = self.conn.execute(
+            f"WITH picked AS MATERIALIZED (SELECT {_RUN_COLUMNS} FROM runs "
+            "WHERE status IN ('pending', 'running') AND ready_at <= ? "
+            f"AND (owner IS NULL{expired_clause} OR owner = ANY(?)){tag_clause}{self._scope} "
+            "ORDER BY ready_at LIMIT ? FOR UPDATE SKIP LOCKED), "
+            "numbered AS (SELECT picked.*, row_number() OVER (ORDER BY ready_at, id) AS n FROM picked) "
+            "UPDATE runs SET owner = ?, lease = (?::text[])[numbered.n], lease_expires_at = ?, "
+            "status = 'running', started_at = COALESCE(runs.started_at, ?) FROM numbered "
+            f"WHERE runs.id = numbered.id RETURNING {_PICKED_COLUMNS}, numbered.n",
+            (
+                now,
+                *expired_params,
+                list(dead_owners),
+                *([list(tags)] if tags else []),
+                *self._scoped,
+                limit,
+                owner,
+                leases,
+                now + ttl,
+                now,
+            ),
+        ).fetchall()
+        runs = []
+        for *columns, n in sorted(rows, key=lambda row: row[-1]):
+            run = self._run(tuple(columns))
+            if run.owner is not None and run.owner != owner:
+                run.taken_from = run.owner
+            run.owner, run.lease, run.lease_expires_at = owner, leases[n - 1], now + ttl
+            runs.append(run)
+        return runs
+
+    def renew_leases(self, leases: dict[str, str], now: float, ttl: float) -> set[str]:
+        """As SQLite's, in one statement however many runs this process holds (a transaction
+        would read each UPDATE's row count: a round trip per run)."""
+        if not leases:
+            return set()
+        rows = self.conn.execute(
+            "UPDATE runs SET lease_expires_at = ? FROM unnest(?::text[], ?::text[]) AS held(id, lease) "
+            "WHERE runs.id = held.id AND runs.lease = held.lease RETURNING runs.id",
+            (now + ttl, list(leases), list(leases.values())),
+        ).fetchall()
+        return set(leases) - {row[0] for row in rows}
 
     def next_claim_at(self) -> float | None:
         """When the next run becomes claimable: its due time, or its holder's lease expiry."""

@@ -88,6 +88,11 @@ def new_lease() -> str:
     ).hex()  # what secrets.token_hex does, without importing hmac on every command
 
 
+class ConstraintViolated(StoreError):
+    """A write transaction broke a key or another constraint (rolled back): the callers that
+    expect one (a journal position taken) turn it into their own error."""
+
+
 def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     text = str(exc)
     if "locked" in text or "busy" in text:
@@ -249,7 +254,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.IntegrityError):
-                    raise
+                    raise ConstraintViolated(_translate(exc, self.path).message) from None
                 if isinstance(exc, sqlite3.Error):
                     raise _translate(exc, self.path) from None
                 raise
@@ -1130,7 +1135,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
                     txn.execute("UPDATE runs SET state = ? WHERE id = ?", (dumps(state), run_id))
                 if outbox:
                     self._outbox_txn(txn, outbox)
-        except sqlite3.IntegrityError:
+        except ConstraintViolated:
             raise StepTaken(
                 f"run {record.run_id}: position {record.seq} already recorded by another owner"
             ) from None
@@ -1432,14 +1437,6 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         Returns (run, hook name, refusal); a refusal (unknown or used token,
         ended run) writes nothing.
         """
-        try:
-            return self._deliver_hook(token, payload, now)
-        except sqlite3.IntegrityError as exc:
-            raise _translate(exc, self.path) from None
-
-    def _deliver_hook(
-        self, token: str, payload: Any, now: float
-    ) -> tuple[Run | None, str, str | None]:
         with self._write() as conn:
             row = conn.execute(
                 "SELECT run_id, name, used_at FROM hooks WHERE token = ?", (token,)

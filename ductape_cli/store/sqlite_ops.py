@@ -26,6 +26,7 @@ class OpsMixin:
     conn: sqlite3.Connection
     _patient: Any
     path: str
+    namespace: str | None
 
     # -- retention ------------------------------------------------------------------------
 
@@ -112,14 +113,17 @@ class OpsMixin:
 
         A run id that exists refuses the whole import (nothing is written); a
         definition version already stored is kept as it is, and an imported one
-        never becomes a workflow's latest version.
+        never becomes a workflow's latest version. Runs and definitions belong to
+        this store's project (a store opened for no project keeps each run's own).
         """
+        namespace = self.namespace
         with self._write() as conn:  # type: ignore[attr-defined]
             for definition in definitions:
                 conn.execute(
-                    "INSERT OR IGNORE INTO definitions (tag, version, name, source_path, schema, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO definitions (namespace, tag, version, name, source_path, schema, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
+                        namespace or "",
                         definition["tag"],
                         definition["version"],
                         definition.get("name"),
@@ -148,6 +152,8 @@ class OpsMixin:
                             }  # fresh ids keep this store's order
                         if table == "signals":
                             row = {k: v for k, v in row.items() if k != "id"}
+                        if table == "runs" and namespace is not None:
+                            row = {**row, "namespace": namespace}
                         encoded = _encoded(table, row)
                         columns = ", ".join(encoded)
                         verb = "INSERT OR IGNORE" if table == "hooks" else "INSERT"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ductape_cli.errors import LeaseLost, RunIdTaken, StepTaken
+from ductape_cli.errors import LeaseLost, RunIdTaken, StepTaken, StoreError
 from ductape_cli.models import Attempt, OpKind, Run, RunStatus, StepRecord, StepStatus
 from ductape_cli.store import open_store
 
@@ -243,6 +243,11 @@ def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_out(store: A
     assert store.finish_run("r1", first.lease, {"status": "completed"}, []) is False
     with pytest.raises(LeaseLost):
         store.commit_step(step("r1", 0), [], lease=first.lease)
+    with pytest.raises(LeaseLost):  # nor its events, nor the state it carried
+        store.commit_step(
+            step("r1", 0), [(T0, "step_completed", "charge", None)], {"n": 1}, lease=first.lease
+        )
+    assert store.count_events("r1") == 1 and store.get_run("r1").state == {}
     with pytest.raises(LeaseLost):
         store.set_run_fields("r1", {"phase": "x"}, lease=first.lease)
     assert store.renew_leases({"r1": first.lease}, T0 + 32, 30.0) == {"r1"}
@@ -273,6 +278,19 @@ def test_renewals_keep_a_lease_and_release_gives_it_back(store: Any) -> None:
     assert store.get_run("r1").current_step == "charge"
     store.release_run("r1", claimed.lease)
     assert [r.id for r in store.claim_ready("w2", T0 + 41, 30.0, 1)] == ["r1"]
+
+
+def test_one_renewal_extends_every_current_lease_and_names_the_stale_ones(store: Any) -> None:
+    for run_id in ("r1", "r2", "r3"):
+        started(store, run_id, ready_at=T0 + int(run_id[1]))
+    first, second, third = store.claim_ready("w1", T0 + 3, 30.0, 3)
+    assert [r.id for r in (first, second, third)] == ["r1", "r2", "r3"]
+    assert len({first.lease, second.lease, third.lease}) == 3  # a fresh token per run
+    store.release_run("r2", second.lease)
+    held = {"r1": first.lease, "r2": second.lease, "r3": third.lease}
+    assert store.renew_leases(held, T0 + 20, 30.0) == {"r2"}
+    assert [store.get_run(r).lease_expires_at for r in ("r1", "r3")] == [T0 + 50, T0 + 50]
+    assert store.get_run("r2").lease_expires_at is None
 
 
 def test_suspend_wakes_at_once_for_a_signal_that_arrived_meanwhile(store: Any) -> None:
@@ -541,6 +559,37 @@ def test_export_and_import_carry_a_run_between_stores(store: Any, tmp_path: Any)
         "workflow_started"
     ]
     other.close()
+
+
+def test_a_broken_constraint_is_a_store_error_and_writes_nothing(store: Any) -> None:
+    """A write that breaks a unique index on a path that does not expect it: a ductape
+    `StoreError` (never the driver's own exception), the transaction rolled back."""
+    started(store, "r1", idempotency_key="k1")
+    started(store, "r2", idempotency_key="k2")
+    with pytest.raises(StoreError):
+        store.set_run_fields("r2", {"idempotency_key": "k1"}, [(T0, "renamed", None, None)])
+    assert store.get_run("r2").idempotency_key == "k2"
+    assert [e.type for e in store.events("r2")] == ["workflow_started"]
+    store.set_run_fields("r2", {"idempotency_key": "k3"})  # the store is still usable
+    assert store.get_run("r2").idempotency_key == "k3"
+
+
+def test_an_import_belongs_to_the_importing_project(location: str) -> None:
+    """`ductape import` into another project's store: the runs and the definitions it carries
+    are that project's, not the exporter's (nor the unscoped '')."""
+    away, home = open_store(location, namespace="away"), open_store(location, namespace="home")
+    try:
+        started(away, "r1", version="v1")
+        away.save_definition("order", "v1", "Order", "wf.py", {"steps": []})
+        bundle, definitions = away.export_rows("r1"), away.list_definitions()
+        away.delete_run("r1")
+        home.import_rows([bundle], definitions)
+        assert home.get_run("r1") is not None and away.get_run("r1") is None
+        assert [d["version"] for d in home.list_definitions("order")] == ["v1"]
+        assert home.get_definition("order", "v1") is not None
+    finally:
+        away.close()
+        home.close()
 
 
 def test_queue_figures(store: Any) -> None:

@@ -89,6 +89,8 @@ def test_a_sqlite_project_is_copied_to_postgresql_and_back(
         assert {run_id: _history(moved, run_id) for run_id in (done, waiting)} == before
         assert moved.store.get_run(done).output == {"total": 42}
         assert [s["tag"] for s in moved.store.list_schedules()] == ["order"]
+        # definitions keep their project's namespace (the project sees them, not under '')
+        assert {d["tag"] for d in moved.store.list_definitions()} >= {"order", "approval"}
         signalled = cli("signal", waiting, "approve", "--data", '{"ok": true}', "--json")
         assert signalled.exit_code == 0, signalled.stderr
         assert moved.store.get_run(waiting).output == {"ok": True}
