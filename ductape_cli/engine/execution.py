@@ -403,6 +403,7 @@ class Execution:
             "phase": None,
             **extra,
         }
+        journal.releasing = True
         if not journal.store.finish_run(
             journal.run.id,
             journal.lease or "",
@@ -434,6 +435,7 @@ class Execution:
         ready_at = suspend.ready_at
         if journal.deadline is not None:
             ready_at = journal.deadline if ready_at is None else min(ready_at, journal.deadline)
+        journal.releasing = True
         ready_at = journal.store.suspend_run(
             journal.run.id,
             journal.lease or "",

@@ -87,6 +87,9 @@ class Journal:
         self.deadline = run.deadline
         self.frontier_mode = False
         self.lost = False
+        # Set just before this execution's own finish or suspend gives the lease up, so a renewal
+        # racing that write is not taken for another owner's takeover (the write itself is fenced).
+        self.releasing = False
         self.pending_events: list[EventRow] = []
         self.outbox: dict[str, dict[str, Any]] = {}  # step tag -> message id -> OutboxMessage
         self.max_events = definition.max_events

@@ -206,6 +206,7 @@ class LeaseKeeper:
         lost = store.renew_leases(leases, now, self.ttl)
         for run_id in leases:
             if run_id in lost:
-                active[run_id].lose("another owner took the run over")
+                if not active[run_id].releasing:  # else its own finish or suspend gave the lease up
+                    active[run_id].lose("another owner took the run over")
             else:
                 active[run_id].lease_clock.renewed(sent)

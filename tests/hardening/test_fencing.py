@@ -128,3 +128,17 @@ def test_the_keeper_marks_a_run_taken_over_as_lost(project) -> None:
     assert execution.journal.lost
     with pytest.raises(LostOwnership):
         execution.journal.boundary()
+
+
+def test_a_renewal_racing_the_runs_own_finish_is_not_a_takeover(project, caplog) -> None:
+    """The keeper renews a lease the execution's own finish has just given up: no warning, not lost."""
+    engine, execution = _claimed_execution(project)
+    run_id, journal = execution.view.run_id, execution.journal
+    journal.releasing = True  # as in `Execution._end`, just before its finish_run
+    engine.store.finish_run(
+        run_id, journal.lease or "", {"status": "completed", "owner": None, "lease": None}, []
+    )
+    with caplog.at_level(logging.WARNING, logger="ductape"):
+        engine.leases._renew(engine.store, {run_id: journal}, engine.clock.now())
+    assert not journal.lost
+    assert "another owner" not in caplog.text
