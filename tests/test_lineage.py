@@ -377,6 +377,35 @@ def test_plain_resume_of_a_failed_run_reruns_only_the_failed_step(shop: Any, cli
     }
 
 
+def test_a_worker_cannot_take_a_resumed_run_from_the_resume_that_drives_it(
+    shop: Any, cli: Any
+) -> None:
+    """Between rewinding a run and driving it, a worker polling the store must not claim it.
+
+    (`serve`'s own worker did: the API's resume then answered "running" instead of the result.)
+    """
+    from ductape_cli.engine.lineage import resume_from
+
+    run_id = failed_shipping(shop, cli, "carrier-down")
+    eng, rival = shop.engine(), shop.engine()
+    drive = eng.drive
+    taken: list[Any] = []
+
+    def rival_polls_first(*args: Any, **kwargs: Any) -> Any:
+        taken.extend(rival.store.claim_ready(rival.owner, rival.clock.now(), 30, 10))
+        return drive(*args, **kwargs)
+
+    eng.drive = rival_polls_first  # type: ignore[method-assign]
+    try:
+        result = resume_from(eng, run_id)
+    finally:
+        eng.close()
+        rival.close()
+    assert taken == []
+    assert result["status"] == "completed"
+    assert calls(shop)["create-shipment"] == 2
+
+
 def test_resume_of_a_run_cancelled_before_it_started(shop: Any) -> None:
     from ductape_cli.engine.lineage import resume_from
 

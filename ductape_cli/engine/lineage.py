@@ -352,8 +352,9 @@ def resume_from(
         "ended_at": None,
         "phase": None,
         "ready_at": now,
-        "owner": None,
-        "lease_expires_at": None,
+        # Held by this engine until `drive` claims it, so no polling worker takes it in between.
+        "owner": engine.owner,
+        "lease_expires_at": now + engine.lease_ttl,
         "waiting": None,
         "current_step": None,
         "lineage": lineage,
@@ -410,8 +411,9 @@ def _retry_compensations(
         "rollback_result": None,
         "ended_at": None,
         "ready_at": now,
-        "owner": None,
-        "lease_expires_at": None,
+        # Held by this engine until `drive` claims it, so no polling worker takes it in between.
+        "owner": engine.owner,
+        "lease_expires_at": now + engine.lease_ttl,
         "waiting": None,
         "current_step": None,
         "deadline": None,  # the run's own time is over; its compensations are not bound by it
