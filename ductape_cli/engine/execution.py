@@ -386,7 +386,7 @@ class Execution:
         extra: dict[str, Any] = {}
         if run.lineage.get("restored_checkpoint"):
             run.lineage.pop("restored_checkpoint")  # it described this resume only
-            extra["lineage"] = dumps(run.lineage)
+            extra["lineage"] = run.lineage  # the store encodes JSON columns
         fields = {
             "status": str(status),
             "output": output,

@@ -13,6 +13,36 @@ from typing import Any
 _DECODER = json.JSONDecoder(parse_constant=lambda name: None)
 
 
+# Columns holding JSON text, per table: encoded when written, decoded when read or exported.
+JSON_COLUMNS: dict[str, frozenset[str]] = {
+    "runs": frozenset(
+        {
+            "input",
+            "output",
+            "error",
+            "rollback_result",
+            "context",
+            "state",
+            "lineage",
+            "options",
+            "waiting",
+            "metadata",
+        }
+    ),
+    "steps": frozenset({"input", "output", "error", "options"}),
+    "attempts": frozenset({"error"}),
+    "events": frozenset({"data"}),
+    "signals": frozenset({"payload"}),
+    "hooks": frozenset({"data"}),
+}
+
+
+def encoded_values(table: str, fields: dict[str, Any]) -> list[Any]:
+    """`fields`' values in order, JSON columns of `table` as text (None stays NULL)."""
+    json_columns = JSON_COLUMNS[table]
+    return [dumps(v) if k in json_columns and v is not None else v for k, v in fields.items()]
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 

@@ -37,7 +37,7 @@ from ductape_cli.errors import (
     StoreUnavailable,
 )
 from ductape_cli.models import Run, StepRecord
-from ductape_cli.store.encoding import dumps
+from ductape_cli.store.encoding import dumps, encoded_values
 from ductape_cli.store.migrations import MIGRATIONS, NAMESPACE_MIGRATION
 from ductape_cli.store.pg_dialect import PG_FEED_TRIGGERS, PG_MIGRATIONS, ddl, statement
 from ductape_cli.store.sqlite import (
@@ -73,7 +73,6 @@ _LOG_EVENTS = (
 _VALUES_36 = ", ".join("?" * 36)
 _VALUES_18 = ", ".join("?" * 18)
 _PICKED_COLUMNS = ", ".join(f"numbered.{c.strip()}" for c in _RUN_COLUMNS.split(","))
-_JSON_RUN_FIELDS = frozenset({"output", "error", "rollback_result", "state", "waiting"})
 
 
 def _event_arrays(events: Sequence[EventRow]) -> tuple[list[Any], ...]:
@@ -547,9 +546,7 @@ class PostgresStore(SqliteStore):
     ) -> bool:
         """As SQLite's, in one statement (one round trip): the fenced update and, if it applied,
         the events."""
-        values = [
-            dumps(v) if k in _JSON_RUN_FIELDS and v is not None else v for k, v in fields.items()
-        ]
+        values = encoded_values("runs", fields)
         rows = self.conn.execute(
             f"WITH finished AS (UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)}, "
             f"lease = NULL WHERE id = ? AND {_FENCE_RUN} RETURNING id), "

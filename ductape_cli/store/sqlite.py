@@ -33,7 +33,7 @@ from ductape_cli.models import (
     StepStatus,
 )
 from ductape_cli.store.backend import BackendMixin
-from ductape_cli.store.encoding import dumps
+from ductape_cli.store.encoding import dumps, encoded_values
 from ductape_cli.store.encoding import loads as _loads
 from ductape_cli.store.migrations import FEED_TRIGGERS, MIGRATIONS, NAMESPACE_MIGRATION
 from ductape_cli.store.sqlite_gate import gate_for, retry
@@ -310,6 +310,13 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
                         f"UPDATE {table} SET namespace = ? WHERE namespace = ''", (namespace,)
                     )
 
+    def _run_txn(self, conn: sqlite3.Connection, run_id: str) -> Run | None:
+        """Inside a write transaction: the run (of this namespace), as it is now."""
+        row = conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}", (run_id, *self._scoped)
+        ).fetchone()
+        return None if row is None else self._run(row)
+
     @staticmethod
     def _fence_txn(conn: sqlite3.Connection, run_id: str, lease: str) -> None:
         """Inside a write transaction: stop (`LeaseLost`, rolled back) unless `lease` is the run's current lease."""
@@ -504,13 +511,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
     ) -> Run | None:
         """Take the lease of an unfinished run if nobody live holds it."""
         with self._write() as conn:
-            row = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}",
-                (run_id, *self._scoped),
-            ).fetchone()
-            if row is None:
+            run = self._run_txn(conn, run_id)
+            if run is None:
                 return None
-            run = self._run(row)
             if run.status not in _ACTIVE:
                 return None
             held = (
@@ -747,8 +750,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         self, run_id: str, lease: str, fields: dict[str, Any], events: Sequence[EventRow]
     ) -> bool:
         """Record a run's end if `lease` is still current; False means another owner took over."""
-        json_columns = {"output", "error", "rollback_result", "state", "waiting"}
-        values = [dumps(v) if k in json_columns and v is not None else v for k, v in fields.items()]
+        values = encoded_values("runs", fields)
         with self._write() as conn:
             cur = conn.execute(
                 f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)}, lease = NULL WHERE id = ? AND {_FENCE_RUN}",
@@ -814,22 +816,8 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         """Update chosen run columns (JSON columns are encoded here) and append events.
 
         With `lease`, only while that lease is current (else `LeaseLost`, nothing written)."""
-        json_columns = {
-            "input",
-            "output",
-            "error",
-            "rollback_result",
-            "context",
-            "state",
-            "lineage",
-            "options",
-            "waiting",
-            "metadata",
-        }
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        values = [
-            dumps(v) if name in json_columns and v is not None else v for name, v in fields.items()
-        ]
+        values = encoded_values("runs", fields)
         with self._write() as conn:
             if lease is not None:
                 self._fence_txn(conn, run_id, lease)
@@ -840,13 +828,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
     def request_cancel(self, run_id: str, reason: str, now: float) -> Run | None:
         """Mark a run for cancellation and make it due now; None when it already ended."""
         with self._write() as conn:
-            row = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}",
-                (run_id, *self._scoped),
-            ).fetchone()
-            if row is None:
+            run = self._run_txn(conn, run_id)
+            if run is None:
                 return None
-            run = self._run(row)
             if run.status not in _ACTIVE:
                 return run
             conn.execute(
@@ -1151,8 +1135,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         lease: str | None = None,
     ) -> None:
         """Change a journal row (a wait that completed, a rollback status) with its events (fenced by `lease`)."""
-        json_columns = {"input", "output", "error", "options"}
-        values = [dumps(v) if k in json_columns and v is not None else v for k, v in fields.items()]
+        values = encoded_values("steps", fields)
         with self._write() as conn:
             if lease is not None:
                 self._fence_txn(conn, run_id, lease)
@@ -1292,13 +1275,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
     def add_signal(self, run_id: str, name: str, payload: Any, now: float) -> Run | None:
         """Buffer a signal; wake the run if it waits for this name. None if the run ended."""
         with self._write() as conn:
-            row = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?{self._scope}",
-                (run_id, *self._scoped),
-            ).fetchone()
-            if row is None:
+            run = self._run_txn(conn, run_id)
+            if run is None:
                 return None
-            run = self._run(row)
             if run.status not in _ACTIVE:
                 return run
             conn.execute(
@@ -1481,18 +1460,6 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         clear the rollback outcome of rows `reset_rollbacks` (so their compensation runs again)
         and set run columns, in one transaction, if the run still has `expect` = (status, owner).
         False when it changed meanwhile; then nothing is written."""
-        json_columns = {
-            "input",
-            "output",
-            "error",
-            "rollback_result",
-            "context",
-            "state",
-            "lineage",
-            "options",
-            "waiting",
-            "metadata",
-        }
         if "owner" in fields and "lease" not in fields:
             fields = {
                 **fields,
@@ -1520,9 +1487,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
                     f"UPDATE steps SET rollback_status = NULL, rollback_error = NULL WHERE run_id = ? AND seq IN ({marks})",
                     (run_id, *reset_rollbacks),
                 )
-            values = [
-                dumps(v) if k in json_columns and v is not None else v for k, v in fields.items()
-            ]
+            values = encoded_values("runs", fields)
             conn.execute(
                 f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
                 (*values, run_id),

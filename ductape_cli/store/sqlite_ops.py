@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ductape_cli.errors import InvalidInput, StoreError
-from ductape_cli.store.encoding import dumps
+from ductape_cli.store.encoding import JSON_COLUMNS, dumps
 from ductape_cli.store.encoding import loads as _loads
 
 # Rows that belong to a run and go with it; topic messages are a log of their own and stay.
@@ -232,25 +232,9 @@ class OpsMixin:
         return self._read(sql, params)  # type: ignore[attr-defined]
 
 
-# Columns holding JSON text, per table: decoded on export, encoded on import.
-_JSON_COLUMNS = {
-    "runs": {
-        "input",
-        "output",
-        "error",
-        "rollback_result",
-        "context",
-        "state",
-        "lineage",
-        "options",
-        "waiting",
-    },
-    "steps": {"input", "output", "error", "options"},
-    "attempts": {"error"},
-    "events": {"data"},
-    "signals": {"payload"},
-    "hooks": {"data"},
-}
+# JSON columns decoded on export and encoded on import. A run's `metadata` travels as the text it
+# is stored as, so files exported before it was listed here import unchanged.
+_JSON_COLUMNS = {**JSON_COLUMNS, "runs": JSON_COLUMNS["runs"] - {"metadata"}}
 
 
 def _decoded(table: str, row: dict[str, Any]) -> dict[str, Any]:
