@@ -19,9 +19,8 @@ from ductape_cli.toml_cache import parse_toml
 
 CONFIG_NAME = "ductape.toml"
 _PROJECT_KEYS = {"name", "namespace", "workflows", "store", "default_env", "durability"}
-_TOP_TABLES = {
-    "project",
-    "envs",
+# The tables that declare components (`ductape_cli/components/`), in the order they are checked.
+COMPONENT_TABLES = (
     "apps",
     "databases",
     "notifications",
@@ -30,6 +29,11 @@ _TOP_TABLES = {
     "quotas",
     "fallbacks",
     "graphs",
+)
+_TOP_TABLES = {
+    "project",
+    "envs",
+    *COMPONENT_TABLES,
     "worker",
     "dev",
     "retention",

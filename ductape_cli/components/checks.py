@@ -13,22 +13,14 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ductape_cli.config import COMPONENT_TABLES
 from ductape_cli.errors import ConfigError
 
 if TYPE_CHECKING:
     from ductape_cli.config import ProjectConfig
     from ductape_cli.engine.engine import Engine
 
-TABLES = (
-    "apps",
-    "databases",
-    "notifications",
-    "storage",
-    "brokers",
-    "quotas",
-    "fallbacks",
-    "graphs",
-)
+TABLES = COMPONENT_TABLES
 
 # component kind -> (table its first argument names, keyword of that argument, table of its events)
 _NAMED_BY = {

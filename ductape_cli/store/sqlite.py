@@ -318,6 +318,18 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         return None if row is None else self._run(row)
 
     @staticmethod
+    def _drop_ops_txn(conn: sqlite3.Connection, run_id: str, seqs: Sequence[int]) -> None:
+        """Inside a write transaction: drop journal rows `seqs` and their attempts; the signals
+        they consumed become pending again."""
+        marks = ", ".join("?" * len(seqs))
+        conn.execute(f"DELETE FROM steps WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs))
+        conn.execute(f"DELETE FROM attempts WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs))
+        conn.execute(
+            f"UPDATE signals SET consumed_seq = NULL WHERE run_id = ? AND consumed_seq IN ({marks})",
+            (run_id, *seqs),
+        )
+
+    @staticmethod
     def _fence_txn(conn: sqlite3.Connection, run_id: str, lease: str) -> None:
         """Inside a write transaction: stop (`LeaseLost`, rolled back) unless `lease` is the run's current lease."""
         if (
@@ -1181,18 +1193,8 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
     def delete_ops(self, run_id: str, seqs: Sequence[int]) -> None:
         if not seqs:
             return
-        marks = ", ".join("?" * len(seqs))
         with self._write() as conn:
-            conn.execute(
-                f"DELETE FROM steps WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs)
-            )
-            conn.execute(
-                f"DELETE FROM attempts WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs)
-            )
-            conn.execute(
-                f"UPDATE signals SET consumed_seq = NULL WHERE run_id = ? AND consumed_seq IN ({marks})",
-                (run_id, *seqs),
-            )
+            self._drop_ops_txn(conn, run_id, seqs)
 
     @staticmethod
     def _step_values(r: StepRecord) -> tuple[Any, ...]:
@@ -1470,17 +1472,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             if row is None or (row[0], row[1]) != expect:
                 return False
             if seqs:
-                marks = ", ".join("?" * len(seqs))
-                conn.execute(
-                    f"DELETE FROM steps WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs)
-                )
-                conn.execute(
-                    f"DELETE FROM attempts WHERE run_id = ? AND seq IN ({marks})", (run_id, *seqs)
-                )
-                conn.execute(
-                    f"UPDATE signals SET consumed_seq = NULL WHERE run_id = ? AND consumed_seq IN ({marks})",
-                    (run_id, *seqs),
-                )
+                self._drop_ops_txn(conn, run_id, seqs)
             if reset_rollbacks:
                 marks = ", ".join("?" * len(reset_rollbacks))
                 conn.execute(
