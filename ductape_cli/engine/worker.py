@@ -71,6 +71,8 @@ class Worker:
         self._in_flight = 0
         self._dead: list[str] = []
         self._dead_checked_at: float | None = None
+        self._stale: list[str] = []
+        self._stale_checked_at: float | None = None
 
     def stop(self) -> None:
         """Ask every thread to finish its current step, release its run and exit."""
@@ -92,6 +94,7 @@ class Worker:
         from ductape_cli.engine.triggers import Background
 
         background = Background(self.engine, self.report, self.tags)
+        self._stale_checked_at = None  # each run looks at the leases afresh
         if not once:
             background.start()
         stop_listening = None if once else self._listen()
@@ -213,7 +216,8 @@ class Worker:
         return now
 
     def _stale_leases(self, now: float) -> list[str]:
-        """Expired leases this worker has watched go unrenewed for a whole renewal interval.
+        """Expired leases this worker has watched go unrenewed for a whole renewal interval,
+        looked up at most once per poll interval (a queue drains with one claim per run).
 
         A lease that looks expired may only mean our clock runs ahead of the
         owner's; an owner that is alive renews every third of its lease, so a
@@ -221,13 +225,20 @@ class Worker:
         """
         with self._lock:
             seen = time.monotonic()
+            if (
+                self._stale_checked_at is not None
+                and seen - self._stale_checked_at < self.poll_interval
+            ):
+                return self._stale
+            self._stale_checked_at = seen
             current = {
                 (run_id, lease, expiry)
                 for run_id, lease, expiry in self.engine.store.expired_leases(now)
             }
             self._watched = {key: self._watched.get(key, seen) for key in current}
             grace = self.engine.lease_ttl / 3
-            return [key[1] for key, since in self._watched.items() if seen - since >= grace]
+            self._stale = [key[1] for key, since in self._watched.items() if seen - since >= grace]
+            return self._stale
 
     def _dead_owners(self) -> list[str]:
         """Owners on this host whose process is gone, looked up at most once per poll interval."""
