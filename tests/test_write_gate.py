@@ -1,6 +1,5 @@
 """Writers wait for the store's write lock without SQLite's sleeping busy handler (issue 19):
-threads of a process queue on one gate per store file, other ductape processes are waited for on a
-file lock beside the store, and any other writer is retried in short steps."""
+threads of a process queue on one gate per store file, other processes are retried in short steps."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -24,15 +22,6 @@ conn.execute("BEGIN IMMEDIATE")
 print("locked", flush=True)
 time.sleep(float(sys.argv[2]))
 conn.execute("COMMIT")
-"""
-
-HOLD_GATE = """
-import sys, time
-from ductape_cli.store import open_store
-store = open_store(sys.argv[1])
-with store._write():
-    print("locked", flush=True)
-    time.sleep(float(sys.argv[2]))
 """
 
 
@@ -170,60 +159,3 @@ def test_a_gate_wait_that_times_out_leaves_the_queue() -> None:
     gate.release()
     assert gate.acquire(timeout=0) is True  # free again, nobody queued
     gate.release()
-
-
-def counted_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The pauses `retry` takes from now on (a write that waited on the file lock takes none)."""
-    sleeps: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-        time.sleep(seconds)
-
-    monkeypatch.setattr(sqlite_gate, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
-    return sleeps
-
-
-def test_another_ductape_writer_is_waited_for_on_the_file_lock(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "s.db"
-    store = open_store(str(path))
-    new_run(store, "wf_1")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_GATE, str(path), "0.5"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        sleeps = counted_sleeps(monkeypatch)
-        started = time.monotonic()
-        store.commit_step(step("wf_1", 1), [])
-        assert time.monotonic() - started > 0.2  # it did wait for the holder's transaction
-        assert sleeps == []  # woken by the release, not by retrying
-    finally:
-        holder.wait(timeout=60)
-    assert list(store.load_journal("wf_1")) == [1]
-    assert (tmp_path / "s.db-gate").exists()
-
-
-def test_a_thread_holding_one_store_never_blocks_on_another_stores_file_lock(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Two processes each holding one store and waiting for the other's would wait for ever;
-    so the second store's lock is only tried, and SQLite's lock is retried as before."""
-    first, second = open_store(str(tmp_path / "a.db")), open_store(str(tmp_path / "b.db"))
-    new_run(second, "wf_1")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_GATE, str(tmp_path / "b.db"), "0.5"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        sleeps = counted_sleeps(monkeypatch)
-        with first._write():
-            second.commit_step(step("wf_1", 1), [])
-        assert sleeps  # retried on SQLite's lock instead of blocking on the file lock
-    finally:
-        holder.wait(timeout=60)
-    assert list(second.load_journal("wf_1")) == [1]

@@ -7,22 +7,13 @@ drained a queue slower than one. Instead:
 
 * the threads of one process queue on one lock per store file (`gate_for`), which
   hands itself to the longest waiter the moment it is released;
-* across processes, the gate's holder also holds an exclusive `flock` on a file
-  beside the store (`state.db-gate`), so a process that finds another process
-  writing sleeps in the kernel until that write ends and is woken then, instead
-  of retrying: four workers on two cores spent 10-20% of a drain in retry sleeps
-  that overshot the release;
-* the file lock is only a way to wait: SQLite's write lock is still what excludes.
-  Store connections run with a busy timeout of 0 and `retry` tries again itself
-  after short sleeps (50 µs, doubling, at most 1 ms, with jitter), for as long as
-  the old busy timeout allowed (30 s), when a writer that takes no file lock (the
-  sqlite3 shell, another tool) holds the store, or the file lock is unavailable.
+* across processes, store connections run with a busy timeout of 0 and `retry`
+  tries again itself after short sleeps (50 µs, doubling, at most 1 ms, with
+  jitter), for as long as the old busy timeout allowed (30 s).
 """
 
 from __future__ import annotations
 
-import fcntl
-import logging
 import os
 import random
 import sqlite3
@@ -38,60 +29,39 @@ LONGEST_PAUSE = 0.001
 
 T = TypeVar("T")
 
-log = logging.getLogger("ductape.store")
-_held = (
-    threading.local()
-)  # how many file locks this thread holds (it waits for a second one only without blocking)
-
 
 class Gate:
-    """A reentrant lock that waiting threads get in arrival order, and (with `path`) other
-    processes' gates for the same store too.
+    """A reentrant lock that waiting threads get in arrival order.
 
     Python's own locks let the thread that releases take the lock straight back,
     so with eight writers some waited for dozens of commits; here `release` hands
-    the lock to the longest waiter. The file lock is taken by each new holder and
-    let go at each full release, so a process does not keep it while its own
-    threads queue and the other processes wait.
+    the lock to the longest waiter.
     """
 
-    def __init__(self, path: str | None = None) -> None:
+    def __init__(self) -> None:
         self._state = threading.Lock()
         self._owner: int | None = None
         self._depth = 0
         self._waiters: deque[tuple[int, threading.Lock]] = deque()
-        self._path = path  # the file locked across processes; None: this process only
-        self._fd: int | None = None
-        self._file_locked = False
 
     def acquire(self, timeout: float = -1) -> bool:
-        """Take the gate (waiting up to `timeout` s for this process's other threads; -1: for ever).
-
-        The wait for another process's write has no timeout of its own: it ends with that write,
-        which SQLite's lock bounds (its `retry` gives up after `BUSY_TIMEOUT_S`).
-        """
         me = threading.get_ident()
         with self._state:
             if self._owner == me:
                 self._depth += 1
                 return True
-            taken = self._owner is None and not self._waiters
-            if taken:
+            if self._owner is None and not self._waiters:
                 self._owner, self._depth = me, 1
-            else:
-                baton = threading.Lock()
-                baton.acquire()
-                self._waiters.append((me, baton))
-        if not taken:
-            baton.acquire(timeout=timeout)
-            with self._state:
-                # Handed over, possibly just as the wait timed out?
-                taken = self._owner == me
-                if not taken:
-                    self._waiters.remove((me, baton))
-                    return False
-        self._lock_file()
-        return True
+                return True
+            baton = threading.Lock()
+            baton.acquire()
+            self._waiters.append((me, baton))
+        baton.acquire(timeout=timeout)
+        with self._state:
+            if self._owner == me:  # handed over, possibly just as the wait timed out
+                return True
+            self._waiters.remove((me, baton))
+            return False
 
     def release(self) -> None:
         with self._state:
@@ -100,50 +70,12 @@ class Gate:
             self._depth -= 1
             if self._depth:
                 return
-            self._unlock_file()
             if self._waiters:
                 self._owner, baton = self._waiters.popleft()
                 self._depth = 1
                 baton.release()
             else:
                 self._owner = None
-
-    def _lock_file(self) -> None:
-        """Wait for other processes' writes to this store (the new holder, outside `_state`: this
-        process's other threads queue on the gate meanwhile)."""
-        if self._path is None:
-            return
-        try:
-            if self._fd is None:
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if getattr(_held, "count", 0):
-                    # Holding another store's file lock: never wait for a second one (two processes
-                    # could wait for each other); SQLite's lock and `retry` still decide.
-                    return
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
-        except OSError as exc:
-            log.debug("store gate %s: no file lock (%s); retrying on busy instead", self._path, exc)
-            self._path = None
-            return
-        self._file_locked = True
-        _held.count = getattr(_held, "count", 0) + 1
-
-    def _unlock_file(self) -> None:
-        if not self._file_locked:
-            return
-        self._file_locked = False
-        _held.count -= 1
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def _forget_file(self) -> None:
-        """In a forked child: drop the parent's descriptor (and so never hold its lock alive)."""
-        if self._fd is not None:
-            os.close(self._fd)
-        self._fd, self._file_locked = None, False
 
 
 _gates: dict[str, Gate] = {}
@@ -158,17 +90,8 @@ def gate_for(path: str) -> Gate:
     with _gates_lock:
         gate = _gates.get(key)
         if gate is None:
-            gate = _gates[key] = Gate(key + "-gate")
+            gate = _gates[key] = Gate()
         return gate
-
-
-def _after_fork() -> None:
-    for gate in _gates.values():
-        gate._forget_file()
-    _held.count = 0
-
-
-os.register_at_fork(after_in_child=_after_fork)
 
 
 def is_busy(exc: sqlite3.Error) -> bool:
