@@ -1,8 +1,10 @@
 """The worker's claimer and executor pool (issue 19): batch claims sized to the free executors,
-every run executed once, the dead-owner lookup done once per poll rather than once per claim."""
+every run executed once, executors claiming their next run themselves while a queue drains, the
+dead-owner and stale-lease lookups done once per poll rather than once per claim."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -68,7 +70,55 @@ def test_dead_owners_are_looked_up_once_per_poll_not_per_claim(
 ) -> None:
     engine, ids = queued
     lookups = spy(monkeypatch, "owners_on_host", type(engine.store))
+    leases = spy(monkeypatch, "expired_leases", type(engine.store))
     claims = spy(monkeypatch, "claim_ready", type(engine.store))
     assert Worker(engine, concurrency=1, poll_interval=30).run(once=True) == 12
-    assert len(claims) >= 12 and len(lookups) == 1
+    assert len(claims) >= 12 and len(lookups) == 1 and len(leases) == 1
+    engine.close()
+
+
+def claimers(monkeypatch: pytest.MonkeyPatch, store_class: type) -> list[tuple[str, int]]:
+    """(thread name, runs claimed) of every claim_ready call."""
+    calls: list[tuple[str, int]] = []
+    real = store_class.claim_ready
+
+    def recording(self: Any, *args: Any, **kwargs: Any) -> Any:
+        runs = real(self, *args, **kwargs)
+        calls.append((threading.current_thread().name, len(runs)))
+        return runs
+
+    monkeypatch.setattr(store_class, "claim_ready", recording)
+    return calls
+
+
+def test_while_a_queue_drains_an_executor_claims_its_next_run_itself(
+    queued: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, ids = queued
+    calls = claimers(monkeypatch, type(engine.store))
+    assert Worker(engine, concurrency=1, poll_interval=0.05).run(once=True) == 12
+    by_executor = sum(n for name, n in calls if name == "ductape-worker-0")
+    assert by_executor == 11  # the claimer handed over the first run; the executor took the rest
+    assert all(engine.result(run_id)["status"] == "completed" for run_id in ids)
+    engine.close()
+
+
+def test_an_executor_whose_claim_fails_leaves_claiming_to_the_claimer(
+    queued: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, ids = queued
+    store_class = type(engine.store)
+    real = store_class.claim_ready
+
+    def failing_on_executors(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread().name.startswith("ductape-worker-") and not (
+            threading.current_thread().name.endswith("claim")
+        ):
+            raise RuntimeError("the executor's claim failed")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(store_class, "claim_ready", failing_on_executors)
+    worker = Worker(engine, concurrency=2, poll_interval=0.05)
+    assert worker.run(once=True) == 12 and worker.failed == 0
+    assert all(engine.result(run_id)["status"] == "completed" for run_id in ids)
     engine.close()

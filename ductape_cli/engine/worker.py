@@ -3,7 +3,8 @@
 One thread claims and `concurrency` threads execute: each claim takes as many
 runs as executors are free, in one short write transaction, so several workers
 on one store never execute the same run at once and a worker never holds a run
-it has no thread for. Stopping is graceful: executions release their runs at the
+it has no thread for. While claims come back full (a queue is draining), an
+executor that ends a run claims its next one itself. Stopping is graceful: executions release their runs at the
 next step boundary, and another worker can adopt them at once.
 """
 
@@ -71,6 +72,7 @@ class Worker:
         self._in_flight = 0
         self._dead: list[str] = []
         self._dead_checked_at: float | None = None
+        self._backlog = False  # the last claim came back full: more runs are probably due
         self._stale: list[str] = []
         self._stale_checked_at: float | None = None
 
@@ -242,14 +244,15 @@ class Worker:
 
     def _dead_owners(self) -> list[str]:
         """Owners on this host whose process is gone, looked up at most once per poll interval."""
-        now = time.monotonic()
-        if self._dead_checked_at is None or now - self._dead_checked_at >= self.poll_interval:
-            store = self.engine.store
-            self._dead = [
-                o for o in store.owners_on_host(HOST) if owner_is_dead(o, self.engine.owner)
-            ]
-            self._dead_checked_at = now
-        return self._dead
+        with self._lock:  # the claimer and the executors claiming for themselves
+            now = time.monotonic()
+            if self._dead_checked_at is None or now - self._dead_checked_at >= self.poll_interval:
+                store = self.engine.store
+                self._dead = [
+                    o for o in store.owners_on_host(HOST) if owner_is_dead(o, self.engine.owner)
+                ]
+                self._dead_checked_at = now
+            return self._dead
 
     def _reserve(self) -> int:
         """Wait for at least one free executor, then take every free one; 0 when stopping."""
@@ -301,6 +304,9 @@ class Worker:
                 self.stop_event.wait(delay)
                 continue
             failures = 0
+            self._backlog = (
+                len(claimed) == free
+            )  # there may be more: executors claim for themselves
             self._give_back(free - len(claimed))
             with self._lock:
                 self._in_flight += len(
@@ -328,17 +334,46 @@ class Worker:
             return self._in_flight
 
     def _execute_loop(self) -> None:
-        while True:
-            run = self._handoff.get()
-            if run is None:
-                return
+        run = self._handoff.get()
+        while run is not None:
+            ended = False
             try:
                 self._execute(run)
+                ended = True
             finally:
+                following = self._claim_next() if ended else None
                 with self._lock:
-                    self._in_flight -= 1
-                self._slots.release()
-                self._finished.set()
+                    self._in_flight += (following is not None) - 1
+                if following is None:
+                    self._slots.release()
+                    self._finished.set()
+            run = following if following is not None else self._handoff.get()
+
+    def _claim_next(self) -> Any:
+        """The next due run for this executor, claimed on its own thread while claims keep coming
+        back full (a queue is draining): no handoff through the claimer, which cost two thread
+        switches and the claimer's wake-up per run. None: the claimer takes over again."""
+        if not self._backlog or self.stop_event.is_set():
+            return None
+        engine = self.engine
+        try:
+            now = self.now()
+            claimed = engine.store.claim_ready(
+                engine.owner,
+                now,
+                engine.lease_ttl,
+                1,
+                self.tags,
+                self._dead_owners(),
+                self._stale_leases(now),
+            )
+        except Exception:  # noqa: BLE001 - the claimer's next claim reports it and backs off
+            log.debug("claiming the next run on an executor failed", exc_info=True)
+            claimed = []
+        if not claimed:
+            self._backlog = False
+            return None
+        return claimed[0]
 
     def _execute(self, run: Any) -> None:
         self.report(f"▶ {run.id} {run.tag}")
