@@ -51,13 +51,15 @@ def test_a_claim_takes_one_run_per_free_executor(
 ) -> None:
     engine, ids = queued
     claims = spy(monkeypatch, "claim_ready", type(engine.store))
+    rides = spy(monkeypatch, "take_finish_claim", type(engine.store))
     assert Worker(engine, concurrency=4, poll_interval=0.05).run(once=True) == 12
     first_args, _, first_runs = claims[0]
     assert (
         first_args[3] == 4 and len(first_runs) == 4
     )  # (owner, now, ttl, limit): all four executors were free
     assert all(0 < args[3] <= 4 and len(runs) <= args[3] for args, _, runs in claims)
-    claimed = [run.id for _, _, runs in claims for run in runs]
+    assert all(len(runs or []) <= 1 for _, _, runs in rides)  # a finish claims one run at most
+    claimed = [run.id for _, _, runs in claims + rides for run in runs or []]
     assert sorted(claimed) == sorted(ids)  # each run claimed exactly once
     for run_id in ids:
         result = engine.result(run_id)
@@ -72,8 +74,10 @@ def test_dead_owners_are_looked_up_once_per_poll_not_per_claim(
     lookups = spy(monkeypatch, "owners_on_host", type(engine.store))
     leases = spy(monkeypatch, "expired_leases", type(engine.store))
     claims = spy(monkeypatch, "claim_ready", type(engine.store))
+    rides = spy(monkeypatch, "take_finish_claim", type(engine.store))
     assert Worker(engine, concurrency=1, poll_interval=30).run(once=True) == 12
-    assert len(claims) >= 12 and len(lookups) == 1 and len(leases) == 1
+    claimed_runs = sum(len(runs or []) for _, _, runs in claims + rides)
+    assert claimed_runs == 12 and len(lookups) == 1 and len(leases) == 1
     engine.close()
 
 
@@ -96,9 +100,14 @@ def test_while_a_queue_drains_an_executor_claims_its_next_run_itself(
 ) -> None:
     engine, ids = queued
     calls = claimers(monkeypatch, type(engine.store))
+    rides = spy(monkeypatch, "take_finish_claim", type(engine.store))
     assert Worker(engine, concurrency=1, poll_interval=0.05).run(once=True) == 12
     by_executor = sum(n for name, n in calls if name == "ductape-worker-0")
-    assert by_executor == 11  # the claimer handed over the first run; the executor took the rest
+    with_finish = sum(len(runs or []) for _, _, runs in rides)
+    # The claimer handed over the first run; the executor took the rest, on SQLite each in the
+    # transaction that finished the run before (PostgreSQL's finishes claim nothing).
+    assert by_executor + with_finish == 11
+    assert with_finish == (11 if engine.store.backend == "sqlite" else 0)
     assert all(engine.result(run_id)["status"] == "completed" for run_id in ids)
     engine.close()
 
@@ -122,3 +131,23 @@ def test_an_executor_whose_claim_fails_leaves_claiming_to_the_claimer(
     assert worker.run(once=True) == 12 and worker.failed == 0
     assert all(engine.result(run_id)["status"] == "completed" for run_id in ids)
     engine.close()
+
+
+def test_a_run_claimed_with_a_finish_goes_back_to_the_queue_when_the_worker_stops(
+    queued: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, ids = queued
+    rides = spy(monkeypatch, "take_finish_claim", type(engine.store))
+    real = Worker._execute
+
+    def execute_then_stop(self: Worker, run: Any) -> None:
+        real(self, run)
+        self.stop_event.set()  # asked to stop while the first run was executing
+
+    monkeypatch.setattr(Worker, "_execute", execute_then_stop)
+    assert Worker(engine, concurrency=1, poll_interval=0.05).run(once=True) == 1
+    runs = [engine.get_run(run_id) for run_id in ids]
+    assert sum(run.status == "completed" for run in runs) == 1
+    assert all(run.owner is None and run.lease is None for run in runs)  # nothing left held
+    if engine.store.backend == "sqlite":
+        assert [len(runs or []) for _, _, runs in rides] == [1]  # the finish did claim one

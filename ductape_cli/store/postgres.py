@@ -521,6 +521,17 @@ class PostgresStore(SqliteStore):
                 run.owner, run.lease, run.lease_expires_at = owner, lease, now + ttl
             return runs
 
+    def claim_on_finish(
+        self,
+        run_id: str,
+        owner: str,
+        now: Callable[[], float],
+        ttl: float,
+        tags: Sequence[str] | None = None,
+    ) -> None:
+        """Not here: a finish only ends its run (claims are `claim_ready`'s, with ``SKIP LOCKED``;
+        the saved commit is SQLite's single writer's), so `take_finish_claim` gives None."""
+
     def next_claim_at(self) -> float | None:
         """When the next run becomes claimable: its due time, or its holder's lease expiry."""
         rows = self._read(
