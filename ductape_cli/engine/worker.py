@@ -5,8 +5,9 @@ runs as executors are free, in one short write transaction, so several workers
 on one store never execute the same run at once and a worker never holds a run
 it has no thread for. While claims come back full (a queue is draining), an
 executor that ends a run claims its next one itself, on SQLite in the same
-transaction that records the run's end. Stopping is graceful: executions release their runs at the
-next step boundary, and another worker can adopt them at once.
+transaction that records the run's end. Stopping is graceful: executions
+release their runs at the next step boundary, and another worker can adopt
+them at once.
 """
 
 from __future__ import annotations
@@ -308,9 +309,8 @@ class Worker:
                 self.stop_event.wait(delay)
                 continue
             failures = 0
-            self._backlog = (
-                len(claimed) == free
-            )  # there may be more: executors claim for themselves
+            # Came back full: there may be more, and executors claim their next runs themselves.
+            self._backlog = len(claimed) == free
             self._give_back(free - len(claimed))
             with self._lock:
                 self._in_flight += len(
