@@ -104,10 +104,9 @@ def test_while_a_queue_drains_an_executor_claims_its_next_run_itself(
     assert Worker(engine, concurrency=1, poll_interval=0.05).run(once=True) == 12
     by_executor = sum(n for name, n in calls if name == "ductape-worker-0")
     with_finish = sum(len(runs or []) for _, _, runs in rides)
-    # The claimer handed over the first run; the executor took the rest, on SQLite each in the
-    # transaction that finished the run before (PostgreSQL's finishes claim nothing).
-    assert by_executor + with_finish == 11
-    assert with_finish == (11 if engine.store.backend == "sqlite" else 0)
+    # The claimer handed over the first run; the executor took the rest, each in the
+    # transaction that finished the run before.
+    assert by_executor == 0 and with_finish == 11
     assert all(engine.result(run_id)["status"] == "completed" for run_id in ids)
     engine.close()
 
@@ -149,5 +148,4 @@ def test_a_run_claimed_with_a_finish_goes_back_to_the_queue_when_the_worker_stop
     runs = [engine.get_run(run_id) for run_id in ids]
     assert sum(run.status == "completed" for run in runs) == 1
     assert all(run.owner is None and run.lease is None for run in runs)  # nothing left held
-    if engine.store.backend == "sqlite":
-        assert [len(runs or []) for _, _, runs in rides] == [1]  # the finish did claim one
+    assert [len(runs or []) for _, _, runs in rides] == [1]  # the finish did claim one

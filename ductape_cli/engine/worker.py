@@ -4,8 +4,8 @@ One thread claims and `concurrency` threads execute: each claim takes as many
 runs as executors are free, in one short write transaction, so several workers
 on one store never execute the same run at once and a worker never holds a run
 it has no thread for. While claims come back full (a queue is draining), an
-executor that ends a run claims its next one itself, on SQLite in the same
-transaction that records the run's end. Stopping is graceful: executions
+executor that ends a run claims its next one itself, in the same transaction
+that records the run's end. Stopping is graceful: executions
 release their runs at the next step boundary, and another worker can adopt
 them at once.
 """
@@ -357,7 +357,7 @@ class Worker:
     def _ride_on_finish(self, run: Any) -> None:
         """While a queue drains and no run needs taking over (those go first, through
         `claim_ready`), let `run`'s finish claim this executor's next run in its own
-        transaction (SQLite: one commit less per run; PostgreSQL ignores it)."""
+        transaction: one commit less per run."""
         if not self._backlog or self.stop_event.is_set():
             return
         engine = self.engine

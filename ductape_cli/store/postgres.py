@@ -521,16 +521,35 @@ class PostgresStore(SqliteStore):
                 run.owner, run.lease, run.lease_expires_at = owner, lease, now + ttl
             return runs
 
-    def claim_on_finish(
+    def _claim_queued_txn(
         self,
-        run_id: str,
+        conn: Any,
         owner: str,
-        now: Callable[[], float],
+        now: float,
         ttl: float,
-        tags: Sequence[str] | None = None,
-    ) -> None:
-        """Not here: a finish only ends its run (claims are `claim_ready`'s, with ``SKIP LOCKED``;
-        the saved commit is SQLite's single writer's), so `take_finish_claim` gives None."""
+        limit: int,
+        tags: Sequence[str] | None,
+    ) -> list[tuple[Any, ...]]:
+        """SQLite's queue claim inside a finish (`claim_on_finish`), with rows another worker is
+        claiming skipped (``SKIP LOCKED``); one lease for the batch of one it is used for."""
+        tag_clause = " AND tag = ANY(?)" if tags else ""
+        rows: list[tuple[Any, ...]] = conn.execute(
+            "UPDATE runs SET owner = ?, lease = ?, lease_expires_at = ?, status = 'running', "
+            "started_at = COALESCE(started_at, ?) WHERE id IN (SELECT id FROM runs "
+            f"WHERE status IN ('pending', 'running') AND owner IS NULL AND ready_at <= ?{tag_clause}"
+            f"{self._scope} ORDER BY ready_at LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING {_RUN_COLUMNS}",
+            (
+                owner,
+                new_lease(),
+                now + ttl,
+                now,
+                now,
+                *([list(tags)] if tags else []),
+                *self._scoped,
+                limit,
+            ),
+        ).fetchall()
+        return rows
 
     def next_claim_at(self) -> float | None:
         """When the next run becomes claimable: its due time, or its holder's lease expiry."""
