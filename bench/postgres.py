@@ -17,9 +17,10 @@ native PostgreSQL backend; medians of `--repeat` rounds, systems alternating):
   the most steps/s any system that commits each step durably can reach here
   (`synchronous_commit = on`, so each waits for the WAL flush);
 * worker throughput — `--queued` one-step runs queued, then 1, 2 and 4
-  `ductape worker` processes drain them, on SQLite and on PostgreSQL: runs/s
-  from the moment the first worker printed its start line (so interpreter
-  start-up is not counted) until the last run completed (`--no-workers` skips it).
+  `ductape worker` processes drain them, on SQLite and on PostgreSQL: the runs
+  become due once every worker has printed its start line, and runs/s is
+  measured from the first run's start to the last run's end as the store
+  recorded them (so no interpreter start-up is counted; `--no-workers` skips it).
 
 `DUCTAPE_BENCH_PG` names the server (default postgresql://postgres@127.0.0.1:5432/postgres).
 """
@@ -189,8 +190,51 @@ def dbos_rates(name: str, count: int) -> dict[str, float]:
         DBOS.destroy()
 
 
+HOLD = 1e6  # seconds the queued runs are pushed into the future while the workers start
+
+
+def _shift_ready(store: str, seconds: float) -> None:
+    """Move every queued run's due time by `seconds` in one transaction (order kept)."""
+    sql = "UPDATE runs SET ready_at = ready_at + {} WHERE status = 'pending' AND owner IS NULL"
+    if store.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(store, autocommit=True) as conn:
+            conn.execute(sql.format("%s"), (seconds,))
+    else:
+        import sqlite3
+
+        conn = sqlite3.connect(store, isolation_level=None, timeout=60)
+        conn.execute(sql.format("?"), (seconds,))
+        conn.close()
+
+
+def _window(store: str) -> float:
+    """Seconds from the first run's start to the last run's end, as the store recorded them."""
+    sql = "SELECT MIN(started_at), MAX(ended_at) FROM runs"
+    if store.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(store, autocommit=True) as conn:
+            row = conn.execute(sql).fetchone()
+    else:
+        import sqlite3
+
+        conn = sqlite3.connect(store, timeout=60)
+        row = conn.execute(sql).fetchone()
+        conn.close()
+    assert row is not None
+    return float(row[1] - row[0])
+
+
 def worker_throughput(store: str, folder: Path, queued: int, workers: int) -> float:
-    """Queue `queued` one-step runs, start `workers` worker processes, time until all completed."""
+    """Queue `queued` one-step runs, start `workers` worker processes, time until all completed.
+
+    The runs are held (due in the future) until every worker has printed its start line, then
+    all become due at once; the rate is runs / (last end - first start) as the store recorded
+    them, so no worker's interpreter start-up falls inside the window (it used to: with four
+    workers, three start-ups ran beside the first worker's drain).
+    """
     from ductape_cli.config import load_config
     from ductape_cli.engine.engine import Engine
 
@@ -206,6 +250,9 @@ def worker_throughput(store: str, folder: Path, queued: int, workers: int) -> fl
         engine = Engine(load_config(root))
         for _ in range(queued):
             engine.start("steps1", {}, detach=True)
+        engine.close()
+        _shift_ready(store, HOLD)
+        engine = Engine(load_config(root))
         logs = [root / f"worker-{i}.log" for i in range(workers)]
         procs = [
             subprocess.Popen(
@@ -218,12 +265,12 @@ def worker_throughput(store: str, folder: Path, queued: int, workers: int) -> fl
             for log in logs
         ]
         try:
-            while not any(log.exists() and "worker " in log.read_text() for log in logs):
-                time.sleep(0.01)  # the first worker has started (interpreter and imports excluded)
-            started = time.perf_counter()
+            while not all(log.exists() and "worker " in log.read_text() for log in logs):
+                time.sleep(0.01)  # every worker has started (interpreters and imports excluded)
+            _shift_ready(store, -HOLD)
             while engine.store.count_runs(status="completed") < queued:
                 time.sleep(0.02)
-            seconds = time.perf_counter() - started
+            seconds = _window(store)
         finally:
             for proc in procs:
                 proc.terminate()

@@ -1,5 +1,5 @@
-"""Claims that stay flat with queue depth (issue 19): what they take, in what order, and the
-query plans of every statement on the claim, wake and recovery paths."""
+"""Claims that stay flat with queue depth (issue 19): what they take, in what order, a claim
+riding on a finish, and the query plans of every statement on the claim, wake and recovery paths."""
 
 from __future__ import annotations
 
@@ -218,3 +218,41 @@ def test_run_id_fragments_are_index_lookups(tmp_path: Path) -> None:
             sql,
             plan,
         )
+
+
+def test_a_finish_asked_to_claim_the_next_queued_run_in_its_transaction(tmp_path: Path) -> None:
+    store, now = populated(tmp_path / "s.db", queued=4)
+    held = store.claim_ready("me:1:x", now, 30, 1, stale_leases=[])[0]
+    assert held.id == "wf_q00000"
+    store.claim_on_finish(held.id, "me:1:x", lambda: now + 5, 30)
+    commits = store.conn.total_changes
+    executed: list[str] = []
+    store.conn.set_trace_callback(executed.append)
+    assert store.finish_run(held.id, held.lease or "", {"status": "completed", "ended_at": now}, [])
+    store.conn.set_trace_callback(None)
+    assert executed.count("COMMIT") == 1 and store.conn.total_changes == commits + 2
+    [following] = store.take_finish_claim() or []
+    assert following.id == "wf_q00001" and following.owner == "me:1:x"
+    assert following.lease and following.lease != held.lease
+    assert following.lease_expires_at == now + 35  # the clock is read when the finish commits
+    stored = store.get_run("wf_q00001")
+    assert stored is not None and stored.owner == "me:1:x" and stored.lease == following.lease
+    assert store.take_finish_claim() is None  # collected once; the request is gone too
+
+
+def test_a_finish_claims_only_for_the_run_it_was_asked_for_and_only_when_it_commits(
+    tmp_path: Path,
+) -> None:
+    store, now = populated(tmp_path / "s.db", queued=4)
+    first, second = store.claim_ready("me:1:x", now, 30, 2, stale_leases=[])
+    store.claim_on_finish(second.id, "me:1:x", lambda: now, 30)
+    assert store.finish_run(first.id, first.lease or "", {"status": "completed"}, [])
+    assert store.take_finish_claim() is None  # another run's finish (a nested one) took nothing
+    store.claim_on_finish(second.id, "me:1:x", lambda: now, 30)
+    assert not store.finish_run(second.id, "stale-lease", {"status": "completed"}, [])
+    assert store.take_finish_claim() is None  # the lease was lost: no finish, no claim
+    stored = store.get_run("wf_q00002")
+    assert stored is not None and stored.owner is None
+    store.claim_on_finish(second.id, "me:1:x", lambda: now, 30, tags=["nothing-of-this-tag"])
+    assert store.finish_run(second.id, second.lease or "", {"status": "completed"}, [])
+    assert store.take_finish_claim() == []  # finished, and nothing of that tag was due

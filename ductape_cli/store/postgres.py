@@ -545,7 +545,11 @@ class PostgresStore(SqliteStore):
         self, run_id: str, lease: str, fields: dict[str, Any], events: Sequence[EventRow]
     ) -> bool:
         """As SQLite's, in one statement (one round trip): the fenced update and, if it applied,
-        the events."""
+        the events. With a claim asked to ride on this finish (`claim_on_finish`), SQLite's
+        transaction: the finish and the next claim commit together (two round trips, one fewer
+        than finishing and then claiming)."""
+        if self._ride is not None and self._ride[0] == run_id:
+            return super().finish_run(run_id, lease, fields, events)
         values = encoded_values("runs", fields)
         rows = self.conn.execute(
             f"WITH finished AS (UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)}, "
@@ -553,7 +557,10 @@ class PostgresStore(SqliteStore):
             f"{_LOG_EVENTS.format(source='finished')} SELECT count(*) FROM finished",
             (*values, run_id, lease, *_event_arrays(events)),
         ).fetchall()
-        return bool(rows[0][0])
+        if not rows[0][0]:
+            return False
+        self._ridden = None
+        return True
 
     def commit_step(
         self,
@@ -689,6 +696,36 @@ class PostgresStore(SqliteStore):
             (now + ttl, list(leases), list(leases.values())),
         ).fetchall()
         return set(leases) - {row[0] for row in rows}
+
+    def _claim_queued_txn(
+        self,
+        conn: Any,
+        owner: str,
+        now: float,
+        ttl: float,
+        limit: int,
+        tags: Sequence[str] | None,
+    ) -> list[tuple[Any, ...]]:
+        """SQLite's queue claim inside a finish (`claim_on_finish`), with rows another worker is
+        claiming skipped (``SKIP LOCKED``); one lease for the batch of one it is used for."""
+        tag_clause = " AND tag = ANY(?)" if tags else ""
+        rows: list[tuple[Any, ...]] = conn.execute(
+            "UPDATE runs SET owner = ?, lease = ?, lease_expires_at = ?, status = 'running', "
+            "started_at = COALESCE(started_at, ?) WHERE id IN (SELECT id FROM runs "
+            f"WHERE status IN ('pending', 'running') AND owner IS NULL AND ready_at <= ?{tag_clause}"
+            f"{self._scope} ORDER BY ready_at LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING {_RUN_COLUMNS}",
+            (
+                owner,
+                new_lease(),
+                now + ttl,
+                now,
+                now,
+                *([list(tags)] if tags else []),
+                *self._scoped,
+                limit,
+            ),
+        ).fetchall()
+        return rows
 
     def next_claim_at(self) -> float | None:
         """When the next run becomes claimable: its due time, or its holder's lease expiry."""

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -575,20 +575,55 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
     def _claim_queued(
         self, owner: str, now: float, ttl: float, limit: int, tags: Sequence[str] | None
     ) -> list[Run]:
-        tag_clause = f" AND tag IN ({', '.join('?' * len(tags))})" if tags else ""
-        # One statement: the index walk and the updates share one short write transaction.
-        # `randomblob` gives each run its own lease, as `new_lease` does.
         with self._write() as conn:
-            rows = conn.execute(
-                "UPDATE runs SET owner = ?, lease = lower(hex(randomblob(8))), lease_expires_at = ?, status = 'running', "
-                "started_at = COALESCE(started_at, ?) "
-                f"WHERE id IN (SELECT id FROM runs INDEXED BY runs_queue WHERE {_QUEUED}{self._scope} AND ready_at <= ?"
-                f"{tag_clause} ORDER BY ready_at LIMIT ?) RETURNING {_RUN_COLUMNS}",
-                (owner, now + ttl, now, *self._scoped, now, *(tags or ()), limit),
-            ).fetchall()
+            rows = self._claim_queued_txn(conn, owner, now, ttl, limit, tags)
         runs = [self._run(r) for r in rows]
         runs.sort(key=lambda run: run.ready_at or 0.0)
         return runs
+
+    def _claim_queued_txn(
+        self,
+        conn: sqlite3.Connection,
+        owner: str,
+        now: float,
+        ttl: float,
+        limit: int,
+        tags: Sequence[str] | None,
+    ) -> list[tuple[Any, ...]]:
+        """The queue part of a claim inside the caller's write transaction; rows decoded by the caller."""
+        tag_clause = f" AND tag IN ({', '.join('?' * len(tags))})" if tags else ""
+        # One statement: the index walk and the updates share one short write transaction.
+        # `randomblob` gives each run its own lease, as `new_lease` does.
+        return conn.execute(
+            "UPDATE runs SET owner = ?, lease = lower(hex(randomblob(8))), lease_expires_at = ?, status = 'running', "
+            "started_at = COALESCE(started_at, ?) "
+            f"WHERE id IN (SELECT id FROM runs INDEXED BY runs_queue WHERE {_QUEUED}{self._scope} AND ready_at <= ?"
+            f"{tag_clause} ORDER BY ready_at LIMIT ?) RETURNING {_RUN_COLUMNS}",
+            (owner, now + ttl, now, *self._scoped, now, *(tags or ()), limit),
+        ).fetchall()
+
+    # A claim riding on a finish: (run whose finish claims, owner, clock, ttl, tags), and what it claimed.
+    _ride: tuple[str, str, Callable[[], float], float, Sequence[str] | None] | None = None
+    _ridden: list[tuple[Any, ...]] | None = None
+
+    def claim_on_finish(
+        self,
+        run_id: str,
+        owner: str,
+        now: Callable[[], float],
+        ttl: float,
+        tags: Sequence[str] | None = None,
+    ) -> None:
+        """Have `run_id`'s finish (`finish_run` on this connection) also claim the first due queued
+        run for `owner`, in its transaction: a worker draining a queue then commits once less per
+        run. `now` is read inside that transaction. `take_finish_claim` collects the run."""
+        self._ride, self._ridden = (run_id, owner, now, ttl, tags), None
+
+    def take_finish_claim(self) -> list[Run] | None:
+        """The run the finish claimed ([] when nothing was due then); None when no finish claimed
+        (the run suspended, failed to load, lost its lease). Forgets the request."""
+        rows, self._ride, self._ridden = self._ridden, None, None
+        return None if rows is None else [self._run(r) for r in rows]
 
     def _claim_orphans(
         self,
@@ -763,6 +798,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
     ) -> bool:
         """Record a run's end if `lease` is still current; False means another owner took over."""
         values = encoded_values("runs", fields)
+        ride = self._ride if self._ride is not None and self._ride[0] == run_id else None
+        if ride is not None:
+            self._ride = None
         with self._write() as conn:
             cur = conn.execute(
                 f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)}, lease = NULL WHERE id = ? AND {_FENCE_RUN}",
@@ -771,7 +809,12 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             if cur.rowcount != 1:
                 return False
             self._events_txn(conn, run_id, events)
-            return True
+            ridden = None
+            if ride is not None:
+                _, owner, clock, ttl, tags = ride
+                ridden = self._claim_queued_txn(conn, owner, clock(), ttl, 1, tags)
+        self._ridden = ridden  # only once committed
+        return True
 
     def wake_parent(self, parent_id: str, now: float) -> None:
         """A child ended: make its parent due if it is suspended waiting for a child."""

@@ -229,6 +229,31 @@ def test_claims_take_due_runs_in_due_order_once(store: Any) -> None:
     assert store.claim_run("first", "w2", T0 + 11, 30.0) is None  # a live lease
 
 
+def test_a_finish_asked_to_claim_the_next_due_run_in_its_transaction(store: Any) -> None:
+    started(store, "a", ready_at=T0 - 3)
+    started(store, "b", ready_at=T0 - 2, tag="refund")
+    started(store, "c", ready_at=T0 - 1)
+    (first,) = store.claim_ready("w1", T0, 30.0, 1)
+    store.claim_on_finish("elsewhere", "w1", lambda: T0 + 5, 30.0)
+    assert store.finish_run(first.id, first.lease, {"status": "completed"}, [])
+    assert store.take_finish_claim() is None  # asked for another run's finish: nothing taken
+    (second,) = store.claim_ready("w1", T0, 30.0, 1)
+    store.claim_on_finish(second.id, "w1", lambda: T0 + 5, 30.0, ["order"])
+    assert store.finish_run(second.id, second.lease, {"status": "completed"}, [])
+    (following,) = store.take_finish_claim()
+    assert (following.id, following.owner, following.lease_expires_at) == ("c", "w1", T0 + 35)
+    assert following.lease and following.lease not in (first.lease, second.lease)
+    stored = store.get_run("c")
+    assert (stored.owner, stored.lease, stored.status) == ("w1", following.lease, RunStatus.RUNNING)
+    assert store.take_finish_claim() is None  # collected once
+    store.claim_on_finish("c", "w1", lambda: T0 + 6, 30.0, ["order"])
+    assert store.finish_run("c", "not-the-lease", {"status": "completed"}, []) is False
+    assert store.take_finish_claim() is None  # no finish, no claim
+    store.claim_on_finish("c", "w1", lambda: T0 + 6, 30.0, ["order"])
+    assert store.finish_run("c", following.lease, {"status": "completed"}, [])
+    assert store.take_finish_claim() == []  # finished; no due run of that tag was left
+
+
 def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_out(store: Any) -> None:
     started(store, "r1")
     (first,) = store.claim_ready("w1", T0, 30.0, 1)
