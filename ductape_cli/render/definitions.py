@@ -11,8 +11,9 @@ from rich.tree import Tree
 
 from ductape_cli.durations import format_duration
 from ductape_cli.recording import display_path
+from ductape_cli.render.detail_parts import NO_WORKFLOWS, WORKFLOW_COLUMNS, workflow_rows
+from ductape_cli.render.lines import when
 from ductape_cli.render.operations import describe_operation
-from ductape_cli.render.views import when
 
 if TYPE_CHECKING:
     from ductape_cli.definitions import Changes, Defined, DefineReport
@@ -249,17 +250,10 @@ def show_definition(record: dict[str, Any]) -> RenderableType:
 
 def workflows_table(rows: list[dict[str, Any]]) -> RenderableType:
     if not rows:
-        return Text("no workflows defined yet; run `ductape define`", style="dim")
+        return Text(NO_WORKFLOWS, style="dim")
     table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
-    for column in ("TAG", "NAME", "VERSION", "VERSIONS", "STEPS", "DEFINED"):
+    for column in WORKFLOW_COLUMNS:
         table.add_column(column, no_wrap=column in ("TAG", "VERSION", "DEFINED"))
-    for row in rows:
-        table.add_row(
-            Text(row["tag"], style="bold"),
-            row["name"] or "",
-            _short(row["version"]),
-            str(row["versions"]),
-            str(row["steps"]),
-            when(row["defined_at"]),
-        )
+    for row in workflow_rows(rows):
+        table.add_row(*(Text(text, style=style) for text, style in row))
     return table
