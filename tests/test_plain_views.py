@@ -92,6 +92,61 @@ RELATED_CASES: list[dict[str, Any]] = [
         ],
     },
 ]
+SCHEMA: dict[str, Any] = {
+    "source_file": "/elsewhere/pay.py",
+    "source_line": 3,
+    "steps": [
+        {
+            "tag": "a",
+            "condition": "$Input{x} == 1",
+            "has_rollback": True,
+            "critical": True,
+            "allow_fail": True,
+            "dynamic": True,
+            "source": "/elsewhere/pay.py:5",
+            "options": {
+                "retries": 2,
+                "retry_delay_ms": 100,
+                "backoff": 2.0,
+                "max_delay_ms": 900,
+                "timeout_ms": 50,
+                "on_error": "x",
+                "input": {},
+            },
+        },
+        {"tag": "b", "parallel": "g1"},
+        {"tag": "c", "parallel": "g1"},
+    ],
+    "operations": [
+        {"kind": "step", "tag": "a"},
+        {"kind": "step", "tag": "b", "parallel": "g1"},
+        {"kind": "sleep", "duration_ms": 5000, "condition": "$Input{y}", "source": "x.py:9"},
+        {"kind": "step", "tag": "c", "parallel": "g1"},
+        {"kind": "checkpoint", "name": "done"},
+    ],
+    "recording_error": "boom",
+    "incomplete": ["loop"],
+    "warnings": ["careful\nnow"],
+    "options": {
+        "rollback_strategy": "all",
+        "product": "shop",
+        "timeout_ms": 60_000,
+        "envs": [{"slug": "prd"}, {"slug": "dev", "active": False}],
+        "signals": ["go"],
+        "queries": ["progress"],
+    },
+}
+DEFINITION_CASES: list[dict[str, Any]] = [
+    {
+        "tag": "pay",
+        "name": "Pay",
+        "version": "0123456789abcdef",
+        "schema": SCHEMA,
+        "created_at": 1_700_000_000.0,
+        "versions": ["a", "b"],
+    },
+    {"tag": "pay", "name": "pay", "version": "v1", "schema": {"options": {}}},
+]
 RUN = {"workflow_tag": "pay", "status": "completed", "execution_time": 120, "error": None}
 COMPARE_CASES: list[dict[str, Any]] = [
     {
@@ -143,7 +198,8 @@ COMPARE_CASES: list[dict[str, Any]] = [
     [("step", c) for c in STEP_CASES]
     + [("workflows", c) for c in WORKFLOW_CASES]
     + [("related", c) for c in RELATED_CASES]
-    + [("compare", c) for c in COMPARE_CASES],
+    + [("compare", c) for c in COMPARE_CASES]
+    + [("definition", c) for c in DEFINITION_CASES],
 )
 def test_plain_view_says_what_the_terminal_view_says(view: str, data: Any) -> None:
     assert plain_lines(view, data) == flatten(rich_view(view, data))

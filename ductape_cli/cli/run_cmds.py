@@ -23,6 +23,7 @@ from ductape_cli.cli.common import (
     output,
     parse_json_arg,
 )
+from ductape_cli.cli.read_command import show_query
 from ductape_cli.cli.run_command import run_workflow
 
 InputOption = Annotated[
@@ -225,7 +226,7 @@ def query(
 
     Example: ductape query wf_3f2a9c1d7b4e getProgress
     """
-    output("query", engine().query(run_id, name), as_json)
+    raise typer.Exit(show_query(run_id, name, as_json=as_json))
 
 
 def register(app: typer.Typer) -> None:

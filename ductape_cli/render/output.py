@@ -30,7 +30,7 @@ VIEWS: dict[str, tuple[str, str]] = {
     "compare": ("lineage:compare_view", "lineage_parts:compare_lines"),
     "define": ("definitions:define_report", "plain:flatten_view:define"),
     "check": ("definitions:check_report", "plain:flatten_view:check"),
-    "definition": ("definitions:show_definition", "plain:flatten_view:definition"),
+    "definition": ("definitions:show_definition", "definition_parts:definition_lines"),
     "workflows": ("definitions:workflows_table", "detail_parts:workflows_lines"),
     "schedule": ("views:schedule_view", "plain:schedule_lines"),
     "schedules": ("views:schedules_view", "plain:schedules_lines"),
