@@ -13,19 +13,28 @@ from typing import Any
 import pytest
 
 from ductape_cli.cli import run_command
-from ductape_cli.cli.history_command import HISTORY_OPTIONS, fast_history
+from ductape_cli.cli.history_command import HISTORY_OPTIONS, fast_history, show_history
 from ductape_cli.cli.list_command import (
     LIMIT_RANGE,
     LIST_OPTIONS,
     OFFSET_RANGE,
     fast_list,
     parse_list_args,
+    show_runs,
     within,
 )
 from ductape_cli.cli.plain_argv import Options, parse_plain
 from ductape_cli.cli.read_command import PLAIN_READS, fast_read
 from ductape_cli.cli.run_command import RUN_OPTIONS, fast_run, parse_run_args
-from ductape_cli.cli.status_command import STATUS_OPTIONS, fast_status
+from ductape_cli.cli.signal_command import (
+    CANCEL_OPTIONS,
+    SIGNAL_OPTIONS,
+    cancel_run,
+    fast_cancel,
+    fast_signal,
+    send_signal,
+)
+from ductape_cli.cli.status_command import STATUS_OPTIONS, fast_status, show_status
 from tests.conftest import ductape_subprocess_env
 
 SAMPLE = """
@@ -37,6 +46,12 @@ SAMPLE = """
         if ctx.input.fail:
             await ctx.step("explode", lambda: 1 / 0)
         return hello
+
+
+    @workflow("gate", signals={"go": {}})
+    async def gate(ctx):
+        got = await ctx.wait_for_signal("go")
+        return {"got": got}
 """
 
 
@@ -47,6 +62,14 @@ def greet(project: Any, cli: Any) -> Any:
     return project
 
 
+BODIES = {
+    "run": run_command.run_workflow,
+    "status": show_status,
+    "history": show_history,
+    "list": show_runs,
+    "signal": send_signal,
+    "cancel": cancel_run,
+}
 READ_FAMILIES = {
     "step": "inspect_cmds",
     "events": "inspect_cmds",
@@ -65,6 +88,10 @@ READ_FAMILIES = {
         ("status", "inspect_cmds", 1, STATUS_OPTIONS, set()),
         ("history", "inspect_cmds", 1, HISTORY_OPTIONS, {"--type", "-t"}),
         ("list", "inspect_cmds", 0, LIST_OPTIONS, set()),
+    ]
+    + [
+        ("signal", "run_cmds", 2, SIGNAL_OPTIONS, set()),
+        ("cancel", "run_cmds", 1, CANCEL_OPTIONS, set()),
     ]
     + [
         (name, family, PLAIN_READS[name][1], PLAIN_READS[name][0], set())
@@ -94,9 +121,12 @@ def test_the_option_table_is_the_typer_commands(
             table[opt] = (param.name, False)
     assert {opt: kind for opt, kind in table.items() if opt not in typer_only} == options
     assert typer_only <= set(table)
-    if name in PLAIN_READS:  # the body takes the typer command's arguments, in its order
-        body = inspect.signature(PLAIN_READS[name][2]).parameters
-        assert [p for p in body if body[p].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD] == given
+    # the body takes the typer command's arguments in its order, and its options' defaults
+    body = inspect.signature(BODIES.get(name) or PLAIN_READS[name][2]).parameters
+    assert [p for p in body if body[p].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD] == given
+    for param in command.params:
+        if param.param_type_name == "option" and param.name in body:
+            assert body[param.name].default == param.default, param.name
 
 
 def test_list_limits_are_the_typer_commands() -> None:
@@ -340,6 +370,14 @@ def test_piped_run_and_status_import_nothing_heavy(greet: Any) -> None:
         done = _loaded_after(greet, argv)
         assert shows in done.stdout
         assert "LOADED [] 0" in done.stderr, done.stderr
+    for argv, shows, code in (
+        (["signal", "{gate}", "go", "--json"], '"got"', 0),
+        (["cancel", "{gate}", "-r", "enough"], "cancelled: true", 4),
+    ):
+        gate_id = json.loads(_loaded_after(greet, ["run", "gate", "--json"]).stdout)["workflow_id"]
+        done = _loaded_after(greet, [a.format(gate=gate_id) for a in argv])
+        assert shows in done.stdout
+        assert f"LOADED [] {code}" in done.stderr, done.stderr
 
 
 def _read_argvs(run_id: str, failed_id: str) -> list[list[str]]:
@@ -382,3 +420,32 @@ def test_read_fast_paths_and_typer_agree(
         if code == 2:
             assert len(fast.err.strip().splitlines()) == 1, fast.err
     assert codes >= {0, 2}  # both what is shown and what is refused were compared
+
+
+def test_signal_and_cancel_fast_paths_and_typer_agree(
+    greet: Any, cli: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ductape_cli.cli import signal_command
+
+    monkeypatch.setattr(signal_command, "load_engine", lambda: None)  # no gc.freeze here
+    codes = set()
+    for command, fast, args in (
+        ("signal", fast_signal, ["go", "--data", '{"n": 1}', "--json"]),
+        ("signal", fast_signal, ["go", "-d", "{}"]),
+        ("signal", fast_signal, ["go", "--no-wait", "--no-annotations", "--json"]),
+        ("signal", fast_signal, ["nope", "--json"]),
+        ("signal", fast_signal, ["go", "--data", "{bad"]),
+        ("cancel", fast_cancel, ["--json"]),
+        ("cancel", fast_cancel, ["-r", "done with it"]),
+    ):
+        runs = [cli("run", "gate", "--json").json()["workflow_id"] for _ in range(2)]
+        code = fast([runs[0], *args])
+        fast_out = capsys.readouterr()
+        typer_result = cli(command, runs[1], *args)
+        assert code == typer_result.exit_code, args
+        assert _same(fast_out.out) == _same(typer_result.stdout), args
+        assert _same(fast_out.err) == _same(typer_result.stderr), args
+        codes.add(code)
+        if code == 2:
+            assert len(fast_out.err.strip().splitlines()) == 1, fast_out.err
+    assert codes >= {0, 2, 4, 5}  # completed, refused, cancelled, still waiting

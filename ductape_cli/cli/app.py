@@ -7,7 +7,7 @@ them all is start-up time a command does not need); `--help` and anything
 unknown get the whole app. A plain `ductape run TAG [options]`, `status
 RUN_ID`, `history RUN_ID`, `list [options]` or one of the other reading
 commands (`step`, `events`, `workflows`, `show`, `related`, `compare`,
-`query`) builds no app at all (`cli/plain_argv.py`); this module imports no
+`query`), `signal` or `cancel` builds no app at all (`cli/plain_argv.py`); this module imports no
 typer, so those paths never pay for it.
 """
 
@@ -64,6 +64,8 @@ PLAIN_COMMANDS = {
     "status": ("status_command", "fast_status"),
     "history": ("history_command", "fast_history"),
     "list": ("list_command", "fast_list"),
+    "signal": ("signal_command", "fast_signal"),
+    "cancel": ("signal_command", "fast_cancel"),
     **{name: ("read_command", f"fast_{name}") for name in READ_COMMANDS},
 }
 
