@@ -1,9 +1,11 @@
 """Where every command's view goes: Rich on a terminal, plain lines to a pipe (JSON is the CLI's).
 
 Each view is named once here with its Rich builder and its plain-lines builder;
-the CLI asks for a view by name. Plain builders for the hot paths (`run`'s
-result, `history`) never import rich; the rest flatten the Rich renderable
-(trees indent, tables become tab-separated lines, grids `key: value`).
+the CLI asks for a view by name. The plain builders of every view but
+`define`'s and `check`'s never import rich (the `*_parts` modules build a view
+once as pieces both sides use); those two flatten the Rich renderable (trees
+indent, tables become tab-separated lines, grids `key: value`: the layout
+`render/lines.py` gives the others).
 User data never passes through Rich markup or emoji codes: the console
 has both off, and views build `Text` from it.
 """
