@@ -25,6 +25,7 @@ from ductape_cli.definition import SCHEMA_FORMAT as FORMAT
 from ductape_cli.definition import WorkflowDefinition, source_hash_of
 from ductape_cli.errors import DefinitionError
 from ductape_cli.mappings import deep_merge
+from ductape_cli.sites import display_path
 
 # Keys that say where things are or what to tell a person, not what the workflow does.
 _UNVERSIONED = ("version", "source_hash", "source_file", "source_line", "warnings")
@@ -133,7 +134,7 @@ def _record(
         if isinstance(exc, KeyboardInterrupt):
             raise exc from None
         if isinstance(exc, (recording.RecordingError, recording.RecordingLimit)):
-            at = f" at {recording.display_path(exc.site)}" if exc.site else ""
+            at = f" at {display_path(exc.site)}" if exc.site else ""
             error = InvalidCall if isinstance(exc, recording.RecordingError) else DefinitionError
             raise error(f"workflow {wf.tag!r}{where}{at}: {exc.message}") from None
         message = _handler_error(wf, exc, where, failed.recording)
@@ -207,7 +208,7 @@ def _handler_error(
 ) -> str:
     """Whatever the handler raised, as one line with where it happened and, if we can tell, how to fix it."""
     site = _user_frame(exc)
-    at = f" at {recording.display_path(site)}" if site else ""
+    at = f" at {display_path(site)}" if site else ""
     text = " ".join(str(exc).split())
     kind = "TypeError" if isinstance(exc, placeholders.PlaceholderUsed) else type(exc).__name__
     message = f"workflow {wf.tag!r}{where} raised {kind} while recording{at}" + (

@@ -43,6 +43,7 @@ from ductape_cli.placeholders import (
     to_json,
 )
 from ductape_cli.shapes import call_node, call_shape
+from ductape_cli.sites import display_path
 
 MAX_OPS = 10_000  # a handler looping forever on ctx calls stops here
 RECORD_TIMEOUT = 10.0  # seconds; a handler blocking outside ctx stops here
@@ -210,18 +211,6 @@ class Pending:
 
 async def _immediate(value: Any) -> Any:
     return value
-
-
-def display_path(site: str) -> str:
-    """A ``file:line`` shown relative to the working directory when inside it."""
-    path, _, line = site.rpartition(":")
-    if not line.isdigit():
-        path, line = site, ""
-    try:
-        shown = str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError):
-        shown = path
-    return f"{shown}:{line}" if line else shown
 
 
 def override_conditions(tag: str, value: Any) -> list[conditions.Node]:

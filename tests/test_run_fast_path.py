@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import subprocess
@@ -12,18 +13,28 @@ from typing import Any
 import pytest
 
 from ductape_cli.cli import run_command
-from ductape_cli.cli.history_command import HISTORY_OPTIONS, fast_history
+from ductape_cli.cli.history_command import HISTORY_OPTIONS, fast_history, show_history
 from ductape_cli.cli.list_command import (
     LIMIT_RANGE,
     LIST_OPTIONS,
     OFFSET_RANGE,
     fast_list,
     parse_list_args,
+    show_runs,
     within,
 )
 from ductape_cli.cli.plain_argv import Options, parse_plain
+from ductape_cli.cli.read_command import PLAIN_READS, fast_read
 from ductape_cli.cli.run_command import RUN_OPTIONS, fast_run, parse_run_args
-from ductape_cli.cli.status_command import STATUS_OPTIONS, fast_status
+from ductape_cli.cli.signal_command import (
+    CANCEL_OPTIONS,
+    SIGNAL_OPTIONS,
+    cancel_run,
+    fast_cancel,
+    fast_signal,
+    send_signal,
+)
+from ductape_cli.cli.status_command import STATUS_OPTIONS, fast_status, show_status
 from tests.conftest import ductape_subprocess_env
 
 SAMPLE = """
@@ -35,6 +46,12 @@ SAMPLE = """
         if ctx.input.fail:
             await ctx.step("explode", lambda: 1 / 0)
         return hello
+
+
+    @workflow("gate", signals={"go": {}})
+    async def gate(ctx):
+        got = await ctx.wait_for_signal("go")
+        return {"got": got}
 """
 
 
@@ -45,26 +62,55 @@ def greet(project: Any, cli: Any) -> Any:
     return project
 
 
+BODIES = {
+    "run": run_command.run_workflow,
+    "status": show_status,
+    "history": show_history,
+    "list": show_runs,
+    "signal": send_signal,
+    "cancel": cancel_run,
+}
+READ_FAMILIES = {
+    "step": "inspect_cmds",
+    "events": "inspect_cmds",
+    "workflows": "define_cmds",
+    "show": "define_cmds",
+    "related": "lineage_cmds",
+    "compare": "lineage_cmds",
+    "query": "run_cmds",
+}
+
+
 @pytest.mark.parametrize(
-    ("name", "family", "argument", "options", "typer_only"),
+    ("name", "family", "arguments", "options", "typer_only"),
     [
-        ("run", "run_cmds", "tag", RUN_OPTIONS, set()),
-        ("status", "inspect_cmds", "run_id", STATUS_OPTIONS, set()),
-        ("history", "inspect_cmds", "run_id", HISTORY_OPTIONS, {"--type", "-t"}),
-        ("list", "inspect_cmds", None, LIST_OPTIONS, set()),
+        ("run", "run_cmds", 1, RUN_OPTIONS, set()),
+        ("status", "inspect_cmds", 1, STATUS_OPTIONS, set()),
+        ("history", "inspect_cmds", 1, HISTORY_OPTIONS, {"--type", "-t"}),
+        ("list", "inspect_cmds", 0, LIST_OPTIONS, set()),
+    ]
+    + [
+        ("signal", "run_cmds", 2, SIGNAL_OPTIONS, set()),
+        ("cancel", "run_cmds", 1, CANCEL_OPTIONS, set()),
+    ]
+    + [
+        (name, family, PLAIN_READS[name][1], PLAIN_READS[name][0], set())
+        for name, family in READ_FAMILIES.items()
     ],
 )
 def test_the_option_table_is_the_typer_commands(
-    name: str, family: str, argument: str | None, options: Options, typer_only: set[str]
+    name: str, family: str, arguments: int, options: Options, typer_only: set[str]
 ) -> None:
     """Every option of the typer command (but those left to typer) is in the table, the same, and no other."""
     import typer
 
+    from ductape_cli.cli.app import COMMAND_FAMILIES, PLAIN_COMMANDS
     from ductape_cli.cli.typer_app import build
 
+    assert COMMAND_FAMILIES[name] == family and name in PLAIN_COMMANDS
     command = typer.main.get_command(build((family,))).commands[name]
     given = [p.name for p in command.params if p.param_type_name == "argument"]
-    assert given == ([argument] if argument else [])
+    assert len(given) == arguments
     table: Options = {}
     for param in command.params:
         if param.param_type_name == "argument" or param.name == "help":
@@ -75,6 +121,12 @@ def test_the_option_table_is_the_typer_commands(
             table[opt] = (param.name, False)
     assert {opt: kind for opt, kind in table.items() if opt not in typer_only} == options
     assert typer_only <= set(table)
+    # the body takes the typer command's arguments in its order, and its options' defaults
+    body = inspect.signature(BODIES.get(name) or PLAIN_READS[name][2]).parameters
+    assert [p for p in body if body[p].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD] == given
+    for param in command.params:
+        if param.param_type_name == "option" and param.name in body:
+            assert body[param.name].default == param.default, param.name
 
 
 def test_list_limits_are_the_typer_commands() -> None:
@@ -293,7 +345,7 @@ def _loaded_after(project: Any, argv: list[str]) -> subprocess.CompletedProcess[
 
 
 def test_piped_run_and_status_import_nothing_heavy(greet: Any) -> None:
-    """The start-up a plain piped `run`, `status` or `history` does not pay for; a regression costs every call."""
+    """The start-up a plain piped `run` or reading command does not pay for; a regression costs every call."""
     _loaded_after(greet, ["run", "greet", "--json"])  # fills ductape.toml's cache: no tomllib next
     done = _loaded_after(greet, ["run", "greet", "--json"])
     assert json.loads(done.stdout)["status"] == "completed"
@@ -302,12 +354,98 @@ def test_piped_run_and_status_import_nothing_heavy(greet: Any) -> None:
     done = _loaded_after(greet, ["run", "greet"])
     assert "status: completed" in done.stdout
     assert "LOADED [] 0" in done.stderr, done.stderr
+    other_id = re.findall(r"^run: (wf_\w+)", done.stdout, re.M)[0]
     for argv, shows in (
         (["status", run_id], run_id),
         (["status", run_id, "--json"], run_id),
         (["history", run_id], "workflow_completed"),
         (["list", "--limit", "5"], run_id[-6:]),
+        (["step", run_id, "hello"], "attempts"),
+        (["events", run_id, "--json"], "[]"),
+        (["workflows"], "greet"),
+        (["show", "greet"], "hello"),
+        (["related", run_id], run_id),
+        (["compare", run_id, other_id], "0 input field(s)"),
     ):
         done = _loaded_after(greet, argv)
         assert shows in done.stdout
         assert "LOADED [] 0" in done.stderr, done.stderr
+    for argv, shows, code in (
+        (["signal", "{gate}", "go", "--json"], '"got"', 0),
+        (["cancel", "{gate}", "-r", "enough"], "cancelled: true", 4),
+    ):
+        gate_id = json.loads(_loaded_after(greet, ["run", "gate", "--json"]).stdout)["workflow_id"]
+        done = _loaded_after(greet, [a.format(gate=gate_id) for a in argv])
+        assert shows in done.stdout
+        assert f"LOADED [] {code}" in done.stderr, done.stderr
+
+
+def _read_argvs(run_id: str, failed_id: str) -> list[list[str]]:
+    return [
+        ["step", run_id, "hello"],
+        ["step", "--json", run_id, "hello"],
+        ["step", run_id, "nope"],
+        ["events", run_id],
+        ["events", run_id, "-t", "x", "--json"],
+        ["events", "wf_nope"],
+        ["workflows"],
+        ["workflows", "--json"],
+        ["show", "greet"],
+        ["show", "greet", "--json"],
+        ["show", "greet", "-v", "zzzzzz"],
+        ["show", "nope"],
+        ["related", failed_id],
+        ["related", run_id, "--json"],
+        ["compare", run_id, failed_id],
+        ["compare", run_id, failed_id, "--json"],
+        ["compare", run_id, "wf_nope"],
+        ["query", run_id, "progress"],
+    ]
+
+
+def test_read_fast_paths_and_typer_agree(
+    greet: Any, cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = cli("run", "greet", "--json").json()["workflow_id"]
+    failed_id = cli("run", "greet", "--input", '{"fail": true}', "--json").json()["workflow_id"]
+    codes = set()
+    for command, *args in _read_argvs(run_id, failed_id):
+        code = fast_read(command, args)
+        fast = capsys.readouterr()
+        typer_result = cli(command, *args)
+        assert code == typer_result.exit_code, args
+        assert fast.out == typer_result.stdout, args
+        assert fast.err == typer_result.stderr, args
+        codes.add(code)
+        if code == 2:
+            assert len(fast.err.strip().splitlines()) == 1, fast.err
+    assert codes >= {0, 2}  # both what is shown and what is refused were compared
+
+
+def test_signal_and_cancel_fast_paths_and_typer_agree(
+    greet: Any, cli: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ductape_cli.cli import signal_command
+
+    monkeypatch.setattr(signal_command, "load_engine", lambda: None)  # no gc.freeze here
+    codes = set()
+    for command, fast, args in (
+        ("signal", fast_signal, ["go", "--data", '{"n": 1}', "--json"]),
+        ("signal", fast_signal, ["go", "-d", "{}"]),
+        ("signal", fast_signal, ["go", "--no-wait", "--no-annotations", "--json"]),
+        ("signal", fast_signal, ["nope", "--json"]),
+        ("signal", fast_signal, ["go", "--data", "{bad"]),
+        ("cancel", fast_cancel, ["--json"]),
+        ("cancel", fast_cancel, ["-r", "done with it"]),
+    ):
+        runs = [cli("run", "gate", "--json").json()["workflow_id"] for _ in range(2)]
+        code = fast([runs[0], *args])
+        fast_out = capsys.readouterr()
+        typer_result = cli(command, runs[1], *args)
+        assert code == typer_result.exit_code, args
+        assert _same(fast_out.out) == _same(typer_result.stdout), args
+        assert _same(fast_out.err) == _same(typer_result.stderr), args
+        codes.add(code)
+        if code == 2:
+            assert len(fast_out.err.strip().splitlines()) == 1, fast_out.err
+    assert codes >= {0, 2, 4, 5}  # completed, refused, cancelled, still waiting

@@ -3,10 +3,13 @@
 One handler (`cli.basics.explain`) turns a `DuctapeError` into one line on
 stderr and its exit code. `main` builds only the family of the command being
 run (typer builds every registered command before dispatching, and importing
-them all is start-up time a command does not need); `--help` and anything
-unknown get the whole app. A plain `ductape run TAG [options]`, `status
-RUN_ID`, `history RUN_ID` or `list [options]` builds no app at all (`cli/plain_argv.py`); this
-module imports no typer, so those paths never pay for it.
+them all is start-up time a command does not need); `--help` on a terminal
+and anything unknown get the whole app. A plain `ductape run TAG [options]`,
+`status RUN_ID`, `history RUN_ID`, `list [options]`, one of the other reading
+commands (`step`, `events`, `workflows`, `show`, `related`, `compare`,
+`query`), `signal` or `cancel` builds no app at all (`cli/plain_argv.py`), nor
+does `ductape --help` to a pipe (`cli/root_help.py`); this module imports no
+typer, so those paths never pay for it.
 """
 
 from __future__ import annotations
@@ -54,12 +57,19 @@ COMMAND_FAMILIES = {
     "serve": "serve_cmds",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_FAMILIES.values()))
+# the reading commands whose bodies and option tables are in cli/read_command.py
+READ_COMMANDS = ("step", "events", "workflows", "show", "related", "compare", "query")
 # command -> (module, function) that runs its plain argv without typer, or returns None
 PLAIN_COMMANDS = {
     "run": ("run_command", "fast_run"),
     "status": ("status_command", "fast_status"),
     "history": ("history_command", "fast_history"),
     "list": ("list_command", "fast_list"),
+    "signal": ("signal_command", "fast_signal"),
+    "cancel": ("signal_command", "fast_cancel"),
+    **{name: ("read_command", f"fast_{name}") for name in READ_COMMANDS},
+    "--help": ("root_help", "fast_help"),  # the committed text of typer's help, to a pipe
+    "-h": ("root_help", "fast_help"),
 }
 
 

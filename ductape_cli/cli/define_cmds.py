@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ductape_cli.cli.common import JsonOption, Tag, command, engine, output, print_json
+from ductape_cli.cli.read_command import show_definition, show_workflows
 
 
 def define(
@@ -69,7 +70,7 @@ def show(
 
     Example: ductape show order-fulfillment --version 46351c2a
     """
-    output("definition", engine().show(tag, version), as_json)
+    raise typer.Exit(show_definition(tag, version=version, as_json=as_json))
 
 
 def workflows(as_json: JsonOption = False) -> None:
@@ -77,7 +78,7 @@ def workflows(as_json: JsonOption = False) -> None:
 
     Example: ductape workflows --json
     """
-    output("workflows", engine().workflows(), as_json)
+    raise typer.Exit(show_workflows(as_json=as_json))
 
 
 def register(app: typer.Typer) -> None:

@@ -6,15 +6,10 @@ from typing import Annotated
 
 import typer
 
-from ductape_cli.cli.common import (
-    JsonOption,
-    RunId,
-    command,
-    engine,
-    output,
-)
+from ductape_cli.cli.common import JsonOption, RunId, command
 from ductape_cli.cli.history_command import show_history
 from ductape_cli.cli.list_command import show_runs
+from ductape_cli.cli.read_command import show_events, show_step
 from ductape_cli.cli.status_command import show_status
 
 
@@ -91,7 +86,7 @@ def step(
 
     Example: ductape step wf_3f2a9c1d7b4e process-payment
     """
-    output("step", engine().step(run_id, tag), as_json)
+    raise typer.Exit(show_step(run_id, tag, as_json=as_json))
 
 
 def events(
@@ -105,7 +100,7 @@ def events(
 
     Example: ductape events wf_3f2a9c1d7b4e --type step-started
     """
-    output("events", engine().events(run_id, type_), as_json)
+    raise typer.Exit(show_events(run_id, type_=type_, as_json=as_json))
 
 
 def register(app: typer.Typer) -> None:

@@ -19,10 +19,10 @@ from ductape_cli.cli.common import (
     command,
     complete_run_ids,
     engine,
-    output,
     parse_assignment,
     parse_json_arg,
 )
+from ductape_cli.cli.read_command import show_compare, show_related
 from ductape_cli.cli.run_cmds import WaitOption, show_result
 from ductape_cli.errors import InvalidInput
 
@@ -163,7 +163,7 @@ def related(run_id: RunId, as_json: JsonOption = False) -> None:
 
     Example: ductape related wf_3f2a9c1d7b4e
     """
-    output("related", engine().related(run_id), as_json)
+    raise typer.Exit(show_related(run_id, as_json=as_json))
 
 
 def compare(
@@ -189,7 +189,7 @@ def compare(
 
     Example: ductape compare wf_3f2a9c1d7b4e wf_9c1d7b4e3f2a
     """
-    output("compare", engine().compare(run_a, run_b), as_json)
+    raise typer.Exit(show_compare(run_a, run_b, as_json=as_json))
 
 
 def _step_output(text: str) -> tuple[str, Any]:

@@ -2,8 +2,9 @@
 
 Building the typer app costs more than the work of a short command (`import
 typer` alone is ~2.8× `python -c pass`), so `main` hands `ductape run TAG
-[options]`, `status RUN_ID`, `history RUN_ID` and `list [options]` here when every token is one
-the command's option table knows (`cli/app.PLAIN_COMMANDS`). Anything else (`--help`, an unknown or
+[options]`, `status RUN_ID`, `history RUN_ID`, `list [options]`, the other
+reading commands, `signal` and `cancel` here when every token is one the
+command's option table knows (`cli/app.PLAIN_COMMANDS`). Anything else (`--help`, an unknown or
 incomplete option, `--`, no argument or two, shell completion) is None and
 goes to the typer command, which prints click's usage errors. Both paths call
 the same body, and a test checks each table against the typer command's

@@ -23,7 +23,9 @@ from ductape_cli.cli.common import (
     output,
     parse_json_arg,
 )
+from ductape_cli.cli.read_command import show_query
 from ductape_cli.cli.run_command import run_workflow
+from ductape_cli.cli.signal_command import cancel_run, send_signal
 
 InputOption = Annotated[
     str | None, typer.Option("--input", "-i", help="Input as JSON, @file.json, or - for stdin.")
@@ -163,16 +165,17 @@ def signal(
 
     Example: ductape signal wf_3f2a9c1d7b4e approve --data '{"approver_id": "u1", "comments": "ok"}'
     """
-    payload = parse_json_arg(data, "--data", default={})
-    check_junit_path(junit)
-    eng = engine()
-    result = with_progress(
-        run_id,
-        as_json,
-        lambda obs: eng.signal(run_id, name, payload, continue_inline=not no_wait, observer=obs),
+    raise typer.Exit(
+        send_signal(
+            run_id,
+            name,
+            data=data,
+            no_wait=no_wait,
+            junit=junit,
+            annotations=annotations,
+            as_json=as_json,
+        )
     )
-    report_for_ci(eng, result, junit, annotations)
-    show_result(result, as_json)
 
 
 def hook(
@@ -210,10 +213,7 @@ def cancel(
 
     Example: ductape cancel wf_3f2a9c1d7b4e --reason "customer asked"
     """
-    eng = engine()
-    result = with_progress(run_id, as_json, lambda obs: eng.cancel(run_id, reason, observer=obs))
-    output("cancel", result, as_json)
-    raise typer.Exit(exit_code_for(result["status"]))
+    raise typer.Exit(cancel_run(run_id, reason=reason, as_json=as_json))
 
 
 def query(
@@ -225,7 +225,7 @@ def query(
 
     Example: ductape query wf_3f2a9c1d7b4e getProgress
     """
-    output("query", engine().query(run_id, name), as_json)
+    raise typer.Exit(show_query(run_id, name, as_json=as_json))
 
 
 def register(app: typer.Typer) -> None:

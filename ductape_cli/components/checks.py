@@ -175,6 +175,6 @@ def _snake(name: str) -> str:
 
 
 def _short(site: str) -> str:
-    from ductape_cli.recording import display_path
+    from ductape_cli.sites import display_path
 
     return display_path(site)

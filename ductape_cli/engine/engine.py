@@ -404,7 +404,7 @@ class Engine:
 
     def show(self, tag: str, version: str | None = None) -> dict[str, Any]:
         """One stored definition: the latest, or `version` (a unique prefix works), with every version's id."""
-        from ductape_cli.definitions import show_definition
+        from ductape_cli.stored_definitions import show_definition
 
         if self.has_store() and version is None and self.store.latest_definition(tag) is None:
             stored = sorted({d["tag"] for d in self.store.list_definitions()})
@@ -841,7 +841,7 @@ class Engine:
 
     def workflows(self) -> list[dict[str, Any]]:
         """Each stored workflow (latest version, versions, steps) with its run counts by status."""
-        from ductape_cli.definitions import list_workflows
+        from ductape_cli.stored_definitions import list_workflows
 
         if not self.has_store():
             return []

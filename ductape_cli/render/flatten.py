@@ -14,6 +14,8 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from ductape_cli.render.lines import grid_lines, table_lines
+
 
 def flatten(renderable: Any) -> list[str]:
     lines: list[str] = []
@@ -50,16 +52,9 @@ def _table(table: Table, lines: list[str], pad: str) -> None:
     if table.title:
         lines.append(pad + _text(table.title))
     cells = [[_text(cell) for cell in column.cells] for column in columns]
-    rows = len(cells[0]) if cells else 0
-    grid = not table.show_header
-    if not grid and rows:
-        lines.append(pad + "\t".join(_text(c.header) for c in columns).rstrip())
-    for i in range(rows):
-        row = [column[i] for column in cells]
-        if grid and len(row) == 2:
-            key, value = row
-            first, *rest = value.splitlines() or [""]
-            lines.append(f"{pad}{key}: {first}".rstrip())
-            lines.extend(f"{pad}  {more}" for more in rest)
-        else:
-            lines.append(pad + "\t".join(cell.replace("\n", " ") for cell in row).rstrip())
+    rows = [list(row) for row in zip(*cells, strict=True)]
+    if not table.show_header and len(columns) == 2:
+        lines.extend(grid_lines([(key, value) for key, value in rows], pad))
+        return
+    header = [_text(c.header) for c in columns] if table.show_header else None
+    lines.extend(table_lines(header, rows, pad))

@@ -1,9 +1,11 @@
 """Where every command's view goes: Rich on a terminal, plain lines to a pipe (JSON is the CLI's).
 
 Each view is named once here with its Rich builder and its plain-lines builder;
-the CLI asks for a view by name. Plain builders for the hot paths (`run`'s
-result, `history`) never import rich; the rest flatten the Rich renderable
-(trees indent, tables become tab-separated lines, grids `key: value`).
+the CLI asks for a view by name. The plain builders of every view but
+`define`'s and `check`'s never import rich (the `*_parts` modules build a view
+once as pieces both sides use); those two flatten the Rich renderable (trees
+indent, tables become tab-separated lines, grids `key: value`: the layout
+`render/lines.py` gives the others).
 User data never passes through Rich markup or emoji codes: the console
 has both off, and views build `Text` from it.
 """
@@ -24,14 +26,14 @@ VIEWS: dict[str, tuple[str, str]] = {
     "query": ("views:query_view", "plain:query_lines"),
     "runs": ("views:runs_table", "plain:runs_lines"),
     "timeline": ("views:timeline", "plain:timeline_lines"),
-    "step": ("views:step_detail", "plain:flatten_view:step"),
+    "step": ("views:step_detail", "detail_parts:step_lines"),
     "events": ("views:events_table", "plain:events_lines"),
-    "related": ("lineage:related_tree", "plain:flatten_view:related"),
-    "compare": ("lineage:compare_view", "plain:flatten_view:compare"),
+    "related": ("lineage:related_tree", "lineage_parts:related_lines"),
+    "compare": ("lineage:compare_view", "lineage_parts:compare_lines"),
     "define": ("definitions:define_report", "plain:flatten_view:define"),
     "check": ("definitions:check_report", "plain:flatten_view:check"),
-    "definition": ("definitions:show_definition", "plain:flatten_view:definition"),
-    "workflows": ("definitions:workflows_table", "plain:flatten_view:workflows"),
+    "definition": ("definitions:show_definition", "definition_parts:definition_lines"),
+    "workflows": ("definitions:workflows_table", "detail_parts:workflows_lines"),
     "schedule": ("views:schedule_view", "plain:schedule_lines"),
     "schedules": ("views:schedules_view", "plain:schedules_lines"),
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console, Group
@@ -17,6 +17,8 @@ from rich.text import Text
 from rich.tree import Tree
 
 from ductape_cli.durations import format_duration
+from ductape_cli.render.detail_parts import ATTEMPT_COLUMNS, attempt_rows, step_rows
+from ductape_cli.render.lines import when
 from ductape_cli.render.status_parts import STATUS_STYLE, short, step_notes, summary, title
 from ductape_cli.render.status_parts import links as status_links
 from ductape_cli.render.status_parts import step_label as step_label_pieces
@@ -33,12 +35,6 @@ def console(stderr: bool = False, file: Any = None) -> Console:
         markup=False,
         emoji=False,
     )
-
-
-def when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def status_text(status: str) -> Text:
@@ -210,32 +206,11 @@ def step_detail(detail: dict[str, Any]) -> Group:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim")
     grid.add_column()
-    grid.add_row("step", Text(detail["tag"], style="bold"))
-    grid.add_row("status", status_text(detail["status"]))
-    grid.add_row("attempts", str(detail.get("attempts")))
-    grid.add_row("duration", format_duration(detail.get("duration")))
-    if detail.get("input") is not None:
-        grid.add_row("input", short(detail["input"], 200))
-    grid.add_row("output", short(detail.get("output"), 200))
-    if detail.get("error"):
-        grid.add_row("error", Text(short(detail["error"], 200), style="red"))
-    if detail.get("rollback_status"):
-        grid.add_row("rollback", detail["rollback_status"])
-    if detail.get("options"):
-        grid.add_row("options", short(detail["options"], 200))
-    if detail.get("source"):
-        grid.add_row("source", detail["source"])
+    for key, (text, style) in step_rows(detail):
+        grid.add_row(key, Text(text, style=style))
     attempts = Table(box=None, header_style="bold", title="attempts", title_justify="left")
-    for column in ("#", "started", "duration", "error"):
+    for column in ATTEMPT_COLUMNS:
         attempts.add_column(column)
-    for attempt in detail.get("attempt_log") or []:
-        error = attempt.get("error")
-        attempts.add_row(
-            str(attempt["attempt"]),
-            when(attempt.get("started_at")),
-            format_duration(attempt.get("duration")),
-            Text(short(error.get("message"), 80), style="red")
-            if error
-            else Text("ok", style="green"),
-        )
+    for row in attempt_rows(detail):
+        attempts.add_row(*(Text(text, style=style) for text, style in row))
     return Group(grid, attempts)

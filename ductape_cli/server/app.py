@@ -328,7 +328,7 @@ def create_app(
 
     @api.get("/{tag}", summary="One workflow definition: steps, conditions, options, versions")
     def definition(tag: str, version: str | None = None) -> dict[str, Any]:
-        from ductape_cli.definitions import show_definition
+        from ductape_cli.stored_definitions import show_definition
 
         return show_definition(engine, tag, version)
 
