@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
@@ -44,3 +46,28 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "co
 
 def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
+
+
+def pause_outside_writes(proc: subprocess.Popen[str], store: Path, attempts: int = 200) -> None:
+    """SIGSTOP `proc` at a moment it holds no write lock on the SQLite `store`.
+
+    A process stopped inside a write transaction blocks every other writer of the file until
+    it resumes (SQLite's locks are the file's): a test of what others do while an owner is
+    paused must pause it between writes, or it tests that instead.
+    """
+    if not store.exists():  # a PostgreSQL project: row locks, no file lock to hold
+        proc.send_signal(signal.SIGSTOP)
+        return
+    for _ in range(attempts):
+        proc.send_signal(signal.SIGSTOP)
+        probe = sqlite3.connect(store, timeout=0.2, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:
+            proc.send_signal(signal.SIGCONT)
+            time.sleep(0.005)
+        finally:
+            probe.close()
+    raise AssertionError("could not pause the process between two of its writes")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import signal
 
-from tests.process.helpers import lines, spawn, wait_for
+from tests.process.helpers import lines, pause_outside_writes, spawn, wait_for
 
 LEASE_CONFIG = '\n[worker]\nlease = "3s"\n'
 
@@ -61,7 +61,7 @@ def test_a_paused_owner_writes_nothing_after_another_worker_takes_over(
             timeout=60,
             what="A in step s1",
         )
-        a.send_signal(signal.SIGSTOP)
+        pause_outside_writes(a, project.store)
         events_before = engine.store.count_events(run.id)
         b = spawn(project.root, "worker", "--poll", "0.1")
         wait_for(
