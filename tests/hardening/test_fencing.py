@@ -135,9 +135,7 @@ def test_a_renewal_racing_the_runs_own_finish_is_not_a_takeover(project, caplog)
     engine, execution = _claimed_execution(project)
     run_id, journal = execution.view.run_id, execution.journal
     journal.releasing = True  # as in `Execution._end`, just before its finish_run
-    engine.store.finish_run(
-        run_id, journal.lease or "", {"status": "completed", "owner": None, "lease": None}, []
-    )
+    engine.store.finish_run(run_id, journal.lease or "", {"status": "completed", "owner": None}, [])
     with caplog.at_level(logging.WARNING, logger="ductape"):
         engine.leases._renew(engine.store, {run_id: journal}, engine.clock.now())
     assert not journal.lost
