@@ -449,14 +449,40 @@ class StepRunner:
         token = IN_STEP.set(tag)
         try:
             args = (options.input,) if options.has_input else ()
-            if options.timeout_ms is None:
-                return await call_function(fn, args)
-            try:
-                return await asyncio.wait_for(call_function(fn, args), options.timeout_ms / 1000)
-            except TimeoutError:
-                raise StepTimeout(f"step {tag!r} timed out after {options.timeout_ms} ms") from None
+            started = self._fenced(fn)
+            while True:
+                # Checked again where the function starts: a process paused between the step's
+                # boundary and here may have lost the run meanwhile (then LostOwnership).
+                self.journal.check_lease()
+                try:
+                    if options.timeout_ms is None:
+                        return await call_function(started, args)
+                    try:
+                        return await asyncio.wait_for(
+                            call_function(started, args), options.timeout_ms / 1000
+                        )
+                    except TimeoutError:
+                        raise StepTimeout(
+                            f"step {tag!r} timed out after {options.timeout_ms} ms"
+                        ) from None
+                except _NotStarted:
+                    continue  # the lease ran out before the function began: check it again
         finally:
             IN_STEP.reset(token)
+
+    def _fenced(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """`fn`, refusing to begin on its thread once this process's lease may have run out
+        (it was paused after the check on the loop); the loop then renews or gives the run up."""
+        journal = self.journal
+        if journal.lease is None or inspect.iscoroutinefunction(fn):
+            return fn  # no lease to lose, or it starts on the loop right after the check
+
+        def begin(*args: Any) -> Any:
+            if journal.lease_clock.expired():
+                raise _NotStarted()
+            return fn(*args)
+
+        return begin
 
     async def parallel(self, calls: list[Any], concurrency: int | None) -> list[Any]:
         """Start each call in order (so journal positions are stable), run them together."""
@@ -492,6 +518,10 @@ class StepRunner:
             if group:
                 raise group[0]
         return results
+
+
+class _NotStarted(Exception):
+    """A step function that did not begin: its thread found the lease possibly expired."""
 
 
 def _same(awaitable: Any) -> Any:

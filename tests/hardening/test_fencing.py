@@ -140,3 +140,37 @@ def test_a_renewal_racing_the_runs_own_finish_is_not_a_takeover(project, caplog)
         engine.leases._renew(engine.store, {run_id: journal}, engine.clock.now())
     assert not journal.lost
     assert "another owner" not in caplog.text
+
+
+def test_an_owner_paused_after_its_lease_check_does_not_start_the_step(
+    project, monkeypatch
+) -> None:
+    """The lease is checked where the step's function starts, not only before the step.
+
+    A pause between the journal's check and the function's start (the torture test caught
+    one) used to let a process that had lost the run start one more step on resuming.
+    """
+    from ductape_cli.engine import steps
+
+    from ductape_cli.engine import steps
+    from ductape_cli.engine.engine import Engine
+
+    started: list[str] = []
+    monkeypatch.setattr(Engine, "step_function", lambda self, tag, fn: lambda: started.append(tag))
+    engine, execution = _claimed_execution(project)
+    run_id, journal = execution.view.run_id, execution.journal
+    submit = steps._THREADS.submit
+    submitted: list[object] = []
+
+    def paused_then_submitted(job):
+        submitted.append(job)
+        # As if this process stopped here, past its lease, while another worker took the run.
+        journal.lease_clock.valid_until = time.monotonic() - 1
+        engine.store.claim_run(run_id, "someone-else", engine.clock.now() + 999, 30)
+        submit(job)
+
+    monkeypatch.setattr(steps._THREADS, "submit", paused_then_submitted)
+    outcome = engine._loop().run_until_complete(execution.execute())
+    assert outcome.lost
+    assert submitted and started == []
+    assert engine.store.load_journal(run_id) == {}
