@@ -308,3 +308,74 @@ def test_history_events_carry_step_outputs(project) -> None:
         "duration_ms": events[2]["data"]["duration_ms"],
     }
     json.dumps(events)
+
+
+LAST_STEP = """
+    import asyncio, os, sqlite3
+    from ductape_cli import workflow
+
+    @workflow("one")
+    async def one(ctx):
+        return await ctx.step("only", lambda: {"n": 1})
+
+    @workflow("then-wait")
+    async def then_wait(ctx):
+        await ctx.step("first", lambda: 1)
+        await asyncio.sleep(0.01)  # plain code after a step: the loop turns before it goes on
+        db = sqlite3.connect(os.path.join(os.environ["DUCTAPE_PROJECT"], ".ductape", "state.db"))
+        try:
+            rows = db.execute("SELECT tag FROM steps WHERE run_id = ?", (ctx.workflow_id,)).fetchall()
+        finally:
+            db.close()
+        await ctx.step("second", lambda: 2)
+        return [tag for (tag,) in rows]
+"""
+
+
+def _count_writes(engine, monkeypatch) -> dict[str, int]:
+    """Count the store's step and finish writes (the real methods still run)."""
+    counts = {"commit_step": 0, "finish_with_step": 0}
+    store = engine.store
+    commit_step, finish_run = store.commit_step, store.finish_run
+
+    def counted_commit(*args, **kwargs):
+        counts["commit_step"] += 1
+        return commit_step(*args, **kwargs)
+
+    def counted_finish(*args, **kwargs):
+        counts["finish_with_step"] += kwargs.get("step") is not None
+        return finish_run(*args, **kwargs)
+
+    monkeypatch.setattr(store, "commit_step", counted_commit)
+    monkeypatch.setattr(store, "finish_run", counted_finish)
+    return counts
+
+
+def test_a_run_that_ends_right_after_its_last_step_records_both_in_one_write(
+    project, monkeypatch
+) -> None:
+    project.write("last_step", LAST_STEP)
+    engine = project.engine()
+    counts = _count_writes(engine, monkeypatch)
+    result = engine.run("one", {})
+    assert result["status"] == "completed" and result["output"] == {"n": 1}
+    assert counts == {"commit_step": 0, "finish_with_step": 1}
+    journal = engine.store.load_journal(result["workflow_id"])
+    assert [(r.tag, r.output) for r in journal.values()] == [("only", {"n": 1})]
+    assert [e["type"] for e in engine.history(result["workflow_id"])][-2:] == [
+        "step_completed",
+        "workflow_completed",
+    ]
+
+
+def test_a_step_row_is_written_before_the_run_goes_on_past_a_plain_await(
+    project, monkeypatch
+) -> None:
+    project.write("last_step", LAST_STEP)
+    monkeypatch.setenv("DUCTAPE_PROJECT", str(project.root))
+    engine = project.engine()
+    counts = _count_writes(engine, monkeypatch)
+    result = engine.run("then-wait", {})
+    assert result["status"] == "completed"
+    assert result["output"] == ["first"]  # on disk while the handler still ran
+    assert counts == {"commit_step": 1, "finish_with_step": 1}

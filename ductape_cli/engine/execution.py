@@ -169,9 +169,18 @@ class Execution:
             )  # a write during rollback or suspension was refused
             return outcome
         finally:
+            self._write_deferred()
             self.engine.leases.remove(journal)
             journal.notify(Lifecycle.EXECUTION_ENDED, outcome=outcome)
             logs.CURRENT.reset(marked)
+
+    def _write_deferred(self) -> None:
+        """An execution that stopped without its end (lost, interrupted) still writes a step row
+        it deferred: the step ran; the write is fenced, so a lost lease keeps it out."""
+        try:
+            self.journal.flush()
+        except (LostOwnership, StoreError):
+            log.debug("run %s: deferred step row not written", self.journal.run_id, exc_info=True)
 
     async def _execute(self, ctx: Context) -> Outcome:
         try:
@@ -409,6 +418,7 @@ class Execution:
             journal.lease or "",
             fields,
             journal.take_events((now, event_type, None, data)),
+            step=journal.take_deferred(),
         ):
             return Outcome(RunStatus.RUNNING, lost=True)
         run.status, run.output, run.error = status, output, stored_error

@@ -57,7 +57,11 @@ class FencedStore:
     def _fenced(self, method: Callable[..., Any], *, inject: bool) -> Callable[..., Any]:
         journal = self._journal
 
+        flush = method.__name__ != "finish_run"  # the run's end records the deferred row itself
+
         def call(*args: Any, **kwargs: Any) -> Any:
+            if flush:
+                journal.flush()  # a deferred step row is written before anything after it
             journal.check_lease()
             if inject:
                 kwargs["lease"] = journal.lease

@@ -13,6 +13,7 @@ Components and observers see a run through its `RunView`, never the journal.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -26,6 +27,7 @@ from ductape_cli.errors import (
     WorkflowTimedOut,
 )
 from ductape_cli.models import EventType, Observed, OpKind, Run, StepRecord, StepStatus
+from ductape_cli.store.protocol import StepWrite
 
 if TYPE_CHECKING:
     from ductape_cli.definition import WorkflowDefinition
@@ -90,6 +92,13 @@ class Journal:
         # Set just before this execution's own finish or suspend gives the lease up, so a renewal
         # racing that write is not taken for another owner's takeover (the write itself is fenced).
         self.releasing = False
+        # A completed step's row waits here for two turns of the event loop: a run that ends
+        # right after it records it with its end (one commit, not two); anything else the run
+        # does next writes it first (`flush`), and the loop writes it two turns later at the
+        # latest. `deferred_on` is the loop's thread: only it touches the deferred row.
+        self.deferred: StepWrite | None = None
+        self.deferred_on: int | None = None
+        self._deferred_error: BaseException | None = None
         self.pending_events: list[EventRow] = []
         self.outbox: dict[str, dict[str, Any]] = {}  # step tag -> message id -> OutboxMessage
         self.max_events = definition.max_events
@@ -186,6 +195,7 @@ class Journal:
 
     def boundary(self) -> None:
         """Checks made before any new durable operation."""
+        self.flush()
         if self.frontier_mode:
             raise Frontier()
         self.check_lease()
@@ -214,19 +224,74 @@ class Journal:
         self.lost = True
 
     def commit(
-        self, record: StepRecord, events: list[EventRow], output_json: str | None = None
+        self,
+        record: StepRecord,
+        events: list[EventRow],
+        output_json: str | None = None,
+        *,
+        defer: bool = False,
     ) -> None:
+        """Record `record` under the lease; with `defer`, at the latest two turns of the loop later."""
+        self.flush()
         state = self.state if self.state_dirty else None
         # Messages a step queued for the outbox are stored with its completion, or dropped with its failure.
         queued = self.outbox.pop(record.tag, None) if self.outbox else None
         outbox = list(queued.values()) if queued and record.status == StepStatus.COMPLETED else ()
-        try:
-            self.store.commit_step(record, events, state, output_json=output_json, outbox=outbox)
-        except StepTaken:  # another owner recorded this position first
-            self.lose(f"position {record.seq} was recorded by another owner")
-            raise LostOwnership("position taken") from None
+        write = StepWrite(record, events, state, output_json, outbox)
+        if defer:
+            self.deferred, self.deferred_on = write, threading.get_ident()
+            self.state_dirty = False
+            self.records[record.seq] = record
+            import asyncio  # loaded by the executor already; not at the top, for the read commands
+
+            # Two turns, not one: the handler is a task of its own, and its return reaches
+            # `Execution` (which then ends the run with this row) one turn after it happens.
+            loop = asyncio.get_running_loop()
+            loop.call_soon(loop.call_soon, self._flush_later)
+            return
+        self._write(write)
         self.state_dirty = False
         self.records[record.seq] = record
+
+    def _write(self, write: StepWrite) -> None:
+        try:
+            self.store.commit_step(
+                write.record,
+                write.events,
+                write.state,
+                output_json=write.output_json,
+                outbox=write.outbox,
+            )
+        except StepTaken:  # another owner recorded this position first
+            self.lose(f"position {write.record.seq} was recorded by another owner")
+            raise LostOwnership("position taken") from None
+
+    def flush(self) -> None:
+        """Write the deferred step row now (on the loop's thread); raise what writing it raised."""
+        if threading.get_ident() != self.deferred_on:
+            return
+        if self._deferred_error is not None:
+            error, self._deferred_error = self._deferred_error, None
+            raise error
+        write, self.deferred = self.deferred, None
+        if write is not None:
+            self._write(write)
+
+    def _flush_later(self) -> None:
+        try:
+            self.flush()
+        except BaseException as exc:  # noqa: BLE001 - kept for the run's next operation or its end
+            self._deferred_error = exc
+
+    def take_deferred(self) -> StepWrite | None:
+        """The deferred step row, for the write that ends the run to record with it."""
+        if threading.get_ident() != self.deferred_on:
+            return None
+        if self._deferred_error is not None:
+            error, self._deferred_error = self._deferred_error, None
+            raise error
+        write, self.deferred = self.deferred, None
+        return write
 
     def check_waiting(self) -> None:
         """While a wait is pending: stop for rollback recovery, cancellation or the workflow deadline."""

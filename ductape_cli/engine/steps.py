@@ -298,6 +298,7 @@ class StepRunner:
             # No event row: history derives step_started/step_completed from this journal row.
             self.journal.take_events(),
             output_json=text,
+            defer=True,  # a run that returns right after records it with its end
         )
         self.journal.event_count += (
             2  # the step_started and step_completed that history derives from the row

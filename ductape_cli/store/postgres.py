@@ -40,6 +40,7 @@ from ductape_cli.models import Run, StepRecord
 from ductape_cli.store.encoding import dumps, encoded_values
 from ductape_cli.store.migrations import MIGRATIONS, NAMESPACE_MIGRATION
 from ductape_cli.store.pg_dialect import PG_FEED_TRIGGERS, PG_MIGRATIONS, ddl, statement
+from ductape_cli.store.protocol import StepWrite
 from ductape_cli.store.sqlite import (
     _FENCE_RUN,
     _INSERT_STEP,
@@ -542,21 +543,53 @@ class PostgresStore(SqliteStore):
         return (self._run(rows[0]), False) if rows else (run, True)
 
     def finish_run(
-        self, run_id: str, lease: str, fields: dict[str, Any], events: Sequence[EventRow]
+        self,
+        run_id: str,
+        lease: str,
+        fields: dict[str, Any],
+        events: Sequence[EventRow],
+        step: StepWrite | None = None,
     ) -> bool:
         """As SQLite's, in one statement (one round trip): the fenced update and, if it applied,
-        the events. With a claim asked to ride on this finish (`claim_on_finish`), SQLite's
-        transaction: the finish and the next claim commit together (two round trips, one fewer
-        than finishing and then claiming)."""
-        if self._ride is not None and self._ride[0] == run_id:
-            return super().finish_run(run_id, lease, fields, events)
+        the events; with `step`, its journal row first, the update applying only if the row was
+        recorded. With a claim asked to ride on this finish (`claim_on_finish`) or outbox
+        messages on the step, SQLite's transaction (the finish and the next claim commit
+        together: two round trips, one fewer than finishing and then claiming)."""
+        riding = self._ride is not None and self._ride[0] == run_id
+        if riding or (step is not None and step.outbox):
+            return super().finish_run(run_id, lease, fields, events, step)
+        if step is not None and step.state is not None and "state" not in fields:
+            fields = {**fields, "state": step.state}
         values = encoded_values("runs", fields)
-        rows = self.conn.execute(
-            f"WITH finished AS (UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)}, "
-            f"lease = NULL WHERE id = ? AND {_FENCE_RUN} RETURNING id), "
-            f"{_LOG_EVENTS.format(source='finished')} SELECT count(*) FROM finished",
-            (*values, run_id, lease, *_event_arrays(events)),
-        ).fetchall()
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        if step is None:
+            sql = (
+                f"WITH finished AS (UPDATE runs SET {assignments}, "
+                f"lease = NULL WHERE id = ? AND {_FENCE_RUN} RETURNING id), "
+                f"{_LOG_EVENTS.format(source='finished')} SELECT count(*) FROM finished"
+            )
+            params: tuple[Any, ...] = (*values, run_id, lease, *_event_arrays(events))
+        else:
+            step_values = self._step_values(step.record)
+            if step.output_json is not None:
+                step_values = (*step_values[:6], step.output_json, *step_values[7:])
+            sql = (
+                f"WITH recorded AS (INSERT INTO steps ({_STEP_COLUMNS}) SELECT {_VALUES_18} "
+                f"WHERE EXISTS (SELECT 1 FROM runs WHERE id = ? AND {_FENCE_RUN}) "
+                "RETURNING run_id AS id), "
+                f"finished AS (UPDATE runs SET {assignments}, lease = NULL FROM recorded "
+                f"WHERE runs.id = recorded.id AND runs.{_FENCE_RUN} RETURNING runs.id AS id), "
+                f"{_LOG_EVENTS.format(source='finished')} SELECT count(*) FROM finished"
+            )
+            params = (
+                *step_values,
+                run_id,
+                lease,
+                *values,
+                lease,
+                *_event_arrays([*step.events, *events]),
+            )
+        rows = self.conn.execute(sql, params).fetchall()
         if not rows[0][0]:
             return False
         self._ridden = None

@@ -12,6 +12,7 @@ transaction. Times are epoch seconds passed in by the caller (`now`), never read
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,6 +29,18 @@ from ductape_cli.models import (
 from ductape_cli.store.sqlite_outbox import OutboxMessage
 
 EventRow = tuple[float, str, str | None, dict[str, Any] | None]  # (ts, type, step, data)
+
+
+@dataclass(frozen=True)
+class StepWrite:
+    """A step's completion as `commit_step` takes it, for a write that carries it with another
+    (`finish_run(step=...)`: a run that ends right after a step commits both at once)."""
+
+    record: StepRecord
+    events: Sequence[EventRow] = ()
+    state: dict[str, Any] | None = None
+    output_json: str | None = None
+    outbox: Sequence[OutboxMessage] = ()
 
 
 class Store(Protocol):
@@ -139,7 +152,12 @@ class Store(Protocol):
         events: Sequence[EventRow],
     ) -> float | None: ...
     def finish_run(
-        self, run_id: str, lease: str, fields: dict[str, Any], events: Sequence[EventRow]
+        self,
+        run_id: str,
+        lease: str,
+        fields: dict[str, Any],
+        events: Sequence[EventRow],
+        step: StepWrite | None = None,
     ) -> bool: ...
     def wake_parent(self, parent_id: str, now: float) -> None: ...
     def defer_unloadable(

@@ -36,6 +36,7 @@ from ductape_cli.store.backend import BackendMixin
 from ductape_cli.store.encoding import dumps, encoded_values
 from ductape_cli.store.encoding import loads as _loads
 from ductape_cli.store.migrations import FEED_TRIGGERS, MIGRATIONS, NAMESPACE_MIGRATION
+from ductape_cli.store.protocol import StepWrite
 from ductape_cli.store.sqlite_gate import gate_for, retry
 from ductape_cli.store.sqlite_jobs import SchedulesAndTopicsMixin
 from ductape_cli.store.sqlite_ops import OpsMixin
@@ -794,20 +795,46 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             return ready_at
 
     def finish_run(
-        self, run_id: str, lease: str, fields: dict[str, Any], events: Sequence[EventRow]
+        self,
+        run_id: str,
+        lease: str,
+        fields: dict[str, Any],
+        events: Sequence[EventRow],
+        step: StepWrite | None = None,
     ) -> bool:
-        """Record a run's end if `lease` is still current; False means another owner took over."""
+        """Record a run's end if `lease` is still current; False means another owner took over.
+
+        `step`, the run's last step, is recorded in the same transaction (one commit, not two)."""
+        try:
+            return self._finish(run_id, lease, fields, events, step)
+        except LeaseLost:
+            return False
+        except ConstraintViolated:
+            raise StepTaken(
+                f"run {run_id}: its last step's position was recorded by another owner"
+            ) from None
+
+    def _finish(
+        self,
+        run_id: str,
+        lease: str,
+        fields: dict[str, Any],
+        events: Sequence[EventRow],
+        step: StepWrite | None,
+    ) -> bool:
         values = encoded_values("runs", fields)
         ride = self._ride if self._ride is not None and self._ride[0] == run_id else None
         if ride is not None:
             self._ride = None
         with self._write() as conn:
+            if step is not None:
+                self._step_txn(conn, step, lease)
             cur = conn.execute(
                 f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)}, lease = NULL WHERE id = ? AND {_FENCE_RUN}",
                 (*values, run_id, lease),
             )
             if cur.rowcount != 1:
-                return False
+                raise LeaseLost(f"run {run_id}: lease lost; its end not recorded")  # rolls back
             self._events_txn(conn, run_id, events)
             ridden = None
             if ride is not None:
@@ -1160,24 +1187,34 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             return
         try:
             with self._write() as txn:
-                if txn.execute(sql, params).rowcount != 1:
-                    raise LeaseLost(
-                        f"run {record.run_id}: lease lost; step {record.tag!r} not recorded"
-                    )
-                run_id = record.run_id
-                for ts, type_, step, data in events:
-                    txn.execute(
-                        _INSERT_EVENT,
-                        (run_id, ts, type_, step, None if data is None else dumps(data)),
-                    )
-                if state is not None:
-                    txn.execute("UPDATE runs SET state = ? WHERE id = ?", (dumps(state), run_id))
-                if outbox:
-                    self._outbox_txn(txn, outbox)
+                self._step_txn(txn, StepWrite(record, events, state, output_json, outbox), lease)
         except ConstraintViolated:
             raise StepTaken(
                 f"run {record.run_id}: position {record.seq} already recorded by another owner"
             ) from None
+
+    def _step_txn(self, txn: sqlite3.Connection, step: StepWrite, lease: str | None) -> None:
+        """Inside a write transaction: `commit_step`'s writes (`LeaseLost` when fenced out)."""
+        record = step.record
+        values = self._step_values(record)
+        if step.output_json is not None:
+            values = (*values[:6], step.output_json, *values[7:])
+        sql, params = (
+            (_INSERT_STEP, values)
+            if lease is None
+            else (_INSERT_STEP_FENCED, (*values, record.run_id, lease))
+        )
+        if txn.execute(sql, params).rowcount != 1:
+            raise LeaseLost(f"run {record.run_id}: lease lost; step {record.tag!r} not recorded")
+        run_id = record.run_id
+        for ts, type_, tag, data in step.events:
+            txn.execute(
+                _INSERT_EVENT, (run_id, ts, type_, tag, None if data is None else dumps(data))
+            )
+        if step.state is not None:
+            txn.execute("UPDATE runs SET state = ? WHERE id = ?", (dumps(step.state), run_id))
+        if step.outbox:
+            self._outbox_txn(txn, step.outbox)
 
     def update_op(
         self,

@@ -770,3 +770,46 @@ def test_a_store_with_notifications_wakes_listeners_on_any_connection(
         assert woke.wait(10)
     finally:
         stop()
+
+
+def test_a_finish_records_the_runs_last_step_in_the_same_write(store: Any) -> None:
+    from ductape_cli.store.protocol import StepWrite
+
+    started(store, "r1")
+    (run,) = store.claim_ready("w1", T0, 30.0, 1)
+    store.commit_step(step("r1", 0, "first"), [], lease=run.lease)
+    last = StepWrite(step("r1", 1, "last"), [(T0 + 1, "log", "last", {"m": 1})], {"k": 2})
+    fields = {"status": "completed", "output": {"done": True}, "owner": None}
+    # Fenced: another owner's lease writes neither the step nor the end.
+    assert store.finish_run("r1", "not-the-lease", fields, [], step=last) is False
+    assert sorted(store.load_journal("r1")) == [0]
+    assert store.get_run("r1").status == RunStatus.RUNNING
+    assert store.finish_run(
+        "r1", run.lease, fields, [(T0 + 2, "workflow_completed", None, {})], step=last
+    )
+    journal = store.load_journal("r1")
+    assert [(r.tag, r.output) for r in journal.values()] == [
+        ("first", {"ok": 0}),
+        ("last", {"ok": 1}),
+    ]
+    ended = store.get_run("r1")
+    assert (ended.status, ended.output, ended.state, ended.lease) == (
+        RunStatus.COMPLETED,
+        {"done": True},
+        {"k": 2},
+        None,
+    )
+    assert [e.type for e in store.events("r1")][-2:] == ["log", "workflow_completed"]
+
+
+def test_a_finish_whose_last_step_position_is_taken_writes_nothing(store: Any) -> None:
+    from ductape_cli.store.protocol import StepWrite
+
+    started(store, "r1")
+    (run,) = store.claim_ready("w1", T0, 30.0, 1)
+    store.commit_step(step("r1", 0), [], lease=run.lease)
+    with pytest.raises(StepTaken):
+        store.finish_run(
+            "r1", run.lease, {"status": "completed"}, [], step=StepWrite(step("r1", 0))
+        )
+    assert store.get_run("r1").status == RunStatus.RUNNING
