@@ -151,8 +151,6 @@ def test_an_owner_paused_after_its_lease_check_does_not_start_the_step(
     one) used to let a process that had lost the run start one more step on resuming.
     """
     from ductape_cli.engine import steps
-
-    from ductape_cli.engine import steps
     from ductape_cli.engine.engine import Engine
 
     started: list[str] = []
