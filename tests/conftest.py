@@ -41,6 +41,7 @@ READS_THE_SQLITE_FILE = (
     "tests/test_component_shapes.py::test_define_stores_the_shape_not_the_values",
     "tests/test_status_plain.py::test_piped_status_imports_no_rich",
     "tests/test_run_fast_path.py::test_piped_run_and_status_import_nothing_heavy",
+    "tests/test_executor.py::test_a_step_row_is_written_before_the_run_goes_on_past_a_plain_await",
     "tests/hardening/test_store_file.py",
     "tests/hardening/test_poison_runs.py::test_worker_once_on_a_corrupt_store_exits_2",
     "tests/hardening/test_poison_runs.py::test_worker_on_a_broken_store_backs_off_instead_of_spinning",
