@@ -43,8 +43,6 @@ from ductape_cli.store.pg_dialect import PG_FEED_TRIGGERS, PG_MIGRATIONS, ddl, s
 from ductape_cli.store.protocol import StepWrite
 from ductape_cli.store.sqlite import (
     _FENCE_RUN,
-    _INSERT_STEP,
-    _INSERT_STEP_FENCED,
     _RUN_COLUMNS,
     _STEP_COLUMNS,
     EventRow,
@@ -570,9 +568,7 @@ class PostgresStore(SqliteStore):
             )
             params: tuple[Any, ...] = (*values, run_id, lease, *_event_arrays(events))
         else:
-            step_values = self._step_values(step.record)
-            if step.output_json is not None:
-                step_values = (*step_values[:6], step.output_json, *step_values[7:])
+            step_values = self._step_values(step.record, step.output_json)
             sql = (
                 f"WITH recorded AS (INSERT INTO steps ({_STEP_COLUMNS}) SELECT {_VALUES_18} "
                 f"WHERE EXISTS (SELECT 1 FROM runs WHERE id = ? AND {_FENCE_RUN}) "
@@ -612,20 +608,13 @@ class PostgresStore(SqliteStore):
                 record, events, state, output_json=output_json, lease=lease, outbox=outbox
             )
             return
-        values = self._step_values(record)
-        if output_json is not None:
-            values = (*values[:6], output_json, *values[7:])
         if not events and state is None:  # the hot path: one INSERT
-            sql, params = (
-                (_INSERT_STEP, values)
-                if lease is None
-                else (_INSERT_STEP_FENCED, (*values, record.run_id, lease))
-            )
-            if self.conn.execute(sql, params).rowcount != 1:
+            if self.conn.execute(*self._step_insert(record, output_json, lease)).rowcount != 1:
                 raise LeaseLost(
                     f"run {record.run_id}: lease lost; step {record.tag!r} not recorded"
                 )
             return
+        values = self._step_values(record, output_json)
         fence = (
             ""
             if lease is None

@@ -1161,16 +1161,9 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         `outbox` messages are stored in the same transaction (the transactional outbox).
         """
         conn = self.conn
-        values = self._step_values(record)
-        if output_json is not None:
-            values = (*values[:6], output_json, *values[7:])
-        sql, params = (
-            (_INSERT_STEP, values)
-            if lease is None
-            else (_INSERT_STEP_FENCED, (*values, record.run_id, lease))
-        )
         if not events and state is None and not outbox:
             # A lone statement is its own transaction: no BEGIN/COMMIT round trips on the common path.
+            sql, params = self._step_insert(record, output_json, lease)
             with self._gated():
                 try:
                     cur = retry(lambda: conn.execute(sql, params))
@@ -1196,15 +1189,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
     def _step_txn(self, txn: sqlite3.Connection, step: StepWrite, lease: str | None) -> None:
         """Inside a write transaction: `commit_step`'s writes (`LeaseLost` when fenced out)."""
         record = step.record
-        values = self._step_values(record)
-        if step.output_json is not None:
-            values = (*values[:6], step.output_json, *values[7:])
-        sql, params = (
-            (_INSERT_STEP, values)
-            if lease is None
-            else (_INSERT_STEP_FENCED, (*values, record.run_id, lease))
-        )
-        if txn.execute(sql, params).rowcount != 1:
+        if txn.execute(*self._step_insert(record, step.output_json, lease)).rowcount != 1:
             raise LeaseLost(f"run {record.run_id}: lease lost; step {record.tag!r} not recorded")
         run_id = record.run_id
         for ts, type_, tag, data in step.events:
@@ -1276,8 +1261,19 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         with self._write() as conn:
             self._drop_ops_txn(conn, run_id, seqs)
 
+    def _step_insert(
+        self, record: StepRecord, output_json: str | None, lease: str | None
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The INSERT of a journal row, fenced by `lease` when given."""
+        values = self._step_values(record, output_json)
+        if lease is None:
+            return _INSERT_STEP, values
+        return _INSERT_STEP_FENCED, (*values, record.run_id, lease)
+
     @staticmethod
-    def _step_values(r: StepRecord) -> tuple[Any, ...]:
+    def _step_values(r: StepRecord, output_json: str | None = None) -> tuple[Any, ...]:
+        """A journal row's columns; `output_json` is the output already encoded (the step's hot
+        path encodes it once, to check it is JSON)."""
         return (
             r.run_id,
             r.seq,
@@ -1285,7 +1281,11 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             r.tag,
             str(r.status),
             None if r.input is None else dumps(r.input),
-            None if r.output is None else dumps(r.output),
+            output_json
+            if output_json is not None
+            else None
+            if r.output is None
+            else dumps(r.output),
             None if r.error is None else dumps(r.error),
             r.attempts,
             r.started_at,
