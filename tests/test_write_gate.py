@@ -1,8 +1,11 @@
 """Writers wait for the store's write lock without SQLite's sleeping busy handler (issue 19):
-threads of a process queue on one gate per store file, other processes are retried in short steps."""
+threads of a process queue on one gate per store file, processes of one host on a `flock`, and
+anything else holding SQLite's lock is retried in short steps."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -159,3 +162,87 @@ def test_a_gate_wait_that_times_out_leaves_the_queue() -> None:
     gate.release()
     assert gate.acquire(timeout=0) is True  # free again, nobody queued
     gate.release()
+
+
+HOLD_HOST_LOCK = """
+import sys, time
+from ductape_cli.store.sqlite_gate import host_lock_for
+lock = host_lock_for(sys.argv[1])
+lock.acquire()
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+lock.release()
+"""
+
+
+def _hold_host_lock(path: Path, seconds: float) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_HOST_LOCK, str(path), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_processes_of_one_host_queue_on_the_host_lock(tmp_path: Path) -> None:
+    """Another ductape process writing: our write waits in the kernel until it lets go, then commits."""
+    path = tmp_path / "s.db"
+    store = open_store(str(path))
+    new_run(store, "wf_1")
+    holder = _hold_host_lock(path, 0.5)
+    try:
+        began = time.monotonic()
+        store.commit_step(step("wf_1", 1), [])
+        waited = time.monotonic() - began
+    finally:
+        holder.wait(timeout=60)
+    assert holder.returncode == 0
+    assert waited >= 0.3  # it did wait for the holder (which held the lock for 0.5 s)
+    assert list(store.load_journal("wf_1")) == [1]
+
+
+def test_a_killed_holder_leaves_no_host_lock_behind(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = open_store(str(path))
+    new_run(store, "wf_1")
+    holder = _hold_host_lock(path, 600)
+    threading.Timer(0.3, holder.kill).start()
+    try:
+        store.commit_step(step("wf_1", 1), [])  # returns once the kernel drops the dead holder's lock
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+    assert list(store.load_journal("wf_1")) == [1]
+
+
+def test_a_store_where_flock_is_refused_falls_back_to_sqlites_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(fd: int, op: int) -> None:
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(sqlite_gate.fcntl, "flock", refused)
+    store = open_store(str(tmp_path / "s.db"))
+    new_run(store, "wf_1")
+    store.commit_step(step("wf_1", 1), [])
+    assert list(store.load_journal("wf_1")) == [1]
+
+
+def test_a_forked_child_takes_the_host_lock_on_its_own_descriptor(tmp_path: Path) -> None:
+    """A child sharing its parent's descriptor would share its lock: it reopens the file instead."""
+    path = tmp_path / "s.db"
+    lock = sqlite_gate.host_lock_for(str(path))
+    assert lock is not None
+    lock.acquire()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: its acquire must wait for the parent (here: until SIGALRM)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.alarm(1)
+            lock.acquire()
+            os._exit(1)  # taken at once: it shared the parent's lock
+        _, status = os.waitpid(pid, 0)
+    finally:
+        lock.release()
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGALRM

@@ -63,8 +63,8 @@ def worker(
             from ductape_cli.render.views import console
 
             console(stderr=True).log(line)
-        else:
-            typer.echo(line, err=True)
+        else:  # two lines per run: a plain write, not typer's echo with its terminal checks
+            print(line, file=sys.stderr, flush=True)
 
     from ductape_cli.engine.upkeep import RetentionTimer, policy_from_config
 

@@ -2,7 +2,7 @@
 
 One connection per `SqliteStore` (and so per thread). Writers use
 ``BEGIN IMMEDIATE`` so they wait for the write lock (`sqlite_gate`: a fair
-gate per file in this process, short retries across processes) instead of
+gate per file in this process, a `flock` across the processes of this host) instead of
 failing half-way; readers never block in WAL mode. Public methods open their own
 transaction; ``_txn`` helpers run inside the caller's.
 """
@@ -37,7 +37,7 @@ from ductape_cli.store.encoding import dumps, encoded_values
 from ductape_cli.store.encoding import loads as _loads
 from ductape_cli.store.migrations import FEED_TRIGGERS, MIGRATIONS, NAMESPACE_MIGRATION
 from ductape_cli.store.protocol import StepWrite
-from ductape_cli.store.sqlite_gate import gate_for, retry
+from ductape_cli.store.sqlite_gate import gate_for, host_lock_for, retry
 from ductape_cli.store.sqlite_jobs import SchedulesAndTopicsMixin
 from ductape_cli.store.sqlite_ops import OpsMixin
 from ductape_cli.store.sqlite_outbox import OutboxMessage, OutboxMixin
@@ -166,6 +166,7 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
         self.path = str(path)
         self.durability = durability
         self._gate = gate_for(self.path)
+        self._host = host_lock_for(self.path)
         # The project this connection serves: runs, definitions and schedules of other namespaces are
         # invisible to it. None sees every namespace (tools that manage the whole store).
         self.namespace = namespace
@@ -226,9 +227,14 @@ class SqliteStore(SchedulesAndTopicsMixin, OpsMixin, OutboxMixin, BackendMixin):
             raise StoreBusy(
                 f"store {self.path} stayed busy for {BUSY_TIMEOUT_MS // 1000}s; another thread holds a long write"
             )
+        first = self._gate.depth == 1  # the host lock goes with the outermost hold only
+        if first and self._host is not None:
+            self._host.acquire()
         try:
             yield
         finally:
+            if first and self._host is not None:
+                self._host.release()
             self._gate.release()
 
     @contextmanager

@@ -7,13 +7,27 @@ drained a queue slower than one. Instead:
 
 * the threads of one process queue on one lock per store file (`gate_for`), which
   hands itself to the longest waiter the moment it is released;
-* across processes, store connections run with a busy timeout of 0 and `retry`
-  tries again itself after short sleeps (50 µs, doubling, at most 1 ms, with
-  jitter), for as long as the old busy timeout allowed (30 s).
+* the ductape processes of one host then queue in the kernel, on an advisory
+  `flock` of `<store>-lock` (`HostLock`): a waiting process sleeps until the
+  holder lets go and is woken then, neither spinning on the CPU the holder needs
+  nor sleeping past the release. The kernel drops the lock when its process
+  dies, so a killed writer never leaves it behind;
+* SQLite's own lock stays the one that guarantees one writer: store connections
+  run with a busy timeout of 0 and `retry` tries again itself after short sleeps
+  (50 µs, doubling, at most 1 ms, with jitter), for as long as the old busy
+  timeout allowed (30 s). That covers writers that do not take the host lock
+  (the `sqlite3` shell, a checkpoint, a backup) and a store on a file system
+  where `flock` is refused.
+
+Waiting for the host lock has no timeout: its holders hold it only for one write
+transaction, so a wait outlasts that only while the holder is stopped (SIGSTOP,
+a debugger) inside one — and then SQLite's lock would hold the writers up too.
 """
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
 import sqlite3
 import threading
@@ -27,6 +41,7 @@ FIRST_PAUSE = 0.00005
 LONGEST_PAUSE = 0.001
 
 T = TypeVar("T")
+log = logging.getLogger("ductape.store")
 
 
 class Gate:
@@ -62,6 +77,11 @@ class Gate:
             self._waiters.remove((me, baton))
             return False
 
+    @property
+    def depth(self) -> int:
+        """How often the owning thread holds the gate (read it only while holding it)."""
+        return self._depth
+
     def release(self) -> None:
         with self._state:
             if self._owner != threading.get_ident():
@@ -77,7 +97,47 @@ class Gate:
                 self._owner = None
 
 
+class HostLock:
+    """An exclusive `flock` on `<store>-lock`, taken by this process's gate holder while it writes.
+
+    One descriptor per process and store file (`host_lock_for`); reopened after a fork,
+    since a child sharing its parent's descriptor would share its lock too. Where the
+    file cannot be opened (a read-only folder) or `flock` is refused, writers fall back
+    to SQLite's lock and `retry` alone.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path + "-lock"
+        self._fd = -1
+        self._pid = -1
+
+    def acquire(self) -> None:
+        fd = self._fd if self._pid == os.getpid() else self._open()
+        if fd >= 0:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                self._give_up(exc)
+
+    def release(self) -> None:
+        if self._fd >= 0 and self._pid == os.getpid():
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _open(self) -> int:
+        self._pid = os.getpid()  # the parent's descriptor, if any, stays the parent's
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            self._give_up(exc)
+        return self._fd
+
+    def _give_up(self, exc: OSError) -> None:
+        log.debug("no host write lock at %s (%s); waiting on SQLite's lock alone", self.path, exc)
+        self._fd = -1
+
+
 _gates: dict[str, Gate] = {}
+_host_locks: dict[str, HostLock] = {}
 _gates_lock = threading.Lock()
 
 
@@ -91,6 +151,18 @@ def gate_for(path: str) -> Gate:
         if gate is None:
             gate = _gates[key] = Gate()
         return gate
+
+
+def host_lock_for(path: str) -> HostLock | None:
+    """The host-wide write lock of the store file `path` (None for an in-memory database)."""
+    if path == ":memory:":
+        return None
+    key = os.path.realpath(path)
+    with _gates_lock:
+        lock = _host_locks.get(key)
+        if lock is None:
+            lock = _host_locks[key] = HostLock(key)
+        return lock
 
 
 def _jitter() -> float:
