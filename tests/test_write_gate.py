@@ -209,7 +209,8 @@ def test_a_killed_holder_leaves_no_host_lock_behind(tmp_path: Path) -> None:
     holder = _hold_host_lock(path, 600)
     threading.Timer(0.3, holder.kill).start()
     try:
-        store.commit_step(step("wf_1", 1), [])  # returns once the kernel drops the dead holder's lock
+        # Returns once the kernel drops the dead holder's lock.
+        store.commit_step(step("wf_1", 1), [])
     finally:
         holder.kill()
         holder.wait(timeout=60)
