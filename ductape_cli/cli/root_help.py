@@ -3,9 +3,9 @@
 `TEXT` is what typer prints for it, generated from the app and committed;
 `tests/test_root_help.py` checks that they are equal, so they cannot drift
 (and regenerates it). It is served only where typer would print exactly it:
-`--help` or `-h` alone, stdout not a terminal, `COLUMNS` unset (click's
-default width), no shell completion. Everything else, a terminal included,
-gets typer's own help.
+`--help` or `-h` alone, no shell completion, and at least 80 columns, to a pipe
+or a terminal alike (click wraps help to the width, capped at 80, and prints it
+without colour). A narrower width or anything else gets typer's own help.
 """
 
 from __future__ import annotations
@@ -13,17 +13,29 @@ from __future__ import annotations
 import os
 import sys
 
+CAPPED_WIDTH = 80  # click's help formatter wraps to min(columns, 80) - 2
+
 
 def plain(args: list[str]) -> bool:
     """Whether typer would print `TEXT` here for `--help` (or `-h`) followed by `args`."""
-    if args:
+    if args or os.environ.get("_DUCTAPE_COMPLETE"):
         return False
-    if "COLUMNS" in os.environ or os.environ.get("_DUCTAPE_COMPLETE"):
-        return False
+    return columns() >= CAPPED_WIDTH
+
+
+def columns() -> int:
+    """The width click wraps help to before its cap: `shutil.get_terminal_size().columns`,
+    without importing shutil (and the compression modules it brings)."""
     try:
-        return not sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
+        width = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        width = 0
+    if width > 0:
+        return width
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or CAPPED_WIDTH
+    except (AttributeError, ValueError, OSError):
+        return CAPPED_WIDTH  # not a terminal: shutil's fallback
 
 
 def fast_help(args: list[str]) -> int | None:
