@@ -32,8 +32,11 @@ def columns() -> int:
         width = 0
     if width > 0:
         return width
+    stdout = sys.__stdout__
+    if stdout is None:
+        return CAPPED_WIDTH
     try:
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns or CAPPED_WIDTH
+        return os.get_terminal_size(stdout.fileno()).columns or CAPPED_WIDTH
     except (AttributeError, ValueError, OSError):
         return CAPPED_WIDTH  # not a terminal: shutil's fallback
 
