@@ -136,6 +136,8 @@ class HostLock:
 
     def _give_up(self, exc: OSError) -> None:
         log.debug("no host write lock at %s (%s); waiting on SQLite's lock alone", self.path, exc)
+        if self._fd >= 0:
+            os.close(self._fd)
         self._fd = -1
 
 
