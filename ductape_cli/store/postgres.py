@@ -43,6 +43,8 @@ from ductape_cli.store.pg_dialect import PG_FEED_TRIGGERS, PG_MIGRATIONS, ddl, s
 from ductape_cli.store.protocol import StepWrite
 from ductape_cli.store.sqlite import (
     _FENCE_RUN,
+    _LEASED,
+    _QUEUED,
     _RUN_COLUMNS,
     _STEP_COLUMNS,
     EventRow,
@@ -664,39 +666,45 @@ class PostgresStore(SqliteStore):
         LOCKED``), so workers on many hosts never queue behind each other. One statement (one
         round trip): the rows picked and locked, numbered in queue order so each gets its own
         fresh lease from an array, updated; the runs come back as they were before the claim."""
-        expired_params: list[Any]
-        if stale_leases is None:
-            expired_clause, expired_params = " OR lease_expires_at < ?", [now]
-        elif stale_leases:
-            expired_clause, expired_params = (
-                " OR (lease_expires_at < ? AND lease = ANY(?))",
-                [now, list(stale_leases)],
-            )
-        else:
-            expired_clause, expired_params = "", []
         tag_clause = " AND tag = ANY(?)" if tags else ""
+        tagged: list[Any] = [list(tags)] if tags else []
+        # Runs nobody owns come off the queue's partial index in due order (a condition that
+        # also admitted owned runs would make PostgreSQL read every queued run and sort them);
+        # runs in flight are looked at only when some may be taken over, through their own index.
+        sources = [
+            f"queued AS MATERIALIZED (SELECT {_RUN_COLUMNS} FROM runs WHERE {_QUEUED} "
+            f"AND ready_at <= ?{tag_clause}{self._scope} "
+            "ORDER BY ready_at LIMIT ? FOR UPDATE SKIP LOCKED)"
+        ]
+        params: list[Any] = [now, *tagged, *self._scoped, limit]
+        takeover: list[str] = []
+        takeover_params: list[Any] = []
+        if stale_leases is None:
+            takeover.append("lease_expires_at < ?")
+            takeover_params.append(now)
+        elif stale_leases:
+            takeover.append("(lease_expires_at < ? AND lease = ANY(?))")
+            takeover_params += [now, list(stale_leases)]
+        if dead_owners:
+            takeover.append("owner = ANY(?)")
+            takeover_params.append(list(dead_owners))
+        if takeover:
+            sources.append(
+                f"orphans AS MATERIALIZED (SELECT {_RUN_COLUMNS} FROM runs WHERE {_LEASED} "
+                f"AND ready_at <= ? AND ({' OR '.join(takeover)}){tag_clause}{self._scope} "
+                "ORDER BY ready_at LIMIT ? FOR UPDATE SKIP LOCKED)"
+            )
+            params += [now, *takeover_params, *tagged, *self._scoped, limit]
+        union = "SELECT * FROM queued" + (" UNION ALL SELECT * FROM orphans" if takeover else "")
         leases = [new_lease() for _ in range(limit)]
         rows = self.conn.execute(
-            f"WITH picked AS MATERIALIZED (SELECT {_RUN_COLUMNS} FROM runs "
-            "WHERE status IN ('pending', 'running') AND ready_at <= ? "
-            f"AND (owner IS NULL{expired_clause} OR owner = ANY(?)){tag_clause}{self._scope} "
-            "ORDER BY ready_at LIMIT ? FOR UPDATE SKIP LOCKED), "
+            f"WITH {', '.join(sources)}, "
+            f"picked AS (SELECT * FROM ({union}) AS due ORDER BY ready_at LIMIT ?), "
             "numbered AS (SELECT picked.*, row_number() OVER (ORDER BY ready_at, id) AS n FROM picked) "
             "UPDATE runs SET owner = ?, lease = (?::text[])[numbered.n], lease_expires_at = ?, "
             "status = 'running', started_at = COALESCE(runs.started_at, ?) FROM numbered "
             f"WHERE runs.id = numbered.id RETURNING {_PICKED_COLUMNS}, numbered.n",
-            (
-                now,
-                *expired_params,
-                list(dead_owners),
-                *([list(tags)] if tags else []),
-                *self._scoped,
-                limit,
-                owner,
-                leases,
-                now + ttl,
-                now,
-            ),
+            (*params, limit, owner, leases, now + ttl, now),
         ).fetchall()
         runs = []
         for *columns, n in sorted(rows, key=lambda row: row[-1]):
