@@ -758,10 +758,14 @@ class PostgresStore(SqliteStore):
         return rows
 
     def next_claim_at(self) -> float | None:
-        """When the next run becomes claimable: its due time, or its holder's lease expiry."""
+        """When the next run of this namespace becomes claimable: the first due time on the
+        queue's index, or the first lease to expire among runs in flight (read through theirs)."""
         rows = self._read(
-            "SELECT MIN(CASE WHEN owner IS NULL THEN ready_at ELSE GREATEST(ready_at, lease_expires_at) END) "
-            "FROM runs WHERE status IN ('pending', 'running') AND ready_at IS NOT NULL"
+            f"SELECT LEAST((SELECT ready_at FROM runs WHERE {_QUEUED} AND ready_at IS NOT NULL"
+            f"{self._scope} ORDER BY ready_at LIMIT 1), "
+            f"(SELECT MIN(GREATEST(ready_at, lease_expires_at)) FROM runs WHERE {_LEASED} "
+            f"AND ready_at IS NOT NULL{self._scope}))",
+            (*self._scoped, *self._scoped),
         )
         return rows[0][0] if rows else None
 
