@@ -1,7 +1,9 @@
-"""Figure 7's peer: a DBOS queue drained by DBOS worker processes on one SQLite system database.
+"""Figure 7's peer: a DBOS queue drained by DBOS worker processes on one system database.
 
-    python dbos_queue.py DB enqueue N AT [--tuned] # N `steps3` workflows onto the queue, due at unix time AT (DBOSClient)
+    python dbos_queue.py DB enqueue N AT [--tuned] [--one-step] # N `steps3` (or `steps1`) workflows onto the queue, due at unix time AT (DBOSClient)
     python dbos_queue.py DB work [--tuned]        # launch DBOS and execute from the queue until SIGTERM
+
+DB is an SQLite file, or a postgresql:// URL (`bench/postgres.py`'s worker figure).
 
 Run as separate processes, like `ductape worker`. The queue polls every 50 ms
 (DBOS's default is 1 s), the same as the ductape workers' `--poll 0.05`.
@@ -31,13 +33,19 @@ def _register(dbos: Any) -> None:
             noop()
         return {"ok": True}
 
+    def steps1() -> dict[str, bool]:
+        noop()
+        return {"ok": True}
+
     dbos.workflow(name="steps3")(steps3)
+    dbos.workflow(name="steps1")(steps1)
 
 
 def main() -> None:
     db, action = Path(sys.argv[1]), sys.argv[2]
     tuned = "--tuned" in sys.argv
-    if tuned:
+    on_postgres = sys.argv[1].startswith("postgresql")
+    if tuned and not on_postgres:
         from dbos_side import tune  # registers the synchronous=NORMAL listener in this process
 
         if not db.exists():
@@ -50,7 +58,7 @@ def main() -> None:
             _TUNED_FILES.add(os.path.realpath(db))
     from dbos import DBOS, DBOSClient
 
-    url = f"sqlite:///{db}"
+    url = sys.argv[1] if on_postgres else f"sqlite:///{db}"
     if action == "enqueue":
         import time
 
@@ -61,7 +69,7 @@ def main() -> None:
             client.enqueue(
                 {
                     "queue_name": QUEUE,
-                    "workflow_name": "steps3",
+                    "workflow_name": "steps1" if "--one-step" in sys.argv else "steps3",
                     "delay_seconds": max(0.0, due - time.time()),
                 }
             )

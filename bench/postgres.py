@@ -20,7 +20,9 @@ native PostgreSQL backend; medians of `--repeat` rounds, systems alternating):
   `ductape worker` processes drain them, on SQLite and on PostgreSQL: the runs
   become due once every worker has printed its start line, and runs/s is
   measured from the first run's start to the last run's end as the store
-  recorded them (so no interpreter start-up is counted; `--no-workers` skips it).
+  recorded them (so no interpreter start-up is counted; `--no-workers` skips it);
+  beside them, a DBOS queue on the same server drained by 1, 2 and 4 DBOS worker
+  processes (150 one-step workflows due at one instant, polled every 50 ms).
 
 `DUCTAPE_BENCH_PG` names the server (default postgresql://postgres@127.0.0.1:5432/postgres).
 """
@@ -282,11 +284,84 @@ def worker_throughput(store: str, folder: Path, queued: int, workers: int) -> fl
     return queued / seconds
 
 
+DBOS_QUEUED = (
+    150  # DBOS's queue drains at tens of workflows a second: fewer, or the figure takes minutes
+)
+
+
+def dbos_worker_throughput(url: str, folder: Path, queued: int, workers: int) -> float:
+    """The same drain with DBOS on the same server: `workers` processes on one DBOS queue
+    (polled every 50 ms, like `ductape worker --poll 0.05`), `queued` one-step workflows
+    enqueued due at one instant; timed by watching `dbos.workflow_status` every 20 ms."""
+    import psycopg
+
+    script = str(Path(__file__).resolve().parent / "dbos_queue.py")
+    folder.mkdir(parents=True, exist_ok=True)
+    logs = [folder / f"dbos-worker-{i}.log" for i in range(workers)]
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def ready(upto: int) -> None:
+        deadline = time.monotonic() + 60
+        while not all("ready" in log.read_text() for log in logs[:upto]):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError("DBOS workers did not start: " + logs[0].read_text()[-400:])
+            time.sleep(0.05)
+
+    try:
+        for i, log in enumerate(logs):
+            with log.open("w") as out:
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, script, url, "work"],
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=out,
+                    )
+                )
+            if i == 0:  # the first one creates DBOS's schema; the others must not race it
+                ready(1)
+        ready(workers)
+        due = time.time() + 3.0 + queued * 0.01
+        subprocess.run(
+            [sys.executable, script, url, "enqueue", str(queued), str(due), "--one-step"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        first = None
+        with psycopg.connect(url, autocommit=True) as conn:
+            began = time.monotonic()
+            while True:
+                started, done = conn.execute(
+                    "SELECT COUNT(*) FILTER (WHERE status != 'ENQUEUED'), "
+                    "COUNT(*) FILTER (WHERE status = 'SUCCESS') FROM dbos.workflow_status"
+                ).fetchone() or (0, 0)
+                if first is None and started:
+                    first = time.monotonic()
+                if done >= queued:
+                    last = time.monotonic()
+                    break
+                if time.monotonic() - began > 300:
+                    raise RuntimeError(f"DBOS: only {done} of {queued} workflows completed")
+                time.sleep(0.02)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return queued / (last - (first or last))
+
+
 def worker_table(workers: dict[tuple[str, int], list[float]]) -> list[str]:
     lines = [
         "",
-        "| worker processes | SQLite runs/s | PostgreSQL runs/s | PostgreSQL ÷ 1 worker |",
-        "|---|---|---|---|",
+        "| worker processes | SQLite runs/s | PostgreSQL runs/s | PostgreSQL ÷ 1 worker "
+        f"| DBOS queue on PostgreSQL ({DBOS_QUEUED} queued), runs/s | ductape ÷ DBOS on PostgreSQL |",
+        "|---|---|---|---|---|---|",
     ]
     base_pg = statistics.median(workers[("postgresql", 1)])
     for count in (1, 2, 4):
@@ -294,7 +369,12 @@ def worker_table(workers: dict[tuple[str, int], list[float]]) -> list[str]:
             statistics.median(workers[("sqlite", count)]),
             statistics.median(workers[("postgresql", count)]),
         )
-        lines.append(f"| {count} | {lite:,.0f} | {pg:,.0f} | {pg / base_pg:.2f}× |")
+        dbos = workers.get(("dbos", count))
+        theirs = statistics.median(dbos) if dbos else None
+        lines.append(
+            f"| {count} | {lite:,.0f} | {pg:,.0f} | {pg / base_pg:.2f}× "
+            + (f"| {theirs:,.1f} | {pg / theirs:.0f}× |" if theirs else "| - | - |")
+        )
     return lines
 
 
@@ -343,19 +423,22 @@ def main() -> None:
                 drop_database(name)
             rates["floor"].setdefault("steps/s", []).append(commits)
             print(f"round {round_ + 1} floor: {commits:,.0f} durable commits/s", flush=True)
-            for backend in () if args.no_workers else ("sqlite", "postgresql"):
+            for backend in () if args.no_workers else ("sqlite", "postgresql", "dbos"):
                 for count in (1, 2, 4):
                     name = f"bench_workers_{uuid.uuid4().hex[:8]}"
                     folder = base / name
                     store = (
-                        create_database(name)
-                        if backend == "postgresql"
-                        else str(folder / ".ductape" / "state.db")
+                        str(folder / ".ductape" / "state.db")
+                        if backend == "sqlite"
+                        else create_database(name)
                     )
                     try:
-                        value = worker_throughput(store, folder, args.queued, count)
+                        if backend == "dbos":
+                            value = dbos_worker_throughput(store, folder, DBOS_QUEUED, count)
+                        else:
+                            value = worker_throughput(store, folder, args.queued, count)
                     finally:
-                        if backend == "postgresql":
+                        if backend != "sqlite":
                             drop_database(name)
                     workers.setdefault((backend, count), []).append(value)
                     print(
