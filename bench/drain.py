@@ -108,7 +108,7 @@ def drain(
         first, last = reader.execute("SELECT MIN(started_at), MAX(ended_at) FROM runs").fetchone()
         reader.close()
     finally:
-        _stop(procs)
+        stop_workers(procs)
     seconds = last - first
     return {"runs/s": queued / seconds, "seconds": seconds}
 
@@ -137,8 +137,8 @@ def dbos_drain(
                     )
                 )
             if i == 0:  # the first one creates the schema; the others must not race it
-                _wait_ready(logs[:1], procs)
-        _wait_ready(logs, procs)
+                wait_ready(logs[:1], procs)
+        wait_ready(logs, procs)
         began = time.monotonic()
         due = time.time() + 3.0 + queued * 0.01
         subprocess.run(
@@ -167,12 +167,12 @@ def dbos_drain(
             time.sleep(0.02)
         reader.close()
     finally:
-        _stop(procs)
+        stop_workers(procs)
     seconds = last - (first or last)
     return {"runs/s": queued / seconds, "seconds": seconds}
 
 
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
     """SIGTERM every worker (a graceful stop), then SIGKILL whichever has not gone in 30 s."""
     for proc in procs:
         if proc.poll() is None:
@@ -185,7 +185,7 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-def _wait_ready(logs: list[Path], procs: list[subprocess.Popen[bytes]]) -> None:
+def wait_ready(logs: list[Path], procs: list[subprocess.Popen[bytes]]) -> None:
     deadline = time.monotonic() + 60
     while not all("ready" in log.read_text() for log in logs):
         if time.monotonic() > deadline or any(p.poll() is not None for p in procs):

@@ -294,18 +294,12 @@ def dbos_worker_throughput(url: str, folder: Path, queued: int, workers: int) ->
     (polled every 50 ms, like `ductape worker --poll 0.05`), `queued` one-step workflows
     enqueued due at one instant; timed by watching `dbos.workflow_status` every 20 ms."""
     import psycopg
+    from drain import stop_workers, wait_ready
 
     script = str(Path(__file__).resolve().parent / "dbos_queue.py")
     folder.mkdir(parents=True, exist_ok=True)
     logs = [folder / f"dbos-worker-{i}.log" for i in range(workers)]
     procs: list[subprocess.Popen[bytes]] = []
-
-    def ready(upto: int) -> None:
-        deadline = time.monotonic() + 60
-        while not all("ready" in log.read_text() for log in logs[:upto]):
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                raise RuntimeError("DBOS workers did not start: " + logs[0].read_text()[-400:])
-            time.sleep(0.05)
 
     try:
         for i, log in enumerate(logs):
@@ -319,8 +313,8 @@ def dbos_worker_throughput(url: str, folder: Path, queued: int, workers: int) ->
                     )
                 )
             if i == 0:  # the first one creates DBOS's schema; the others must not race it
-                ready(1)
-        ready(workers)
+                wait_ready(logs[:1], procs)
+        wait_ready(logs, procs)
         due = time.time() + 3.0 + queued * 0.01
         subprocess.run(
             [sys.executable, script, url, "enqueue", str(queued), str(due), "--one-step"],
@@ -345,14 +339,7 @@ def dbos_worker_throughput(url: str, folder: Path, queued: int, workers: int) ->
                     raise RuntimeError(f"DBOS: only {done} of {queued} workflows completed")
                 time.sleep(0.02)
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_workers(procs)
     return queued / (last - (first or last))
 
 
