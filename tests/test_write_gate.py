@@ -238,9 +238,11 @@ def test_a_forked_child_takes_the_host_lock_on_its_own_descriptor(tmp_path: Path
     lock.acquire()
     try:
         pid = os.fork()
-        if pid == 0:  # the child: its acquire must wait for the parent (here: until SIGALRM)
+        if (
+            pid == 0
+        ):  # the child: its acquire must wait for the parent (here: until SIGALRM, 0.2 s on)
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
-            signal.alarm(1)
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
             lock.acquire()
             os._exit(1)  # taken at once: it shared the parent's lock
         _, status = os.waitpid(pid, 0)
