@@ -270,7 +270,6 @@ class Worker:
         return taken
 
     def _claim_loop(self, once: bool) -> None:
-        engine = self.engine
         failures = 0
         while not self.stop_event.is_set():
             if once:
@@ -280,16 +279,7 @@ class Worker:
                 return
             self._finished.clear()
             try:
-                now = self.now()
-                claimed = engine.store.claim_ready(
-                    engine.owner,
-                    now,
-                    engine.lease_ttl,
-                    free,
-                    self.tags,
-                    self._dead_owners(),
-                    self._stale_leases(now),
-                )
+                claimed = self._claim(free)
             except Exception as exc:  # noqa: BLE001 - a store hiccup must not end the worker
                 self._give_back(free)
                 failures += 1
@@ -328,6 +318,21 @@ class Worker:
             else:
                 # Runs in flight may make more due (a child, a signal to a sibling): claim when one ends.
                 self._finished.wait(self.poll_interval)
+
+    def _claim(self, limit: int) -> list[Any]:
+        """Up to `limit` due runs for this worker: queued ones, and those of dead owners and
+        stale leases it may take over."""
+        engine = self.engine
+        now = self.now()
+        return engine.store.claim_ready(
+            engine.owner,
+            now,
+            engine.lease_ttl,
+            limit,
+            self.tags,
+            self._dead_owners(),
+            self._stale_leases(now),
+        )
 
     def _give_back(self, slots: int) -> None:
         for _ in range(slots):
@@ -390,18 +395,8 @@ class Worker:
             self._backlog = False
         if not ended or not self._backlog or self.stop_event.is_set():
             return None
-        engine = self.engine
         try:
-            now = self.now()
-            claimed = engine.store.claim_ready(
-                engine.owner,
-                now,
-                engine.lease_ttl,
-                1,
-                self.tags,
-                self._dead_owners(),
-                self._stale_leases(now),
-            )
+            claimed = self._claim(1)
         except Exception:  # noqa: BLE001 - the claimer's next claim reports it and backs off
             log.debug("claiming the next run on an executor failed", exc_info=True)
             claimed = []
