@@ -59,6 +59,12 @@ class ProjectConfig:
     durability: str = "normal"
     namespace: str = ""  # explicit [project] namespace; empty means the project name
     lease_ttl: float = 30.0  # [worker] lease: how long a claim holds a run without renewal
+    active_per_host: int | None = (
+        None  # [worker] active_per_host: None = the host's cores, 0 = no limit
+    )
+    join_when_idle: bool = (
+        True  # [worker] join_when_idle: a standing-by worker helps while a core idles
+    )
     envs: dict[str, EnvConfig] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
     text: str = ""
@@ -227,10 +233,37 @@ def parse_config(doc: dict[str, Any], text: str, root: Path, path: Path) -> Proj
     return config
 
 
+_WORKER_KEYS = ("active_per_host", "join_when_idle", "lease")
+
+
 def _parse_worker(config: ProjectConfig, worker: Any, text: str, path: Path) -> None:
-    """`[worker] lease`: a duration of at least 3s (renewed every third of it)."""
+    """`[worker]`: `lease` (a duration of at least 3s, renewed every third of it), and how
+    many workers of one store take runs at once on a host (`engine/standby.py`)."""
     if not isinstance(worker, dict):
         raise config_error(path, text, "worker", None, "must be a table")
+    for key in worker:
+        if key not in _WORKER_KEYS:
+            raise config_error(
+                path, text, "worker", key, f"unknown key {key!r} (known: {', '.join(_WORKER_KEYS)})"
+            )
+    active = worker.get("active_per_host")
+    if active is not None:
+        if isinstance(active, bool) or not isinstance(active, int) or active < 0:
+            raise config_error(
+                path,
+                text,
+                "worker",
+                "active_per_host",
+                "active_per_host must be a whole number, 0 for no limit",
+            )
+        config.active_per_host = active
+    join = worker.get("join_when_idle")
+    if join is not None:
+        if not isinstance(join, bool):
+            raise config_error(
+                path, text, "worker", "join_when_idle", "join_when_idle must be true or false"
+            )
+        config.join_when_idle = join
     if "lease" not in worker:
         return
     from ductape_cli.durations import parse_duration

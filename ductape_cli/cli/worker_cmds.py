@@ -86,8 +86,17 @@ def worker(
 
         serve(eng, metrics_port, metrics_host)
         report(f"metrics on http://{metrics_host}:{metrics_port}/metrics")
+    from ductape_cli.engine.standby import Standby
+
+    standby = None if once else Standby.for_engine(eng, workflow, every=poll, report=report)
     w = Worker(
-        eng, concurrency=concurrency, tags=workflow, poll_interval=poll, report=report, ticks=ticks
+        eng,
+        concurrency=concurrency,
+        tags=workflow,
+        poll_interval=poll,
+        report=report,
+        ticks=ticks,
+        standby=standby,
     )
 
     def stop(signum: int, frame: object) -> None:
@@ -96,7 +105,8 @@ def worker(
 
     signals.signal(signals.SIGTERM, stop)
     signals.signal(signals.SIGINT, stop)
-    report(f"worker {eng.owner} on {eng.store_path} (concurrency {concurrency})")
+    active = "" if standby is None else f"; {standby.limit} active per host"
+    report(f"worker {eng.owner} on {eng.store_path} (concurrency {concurrency}{active})")
     processed = w.run(once=once)
     eng.close()
     if w.fatal is not None:

@@ -25,6 +25,7 @@ from ductape_cli.errors import DefinitionError, DuctapeError, StoreError, Workfl
 
 if TYPE_CHECKING:
     from ductape_cli.engine.engine import Engine
+    from ductape_cli.engine.standby import Standby
 
 Report = Callable[[str], None]
 CLAIM_BACKOFF_CAP = 30.0  # seconds between claims while the store keeps failing
@@ -45,8 +46,10 @@ class Worker:
         inline_wait: float = 1.0,
         report: Report | None = None,
         ticks: Sequence[Callable[[], Any]] = (),
+        standby: Standby | None = None,
     ) -> None:
         self.engine = engine
+        self.standby = standby  # None: this worker always takes runs (`engine/standby.py`)
         self.ticks = list(ticks)  # periodic chores beside schedules (the daily retention prune)
         self.concurrency = max(1, concurrency)
         self.tags = list(tags) if tags else None
@@ -109,6 +112,8 @@ class Worker:
             if stop_listening is not None:
                 stop_listening()
             background.stop()
+            if self.standby is not None:
+                self.standby.close()
         if once:
             background.flush_outbox()
         return processed
@@ -277,6 +282,11 @@ class Worker:
             free = self._reserve()
             if not free:
                 return
+            if not once and not self._may_take():
+                self._give_back(free)
+                self._wake.wait(self.poll_interval)
+                self._wake.clear()
+                continue
             self._finished.clear()
             try:
                 claimed = self._claim(free)
@@ -313,6 +323,8 @@ class Worker:
             if self._busy() == 0:
                 if once:
                     return
+                if self.standby is not None:
+                    self.standby.give_back()
                 self._wake.wait(self._idle_wait())
                 self._wake.clear()
             else:
@@ -333,6 +345,9 @@ class Worker:
             self._dead_owners(),
             self._stale_leases(now),
         )
+
+    def _may_take(self) -> bool:
+        return self.standby is None or self.standby.may_take()
 
     def _give_back(self, slots: int) -> None:
         for _ in range(slots):
@@ -363,7 +378,7 @@ class Worker:
         """While a queue drains and no run needs taking over (those go first, through
         `claim_ready`), let `run`'s finish claim this executor's next run in its own
         transaction: one commit less per run."""
-        if not self._backlog or self.stop_event.is_set():
+        if not self._backlog or self.stop_event.is_set() or not self._may_take():
             return
         engine = self.engine
         try:
@@ -393,7 +408,7 @@ class Worker:
             return ridden[0]
         if ridden is not None:  # the finish found nothing due
             self._backlog = False
-        if not ended or not self._backlog or self.stop_event.is_set():
+        if not ended or not self._backlog or self.stop_event.is_set() or not self._may_take():
             return None
         try:
             claimed = self._claim(1)

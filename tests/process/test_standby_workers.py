@@ -1,0 +1,90 @@
+"""A worker beyond `[worker] active_per_host` stands by, and takes over when the active one dies."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections import Counter
+
+from tests.conftest import ductape_cmd, ductape_subprocess_env
+from tests.process.helpers import lines, wait_for
+
+CONFIG = "\n[worker]\nactive_per_host = 1\njoin_when_idle = false\n"
+
+SLOW = """
+    import os, time
+    from pathlib import Path
+    from ductape_cli import workflow
+
+    LOG = Path(os.environ.get("DUCTAPE_PROJECT", ".")) / "effects.log"
+
+    def effect(line):
+        time.sleep(0.15)
+        with LOG.open("a") as f:
+            f.write(f"{os.getpid()} {line}\\n")
+        return line
+
+    @workflow("slow3")
+    async def slow3(ctx):
+        for n in range(3):
+            await ctx.step(f"s{n}", lambda n=n: effect(f"{ctx.workflow_id}:s{n}"))
+        return "ok"
+"""
+
+
+def worker(project, log_name: str) -> tuple[subprocess.Popen[bytes], object]:
+    log = (project.root / log_name).open("w")
+    proc = subprocess.Popen(
+        ductape_cmd("worker", "--poll", "0.1"),
+        cwd=project.root,
+        env=ductape_subprocess_env(project.root),
+        stdout=log,
+        stderr=log,
+    )
+    return proc, log
+
+
+def test_the_second_worker_stands_by_then_takes_over_from_a_killed_one(project) -> None:
+    with (project.root / "ductape.toml").open("a") as f:
+        f.write(CONFIG)
+    project.write("slow", SLOW)
+    engine = project.engine()
+    ids = [engine.start("slow3", {}, detach=True)[0].id for _ in range(4)]
+    effects = project.root / "effects.log"
+    first, first_log = worker(project, "first.log")
+    second = second_log = None
+    try:
+        wait_for(lambda: lines(effects), what="the first worker's first step")
+        second, second_log = worker(project, "second.log")
+        wait_for(
+            lambda: "standing by" in (project.root / "second.log").read_text(),
+            what="the second worker to stand by",
+        )
+        before_kill = len(lines(effects))
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        wait_for(
+            lambda: all(engine.get_run(i).status.terminal for i in ids),
+            timeout=60,
+            what="every run to finish",
+        )
+    finally:
+        first.kill()
+        if second is not None:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+        for log in (first_log, second_log):
+            if log is not None:
+                log.close()  # type: ignore[attr-defined]
+    second_text = (project.root / "second.log").read_text()
+    assert [engine.get_run(i).status for i in ids] == ["completed"] * 4, second_text
+    pids = [line.split()[0] for line in lines(effects)]
+    # The second worker ran nothing while the first was alive, then everything that was left.
+    assert set(pids[:before_kill]) == {str(first.pid)}
+    assert pids[before_kill:] and set(pids[before_kill:]) <= {str(first.pid), str(second.pid)}
+    assert pids[-1] == str(second.pid)
+    counts = Counter(line.split()[1] for line in lines(effects))
+    assert set(counts) == {f"{i}:s{n}" for i in ids for n in range(3)}
+    # at most the step in flight when the first worker died ran twice
+    assert sum(c - 1 for c in counts.values()) <= 1, counts
+    assert "taking runs again" in second_text and "Traceback" not in second_text
