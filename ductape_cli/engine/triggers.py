@@ -57,8 +57,6 @@ def parse_event(value: Any, where: str) -> tuple[str, str]:
 
 def declared_triggers(engine: Engine) -> list[Trigger]:
     """Every trigger of the project: the workflows' `on_message` and the `[triggers]` table, checked."""
-    from ductape_cli.components.config import load_components
-
     found = list(toml_triggers(engine.config))
     for tag, wf in sorted(engine.registry().by_tag.items()):
         if wf.on_message:
@@ -70,6 +68,8 @@ def declared_triggers(engine: Engine) -> list[Trigger]:
             )
     if not found:
         return []  # a project without triggers never pays for (or fails on) the component tables here
+    from ductape_cli.components.config import load_components  # pydantic: ~90 ms of a worker's start
+
     components = load_components(engine.config)
     unique: dict[tuple[str, str, str], Trigger] = {}
     for trigger in found:
