@@ -66,6 +66,10 @@ FLOORS = {  # label -> (journal_mode, synchronous, count, WAL file grown first)
 FIGURES = [*WORKLOADS, "floor", "process", "drain", "reads"]
 FLOOR_FIGURE = "5. raw SQLite single-row commits/s"
 PROCESS_FIGURE = "6. whole process"
+# What a terminal view imports from rich (DESIGN §6: Rich output for people), timed alone
+# so the terminal rows can be judged on what ductape adds to it.
+RICH_IMPORT = "import rich.live, rich.spinner, rich.table, rich.tree"
+RICH_REFERENCE = f'python -c "{RICH_IMPORT}"'
 
 
 def parse_args() -> argparse.Namespace:
@@ -243,6 +247,7 @@ def processes(results: Results, folder: Path, quick: bool) -> None:
     log("  reference interpreters")
     add("python -c pass", lambda: timed([py, "-c", "pass"], folder, runs))
     add('python -c "import typer"', lambda: timed([py, "-c", "import typer"], folder, runs))
+    add(RICH_REFERENCE, lambda: timed([py, "-c", RICH_IMPORT], folder, runs))
     add("ductape --help", lambda: timed([*dt, "--help"], folder, runs))
 
     log("  ductape run / DBOS import-launch-run-exit")
@@ -521,6 +526,7 @@ def target_rows(results: Results) -> list[list[str]]:
         if big_ms and small_ms:
             check(name, big_ms / small_ms, 1.25, at_most=True)
     base = proc.get("python -c pass")
+    rich_ms = proc.get(RICH_REFERENCE)
     for name, ms in proc.items():
         if (
             base
@@ -529,6 +535,13 @@ def target_rows(results: Results) -> list[list[str]]:
             and "2,000 events" not in name
         ):
             check(f"{name} / python -c pass", ms / base, 4, at_most=True)
+            if name.endswith("(tty)") and rich_ms:
+                check(
+                    f"{name}, less rich's own import, / python -c pass",
+                    (ms - (rich_ms - base)) / base,
+                    4,
+                    at_most=True,
+                )
     scale_targets(results, check)
     return rows
 
