@@ -127,6 +127,24 @@ def test_a_dead_holders_slot_is_free_at_once(tmp_path) -> None:
         holder.kill()
 
 
+def test_a_slot_that_cannot_be_opened_means_taking_runs(tmp_path) -> None:
+    """Standing by is an optimisation: where the slots cannot be kept, every worker works."""
+    cores = Cores(tmp_path)
+    (tmp_path / "state.db-workers" / "k.0").mkdir(parents=True)  # not a file: open() fails
+    lines: list[str] = []
+    assert Standby(
+        tmp_path / "state.db-workers",
+        "k",
+        1,
+        every=0,
+        idle_cores=cores.meter(),
+        report=lines.append,
+    ).may_take()
+    (tmp_path / "other").write_text("")  # a file where the folder should be
+    assert Standby(tmp_path / "other", "k", 1, every=0, idle_cores=cores.meter()).may_take()
+    assert lines == []
+
+
 def test_a_looked_at_answer_holds_for_the_poll_interval(tmp_path) -> None:
     cores = Cores(tmp_path)
     first = standby(tmp_path, cores)

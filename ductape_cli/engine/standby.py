@@ -180,17 +180,19 @@ class Standby:
             log.debug("no worker slots at %s (%s); taking runs", self.folder, exc)
             return True
         for n in range(self.limit):
-            fd = os.open(
-                self.folder / f"{self.key}.{n}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
-            )
+            fd = -1
             try:
+                fd = os.open(
+                    self.folder / f"{self.key}.{n}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+                )
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
                 continue
-            except OSError as exc:  # a file system without flock: no standby there
-                os.close(fd)
-                log.debug("worker slots refused at %s (%s); taking runs", self.folder, exc)
+            except OSError as exc:  # unwritable, or a file system without flock: no standby
+                if fd >= 0:
+                    os.close(fd)
+                log.debug("no worker slot at %s (%s); taking runs", self.folder, exc)
                 return True
             self._fd, self._slot = fd, n
             return True
