@@ -12,7 +12,7 @@ import pytest
 
 from ductape_cli.config import load_config
 from ductape_cli.engine.engine import Engine
-from ductape_cli.engine.standby import IdleCores, Standby, host_cores
+from ductape_cli.engine.standby import IdleCores, Standby
 from ductape_cli.errors import ConfigError
 
 
@@ -30,7 +30,7 @@ class Cores:
         stat_file(self.path, 0, 0)
 
     def advance(self, idle_cores: float) -> None:
-        cores = host_cores()
+        cores = os.cpu_count() or 1
         self.idle += round(100 * idle_cores)
         self.busy += round(100 * (cores - idle_cores))
         stat_file(self.path, self.idle, self.busy)
@@ -56,6 +56,8 @@ def test_idle_cores_are_read_from_proc_stat(tmp_path) -> None:
     cores.advance(idle_cores=0.0)
     assert meter.read() == 0
     assert not IdleCores(str(tmp_path / "missing")).available
+    (tmp_path / "odd").write_text("cpu  a b c d e\n")
+    assert not IdleCores(str(tmp_path / "odd")).available
 
 
 def test_one_slot_one_worker_the_next_stands_by_until_it_is_given_back(tmp_path) -> None:

@@ -47,7 +47,7 @@ class IdleCores:
 
     def __init__(self, path: str = PROC_STAT) -> None:
         self.path = path
-        self._cores = host_cores()
+        self._cpus = os.cpu_count() or 1  # /proc/stat's first line is every CPU of the host
         self._last = self._read()
         self._idle = 0.0
 
@@ -64,7 +64,10 @@ class IdleCores:
         if not fields or fields[0] != "cpu" or len(fields) < 5:
             return None
         # user nice system idle iowait irq softirq steal (guest time is already in user)
-        ticks = [int(v) for v in fields[1:9]]
+        try:
+            ticks = [int(v) for v in fields[1:9]]
+        except ValueError:
+            return None
         return ticks[3] + ticks[4], sum(ticks)
 
     def read(self) -> float:
@@ -74,7 +77,7 @@ class IdleCores:
             return 0.0
         idle, total = now[0] - self._last[0], now[1] - self._last[1]
         if total > 0:
-            self._idle = self._cores * idle / total
+            self._idle = self._cpus * idle / total
             self._last = now
         return self._idle
 

@@ -68,7 +68,9 @@ def declared_triggers(engine: Engine) -> list[Trigger]:
             )
     if not found:
         return []  # a project without triggers never pays for (or fails on) the component tables here
-    from ductape_cli.components.config import load_components  # pydantic: ~90 ms of a worker's start
+    from ductape_cli.components.config import (
+        load_components,
+    )  # pydantic: ~90 ms of a worker's start
 
     components = load_components(engine.config)
     unique: dict[tuple[str, str, str], Trigger] = {}
