@@ -11,7 +11,8 @@ standing-by worker takes over at once. A worker with nothing to do gives its
 slot back. One without a slot still joins in while a whole core sits idle
 (steps that wait on the network leave the cores idle, and more workers then do
 mean more runs at once), read from `/proc/stat`; where that file is missing,
-and on stores that are not a local file, workers never stand by.
+and on stores that are not a local file, workers never stand by. (The worker
+also claims while a lease has gone stale: a stopped holder keeps its slot.)
 """
 
 from __future__ import annotations

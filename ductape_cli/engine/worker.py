@@ -347,7 +347,11 @@ class Worker:
         )
 
     def _may_take(self) -> bool:
-        return self.standby is None or self.standby.may_take()
+        """Whether to claim now: always, or while `standby` says so — and, standing by, while
+        some lease has gone stale (its holder is stopped, not dead, and keeps its slot)."""
+        if self.standby is None or self.standby.may_take():
+            return True
+        return bool(self._stale_leases(self.now()))
 
     def _give_back(self, slots: int) -> None:
         for _ in range(slots):

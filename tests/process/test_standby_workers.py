@@ -7,7 +7,7 @@ import subprocess
 from collections import Counter
 
 from tests.conftest import ductape_cmd, ductape_subprocess_env
-from tests.process.helpers import lines, wait_for
+from tests.process.helpers import lines, pause_outside_writes, wait_for
 
 CONFIG = "\n[worker]\nactive_per_host = 1\njoin_when_idle = false\n"
 
@@ -23,6 +23,12 @@ SLOW = """
         with LOG.open("a") as f:
             f.write(f"{os.getpid()} {line}\\n")
         return line
+
+    @workflow("slow5")
+    async def slow5(ctx):
+        for n in range(5):
+            await ctx.step(f"s{n}", lambda n=n: effect(f"{ctx.workflow_id}:s{n}"))
+        return "ok"
 
     @workflow("slow3")
     async def slow3(ctx):
@@ -88,3 +94,38 @@ def test_the_second_worker_stands_by_then_takes_over_from_a_killed_one(project) 
     # at most the step in flight when the first worker died ran twice
     assert sum(c - 1 for c in counts.values()) <= 1, counts
     assert "taking runs again" in second_text and "Traceback" not in second_text
+
+
+def test_a_standing_by_worker_takes_over_from_a_paused_one_when_its_lease_goes_stale(
+    project,
+) -> None:
+    """A stopped (not dead) worker keeps its slot; its stale leases still get taken over."""
+    with (project.root / "ductape.toml").open("a") as f:
+        f.write(CONFIG.replace("[worker]\n", '[worker]\nlease = "3s"\n'))
+    project.write("slow", SLOW)
+    engine = project.engine()
+    run, _ = engine.start("slow5", {}, detach=True)
+    effects = project.root / "effects.log"
+    first, first_log = worker(project, "first.log")
+    second = second_log = None
+    try:
+        wait_for(lambda: lines(effects), what="the first worker's first step")
+        pause_outside_writes(first, project.store)
+        second, second_log = worker(project, "second.log")
+        wait_for(
+            lambda: engine.get_run(run.id).status.terminal, timeout=60, what="the run to finish"
+        )
+    finally:
+        first.send_signal(signal.SIGCONT)
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=30)
+        if second is not None:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+        for log in (first_log, second_log):
+            if log is not None:
+                log.close()  # type: ignore[attr-defined]
+    second_text = (project.root / "second.log").read_text()
+    assert engine.get_run(run.id).status == "completed", second_text
+    assert "standing by" in second_text, second_text
+    assert str(second.pid) in {line.split()[0] for line in lines(effects)}
