@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 from collections import Counter
+from typing import Any
 
 from tests.conftest import ductape_cmd, ductape_subprocess_env
 from tests.process.helpers import lines, pause_outside_writes, wait_for
@@ -38,16 +39,38 @@ SLOW = """
 """
 
 
-def worker(project, log_name: str) -> tuple[subprocess.Popen[bytes], object]:
-    log = (project.root / log_name).open("w")
-    proc = subprocess.Popen(
-        ductape_cmd("worker", "--poll", "0.1"),
-        cwd=project.root,
-        env=ductape_subprocess_env(project.root),
-        stdout=log,
-        stderr=log,
-    )
-    return proc, log
+class Workers:
+    """`ductape worker` processes of one project, each writing to its own log file."""
+
+    def __init__(self, project) -> None:
+        self.project = project
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Any] = []
+
+    def start(self, log_name: str) -> subprocess.Popen[bytes]:
+        log = (self.project.root / log_name).open("w")
+        self.logs.append(log)
+        self.procs.append(
+            subprocess.Popen(
+                ductape_cmd("worker", "--poll", "0.1"),
+                cwd=self.project.root,
+                env=ductape_subprocess_env(self.project.root),
+                stdout=log,
+                stderr=log,
+            )
+        )
+        return self.procs[-1]
+
+    def stop(self) -> None:
+        """Resume and stop whichever still runs (SIGTERM: a clean stop), then close the logs."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            proc.wait(timeout=30)
+        for log in self.logs:
+            log.close()
 
 
 def test_the_second_worker_stands_by_then_takes_over_from_a_killed_one(project) -> None:
@@ -57,11 +80,11 @@ def test_the_second_worker_stands_by_then_takes_over_from_a_killed_one(project) 
     engine = project.engine()
     ids = [engine.start("slow3", {}, detach=True)[0].id for _ in range(4)]
     effects = project.root / "effects.log"
-    first, first_log = worker(project, "first.log")
-    second = second_log = None
+    workers = Workers(project)
     try:
+        first = workers.start("first.log")
         wait_for(lambda: lines(effects), what="the first worker's first step")
-        second, second_log = worker(project, "second.log")
+        second = workers.start("second.log")
         wait_for(
             lambda: "standing by" in (project.root / "second.log").read_text(),
             what="the second worker to stand by",
@@ -75,13 +98,7 @@ def test_the_second_worker_stands_by_then_takes_over_from_a_killed_one(project) 
             what="every run to finish",
         )
     finally:
-        first.kill()
-        if second is not None:
-            second.send_signal(signal.SIGTERM)
-            second.wait(timeout=30)
-        for log in (first_log, second_log):
-            if log is not None:
-                log.close()  # type: ignore[attr-defined]
+        workers.stop()
     second_text = (project.root / "second.log").read_text()
     assert [engine.get_run(i).status for i in ids] == ["completed"] * 4, second_text
     pids = [line.split()[0] for line in lines(effects)]
@@ -106,25 +123,17 @@ def test_a_standing_by_worker_takes_over_from_a_paused_one_when_its_lease_goes_s
     engine = project.engine()
     run, _ = engine.start("slow5", {}, detach=True)
     effects = project.root / "effects.log"
-    first, first_log = worker(project, "first.log")
-    second = second_log = None
+    workers = Workers(project)
     try:
+        first = workers.start("first.log")
         wait_for(lambda: lines(effects), what="the first worker's first step")
         pause_outside_writes(first, project.store)
-        second, second_log = worker(project, "second.log")
+        second = workers.start("second.log")
         wait_for(
             lambda: engine.get_run(run.id).status.terminal, timeout=60, what="the run to finish"
         )
     finally:
-        first.send_signal(signal.SIGCONT)
-        first.send_signal(signal.SIGTERM)
-        first.wait(timeout=30)
-        if second is not None:
-            second.send_signal(signal.SIGTERM)
-            second.wait(timeout=30)
-        for log in (first_log, second_log):
-            if log is not None:
-                log.close()  # type: ignore[attr-defined]
+        workers.stop()
     second_text = (project.root / "second.log").read_text()
     assert engine.get_run(run.id).status == "completed", second_text
     assert "standing by" in second_text, second_text
