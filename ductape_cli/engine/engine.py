@@ -21,6 +21,7 @@ from ductape_cli.config import ProjectConfig, load_config
 from ductape_cli.definition import WorkflowDefinition
 from ductape_cli.discovery import Registry, discover, load_one, trusted_module
 from ductape_cli.durations import parse_duration
+from ductape_cli.engine import same_core
 from ductape_cli.engine.clock import SystemClock
 from ductape_cli.engine.leases import (
     HOST,
@@ -646,7 +647,10 @@ class Engine:
         )
         if execution.cancelled_unstarted():
             return execution.cancel_unstarted(), []
-        outcome = self._loop().run_until_complete(execution.execute())
+        try:
+            outcome = self._loop().run_until_complete(execution.execute())
+        finally:
+            same_core.let_go()  # a call that landed as the loop stopped never ran its callback
         return outcome, execution.steps.completed
 
     def defer_unloadable(self, run: Run, message: str) -> float | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ductape_cli.ctx import concurrency_problem, duplicate_tag, step_tag_problem
 from ductape_cli.durations import parse_duration
+from ductape_cli.engine import same_core
 from ductape_cli.engine.context import StepCall
 from ductape_cli.engine.journal import Frontier, Journal, Suspend
 from ductape_cli.errors import InvalidInput, StepError, StepFailed, WorkflowInterrupt
@@ -601,6 +602,8 @@ def in_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[A
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
     context = contextvars.copy_context()
+    # The only call in flight: both threads on this core; more: wherever the scheduler likes.
+    cpu, mask = same_core.hold() if not _IN_FLIGHT.get(loop) else (None, same_core.let_go())
 
     def settle(result: Any, error: BaseException | None) -> None:
         if not future.done():
@@ -609,6 +612,7 @@ def in_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[A
     def job() -> None:
         result: Any = None
         error: BaseException | None = None
+        same_core.place(cpu, mask)
         try:
             result = context.run(fn, *args)
         except BaseException as exc:  # noqa: BLE001 - carried back to the loop
@@ -626,6 +630,7 @@ def in_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[A
             _IN_FLIGHT[loop] = left
         else:
             _IN_FLIGHT.pop(loop, None)
+            same_core.let_go()
 
     future.add_done_callback(
         landed

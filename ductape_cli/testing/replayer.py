@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ductape_cli.engine import same_core
 from ductape_cli.engine.children import ChildCall, ChildRunner
 from ductape_cli.engine.context import Context
 from ductape_cli.engine.execution import Execution
@@ -248,6 +249,7 @@ def replay_history(engine: Engine, source: Any) -> ReplayReport:
             ReplayExecution(scratch, run, definition).replay()
         )
     finally:
+        same_core.let_go()
         loop.close()
         scratch.close()
     return _report(data, records, journal, outcome, value)
