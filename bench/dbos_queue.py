@@ -46,16 +46,16 @@ def main() -> None:
     tuned = "--tuned" in sys.argv
     on_postgres = sys.argv[1].startswith("postgresql")
     if tuned and not on_postgres:
-        from dbos_side import tune  # registers the synchronous=NORMAL listener in this process
+        from dbos_tuning import tune  # registers the synchronous=NORMAL listener in this process
 
         if not db.exists():
             tune(db)
         else:
             import os
 
-            from dbos_side import _TUNED_FILES
+            from dbos_tuning import TUNED_FILES
 
-            _TUNED_FILES.add(os.path.realpath(db))
+            TUNED_FILES.add(os.path.realpath(db))
     from dbos import DBOS, DBOSClient
 
     url = sys.argv[1] if on_postgres else f"sqlite:///{db}"

@@ -273,7 +273,7 @@ def processes(results: Results, folder: Path, quick: bool) -> None:
             "DBOS import-launch-run-exit, shipped",
             lambda: timed([py, once, str(folder / "once-shipped.sqlite")], folder, runs),
         )
-        from dbos_side import tune
+        from dbos_tuning import tune
 
         tuned_db = folder / "once-tuned.sqlite"
         tune(tuned_db)
