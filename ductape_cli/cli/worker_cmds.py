@@ -106,8 +106,12 @@ def worker(
     signals.signal(signals.SIGTERM, stop)
     signals.signal(signals.SIGINT, stop)
     active = "" if standby is None else f"; {standby.limit} active per host"
-    report(f"worker {eng.owner} on {eng.store_path} (concurrency {concurrency}{active})")
-    processed = w.run(once=once)
+    processed = w.run(
+        once=once,
+        ready=lambda: report(
+            f"worker {eng.owner} on {eng.store_path} (concurrency {concurrency}{active})"
+        ),
+    )
     eng.close()
     if w.fatal is not None:
         raise StoreError(w.fatal)

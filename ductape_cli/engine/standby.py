@@ -144,6 +144,10 @@ class Standby:
             report=report,
         )
 
+    @property
+    def standing_by(self) -> bool:
+        return self._standing_by
+
     def may_take(self) -> bool:
         """True while this worker holds a slot, takes a free one, or a whole core sits idle."""
         with self._lock:

@@ -31,6 +31,7 @@ Report = Callable[[str], None]
 CLAIM_BACKOFF_CAP = 30.0  # seconds between claims while the store keeps failing
 IDLE_BACKSTOP = 5.0  # with notifications, an idle claimer still looks this often (a lost NOTIFY costs this much)
 TICK_EVERY_LISTENING = 1.0  # schedules are checked this often when claims need no polling
+STANDBY_POLL = 0.5  # a standing-by worker looks for a free slot this often (seconds)
 
 log = logging.getLogger("ductape.worker")
 
@@ -91,8 +92,9 @@ class Worker:
         """Poll now: something was just queued (`serve` calls this after starting a run)."""
         self._wake.set()
 
-    def run(self, *, once: bool = False) -> int:
+    def run(self, *, once: bool = False, ready: Callable[[], None] | None = None) -> int:
         """Work until stopped (or, with `once`, until nothing is due). Returns runs executed.
+        `ready` is called once the claim and execute threads run (after the start-up work).
 
         Message triggers and the outbox relay run beside the claim loops (`engine/triggers.py`);
         with `once`, only the outbox is flushed, after the runs. A store that notifies
@@ -107,7 +109,7 @@ class Worker:
         stop_listening = None if once else self._listen()
         self._listening = stop_listening is not None
         try:
-            processed = self._run_threads(once)
+            processed = self._run_threads(once, ready)
         finally:
             if stop_listening is not None:
                 stop_listening()
@@ -141,7 +143,7 @@ class Worker:
         # Due already but not ours (another worker's, or an expired lease still being watched): poll.
         return self.poll_interval if ahead <= 0 else min(IDLE_BACKSTOP, ahead)
 
-    def _run_threads(self, once: bool) -> int:
+    def _run_threads(self, once: bool, ready: Callable[[], None] | None = None) -> int:
         """One thread claims (as many runs as executors are free, in one claim), `concurrency` threads
         execute; this thread fires schedules and chores."""
         executors = [
@@ -155,13 +157,15 @@ class Worker:
             thread.start()
         try:
             self.tick_chores()
+            if ready is not None:
+                ready()
             while claimer.is_alive():
                 if not once:
                     self.tick_schedules()
                     self.tick_chores()
                 claimer.join(
                     timeout=max(self.poll_interval, TICK_EVERY_LISTENING)
-                    if self._listening
+                    if self._listening or self._standing_by()
                     else self.poll_interval
                 )
             for _ in executors:
@@ -284,7 +288,7 @@ class Worker:
                 return
             if not once and not self._may_take():
                 self._give_back(free)
-                self._wake.wait(self.poll_interval)
+                self._wake.wait(max(self.poll_interval, STANDBY_POLL))
                 self._wake.clear()
                 continue
             self._finished.clear()
@@ -345,6 +349,9 @@ class Worker:
             self._dead_owners(),
             self._stale_leases(now),
         )
+
+    def _standing_by(self) -> bool:
+        return self.standby is not None and self.standby.standing_by
 
     def _may_take(self) -> bool:
         """Whether to claim now: always, or while `standby` says so — and, standing by, while
