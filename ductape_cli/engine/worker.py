@@ -94,7 +94,7 @@ class Worker:
 
     def run(self, *, once: bool = False, ready: Callable[[], None] | None = None) -> int:
         """Work until stopped (or, with `once`, until nothing is due). Returns runs executed.
-        `ready` is called once the claim and execute threads run (after the start-up work).
+        `ready` is called after the start-up work, just before the claim and execute threads start.
 
         Message triggers and the outbox relay run beside the claim loops (`engine/triggers.py`);
         with `once`, only the outbox is flushed, after the runs. A store that notifies
@@ -153,12 +153,12 @@ class Worker:
         claimer = threading.Thread(
             target=self._claim_loop, args=(once,), name="ductape-worker-claim", daemon=True
         )
+        if ready is not None:
+            ready()
         for thread in (*executors, claimer):
             thread.start()
         try:
             self.tick_chores()
-            if ready is not None:
-                ready()
             while claimer.is_alive():
                 if not once:
                     self.tick_schedules()
