@@ -4,13 +4,14 @@ A plain `def` step runs on a thread, so the event loop stays free: the loop's
 thread wakes the step's thread and sleeps, and the step's thread wakes it back.
 On a virtual machine, waking a thread on another, idle vCPU costs 50-100 µs
 (the hypervisor has to schedule that vCPU), more than the rest of a step: 10
-no-op steps ran at 457 workflows/s with the scheduler choosing, 746 with both
-threads on one core. So while a blocking call is the only one in flight on a
-loop, the loop's thread and the call's thread are held to the core the loop's
-thread is on, and the loop's thread gets its own CPU set back when the call
-lands. With two or more in flight (a parallel group) the loop's thread is let
-go at once and further calls run wherever the scheduler puts them, so parallel
-steps keep every core.
+no-op steps ran at 457 workflows/s with the scheduler choosing, 720-746 with
+both wake-ups kept on one core. So while a blocking call is the only one in
+flight on a loop, the loop's thread is held to the core it is on (it sleeps
+there until the call lands, then gets its own CPU set back), and the call's
+thread sleeps on that core between calls — a thread is woken where it may run —
+but runs each call on its whole CPU set, so a long step never keeps a core to
+itself while another process's step waits for the same one. With two or more
+calls in flight (a parallel group) the loop's thread is let go at once.
 
 Nothing is pinned where the platform has no `sched_setaffinity`, where setting
 it is refused, or with `DUCTAPE_SAME_CORE=0`.
@@ -73,23 +74,52 @@ def _refused(exc: OSError) -> None:
     log.debug("cannot set thread CPU affinity (%s); steps run where the scheduler puts them", exc)
 
 
-def hold() -> tuple[int | None, set[int] | None]:
-    """On the loop's thread, as it hands over the only call in flight: hold it to its core.
-    Returns the core and the CPU set the call's thread should have otherwise (None: not held)."""
+class Hold:
+    """Where one blocking call's thread waits and runs. It is woken on `cpu` (where the
+    loop's thread is held while the call is in flight), so it must sleep there; once
+    awake it runs on its whole CPU set (a long step never keeps a core to itself), and
+    it goes back to sleep on `cpu`, where the loop will most likely hand over next.
+    `mask` None: nothing is ever pinned."""
+
+    def __init__(self, cpu: int | None, mask: set[int] | None) -> None:
+        self.cpu, self.mask = cpu, mask
+
+    def place(self) -> None:
+        """On the call's thread, before the call: free to run anywhere in `mask`."""
+        if self.mask is None or not _enabled:
+            return
+        try:
+            if os.sched_getaffinity(0) != self.mask:
+                os.sched_setaffinity(0, self.mask)
+        except OSError as exc:
+            _refused(exc)
+
+    def done(self) -> None:
+        """On the call's thread, after the call: sleep on the loop's core until the next one."""
+        if self.cpu is None or not _enabled:
+            return
+        try:
+            os.sched_setaffinity(0, {self.cpu})
+        except OSError as exc:
+            _refused(exc)
+
+
+def hold() -> Hold:
+    """On the loop's thread, as it hands over the only call in flight: hold it to its core."""
     if not enabled():
-        return None, None
+        return Hold(None, None)
     me = threading.get_ident()
     try:
         mask = _held.get(me) or os.sched_getaffinity(0)
         cpu = _current_cpu()
         if cpu < 0 or cpu not in mask:
-            return None, mask
+            return Hold(None, mask)
         os.sched_setaffinity(0, {cpu})
     except OSError as exc:
         _refused(exc)
-        return None, None
+        return Hold(None, None)
     _held.setdefault(me, mask)
-    return cpu, mask
+    return Hold(cpu, mask)
 
 
 def let_go() -> set[int] | None:
@@ -106,17 +136,3 @@ def let_go() -> set[int] | None:
         _refused(exc)
         return None
     return mask
-
-
-def place(cpu: int | None, mask: set[int] | None) -> None:
-    """On a call's thread: onto `cpu`, or back to `mask` where an earlier call left it held
-    (a new thread inherits the held set of the loop's thread that started it)."""
-    if mask is None or not _enabled:
-        return
-    try:
-        if cpu is not None:
-            os.sched_setaffinity(0, {cpu})
-        elif os.sched_getaffinity(0) != mask:
-            os.sched_setaffinity(0, mask)
-    except OSError as exc:
-        _refused(exc)

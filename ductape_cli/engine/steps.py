@@ -603,7 +603,8 @@ def in_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[A
     future: asyncio.Future[Any] = loop.create_future()
     context = contextvars.copy_context()
     # The only call in flight: both threads on this core; more: wherever the scheduler likes.
-    cpu, mask = same_core.hold() if not _IN_FLIGHT.get(loop) else (None, same_core.let_go())
+    alone = not _IN_FLIGHT.get(loop)
+    hold = same_core.hold() if alone else same_core.Hold(None, same_core.let_go())
 
     def settle(result: Any, error: BaseException | None) -> None:
         if not future.done():
@@ -612,11 +613,12 @@ def in_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[A
     def job() -> None:
         result: Any = None
         error: BaseException | None = None
-        same_core.place(cpu, mask)
+        hold.place()
         try:
             result = context.run(fn, *args)
         except BaseException as exc:  # noqa: BLE001 - carried back to the loop
             error = exc
+        hold.done()
         try:
             loop.call_soon_threadsafe(settle, result, error)
         except RuntimeError:
