@@ -664,7 +664,9 @@ def main() -> None:
 
             for rep in range(1 if args.quick else args.reps):
                 log(f"worker drain {rep + 1}")
-                drain_figure(results, folder / f"drain{rep}", args.quick, len(systems) > 2, log)
+                drain_figure(
+                    results, folder / f"drain{rep}", args.quick, len(systems) > 2, log, rep
+                )
         if "reads" in args.only:
             from scale import reads_figure
 
