@@ -5,6 +5,7 @@ dead-owner and stale-lease lookups done once per poll rather than once per claim
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -149,3 +150,46 @@ def test_a_run_claimed_with_a_finish_goes_back_to_the_queue_when_the_worker_stop
     assert sum(run.status == "completed" for run in runs) == 1
     assert all(run.owner is None and run.lease is None for run in runs)  # nothing left held
     assert [len(runs or []) for _, _, runs in rides] == [1]  # the finish did claim one
+
+
+def test_a_store_error_while_standing_by_does_not_end_the_claimer(
+    queued: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Standing by, the claimer reads the stale leases; a busy store there must not kill it."""
+    from ductape_cli.engine.standby import Standby
+    from ductape_cli.errors import StoreBusy
+
+    engine, ids = queued
+    holder = Standby(tmp_path / "slots", "k", 1, join_when_idle=False, every=0)
+    assert holder.may_take()  # another worker holds the only slot
+    store_class = type(engine.store)
+    real = store_class.expired_leases
+    failures: list[int] = []
+
+    def busy_at_first(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if len(failures) < 2:
+            failures.append(1)
+            raise StoreBusy("the store is busy")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(store_class, "expired_leases", busy_at_first)
+    worker = Worker(
+        engine,
+        poll_interval=0.05,
+        standby=Standby(tmp_path / "slots", "k", 1, join_when_idle=False, every=0),
+    )
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(failures) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        holder.give_back()  # the other worker stops: this one takes over
+        while worker.processed < len(ids) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+    assert len(failures) == 2
+    assert all(engine.result(run_id)["status"] == "completed" for run_id in ids)
+    engine.close()
