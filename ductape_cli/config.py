@@ -59,12 +59,10 @@ class ProjectConfig:
     durability: str = "normal"
     namespace: str = ""  # explicit [project] namespace; empty means the project name
     lease_ttl: float = 30.0  # [worker] lease: how long a claim holds a run without renewal
-    active_per_host: int | None = (
-        None  # [worker] active_per_host: None = the host's cores, 0 = no limit
-    )
-    join_when_idle: bool = (
-        True  # [worker] join_when_idle: a standing-by worker helps while a core idles
-    )
+    # [worker] active_per_host: None = the host's cores, 0 = no limit (engine/standby.py)
+    active_per_host: int | None = None
+    # [worker] join_when_idle: a standing-by worker helps while a whole core idles
+    join_when_idle: bool = True
     envs: dict[str, EnvConfig] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
     text: str = ""
