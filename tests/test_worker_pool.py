@@ -4,6 +4,8 @@ dead-owner and stale-lease lookups done once per poll rather than once per claim
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 
 from ductape_cli.engine.worker import Worker
 from ductape_cli.store import SqliteStore
+from tests.conftest import ductape_subprocess_env
 
 JOB = """
     from ductape_cli import workflow
@@ -193,3 +196,29 @@ def test_a_store_error_while_standing_by_does_not_end_the_claimer(
     assert len(failures) == 2
     assert all(engine.result(run_id)["status"] == "completed" for run_id in ids)
     engine.close()
+
+
+def test_a_worker_of_a_project_without_triggers_starts_without_pydantic(project) -> None:
+    """`ductape worker` looks for triggers as it starts; with none, the component tables
+    (pydantic, ~90 ms of CPU) stay unread."""
+    code = (
+        "import sys\n"
+        "from ductape_cli.config import load_config\n"
+        "from ductape_cli.engine.engine import Engine\n"
+        "from ductape_cli.engine.triggers import Background\n"
+        "engine = Engine(load_config())\n"
+        "engine.registry()\n"
+        "background = Background(engine, print)\n"
+        "background.start()\n"
+        "background.stop()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic')[:3])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project.root,
+        env=ductape_subprocess_env(project.root),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
