@@ -343,3 +343,31 @@ def test_a_terminal_gets_the_rich_tree(echo: Any, cli: Any, monkeypatch: Any) ->
     monkeypatch.setenv("COLUMNS", "160")
     status = re.sub(r"\x1b\[[0-9;]*m", "", cli("status", run_id).stdout)
     assert "├── ✓ first" in status or "└── ✓ first" in status
+
+
+def test_the_live_tree_redraws_on_its_clock_not_on_every_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run of n quick steps drew the whole tree per event: n² lines on a terminal."""
+    from ductape_cli.render.live import LiveProgress
+
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws Live frames only on a terminal
+    monkeypatch.setenv("FORCE_COLOR", "1")
+
+    draws: list[int] = []
+
+    class Counting(LiveProgress):
+        def __rich__(self) -> Any:
+            draws.append(len(self.steps))
+            return super().__rich__()
+
+    live = Counting("many")
+    try:
+        for n in range(200):
+            live("step_started", {"tag": f"s{n}"})
+            live("step_completed", {"tag": f"s{n}", "duration_ms": 1})
+    finally:
+        live.close()
+    assert len(live.steps) == 200 and all(s["status"] == "completed" for s in live.steps.values())
+    assert draws and draws[-1] == 200  # the last frame shows every step
+    assert len(draws) < 20, len(draws)  # 400 events, a handful of frames
